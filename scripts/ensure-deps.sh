@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what `npm test`, `npm run demo` and `npm run bench` need when it is missing:
+# npm dependencies, and nats-server and etcd from Debian's packages. Idempotent and quiet
+# when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ensure-deps: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+missing=()
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-deps: installing ${missing[*]} from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    # Debian enables services on the default ports; we never use them (every test and the
+    # demo start their own servers on free ports), and policy-rc.d keeps them from starting.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || { rm -f /usr/sbin/policy-rc.d; exit 1; }
+    rm -f /usr/sbin/policy-rc.d
+  else
+    echo "ensure-deps: missing ${missing[*]}." >&2
+    echo "  Install them as root: apt-get install ${missing[*]}" >&2
+    echo "  (or put nats-server >= 2.9 and etcd >= 3.4 on PATH)." >&2
+    exit 1
+  fi
+fi

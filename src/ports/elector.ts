@@ -1,0 +1,59 @@
+/** What the leader key holds: who the primary is, for discovery and fencing. */
+export interface LeaderInfo {
+  readonly nodeId: string;
+  /** Where the node answers status and admin requests (free-form, e.g. `http://127.0.0.1:9100`). */
+  readonly address: string;
+}
+
+/** The leader as etcd (or the simulation) sees it; `epoch` is the leader key's create revision. */
+export interface LeaderView extends LeaderInfo {
+  readonly epoch: number;
+}
+
+export type CampaignResult =
+  | { readonly won: true; readonly epoch: number }
+  | { readonly won: false; readonly leader: LeaderView | null };
+
+/** One node's registration in the member registry, bound to its lease. */
+export interface MemberRecord {
+  readonly nodeId: string;
+  readonly role: string;
+  readonly epoch: number;
+  readonly appliedSeq: number;
+  readonly address: string;
+  readonly updatedAt: number;
+}
+
+/**
+ * Leadership for one node: a lease kept alive in the background, a leader key bound to it.
+ *
+ * Promises: at most one holder of the leader key at a time; each win has an epoch larger
+ * than every earlier one; `leaseDeadline()` is a time before which the lease cannot have
+ * expired in the store, computed from when the last successful keep-alive was sent, so a
+ * node that checks it before acting never acts on an expired lease - even after a pause.
+ */
+export interface Elector {
+  /** Grants the lease (once) and starts keeping it alive. */
+  start(): Promise<void>;
+  /** Tries once to create the leader key. Resolves lost (with the holder) when it exists. */
+  campaign(info: LeaderInfo): Promise<CampaignResult>;
+  /** The current leader, read now. */
+  leader(): Promise<LeaderView | null>;
+  /**
+   * Calls `onChange` with the leader (or null when the key is gone) at once and on every
+   * change, until the returned function is called.
+   */
+  observe(onChange: (leader: LeaderView | null) => void): () => void;
+  /** Clock time (ms) after which this node must not act on its lease. Synchronous. */
+  leaseDeadline(): number;
+  /** Called once when the lease is lost (expired, revoked, or its deadline passed). */
+  onLeaseLost(handler: (reason: string) => void): () => void;
+  /** Deletes the leader key if this node holds it and revokes the lease. */
+  resign(): Promise<void>;
+  /** Registers or updates this node's member record (bound to its lease). */
+  publishMember(record: MemberRecord): Promise<void>;
+  /** Every registered member. */
+  members(): Promise<MemberRecord[]>;
+  /** Stops keep-alives and closes connections, without revoking. */
+  close(): Promise<void>;
+}

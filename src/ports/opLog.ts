@@ -1,0 +1,113 @@
+import type { OpLogEntry } from '../domain/entry.ts';
+
+/** Where a message sits in the stream, and which entries it holds. */
+export interface AppendAck {
+  /** The stream sequence the message was stored at. */
+  readonly streamSeq: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+}
+
+/** One stream message as a follower sees it: a batch of consecutive entries. */
+export interface LogBatch {
+  readonly streamSeq: number;
+  readonly entries: readonly OpLogEntry[];
+}
+
+/** The first and last entry the stream still retains (both 0 when it holds none). */
+export interface LogBounds {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** The stream sequence of the last message (0 when the stream is empty). */
+  readonly lastStreamSeq: number;
+}
+
+/**
+ * The cluster's operation log.
+ *
+ * Promises: entries are stored in append order; a message is stored only when the stream's
+ * last sequence equals the sequence the writer expected (fencing), so two writers can never
+ * both extend one history; a follower sees every stored entry exactly once, in seq order.
+ */
+export interface OpLog {
+  /**
+   * Opens a fenced writer. Its first message is stored only if the stream's last message is
+   * `expectedLastStreamSeq`; each later message only right after the writer's previous one.
+   */
+  openWriter(options: { readonly expectedLastStreamSeq: number }): OpLogWriter;
+  /**
+   * Follows the log from entry `fromSeq` on, batch by batch, until `close()` or an error.
+   * Fails with {@link NotRetainedError} when `fromSeq` is older than the first retained entry.
+   */
+  follow(fromSeq: number): LogFollower;
+  /** The retained range, read now from the stream. */
+  bounds(): Promise<LogBounds>;
+  /** Releases connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Appends for one primary. Appends are pipelined (many in flight) and group-committed (the
+ * entries handed over at one moment may share a message). Entries must be contiguous across
+ * calls.
+ */
+export interface OpLogWriter {
+  /**
+   * Resolves once every entry is acknowledged by the stream. Rejects with
+   * {@link FencedError} when another writer has appended: then this and every later append
+   * reject too. Never resolves for an entry whose storage is not confirmed.
+   */
+  append(entries: readonly OpLogEntry[]): Promise<AppendAck>;
+  /** True once an append was rejected by the fence; every later append rejects. */
+  readonly fenced: boolean;
+  /** Stops accepting appends; appends in flight still settle. */
+  close(): Promise<void>;
+}
+
+/** An async iterable of batches that can be stopped. */
+export interface LogFollower extends AsyncIterable<LogBatch> {
+  close(): void;
+}
+
+/** Another writer extended the log: this writer's view of the stream is stale. */
+export class FencedError extends Error {
+  override readonly name = 'FencedError';
+  readonly retryable = true;
+  constructor(
+    /** The stream sequence this writer expected to be last. */
+    readonly expectedStreamSeq: number,
+    /** The stream's real last sequence, when the server said it. */
+    readonly actualStreamSeq: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `fenced: expected last stream seq ${expectedStreamSeq}, stream is at ${actualStreamSeq ?? 'unknown'}`,
+      options,
+    );
+  }
+}
+
+/** The stream no longer retains the requested entry: the node must full-sync. */
+export class NotRetainedError extends Error {
+  override readonly name = 'NotRetainedError';
+  constructor(
+    readonly requestedSeq: number,
+    readonly firstRetainedSeq: number,
+    options?: ErrorOptions,
+  ) {
+    super(`entry ${requestedSeq} is no longer retained (first is ${firstRetainedSeq})`, options);
+  }
+}
+
+/** An append whose acknowledgement never came and whose fate could not be confirmed. */
+export class AmbiguousAppendError extends Error {
+  override readonly name = 'AmbiguousAppendError';
+  readonly retryable = true;
+  constructor(
+    readonly firstSeq: number,
+    readonly lastSeq: number,
+    options?: ErrorOptions,
+  ) {
+    super(`append of entries ${firstSeq}..${lastSeq} could not be confirmed`, options);
+  }
+}
