@@ -1,0 +1,374 @@
+import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import type { CampaignResult, LeaderView } from '../src/ports/elector.ts';
+
+/** Settings that shape the machine's decisions; the runtime fills them from flags. */
+export interface MasterNodeInput {
+  readonly nodeId: string;
+  /** A standby whose lag (entries) is above this does not campaign. */
+  readonly maxLagForPromotion: number;
+  /** The least wait (ms) between seeing the leader key gone and campaigning. */
+  readonly campaignBaseDelayMs: number;
+  /** Extra wait (ms) per entry of lag, so the most caught-up standby usually wins. */
+  readonly campaignDelayPerEntryMs: number;
+  /** The most a standby waits before campaigning, however far behind (ms). */
+  readonly campaignMaxDelayMs: number;
+  /** Wait (ms) before a failed full sync or start is tried again. */
+  readonly retryDelayMs: number;
+}
+
+export interface MasterNodeContext extends MasterNodeInput {
+  /** The leader as last observed; null when the leader key is gone; undefined before the first read. */
+  readonly leader: LeaderView | null | undefined;
+  /** The last entry folded into the committed state. */
+  readonly appliedSeq: number;
+  /** The last entry the log holds, as last seen by the follower. */
+  readonly logLastSeq: number;
+  /** This node's epoch while it is (or was last) primary; 0 if never. */
+  readonly epoch: number;
+  /** False after a verification round that needed a full sync, until the sync is done. */
+  readonly verificationHealthy: boolean;
+  /** Why the node last left `primary` or `standby` against its will. */
+  readonly lastFault: string | undefined;
+  /** How many times this node became primary. */
+  readonly promotions: number;
+  /** How many times this node was fenced. */
+  readonly fences: number;
+}
+
+/** What a follower reports as it folds the log. */
+export interface FollowProgress {
+  readonly appliedSeq: number;
+  readonly logLastSeq: number;
+}
+
+/** What promotion produced: the fence is in the log at `appliedSeq`. */
+export interface PromotionOutput {
+  readonly epoch: number;
+  readonly appliedSeq: number;
+}
+
+/** Why a node must stop acting as primary. */
+export type FenceReason = 'fenced' | 'lease.lost' | 'lease.deadline' | 'leader.changed';
+
+/** Events the machine accepts. The runtime's actors send the `oplog.*`, `leader.*`, `lease.*` ones. */
+export type MasterNodeEvent =
+  /** The leader key changed (null: it is gone). Sent by the `watchLeader` actor. */
+  | { type: 'leader.changed'; leader: LeaderView | null }
+  /** The follower folded more entries. */
+  | ({ type: 'oplog.progress' } & FollowProgress)
+  /** The follower cannot continue from the stream: entries are gone, corrupt or out of order. */
+  | { type: 'oplog.needsSync'; reason: string }
+  /** A verification round finished; `needsFullSync` asks for `syncing`. */
+  | { type: 'verify.done'; healthy: boolean; needsFullSync: boolean }
+  /** The primary's write path was rejected by the fence: another primary has written. */
+  | { type: 'oplog.fenced'; reason: string }
+  /** The lease is gone or its local deadline passed: stop acting as primary now. */
+  | { type: 'lease.lost'; reason: string }
+  /** Stop the node; a primary hands over first (graceful shutdown, planned switchover). */
+  | { type: 'node.stop' };
+
+export const masterNodeMachine = setup({
+  types: {
+    context: {} as MasterNodeContext,
+    events: {} as MasterNodeEvent,
+    input: {} as MasterNodeInput,
+  },
+  actors: {
+    /** Connects adapters, starts the lease; resolves with the committed seq the node starts from. */
+    startNode: fromPromise<{ appliedSeq: number }, { nodeId: string }>(() => {
+      throw new Error('startNode is provided by the runtime');
+    }),
+    /** Follows the log from the committed seq; sends `oplog.progress` / `oplog.needsSync`. */
+    followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(() => {
+      throw new Error('followLog is provided by the runtime');
+    }),
+    /** Watches the leader key; sends `leader.changed` at once and on every change. */
+    watchLeader: fromCallback<MasterNodeEvent, { nodeId: string }>(() => {
+      throw new Error('watchLeader is provided by the runtime');
+    }),
+    /** Periodic verification against the primary; sends `verify.done`. */
+    verify: fromCallback<MasterNodeEvent, { nodeId: string }>(() => () => undefined),
+    /** Rebuilds the committed state from a full sync; resolves with its seq. */
+    fullSync: fromPromise<{ appliedSeq: number }, { nodeId: string }>(() => {
+      throw new Error('fullSync is provided by the runtime');
+    }),
+    /** One campaign for the leader key. */
+    campaign: fromPromise<CampaignResult, { nodeId: string }>(() => {
+      throw new Error('campaign is provided by the runtime');
+    }),
+    /** Drains the log to its end and appends the EPOCH fence. */
+    promote: fromPromise<PromotionOutput, { nodeId: string; epoch: number }>(() => {
+      throw new Error('promote is provided by the runtime');
+    }),
+    /** Serves clients as primary; sends `oplog.fenced` / `lease.lost`. */
+    serve: fromCallback<MasterNodeEvent, { nodeId: string; epoch: number }>(() => {
+      throw new Error('serve is provided by the runtime');
+    }),
+    /** Stops serving: fails pending requests as retryable, drops speculative state. */
+    stepDown: fromPromise<{ appliedSeq: number }, { nodeId: string; reason: string }>(() => {
+      throw new Error('stepDown is provided by the runtime');
+    }),
+    /** Planned handover: stop writes, let a standby catch up, resign the leader key. */
+    handOver: fromPromise<{ appliedSeq: number }, { nodeId: string }>(() => {
+      throw new Error('handOver is provided by the runtime');
+    }),
+    /** Releases every connection. */
+    shutdown: fromPromise<void, { nodeId: string }>(() => {
+      throw new Error('shutdown is provided by the runtime');
+    }),
+  },
+  guards: {
+    /** The leader key is gone and this node may campaign (caught up enough, verified, not syncing). */
+    mayCampaign: ({ context }) =>
+      context.leader === null &&
+      context.verificationHealthy &&
+      context.logLastSeq - context.appliedSeq <= context.maxLagForPromotion,
+    /** A leader exists (a campaign is pointless). */
+    leaderPresent: ({ context }) => context.leader !== null && context.leader !== undefined,
+    /** The leader key names someone else, or is gone: a primary must stop. */
+    leaderNotSelf: ({ context, event }) =>
+      event.type === 'leader.changed' &&
+      (event.leader === null ||
+        event.leader.nodeId !== context.nodeId ||
+        event.leader.epoch !== context.epoch),
+  },
+  delays: {
+    /** Longer for a standby further behind, so the most caught-up one usually wins. */
+    campaignDelay: ({ context }) =>
+      Math.min(
+        context.campaignMaxDelayMs,
+        context.campaignBaseDelayMs +
+          Math.max(0, context.logLastSeq - context.appliedSeq) * context.campaignDelayPerEntryMs,
+      ),
+    retryDelay: ({ context }) => context.retryDelayMs,
+  },
+  actions: {
+    recordLeader: assign({
+      leader: ({ event }) => (event.type === 'leader.changed' ? event.leader : null),
+    }),
+    recordProgress: assign(({ context, event }) =>
+      event.type === 'oplog.progress'
+        ? { appliedSeq: event.appliedSeq, logLastSeq: Math.max(event.logLastSeq, event.appliedSeq) }
+        : context,
+    ),
+    recordFault: assign({
+      lastFault: ({ event }) =>
+        'reason' in event && typeof event.reason === 'string' ? event.reason : event.type,
+    }),
+  },
+}).createMachine({
+  id: 'masterNode',
+  context: ({ input }) => ({
+    ...input,
+    leader: undefined,
+    appliedSeq: 0,
+    logLastSeq: 0,
+    epoch: 0,
+    verificationHealthy: true,
+    lastFault: undefined,
+    promotions: 0,
+    fences: 0,
+  }),
+  initial: 'starting',
+  states: {
+    starting: {
+      invoke: {
+        id: 'startNode',
+        src: 'startNode',
+        input: ({ context }) => ({ nodeId: context.nodeId }),
+        onDone: {
+          target: 'running',
+          actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
+        },
+        onError: { target: 'startFailed', actions: 'recordFault' },
+      },
+      on: { 'node.stop': 'stopping' },
+    },
+    startFailed: {
+      after: { retryDelay: 'starting' },
+      on: { 'node.stop': 'stopping' },
+    },
+    running: {
+      invoke: {
+        id: 'watchLeader',
+        src: 'watchLeader',
+        input: ({ context }) => ({ nodeId: context.nodeId }),
+      },
+      on: {
+        'leader.changed': { actions: 'recordLeader' },
+      },
+      initial: 'standby',
+      states: {
+        standby: {
+          invoke: [
+            {
+              id: 'followLog',
+              src: 'followLog',
+              input: ({ context }) => ({ fromSeq: context.appliedSeq + 1 }),
+            },
+            { id: 'verify', src: 'verify', input: ({ context }) => ({ nodeId: context.nodeId }) },
+          ],
+          on: {
+            'oplog.progress': { actions: 'recordProgress' },
+            'oplog.needsSync': { target: 'syncing', actions: 'recordFault' },
+            'verify.done': [
+              {
+                guard: ({ event }) => event.needsFullSync,
+                target: 'syncing',
+                actions: assign({ verificationHealthy: false, lastFault: 'verification' }),
+              },
+              { actions: assign({ verificationHealthy: ({ event }) => event.healthy }) },
+            ],
+            'node.stop': '#masterNode.stopping',
+          },
+          initial: 'following',
+          states: {
+            following: {
+              always: { guard: 'mayCampaign', target: 'awaitingCampaign' },
+            },
+            awaitingCampaign: {
+              always: { guard: 'leaderPresent', target: 'following' },
+              after: { campaignDelay: '#masterNode.running.candidate' },
+            },
+          },
+        },
+        syncing: {
+          invoke: {
+            id: 'fullSync',
+            src: 'fullSync',
+            input: ({ context }) => ({ nodeId: context.nodeId }),
+            onDone: {
+              target: 'standby',
+              actions: assign({
+                appliedSeq: ({ event }) => event.output.appliedSeq,
+                logLastSeq: ({ context, event }) =>
+                  Math.max(context.logLastSeq, event.output.appliedSeq),
+                verificationHealthy: true,
+              }),
+            },
+            onError: { target: 'syncFailed', actions: 'recordFault' },
+          },
+          on: { 'node.stop': '#masterNode.stopping' },
+        },
+        syncFailed: {
+          after: { retryDelay: 'syncing' },
+          on: { 'node.stop': '#masterNode.stopping' },
+        },
+        candidate: {
+          initial: 'campaigning',
+          on: { 'node.stop': '#masterNode.stopping' },
+          states: {
+            campaigning: {
+              invoke: {
+                id: 'campaign',
+                src: 'campaign',
+                input: ({ context }) => ({ nodeId: context.nodeId }),
+                onDone: [
+                  {
+                    guard: ({ event }) => event.output.won,
+                    target: 'promoting',
+                    actions: assign({
+                      epoch: ({ event }) => (event.output.won ? event.output.epoch : 0),
+                    }),
+                  },
+                  {
+                    target: '#masterNode.running.standby',
+                    actions: assign({
+                      leader: ({ event }) => (event.output.won ? null : event.output.leader),
+                    }),
+                  },
+                ],
+                onError: {
+                  target: '#masterNode.running.standby',
+                  actions: 'recordFault',
+                },
+              },
+            },
+            promoting: {
+              invoke: {
+                id: 'promote',
+                src: 'promote',
+                input: ({ context }) => ({ nodeId: context.nodeId, epoch: context.epoch }),
+                onDone: {
+                  target: '#masterNode.running.primary',
+                  actions: assign({
+                    appliedSeq: ({ event }) => event.output.appliedSeq,
+                    logLastSeq: ({ event }) => event.output.appliedSeq,
+                    promotions: ({ context }) => context.promotions + 1,
+                  }),
+                },
+                onError: { target: '#masterNode.running.fenced', actions: 'recordFault' },
+              },
+              on: {
+                'lease.lost': { target: '#masterNode.running.fenced', actions: 'recordFault' },
+              },
+            },
+          },
+        },
+        primary: {
+          invoke: {
+            id: 'serve',
+            src: 'serve',
+            input: ({ context }) => ({ nodeId: context.nodeId, epoch: context.epoch }),
+          },
+          on: {
+            'oplog.progress': { actions: 'recordProgress' },
+            'oplog.fenced': { target: 'fenced', actions: 'recordFault' },
+            'lease.lost': { target: 'fenced', actions: 'recordFault' },
+            'leader.changed': {
+              guard: 'leaderNotSelf',
+              target: 'fenced',
+              actions: ['recordLeader', assign({ lastFault: 'leader.changed' })],
+            },
+            'node.stop': 'handingOver',
+          },
+        },
+        handingOver: {
+          invoke: {
+            id: 'handOver',
+            src: 'handOver',
+            input: ({ context }) => ({ nodeId: context.nodeId }),
+            onDone: {
+              target: '#masterNode.stopping',
+              actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
+            },
+            onError: { target: '#masterNode.stopping', actions: 'recordFault' },
+          },
+        },
+        fenced: {
+          entry: assign({ fences: ({ context }) => context.fences + 1 }),
+          invoke: {
+            id: 'stepDown',
+            src: 'stepDown',
+            input: ({ context }) => ({
+              nodeId: context.nodeId,
+              reason: context.lastFault ?? 'fenced',
+            }),
+            onDone: {
+              target: 'standby',
+              actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
+            },
+            onError: { target: 'standby', actions: 'recordFault' },
+          },
+          on: { 'node.stop': '#masterNode.stopping' },
+        },
+      },
+    },
+    stopping: {
+      invoke: {
+        id: 'shutdown',
+        src: 'shutdown',
+        input: ({ context }) => ({ nodeId: context.nodeId }),
+        onDone: 'stopped',
+        onError: { target: 'stopped', actions: 'recordFault' },
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});
+
+export type MasterNodeMachine = typeof masterNodeMachine;
+
+/** The role a state stands for, as `status` and `/metrics` show it. */
+export type NodeRole =
+  'starting' | 'standby' | 'syncing' | 'candidate' | 'primary' | 'fenced' | 'stopping' | 'stopped';
