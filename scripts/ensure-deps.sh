@@ -22,9 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq >&2
     # Debian enables services on the default ports; we never use them (every test and the
     # demo start their own servers on free ports), and policy-rc.d keeps them from starting.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || { rm -f /usr/sbin/policy-rc.d; exit 1; }
-    rm -f /usr/sbin/policy-rc.d
+    own_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      own_policy=1
+    fi
+    status=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || status=$?
+    [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+    [ "$status" = 0 ] || exit "$status"
   else
     echo "ensure-deps: missing ${missing[*]}." >&2
     echo "  Install them as root: apt-get install ${missing[*]}" >&2

@@ -1,0 +1,200 @@
+/**
+ * Binary codec of OpLog entries and batches (version 1).
+ *
+ * Entry frame (big-endian):
+ * ```
+ * u8 version=1 | u8 op | f64 seq | f64 epoch | f64 ts | u32 checksum | u32 prefixHash
+ * | u32 keyLen | key (UTF-8) | u32 payloadLen | payload | u32 frameCrc
+ * ```
+ * `frameCrc` is CRC32 of every byte before it, checked before anything else is read, so any
+ * change of up to 4 consecutive bytes (in particular any single byte) is rejected.
+ *
+ * Batch (big-endian): `u8 version=1 | u8 'B' | u32 count | (u32 frameLen | frame)* | u32 batchCrc`.
+ */
+import CRC32 from 'crc-32';
+import { prefixHash } from './checksum.ts';
+import { OP_TYPES, type OpLogEntry, type OpType } from './entry.ts';
+import { MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES } from './limits.ts';
+
+export type CodecErrorReason = 'truncated' | 'garbled' | 'checksum';
+
+/** Bytes that are not a valid encoded entry or batch. Never retryable: the bytes are bad. */
+export class CodecError extends Error {
+  override readonly name = 'CodecError';
+  readonly retryable = false;
+  constructor(
+    readonly reason: CodecErrorReason,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${reason}: ${message}`, options);
+  }
+}
+
+const VERSION = 1;
+const BATCH_TAG = 0x42; // 'B'
+const HEADER_BYTES = 1 + 1 + 8 * 3 + 4 + 4 + 4;
+const MIN_ENTRY_BYTES = HEADER_BYTES + 4 + 4;
+/** Largest payload accepted by the decoder (64 MiB). */
+export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const OP_CODE = new Map<OpType, number>(OP_TYPES.map((op, i) => [op, i]));
+const MAX_KEY = Math.max(MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES);
+
+function crc(bytes: Uint8Array): number {
+  return CRC32.buf(bytes, 0) >>> 0;
+}
+
+function isU32(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+}
+
+function isSafeNonNegative(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+function checkEntryFields(entry: OpLogEntry, keyBytes: Uint8Array): void {
+  if (!isSafeNonNegative(entry.seq) || entry.seq < 1)
+    throw new CodecError('garbled', `bad seq ${String(entry.seq)}`);
+  if (!isSafeNonNegative(entry.epoch))
+    throw new CodecError('garbled', `bad epoch ${String(entry.epoch)}`);
+  if (!isSafeNonNegative(entry.ts)) throw new CodecError('garbled', `bad ts ${String(entry.ts)}`);
+  if (!OP_CODE.has(entry.op)) throw new CodecError('garbled', `bad op ${String(entry.op)}`);
+  if (!isU32(entry.checksum) || !isU32(entry.prefixHash))
+    throw new CodecError('garbled', 'bad checksum fields');
+  if (keyBytes.length > MAX_KEY)
+    throw new CodecError('garbled', `key longer than ${MAX_KEY} bytes`);
+  if (entry.payload.length > MAX_PAYLOAD_BYTES)
+    throw new CodecError('garbled', `payload over ${MAX_PAYLOAD_BYTES} bytes`);
+  if (entry.checksum !== crc(entry.payload))
+    throw new CodecError('checksum', `entry ${entry.seq}: checksum != CRC32(payload)`);
+  if (entry.prefixHash !== prefixHash(entry.key))
+    throw new CodecError('checksum', `entry ${entry.seq}: prefixHash does not match key`);
+}
+
+/** Encodes one entry. Throws CodecError when the entry itself is inconsistent (bad checksum...). */
+export function encodeEntry(entry: OpLogEntry): Uint8Array {
+  const keyBytes = encoder.encode(entry.key);
+  checkEntryFields(entry, keyBytes);
+  const out = new Uint8Array(MIN_ENTRY_BYTES + keyBytes.length + entry.payload.length);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  view.setUint8(at, VERSION);
+  view.setUint8(at + 1, OP_CODE.get(entry.op) ?? 0);
+  view.setFloat64(at + 2, entry.seq);
+  view.setFloat64(at + 10, entry.epoch);
+  view.setFloat64(at + 18, entry.ts);
+  view.setUint32(at + 26, entry.checksum);
+  view.setUint32(at + 30, entry.prefixHash);
+  view.setUint32(at + 34, keyBytes.length);
+  at += HEADER_BYTES;
+  out.set(keyBytes, at);
+  at += keyBytes.length;
+  view.setUint32(at, entry.payload.length);
+  at += 4;
+  out.set(entry.payload, at);
+  at += entry.payload.length;
+  view.setUint32(at, crc(out.subarray(0, at)));
+  return out;
+}
+
+/** Decodes one entry, validating its frame CRC, lengths, op code, checksum and prefixHash. */
+export function decodeEntry(bytes: Uint8Array): OpLogEntry {
+  if (bytes.length < MIN_ENTRY_BYTES)
+    throw new CodecError('truncated', `entry of ${bytes.length} bytes`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.length - 4;
+  if (view.getUint32(end) !== crc(bytes.subarray(0, end))) {
+    throw new CodecError('checksum', 'entry frame CRC mismatch');
+  }
+  if (view.getUint8(0) !== VERSION)
+    throw new CodecError('garbled', `unknown version ${view.getUint8(0)}`);
+  const op = OP_TYPES[view.getUint8(1)];
+  if (op === undefined) throw new CodecError('garbled', `unknown op code ${view.getUint8(1)}`);
+  const keyLen = view.getUint32(34);
+  if (keyLen > MAX_KEY) throw new CodecError('garbled', `key length ${keyLen}`);
+  if (HEADER_BYTES + keyLen + 4 > end) throw new CodecError('truncated', 'key runs past the frame');
+  const payloadLen = view.getUint32(HEADER_BYTES + keyLen);
+  if (HEADER_BYTES + keyLen + 4 + payloadLen !== end) {
+    throw new CodecError('garbled', 'payload length does not match the frame');
+  }
+  let key: string;
+  try {
+    key = decoder.decode(bytes.subarray(HEADER_BYTES, HEADER_BYTES + keyLen));
+  } catch (cause) {
+    throw new CodecError('garbled', 'key is not UTF-8', { cause });
+  }
+  const payloadAt = HEADER_BYTES + keyLen + 4;
+  const entry: OpLogEntry = {
+    seq: view.getFloat64(2),
+    epoch: view.getFloat64(10),
+    ts: view.getFloat64(18),
+    op,
+    key,
+    payload: bytes.slice(payloadAt, payloadAt + payloadLen),
+    checksum: view.getUint32(26),
+    prefixHash: view.getUint32(30),
+  };
+  checkEntryFields(entry, bytes.subarray(HEADER_BYTES, HEADER_BYTES + keyLen));
+  return entry;
+}
+
+/** Encodes consecutive entries as one batch (count, frames, batch CRC). */
+export function encodeBatch(entries: readonly OpLogEntry[]): Uint8Array {
+  checkContiguous(entries);
+  const frames = entries.map(encodeEntry);
+  const total = 2 + 4 + frames.reduce((n, f) => n + 4 + f.length, 0) + 4;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, VERSION);
+  view.setUint8(1, BATCH_TAG);
+  view.setUint32(2, frames.length);
+  let at = 6;
+  for (const frame of frames) {
+    view.setUint32(at, frame.length);
+    out.set(frame, at + 4);
+    at += 4 + frame.length;
+  }
+  view.setUint32(at, crc(out.subarray(0, at)));
+  return out;
+}
+
+/** Decodes a batch, validating its CRC, every frame, and that the seqs are consecutive. */
+export function decodeBatch(bytes: Uint8Array): OpLogEntry[] {
+  if (bytes.length < 10) throw new CodecError('truncated', `batch of ${bytes.length} bytes`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.length - 4;
+  if (view.getUint32(end) !== crc(bytes.subarray(0, end))) {
+    throw new CodecError('checksum', 'batch CRC mismatch');
+  }
+  if (view.getUint8(0) !== VERSION || view.getUint8(1) !== BATCH_TAG) {
+    throw new CodecError('garbled', 'not a version 1 batch');
+  }
+  const count = view.getUint32(2);
+  if (count > (end - 6) / (4 + MIN_ENTRY_BYTES))
+    throw new CodecError('garbled', `count ${count} too large`);
+  const entries: OpLogEntry[] = [];
+  let at = 6;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > end) throw new CodecError('truncated', `frame ${i} header past the end`);
+    const len = view.getUint32(at);
+    if (at + 4 + len > end) throw new CodecError('truncated', `frame ${i} past the end`);
+    entries.push(decodeEntry(bytes.subarray(at + 4, at + 4 + len)));
+    at += 4 + len;
+  }
+  if (at !== end) throw new CodecError('garbled', `${end - at} trailing bytes`);
+  checkContiguous(entries);
+  return entries;
+}
+
+function checkContiguous(entries: readonly OpLogEntry[]): void {
+  for (let i = 1; i < entries.length; i++) {
+    const prev = entries[i - 1];
+    const cur = entries[i];
+    if (prev !== undefined && cur !== undefined && cur.seq !== prev.seq + 1) {
+      throw new CodecError('garbled', `seq ${cur.seq} follows ${prev.seq}`);
+    }
+  }
+}

@@ -1,0 +1,219 @@
+import CRC32 from 'crc-32';
+import { prefixHash } from './checksum.ts';
+import { CodecError } from './codec.ts';
+import type { OpLogEntry } from './entry.ts';
+import {
+  MAX_EVICTION_KEYS,
+  MAX_KEY_BYTES,
+  MAX_NODE_ID_BYTES,
+  MAX_OBJECT_SIZE,
+  MAX_REPLICAS,
+  MAX_SAFE,
+  MAX_SEGMENT_ID_BYTES,
+  MAX_SEGMENT_SIZE,
+} from './limits.ts';
+import type { LoggedEvent, MetadataEvent, Replica } from './types.ts';
+import { checkInteger, checkString, isRecord } from './validate.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The entry key of an event: the object key, the segment id, or '' (EVICTION, EPOCH). */
+export function eventKey(event: MetadataEvent): string {
+  switch (event.op) {
+    case 'MOUNT_SEGMENT':
+    case 'UNMOUNT_SEGMENT':
+      return event.segmentId;
+    case 'PUT_START':
+    case 'PUT_END':
+    case 'PUT_REVOKE':
+    case 'REMOVE':
+      return event.key;
+    case 'EVICTION':
+    case 'EPOCH':
+      return '';
+  }
+}
+
+/** A canonical plain copy of the event (fixed field order, no extra fields). */
+function canonical(event: MetadataEvent): MetadataEvent {
+  switch (event.op) {
+    case 'MOUNT_SEGMENT':
+      return { op: event.op, segmentId: event.segmentId, nodeId: event.nodeId, size: event.size };
+    case 'UNMOUNT_SEGMENT':
+      return { op: event.op, segmentId: event.segmentId };
+    case 'PUT_START':
+      return {
+        op: event.op,
+        key: event.key,
+        size: event.size,
+        replicas: event.replicas.map((r) => ({
+          segmentId: r.segmentId,
+          nodeId: r.nodeId,
+          offset: r.offset,
+          length: r.length,
+          status: r.status,
+        })),
+      };
+    case 'PUT_END':
+    case 'PUT_REVOKE':
+    case 'REMOVE':
+      return { op: event.op, key: event.key };
+    case 'EVICTION':
+      return { op: event.op, keys: [...event.keys] };
+    case 'EPOCH':
+      return { op: event.op, epoch: event.epoch, nodeId: event.nodeId };
+  }
+}
+
+function bad(message: string): never {
+  throw new CodecError('garbled', `payload: ${message}`);
+}
+
+function check(error: { message: string } | undefined): void {
+  if (error !== undefined) bad(error.message);
+}
+
+function exactKeys(value: Record<string, unknown>, keys: readonly string[]): void {
+  const got = Object.keys(value);
+  if (got.length !== keys.length || !keys.every((k) => Object.hasOwn(value, k))) {
+    bad(`fields ${got.join(',')} (expected ${keys.join(',')})`);
+  }
+}
+
+function parseReplica(value: unknown): Replica {
+  if (!isRecord(value)) bad('replica is not an object');
+  exactKeys(value, ['segmentId', 'nodeId', 'offset', 'length', 'status']);
+  check(checkString(value['segmentId'], 'segmentId', MAX_SEGMENT_ID_BYTES));
+  check(checkString(value['nodeId'], 'nodeId', MAX_NODE_ID_BYTES));
+  check(checkInteger(value['offset'], 'offset', 0, MAX_SEGMENT_SIZE));
+  check(checkInteger(value['length'], 'length', 1, MAX_OBJECT_SIZE));
+  if (value['status'] !== 'processing' && value['status'] !== 'complete') bad('bad replica status');
+  return value as unknown as Replica;
+}
+
+/** Checks that a decoded JSON value is a well-formed event within the limits. */
+export function parseEvent(value: unknown): MetadataEvent {
+  if (!isRecord(value)) bad('not an object');
+  switch (value['op']) {
+    case 'MOUNT_SEGMENT':
+      exactKeys(value, ['op', 'segmentId', 'nodeId', 'size']);
+      check(checkString(value['segmentId'], 'segmentId', MAX_SEGMENT_ID_BYTES));
+      check(checkString(value['nodeId'], 'nodeId', MAX_NODE_ID_BYTES));
+      check(checkInteger(value['size'], 'size', 1, MAX_SEGMENT_SIZE));
+      break;
+    case 'UNMOUNT_SEGMENT':
+      exactKeys(value, ['op', 'segmentId']);
+      check(checkString(value['segmentId'], 'segmentId', MAX_SEGMENT_ID_BYTES));
+      break;
+    case 'PUT_START': {
+      exactKeys(value, ['op', 'key', 'size', 'replicas']);
+      check(checkString(value['key'], 'key', MAX_KEY_BYTES));
+      check(checkInteger(value['size'], 'size', 1, MAX_OBJECT_SIZE));
+      const replicas = value['replicas'];
+      if (!Array.isArray(replicas) || replicas.length < 1 || replicas.length > MAX_REPLICAS) {
+        bad(`replicas must be 1..${MAX_REPLICAS}`);
+      }
+      replicas.forEach(parseReplica);
+      break;
+    }
+    case 'PUT_END':
+    case 'PUT_REVOKE':
+    case 'REMOVE':
+      exactKeys(value, ['op', 'key']);
+      check(checkString(value['key'], 'key', MAX_KEY_BYTES));
+      break;
+    case 'EVICTION': {
+      exactKeys(value, ['op', 'keys']);
+      const keys = value['keys'];
+      if (!Array.isArray(keys) || keys.length < 1 || keys.length > MAX_EVICTION_KEYS) {
+        bad(`keys must be 1..${MAX_EVICTION_KEYS}`);
+      }
+      for (const key of keys) check(checkString(key, 'key', MAX_KEY_BYTES));
+      break;
+    }
+    case 'EPOCH':
+      exactKeys(value, ['op', 'epoch', 'nodeId']);
+      check(checkInteger(value['epoch'], 'epoch', 0, MAX_SAFE));
+      check(checkString(value['nodeId'], 'nodeId', MAX_NODE_ID_BYTES));
+      break;
+    default:
+      bad(`unknown op ${JSON.stringify(value['op'])}`);
+  }
+  return value as unknown as MetadataEvent;
+}
+
+/** Encodes an event as its payload bytes (canonical JSON, UTF-8). */
+export function encodeEvent(event: MetadataEvent): Uint8Array {
+  return encoder.encode(JSON.stringify(canonical(event)));
+}
+
+/** Decodes and validates payload bytes. Throws CodecError. */
+export function decodeEvent(payload: Uint8Array): MetadataEvent {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch (cause) {
+    throw new CodecError('garbled', 'payload is not UTF-8 JSON', { cause });
+  }
+  return parseEvent(value);
+}
+
+/** The OpLog entry of a logged event: fills op, key, payload, checksum and prefixHash. */
+export function toEntry(logged: LoggedEvent): OpLogEntry {
+  const payload = encodeEvent(logged.event);
+  const key = eventKey(logged.event);
+  return {
+    seq: logged.seq,
+    epoch: logged.epoch,
+    ts: logged.ts,
+    op: logged.event.op,
+    key,
+    payload,
+    checksum: CRC32.buf(payload, 0) >>> 0,
+    prefixHash: prefixHash(key),
+  };
+}
+
+/**
+ * The logged event of an entry. Throws {@link CodecError} when the checksum or prefixHash does
+ * not match, the payload is not a valid event, or its op/key disagree with the entry's.
+ */
+export function fromEntry(entry: OpLogEntry): LoggedEvent {
+  if (CRC32.buf(entry.payload, 0) >>> 0 !== entry.checksum) {
+    throw new CodecError('checksum', `entry ${entry.seq}: checksum != CRC32(payload)`);
+  }
+  if (prefixHash(entry.key) !== entry.prefixHash) {
+    throw new CodecError('checksum', `entry ${entry.seq}: prefixHash does not match key`);
+  }
+  const event = decodeEvent(entry.payload);
+  if (event.op !== entry.op)
+    throw new CodecError('garbled', `entry ${entry.seq}: op ${entry.op}, payload ${event.op}`);
+  if (eventKey(event) !== entry.key)
+    throw new CodecError('garbled', `entry ${entry.seq}: key disagrees with payload`);
+  return { seq: entry.seq, epoch: entry.epoch, ts: entry.ts, event };
+}
+
+/** A readable rendering of an entry (for `understudy replay`): the decoded event inside. */
+export function entryToJSON(entry: OpLogEntry): Record<string, unknown> {
+  let event: unknown;
+  try {
+    event = fromEntry(entry).event;
+  } catch (error) {
+    event = { undecodable: error instanceof Error ? error.message : String(error) };
+  }
+  return {
+    seq: entry.seq,
+    epoch: entry.epoch,
+    ts: entry.ts,
+    time:
+      Number.isFinite(entry.ts) && Math.abs(entry.ts) <= 8.64e15
+        ? new Date(entry.ts).toISOString()
+        : null,
+    op: entry.op,
+    key: entry.key,
+    checksum: entry.checksum,
+    prefixHash: entry.prefixHash,
+    event,
+  };
+}
