@@ -1,0 +1,443 @@
+import type { Clock, TimerHandle } from '../../ports/clock.ts';
+import type {
+  CampaignResult,
+  Elector,
+  LeaderInfo,
+  LeaderView,
+  MemberRecord,
+} from '../../ports/elector.ts';
+
+/** A call from a partitioned node: the coordinator cannot be reached. Retryable. */
+export class CoordinatorUnavailableError extends Error {
+  override readonly name = 'CoordinatorUnavailableError';
+  readonly retryable = true;
+  constructor(
+    readonly nodeId: string,
+    readonly operation: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${operation} from ${nodeId}: the coordinator is unreachable`, options);
+  }
+}
+
+/** The elector was used in a way its lifecycle does not allow (before start, after loss, closed). */
+export class MemoryElectorStateError extends Error {
+  override readonly name = 'MemoryElectorStateError';
+  readonly retryable = false;
+  constructor(
+    readonly state: 'notStarted' | 'leaseLost' | 'closed',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+interface Lease {
+  readonly id: number;
+  readonly nodeId: string;
+  readonly ttlMs: number;
+  expiresAt: number;
+  timer: TimerHandle;
+}
+
+interface LeaderKey {
+  readonly view: LeaderView;
+  readonly leaseId: number;
+}
+
+interface Watcher {
+  readonly nodeId: string;
+  readonly onChange: (leader: LeaderView | null) => void;
+  /** The epoch last delivered (0 for "no leader"), undefined before the first delivery. */
+  delivered: number | undefined;
+}
+
+/**
+ * The shared in-memory "etcd" behind every node's {@link createMemoryElector}: leases whose
+ * TTL runs on the clock, a leader key bound to a lease whose create revision (a global
+ * revision counter, bumped by every write) is the epoch, and member records bound to
+ * leases. Everything happens on the given clock, so expiry is deterministic under a
+ * {@link SimClock}.
+ *
+ * Partitions: while a node id is partitioned every call from it fails with
+ * {@link CoordinatorUnavailableError} (so its keep-alives fail and its lease expires here
+ * after the TTL) and its watchers hear nothing; on `heal` they get the current leader.
+ */
+export class MemoryCoordinator {
+  private revisionValue = 0;
+  private nextLeaseId = 1;
+  private readonly leases = new Map<number, Lease>();
+  private leaderKey: LeaderKey | null = null;
+  private readonly memberRecords = new Map<string, { record: MemberRecord; leaseId: number }>();
+  private readonly watchers = new Set<Watcher>();
+  private readonly leaseListeners = new Map<number, (reason: string) => void>();
+  private readonly partitioned = new Set<string>();
+
+  constructor(readonly clock: Clock) {}
+
+  /** The store revision: bumped by every write. */
+  get revision(): number {
+    return this.revisionValue;
+  }
+
+  /** The leader key as stored now (for test assertions; no partition applies). */
+  currentLeader(): LeaderView | null {
+    return this.leaderKey?.view ?? null;
+  }
+
+  /** Ids of the leases alive now. */
+  liveLeases(): number[] {
+    return [...this.leases.keys()];
+  }
+
+  partition(nodeId: string): void {
+    this.partitioned.add(nodeId);
+  }
+
+  heal(nodeId: string): void {
+    this.partitioned.delete(nodeId);
+    this.notifyWatchers();
+  }
+
+  isPartitioned(nodeId: string): boolean {
+    return this.partitioned.has(nodeId);
+  }
+
+  /** Throws {@link CoordinatorUnavailableError} when `nodeId` is partitioned. */
+  reach(nodeId: string, operation: string): void {
+    if (this.partitioned.has(nodeId)) throw new CoordinatorUnavailableError(nodeId, operation);
+  }
+
+  /** Grants a lease of `ttlMs`, expiring on the clock unless kept alive. */
+  grant(nodeId: string, ttlMs: number, onLost: (reason: string) => void): number {
+    this.reach(nodeId, 'grant');
+    const id = this.nextLeaseId++;
+    const lease: Lease = {
+      id,
+      nodeId,
+      ttlMs,
+      expiresAt: this.clock.now() + ttlMs,
+      timer: this.clock.setTimeout(() => this.expire(id), ttlMs),
+    };
+    this.leases.set(id, lease);
+    this.leaseListeners.set(id, onLost);
+    return id;
+  }
+
+  /** Extends the lease to now + TTL; false when it no longer exists. */
+  keepAlive(nodeId: string, leaseId: number): boolean {
+    this.reach(nodeId, 'keepAlive');
+    const lease = this.leases.get(leaseId);
+    if (lease === undefined) return false;
+    lease.timer.clear();
+    lease.expiresAt = this.clock.now() + lease.ttlMs;
+    lease.timer = this.clock.setTimeout(() => this.expire(leaseId), lease.ttlMs);
+    return true;
+  }
+
+  /** Revokes the lease and deletes every key bound to it. */
+  revoke(nodeId: string, leaseId: number): void {
+    this.reach(nodeId, 'revoke');
+    this.dropLease(leaseId, 'revoked');
+  }
+
+  /** Creates the leader key bound to `leaseId` unless it exists. */
+  campaign(nodeId: string, leaseId: number, info: LeaderInfo): CampaignResult {
+    this.reach(nodeId, 'campaign');
+    if (!this.leases.has(leaseId)) {
+      throw new MemoryElectorStateError('leaseLost', `campaign: lease ${leaseId} not found`);
+    }
+    if (this.leaderKey !== null) return { won: false, leader: this.leaderKey.view };
+    const epoch = ++this.revisionValue;
+    this.leaderKey = {
+      view: { nodeId: info.nodeId, address: info.address, epoch },
+      leaseId,
+    };
+    this.notifyWatchers();
+    return { won: true, epoch };
+  }
+
+  leader(nodeId: string): LeaderView | null {
+    this.reach(nodeId, 'leader');
+    return this.currentLeader();
+  }
+
+  /** Deletes the leader key if it is bound to `leaseId`. */
+  resign(nodeId: string, leaseId: number): void {
+    this.reach(nodeId, 'resign');
+    if (this.leaderKey?.leaseId === leaseId) {
+      this.leaderKey = null;
+      this.revisionValue++;
+      this.notifyWatchers();
+    }
+  }
+
+  putMember(nodeId: string, leaseId: number, record: MemberRecord): void {
+    this.reach(nodeId, 'publishMember');
+    if (!this.leases.has(leaseId)) {
+      throw new MemoryElectorStateError('leaseLost', `publishMember: lease ${leaseId} not found`);
+    }
+    this.revisionValue++;
+    this.memberRecords.set(record.nodeId, { record, leaseId });
+  }
+
+  members(nodeId: string): MemberRecord[] {
+    this.reach(nodeId, 'members');
+    return [...this.memberRecords.values()]
+      .map((member) => member.record)
+      .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  /** Watches the leader key for `nodeId`: delivers the current leader, then every change. */
+  watch(nodeId: string, onChange: (leader: LeaderView | null) => void): () => void {
+    const watcher: Watcher = { nodeId, onChange, delivered: undefined };
+    this.watchers.add(watcher);
+    this.deliver(watcher);
+    return () => {
+      this.watchers.delete(watcher);
+    };
+  }
+
+  /** Stops telling the elector of `leaseId` about its loss (the elector closed). */
+  forget(leaseId: number): void {
+    this.leaseListeners.delete(leaseId);
+  }
+
+  private expire(leaseId: number): void {
+    const lease = this.leases.get(leaseId);
+    if (lease === undefined || this.clock.now() < lease.expiresAt) return;
+    this.dropLease(leaseId, 'lease expired');
+  }
+
+  private dropLease(leaseId: number, reason: string): void {
+    const lease = this.leases.get(leaseId);
+    if (lease === undefined) return;
+    lease.timer.clear();
+    this.leases.delete(leaseId);
+    if (this.leaderKey?.leaseId === leaseId) {
+      this.leaderKey = null;
+      this.revisionValue++;
+    }
+    for (const [id, member] of this.memberRecords) {
+      if (member.leaseId === leaseId) {
+        this.memberRecords.delete(id);
+        this.revisionValue++;
+      }
+    }
+    const listener = this.leaseListeners.get(leaseId);
+    this.leaseListeners.delete(leaseId);
+    // A partitioned holder does not hear of it; its own deadline tells it.
+    if (listener !== undefined && !this.partitioned.has(lease.nodeId)) {
+      queueMicrotask(() => listener(reason));
+    }
+    this.notifyWatchers();
+  }
+
+  private notifyWatchers(): void {
+    for (const watcher of [...this.watchers]) this.deliver(watcher);
+  }
+
+  private deliver(watcher: Watcher): void {
+    if (this.partitioned.has(watcher.nodeId)) return;
+    const leader = this.currentLeader();
+    const epoch = leader?.epoch ?? 0;
+    if (watcher.delivered === epoch) return;
+    watcher.delivered = epoch;
+    queueMicrotask(() => {
+      if (this.watchers.has(watcher)) watcher.onChange(leader);
+    });
+  }
+}
+
+export interface MemoryElectorOptions {
+  readonly nodeId: string;
+  readonly ttlMs: number;
+  /** Subtracted from the deadline; default min(500, ttl/5). */
+  readonly marginMs?: number;
+  /** Keep-alive period; default ttl/3. */
+  readonly keepAliveIntervalMs?: number;
+  readonly clock: Clock;
+}
+
+/**
+ * One node's {@link Elector} over a {@link MemoryCoordinator}, with the real adapter's
+ * semantics: keep-alives every ttl/3 on the clock; `leaseDeadline()` = when the last
+ * successful keep-alive (or the grant) was sent + ttl - margin; `onLeaseLost` fires once on
+ * expiry, revocation (`resign`) or the deadline passing; `observe` reports the leader at
+ * once and on every change. All calls settle asynchronously (microtasks).
+ */
+export function createMemoryElector(
+  coord: MemoryCoordinator,
+  options: MemoryElectorOptions,
+): Elector {
+  const { nodeId, ttlMs, clock } = options;
+  const marginMs = options.marginMs ?? Math.min(500, ttlMs / 5);
+  const intervalMs = options.keepAliveIntervalMs ?? ttlMs / 3;
+  let leaseId: number | undefined;
+  let starting: Promise<void> | undefined;
+  let lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
+  let lostReason: string | undefined;
+  let closed = false;
+  let keepAliveTimer: TimerHandle | undefined;
+  let deadlineTimer: TimerHandle | undefined;
+  const lostHandlers = new Set<(reason: string) => void>();
+  const unwatchers = new Set<() => void>();
+
+  const deadline = (): number => lastConfirmedSentAt + ttlMs - marginMs;
+
+  function loseLease(reason: string): void {
+    if (lostReason !== undefined || closed) return;
+    lostReason = reason;
+    keepAliveTimer?.clear();
+    keepAliveTimer = undefined;
+    deadlineTimer?.clear();
+    deadlineTimer = undefined;
+    for (const handler of [...lostHandlers]) {
+      try {
+        handler(reason);
+      } catch {
+        // One handler's failure must not keep the others from hearing of the loss.
+      }
+    }
+  }
+
+  function armDeadlineTimer(): void {
+    deadlineTimer?.clear();
+    deadlineTimer = undefined;
+    if (lostReason !== undefined || closed) return;
+    deadlineTimer = clock.setTimeout(
+      () => {
+        if (clock.now() >= deadline()) {
+          loseLease(`lease deadline passed (${deadline()} <= ${clock.now()})`);
+        } else {
+          armDeadlineTimer();
+        }
+      },
+      Math.max(0, deadline() - clock.now()),
+    );
+  }
+
+  function keepAliveLoop(): void {
+    keepAliveTimer = clock.setTimeout(() => {
+      keepAliveTimer = undefined;
+      if (lostReason !== undefined || closed || leaseId === undefined) return;
+      const sentAt = clock.now();
+      const id = leaseId;
+      // The request reaches the coordinator asynchronously, as over a network.
+      void Promise.resolve().then(() => {
+        if (lostReason !== undefined || closed) return;
+        try {
+          if (coord.keepAlive(nodeId, id)) {
+            lastConfirmedSentAt = Math.max(lastConfirmedSentAt, sentAt);
+            armDeadlineTimer();
+          } else {
+            loseLease('lease expired');
+            return;
+          }
+        } catch {
+          // Unreachable: keep trying; the deadline timer decides when it is lost.
+        }
+        keepAliveLoop();
+      });
+    }, intervalMs);
+  }
+
+  function requireLease(operation: string): number {
+    if (closed) throw new MemoryElectorStateError('closed', `${operation}: elector closed`);
+    if (leaseId === undefined) {
+      throw new MemoryElectorStateError('notStarted', `${operation}: start() first`);
+    }
+    if (lostReason !== undefined || clock.now() >= deadline()) {
+      throw new MemoryElectorStateError(
+        'leaseLost',
+        `${operation}: lease lost (${lostReason ?? 'deadline passed'})`,
+      );
+    }
+    return leaseId;
+  }
+
+  return {
+    start() {
+      starting ??= (async () => {
+        await Promise.resolve();
+        if (closed) throw new MemoryElectorStateError('closed', 'start: elector closed');
+        const sentAt = clock.now();
+        leaseId = coord.grant(nodeId, ttlMs, (reason) => loseLease(reason));
+        lastConfirmedSentAt = sentAt;
+        armDeadlineTimer();
+        keepAliveLoop();
+      })();
+      return starting;
+    },
+
+    async campaign(info) {
+      await Promise.resolve();
+      const id = requireLease('campaign');
+      return coord.campaign(nodeId, id, info);
+    },
+
+    async leader() {
+      await Promise.resolve();
+      return coord.leader(nodeId);
+    },
+
+    observe(onChange) {
+      const unwatch = coord.watch(nodeId, onChange);
+      const stop = (): void => {
+        unwatch();
+        unwatchers.delete(stop);
+      };
+      unwatchers.add(stop);
+      return stop;
+    },
+
+    leaseDeadline() {
+      return deadline();
+    },
+
+    onLeaseLost(handler) {
+      if (lostReason !== undefined) {
+        const reason = lostReason;
+        queueMicrotask(() => handler(reason));
+        return () => undefined;
+      }
+      lostHandlers.add(handler);
+      return () => {
+        lostHandlers.delete(handler);
+      };
+    },
+
+    async resign() {
+      await Promise.resolve();
+      const id = leaseId;
+      if (id === undefined || closed) return;
+      coord.resign(nodeId, id);
+      coord.forget(id);
+      coord.revoke(nodeId, id);
+      loseLease('resigned');
+    },
+
+    async publishMember(record) {
+      await Promise.resolve();
+      coord.putMember(nodeId, requireLease('publishMember'), record);
+    },
+
+    async members() {
+      await Promise.resolve();
+      return coord.members(nodeId);
+    },
+
+    close() {
+      if (closed) return Promise.resolve();
+      closed = true;
+      keepAliveTimer?.clear();
+      keepAliveTimer = undefined;
+      deadlineTimer?.clear();
+      deadlineTimer = undefined;
+      if (leaseId !== undefined) coord.forget(leaseId);
+      for (const stop of [...unwatchers]) stop();
+      return Promise.resolve();
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import { MemoryCoordinator, createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
+import { MemoryLogStore, createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
+import { SimClock } from '../../src/adapters/memory/simClock.ts';
+import { describeElectorContract } from '../contract/elector.contract.ts';
+import { describeOpLogContract } from '../contract/opLog.contract.ts';
+
+describeOpLogContract('memory', () => {
+  const store = new MemoryLogStore();
+  return Promise.resolve({
+    makeLog: () => Promise.resolve(createMemoryOpLog(store)),
+    cleanup: () => Promise.resolve(),
+  });
+});
+
+describeElectorContract('memory', () => {
+  const clock = new SimClock(1_000_000);
+  const coord = new MemoryCoordinator(clock);
+  return Promise.resolve({
+    makeElector: (nodeId: string, ttlMs: number) =>
+      Promise.resolve(createMemoryElector(coord, { nodeId, ttlMs, clock })),
+    advance: (ms: number) => clock.advanceAsync(ms),
+    now: () => clock.now(),
+    isolate: (nodeId: string) => {
+      coord.partition(nodeId);
+      return Promise.resolve();
+    },
+    cleanup: () => Promise.resolve(),
+  });
+});
