@@ -1,0 +1,472 @@
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Clock, TimerHandle } from '../../ports/clock.ts';
+import type {
+  CampaignResult,
+  Elector,
+  LeaderInfo,
+  LeaderView,
+  MemberRecord,
+} from '../../ports/elector.ts';
+import {
+  DEFAULT_CALL_TIMEOUT_MS,
+  EtcdUnavailableError,
+  clusterPrefix,
+  openEtcd,
+  withTimeout,
+  type EtcdConnectionOptions,
+} from './etcdClient.ts';
+
+export interface EtcdElectorOptions {
+  readonly client: EtcdConnectionOptions;
+  /** Keys live under `/understudy/<cluster>/`. */
+  readonly cluster: string;
+  readonly nodeId: string;
+  /** Lease TTL; etcd grants whole seconds, so it is rounded up (at least 1 s). */
+  readonly ttlMs: number;
+  /** Safety margin subtracted from the deadline; default min(500, ttl/5). */
+  readonly marginMs?: number;
+  /** Keep-alive period; default ttl/3. */
+  readonly keepAliveIntervalMs?: number;
+  /** Bound on each etcd call; default min(3000, ttl). */
+  readonly callTimeoutMs?: number;
+  readonly clock: Clock;
+}
+
+/** The elector was used in a way its lifecycle does not allow (before start, after loss). */
+export class ElectorStateError extends Error {
+  override readonly name = 'ElectorStateError';
+  readonly retryable = false;
+  constructor(
+    readonly state: 'notStarted' | 'leaseLost' | 'closed',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** `/understudy/<cluster>/leader`: the key whose create revision is the primary's epoch. */
+export function leaderKey(cluster: string): string {
+  return `${clusterPrefix(cluster)}leader`;
+}
+
+/** `/understudy/<cluster>/members/`: the member registry prefix. */
+export function membersPrefix(cluster: string): string {
+  return `${clusterPrefix(cluster)}members/`;
+}
+
+function parseLeader(kv: Pick<IKeyValue, 'value' | 'create_revision'>): LeaderView | null {
+  try {
+    const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<LeaderInfo>;
+    if (typeof parsed.nodeId !== 'string') return null;
+    return {
+      nodeId: parsed.nodeId,
+      address: typeof parsed.address === 'string' ? parsed.address : '',
+      epoch: Number(kv.create_revision),
+    };
+  } catch {
+    return null;
+  }
+}
+
+function parseMember(value: Buffer): MemberRecord | null {
+  try {
+    const parsed = JSON.parse(value.toString('utf8')) as Partial<MemberRecord>;
+    if (typeof parsed.nodeId !== 'string') return null;
+    return {
+      nodeId: parsed.nodeId,
+      role: String(parsed.role ?? ''),
+      epoch: Number(parsed.epoch ?? 0),
+      appliedSeq: Number(parsed.appliedSeq ?? 0),
+      address: String(parsed.address ?? ''),
+      updatedAt: Number(parsed.updatedAt ?? 0),
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function readLeader(
+  client: Etcd3,
+  cluster: string,
+  timeoutMs: number,
+): Promise<LeaderView | null> {
+  const response = await withTimeout(
+    client.get(leaderKey(cluster)).exec(),
+    timeoutMs,
+    'get leader',
+  );
+  const kv = response.kvs[0];
+  return kv === undefined ? null : parseLeader(kv);
+}
+
+async function readMembers(
+  client: Etcd3,
+  cluster: string,
+  timeoutMs: number,
+): Promise<MemberRecord[]> {
+  const response = await withTimeout(
+    client.getAll().prefix(membersPrefix(cluster)).exec(),
+    timeoutMs,
+    'list members',
+  );
+  const members: MemberRecord[] = [];
+  for (const kv of response.kvs) {
+    const member = parseMember(kv.value);
+    if (member !== null) members.push(member);
+  }
+  return members;
+}
+
+/**
+ * The master view for status and client discovery: the leader and every registered member,
+ * read now without a lease. Rejects with {@link EtcdUnavailableError} when etcd does not answer.
+ */
+export async function readMasterView(
+  client: Etcd3,
+  cluster: string,
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+): Promise<{ leader: LeaderView | null; members: MemberRecord[] }> {
+  const [leader, members] = await Promise.all([
+    readLeader(client, cluster, timeoutMs),
+    readMembers(client, cluster, timeoutMs),
+  ]);
+  return { leader, members };
+}
+
+/**
+ * An {@link Elector} on etcd: a lease kept alive by its own loop (one keep-alive per tick), a
+ * leader key created in a transaction and bound to the lease, and a watch of that key.
+ *
+ * `leaseDeadline()` = (clock time the last successful keep-alive was sent) + TTL - margin.
+ * Once the deadline passes, or etcd says the lease is gone, the lease is lost for good: the
+ * handlers run once, keep-alives stop and the deadline never moves again.
+ */
+export function createEtcdElector(options: EtcdElectorOptions): Elector {
+  const { cluster, nodeId, clock } = options;
+  if (!(options.ttlMs > 0)) throw new RangeError(`ttlMs must be > 0, got ${options.ttlMs}`);
+  const ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1000));
+  const ttlMs = ttlSeconds * 1000;
+  const marginMs = options.marginMs ?? Math.min(500, ttlMs / 5);
+  if (!(marginMs >= 0 && marginMs < ttlMs)) {
+    throw new RangeError(`marginMs must be in [0, ttl), got ${marginMs}`);
+  }
+  const keepAliveIntervalMs = options.keepAliveIntervalMs ?? ttlMs / 3;
+  const callTimeoutMs = options.callTimeoutMs ?? Math.min(DEFAULT_CALL_TIMEOUT_MS, ttlMs);
+  const connection = openEtcd(options.client, callTimeoutMs);
+  const { client } = connection;
+  const key = leaderKey(cluster);
+
+  let leaseId: string | null = null;
+  let starting: Promise<void> | null = null;
+  /** Clock time the last successful keep-alive (or the grant) was sent. */
+  let lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
+  let lostReason: string | null = null;
+  let closed = false;
+  let keepAliveTimer: TimerHandle | null = null;
+  let deadlineTimer: TimerHandle | null = null;
+  const lostHandlers = new Set<(reason: string) => void>();
+  const watchers = new Set<() => void>();
+
+  const deadline = (): number => lastConfirmedSentAt + ttlMs - marginMs;
+
+  function loseLease(reason: string): void {
+    if (lostReason !== null) return;
+    lostReason = reason;
+    keepAliveTimer?.clear();
+    keepAliveTimer = null;
+    deadlineTimer?.clear();
+    deadlineTimer = null;
+    for (const handler of [...lostHandlers]) {
+      try {
+        handler(reason);
+      } catch {
+        // A handler's failure must not stop the others from hearing about the loss.
+      }
+    }
+  }
+
+  /** Loses the lease if its deadline has passed; true when the lease is (now) lost. */
+  function checkDeadline(): boolean {
+    if (lostReason === null && clock.now() >= deadline()) {
+      loseLease(`lease deadline passed (${deadline()} <= ${clock.now()})`);
+    }
+    return lostReason !== null;
+  }
+
+  function armDeadlineTimer(): void {
+    deadlineTimer?.clear();
+    deadlineTimer = null;
+    if (lostReason !== null || closed) return;
+    const wait = Math.max(0, deadline() - clock.now()) + 1;
+    deadlineTimer = clock.setTimeout(() => {
+      deadlineTimer = null;
+      if (!checkDeadline()) armDeadlineTimer();
+    }, wait);
+  }
+
+  async function keepAliveOnce(id: string): Promise<number> {
+    const opening = client.leaseClient.leaseKeepAlive();
+    // A stream that opens after its bound passed is not used: close it.
+    const stream = await withTimeout(opening, callTimeoutMs, 'keepAlive').catch(
+      (error: unknown) => {
+        opening.then(
+          (late) => {
+            late.cancel();
+          },
+          () => undefined,
+        );
+        throw error;
+      },
+    );
+    try {
+      const ttl = await withTimeout(
+        new Promise<number>((resolve, reject) => {
+          stream.on('data', (response) => {
+            resolve(Number(response.TTL));
+          });
+          stream.on('error', reject);
+          stream.on('end', () => {
+            reject(new Error('keep-alive stream ended'));
+          });
+          stream.write({ ID: id });
+        }),
+        callTimeoutMs,
+        'keepAlive',
+      );
+      stream.end();
+      return ttl;
+    } catch (error) {
+      stream.cancel();
+      throw error;
+    }
+  }
+
+  function scheduleKeepAlive(delayMs: number): void {
+    if (lostReason !== null || closed) return;
+    keepAliveTimer = clock.setTimeout(() => {
+      keepAliveTimer = null;
+      void keepAliveTick();
+    }, delayMs);
+  }
+
+  async function keepAliveTick(): Promise<void> {
+    const id = leaseId;
+    if (id === null || closed || checkDeadline()) return;
+    const sentAt = clock.now();
+    let nextDelay = keepAliveIntervalMs;
+    try {
+      const ttl = await keepAliveOnce(id);
+      if (closed) return;
+      if (ttl <= 0) {
+        loseLease('lease expired or revoked in etcd');
+        return;
+      }
+      // A keep-alive sent after the deadline cannot revive the lease: the node already had to stop.
+      if (sentAt >= deadline()) {
+        checkDeadline();
+        return;
+      }
+      if (lostReason === null && sentAt > lastConfirmedSentAt) {
+        lastConfirmedSentAt = sentAt;
+        armDeadlineTimer();
+      }
+    } catch {
+      // Unreachable etcd: retry sooner; the deadline passes on its own if this keeps failing.
+      nextDelay = Math.min(keepAliveIntervalMs, 250);
+    }
+    scheduleKeepAlive(nextDelay);
+  }
+
+  async function grant(): Promise<void> {
+    const sentAt = clock.now();
+    const response = await withTimeout(
+      client.leaseClient.leaseGrant({ TTL: ttlSeconds }),
+      callTimeoutMs,
+      'lease grant',
+    );
+    if (closed) return;
+    leaseId = response.ID;
+    lastConfirmedSentAt = sentAt;
+    armDeadlineTimer();
+    scheduleKeepAlive(keepAliveIntervalMs);
+  }
+
+  function requireLease(operation: string): string {
+    if (closed) throw new ElectorStateError('closed', `${operation}: elector is closed`);
+    if (leaseId === null)
+      throw new ElectorStateError('notStarted', `${operation}: call start() first`);
+    if (checkDeadline()) {
+      throw new ElectorStateError('leaseLost', `${operation}: lease lost (${lostReason ?? ''})`);
+    }
+    return leaseId;
+  }
+
+  const elector: Elector = {
+    start() {
+      if (closed)
+        return Promise.reject(new ElectorStateError('closed', 'start: elector is closed'));
+      starting ??= grant().catch((error: unknown) => {
+        starting = null;
+        throw error;
+      });
+      return starting;
+    },
+
+    async campaign(info: LeaderInfo): Promise<CampaignResult> {
+      const id = requireLease('campaign');
+      const value = JSON.stringify({ nodeId: info.nodeId, address: info.address });
+      const response = await withTimeout(
+        client
+          .if(key, 'Create', '==', 0)
+          .then(client.put(key).value(value).lease(id))
+          .else(client.get(key))
+          .commit(),
+        callTimeoutMs,
+        'campaign',
+      );
+      if (response.succeeded) return { won: true, epoch: Number(response.header.revision) };
+      const kv = response.responses[0]?.response_range.kvs[0];
+      const holder = kv === undefined ? null : parseLeader(kv);
+      // Already ours (an earlier campaign on this lease): the win stands, with its epoch.
+      if (kv !== undefined && holder !== null && kv.lease === id && holder.nodeId === info.nodeId) {
+        return { won: true, epoch: holder.epoch };
+      }
+      return { won: false, leader: holder };
+    },
+
+    leader() {
+      return readLeader(client, cluster, callTimeoutMs);
+    },
+
+    observe(onChange) {
+      let active = true;
+      let last: string | undefined;
+      let watcher: Watcher | null = null;
+      let generation = 0;
+      const emit = (leader: LeaderView | null): void => {
+        const fingerprint = JSON.stringify(leader);
+        if (!active || fingerprint === last) return;
+        last = fingerprint;
+        onChange(leader);
+      };
+      /** Reads the key now; later reads win over earlier ones that answer late. */
+      const refresh = (): void => {
+        const mine = ++generation;
+        readLeader(client, cluster, callTimeoutMs).then(
+          (leader) => {
+            if (mine === generation) emit(leader);
+          },
+          () => {
+            // The watch reconnects and triggers another read.
+          },
+        );
+      };
+      client
+        .watch()
+        .key(key)
+        .create()
+        .then(
+          (created) => {
+            if (!active) {
+              void created.cancel().catch(() => undefined);
+              return;
+            }
+            watcher = created;
+            created.on('connected', refresh);
+            created.on('put', (kv) => {
+              generation++;
+              emit(parseLeader(kv));
+            });
+            created.on('delete', () => {
+              generation++;
+              emit(null);
+            });
+            created.on('error', () => undefined);
+            refresh();
+          },
+          () => {
+            // create() only fails when the client is closed.
+          },
+        );
+      refresh();
+      const unsubscribe = (): void => {
+        if (!active) return;
+        active = false;
+        watchers.delete(unsubscribe);
+        void watcher?.cancel().catch(() => undefined);
+      };
+      watchers.add(unsubscribe);
+      return unsubscribe;
+    },
+
+    leaseDeadline() {
+      return deadline();
+    },
+
+    onLeaseLost(handler) {
+      if (lostReason !== null) {
+        const reason = lostReason;
+        queueMicrotask(() => {
+          handler(reason);
+        });
+        return () => undefined;
+      }
+      lostHandlers.add(handler);
+      return () => {
+        lostHandlers.delete(handler);
+      };
+    },
+
+    async resign() {
+      const id = leaseId;
+      if (id === null || closed) return;
+      const revision = await withTimeout(client.get(key).exec(), callTimeoutMs, 'resign');
+      const kv = revision.kvs[0];
+      if (kv !== undefined && parseLeader(kv)?.nodeId === nodeId && kv.lease === id) {
+        await withTimeout(
+          client
+            .if(key, 'Create', '==', kv.create_revision)
+            .then(client.delete().key(key))
+            .commit(),
+          callTimeoutMs,
+          'resign',
+        );
+      }
+      await withTimeout(client.leaseClient.leaseRevoke({ ID: id }), callTimeoutMs, 'revoke');
+      loseLease('resigned');
+    },
+
+    async publishMember(record: MemberRecord) {
+      const id = requireLease('publishMember');
+      await withTimeout(
+        client
+          .put(`${membersPrefix(cluster)}${record.nodeId}`)
+          .value(JSON.stringify(record))
+          .lease(id)
+          .exec(),
+        callTimeoutMs,
+        'publishMember',
+      );
+    },
+
+    members() {
+      return readMembers(client, cluster, callTimeoutMs);
+    },
+
+    close() {
+      if (closed) return Promise.resolve();
+      closed = true;
+      keepAliveTimer?.clear();
+      keepAliveTimer = null;
+      deadlineTimer?.clear();
+      deadlineTimer = null;
+      for (const unsubscribe of [...watchers]) unsubscribe();
+      if (connection.owned) client.close();
+      return Promise.resolve();
+    },
+  };
+  return elector;
+}
+
+export { EtcdUnavailableError };

@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import CRC32 from 'crc-32';
+import { Etcd3 } from 'etcd3';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createEtcdOpLog,
+  messageKey,
+  type EtcdOpLogPipelining,
+} from '../../src/adapters/etcd/etcdOpLog.ts';
+import { prefixHash } from '../../src/domain/checksum.ts';
+import type { OpLogEntry } from '../../src/domain/entry.ts';
+import {
+  AmbiguousAppendError,
+  FencedError,
+  NotRetainedError,
+  type LogFollower,
+  type OpLog,
+} from '../../src/ports/opLog.ts';
+import { startEtcd } from '../harness/index.ts';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // Keep cleaning up.
+    }
+  }
+});
+
+const encoder = new TextEncoder();
+
+function entry(seq: number, epoch = 1): OpLogEntry {
+  const key = `key-${seq}`;
+  const payload = encoder.encode(`payload ${seq}`);
+  return {
+    seq,
+    epoch,
+    ts: 1_700_000_000_000 + seq,
+    op: 'PUT_END',
+    key,
+    payload,
+    checksum: CRC32.buf(payload, 0) >>> 0,
+    prefixHash: prefixHash(key),
+  };
+}
+
+function entries(from: number, count: number): OpLogEntry[] {
+  return Array.from({ length: count }, (_, index) => entry(from + index));
+}
+
+function openLog(endpoint: string, cluster: string, pipelining: EtcdOpLogPipelining): OpLog {
+  const log = createEtcdOpLog({ client: { endpoints: [endpoint] }, cluster, pipelining });
+  cleanups.push(() => log.close());
+  return log;
+}
+
+/** Reads batches until entry `lastSeq` arrives; returns the entry seqs seen, in order. */
+async function collect(
+  follower: LogFollower,
+  lastSeq: number,
+  timeoutMs = 20_000,
+): Promise<number[]> {
+  const seqs: number[] = [];
+  const timer = setTimeout(() => {
+    follower.close();
+  }, timeoutMs);
+  try {
+    for await (const batch of follower) {
+      seqs.push(...batch.entries.map((item) => item.seq));
+      if (seqs[seqs.length - 1] === lastSeq) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    follower.close();
+  }
+  return seqs;
+}
+
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, index) => from + index);
+
+describe.each(['coalesce', 'concurrent'] as const)(
+  'etcd OpLog (%s) against a real etcd',
+  (pipelining) => {
+    it('stores pipelined appends in order, follows them (live and from the middle of a batch), reports bounds', async () => {
+      await using etcd = await startEtcd();
+      const log = openLog(etcd.endpoint, `t${randomUUID().slice(0, 8)}`, pipelining);
+      expect(await log.bounds()).toEqual({ firstSeq: 0, lastSeq: 0, lastStreamSeq: 0 });
+
+      const live = log.follow(1);
+      const liveSeqs = collect(live, 303);
+
+      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+      const batch = await writer.append(entries(1, 3));
+      expect(batch).toEqual({ streamSeq: 1, firstSeq: 1, lastSeq: 3 });
+      // 300 single-entry appends in flight at once.
+      const acks = await Promise.all(range(4, 303).map((seq) => writer.append([entry(seq)])));
+      expect(acks.map((ack) => ack.streamSeq)).toEqual(range(2, 301));
+      expect(writer.fenced).toBe(false);
+
+      expect(await liveSeqs).toEqual(range(1, 303));
+      expect(await log.bounds()).toEqual({ firstSeq: 1, lastSeq: 303, lastStreamSeq: 301 });
+      expect(await collect(log.follow(2), 303)).toEqual(range(2, 303));
+      expect(await collect(log.follow(150), 303)).toEqual(range(150, 303));
+      await writer.close();
+    });
+
+    it('fences a writer whose view is stale, including appends already in flight', async () => {
+      await using etcd = await startEtcd();
+      const cluster = `t${randomUUID().slice(0, 8)}`;
+      const log = openLog(etcd.endpoint, cluster, pipelining);
+      const first = log.openWriter({ expectedLastStreamSeq: 0 });
+      await first.append([entry(1)]);
+
+      // A writer that expects an older tail is refused at once.
+      const stale = log.openWriter({ expectedLastStreamSeq: 0 });
+      await expect(stale.append([entry(1, 2)])).rejects.toBeInstanceOf(FencedError);
+      expect(stale.fenced).toBe(true);
+      await expect(stale.append([entry(2, 2)])).rejects.toBeInstanceOf(FencedError);
+
+      // A new primary takes over at stream seq 1; the old one's next appends are all refused,
+      // even the one whose expected sequence matches the new primary's message.
+      const second = log.openWriter({ expectedLastStreamSeq: 1 });
+      await second.append([entry(2, 2)]);
+      const inFlight = [first.append([entry(2)]), first.append([entry(3)])];
+      for (const result of await Promise.allSettled(inFlight)) {
+        expect(result.status).toBe('rejected');
+        if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(FencedError);
+      }
+      expect(first.fenced).toBe(true);
+      await expect(first.append([entry(4)])).rejects.toBeInstanceOf(FencedError);
+
+      expect(await log.bounds()).toEqual({ firstSeq: 1, lastSeq: 2, lastStreamSeq: 2 });
+      const followed: OpLogEntry[] = [];
+      for await (const batch of log.follow(1)) {
+        followed.push(...batch.entries);
+        if (followed.length === 2) break;
+      }
+      expect(followed.map((item) => [item.seq, item.epoch])).toEqual([
+        [1, 1],
+        [2, 2],
+      ]);
+    });
+
+    it('two writers racing from the same tail: exactly one extends the log', async () => {
+      await using etcd = await startEtcd();
+      const log = openLog(etcd.endpoint, `t${randomUUID().slice(0, 8)}`, pipelining);
+      const a = log.openWriter({ expectedLastStreamSeq: 0 });
+      const b = log.openWriter({ expectedLastStreamSeq: 0 });
+      const results = await Promise.allSettled([
+        ...range(1, 20).map((seq) => a.append([entry(seq, 1)])),
+        ...range(1, 20).map((seq) => b.append([entry(seq, 2)])),
+      ]);
+      const fulfilledA = results
+        .slice(0, 20)
+        .filter((result) => result.status === 'fulfilled').length;
+      const fulfilledB = results.slice(20).filter((result) => result.status === 'fulfilled').length;
+      expect([fulfilledA, fulfilledB].sort()).toEqual([0, 20]);
+      const bounds = await log.bounds();
+      expect(bounds.lastStreamSeq).toBe(20);
+    });
+
+    it('refuses to follow from an entry the log no longer retains', async () => {
+      await using etcd = await startEtcd();
+      const cluster = `t${randomUUID().slice(0, 8)}`;
+      const log = openLog(etcd.endpoint, cluster, pipelining);
+      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+      await writer.append(entries(1, 2));
+      await writer.append(entries(3, 2));
+      const client = new Etcd3({ hosts: [etcd.endpoint] });
+      cleanups.push(() => client.close());
+      await client.delete().key(messageKey(cluster, 1));
+      expect((await log.bounds()).firstSeq).toBe(3);
+      const follower = log.follow(1);
+      await expect(collect(follower, 4)).rejects.toBeInstanceOf(NotRetainedError);
+    });
+
+    it('never acknowledges an append whose answer did not come (etcd paused)', async () => {
+      await using etcd = await startEtcd();
+      const cluster = `t${randomUUID().slice(0, 8)}`;
+      const log = createEtcdOpLog({
+        client: { endpoints: [etcd.endpoint] },
+        cluster,
+        pipelining,
+        callTimeoutMs: 1_000,
+      });
+      cleanups.push(() => log.close());
+      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+      await writer.append([entry(1)]);
+      etcd.pause();
+      let outcome: unknown;
+      try {
+        outcome = await writer.append([entry(2)]).catch((error: unknown) => error);
+      } finally {
+        etcd.resume();
+      }
+      expect(outcome).toBeInstanceOf(AmbiguousAppendError);
+      expect(writer.fenced).toBe(true);
+      await expect(writer.append([entry(3)])).rejects.toThrow();
+      // Whether entry 2 landed is unknown to the writer; the log is consistent either way.
+      const bounds = await log.bounds();
+      expect([1, 2]).toContain(bounds.lastSeq);
+      const seqs = await collect(log.follow(1), bounds.lastSeq);
+      expect(seqs).toEqual(range(1, bounds.lastSeq));
+    });
+  },
+);
