@@ -1,0 +1,155 @@
+/**
+ * The client API transport in memory, for the simulation and unit tests. One bus holds, per
+ * cluster, at most one listener (the primary); a request to a cluster with no listener fails
+ * with `NoRespondersError`. Hooks decide, per request, to deliver, drop or delay the reply, so
+ * lost and late replies can be played deterministically. Timeouts and delays run on the
+ * injected clock.
+ */
+import { MAX_REQUEST_BYTES } from '../../api/wire.ts';
+import {
+  NoRespondersError,
+  RequestTooLargeError,
+  TransportClosedError,
+  TransportTimeoutError,
+  type ApiClientTransport,
+  type ApiListener,
+  type ApiRequestHandler,
+  type ApiServerTransport,
+} from '../../ports/apiTransport.ts';
+import type { Clock } from '../../ports/clock.ts';
+import { systemClock } from '../systemClock.ts';
+
+/**
+ * What happens to one request: its reply is delivered, dropped (the request was served, the
+ * reply lost) or delayed; or the request itself is lost (`dropRequest`: never served).
+ */
+export type ReplyFate =
+  | { readonly kind: 'deliver' }
+  | { readonly kind: 'drop' }
+  | { readonly kind: 'dropRequest' }
+  | { readonly kind: 'delay'; readonly ms: number };
+
+/** One request as the hook sees it. `n` counts requests on the bus from 1. */
+export interface BusRequest {
+  readonly cluster: string;
+  readonly op: string;
+  readonly body: Uint8Array;
+  readonly n: number;
+}
+
+export interface MemoryApiBusOptions {
+  /** The clock timeouts and delays run on (default: the real clock). */
+  readonly clock?: Clock;
+  /** Largest request the bus carries (default {@link MAX_REQUEST_BYTES} + 4 KiB, like NATS). */
+  readonly maxPayload?: number;
+  /** Decides each reply's fate (default: deliver). */
+  readonly replyFate?: (request: BusRequest) => ReplyFate;
+}
+
+/** An in-memory request/reply bus for the client API. */
+export class MemoryApiBus {
+  readonly #listeners = new Map<string, ApiRequestHandler>();
+  readonly #clock: Clock;
+  readonly #maxPayload: number;
+  #replyFate: ((request: BusRequest) => ReplyFate) | undefined;
+  #count = 0;
+
+  constructor(options: MemoryApiBusOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#maxPayload = options.maxPayload ?? MAX_REQUEST_BYTES + 4096;
+    this.#replyFate = options.replyFate;
+  }
+
+  /** Replaces the reply hook (undefined: deliver every reply). */
+  setReplyFate(hook: ((request: BusRequest) => ReplyFate) | undefined): void {
+    this.#replyFate = hook;
+  }
+
+  /** How many requests the bus has carried (including those with no responders). */
+  get requestCount(): number {
+    return this.#count;
+  }
+
+  /** Whether `cluster` has a listener now. */
+  hasListener(cluster: string): boolean {
+    return this.#listeners.has(cluster);
+  }
+
+  /**
+   * The server side for `cluster`. `listen` rejects while another listener of the same cluster
+   * is open: one primary at a time.
+   */
+  serverTransport(cluster: string): ApiServerTransport {
+    return {
+      listen: (handler) => {
+        if (this.#listeners.has(cluster)) {
+          return Promise.reject(new Error(`cluster ${cluster} already has an API listener`));
+        }
+        const inFlight = new Set<Promise<unknown>>();
+        let closed = false;
+        const tracked: ApiRequestHandler = (op, body) => {
+          const p = handler(op, body);
+          inFlight.add(p);
+          void p.finally(() => inFlight.delete(p)).catch(() => undefined);
+          return p;
+        };
+        this.#listeners.set(cluster, tracked);
+        const listener: ApiListener = {
+          close: async () => {
+            if (!closed) {
+              closed = true;
+              if (this.#listeners.get(cluster) === tracked) this.#listeners.delete(cluster);
+            }
+            await Promise.allSettled([...inFlight]);
+          },
+        };
+        return Promise.resolve(listener);
+      },
+    };
+  }
+
+  /** The client side for `cluster`. */
+  clientTransport(cluster: string): ApiClientTransport {
+    let closed = false;
+    return {
+      request: (op, body, timeoutMs) => {
+        if (closed) return Promise.reject(new TransportClosedError(op));
+        const n = ++this.#count;
+        if (body.byteLength > this.#maxPayload) {
+          return Promise.reject(new RequestTooLargeError(op, body.byteLength, this.#maxPayload));
+        }
+        const handler = this.#listeners.get(cluster);
+        if (handler === undefined) return Promise.reject(new NoRespondersError(op));
+        const copy = body.slice();
+        const fate = this.#replyFate?.({ cluster, op, body: copy, n }) ?? { kind: 'deliver' };
+        return new Promise<Uint8Array>((resolve, reject) => {
+          let settled = false;
+          const timer = this.#clock.setTimeout(() => {
+            if (settled) return;
+            settled = true;
+            reject(new TransportTimeoutError(op, timeoutMs));
+          }, timeoutMs);
+          const deliver = (reply: Uint8Array): void => {
+            if (settled) return;
+            settled = true;
+            timer.clear();
+            resolve(reply);
+          };
+          if (fate.kind === 'dropRequest') return;
+          handler(op, copy).then(
+            (reply) => {
+              if (fate.kind === 'deliver') deliver(reply);
+              else if (fate.kind === 'delay') this.#clock.setTimeout(() => deliver(reply), fate.ms);
+            },
+            // A handler that rejects is a bug in it; the requester sees a timeout.
+            () => undefined,
+          );
+        });
+      },
+      close: () => {
+        closed = true;
+        return Promise.resolve();
+      },
+    };
+  }
+}

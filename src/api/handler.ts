@@ -1,0 +1,275 @@
+/**
+ * The server side of the client API: bytes in, bytes out. Size check, JSON parse, schema
+ * check, then the {@link MetadataService} call, then the reply. Every failure becomes a typed
+ * wire error; the handler never throws.
+ */
+import type { z } from 'zod';
+import { DomainError, ObjectExistsError } from '../domain/errors.ts';
+import type { Command, ObjectRecord, Replica } from '../domain/types.ts';
+import type { ApiRequestHandler } from '../ports/apiTransport.ts';
+import {
+  isApiOp,
+  requestSchemas,
+  type ApiOp,
+  type ApiRequest,
+  type ApiResponse,
+} from './schema.ts';
+import {
+  ApiError,
+  decodeJson,
+  encodeError,
+  encodeOk,
+  MAX_REQUEST_BYTES,
+  type WireError,
+} from './wire.ts';
+
+/** What a committed command returns. */
+export type ExecuteResult = {
+  /** The seq of the log entry that holds the command's event. */
+  readonly seq: number;
+  /** The placement, for putStart. */
+  readonly replicas?: readonly Replica[];
+};
+
+/** One result of a batch: the command's result or why it was refused. */
+export type BatchItemResult = { ok: true; result: ExecuteResult } | { ok: false; error: Error };
+
+/** The metadata master as the API sees it; implemented by the primary's runtime. */
+export interface MetadataService {
+  /**
+   * Decides `command` and resolves once its event is committed to the OpLog. Rejects with a
+   * {@link DomainError} when the command is refused (nothing changed; not retryable) or with
+   * {@link NotPrimaryError} when this node does not serve (retryable elsewhere).
+   */
+  execute(command: Command): Promise<ExecuteResult>;
+  /**
+   * Decides the commands in order, each against the state the previous ones leave, and
+   * resolves with one result per command once all accepted ones are committed. Rejects as a
+   * whole with {@link NotPrimaryError}.
+   */
+  executeBatch(commands: readonly Command[]): Promise<BatchItemResult[]>;
+  /**
+   * The committed record of `key`, granting a read lease on it. Rejects with a
+   * {@link DomainError} `OBJECT_NOT_FOUND` or {@link NotPrimaryError}.
+   */
+  get(key: string): Promise<ObjectRecord>;
+  /** Whether `key` exists in the committed state. Rejects with {@link NotPrimaryError}. */
+  exists(key: string): Promise<boolean>;
+}
+
+/** This node does not serve the API (standby, fenced, handing over). Retryable. */
+export class NotPrimaryError extends Error {
+  override readonly name = 'NotPrimaryError';
+  readonly retryable = true;
+  readonly code = 'NOT_PRIMARY';
+  /** The node believed to be primary, when known. */
+  readonly leader?: string;
+
+  constructor(
+    readonly reason: string,
+    options?: { readonly cause?: unknown; readonly leader?: string },
+  ) {
+    super(
+      `not primary: ${reason}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    if (options?.leader !== undefined) this.leader = options.leader;
+  }
+}
+
+export interface ApiHandlerOptions {
+  /** Largest request body accepted, in bytes (default {@link MAX_REQUEST_BYTES}). */
+  readonly maxRequestBytes?: number;
+  /** Called with every error answered as `INTERNAL` (a bug): log it. */
+  readonly onInternalError?: (op: string, error: unknown) => void;
+}
+
+function badRequest(message: string, field?: string): ApiError {
+  return new ApiError({
+    code: 'BAD_REQUEST',
+    message,
+    retryable: false,
+    ...(field === undefined ? {} : { field }),
+  });
+}
+
+/** The wire form of an error thrown by the service or the handler. */
+export function toWireError(error: unknown): WireError | undefined {
+  if (error instanceof ApiError) return error.toWire();
+  if (error instanceof ObjectExistsError) {
+    return {
+      code: 'OBJECT_EXISTS',
+      message: error.message,
+      retryable: false,
+      field: 'key',
+      details: { replicas: error.placement, complete: error.complete },
+    };
+  }
+  if (error instanceof DomainError) {
+    return {
+      code: error.code,
+      message: error.message,
+      retryable: false,
+      ...(error.field === undefined ? {} : { field: error.field }),
+      ...(error.limit === undefined ? {} : { limit: error.limit }),
+    };
+  }
+  if (error instanceof NotPrimaryError) {
+    return {
+      code: 'NOT_PRIMARY',
+      message: error.message,
+      retryable: true,
+      ...(error.leader === undefined ? {} : { details: { leader: error.leader } }),
+    };
+  }
+  return undefined;
+}
+
+function internal(op: string, error: unknown, options: ApiHandlerOptions): WireError {
+  options.onInternalError?.(op, error);
+  return { code: 'INTERNAL', message: `internal error in ${op}`, retryable: false };
+}
+
+function parse<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue === undefined ? undefined : issue.path.map(String).join('.');
+  const message = issue === undefined ? 'invalid request' : issue.message;
+  return badRequestThrow(
+    `invalid request: ${field ? `${field}: ` : ''}${message}`,
+    field || undefined,
+  );
+}
+
+function badRequestThrow(message: string, field: string | undefined): never {
+  throw badRequest(message, field);
+}
+
+function placementOf(key: string, size: number, result: ExecuteResult): ApiResponse<'putStart'> {
+  if (result.replicas === undefined) throw new Error('the service returned no placement');
+  return { key, size, replicas: [...result.replicas], seq: result.seq };
+}
+
+function batchItem<T>(
+  op: string,
+  item: BatchItemResult,
+  map: (result: ExecuteResult) => T,
+  options: ApiHandlerOptions,
+): { ok: true; result: T } | { ok: false; error: WireError } {
+  if (item.ok) return { ok: true, result: map(item.result) };
+  return { ok: false, error: toWireError(item.error) ?? internal(op, item.error, options) };
+}
+
+async function dispatch(
+  service: MetadataService,
+  op: ApiOp,
+  body: unknown,
+  options: ApiHandlerOptions,
+): Promise<unknown> {
+  switch (op) {
+    case 'mountSegment': {
+      const r: ApiRequest<'mountSegment'> = parse(requestSchemas.mountSegment, body);
+      const { seq } = await service.execute({ type: 'mountSegment', ...r });
+      return { seq };
+    }
+    case 'unmountSegment': {
+      const r = parse(requestSchemas.unmountSegment, body);
+      const { seq } = await service.execute({ type: 'unmountSegment', segmentId: r.segmentId });
+      return { seq };
+    }
+    case 'putStart': {
+      const r = parse(requestSchemas.putStart, body);
+      return placementOf(r.key, r.size, await service.execute({ type: 'putStart', ...r }));
+    }
+    case 'putEnd':
+    case 'putRevoke':
+    case 'remove': {
+      const r = parse(requestSchemas[op], body);
+      const { seq } = await service.execute({ type: op, key: r.key });
+      return { seq };
+    }
+    case 'get': {
+      const r = parse(requestSchemas.get, body);
+      const record = await service.get(r.key);
+      const result: ApiResponse<'get'> = {
+        key: record.key,
+        size: record.size,
+        replicas: [...record.replicas],
+        lastSeq: record.lastSeq,
+      };
+      return result;
+    }
+    case 'exists': {
+      const r = parse(requestSchemas.exists, body);
+      return { exists: await service.exists(r.key) };
+    }
+    case 'putStartBatch': {
+      const r = parse(requestSchemas.putStartBatch, body);
+      const items = await service.executeBatch(
+        r.items.map((i): Command => ({ type: 'putStart', ...i })),
+      );
+      if (items.length !== r.items.length) throw new Error('batch result count mismatch');
+      return {
+        results: items.map((item, i) =>
+          batchItem(
+            op,
+            item,
+            (res) => placementOf(r.items[i]!.key, r.items[i]!.size, res),
+            options,
+          ),
+        ),
+      };
+    }
+    case 'putEndBatch': {
+      const r = parse(requestSchemas.putEndBatch, body);
+      const items = await service.executeBatch(
+        r.keys.map((key): Command => ({ type: 'putEnd', key })),
+      );
+      if (items.length !== r.keys.length) throw new Error('batch result count mismatch');
+      return {
+        results: items.map((item) => batchItem(op, item, (res) => ({ seq: res.seq }), options)),
+      };
+    }
+  }
+}
+
+/**
+ * The request handler a transport listener calls. It checks the size (before parsing), parses
+ * the JSON, checks the shape, calls `service` and encodes the reply. It never throws and never
+ * rejects: garbage bytes, an unknown op or a wrong shape get `BAD_REQUEST` (naming the field),
+ * an oversize body `REQUEST_TOO_LARGE`, service errors their code (`NOT_PRIMARY` retryable,
+ * `OBJECT_EXISTS` with the existing placement in `details`), anything else `INTERNAL`.
+ */
+export function createApiHandler(
+  service: MetadataService,
+  options: ApiHandlerOptions = {},
+): ApiRequestHandler {
+  const maxBytes = options.maxRequestBytes ?? MAX_REQUEST_BYTES;
+  return async (op, body) => {
+    try {
+      if (!isApiOp(op)) throw badRequest(`unknown op ${JSON.stringify(op.slice(0, 64))}`, 'op');
+      if (body.byteLength > maxBytes) {
+        throw new ApiError({
+          code: 'REQUEST_TOO_LARGE',
+          message: `request of ${body.byteLength} bytes exceeds ${maxBytes} bytes`,
+          retryable: false,
+          limit: maxBytes,
+        });
+      }
+      let value: unknown;
+      try {
+        value = decodeJson(body);
+      } catch (err) {
+        throw badRequest(`request body is not UTF-8 JSON: ${(err as Error).message}`);
+      }
+      return encodeOk(await dispatch(service, op, value, options));
+    } catch (err) {
+      try {
+        return encodeError(toWireError(err) ?? internal(op, err, options));
+      } catch {
+        return encodeError({ code: 'INTERNAL', message: 'internal error', retryable: false });
+      }
+    }
+  };
+}

@@ -1,0 +1,359 @@
+/**
+ * The understudy client library. It sends each call to the cluster's primary and retries the
+ * retryable failures (`NOT_PRIMARY`, `TIMEOUT`, `NO_RESPONDERS`, `UNAVAILABLE`) with jittered
+ * exponential backoff until a deadline, so a failover looks like a pause to the caller.
+ * Everything else is thrown at once as an {@link ApiError} with its code.
+ */
+import { connect } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import { createNatsApiClientTransport } from '../adapters/nats/natsApiTransport.ts';
+import {
+  objectExistsDetailsSchema,
+  responseSchemas,
+  type Ack,
+  type ApiOp,
+  type ApiRequest,
+  type ApiResponse,
+  type ObjectExistsDetails,
+  type Placement,
+  type PutStartItem,
+} from '../api/schema.ts';
+import { assertClusterName } from '../api/subjects.ts';
+import {
+  ApiError,
+  decodeJson,
+  encodeJson,
+  MAX_REQUEST_BYTES,
+  RETRYABLE_CODES,
+  wireReplySchema,
+  type ApiErrorCode,
+} from '../api/wire.ts';
+import type { ObjectRecord } from '../domain/types.ts';
+import {
+  NoRespondersError,
+  RequestTooLargeError,
+  TransportClosedError,
+  TransportTimeoutError,
+  TransportUnavailableError,
+  type ApiClientTransport,
+} from '../ports/apiTransport.ts';
+import type { Clock } from '../ports/clock.ts';
+import { systemClock } from '../adapters/systemClock.ts';
+
+export type { Ack, ObjectExistsDetails, Placement, PutStartItem } from '../api/schema.ts';
+export { ApiError, type ApiErrorCode } from '../api/wire.ts';
+
+/** Backoff between retries: full jitter over `min(maxMs, initialMs * 2^(attempt-1))`. */
+export interface BackoffOptions {
+  /** Ceiling of the first wait (default 50 ms). */
+  readonly initialMs?: number;
+  /** Largest ceiling (default 1000 ms). */
+  readonly maxMs?: number;
+}
+
+/** A call that succeeded (or got a definitive answer) after retryable failures. */
+export interface FailoverEvent {
+  readonly op: ApiOp;
+  /** The attempt that got the answer (2 or more). */
+  readonly attempt: number;
+  /** The code of the last retryable failure. */
+  readonly code: ApiErrorCode;
+  /** Milliseconds from the call's first attempt to the answer. */
+  readonly waitedMs: number;
+}
+
+export interface ClientOptions {
+  /** NATS server URL(s); used unless `transport` is given. */
+  readonly servers?: string | string[];
+  /** The cluster name: the API subjects are `understudy.<cluster>.api.<op>`. */
+  readonly cluster: string;
+  /** A transport to use instead of connecting to `servers` (tests, simulation). Not closed by the client. */
+  readonly transport?: ApiClientTransport;
+  /** Timeout of one attempt (default 2000 ms). */
+  readonly requestTimeoutMs?: number;
+  /** Total time a call may spend retrying (default 15000 ms: longer than a lease TTL plus failover). */
+  readonly deadlineMs?: number;
+  readonly backoff?: BackoffOptions;
+  /** Called on every {@link FailoverEvent}. */
+  readonly onFailover?: (event: FailoverEvent) => void;
+  /** Random numbers in [0, 1) for the jitter (default Math.random). */
+  readonly random?: () => number;
+  /** The clock deadlines and backoff run on (default the real clock). */
+  readonly clock?: Clock;
+}
+
+/** The result of one batch item: its value, or the error that refused it. */
+export type BatchResult<T> =
+  { readonly ok: true; readonly result: T } | { readonly ok: false; readonly error: ApiError };
+
+/**
+ * A client of one understudy cluster. Every method resolves once the primary has committed
+ * the command to the OpLog (writes) or answered from committed state (reads), and rejects with
+ * an {@link ApiError}: at once for a refused or bad request (its domain code, `BAD_REQUEST`,
+ * `REQUEST_TOO_LARGE`), or after `deadlineMs` of retrying with the last retryable code
+ * (`NOT_PRIMARY`, `TIMEOUT`, `NO_RESPONDERS`, `UNAVAILABLE`).
+ *
+ * A retry may follow an attempt that was committed but whose reply was lost. The retry then
+ * gets the answer the command gets against the new state: `putStart` gets `OBJECT_EXISTS`
+ * with the placement in `details` (read it with {@link objectExistsDetails}), `putEnd` gets
+ * `INVALID_STATE` (already complete), `remove`/`putRevoke` `OBJECT_NOT_FOUND`, `mountSegment`
+ * `SEGMENT_EXISTS`.
+ */
+export interface UnderstudyClient {
+  /** Mounts segment `segmentId` of `size` bytes on storage node `nodeId`. */
+  mountSegment(segmentId: string, nodeId: string, size: number): Promise<Ack>;
+  /** Unmounts a segment that holds no replicas. */
+  unmountSegment(segmentId: string): Promise<Ack>;
+  /**
+   * Starts a put: allocates `replicaNum` replicas of `size` bytes on distinct storage nodes
+   * and resolves with their placement (status `processing`) once it is committed. A key that
+   * exists is refused with `OBJECT_EXISTS` carrying the existing placement (`details`).
+   */
+  putStart(key: string, size: number, replicaNum: number): Promise<Placement>;
+  /** Completes a started put: its replicas become `complete` and the object readable. */
+  putEnd(key: string): Promise<Ack>;
+  /** Abandons a started put and frees its replicas. */
+  putRevoke(key: string): Promise<Ack>;
+  /** Removes an object and frees its replicas; refused with `LEASED` while a read lease is held. */
+  remove(key: string): Promise<Ack>;
+  /** The committed record of `key`; grants a read lease on it. `OBJECT_NOT_FOUND` if absent. */
+  get(key: string): Promise<ObjectRecord>;
+  /** Whether `key` exists in the committed state. */
+  exists(key: string): Promise<boolean>;
+  /**
+   * Starts up to 1000 puts in one request, decided in order; one result per item. Retried as
+   * a whole on retryable failures (items committed by a lost attempt then get `OBJECT_EXISTS`).
+   */
+  putStartBatch(items: readonly PutStartItem[]): Promise<BatchResult<Placement>[]>;
+  /** Completes up to 1000 puts in one request; one result per key. */
+  putEndBatch(keys: readonly string[]): Promise<BatchResult<Ack>[]>;
+  /** Subscribes to failover events; returns the unsubscribe function. */
+  on(event: 'failover', listener: (event: FailoverEvent) => void): () => void;
+  /** Stops the client: pending retries end with `CLOSED`; closes the connection it opened. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The existing placement an `OBJECT_EXISTS` error carries, or undefined for other errors. */
+export function objectExistsDetails(error: unknown): ObjectExistsDetails | undefined {
+  if (!(error instanceof ApiError) || error.code !== 'OBJECT_EXISTS') return undefined;
+  const parsed = objectExistsDetailsSchema.safeParse(error.details);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** The client-side ApiError for a transport failure. */
+function transportError(err: unknown): ApiError {
+  const wire = (code: ApiErrorCode, retryable: boolean, extra: object = {}): ApiError =>
+    new ApiError({ code, message: (err as Error).message, retryable, ...extra }, { cause: err });
+  if (err instanceof TransportTimeoutError) return wire('TIMEOUT', true);
+  if (err instanceof NoRespondersError) return wire('NO_RESPONDERS', true);
+  if (err instanceof TransportUnavailableError) return wire('UNAVAILABLE', true);
+  if (err instanceof RequestTooLargeError)
+    return wire('REQUEST_TOO_LARGE', false, { limit: err.limit });
+  if (err instanceof TransportClosedError) return wire('CLOSED', false);
+  return wire('UNAVAILABLE', true);
+}
+
+class Client implements UnderstudyClient {
+  readonly #listeners = new Set<(event: FailoverEvent) => void>();
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #requestTimeoutMs: number;
+  readonly #deadlineMs: number;
+  readonly #initialMs: number;
+  readonly #maxMs: number;
+  readonly #sleeps = new Set<() => void>();
+  #closed = false;
+
+  constructor(
+    private readonly transport: ApiClientTransport,
+    private readonly ownsTransport: boolean,
+    options: ClientOptions,
+  ) {
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 2000;
+    this.#deadlineMs = options.deadlineMs ?? 15_000;
+    this.#initialMs = options.backoff?.initialMs ?? 50;
+    this.#maxMs = options.backoff?.maxMs ?? 1000;
+    if (options.onFailover !== undefined) this.#listeners.add(options.onFailover);
+  }
+
+  mountSegment(segmentId: string, nodeId: string, size: number): Promise<Ack> {
+    return this.#call('mountSegment', { segmentId, nodeId, size });
+  }
+  unmountSegment(segmentId: string): Promise<Ack> {
+    return this.#call('unmountSegment', { segmentId });
+  }
+  putStart(key: string, size: number, replicaNum: number): Promise<Placement> {
+    return this.#call('putStart', { key, size, replicaNum });
+  }
+  putEnd(key: string): Promise<Ack> {
+    return this.#call('putEnd', { key });
+  }
+  putRevoke(key: string): Promise<Ack> {
+    return this.#call('putRevoke', { key });
+  }
+  remove(key: string): Promise<Ack> {
+    return this.#call('remove', { key });
+  }
+  get(key: string): Promise<ObjectRecord> {
+    return this.#call('get', { key });
+  }
+  async exists(key: string): Promise<boolean> {
+    return (await this.#call('exists', { key })).exists;
+  }
+  async putStartBatch(items: readonly PutStartItem[]): Promise<BatchResult<Placement>[]> {
+    const { results } = await this.#call('putStartBatch', {
+      items: items.map(({ key, size, replicaNum }) => ({ key, size, replicaNum })),
+    });
+    return results.map((r) => (r.ok ? r : { ok: false, error: new ApiError(r.error) }));
+  }
+  async putEndBatch(keys: readonly string[]): Promise<BatchResult<Ack>[]> {
+    const { results } = await this.#call('putEndBatch', { keys: [...keys] });
+    return results.map((r) => (r.ok ? r : { ok: false, error: new ApiError(r.error) }));
+  }
+
+  on(_event: 'failover', listener: (event: FailoverEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of [...this.#sleeps]) wake();
+    if (this.ownsTransport) await this.transport.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #closedError(op: ApiOp): ApiError {
+    return new ApiError({
+      code: 'CLOSED',
+      message: `${op}: the client is closed`,
+      retryable: false,
+    });
+  }
+
+  /** Waits `ms` on the clock; returns early when the client is closed. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.#sleeps.delete(wake);
+        timer.clear();
+        resolve();
+      };
+      const timer = this.#clock.setTimeout(wake, ms);
+      this.#sleeps.add(wake);
+    });
+  }
+
+  /** One attempt: the decoded result, or the ApiError (server's or transport's). */
+  async #attempt<Op extends ApiOp>(
+    op: Op,
+    body: Uint8Array,
+    timeoutMs: number,
+  ): Promise<{ ok: true; result: ApiResponse<Op> } | { ok: false; error: ApiError }> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.transport.request(op, body, timeoutMs);
+    } catch (err) {
+      return { ok: false, error: transportError(err) };
+    }
+    let reply: z.infer<typeof wireReplySchema>;
+    let result: ApiResponse<Op>;
+    try {
+      reply = wireReplySchema.parse(decodeJson(bytes));
+      if (!reply.ok) return { ok: false, error: new ApiError(reply.error) };
+      result = (responseSchemas[op] as unknown as z.ZodType<ApiResponse<Op>>).parse(reply.result);
+    } catch (err) {
+      return {
+        ok: false,
+        error: new ApiError(
+          { code: 'INTERNAL', message: `${op}: malformed reply from the server`, retryable: false },
+          { cause: err },
+        ),
+      };
+    }
+    return { ok: true, result };
+  }
+
+  async #call<Op extends ApiOp>(op: Op, request: ApiRequest<Op>): Promise<ApiResponse<Op>> {
+    if (this.#closed) throw this.#closedError(op);
+    const body = encodeJson(request);
+    if (body.byteLength > MAX_REQUEST_BYTES) {
+      throw new ApiError({
+        code: 'REQUEST_TOO_LARGE',
+        message: `${op} request of ${body.byteLength} bytes exceeds ${MAX_REQUEST_BYTES} bytes`,
+        retryable: false,
+        limit: MAX_REQUEST_BYTES,
+      });
+    }
+    const start = this.#clock.now();
+    const deadline = start + this.#deadlineMs;
+    let lastRetryable: ApiError | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = deadline - this.#clock.now();
+      const outcome = await this.#attempt(
+        op,
+        body,
+        Math.max(1, Math.min(this.#requestTimeoutMs, remaining)),
+      );
+      if (this.#closed) throw this.#closedError(op);
+      const answered = outcome.ok || !RETRYABLE_CODES.has(outcome.error.code);
+      if (answered && lastRetryable !== undefined) {
+        this.#emit({ op, attempt, code: lastRetryable.code, waitedMs: this.#clock.now() - start });
+      }
+      if (outcome.ok) return outcome.result;
+      if (answered) throw outcome.error;
+      lastRetryable = outcome.error;
+      const ceiling = Math.min(this.#maxMs, this.#initialMs * 2 ** Math.min(attempt - 1, 30));
+      const wait = Math.floor(this.#random() * ceiling);
+      const now = this.#clock.now();
+      if (now + wait >= deadline) {
+        throw new ApiError(
+          {
+            ...outcome.error.toWire(),
+            message: `${op} gave up after ${attempt} attempt(s) in ${now - start} ms: ${outcome.error.message}`,
+          },
+          { cause: outcome.error },
+        );
+      }
+      await this.#sleep(wait);
+      if (this.#closed) throw this.#closedError(op);
+    }
+  }
+
+  #emit(event: FailoverEvent): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(event);
+      } catch {
+        // a listener's failure is not the call's
+      }
+    }
+  }
+}
+
+/**
+ * Creates a client of `options.cluster`: over `options.transport` when given, otherwise over
+ * a new NATS connection to `options.servers` (closed by {@link UnderstudyClient.close}).
+ * Rejects when the connection cannot be made.
+ */
+export async function createClient(options: ClientOptions): Promise<UnderstudyClient> {
+  assertClusterName(options.cluster);
+  if (options.transport !== undefined) return new Client(options.transport, false, options);
+  if (options.servers === undefined) {
+    throw new TypeError('createClient: give either servers or transport');
+  }
+  const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1 });
+  const transport = createNatsApiClientTransport({
+    nc,
+    cluster: options.cluster,
+    ownsConnection: true,
+  });
+  return new Client(transport, true, options);
+}

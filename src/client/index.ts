@@ -1,0 +1,16 @@
+export {
+  createClient,
+  objectExistsDetails,
+  ApiError,
+  type ApiErrorCode,
+  type Ack,
+  type BackoffOptions,
+  type BatchResult,
+  type ClientOptions,
+  type FailoverEvent,
+  type ObjectExistsDetails,
+  type Placement,
+  type PutStartItem,
+  type UnderstudyClient,
+} from './client.ts';
+export type { ObjectRecord, Replica } from '../domain/types.ts';
