@@ -1,0 +1,334 @@
+// The NATS JetStream OpLog against real nats-server processes: pipelining, fencing, server
+// restarts, reconnects, a replicated stream losing a server, and retention.
+import { randomUUID } from 'node:crypto';
+import CRC32 from 'crc-32';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNatsOpLog, type NatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
+import { decodeBatch } from '../../src/domain/codec.ts';
+import { prefixHash } from '../../src/domain/checksum.ts';
+import type { OpLogEntry } from '../../src/domain/entry.ts';
+import {
+  FencedError,
+  NotRetainedError,
+  type AppendAck,
+  type LogFollower,
+} from '../../src/ports/opLog.ts';
+import { startNats, startNatsCluster, startTcpProxy } from '../harness/index.ts';
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // keep cleaning up
+    }
+  }
+});
+
+const encoder = new TextEncoder();
+
+function entry(seq: number, epoch = 1): OpLogEntry {
+  const key = `key-${seq}`;
+  const payload = encoder.encode(`payload ${seq} `.padEnd(40, '.'));
+  return {
+    seq,
+    epoch,
+    ts: 1_700_000_000_000 + seq,
+    op: 'PUT_END',
+    key,
+    payload,
+    checksum: CRC32.buf(payload, 0) >>> 0,
+    prefixHash: prefixHash(key),
+  };
+}
+
+function entries(from: number, count: number, epoch = 1): OpLogEntry[] {
+  return Array.from({ length: count }, (_, index) => entry(from + index, epoch));
+}
+
+async function connectTo(servers: string | string[]): Promise<NatsConnection> {
+  const nc = await connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  cleanups.push(() => nc.close());
+  return nc;
+}
+
+async function openLog(nc: NatsConnection, extra: { replicas?: 1 | 3 } = {}): Promise<NatsOpLog> {
+  const log = await createNatsOpLog({ nc, cluster: `t${randomUUID().slice(0, 8)}`, ...extra });
+  cleanups.push(() => log.close());
+  return log;
+}
+
+async function openLogOn(nc: NatsConnection, cluster: string): Promise<NatsOpLog> {
+  const log = await createNatsOpLog({ nc, cluster });
+  cleanups.push(() => log.close());
+  return log;
+}
+
+/** Reads the follower until entry `untilSeq` (or fails after `timeoutMs`). */
+async function readUntil(
+  follower: LogFollower,
+  untilSeq: number,
+  onEntry?: (seq: number) => Promise<void> | void,
+  timeoutMs = 60_000,
+): Promise<number[]> {
+  const seen: number[] = [];
+  const timer = setTimeout(() => follower.close(), timeoutMs);
+  try {
+    for await (const batch of follower) {
+      for (const e of batch.entries) {
+        seen.push(e.seq);
+        await onEntry?.(e.seq);
+      }
+      if ((seen[seen.length - 1] ?? 0) >= untilSeq) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    follower.close();
+  }
+  return seen;
+}
+
+/** Every entry seq in the stream, in stream order, read directly with the manager. */
+async function streamEntries(nc: NatsConnection, log: NatsOpLog): Promise<number[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(log.streamName);
+  const out: number[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const stored = await jsm.streams.getMessage(log.streamName, { seq });
+    if (stored !== null) out.push(...decodeBatch(stored.data).map((e) => e.seq));
+  }
+  return out;
+}
+
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+async function until(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('NATS OpLog', { timeout: 180_000 }, () => {
+  it('stores 10,000 pipelined appends in order; a follower reads each exactly once', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await openLog(nc);
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    const follower = readUntil(log.follow(1), 10_000);
+    const acks: Promise<AppendAck>[] = [];
+    for (let seq = 1; seq <= 10_000; seq += 4) acks.push(writer.append(entries(seq, 4)));
+    const results = await Promise.all(acks);
+    results.forEach((ack, i) => {
+      expect(ack.firstSeq).toBeLessThanOrEqual(1 + i * 4);
+      expect(ack.lastSeq).toBeGreaterThanOrEqual(4 + i * 4);
+    });
+    expect(await follower).toEqual(range(1, 10_000));
+    expect(await streamEntries(nc, log)).toEqual(range(1, 10_000));
+    const bounds = await log.bounds();
+    expect(bounds.firstSeq).toBe(1);
+    expect(bounds.lastSeq).toBe(10_000);
+    // Group commit: 100 entries per message at most, so at least 100 messages.
+    expect(bounds.lastStreamSeq).toBeGreaterThanOrEqual(100);
+    expect(bounds.lastStreamSeq).toBeLessThan(10_000);
+  });
+
+  it('fences a stale writer: its in-flight batches all fail with the right sequences', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await openLog(nc);
+    const old = log.openWriter({ expectedLastStreamSeq: 0 });
+    await old.append(entries(1, 2, 1));
+    // A new primary (epoch 2) takes over at stream seq 1 and writes two messages.
+    const fresh = log.openWriter({ expectedLastStreamSeq: 1 });
+    await fresh.append(entries(3, 1, 2));
+    await fresh.append(entries(4, 1, 2));
+    // The stale writer still thinks it is at stream seq 1: several batches in flight.
+    const stale = await Promise.allSettled([
+      old.append(entries(3, 2, 1)),
+      old.append(entries(5, 2, 1)),
+      old.append(entries(7, 2, 1)),
+    ]);
+    // Same tick: group-committed into one message expecting 1.
+    for (const result of stale) {
+      expect(result.status).toBe('rejected');
+      if (result.status === 'rejected') {
+        const err = result.reason as FencedError;
+        expect(err).toBeInstanceOf(FencedError);
+        expect(err.expectedStreamSeq).toBe(1);
+        expect(err.actualStreamSeq).toBe(3);
+      }
+    }
+    expect(old.fenced).toBe(true);
+    await expect(old.append(entries(9, 1, 1))).rejects.toBeInstanceOf(FencedError);
+    expect(await streamEntries(nc, log)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('fails every later in-flight message of a fenced writer', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await createNatsOpLog({
+      nc,
+      cluster: `t${randomUUID().slice(0, 8)}`,
+      maxBatchEntries: 1,
+    });
+    cleanups.push(() => log.close());
+    const fresh = log.openWriter({ expectedLastStreamSeq: 0 });
+    await fresh.append(entries(1, 3, 2)); // stream seqs 1..3
+    const stale = log.openWriter({ expectedLastStreamSeq: 0 });
+    const results = await Promise.allSettled(
+      [1, 2, 3, 4, 5].map((seq) => stale.append(entries(seq, 1, 1))),
+    );
+    results.forEach((result, i) => {
+      expect(result.status).toBe('rejected');
+      if (result.status === 'rejected') {
+        const err = result.reason as FencedError;
+        expect(err).toBeInstanceOf(FencedError);
+        expect(err.expectedStreamSeq).toBe(i);
+        if (err.actualStreamSeq !== undefined) expect(err.actualStreamSeq).toBe(3);
+      }
+    });
+    expect(stale.fenced).toBe(true);
+    expect(await streamEntries(nc, log)).toEqual([1, 2, 3]);
+  });
+
+  it('two writers of different epochs at an empty stream: exactly one extends it', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await openLog(nc);
+    const a = log.openWriter({ expectedLastStreamSeq: 0 });
+    const b = log.openWriter({ expectedLastStreamSeq: 0 });
+    const results = await Promise.allSettled([
+      a.append(entries(1, 2, 1)),
+      b.append(entries(1, 2, 2)),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(await streamEntries(nc, log)).toEqual([1, 2]);
+  });
+
+  it('resumes a follower after a nats-server restart and after a client reconnect', async () => {
+    await using server = await startNats();
+    await using proxy = await startTcpProxy(server.port);
+    const writerNc = await connectTo(server.url);
+    const followerNc = await connectTo(`nats://127.0.0.1:${proxy.port}`);
+    const log = await openLog(writerNc);
+    const followLog = await openLogOn(followerNc, log.subject.split('.')[1] ?? '');
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    await writer.append(entries(1, 100));
+    let seenCount = 0;
+    const reading = readUntil(followLog.follow(1), 300, () => {
+      seenCount++;
+    });
+    await until(() => seenCount >= 100, 'the first 100 entries');
+    await server.restart();
+    await writer.append(entries(101, 100));
+    await until(() => seenCount >= 200, 'entries after the restart');
+    proxy.cut();
+    await writer.append(entries(201, 100));
+    proxy.restore();
+    expect(await reading).toEqual(range(1, 300));
+    // A new follower from the middle after all that.
+    expect(await readUntil(followLog.follow(150), 300)).toEqual(range(150, 300));
+  });
+
+  it('restart while appends are in flight: acknowledged entries are stored once, failed ones not at all', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await createNatsOpLog({
+      nc,
+      cluster: `t${randomUUID().slice(0, 8)}`,
+      maxBatchEntries: 10,
+      ackTimeoutMs: 2_000,
+      resolveTimeoutMs: 60_000,
+    });
+    cleanups.push(() => log.close());
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    const outcomes = new Map<number, 'ok' | 'failed'>();
+    const pending: Promise<void>[] = [];
+    let next = 1;
+    const appendSome = (count: number): void => {
+      for (let i = 0; i < count; i++) {
+        const batch = entries(next, 5);
+        next += 5;
+        pending.push(
+          writer.append(batch).then(
+            () => batch.forEach((e) => outcomes.set(e.seq, 'ok')),
+            () => batch.forEach((e) => outcomes.set(e.seq, 'failed')),
+          ),
+        );
+      }
+    };
+    appendSome(200);
+    const restarting = server.restart();
+    appendSome(200);
+    await restarting;
+    appendSome(200);
+    await Promise.all(pending);
+    // Appends go on after the restart.
+    expect(outcomes.get(next - 1)).toBe('ok');
+    const stored = await streamEntries(nc, log);
+    expect(new Set(stored).size).toBe(stored.length); // no entry twice
+    for (const [seq, outcome] of outcomes) {
+      if (outcome === 'ok') expect(stored).toContain(seq);
+      else expect(stored).not.toContain(seq);
+    }
+    // Stored entries are a contiguous prefix of what was appended.
+    expect(stored).toEqual(range(1, stored.length));
+  });
+
+  it('replicas 3: killing one server during appends loses no acknowledged entry', async () => {
+    await using cluster = await startNatsCluster(3);
+    const nc = await connectTo([...cluster.urls]);
+    const log = await openLog(nc, { replicas: 3 });
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    const acked: number[] = [];
+    const rounds: Promise<void>[] = [];
+    let next = 1;
+    const appendSome = (count: number): void => {
+      for (let i = 0; i < count; i++) {
+        const batch = entries(next, 5);
+        next += 5;
+        rounds.push(
+          writer.append(batch).then(
+            () => {
+              acked.push(...batch.map((e) => e.seq));
+            },
+            () => undefined,
+          ),
+        );
+      }
+    };
+    appendSome(100);
+    const victim = cluster.servers[2];
+    if (victim === undefined) throw new Error('no server');
+    await victim.kill();
+    appendSome(100);
+    await Promise.all(rounds);
+    // Appends continue on the two that are left.
+    const more = await writer.append(entries(next, 5));
+    expect(more.lastSeq).toBe(next + 4);
+    const stored = new Set(await streamEntries(nc, log));
+    for (const seq of acked) expect(stored.has(seq)).toBe(true);
+  });
+
+  it('following from an entry the stream no longer retains fails with NotRetainedError', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await openLog(nc);
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    for (let seq = 1; seq <= 50; seq += 5) await writer.append(entries(seq, 5));
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(log.streamName, { keep: 2 });
+    expect(await log.bounds()).toEqual({ firstSeq: 41, lastSeq: 50, lastStreamSeq: 10 });
+    const err = await readUntil(log.follow(3), 50).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotRetainedError);
+    expect((err as NotRetainedError).firstRetainedSeq).toBe(41);
+    expect(await readUntil(log.follow(43), 50)).toEqual(range(43, 50));
+  });
+});

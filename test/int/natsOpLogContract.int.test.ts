@@ -1,0 +1,34 @@
+// The OpLog port's contract against NATS JetStream: each test gets its own nats-server.
+import { randomUUID } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
+import type { OpLog } from '../../src/ports/opLog.ts';
+import { describeOpLogContract } from '../contract/opLog.contract.ts';
+import { startNats } from '../harness/index.ts';
+
+describeOpLogContract('NATS JetStream', async () => {
+  const server = await startNats();
+  const cluster = `c${randomUUID().slice(0, 8)}`;
+  const connections: NatsConnection[] = [];
+  return {
+    async makeLog(): Promise<OpLog> {
+      const nc = await connect({ servers: server.url });
+      connections.push(nc);
+      const log = await createNatsOpLog({ nc, cluster });
+      return {
+        openWriter: (options) => log.openWriter(options),
+        follow: (fromSeq) => log.follow(fromSeq),
+        bounds: () => log.bounds(),
+        async close() {
+          await log.close();
+          await nc.close();
+        },
+      };
+    },
+    async cleanup() {
+      await Promise.allSettled(connections.map((nc) => nc.close()));
+      await server[Symbol.asyncDispose]();
+    },
+  };
+});
