@@ -33,7 +33,10 @@ export interface MemberRecord {
  * node that checks it before acting never acts on an expired lease - even after a pause.
  */
 export interface Elector {
-  /** Grants the lease (once) and starts keeping it alive. */
+  /**
+   * Grants the lease and starts keeping it alive. Calling it again while the lease is live does
+   * nothing; after the lease was lost or resigned it grants a new one.
+   */
   start(): Promise<void>;
   /** Tries once to create the leader key. Resolves lost (with the holder) when it exists. */
   campaign(info: LeaderInfo): Promise<CampaignResult>;
@@ -46,7 +49,7 @@ export interface Elector {
   observe(onChange: (leader: LeaderView | null) => void): () => void;
   /** Clock time (ms) after which this node must not act on its lease. Synchronous. */
   leaseDeadline(): number;
-  /** Called once when the lease is lost (expired, revoked, or its deadline passed). */
+  /** Called once when the current lease is lost (expired, revoked, or its deadline passed). */
   onLeaseLost(handler: (reason: string) => void): () => void;
   /** Deletes the leader key if this node holds it and revokes the lease. */
   resign(): Promise<void>;

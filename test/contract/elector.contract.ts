@@ -130,6 +130,19 @@ export function describeElectorContract(
       await eventually('the resigner hears its lease is gone', () => reasons.length === 1);
     });
 
+    it('grants a new lease on start() after the old one was given up, and can win again', async () => {
+      const a = await started('a');
+      const first = await a.campaign(info('a'));
+      expect(first.won).toBe(true);
+      await a.resign();
+      expect(a.leaseDeadline()).toBeLessThanOrEqual(now() + TTL_MS);
+      await a.start();
+      expect(a.leaseDeadline()).toBeGreaterThan(now());
+      const again = await a.campaign(info('a'));
+      expect(again.won).toBe(true);
+      if (first.won && again.won) expect(again.epoch).toBeGreaterThan(first.epoch);
+    });
+
     it('keeps a lease alive across several TTLs and keeps its deadline within one TTL', async () => {
       const a = await started('a');
       const lost: string[] = [];

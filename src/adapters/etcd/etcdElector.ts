@@ -306,6 +306,13 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     start() {
       if (closed)
         return Promise.reject(new ElectorStateError('closed', 'start: elector is closed'));
+      if (lostReason !== null) {
+        // The lease is gone for good: a new start grants a new one.
+        lostReason = null;
+        leaseId = null;
+        starting = null;
+        lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
+      }
       starting ??= grant().catch((error: unknown) => {
         starting = null;
         throw error;

@@ -359,6 +359,13 @@ export function createMemoryElector(
 
   return {
     start() {
+      if (lostReason !== undefined && !closed) {
+        // The lease is gone: a new start grants a new one.
+        lostReason = undefined;
+        leaseId = undefined;
+        starting = undefined;
+        lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
+      }
       starting ??= (async () => {
         await Promise.resolve();
         if (closed) throw new MemoryElectorStateError('closed', 'start: elector closed');
