@@ -1,0 +1,236 @@
+import { decide, type DecideContext } from '../domain/decide.ts';
+import { objectNotFound } from '../domain/errors.ts';
+import { toEntry } from '../domain/eventCodec.ts';
+import { decideEviction, type EvictionPolicy } from '../domain/eviction.ts';
+import { fold } from '../domain/fold.ts';
+import { getObject } from '../domain/state.ts';
+import type {
+  Command,
+  LoggedEvent,
+  MetadataEvent,
+  MetadataState,
+  ObjectRecord,
+} from '../domain/types.ts';
+import type { OpLogEntry } from '../domain/entry.ts';
+import { NotPrimaryError, type ExecuteResult, type MetadataService } from '../api/handler.ts';
+import type { Clock, TimerHandle } from '../ports/clock.ts';
+import type { OpLogWriter } from '../ports/opLog.ts';
+import type { CommittedStore } from './committedStore.ts';
+import { deferred, type Deferred } from './deferred.ts';
+import type { ReadLeases } from './readLeases.ts';
+
+export interface WritePipelineOptions {
+  readonly nodeId: string;
+  readonly epoch: number;
+  readonly store: CommittedStore;
+  readonly writer: OpLogWriter;
+  /** Synchronous: the time after which this node must not act on its lease. */
+  readonly leaseDeadline: () => number;
+  readonly clock: Clock;
+  readonly leases: ReadLeases;
+  readonly eviction: EvictionPolicy;
+  /** How often the primary checks the high-water mark (ms); 0 disables the timer. */
+  readonly evictionIntervalMs: number;
+  /** Called once when the pipeline stops serving on its own (fence, lost append, deadline). */
+  readonly onFault: (reason: string) => void;
+}
+
+type BatchItem = { ok: true; result: ExecuteResult } | { ok: false; error: Error };
+
+interface InFlight {
+  readonly lastSeq: number;
+  /** The speculative state right after this append's last entry. */
+  readonly state: MetadataState;
+  streamSeq: number | undefined;
+  readonly committed: Deferred<void>;
+}
+
+/**
+ * The primary's write path. It decides each command against its speculative state (committed
+ * plus in flight), appends the events fenced and group-committed, folds them into the
+ * committed state when the OpLog acknowledges them, in seq order, and only then answers. The
+ * lease deadline is checked synchronously before taking a command and before every answer.
+ * One failed append stops the pipeline: everything in flight and waiting is answered with a
+ * retryable `NOT_PRIMARY`, and nothing is rolled back because the committed state only ever
+ * holds acknowledged entries.
+ */
+export class WritePipeline implements MetadataService {
+  #spec: MetadataState;
+  #nextSeq: number;
+  readonly #inFlight: InFlight[] = [];
+  #closed: string | undefined;
+  #evictionTimer: TimerHandle | undefined;
+  readonly #ctx: DecideContext;
+
+  constructor(private readonly options: WritePipelineOptions) {
+    this.#spec = options.store.state;
+    this.#nextSeq = options.store.appliedSeq + 1;
+    this.#ctx = { isReadLeased: options.leases.isReadLeased };
+    this.#armEviction();
+  }
+
+  /** Entries appended and not yet acknowledged. */
+  get inFlightCount(): number {
+    return this.#inFlight.length;
+  }
+
+  async execute(command: Command): Promise<ExecuteResult> {
+    const [item] = await this.executeBatch([command]);
+    if (item === undefined) throw new Error('no result');
+    if (!item.ok) throw item.error;
+    return item.result;
+  }
+
+  async executeBatch(commands: readonly Command[]): Promise<BatchItem[]> {
+    this.#assertServing();
+    const entries: OpLogEntry[] = [];
+    const items: Array<BatchItem | { pending: ExecuteResult }> = [];
+    for (const command of commands) {
+      let decision = decide(this.#spec, command, this.#ctx);
+      if (!decision.ok && decision.error.code === 'NO_SPACE' && command.type === 'putStart') {
+        const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
+        if (eviction !== null) {
+          entries.push(this.#speculate(eviction));
+          decision = decide(this.#spec, command, this.#ctx);
+        }
+      }
+      if (!decision.ok) {
+        items.push({ ok: false, error: decision.error });
+        continue;
+      }
+      const entry = this.#speculate(decision.event);
+      entries.push(entry);
+      const event = decision.event;
+      items.push({
+        pending:
+          event.op === 'PUT_START'
+            ? { seq: entry.seq, replicas: event.replicas }
+            : { seq: entry.seq },
+      });
+    }
+    if (entries.length > 0) await this.#append(entries);
+    this.#assertServing();
+    return items.map((item) => ('pending' in item ? { ok: true, result: item.pending } : item));
+  }
+
+  get(key: string): Promise<ObjectRecord> {
+    return this.#read(() => {
+      const record = getObject(this.options.store.state, key);
+      if (record === undefined) throw objectNotFound(key);
+      this.options.leases.grant(key);
+      return record;
+    });
+  }
+
+  exists(key: string): Promise<boolean> {
+    return this.#read(() => getObject(this.options.store.state, key) !== undefined);
+  }
+
+  /** Reads answer from the committed state, and only while the lease deadline is ahead. */
+  #read<T>(read: () => T): Promise<T> {
+    try {
+      this.#assertServing();
+      return Promise.resolve(read());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** Stops taking commands and waits until every append in flight has settled. */
+  async drain(): Promise<void> {
+    this.#closed ??= 'handing over';
+    this.#evictionTimer?.clear();
+    await Promise.allSettled(this.#inFlight.map((f) => f.committed.promise));
+  }
+
+  /** Stops serving now: whatever is in flight is answered with `NOT_PRIMARY`. */
+  close(reason: string): void {
+    this.#closed ??= reason;
+    this.#evictionTimer?.clear();
+    this.#failInFlight(reason);
+  }
+
+  #assertServing(): void {
+    if (this.#closed !== undefined) throw new NotPrimaryError(this.#closed);
+    if (this.options.clock.now() >= this.options.leaseDeadline()) {
+      this.#fault('lease deadline passed');
+      throw new NotPrimaryError('lease deadline passed');
+    }
+  }
+
+  #speculate(event: MetadataEvent): OpLogEntry {
+    const logged: LoggedEvent = {
+      seq: this.#nextSeq++,
+      epoch: this.options.epoch,
+      ts: this.options.clock.now(),
+      event,
+    };
+    this.#spec = fold(this.#spec, logged);
+    return toEntry(logged);
+  }
+
+  async #append(entries: readonly OpLogEntry[]): Promise<void> {
+    const lastSeq = entries[entries.length - 1]?.seq ?? 0;
+    const flight: InFlight = {
+      lastSeq,
+      state: this.#spec,
+      streamSeq: undefined,
+      committed: deferred<void>(),
+    };
+    this.#inFlight.push(flight);
+    this.options.writer.append(entries).then(
+      (ack) => {
+        flight.streamSeq = ack.streamSeq;
+        this.#commitReady();
+      },
+      (err: unknown) => {
+        this.#fault(`append of ${entries[0]?.seq ?? 0}..${lastSeq} failed: ${String(err)}`, err);
+      },
+    );
+    await flight.committed.promise;
+  }
+
+  /** Folds acknowledged appends into the committed state strictly in seq order. */
+  #commitReady(): void {
+    while (this.#inFlight[0]?.streamSeq !== undefined) {
+      const head = this.#inFlight.shift()!;
+      this.options.store.commit(head.state, head.streamSeq!);
+      head.committed.resolve();
+    }
+  }
+
+  #fault(reason: string, cause?: unknown): void {
+    if (this.#closed === undefined) {
+      this.#closed = reason;
+      this.#evictionTimer?.clear();
+      this.options.onFault(reason);
+    }
+    this.#failInFlight(reason, cause);
+  }
+
+  #failInFlight(reason: string, cause?: unknown): void {
+    const failed = this.#inFlight.splice(0);
+    for (const flight of failed) {
+      flight.committed.reject(
+        new NotPrimaryError(reason, cause === undefined ? undefined : { cause }),
+      );
+    }
+    this.#spec = this.options.store.state;
+  }
+
+  #armEviction(): void {
+    if (this.options.evictionIntervalMs <= 0) return;
+    this.#evictionTimer = this.options.clock.setTimeout(() => {
+      if (this.#closed !== undefined) return;
+      this.#evictIfFull();
+      this.#armEviction();
+    }, this.options.evictionIntervalMs);
+  }
+
+  #evictIfFull(): void {
+    if (this.options.clock.now() >= this.options.leaseDeadline()) return;
+    const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
+    if (eviction === null) return;
+    this.#append([this.#speculate(eviction)]).catch(() => undefined);
+  }
+}

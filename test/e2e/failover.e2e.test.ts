@@ -1,0 +1,230 @@
+import { connect } from '@nats-io/transport-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import type { LoggedEvent } from '../../src/domain/types.ts';
+import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { NodeFleet, type NodeHandle } from '../harness/nodeFleet.ts';
+import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
+import { Workload, type AckRecord } from '../harness/workload.ts';
+
+const CLUSTER = 'e2e';
+
+interface Cluster {
+  readonly etcd: EtcdHandle;
+  readonly nats: NatsServerHandle;
+  readonly fleet: NodeFleet;
+  readonly client: UnderstudyClient;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+async function startCluster(leaseTtlMs: number): Promise<Cluster> {
+  const etcd = await startEtcd();
+  cleanups.push(async () => {
+    await etcd[Symbol.asyncDispose]();
+  });
+  const nats = await startNats();
+  cleanups.push(async () => {
+    await nats[Symbol.asyncDispose]();
+  });
+  const fleet = await NodeFleet.start(['n1', 'n2', 'n3'], {
+    cluster: CLUSTER,
+    nats: [nats.url],
+    etcd: [etcd.endpoint],
+    leaseTtlMs,
+  });
+  cleanups.push(() => fleet[Symbol.asyncDispose]());
+  await fleet.primary(60_000);
+  const client = await createClient({
+    servers: nats.url,
+    cluster: CLUSTER,
+    requestTimeoutMs: 500,
+    deadlineMs: 30_000,
+    backoff: { initialMs: 10, maxMs: 100 },
+  });
+  cleanups.push(() => client.close());
+  for (const node of ['s1', 's2', 's3']) {
+    for (const n of [0, 1]) await client.mountSegment(`${node}-seg${n}`, node, 1 << 30);
+  }
+  return { etcd, nats, fleet, client };
+}
+
+/** One linear history: seqs 1..n, epochs never go back, each epoch opened by its EPOCH fence. */
+function expectLinearHistory(log: readonly LoggedEvent[]): void {
+  let epoch = 0;
+  log.forEach((logged, i) => {
+    expect(logged.seq).toBe(i + 1);
+    expect(logged.epoch).toBeGreaterThanOrEqual(epoch);
+    if (logged.epoch > epoch) {
+      expect(logged.event.op).toBe('EPOCH');
+      epoch = logged.epoch;
+    }
+  });
+}
+
+/** Every acknowledged write is in the log at the seq it was acknowledged with, as acknowledged. */
+function expectAcksInLog(acks: readonly AckRecord[], log: readonly LoggedEvent[]): void {
+  for (const ack of acks) {
+    const logged = log[ack.seq - 1];
+    expect(logged, `ack ${ack.op} ${ack.key} at ${ack.seq}`).toBeDefined();
+    const event = logged!.event;
+    expect(event.op).toBe(ack.op === 'putStart' ? 'PUT_START' : 'PUT_END');
+    expect('key' in event ? event.key : undefined).toBe(ack.key);
+    if (ack.replicas !== undefined && event.op === 'PUT_START') {
+      expect(event.replicas.map((r) => [r.segmentId, r.offset, r.length])).toEqual(
+        ack.replicas.map((r) => [r.segmentId, r.offset, r.length]),
+      );
+    }
+  }
+}
+
+async function fenceSeqOf(node: NodeHandle, from: number): Promise<number> {
+  const line = await node.waitForLog((l) => l.event === 'fenceWritten', 30_000, from);
+  return line['seq'] as number;
+}
+
+async function expectEqualDigests(fleet: NodeFleet, primary: NodeHandle): Promise<void> {
+  const target = await primary.status(true);
+  for (const node of fleet.nodes.filter((n) => n.running && n !== primary)) {
+    const status = await node.waitForStatus((s) => s.appliedSeq >= target.appliedSeq, 30_000, true);
+    if (status.appliedSeq === target.appliedSeq) expect(status.digest).toBe(target.digest);
+  }
+}
+
+describe('failover end to end (three node processes, real etcd and nats-server)', () => {
+  it('kill -9 of the primary under load: a standby serves within TTL + 1 s, no acknowledged write is lost', async () => {
+    const ttl = 2000;
+    const { fleet, client, nats } = await startCluster(ttl);
+    const primary = await fleet.primary(30_000);
+    const load = new Workload(client, { concurrency: 8 }).start();
+    await load.until(() => load.acks.length >= 300, 30_000, '300 acks');
+
+    const others = fleet.nodes.filter((n) => n !== primary);
+    const logMarks = others.map((n) => n.logs.length);
+    const killedAt = Date.now();
+    await primary.kill();
+    const next = await fleet.primary(30_000, primary);
+    const fenceSeq = await fenceSeqOf(next, logMarks[others.indexOf(next)] ?? 0);
+    await load.until(
+      () => load.firstAckAfter(killedAt, fenceSeq) !== undefined,
+      30_000,
+      'an ack after failover',
+    );
+    const rtoMs = load.firstAckAfter(killedAt, fenceSeq)!.ackedAt - killedAt;
+    console.log(`kill -9 failover: RTO ${rtoMs} ms at the client (TTL ${ttl} ms)`);
+    await load.until(() => load.acks.length >= 600, 30_000, 'more acks');
+    await load.stop();
+
+    expect(rtoMs).toBeLessThan(ttl + 1000);
+    const log = await readLoggedEvents(nats.url, CLUSTER);
+    expectLinearHistory(log);
+    expectAcksInLog(load.acks, log);
+    for (const ack of load.acks.filter((a) => a.op === 'putEnd')) {
+      const record = await client.get(ack.key);
+      expect(record.replicas.every((r) => r.status === 'complete')).toBe(true);
+    }
+    await expectEqualDigests(fleet, next);
+  });
+
+  it('SIGSTOP of the primary for 2 x TTL: it acknowledges nothing after the new fence and rejoins as a standby', async () => {
+    const ttl = 2000;
+    const { fleet, client, nats } = await startCluster(ttl);
+    const old = await fleet.primary(30_000);
+    const load = new Workload(client, { concurrency: 8 }).start();
+    await load.until(() => load.acks.length >= 200, 30_000, '200 acks');
+
+    const mark = old.logs.length;
+    old.pause();
+    const next = await fleet.primary(30_000, old);
+    await new Promise((r) => setTimeout(r, Math.max(0, 2 * ttl)));
+    old.resume();
+    await old.waitForLog((l) => l.event === 'state' && l.state === 'standby', 30_000, mark);
+    await load.until(() => load.acks.length >= 600, 30_000, 'more acks');
+    await load.stop();
+
+    const log = await readLoggedEvents(nats.url, CLUSTER);
+    expectLinearHistory(log);
+    expectAcksInLog(load.acks, log);
+    const status = await old.status();
+    expect(status.role).toBe('standby');
+    expect(status.fences).toBeGreaterThanOrEqual(1);
+    await expectEqualDigests(fleet, next);
+  });
+
+  it('a restarted standby catches up and its digest equals the primary', async () => {
+    const { fleet, client } = await startCluster(2000);
+    const primary = await fleet.primary(30_000);
+    const standby = fleet.nodes.find((n) => n !== primary)!;
+    const load = new Workload(client, { concurrency: 4 }).start();
+    await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
+    await standby.kill();
+    const before = load.acks.length;
+    await load.until(() => load.acks.length >= before + 200, 30_000, 'acks while it is down');
+    await standby.restart();
+    await load.until(() => load.acks.length >= before + 400, 30_000, 'acks after restart');
+    await load.stop();
+    await expectEqualDigests(fleet, primary);
+    expect((await standby.status()).role).toBe('standby');
+  });
+
+  it('SIGTERM of the primary: a standby takes over without waiting for the TTL', async () => {
+    const ttl = 5000;
+    const { fleet, client, nats } = await startCluster(ttl);
+    const old = await fleet.primary(30_000);
+    const load = new Workload(client, { concurrency: 4 }).start();
+    await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
+    const others = fleet.nodes.filter((n) => n !== old);
+    const marks = others.map((n) => n.logs.length);
+    const termAt = Date.now();
+    const exit = old.terminate();
+    const next = await fleet.primary(30_000, old);
+    const fenceSeq = await fenceSeqOf(next, marks[others.indexOf(next)] ?? 0);
+    await load.until(() => load.firstAckAfter(termAt, fenceSeq) !== undefined, 30_000, 'an ack');
+    const switchoverMs = load.firstAckAfter(termAt, fenceSeq)!.ackedAt - termAt;
+    console.log(`SIGTERM switchover: ${switchoverMs} ms at the client (TTL ${ttl} ms)`);
+    expect(await exit).toBe(0);
+    await load.stop();
+    expect(switchoverMs).toBeLessThan(ttl);
+    const log = await readLoggedEvents(nats.url, CLUSTER);
+    expectLinearHistory(log);
+    expectAcksInLog(load.acks, log);
+  });
+
+  it('bad requests get typed errors, change nothing, and the node keeps serving', async () => {
+    const { fleet, client, nats } = await startCluster(2000);
+    const primary = await fleet.primary(30_000);
+    await client.putStart('good', 1024, 2);
+    const before = await primary.status(true);
+    const nc = await connect({ servers: nats.url });
+    cleanups.push(() => nc.close());
+    const ask = async (
+      op: string,
+      body: string | Uint8Array,
+    ): Promise<{ ok: boolean; error?: { code: string; field?: string } }> => {
+      const reply = await nc.request(`understudy.${CLUSTER}.api.${op}`, body, { timeout: 5000 });
+      return reply.json();
+    };
+    const cases: Array<[string, string | Uint8Array, string]> = [
+      ['putStart', JSON.stringify({ key: 42, size: 1, replicaNum: 1 }), 'BAD_REQUEST'],
+      ['putStart', JSON.stringify({ key: 'k'.repeat(5000), size: 1, replicaNum: 1 }), ''],
+      ['putStart', JSON.stringify({ key: 'neg', size: -1, replicaNum: 1 }), ''],
+      ['putStart', new Uint8Array([0xff, 0x00, 0x13, 0x37]), 'BAD_REQUEST'],
+      ['frobnicate', JSON.stringify({ key: 'x' }), 'BAD_REQUEST'],
+      ['putEnd', '{"key":', 'BAD_REQUEST'],
+    ];
+    for (const [op, body, code] of cases) {
+      const answer = await ask(op, body);
+      expect(answer.ok, `${op} ${String(body).slice(0, 40)}`).toBe(false);
+      if (code !== '') expect(answer.error?.code).toBe(code);
+      else expect(['BAD_REQUEST', 'INVALID_ARGUMENT']).toContain(answer.error?.code);
+    }
+    const after = await primary.status(true);
+    expect(after.appliedSeq).toBe(before.appliedSeq);
+    expect(after.digest).toBe(before.digest);
+    const placement = await client.putStart('still-serving', 1024, 2);
+    expect(placement.replicas).toHaveLength(2);
+  });
+});

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { NotPrimaryError } from '../../src/api/handler.ts';
+import type { OpLogEntry } from '../../src/domain/entry.ts';
+import { DomainError } from '../../src/domain/errors.ts';
+import { DEFAULT_EVICTION_POLICY } from '../../src/domain/eviction.ts';
+import { getObject } from '../../src/domain/state.ts';
+import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
+import { FencedError, type AppendAck, type OpLogWriter } from '../../src/ports/opLog.ts';
+import { CommittedStore } from '../../src/runtime/committedStore.ts';
+import { deferred, type Deferred } from '../../src/runtime/deferred.ts';
+import { ReadLeases } from '../../src/runtime/readLeases.ts';
+import { WritePipeline } from '../../src/runtime/writePipeline.ts';
+
+/** A writer whose appends settle only when the test says so. */
+class HeldWriter implements OpLogWriter {
+  fenced = false;
+  readonly pending: Array<{ entries: readonly OpLogEntry[]; ack: Deferred<AppendAck> }> = [];
+  #streamSeq = 0;
+  append(entries: readonly OpLogEntry[]): Promise<AppendAck> {
+    const ack = deferred<AppendAck>();
+    this.pending.push({ entries, ack });
+    return ack.promise;
+  }
+  ackNext(): void {
+    const next = this.pending.shift()!;
+    this.#streamSeq++;
+    next.ack.resolve({
+      streamSeq: this.#streamSeq,
+      firstSeq: next.entries[0]!.seq,
+      lastSeq: next.entries[next.entries.length - 1]!.seq,
+    });
+  }
+  rejectAll(): void {
+    this.fenced = true;
+    for (const p of this.pending.splice(0)) p.ack.reject(new FencedError(this.#streamSeq, 99));
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const clock = (): Clock & { t: number } => {
+  const c = {
+    t: 1_000,
+    now: () => c.t,
+    setTimeout: (): TimerHandle => ({ clear: () => undefined }),
+  };
+  return c;
+};
+
+function setup(deadline = () => Number.MAX_SAFE_INTEGER) {
+  const c = clock();
+  const store = new CommittedStore();
+  const writer = new HeldWriter();
+  const faults: string[] = [];
+  const pipeline = new WritePipeline({
+    nodeId: 'n1',
+    epoch: 7,
+    store,
+    writer,
+    leaseDeadline: deadline,
+    clock: c,
+    leases: new ReadLeases(c, 5000),
+    eviction: DEFAULT_EVICTION_POLICY,
+    evictionIntervalMs: 0,
+    onFault: (reason) => faults.push(reason),
+  });
+  return { c, store, writer, pipeline, faults };
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+describe('WritePipeline', () => {
+  it('answers only after the append is acknowledged, and folds in seq order', async () => {
+    const { store, writer, pipeline } = setup();
+    let answered = 0;
+    const a = pipeline
+      .execute({ type: 'mountSegment', segmentId: 'a', nodeId: 's1', size: 1 << 20 })
+      .then((r) => {
+        answered++;
+        return r;
+      });
+    const b = pipeline.execute({
+      type: 'mountSegment',
+      segmentId: 'b',
+      nodeId: 's2',
+      size: 1 << 20,
+    });
+    await flush();
+    expect(answered).toBe(0);
+    expect(store.appliedSeq).toBe(0);
+    expect(writer.pending).toHaveLength(2);
+    writer.ackNext();
+    expect((await a).seq).toBe(1);
+    expect(store.appliedSeq).toBe(1);
+    writer.ackNext();
+    expect((await b).seq).toBe(2);
+    expect(store.appliedSeq).toBe(2);
+  });
+
+  it('decides against the speculative state: a second putStart of one key in flight is refused', async () => {
+    const { writer, pipeline } = setup();
+    const mounts = ['s1', 's2'].map((n) =>
+      pipeline.execute({ type: 'mountSegment', segmentId: `${n}-a`, nodeId: n, size: 1 << 20 }),
+    );
+    writer.ackNext();
+    writer.ackNext();
+    await Promise.all(mounts);
+    const first = pipeline.execute({ type: 'putStart', key: 'k', size: 100, replicaNum: 2 });
+    await expect(
+      pipeline.execute({ type: 'putStart', key: 'k', size: 100, replicaNum: 2 }),
+    ).rejects.toMatchObject({
+      code: 'OBJECT_EXISTS',
+    });
+    writer.ackNext();
+    const placed = await first;
+    expect(placed.replicas).toHaveLength(2);
+  });
+
+  it('on a fence rejection every waiting client gets a retryable NOT_PRIMARY and nothing uncommitted is kept', async () => {
+    const { store, writer, pipeline, faults } = setup();
+    const one = pipeline.execute({
+      type: 'mountSegment',
+      segmentId: 'a',
+      nodeId: 's1',
+      size: 1 << 20,
+    });
+    writer.ackNext();
+    await one;
+    const waiting = [
+      pipeline.execute({ type: 'mountSegment', segmentId: 'b', nodeId: 's1', size: 1 << 20 }),
+      pipeline.execute({ type: 'mountSegment', segmentId: 'c', nodeId: 's1', size: 1 << 20 }),
+    ];
+    await flush();
+    writer.rejectAll();
+    for (const w of waiting) await expect(w).rejects.toBeInstanceOf(NotPrimaryError);
+    expect(faults).toHaveLength(1);
+    expect(store.appliedSeq).toBe(1);
+    await expect(
+      pipeline.execute({ type: 'mountSegment', segmentId: 'd', nodeId: 's1', size: 1 << 20 }),
+    ).rejects.toMatchObject({ retryable: true, code: 'NOT_PRIMARY' });
+  });
+
+  it('refuses to take or answer anything once the lease deadline has passed', async () => {
+    let deadline = 2_000;
+    const { c, writer, pipeline, faults } = setup(() => deadline);
+    const pending = pipeline.execute({
+      type: 'mountSegment',
+      segmentId: 'a',
+      nodeId: 's1',
+      size: 1 << 20,
+    });
+    await flush();
+    c.t = 2_500; // e.g. the process was paused past its deadline
+    writer.ackNext();
+    await expect(pending).rejects.toBeInstanceOf(NotPrimaryError);
+    deadline = 10_000;
+    await expect(pipeline.get('a')).rejects.toBeInstanceOf(NotPrimaryError);
+    expect(faults).toEqual(['lease deadline passed']);
+  });
+
+  it('a refused command changes nothing and is not retryable', async () => {
+    const { store, pipeline, writer } = setup();
+    const before = store.state;
+    await expect(pipeline.execute({ type: 'putEnd', key: 'missing' })).rejects.toBeInstanceOf(
+      DomainError,
+    );
+    expect(writer.pending).toHaveLength(0);
+    expect(store.state).toBe(before);
+    expect(getObject(store.state, 'missing')).toBeUndefined();
+  });
+});
