@@ -1,6 +1,6 @@
 import { freeze, produce, type Draft } from 'immer';
 import { allocateInPlace, releaseInPlace } from './allocator.ts';
-import { bucketOf, keyHash, SHARD_COUNT } from './shard.ts';
+import { BUCKETS_PER_SHARD, bucketOf, keyHash, SHARD_COUNT } from './shard.ts';
 import type {
   LoggedEvent,
   MetadataEvent,
@@ -200,11 +200,18 @@ class Working {
     this.#ownSegments.delete(id);
   }
 
-  /** Every object, reading (not copying) each bucket. */
-  *objects(): Iterable<ObjectRecord> {
-    for (let i = 0; i < this.base.shards.length * (this.base.shards[0]?.length ?? 0); i++) {
-      yield* [...this.#readBucket(i)];
+  /** The objects that have a replica on `segmentId`, reading (not copying) each bucket. */
+  #objectsOn(segmentId: string): ObjectRecord[] {
+    const found: ObjectRecord[] = [];
+    const buckets = SHARD_COUNT * BUCKETS_PER_SHARD;
+    for (let i = 0; i < buckets; i++) {
+      const bucket = this.#readBucket(i);
+      for (let j = 0; j < bucket.length; j++) {
+        const record = bucket[j] as ObjectRecord;
+        if (record.replicas.some((r) => r.segmentId === segmentId)) found.push(record);
+      }
     }
+    return found;
   }
 
   #allocateReplica(replica: Replica): void {
@@ -260,11 +267,7 @@ class Working {
       case 'UNMOUNT_SEGMENT': {
         const segment = this.getSegment(event.segmentId);
         if (segment === undefined) this.fail(`segment ${event.segmentId} not mounted`);
-        const affected: ObjectRecord[] = [];
-        for (const record of this.objects()) {
-          if (record.replicas.some((r) => r.segmentId === event.segmentId)) affected.push(record);
-        }
-        for (const record of affected) {
+        for (const record of this.#objectsOn(event.segmentId)) {
           const kept = record.replicas.filter((r) => r.segmentId !== event.segmentId);
           if (kept.length === 0) this.deleteObject(record.key);
           else this.setObject({ ...record, replicas: kept, lastSeq: seq });

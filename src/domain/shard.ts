@@ -3,7 +3,7 @@ import CRC32 from 'crc-32';
 /** Number of object shards: the unit of verification sampling. */
 export const SHARD_COUNT = 1024;
 /** Each shard is split into this many buckets, so a fold copies a small map (internal). */
-export const BUCKETS_PER_SHARD = 64;
+export const BUCKETS_PER_SHARD = 256;
 
 /**
  * Unsigned CRC32 of the key's UTF-8 bytes: stable across nodes and versions. (`CRC32.str`

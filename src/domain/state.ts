@@ -12,10 +12,20 @@ enableMapSet();
  * bucket, one shard's bucket array and the shard array instead of a map of every object.
  */
 export function emptyState(): MetadataState {
-  const empty: readonly ObjectRecord[] = Object.freeze([]);
+  // The empty state is immutable, so one instance serves every caller.
+  empty ??= buildEmptyState();
+  return empty;
+}
+
+let empty: MetadataState | undefined;
+
+function buildEmptyState(): MetadataState {
+  const emptyBucket: readonly ObjectRecord[] = Object.freeze([]);
   const shards: ShardBuckets[] = [];
   for (let s = 0; s < SHARD_COUNT; s++) {
-    shards.push(Object.freeze(new Array<readonly ObjectRecord[]>(BUCKETS_PER_SHARD).fill(empty)));
+    shards.push(
+      Object.freeze(new Array<readonly ObjectRecord[]>(BUCKETS_PER_SHARD).fill(emptyBucket)),
+    );
   }
   const state: MetadataState = {
     appliedSeq: 0,

@@ -229,7 +229,7 @@ describe('domain properties', () => {
         'UNMOUNT_SEGMENT',
       ].sort(),
     );
-  });
+  }, 300_000);
 
   it('allocation safety over arbitrary histories (incl. unmount, revoke, remove, eviction)', () => {
     fc.assert(
