@@ -1,0 +1,431 @@
+/**
+ * Full sync: a frozen state cut into chunks (segments first, in mount order, then objects in
+ * the state's own order), rebuilt on the other side into a state with the same stateDigest,
+ * plus a compact chunk encoding guarded by a CRC.
+ *
+ * Chunk encoding (version 1): `"USC1" | u32 crc (big-endian, CRC32 of the body) | body`, where
+ * the body is UTF-8 JSON of a compact form: segments as `[id, nodeId, size, used, [[offset,
+ * length], ...]]`, objects as `[key, size, lastSeq, [[segmentId, nodeId, offset, length,
+ * complete ? 1 : 0], ...]]`.
+ */
+import CRC32 from 'crc-32';
+import { freeze } from 'immer';
+import { stateDigest } from './checksum.ts';
+import { BUCKETS_PER_SHARD, bucketOf, keyHash, SHARD_COUNT } from './shard.ts';
+import { allObjects, allSegments } from './state.ts';
+import type {
+  FreeRange,
+  MetadataState,
+  ObjectRecord,
+  Replica,
+  Segment,
+  ShardBuckets,
+} from './types.ts';
+
+/** One piece of a full-sync snapshot. */
+export interface SnapshotChunk {
+  /** 0-based position of this chunk. */
+  readonly index: number;
+  /** Number of chunks in the snapshot (at least 1). */
+  readonly total: number;
+  /** The snapshot's state: appliedSeq, epoch and epoch node (same in every chunk). */
+  readonly appliedSeq: number;
+  readonly epoch: number;
+  readonly epochNodeId: string;
+  /** Segments, in mount order (all of them come before the first object). */
+  readonly segments: readonly Segment[];
+  readonly objects: readonly ObjectRecord[];
+  /** `stateDigest` of the whole state: on the last chunk only, null on the others. */
+  readonly stateDigest: number | null;
+}
+
+export type SnapshotErrorReason = 'sequence' | 'inconsistent' | 'incomplete' | 'digest';
+
+/**
+ * A snapshot that cannot be rebuilt: a chunk out of order or from another snapshot
+ * (`sequence`), bad structure such as a segment twice or after objects (`inconsistent`),
+ * missing chunks (`incomplete`) or a rebuilt state whose digest differs, which includes any
+ * changed, missing or duplicated record (`digest`). Retryable: fetch the snapshot again.
+ */
+export class SnapshotError extends Error {
+  override readonly name = 'SnapshotError';
+  readonly retryable = true;
+  constructor(
+    readonly reason: SnapshotErrorReason,
+    /** The chunk index the builder expected next. */
+    readonly expectedIndex: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${reason}: ${message}`, options);
+  }
+}
+
+export type SnapshotCodecErrorReason = 'truncated' | 'checksum' | 'garbled';
+
+/** Bytes that are not an encoded chunk. Not retryable: the bytes are bad. */
+export class SnapshotCodecError extends Error {
+  override readonly name = 'SnapshotCodecError';
+  readonly retryable = false;
+  constructor(
+    readonly reason: SnapshotCodecErrorReason,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${reason}: ${message}`, options);
+  }
+}
+
+/**
+ * Cuts `state` into chunks of at most `chunkSize` items (segments first, then objects; a chunk
+ * may hold the last segments and the first objects). Every chunk carries index/total and the
+ * state's appliedSeq/epoch; the last carries `stateDigest(state)`. Reads `state` only; since it
+ * is frozen, the primary may keep folding while the chunks are produced.
+ */
+export function* snapshotChunks(
+  state: MetadataState,
+  chunkSize = 10_000,
+): Generator<SnapshotChunk, void, undefined> {
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1)
+    throw new RangeError(`chunkSize must be an integer >= 1, got ${chunkSize}`);
+  const segments = [...allSegments(state)];
+  const total = Math.max(1, Math.ceil((segments.length + state.objectCount) / chunkSize));
+  const header = {
+    total,
+    appliedSeq: state.appliedSeq,
+    epoch: state.epoch,
+    epochNodeId: state.epochNodeId,
+  };
+  let index = 0;
+  let chunkSegments: Segment[] = [];
+  let chunkObjects: ObjectRecord[] = [];
+  const cut = (): SnapshotChunk => {
+    const chunk = {
+      index,
+      ...header,
+      segments: chunkSegments,
+      objects: chunkObjects,
+      stateDigest: null,
+    };
+    index++;
+    chunkSegments = [];
+    chunkObjects = [];
+    return chunk;
+  };
+  for (const segment of segments) {
+    chunkSegments.push(segment);
+    if (chunkSegments.length === chunkSize && index < total - 1) yield cut();
+  }
+  for (const record of allObjects(state)) {
+    chunkObjects.push(record);
+    if (chunkSegments.length + chunkObjects.length === chunkSize && index < total - 1) {
+      yield cut();
+    }
+  }
+  yield { ...cut(), stateDigest: stateDigest(state) };
+}
+
+type Bucket = ObjectRecord[];
+const EMPTY_BUCKET = Object.freeze([]) as unknown as Bucket;
+const EMPTY_SHARD: ShardBuckets = Object.freeze(
+  new Array<Bucket>(BUCKETS_PER_SHARD).fill(EMPTY_BUCKET),
+);
+
+/**
+ * Rebuilds a state from the chunks of one snapshot, added in order. `finish()` returns a
+ * frozen state equal (stateDigest, objects, segments in mount order, appliedSeq, epoch) to the
+ * snapshot's source, or throws {@link SnapshotError}.
+ */
+export class SnapshotBuilder {
+  #expected = 0;
+  #header: Omit<SnapshotChunk, 'index' | 'segments' | 'objects' | 'stateDigest'> | undefined;
+  #digest: number | null = null;
+  readonly #segments = new Map<string, Segment>();
+  /** Shards and buckets are created on first use; untouched ones share frozen empties. */
+  readonly #shards: (Bucket[] | undefined)[] = new Array<Bucket[] | undefined>(SHARD_COUNT);
+  #objectCount = 0;
+
+  #bucket(key: string): Bucket {
+    const hash = keyHash(key);
+    const shardId = hash % SHARD_COUNT;
+    let shard = this.#shards[shardId];
+    if (shard === undefined) {
+      shard = new Array<Bucket>(BUCKETS_PER_SHARD).fill(EMPTY_BUCKET);
+      this.#shards[shardId] = shard;
+    }
+    let bucket = shard[bucketOf(hash)] as Bucket;
+    if (bucket === EMPTY_BUCKET) {
+      bucket = [];
+      shard[bucketOf(hash)] = bucket;
+    }
+    return bucket;
+  }
+
+  /** Chunks added so far. */
+  get received(): number {
+    return this.#expected;
+  }
+
+  /**
+   * Adds the next chunk. Throws {@link SnapshotError} (adding nothing) when it does not fit.
+   * Takes ownership of the chunk's object records: they are frozen in place, not copied.
+   */
+  add(chunk: SnapshotChunk): void {
+    const expected = this.#expected;
+    const fail = (reason: SnapshotErrorReason, message: string): never => {
+      throw new SnapshotError(reason, expected, message);
+    };
+    if (chunk.index !== expected) fail('sequence', `got chunk ${chunk.index}`);
+    const header = this.#header;
+    if (header === undefined) {
+      if (!Number.isSafeInteger(chunk.total) || chunk.total < 1) fail('sequence', 'bad total');
+    } else if (
+      chunk.total !== header.total ||
+      chunk.appliedSeq !== header.appliedSeq ||
+      chunk.epoch !== header.epoch ||
+      chunk.epochNodeId !== header.epochNodeId
+    ) {
+      fail('sequence', `chunk ${chunk.index} belongs to another snapshot`);
+    }
+    if (chunk.index >= chunk.total) fail('sequence', `chunk ${chunk.index} of ${chunk.total}`);
+    const last = chunk.index === chunk.total - 1;
+    if (last !== (chunk.stateDigest !== null))
+      fail('inconsistent', 'the stateDigest belongs on the last chunk, and only there');
+    if (chunk.segments.length > 0 && this.#objectCount > 0)
+      fail('inconsistent', 'a segment after objects');
+    const segmentIds = new Set<string>();
+    for (const segment of chunk.segments) {
+      if (this.#segments.has(segment.id) || segmentIds.has(segment.id))
+        fail('inconsistent', `segment ${segment.id} twice`);
+      segmentIds.add(segment.id);
+    }
+    // A key sent twice is not looked up here (1M lookups): it changes the digest finish() checks.
+    // Checked: now apply.
+    this.#header ??= {
+      total: chunk.total,
+      appliedSeq: chunk.appliedSeq,
+      epoch: chunk.epoch,
+      epochNodeId: chunk.epochNodeId,
+    };
+    for (const segment of chunk.segments) this.#segments.set(segment.id, frozenSegment(segment));
+    for (const record of chunk.objects) this.#bucket(record.key).push(frozenRecord(record));
+    this.#objectCount += chunk.objects.length;
+    if (last) this.#digest = chunk.stateDigest;
+    this.#expected++;
+  }
+
+  /**
+   * The rebuilt state. Throws {@link SnapshotError} when chunks are missing or the rebuilt
+   * state's digest differs from the one the last chunk carries.
+   */
+  finish(): MetadataState {
+    const header = this.#header;
+    if (header === undefined || this.#expected !== header.total || this.#digest === null) {
+      throw new SnapshotError(
+        'incomplete',
+        this.#expected,
+        `got ${this.#expected} of ${header?.total ?? '?'} chunks`,
+      );
+    }
+    let capacity = 0;
+    let used = 0;
+    for (const segment of this.#segments.values()) {
+      capacity += segment.size;
+      used += segment.used;
+    }
+    const shards: ShardBuckets[] = [];
+    for (let s = 0; s < SHARD_COUNT; s++) {
+      const buckets = this.#shards[s];
+      if (buckets === undefined) {
+        shards.push(EMPTY_SHARD);
+        continue;
+      }
+      for (const bucket of buckets) Object.freeze(bucket);
+      shards.push(Object.freeze(buckets));
+    }
+    const state: MetadataState = {
+      appliedSeq: header.appliedSeq,
+      epoch: header.epoch,
+      epochNodeId: header.epochNodeId,
+      objectCount: this.#objectCount,
+      capacity,
+      used,
+      segments: freeze(new Map(this.#segments)),
+      shards: Object.freeze(shards),
+    };
+    freeze(state);
+    const digest = stateDigest(state);
+    if (digest !== this.#digest) {
+      throw new SnapshotError(
+        'digest',
+        this.#expected,
+        `rebuilt state digest ${digest} differs from the snapshot's ${this.#digest}`,
+      );
+    }
+    return state;
+  }
+}
+
+function frozenSegment(segment: Segment): Segment {
+  return Object.freeze({
+    id: segment.id,
+    nodeId: segment.nodeId,
+    size: segment.size,
+    used: segment.used,
+    free: Object.freeze(
+      segment.free.map((f) => Object.freeze({ offset: f.offset, length: f.length })),
+    ),
+  });
+}
+
+function frozenRecord(record: ObjectRecord): ObjectRecord {
+  // In place: a decoded chunk's records are fresh objects; copying 1M of them again costs.
+  if (Object.isFrozen(record)) return record;
+  for (const replica of record.replicas) Object.freeze(replica);
+  Object.freeze(record.replicas);
+  return Object.freeze(record);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+const MAGIC = [0x55, 0x53, 0x43, 0x31]; // "USC1"
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+type WireSegment = [string, string, number, number, [number, number][]];
+type WireReplica = [string, string, number, number, 0 | 1];
+type WireObject = [string, number, number, WireReplica[]];
+interface WireChunk {
+  i: number;
+  n: number;
+  s: number;
+  e: number;
+  en: string;
+  g: WireSegment[];
+  o: WireObject[];
+  d: number | null;
+}
+
+/** The bytes of `chunk` (see the module doc): compact JSON behind a magic and a CRC32. */
+export function encodeChunk(chunk: SnapshotChunk): Uint8Array {
+  const wire: WireChunk = {
+    i: chunk.index,
+    n: chunk.total,
+    s: chunk.appliedSeq,
+    e: chunk.epoch,
+    en: chunk.epochNodeId,
+    g: chunk.segments.map((s) => [
+      s.id,
+      s.nodeId,
+      s.size,
+      s.used,
+      s.free.map((f): [number, number] => [f.offset, f.length]),
+    ]),
+    o: chunk.objects.map((o) => [
+      o.key,
+      o.size,
+      o.lastSeq,
+      o.replicas.map((r): WireReplica => [
+        r.segmentId,
+        r.nodeId,
+        r.offset,
+        r.length,
+        r.status === 'complete' ? 1 : 0,
+      ]),
+    ]),
+    d: chunk.stateDigest,
+  };
+  const body = encoder.encode(JSON.stringify(wire));
+  const out = new Uint8Array(8 + body.length);
+  out.set(MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, CRC32.buf(body, 0) >>> 0);
+  out.set(body, 8);
+  return out;
+}
+
+function garbled(message: string): never {
+  throw new SnapshotCodecError('garbled', message);
+}
+
+function int(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    garbled(`${what} is not a non-negative integer`);
+  return value;
+}
+
+function str(value: unknown, what: string): string {
+  if (typeof value !== 'string') garbled(`${what} is not a string`);
+  return value;
+}
+
+function arr(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) garbled(`${what} is not an array`);
+  return value as unknown[];
+}
+
+/**
+ * The chunk encoded in `bytes`. Throws {@link SnapshotCodecError}: `truncated` (too short),
+ * `checksum` (the CRC does not match: checked before anything is parsed), `garbled` (bad magic
+ * or fields).
+ */
+export function decodeChunk(bytes: Uint8Array): SnapshotChunk {
+  if (bytes.length < 8) throw new SnapshotCodecError('truncated', `${bytes.length} bytes`);
+  for (let i = 0; i < 4; i++) if (bytes[i] !== MAGIC[i]) garbled('bad magic');
+  const body = bytes.subarray(8);
+  const crc = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4);
+  if (CRC32.buf(body, 0) >>> 0 !== crc)
+    throw new SnapshotCodecError('checksum', 'chunk CRC does not match');
+  let wire: unknown;
+  try {
+    wire = JSON.parse(decoder.decode(body));
+  } catch (cause) {
+    throw new SnapshotCodecError('garbled', 'body is not JSON', { cause });
+  }
+  if (typeof wire !== 'object' || wire === null || Array.isArray(wire)) garbled('not an object');
+  const w = wire as Record<string, unknown>;
+  const segments = arr(w['g'], 'segments').map((value): Segment => {
+    const s = arr(value, 'segment');
+    return {
+      id: str(s[0], 'segment id'),
+      nodeId: str(s[1], 'segment nodeId'),
+      size: int(s[2], 'segment size'),
+      used: int(s[3], 'segment used'),
+      free: arr(s[4], 'free ranges').map((f): FreeRange => {
+        const range = arr(f, 'free range');
+        return { offset: int(range[0], 'free offset'), length: int(range[1], 'free length') };
+      }),
+    };
+  });
+  const objects = arr(w['o'], 'objects').map((value): ObjectRecord => {
+    const o = arr(value, 'object');
+    return {
+      key: str(o[0], 'key'),
+      size: int(o[1], 'size'),
+      lastSeq: int(o[2], 'lastSeq'),
+      replicas: arr(o[3], 'replicas').map((rv): Replica => {
+        const r = arr(rv, 'replica');
+        const status = r[4];
+        if (status !== 0 && status !== 1) garbled('replica status');
+        return {
+          segmentId: str(r[0], 'replica segmentId'),
+          nodeId: str(r[1], 'replica nodeId'),
+          offset: int(r[2], 'replica offset'),
+          length: int(r[3], 'replica length'),
+          status: status === 1 ? 'complete' : 'processing',
+        };
+      }),
+    };
+  });
+  const digest = w['d'];
+  return {
+    index: int(w['i'], 'index'),
+    total: int(w['n'], 'total'),
+    appliedSeq: int(w['s'], 'appliedSeq'),
+    epoch: int(w['e'], 'epoch'),
+    epochNodeId: str(w['en'], 'epochNodeId'),
+    segments,
+    objects,
+    stateDigest: digest === null ? null : int(digest, 'stateDigest'),
+  };
+}
