@@ -10,6 +10,8 @@ import { prefixHash } from '../src/domain/checksum.ts';
 import type { OpLogEntry } from '../src/domain/entry.ts';
 import type { OpLog } from '../src/ports/opLog.ts';
 import { startEtcd, startNats, startNatsCluster } from '../test/harness/index.ts';
+import { numberFlag } from './lib/args.ts';
+import { median, ms, percentile, round } from './lib/stats.ts';
 
 const RUNS = 3;
 const PAYLOAD_BYTES = 200;
@@ -33,16 +35,6 @@ interface AppendFigures {
   readonly perSec: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 /** Appends one entry per call, `inFlight` calls outstanding, for `seconds`. */
@@ -183,18 +175,9 @@ async function etcdAppends(seconds: number): Promise<AppendFigures | string> {
   });
 }
 
-function flag(args: readonly string[], name: string, fallback: number): number {
-  const index = args.indexOf(name);
-  const value = index >= 0 ? Number(args[index + 1]) : NaN;
-  return Number.isFinite(value) && value > 0 ? value : fallback;
-}
-
-const round = (n: number): number => Math.round(n);
-const ms = (n: number): number => Math.round(n * 100) / 100;
-
 export async function run(args: string[]): Promise<void> {
-  const seconds = flag(args, '--seconds', 3);
-  const followEntries = flag(args, '--follow-entries', 100_000);
+  const seconds = numberFlag(args, '--seconds', 3);
+  const followEntries = numberFlag(args, '--follow-entries', 100_000);
   const inFlight = 1000;
   console.log(
     `OpLog bench: ${PAYLOAD_BYTES}-byte payloads, ${inFlight} appends of 1 entry in flight ` +

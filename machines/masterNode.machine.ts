@@ -33,6 +33,12 @@ export interface MasterNodeContext extends MasterNodeInput {
   readonly promotions: number;
   /** How many times this node was fenced. */
   readonly fences: number;
+  /** The hint of the last primary that handed over by name (`LeaderView.handoverTo`); kept after the key is gone. */
+  readonly handoverTo: string | undefined;
+  /** This node handed over by switchover: it campaigns last until a new leader appears. */
+  readonly handedOver: boolean;
+  /** The planned switchover in progress (`handingOver` then continues as a standby); undefined when stopping. */
+  readonly switchover: { readonly target: string | undefined } | undefined;
 }
 
 /** What a follower reports as it folds the log. */
@@ -64,8 +70,13 @@ export type MasterNodeEvent =
   | { type: 'oplog.fenced'; reason: string }
   /** The lease is gone or its local deadline passed: stop acting as primary now. */
   | { type: 'lease.lost'; reason: string }
-  /** Stop the node; a primary hands over first (graceful shutdown, planned switchover). */
-  | { type: 'node.stop' };
+  /** Stop the node; a primary hands over first (graceful shutdown). */
+  | { type: 'node.stop' }
+  /**
+   * Planned switchover: a primary hands over (to `target` when named) and stays up as a
+   * standby. Ignored in every other state.
+   */
+  | { type: 'node.switchover'; target?: string };
 
 export const masterNodeMachine = setup({
   types: {
@@ -108,8 +119,15 @@ export const masterNodeMachine = setup({
     stepDown: fromPromise<{ appliedSeq: number }, { nodeId: string; reason: string }>(() => {
       throw new Error('stepDown is provided by the runtime');
     }),
-    /** Planned handover: stop writes, let a standby catch up, resign the leader key. */
-    handOver: fromPromise<{ appliedSeq: number }, { nodeId: string }>(() => {
+    /**
+     * Planned handover: stop writes, let a standby (`target` when named) catch up, resign the
+     * leader key (with the `handoverTo` hint when a target is named). With `keepRunning` the
+     * node keeps its connections to follow as a standby.
+     */
+    handOver: fromPromise<
+      { appliedSeq: number },
+      { nodeId: string; target: string | undefined; keepRunning: boolean }
+    >(() => {
       throw new Error('handOver is provided by the runtime');
     }),
     /** Releases every connection. */
@@ -133,18 +151,37 @@ export const masterNodeMachine = setup({
         event.leader.epoch !== context.epoch),
   },
   delays: {
-    /** Longer for a standby further behind, so the most caught-up one usually wins. */
+    /**
+     * Longer for a standby further behind, so the most caught-up one usually wins. After a
+     * handover by name, the named node campaigns at once and every other node waits the
+     * most; a node that just handed over waits the most too.
+     */
     campaignDelay: ({ context }) =>
-      Math.min(
-        context.campaignMaxDelayMs,
-        context.campaignBaseDelayMs +
-          Math.max(0, context.logLastSeq - context.appliedSeq) * context.campaignDelayPerEntryMs,
-      ),
+      context.handoverTo !== undefined
+        ? context.handoverTo === context.nodeId
+          ? 0
+          : context.campaignMaxDelayMs
+        : context.handedOver
+          ? context.campaignMaxDelayMs
+          : Math.min(
+              context.campaignMaxDelayMs,
+              context.campaignBaseDelayMs +
+                Math.max(0, context.logLastSeq - context.appliedSeq) *
+                  context.campaignDelayPerEntryMs,
+            ),
     retryDelay: ({ context }) => context.retryDelayMs,
   },
   actions: {
-    recordLeader: assign({
-      leader: ({ event }) => (event.type === 'leader.changed' ? event.leader : null),
+    recordLeader: assign(({ context, event }) => {
+      if (event.type !== 'leader.changed') return context;
+      const { leader } = event;
+      // The hint outlives the key (it matters once the key is gone) until another leader appears.
+      if (leader === null) return { leader };
+      return {
+        leader,
+        handoverTo: leader.handoverTo,
+        handedOver: leader.nodeId === context.nodeId ? context.handedOver : false,
+      };
     }),
     recordProgress: assign(({ context, event }) =>
       event.type === 'oplog.progress'
@@ -168,6 +205,9 @@ export const masterNodeMachine = setup({
     lastFault: undefined,
     promotions: 0,
     fences: 0,
+    handoverTo: undefined,
+    handedOver: false,
+    switchover: undefined,
   }),
   initial: 'starting',
   states: {
@@ -320,19 +360,50 @@ export const masterNodeMachine = setup({
               target: 'fenced',
               actions: ['recordLeader', assign({ lastFault: 'leader.changed' })],
             },
-            'node.stop': 'handingOver',
+            'node.stop': { target: 'handingOver', actions: assign({ switchover: undefined }) },
+            'node.switchover': {
+              target: 'handingOver',
+              actions: assign({ switchover: ({ event }) => ({ target: event.target }) }),
+            },
           },
         },
         handingOver: {
           invoke: {
             id: 'handOver',
             src: 'handOver',
-            input: ({ context }) => ({ nodeId: context.nodeId }),
-            onDone: {
-              target: '#masterNode.stopping',
-              actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
-            },
-            onError: { target: '#masterNode.stopping', actions: 'recordFault' },
+            input: ({ context }) => ({
+              nodeId: context.nodeId,
+              target: context.switchover?.target,
+              keepRunning: context.switchover !== undefined,
+            }),
+            onDone: [
+              {
+                guard: ({ context }) => context.switchover !== undefined,
+                target: 'standby',
+                actions: assign({
+                  appliedSeq: ({ event }) => event.output.appliedSeq,
+                  handedOver: true,
+                  switchover: undefined,
+                }),
+              },
+              {
+                target: '#masterNode.stopping',
+                actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
+              },
+            ],
+            onError: [
+              {
+                // A switchover that failed midway: step down as if fenced (resign if still held).
+                guard: ({ context }) => context.switchover !== undefined,
+                target: 'fenced',
+                actions: ['recordFault', assign({ switchover: undefined })],
+              },
+              { target: '#masterNode.stopping', actions: 'recordFault' },
+            ],
+          },
+          on: {
+            // A stop during a switchover: finish the handover, then stop.
+            'node.stop': { actions: assign({ switchover: undefined }) },
           },
         },
         fenced: {

@@ -1,7 +1,11 @@
 import { Command } from 'commander';
 import { registerDemoCommand } from './demo.ts';
+import { registerExportCommand } from './exportCommand.ts';
 import { registerMachinesCommand } from './machinesCommand.ts';
 import { registerNodeCommand } from './nodeCommand.ts';
+import { registerReplayCommand } from './replayCommand.ts';
+import { registerStatusCommand } from './statusCommand.ts';
+import { registerSwitchoverCommand } from './switchoverCommand.ts';
 
 const program = new Command('understudy')
   .description('Hot-standby HA metadata master over NATS JetStream and etcd')
@@ -11,5 +15,9 @@ const program = new Command('understudy')
 registerNodeCommand(program);
 registerDemoCommand(program);
 registerMachinesCommand(program);
+registerExportCommand(program);
+registerReplayCommand(program);
+registerStatusCommand(program);
+registerSwitchoverCommand(program);
 
 await program.parseAsync(process.argv);

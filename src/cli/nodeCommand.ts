@@ -16,6 +16,14 @@ export function registerNodeCommand(program: Command): void {
     .option('--lease-ttl <duration>', 'leader lease TTL, e.g. 5s (env UNDERSTUDY_LEASE_TTL)')
     .option('--http <host:port>', 'status server address (env UNDERSTUDY_HTTP)')
     .option(
+      '--inspect <url>',
+      'send the node actors to an XState inspector at this WebSocket URL (env UNDERSTUDY_INSPECT)',
+    )
+    .option(
+      '--oplog <kind>',
+      'OpLog backend: nats (default) or etcd, the baseline (env UNDERSTUDY_OPLOG)',
+    )
+    .option(
       '--stream-replicas <n>',
       'OpLog stream replicas, 1 or 3 (env UNDERSTUDY_STREAM_REPLICAS)',
     )
@@ -27,6 +35,10 @@ export function registerNodeCommand(program: Command): void {
     .option('--max-lag-for-promotion <n>', 'a standby further behind does not campaign')
     .option('--campaign-base-delay <duration>', 'least wait before campaigning')
     .option('--handover-timeout <duration>', 'how long a stopping primary waits for a standby')
+    .option('--verify-interval <duration>', 'standby verification interval (default 30s)')
+    .option('--verify-fraction <f>', 'fraction of shards per verification round (default 0.1)')
+    .option('--max-sync-gap <n>', 'entries behind past which a standby must full-sync (1000)')
+    .option('--max-mismatches <n>', 'mismatches per round past which a full sync is done (100)')
     .option('--log-level <level>', 'pino log level (env UNDERSTUDY_LOG_LEVEL)')
     .option(
       '--nats-user <user>',

@@ -8,6 +8,21 @@ export interface LeaderInfo {
 /** The leader as etcd (or the simulation) sees it; `epoch` is the leader key's create revision. */
 export interface LeaderView extends LeaderInfo {
   readonly epoch: number;
+  /**
+   * Set by a primary handing over to a named node (planned switchover), just before it
+   * resigns: standbys other than this node wait `campaignMaxDelayMs` before campaigning once
+   * the key is gone, so the named node wins. Absent otherwise.
+   */
+  readonly handoverTo?: string;
+}
+
+/** How a primary resigns. */
+export interface ResignOptions {
+  /**
+   * Hand over to this node: the leader key (same lease, same create revision, so the same
+   * epoch) is rewritten with `handoverTo` before it is deleted, and watchers see both.
+   */
+  readonly handoverTo?: string;
 }
 
 export type CampaignResult =
@@ -51,8 +66,11 @@ export interface Elector {
   leaseDeadline(): number;
   /** Called once when the current lease is lost (expired, revoked, or its deadline passed). */
   onLeaseLost(handler: (reason: string) => void): () => void;
-  /** Deletes the leader key if this node holds it and revokes the lease. */
-  resign(): Promise<void>;
+  /**
+   * Deletes the leader key if this node holds it and revokes the lease. With `handoverTo`,
+   * first rewrites the key's value with that hint (see {@link LeaderView.handoverTo}).
+   */
+  resign(options?: ResignOptions): Promise<void>;
   /** Registers or updates this node's member record (bound to its lease). */
   publishMember(record: MemberRecord): Promise<void>;
   /** Every registered member. */

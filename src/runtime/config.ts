@@ -27,6 +27,10 @@ export const nodeConfigSchema = z.object({
   leaseTtl: duration('leaseTtl').default(5000),
   /** Address of the HTTP status server (`host:port`; port 0 picks a free one). */
   http: z.string().default('127.0.0.1:0'),
+  /** An XState inspector's WebSocket URL (`ws://host:port`): the node's actors are sent there. */
+  inspect: z.string().url().optional(),
+  /** Where the OpLog lives: a NATS JetStream stream (default) or etcd transactions (the baseline). */
+  oplog: z.enum(['nats', 'etcd']).default('nats'),
   streamReplicas: z.coerce
     .number()
     .pipe(z.union([z.literal(1), z.literal(3)]))
@@ -39,6 +43,14 @@ export const nodeConfigSchema = z.object({
   handoverTimeout: duration('handoverTimeout').default(3000),
   evictionHighWater: z.coerce.number().gt(0).lte(1).default(0.9),
   evictionLowWater: z.coerce.number().gt(0).lte(1).default(0.8),
+  /** How often a standby runs a verification round. */
+  verifyInterval: duration('verifyInterval').default(30_000),
+  /** Fraction of the 1024 shards each verification round samples. */
+  verifyFraction: z.coerce.number().gt(0).lte(1).default(0.1),
+  /** A standby further behind than this (entries) is told to full-sync instead of verified. */
+  maxSyncGap: z.coerce.number().int().nonnegative().default(1000),
+  /** More mismatches than this in one verification round: full sync instead of repair. */
+  maxMismatches: z.coerce.number().int().nonnegative().default(100),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   ...securityConfigSchema.shape,
 });

@@ -1,16 +1,23 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
 import { createEtcdElector } from '../adapters/etcd/etcdElector.ts';
+import { createEtcdOpLog } from '../adapters/etcd/etcdOpLog.ts';
+import {
+  createNatsAdminClientTransport,
+  createNatsAdminServerTransport,
+  maxAdminReplyBytes,
+} from '../adapters/nats/natsAdminTransport.ts';
 import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
-import { shardDigest, stateDigest } from '../domain/checksum.ts';
-import { SHARD_COUNT } from '../domain/shard.ts';
 import type { NodeConfig } from './config.ts';
 import { etcdConnectionOptions, natsConnectionOptions, redact } from './credentials.ts';
+import { NodeHttpServer } from './httpServer.ts';
+import { createNodeInspector } from './inspect.ts';
+import { NodeMetrics } from './metrics.ts';
 import { NodeRuntime } from './nodeRuntime.ts';
+import { testHookRoutes } from './testHooks.ts';
+import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
 
 /** A running node process: the runtime, its connections and its HTTP status server. */
 export interface RunningNode {
@@ -30,21 +37,24 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     reconnectTimeWait: 250,
     ...natsConnectionOptions(config),
   });
-  const opLog = await createNatsOpLog({
-    nc,
-    cluster: config.cluster,
-    replicas: config.streamReplicas,
-    maxAgeMs: config.streamMaxAge,
-    maxBytes: config.streamMaxBytes,
-  });
-  const http = createServer();
-  const [host, port] = splitHostPort(config.http);
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(port, host, resolve);
-  });
-  const bound = http.address() as AddressInfo;
-  const httpAddress = `http://${bound.address}:${bound.port}`;
+  const opLog =
+    config.oplog === 'etcd'
+      ? createEtcdOpLog({
+          client: etcdConnectionOptions(config, config.etcd),
+          cluster: config.cluster,
+        })
+      : await createNatsOpLog({
+          nc,
+          cluster: config.cluster,
+          replicas: config.streamReplicas,
+          maxAgeMs: config.streamMaxAge,
+          maxBytes: config.streamMaxBytes,
+        });
+  const http = await NodeHttpServer.listen(config.http);
+  const httpAddress = http.url;
+  const metrics = new NodeMetrics();
+  const inspector =
+    config.inspect === undefined ? undefined : createNodeInspector(config.inspect, log);
   const elector = createEtcdElector({
     client: etcdConnectionOptions(config, config.etcd),
     cluster: config.cluster,
@@ -58,8 +68,16 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     opLog,
     elector,
     apiServer: createNatsApiServerTransport({ nc, cluster: config.cluster }),
+    admin: {
+      server: createNatsAdminServerTransport({ nc, cluster: config.cluster }),
+      client: createNatsAdminClientTransport({ nc, cluster: config.cluster }),
+      maxReplyBytes: maxAdminReplyBytes(nc),
+    },
     clock: systemClock,
     logger: log,
+    probePeer: (member) => probePeerOverHttp(member),
+    metrics,
+    ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
     config: {
       leaseTtlMs: config.leaseTtl,
       maxLagForPromotion: config.maxLagForPromotion,
@@ -67,9 +85,17 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       campaignMaxDelayMs: config.campaignMaxDelay,
       handoverTimeoutMs: config.handoverTimeout,
       eviction: { highWater: config.evictionHighWater, lowWater: config.evictionLowWater },
+      verifyIntervalMs: config.verifyInterval,
+      verifyFraction: config.verifyFraction,
+      maxSyncGap: config.maxSyncGap,
+      maxMismatches: config.maxMismatches,
     },
   });
-  serveStatus(http, runtime);
+  http.serve(runtime, {
+    maxLagForPromotion: config.maxLagForPromotion,
+    metrics,
+    routes: { [SWITCHOVER_PATH]: switchoverRoute(runtime), ...testHookRoutes(runtime) },
+  });
   log.info({ event: 'started', http: httpAddress, config: redact(config) }, 'node started');
   runtime.start();
 
@@ -79,52 +105,9 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       await runtime.stop();
       await opLog.close();
       await nc.drain().catch(() => nc.close());
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-      http.closeAllConnections();
+      await http.close();
+      inspector?.stop();
       log.info({ event: 'stopped' }, 'node stopped');
     })());
   return { runtime, httpAddress, stop };
-}
-
-function splitHostPort(address: string): [string, number] {
-  const i = address.lastIndexOf(':');
-  if (i < 0) return ['127.0.0.1', Number(address)];
-  return [address.slice(0, i) || '127.0.0.1', Number(address.slice(i + 1))];
-}
-
-function serveStatus(http: Server, runtime: NodeRuntime): void {
-  http.on('request', (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const send = (code: number, body: unknown): void => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    const status = runtime.status();
-    switch (url.pathname) {
-      case '/healthz':
-        return send(200, { ok: true });
-      case '/readyz': {
-        const ready = status.role === 'primary' || status.role === 'standby';
-        return send(ready ? 200 : 503, { ready, role: status.role });
-      }
-      case '/status': {
-        if (url.searchParams.has('digest')) {
-          const state = runtime.store.state;
-          const shards = url.searchParams.has('shards')
-            ? Array.from({ length: SHARD_COUNT }, (_, i) => shardDigest(state, i))
-            : undefined;
-          return send(200, {
-            ...status,
-            digestSeq: state.appliedSeq,
-            digest: stateDigest(state),
-            objectCount: state.objectCount,
-            shards,
-          });
-        }
-        return send(200, status);
-      }
-      default:
-        return send(404, { error: 'not found' });
-    }
-  });
 }

@@ -1,18 +1,33 @@
-import { createActor, fromCallback, fromPromise, type Actor, type SnapshotFrom } from 'xstate';
+import {
+  createActor,
+  fromCallback,
+  fromPromise,
+  type Actor,
+  type InspectionEvent,
+  type Observer,
+  type SnapshotFrom,
+} from 'xstate';
 import {
   masterNodeMachine,
   type MasterNodeEvent,
   type NodeRole,
 } from '../../machines/masterNode.machine.ts';
 import { createApiHandler } from '../api/handler.ts';
+import { API_OPS } from '../api/schema.ts';
 import { CodecError } from '../domain/codec.ts';
 import { toEntry } from '../domain/eventCodec.ts';
 import { DEFAULT_EVICTION_POLICY, type EvictionPolicy } from '../domain/eviction.ts';
 import { fold, FoldError } from '../domain/fold.ts';
-import type { LoggedEvent } from '../domain/types.ts';
-import type { ApiListener, ApiServerTransport } from '../ports/apiTransport.ts';
+import type { LoggedEvent, MetadataState } from '../domain/types.ts';
+import {
+  NoRespondersError,
+  TransportTimeoutError,
+  type ApiClientTransport,
+  type ApiListener,
+  type ApiServerTransport,
+} from '../ports/apiTransport.ts';
 import type { Clock, TimerHandle } from '../ports/clock.ts';
-import type { Elector, LeaderView } from '../ports/elector.ts';
+import type { Elector, LeaderView, MemberRecord } from '../ports/elector.ts';
 import {
   NotRetainedError,
   type LogFollower,
@@ -20,8 +35,19 @@ import {
   type OpLogWriter,
 } from '../ports/opLog.ts';
 import { CommittedStore } from './committedStore.ts';
+import { timeRequests, type RequestObserver } from './metrics.ts';
 import { ReadLeases } from './readLeases.ts';
 import { WritePipeline } from './writePipeline.ts';
+import { AdminClient, adminHandler } from './adminApi.ts';
+import { fetchFullSync, FullSyncSource } from './fullSync.ts';
+import {
+  corruptState,
+  emptyVerificationStats,
+  runVerificationRound,
+  verifyOp,
+  type CorruptionKind,
+  type VerificationStats,
+} from './verification.ts';
 
 /** What the runtime logs through; pino's logger fits. */
 export interface RuntimeLogger {
@@ -46,6 +72,18 @@ export interface NodeRuntimeConfig {
   readonly handoverTimeoutMs: number;
   readonly eviction: EvictionPolicy;
   readonly evictionIntervalMs: number;
+  /** How often a standby runs a verification round (ms; default 30 s). */
+  readonly verifyIntervalMs: number;
+  /** Fraction of the shards a round samples (default 0.1: every shard within 10 rounds). */
+  readonly verifyFraction: number;
+  /** Most keys a round sends per shard (default 100). */
+  readonly verifyMaxKeysPerShard: number;
+  /** A standby further behind than this many entries is told to full-sync (default 1000). */
+  readonly maxSyncGap: number;
+  /** More mismatches than this in one round: full sync instead of repair (default 100). */
+  readonly maxMismatches: number;
+  /** Timeout of one admin request (verification round, full-sync chunk) (ms). */
+  readonly adminTimeoutMs: number;
 }
 
 export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
@@ -60,6 +98,12 @@ export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
   handoverTimeoutMs: 3000,
   eviction: DEFAULT_EVICTION_POLICY,
   evictionIntervalMs: 1000,
+  verifyIntervalMs: 30_000,
+  verifyFraction: 0.1,
+  verifyMaxKeysPerShard: 100,
+  maxSyncGap: 1000,
+  maxMismatches: 100,
+  adminTimeoutMs: 10_000,
 };
 
 export interface NodeRuntimeDeps {
@@ -72,6 +116,56 @@ export interface NodeRuntimeDeps {
   readonly clock: Clock;
   readonly logger: RuntimeLogger;
   readonly config?: Partial<NodeRuntimeConfig>;
+  /**
+   * The admin channel (verification, full sync): the server side the primary listens on, the
+   * client side a standby asks through. Without them a standby does not verify and a full
+   * sync re-folds the log from its first entry.
+   */
+  readonly admin?: {
+    readonly server: ApiServerTransport;
+    readonly client: ApiClientTransport;
+    /** Largest admin reply the transport carries (bytes). */
+    readonly maxReplyBytes?: number;
+  };
+  /**
+   * Asks a peer (at its member record's address) for its role and applied seq, for a
+   * switchover's catch-up check. Without it the member records (refreshed every
+   * `memberIntervalMs`) are used.
+   */
+  readonly probePeer?: (member: MemberRecord) => Promise<{ role: string; appliedSeq: number }>;
+  /** Receives each API request's time to answer, by op (the node's `/metrics`). */
+  readonly metrics?: RequestObserver;
+  /** An XState inspection observer (`--inspect`): sees every actor, event and snapshot. */
+  readonly inspect?: Observer<InspectionEvent>;
+}
+
+/** Why a planned switchover was refused or failed. */
+export type SwitchoverFailure =
+  'notPrimary' | 'targetIsSelf' | 'unknownTarget' | 'targetNotReady' | 'handoverFailed';
+
+/** A planned switchover was refused (the node still serves) or failed while handing over. */
+export class SwitchoverError extends Error {
+  override readonly name = 'SwitchoverError';
+  constructor(
+    readonly reason: SwitchoverFailure,
+    message: string,
+    readonly target?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** What a switchover did, as seen by the primary that handed over. */
+export interface SwitchoverResult {
+  readonly from: string;
+  readonly target: string | undefined;
+  /** The last entry written before resigning: the next primary's fence follows it. */
+  readonly appliedSeq: number;
+  /** The epoch that ended. */
+  readonly epoch: number;
+  /** From the request to the leader key's deletion (ms). */
+  readonly tookMs: number;
 }
 
 /** One node's view of itself, for `status`, `/status` and tests. */
@@ -86,6 +180,8 @@ export interface NodeStatus {
   readonly lastFault: string | undefined;
   readonly promotions: number;
   readonly fences: number;
+  /** Verification and full-sync counters (a copy). */
+  readonly verification: VerificationStats;
 }
 
 export type MasterNodeActor = Actor<typeof masterNodeMachine>;
@@ -120,7 +216,13 @@ export class NodeRuntime {
   #pipeline: WritePipeline | undefined;
   #memberTimer: TimerHandle | undefined;
   #role: NodeRole = 'starting';
+  /** True only while a stop or switchover event is being sent (see #requestHandover). */
+  #handoverRequested = false;
+  #serving = false;
   readonly #stopped: Promise<void>;
+  /** Verification and full-sync counters; `/status` shows them under `verification`. */
+  readonly verificationStats: VerificationStats = emptyVerificationStats();
+  #syncSource: FullSyncSource | undefined;
 
   constructor(private readonly deps: NodeRuntimeDeps) {
     this.#config = { ...DEFAULT_RUNTIME_CONFIG, ...deps.config };
@@ -134,6 +236,9 @@ export class NodeRuntime {
         watchLeader: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           deps.elector.observe((leader) => sendBack({ type: 'leader.changed', leader })),
         ),
+        verify: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
+          this.#verify(sendBack),
+        ),
         fullSync: fromPromise(() => this.#fullSync()),
         campaign: fromPromise(() => this.#campaign()),
         promote: fromPromise<
@@ -146,11 +251,15 @@ export class NodeRuntime {
         stepDown: fromPromise<{ appliedSeq: number }, { nodeId: string; reason: string }>(
           ({ input }) => this.#stepDown(input.reason),
         ),
-        handOver: fromPromise(() => this.#handOver()),
+        handOver: fromPromise<
+          { appliedSeq: number },
+          { nodeId: string; target: string | undefined; keepRunning: boolean }
+        >(({ input }) => this.#handOver(input.target, input.keepRunning)),
         shutdown: fromPromise(() => this.#shutdown()),
       },
     });
     this.actor = createActor(machine, {
+      ...(deps.inspect === undefined ? {} : { inspect: deps.inspect }),
       input: {
         nodeId: deps.nodeId,
         maxLagForPromotion: this.#config.maxLagForPromotion,
@@ -193,12 +302,113 @@ export class NodeRuntime {
 
   /** Stops the node: a primary hands over first. Resolves when the machine has stopped. */
   async stop(): Promise<void> {
-    this.actor.send({ type: 'node.stop' });
+    this.#requestHandover({ type: 'node.stop' });
     await this.#stopped;
+  }
+
+  /**
+   * Planned switchover: hands the primary role over (to `target` when named, once it is a
+   * standby within `maxLagForPromotion`) without stopping this node, which then follows as a
+   * standby. Resolves once the leader key is deleted. Rejects with {@link SwitchoverError}:
+   * refused (`notPrimary`, `targetIsSelf`, `unknownTarget`, `targetNotReady`: still serving)
+   * or `handoverFailed` (the node stepped down as if fenced).
+   */
+  async switchover(target?: string): Promise<SwitchoverResult> {
+    const { clock, elector } = this.deps;
+    const started = clock.now();
+    if (!this.actor.getSnapshot().matches({ running: 'primary' })) {
+      throw new SwitchoverError('notPrimary', `${this.deps.nodeId} is ${this.#role}, not primary`);
+    }
+    if (target === this.deps.nodeId) {
+      throw new SwitchoverError('targetIsSelf', `${target} is already the primary`, target);
+    }
+    if (target !== undefined) {
+      const members = await elector.members();
+      if (!members.some((m) => m.nodeId === target)) {
+        throw new SwitchoverError('unknownTarget', `no member ${target} is registered`, target);
+      }
+    }
+    // Wait for the target (or any standby) while still serving: a refusal leaves this node primary.
+    if (!(await this.#waitForStandby(target, () => this.store.appliedSeq))) {
+      throw new SwitchoverError(
+        'targetNotReady',
+        `${target ?? 'no node'} is not a standby within ${this.#config.maxLagForPromotion} entries after ${this.#config.handoverTimeoutMs} ms`,
+        target,
+      );
+    }
+    const epoch = this.actor.getSnapshot().context.epoch;
+    let unsubscribe = (): void => undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      const sub = this.actor.subscribe((snapshot) => {
+        if (snapshot.matches({ running: 'handingOver' })) return;
+        sub.unsubscribe();
+        if (snapshot.matches({ running: 'standby' })) resolve();
+        else {
+          const fault = snapshot.context.lastFault ?? 'unknown';
+          reject(new SwitchoverError('handoverFailed', `handover failed: ${fault}`, target));
+        }
+      });
+      unsubscribe = () => sub.unsubscribe();
+    });
+    this.#requestHandover(
+      target === undefined ? { type: 'node.switchover' } : { type: 'node.switchover', target },
+    );
+    if (!this.actor.getSnapshot().matches({ running: 'handingOver' })) {
+      unsubscribe();
+      throw new SwitchoverError('notPrimary', `${this.deps.nodeId} is ${this.#role}, not primary`);
+    }
+    await done;
+    return {
+      from: this.deps.nodeId,
+      target,
+      appliedSeq: this.store.appliedSeq,
+      epoch,
+      tookMs: clock.now() - started,
+    };
+  }
+
+  /** Sends a stop or switchover, marking it so the serve actor leaves its in-flight writes to #handOver. */
+  #requestHandover(event: MasterNodeEvent): void {
+    this.#handoverRequested = true;
+    try {
+      this.actor.send(event);
+    } finally {
+      this.#handoverRequested = false;
+    }
+  }
+
+  /**
+   * Polls until a standby (`target`, or any other node when undefined) is within
+   * `maxLagForPromotion` of `seq()`, asking it through `probePeer` when there is one;
+   * false after `handoverTimeoutMs`.
+   */
+  async #waitForStandby(target: string | undefined, seq: () => number): Promise<boolean> {
+    const { elector, clock, probePeer } = this.deps;
+    const deadline = clock.now() + this.#config.handoverTimeoutMs;
+    const isReady = async (m: MemberRecord): Promise<boolean> => {
+      if (m.nodeId === this.deps.nodeId || (target !== undefined && m.nodeId !== target)) {
+        return false;
+      }
+      const seen =
+        probePeer === undefined ? m : await probePeer(m).catch(() => ({ role: '', appliedSeq: 0 }));
+      return seen.role === 'standby' && seq() - seen.appliedSeq <= this.#config.maxLagForPromotion;
+    };
+    while (clock.now() < deadline) {
+      const members = await elector.members().catch(() => []);
+      const ready = await Promise.all(members.map(isReady));
+      if (ready.some(Boolean)) return true;
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, 20));
+    }
+    return false;
   }
 
   get role(): NodeRole {
     return this.#role;
+  }
+
+  /** True while this node is primary and its API listener is up. */
+  get serving(): boolean {
+    return this.#serving;
   }
 
   status(): NodeStatus {
@@ -213,6 +423,7 @@ export class NodeRuntime {
       lastFault: context.lastFault,
       promotions: context.promotions,
       fences: context.fences,
+      verification: { ...this.verificationStats },
     };
   }
 
@@ -280,9 +491,172 @@ export class NodeRuntime {
     };
   }
 
+  /** Standby verification: a round every `verifyIntervalMs`, repairs in place. */
+  #verify(sendBack: (event: MasterNodeEvent) => void): () => void {
+    const admin = this.deps.admin;
+    if (admin === undefined) return () => undefined;
+    const { clock, logger } = this.deps;
+    const client = new AdminClient(admin.client, this.#config.adminTimeoutMs);
+    const stats = this.verificationStats;
+    let stopped = false;
+    let timer: TimerHandle | undefined;
+    let round = stats.rounds + stats.failedRounds;
+    const runRound = async (): Promise<void> => {
+      const state = this.store.state;
+      const outcome = await runVerificationRound(client, state, () => this.store.state, round, {
+        fraction: this.#config.verifyFraction,
+        maxKeysPerShard: this.#config.verifyMaxKeysPerShard,
+      });
+      round++;
+      if (stopped) return;
+      stats.rounds++;
+      stats.keysChecked += outcome.keysChecked;
+      stats.mismatches += outcome.mismatches;
+      stats.lastStatus = outcome.status;
+      stats.lastRoundAt = clock.now();
+      // The follower may have folded more entries since the repair was computed: a repair of an
+      // older state is dropped (the next round finds the mismatch again) rather than undoing them.
+      if (outcome.repaired !== undefined && outcome.repaired.appliedSeq === this.store.appliedSeq) {
+        this.store.reset(outcome.repaired, this.store.lastStreamSeq);
+        stats.repairs++;
+      }
+      if (outcome.status !== 'OK') {
+        logger.warn(
+          {
+            event: 'verifyMismatch',
+            status: outcome.status,
+            mismatches: outcome.mismatches,
+            repaired: outcome.repaired !== undefined,
+            needsFullSync: outcome.needsFullSync,
+            forSeq: state.appliedSeq,
+            detail: outcome.detail,
+          },
+          outcome.needsFullSync
+            ? 'verification: the state needs a full sync'
+            : `verification: repaired ${outcome.mismatches} mismatches`,
+        );
+      }
+      if (outcome.needsFullSync) stats.fullSyncRequests++;
+      sendBack({
+        type: 'verify.done',
+        healthy: !outcome.needsFullSync,
+        needsFullSync: outcome.needsFullSync,
+      });
+    };
+    const tick = (): void => {
+      if (stopped) return;
+      runRound().then(
+        () => schedule(),
+        (err: unknown) => {
+          round++;
+          stats.failedRounds++;
+          stats.lastStatus = 'FAILED';
+          logger.warn({ event: 'verifyFailed', err: String(err) }, 'verification round failed');
+          schedule();
+        },
+      );
+    };
+    const schedule = (): void => {
+      if (!stopped) timer = clock.setTimeout(tick, this.#config.verifyIntervalMs);
+    };
+    schedule();
+    return () => {
+      stopped = true;
+      timer?.clear();
+    };
+  }
+
+  /**
+   * TEST ONLY (reached through the test-hooks HTTP endpoint): corrupts one record of the
+   * committed state in memory, as a fault would, to prove verification finds and repairs it.
+   */
+  corruptForTest(key: string, kind: CorruptionKind): void {
+    this.store.reset(corruptState(this.store.state, key, kind), this.store.lastStreamSeq);
+    this.deps.logger.warn({ event: 'corrupted', key, kind }, 'test hook corrupted the state');
+  }
+
+  /** The primary's admin listener (verification answers, full-sync chunks); returns its closer. */
+  #listenAdmin(): () => void {
+    const admin = this.deps.admin;
+    if (admin === undefined) return () => undefined;
+    const { clock, logger } = this.deps;
+    const committed = (): { state: MetadataState; lastStreamSeq: number } => ({
+      state: this.store.state,
+      lastStreamSeq: this.store.lastStreamSeq,
+    });
+    const source = new FullSyncSource({
+      committed,
+      clock,
+      ...(admin.maxReplyBytes === undefined ? {} : { maxPartBytes: admin.maxReplyBytes }),
+    });
+    this.#syncSource = source;
+    const handler = adminHandler({
+      verify: verifyOp({
+        committed: () => this.store.state,
+        maxGap: this.#config.maxSyncGap,
+        maxMismatches: this.#config.maxMismatches,
+        onAnswer: (request, response) => {
+          this.verificationStats.answered++;
+          if (response.status !== 'OK') {
+            logger.warn(
+              { event: 'verifyAnswer', status: response.status, forSeq: request.appliedSeq },
+              `a standby's verification round: ${response.status}`,
+            );
+          }
+        },
+      }),
+      ...source.ops(),
+    });
+    let closed = false;
+    let listener: ApiListener | undefined;
+    admin.server.listen(handler).then(
+      (l) => {
+        if (closed) void l.close();
+        else listener = l;
+      },
+      (err: unknown) => logger.warn({ event: 'adminListenFailed', err: String(err) }, 'no admin'),
+    );
+    return () => {
+      closed = true;
+      source.clear();
+      if (this.#syncSource === source) this.#syncSource = undefined;
+      void listener?.close();
+    };
+  }
+
   async #fullSync(): Promise<{ appliedSeq: number }> {
-    // Until verification and chunked full sync from the primary land, a full sync re-folds
-    // the log from its first entry; it fails (and is retried) when the stream was trimmed.
+    const { admin, clock, logger } = this.deps;
+    if (admin !== undefined) {
+      const started = clock.now();
+      try {
+        const result = await fetchFullSync(
+          new AdminClient(admin.client, this.#config.adminTimeoutMs),
+        );
+        this.store.reset(result.state, result.lastStreamSeq);
+        const stats = this.verificationStats;
+        stats.fullSyncs++;
+        stats.lastFullSyncMs = clock.now() - started;
+        stats.lastFullSyncBytes = result.bytes;
+        logger.info(
+          {
+            event: 'fullSynced',
+            appliedSeq: result.state.appliedSeq,
+            objects: result.state.objectCount,
+            chunks: result.chunks,
+            bytes: result.bytes,
+            tookMs: stats.lastFullSyncMs,
+          },
+          `full sync done at seq ${result.state.appliedSeq}`,
+        );
+        return { appliedSeq: this.store.appliedSeq };
+      } catch (err) {
+        // No primary to sync from: re-folding the log works when it still starts at entry 1.
+        if (!(err instanceof NoRespondersError || err instanceof TransportTimeoutError)) throw err;
+        logger.warn({ event: 'fullSyncNoPrimary', err: String(err) }, 'no primary to sync from');
+      }
+    }
+    // No primary (or no admin channel): re-fold the log from its first entry; this fails (and
+    // is retried) when the stream was trimmed.
     const bounds = await this.deps.opLog.bounds();
     if (bounds.firstSeq > 1) {
       throw new Error(
@@ -375,11 +749,15 @@ export class NodeRuntime {
       progressTimer = clock.setTimeout(progress, this.#config.progressIntervalMs);
     };
     progressTimer = clock.setTimeout(progress, this.#config.progressIntervalMs);
-    apiServer.listen(createApiHandler(pipeline)).then(
+    const closeAdmin = this.#listenAdmin();
+    const handler = createApiHandler(pipeline);
+    const metrics = this.deps.metrics;
+    apiServer.listen(metrics ? timeRequests(handler, metrics, API_OPS) : handler).then(
       (l) => {
         if (stopped) void l.close();
         else {
           listener = l;
+          this.#serving = true;
           logger.info({ event: 'serving', epoch }, 'serving clients');
         }
       },
@@ -387,11 +765,15 @@ export class NodeRuntime {
     );
     return () => {
       stopped = true;
+      this.#serving = false;
       unLease();
       deadlineTimer?.clear();
       progressTimer?.clear();
-      pipeline.close('not primary');
+      // A requested handover (stop, switchover) lets what is in flight commit and be answered:
+      // #handOver drains the pipeline, then closes it. Any other exit fails it now.
+      if (!this.#handoverRequested) pipeline.close('not primary');
       void listener?.close();
+      closeAdmin();
     };
   }
 
@@ -404,38 +786,40 @@ export class NodeRuntime {
     this.#leases.clear();
     logger.warn({ event: 'fenced', reason, appliedSeq: this.store.appliedSeq }, 'stepped down');
     // The leader key may still be ours (a missed deadline with a live lease): give it up so
-    // another node can take over without waiting for the TTL.
-    const leader = await elector.leader().catch(() => null);
-    if (leader?.nodeId === this.deps.nodeId) await elector.resign().catch(() => undefined);
+    // another node can take over without waiting for the TTL. Even when etcd cannot be reached
+    // the resign stops the keep-alives, so the lease and the key expire within one TTL; a
+    // standby takes a new lease when it needs one.
+    await elector.resign().catch((err: unknown) => {
+      logger.warn({ event: 'resignFailed', err: String(err) }, 'the lease is left to expire');
+    });
     return { appliedSeq: this.store.appliedSeq };
   }
 
-  async #handOver(): Promise<{ appliedSeq: number }> {
+  async #handOver(
+    handoverTo: string | undefined,
+    keepRunning: boolean,
+  ): Promise<{ appliedSeq: number }> {
     const { elector, clock, logger } = this.deps;
     const started = clock.now();
     await this.#pipeline?.drain();
     const target = this.store.appliedSeq;
-    const deadline = clock.now() + this.#config.handoverTimeoutMs;
-    while (clock.now() < deadline) {
-      const members = await elector.members().catch(() => []);
-      const ready = members.find(
-        (m) =>
-          m.nodeId !== this.deps.nodeId &&
-          m.role === 'standby' &&
-          target - m.appliedSeq <= this.#config.maxLagForPromotion,
-      );
-      if (ready !== undefined) break;
-      await new Promise<void>((resolve) => clock.setTimeout(resolve, 20));
-    }
+    await this.#waitForStandby(handoverTo, () => target);
     this.#pipeline?.close('handed over');
     this.#pipeline = undefined;
     await this.#writer?.close();
     this.#writer = undefined;
-    await elector.resign();
+    await elector.resign(handoverTo === undefined ? {} : { handoverTo });
     logger.info(
-      { event: 'handedOver', appliedSeq: target, tookMs: clock.now() - started },
+      { event: 'handedOver', appliedSeq: target, handoverTo, tookMs: clock.now() - started },
       'resigned the leader key',
     );
+    // A switchover goes on as a standby: it needs a lease for its member record and campaigns.
+    if (keepRunning && this.actor.getSnapshot().context.switchover !== undefined) {
+      this.#leases.clear();
+      await elector.start().catch((err: unknown) => {
+        logger.warn({ event: 'leaseRegrant', err: String(err) }, 'no new lease after handover');
+      });
+    }
     return { appliedSeq: target };
   }
 

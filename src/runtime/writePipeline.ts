@@ -59,6 +59,8 @@ export class WritePipeline implements MetadataService {
   #nextSeq: number;
   readonly #inFlight: InFlight[] = [];
   #closed: string | undefined;
+  /** Set by drain(): new commands are refused, but what is in flight is still answered. */
+  #draining: string | undefined;
   #evictionTimer: TimerHandle | undefined;
   readonly #ctx: DecideContext;
 
@@ -109,7 +111,7 @@ export class WritePipeline implements MetadataService {
       });
     }
     if (entries.length > 0) await this.#append(entries);
-    this.#assertServing();
+    this.#assertServing(false);
     return items.map((item) => ('pending' in item ? { ok: true, result: item.pending } : item));
   }
 
@@ -138,7 +140,7 @@ export class WritePipeline implements MetadataService {
 
   /** Stops taking commands and waits until every append in flight has settled. */
   async drain(): Promise<void> {
-    this.#closed ??= 'handing over';
+    this.#draining ??= 'handing over';
     this.#evictionTimer?.clear();
     await Promise.allSettled(this.#inFlight.map((f) => f.committed.promise));
   }
@@ -150,8 +152,10 @@ export class WritePipeline implements MetadataService {
     this.#failInFlight(reason);
   }
 
-  #assertServing(): void {
+  /** Throws unless serving; `fresh` (a new command or read) is also refused while draining. */
+  #assertServing(fresh = true): void {
     if (this.#closed !== undefined) throw new NotPrimaryError(this.#closed);
+    if (fresh && this.#draining !== undefined) throw new NotPrimaryError(this.#draining);
     if (this.options.clock.now() >= this.options.leaseDeadline()) {
       this.#fault('lease deadline passed');
       throw new NotPrimaryError('lease deadline passed');

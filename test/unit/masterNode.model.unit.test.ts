@@ -23,6 +23,9 @@ const rawEvents: { type: string; [k: string]: unknown }[] = [
   { type: 'oplog.fenced', reason: 'wrong last sequence' },
   { type: 'lease.lost', reason: 'deadline' },
   { type: 'node.stop' },
+  { type: 'node.switchover' },
+  { type: 'node.switchover', target: 'n2' },
+  { type: 'leader.changed', leader: { ...other, handoverTo: 'n1' } },
   { type: 'xstate.done.actor.startNode', output: { appliedSeq: 10 } },
   { type: 'xstate.error.actor.startNode', error: 'x' },
   { type: 'xstate.done.actor.fullSync', output: { appliedSeq: 10 } },
@@ -60,6 +63,7 @@ function serialize(s: Snapshot): string {
     leaderKind,
     logLastSeq - appliedSeq <= maxLagForPromotion,
     s.context.verificationHealthy,
+    s.context.switchover !== undefined,
   ]);
 }
 

@@ -6,6 +6,7 @@ import type {
   LeaderInfo,
   LeaderView,
   MemberRecord,
+  ResignOptions,
 } from '../../ports/elector.ts';
 import {
   DEFAULT_CALL_TIMEOUT_MS,
@@ -57,12 +58,13 @@ export function membersPrefix(cluster: string): string {
 
 function parseLeader(kv: Pick<IKeyValue, 'value' | 'create_revision'>): LeaderView | null {
   try {
-    const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<LeaderInfo>;
+    const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<LeaderView>;
     if (typeof parsed.nodeId !== 'string') return null;
     return {
       nodeId: parsed.nodeId,
       address: typeof parsed.address === 'string' ? parsed.address : '',
       epoch: Number(kv.create_revision),
+      ...(typeof parsed.handoverTo === 'string' ? { handoverTo: parsed.handoverTo } : {}),
     };
   } catch {
     return null;
@@ -425,23 +427,45 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
       };
     },
 
-    async resign() {
+    async resign(options?: ResignOptions) {
       const id = leaseId;
       if (id === null || closed) return;
-      const revision = await withTimeout(client.get(key).exec(), callTimeoutMs, 'resign');
-      const kv = revision.kvs[0];
-      if (kv !== undefined && parseLeader(kv)?.nodeId === nodeId && kv.lease === id) {
-        await withTimeout(
-          client
-            .if(key, 'Create', '==', kv.create_revision)
-            .then(client.delete().key(key))
-            .commit(),
-          callTimeoutMs,
-          'resign',
-        );
+      try {
+        const revision = await withTimeout(client.get(key).exec(), callTimeoutMs, 'resign');
+        const kv = revision.kvs[0];
+        const held = kv === undefined ? null : parseLeader(kv);
+        if (kv !== undefined && held?.nodeId === nodeId && kv.lease === id) {
+          if (options?.handoverTo !== undefined) {
+            // The hint: a put on the same lease keeps the create revision (the epoch).
+            const value = JSON.stringify({
+              nodeId,
+              address: held.address,
+              handoverTo: options.handoverTo,
+            });
+            await withTimeout(
+              client
+                .if(key, 'Create', '==', kv.create_revision)
+                .then(client.put(key).value(value).lease(id))
+                .commit(),
+              callTimeoutMs,
+              'resign',
+            );
+          }
+          await withTimeout(
+            client
+              .if(key, 'Create', '==', kv.create_revision)
+              .then(client.delete().key(key))
+              .commit(),
+            callTimeoutMs,
+            'resign',
+          );
+        }
+        await withTimeout(client.leaseClient.leaseRevoke({ ID: id }), callTimeoutMs, 'revoke');
+      } finally {
+        // Given up locally whatever etcd answered: keep-alives stop, so even when etcd cannot be
+        // reached now the lease (and a leader key bound to it) expires within one TTL.
+        loseLease('resigned');
       }
-      await withTimeout(client.leaseClient.leaseRevoke({ ID: id }), callTimeoutMs, 'revoke');
-      loseLease('resigned');
     },
 
     async publishMember(record: MemberRecord) {

@@ -1,6 +1,8 @@
 /**
- * The client API transport in memory, for the simulation and unit tests. One bus holds, per
- * cluster, at most one listener (the primary); a request to a cluster with no listener fails
+ * The client API transport in memory, for the simulation and unit tests. By default one bus
+ * holds, per cluster, at most one listener (the primary); with `queueGroup` it holds any number,
+ * as NATS does for a queue group (a paused old primary and the new one both subscribed), and
+ * each request goes to one of them. A request to a cluster with no listener fails
  * with `NoRespondersError`. Hooks decide, per request, to deliver, drop or delay the reply, so
  * lost and late replies can be played deterministically. Timeouts and delays run on the
  * injected clock.
@@ -44,11 +46,24 @@ export interface MemoryApiBusOptions {
   readonly maxPayload?: number;
   /** Decides each reply's fate (default: deliver). */
   readonly replyFate?: (request: BusRequest) => ReplyFate;
+  /**
+   * Queue-group semantics: several listeners per cluster may be open at once, and each request
+   * reaches one of them (see `pickListener`). Default false: `listen` rejects while another
+   * listener of the cluster is open.
+   */
+  readonly queueGroup?: boolean;
+  /**
+   * With `queueGroup`: which of the `count` open listeners (oldest first) takes the request;
+   * default the request number modulo `count`. Must return an integer in [0, count).
+   */
+  readonly pickListener?: (request: BusRequest, count: number) => number;
 }
 
 /** An in-memory request/reply bus for the client API. */
 export class MemoryApiBus {
-  readonly #listeners = new Map<string, ApiRequestHandler>();
+  readonly #listeners = new Map<string, ApiRequestHandler[]>();
+  readonly #queueGroup: boolean;
+  readonly #pickListener: (request: BusRequest, count: number) => number;
   readonly #clock: Clock;
   readonly #maxPayload: number;
   #replyFate: ((request: BusRequest) => ReplyFate) | undefined;
@@ -58,6 +73,8 @@ export class MemoryApiBus {
     this.#clock = options.clock ?? systemClock;
     this.#maxPayload = options.maxPayload ?? MAX_REQUEST_BYTES + 4096;
     this.#replyFate = options.replyFate;
+    this.#queueGroup = options.queueGroup ?? false;
+    this.#pickListener = options.pickListener ?? ((request, count) => request.n % count);
   }
 
   /** Replaces the reply hook (undefined: deliver every reply). */
@@ -72,17 +89,22 @@ export class MemoryApiBus {
 
   /** Whether `cluster` has a listener now. */
   hasListener(cluster: string): boolean {
-    return this.#listeners.has(cluster);
+    return this.listenerCount(cluster) > 0;
+  }
+
+  /** How many listeners `cluster` has now. */
+  listenerCount(cluster: string): number {
+    return this.#listeners.get(cluster)?.length ?? 0;
   }
 
   /**
-   * The server side for `cluster`. `listen` rejects while another listener of the same cluster
-   * is open: one primary at a time.
+   * The server side for `cluster`. Without `queueGroup`, `listen` rejects while another
+   * listener of the same cluster is open: one primary at a time.
    */
   serverTransport(cluster: string): ApiServerTransport {
     return {
       listen: (handler) => {
-        if (this.#listeners.has(cluster)) {
+        if (!this.#queueGroup && this.hasListener(cluster)) {
           return Promise.reject(new Error(`cluster ${cluster} already has an API listener`));
         }
         const inFlight = new Set<Promise<unknown>>();
@@ -93,12 +115,14 @@ export class MemoryApiBus {
           void p.finally(() => inFlight.delete(p)).catch(() => undefined);
           return p;
         };
-        this.#listeners.set(cluster, tracked);
+        this.#listeners.set(cluster, [...(this.#listeners.get(cluster) ?? []), tracked]);
         const listener: ApiListener = {
           close: async () => {
             if (!closed) {
               closed = true;
-              if (this.#listeners.get(cluster) === tracked) this.#listeners.delete(cluster);
+              const rest = (this.#listeners.get(cluster) ?? []).filter((h) => h !== tracked);
+              if (rest.length > 0) this.#listeners.set(cluster, rest);
+              else this.#listeners.delete(cluster);
             }
             await Promise.allSettled([...inFlight]);
           },
@@ -118,10 +142,15 @@ export class MemoryApiBus {
         if (body.byteLength > this.#maxPayload) {
           return Promise.reject(new RequestTooLargeError(op, body.byteLength, this.#maxPayload));
         }
-        const handler = this.#listeners.get(cluster);
-        if (handler === undefined) return Promise.reject(new NoRespondersError(op));
+        const handlers = this.#listeners.get(cluster) ?? [];
         const copy = body.slice();
-        const fate = this.#replyFate?.({ cluster, op, body: copy, n }) ?? { kind: 'deliver' };
+        const request: BusRequest = { cluster, op, body: copy, n };
+        const handler =
+          handlers.length > 1
+            ? handlers[this.#pickListener(request, handlers.length)]
+            : handlers[0];
+        if (handler === undefined) return Promise.reject(new NoRespondersError(op));
+        const fate = this.#replyFate?.(request) ?? { kind: 'deliver' };
         return new Promise<Uint8Array>((resolve, reject) => {
           let settled = false;
           const timer = this.#clock.setTimeout(() => {

@@ -5,6 +5,7 @@ import type {
   LeaderInfo,
   LeaderView,
   MemberRecord,
+  ResignOptions,
 } from '../../ports/elector.ts';
 
 /** A call from a partitioned node: the coordinator cannot be reached. Retryable. */
@@ -49,8 +50,8 @@ interface LeaderKey {
 interface Watcher {
   readonly nodeId: string;
   readonly onChange: (leader: LeaderView | null) => void;
-  /** The epoch last delivered (0 for "no leader"), undefined before the first delivery. */
-  delivered: number | undefined;
+  /** The epoch and hint last delivered (`0` for "no leader"), undefined before the first delivery. */
+  delivered: string | undefined;
 }
 
 /**
@@ -163,9 +164,14 @@ export class MemoryCoordinator {
     return this.currentLeader();
   }
 
-  /** Deletes the leader key if it is bound to `leaseId`. */
-  resign(nodeId: string, leaseId: number): void {
+  /** Deletes the leader key if it is bound to `leaseId` (after writing the handover hint, if any). */
+  resign(nodeId: string, leaseId: number, handoverTo?: string): void {
     this.reach(nodeId, 'resign');
+    if (this.leaderKey?.leaseId === leaseId && handoverTo !== undefined) {
+      this.leaderKey = { view: { ...this.leaderKey.view, handoverTo }, leaseId };
+      this.revisionValue++;
+      this.notifyWatchers();
+    }
     if (this.leaderKey?.leaseId === leaseId) {
       this.leaderKey = null;
       this.revisionValue++;
@@ -241,9 +247,9 @@ export class MemoryCoordinator {
   private deliver(watcher: Watcher): void {
     if (this.partitioned.has(watcher.nodeId)) return;
     const leader = this.currentLeader();
-    const epoch = leader?.epoch ?? 0;
-    if (watcher.delivered === epoch) return;
-    watcher.delivered = epoch;
+    const fingerprint = `${leader?.epoch ?? 0}:${leader?.handoverTo ?? ''}`;
+    if (watcher.delivered === fingerprint) return;
+    watcher.delivered = fingerprint;
     queueMicrotask(() => {
       if (this.watchers.has(watcher)) watcher.onChange(leader);
     });
@@ -374,7 +380,12 @@ export function createMemoryElector(
         lastConfirmedSentAt = sentAt;
         armDeadlineTimer();
         keepAliveLoop();
-      })();
+      })().catch((err: unknown) => {
+        // A failed grant (coordinator unreachable) is not cached: the next start() retries,
+        // as the etcd elector does. Found by the failover simulation.
+        starting = undefined;
+        throw err;
+      });
       return starting;
     },
 
@@ -415,14 +426,19 @@ export function createMemoryElector(
       };
     },
 
-    async resign() {
+    async resign(options?: ResignOptions) {
       await Promise.resolve();
       const id = leaseId;
       if (id === undefined || closed) return;
-      coord.resign(nodeId, id);
-      coord.forget(id);
-      coord.revoke(nodeId, id);
-      loseLease('resigned');
+      try {
+        coord.resign(nodeId, id, options?.handoverTo);
+        coord.forget(id);
+        coord.revoke(nodeId, id);
+      } finally {
+        // Given up locally whatever the coordinator answered: keep-alives stop, so the lease
+        // expires within one TTL even when the coordinator cannot be reached now.
+        loseLease('resigned');
+      }
     },
 
     async publishMember(record) {

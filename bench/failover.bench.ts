@@ -1,0 +1,291 @@
+// `npm run bench -- failover [--quick] [--kills N] [--switchovers N]`: how long the cluster
+// stops serving writes when its primary dies or is stopped, as a client sees it.
+//
+// Three master nodes as processes (lease TTL 2 s) on one etcd and one nats-server, under a
+// steady write load through the client library (8 writers, putStart then putEnd per key):
+// - RTO: the primary is killed (kill -9) N times (default 10); each time the time from the
+//   kill to the first acknowledged write of the new primary (the first ack whose seq is above
+//   the new primary's EPOCH fence, found in its `fenceWritten` log line); the killed node is
+//   restarted and waited for as a standby before the next kill, so three nodes stay;
+// - switchover: the primary gets SIGTERM (graceful stop: hands over, exits) N times; the time
+//   from the signal to the first acknowledged write of the new primary; the node is restarted;
+// - lost acknowledged writes: at the end the whole OpLog is read back and every write the
+//   client saw acknowledged is looked up at its seq (same op, key and placement).
+// The last stdout line is one JSON object with the figures.
+import { randomUUID } from 'node:crypto';
+import type { LoggedEvent } from '../src/domain/types.ts';
+import type { NodeHandle, NodeLogLine } from '../test/harness/nodeFleet.ts';
+import { readLoggedEvents } from '../test/harness/readLoggedEvents.ts';
+import { Workload, type AckRecord } from '../test/harness/workload.ts';
+import { numberFlag } from './lib/args.ts';
+import { BenchCluster, BenchServers } from './lib/cluster.ts';
+import { distribution, round, type Distribution } from './lib/stats.ts';
+import { printTable } from './lib/table.ts';
+
+const LEASE_TTL_MS = 2000;
+const WRITERS = 8;
+/** Acknowledgements to see between two faults (steady load before each). */
+const ACKS_BETWEEN = 300;
+const WAIT_MS = 60_000;
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** One fault and what the client saw. */
+interface Takeover {
+  readonly from: string;
+  readonly to: string;
+  /** Fault to the first acknowledged write of the new primary, at the client. */
+  readonly clientMs: number;
+  /** Fault to the new primary's `fenceWritten` log line (its clock: same host). */
+  readonly fenceMs: number;
+  /** Fault to the new primary's last `candidate` state before its fence (log line). */
+  readonly candidateMs: number | undefined;
+  /** Fault to the new primary's `serving` log line. */
+  readonly servingMs: number | undefined;
+  /** Fault to the old primary's `signal` log line (SIGTERM only). */
+  readonly signalMs: number | undefined;
+  /** Fault to the old primary's `handedOver` log line (SIGTERM only). */
+  readonly handedOverMs: number | undefined;
+  /** The handover's own duration, as the old primary logged it (`tookMs`). */
+  readonly handoverTookMs: number | undefined;
+}
+
+async function fenceOf(node: NodeHandle, from: number): Promise<{ seq: number; time: number }> {
+  const line = await node.waitForLog((l) => l.event === 'fenceWritten', WAIT_MS, from);
+  return { seq: line['seq'] as number, time: line.time };
+}
+
+/** Kills or terminates the primary, measures the takeover, restarts the node as a standby. */
+async function takeover(
+  cluster: BenchCluster,
+  load: Workload,
+  fault: 'kill' | 'term',
+): Promise<Takeover> {
+  const { fleet } = cluster;
+  const old = await fleet.primary(WAIT_MS);
+  const ackMark = load.acks.length;
+  await load.until(() => load.acks.length >= ackMark + ACKS_BETWEEN, WAIT_MS, 'steady load');
+  const others = fleet.nodes.filter((n) => n !== old);
+  const marks = new Map(others.map((n) => [n, n.logs.length]));
+  const oldMark = old.logs.length;
+  const faultAt = Date.now();
+  if (fault === 'kill') {
+    await old.kill();
+  } else {
+    const code = await old.terminate(WAIT_MS);
+    if (code !== 0) log(`  ${old.id} exited with ${String(code)} after SIGTERM`);
+  }
+  const next = await fleet.primary(WAIT_MS, old);
+  const fence = await fenceOf(next, marks.get(next) ?? 0);
+  await load.until(
+    () => load.firstAckAfter(faultAt, fence.seq) !== undefined,
+    WAIT_MS,
+    'an ack from the new primary',
+  );
+  const firstAck = load.firstAckAfter(faultAt, fence.seq) as AckRecord;
+  const since = (line: NodeLogLine | undefined): number | undefined =>
+    line === undefined ? undefined : line.time - faultAt;
+  const newLines = next.logs.slice(marks.get(next) ?? 0);
+  const oldLines = old.logs.slice(oldMark);
+  const handedOver = oldLines.find((l) => l.event === 'handedOver');
+  const result: Takeover = {
+    from: old.id,
+    to: next.id,
+    clientMs: firstAck.ackedAt - faultAt,
+    fenceMs: fence.time - faultAt,
+    candidateMs: since(
+      newLines.findLast(
+        (l) => l.event === 'state' && l.state === 'candidate' && l.time <= fence.time,
+      ),
+    ),
+    servingMs: since(newLines.find((l) => l.event === 'serving')),
+    signalMs: since(oldLines.find((l) => l.event === 'signal')),
+    handedOverMs: since(handedOver),
+    handoverTookMs: typeof handedOver?.['tookMs'] === 'number' ? handedOver['tookMs'] : undefined,
+  };
+  await old.restart();
+  await old.waitForStatus((s) => s.role === 'standby', WAIT_MS);
+  return result;
+}
+
+/** Acknowledged writes that are not in the log as acknowledged. */
+function lostAcks(acks: readonly AckRecord[], entries: readonly LoggedEvent[]): AckRecord[] {
+  return acks.filter((ack) => {
+    const logged = entries[ack.seq - 1];
+    if (logged === undefined || logged.seq !== ack.seq) return true;
+    const event = logged.event;
+    if (event.op !== (ack.op === 'putStart' ? 'PUT_START' : 'PUT_END')) return true;
+    if (event.key !== ack.key) return true;
+    if (ack.replicas !== undefined && event.op === 'PUT_START') {
+      const logged = event.replicas.map((r) => `${r.segmentId}@${r.offset}+${r.length}`);
+      const acked = ack.replicas.map((r) => `${r.segmentId}@${r.offset}+${r.length}`);
+      if (logged.join() !== acked.join()) return true;
+    }
+    return false;
+  });
+}
+
+/** Breaks of the one linear history: seq gaps, epochs going back, epochs not opened by EPOCH. */
+function historyBreaks(entries: readonly LoggedEvent[]): number {
+  let breaks = 0;
+  let epoch = 0;
+  entries.forEach((logged, i) => {
+    if (logged.seq !== i + 1) breaks++;
+    if (logged.epoch < epoch) breaks++;
+    if (logged.epoch > epoch) {
+      if (logged.event.op !== 'EPOCH') breaks++;
+      epoch = logged.epoch;
+    }
+  });
+  return breaks;
+}
+
+/**
+ * Failure messages (keys masked, first 80 characters) and how often each came, most frequent
+ * first. A retry after a reply lost in a failover gets `exists (put in progress)` or `put
+ * already complete`: its first attempt was committed (the client library's documented answer).
+ */
+function failureKinds(errors: readonly string[]): [string, number][] {
+  const counts = new Map<string, number>();
+  for (const e of errors) {
+    const kind = e
+      .replace(/"[^"]*"/g, '<key>')
+      .slice(0, 80)
+      .replaceAll('|', '/');
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]);
+}
+
+function row(name: string, d: Distribution): (string | number)[] {
+  return [name, d.count, round(d.p50), round(d.p99), round(d.max)];
+}
+
+export async function run(args: string[]): Promise<void> {
+  const quick = args.includes('--quick');
+  const kills = numberFlag(args, '--kills', quick ? 3 : 10);
+  const switchovers = numberFlag(args, '--switchovers', quick ? 3 : 10);
+  console.log(
+    `failover bench: 3 nodes as processes, lease TTL ${LEASE_TTL_MS} ms, ${WRITERS} writers; ` +
+      `${kills} kill -9 and ${switchovers} SIGTERM switchovers of the primary${quick ? ' (--quick)' : ''}`,
+  );
+  await using servers = await BenchServers.start();
+  const name = `failover${randomUUID().slice(0, 8)}`;
+  await using cluster = await BenchCluster.start(servers, {
+    cluster: name,
+    nodeIds: ['n1', 'n2', 'n3'],
+    leaseTtlMs: LEASE_TTL_MS,
+    requestTimeoutMs: 500,
+  });
+  const load = new Workload(cluster.client, {
+    concurrency: WRITERS,
+    keyPrefix: 'failover',
+    replicaNum: 1,
+  }).start();
+
+  const failovers: Takeover[] = [];
+  const handovers: Takeover[] = [];
+  try {
+    for (let i = 0; i < kills; i++) {
+      const t = await takeover(cluster, load, 'kill');
+      log(`  kill -9 ${i + 1}/${kills}: ${t.from} -> ${t.to}, first ack after ${t.clientMs} ms`);
+      failovers.push(t);
+    }
+    for (let i = 0; i < switchovers; i++) {
+      const t = await takeover(cluster, load, 'term');
+      log(
+        `  SIGTERM ${i + 1}/${switchovers}: ${t.from} -> ${t.to}, first ack after ${t.clientMs} ms`,
+      );
+      handovers.push(t);
+    }
+    const mark = load.acks.length;
+    await load.until(() => load.acks.length >= mark + ACKS_BETWEEN, WAIT_MS, 'final load');
+  } finally {
+    await load.stop();
+  }
+  const entries = await readLoggedEvents(servers.nats.url, name);
+  const lost = lostAcks(load.acks, entries);
+  const breaks = historyBreaks(entries);
+
+  const phase = (list: readonly Takeover[], pick: (t: Takeover) => number | undefined) =>
+    distribution(list.map(pick).filter((v): v is number => v !== undefined));
+  const rto = phase(failovers, (t) => t.clientMs);
+  const rtoFence = phase(failovers, (t) => t.fenceMs);
+  const switchover = phase(handovers, (t) => t.clientMs);
+  console.log('');
+  printTable(
+    ['ms from the fault', 'count', 'p50', 'p99', 'max'],
+    [
+      row(
+        'kill -9: new primary a candidate (log)',
+        phase(failovers, (t) => t.candidateMs),
+      ),
+      row('kill -9: EPOCH fence written (log)', rtoFence),
+      row(
+        'kill -9: serving (log)',
+        phase(failovers, (t) => t.servingMs),
+      ),
+      row('kill -9: first ack of the new primary at the client (RTO)', rto),
+      row(
+        'SIGTERM: old primary got the signal (log)',
+        phase(handovers, (t) => t.signalMs),
+      ),
+      row(
+        'SIGTERM: old primary handed over (log)',
+        phase(handovers, (t) => t.handedOverMs),
+      ),
+      row(
+        'SIGTERM: (the handover itself, its tookMs)',
+        phase(handovers, (t) => t.handoverTookMs),
+      ),
+      row(
+        'SIGTERM: new primary a candidate (log)',
+        phase(handovers, (t) => t.candidateMs),
+      ),
+      row(
+        'SIGTERM: EPOCH fence written (log)',
+        phase(handovers, (t) => t.fenceMs),
+      ),
+      row(
+        'SIGTERM: serving (log)',
+        phase(handovers, (t) => t.servingMs),
+      ),
+      row('SIGTERM: first ack of the new primary at the client', switchover),
+    ],
+  );
+  console.log('');
+  printTable(
+    ['writes', 'count'],
+    [
+      ['acknowledged', load.acks.length],
+      ...failureKinds(load.failures.map((f) => f.error)).map(([error, count]): [string, number] => [
+        `failed: ${error}`,
+        count,
+      ]),
+      ['acknowledged but not in the log as acknowledged', lost.length],
+      ['log entries', entries.length],
+      ['breaks of the linear history', breaks],
+    ],
+  );
+  console.log('');
+  console.log(
+    JSON.stringify({
+      bench: 'failover',
+      quick,
+      leaseTtlMs: LEASE_TTL_MS,
+      kills: rto.count,
+      rtoP50Ms: round(rto.p50),
+      rtoP99Ms: round(rto.p99),
+      rtoMaxMs: round(rto.max),
+      fenceP50Ms: round(rtoFence.p50),
+      switchovers: switchover.count,
+      switchoverP50Ms: round(switchover.p50),
+      switchoverP99Ms: round(switchover.p99),
+      switchoverMaxMs: round(switchover.max),
+      ackedWrites: load.acks.length,
+      failedWrites: load.failures.length,
+      lostAckedWrites: lost.length,
+      historyBreaks: breaks,
+    }),
+  );
+}

@@ -1,0 +1,502 @@
+// `npm run bench -- write [--quick] [--seconds N]`: committed writes through the client library
+// against master nodes running as processes (one primary, one standby; objects with 1 replica).
+//
+// Measures:
+// - single requests: `putStart` with C calls outstanding (closed loop), C in 64/128/256; the
+//   peak C is run again, figures are the median of 3 runs at it (writes/s, latency p50/p99 of
+//   the calls acknowledged in the window);
+// - batch requests: `putStartBatch` of 100 items, 8 or 32 outstanding, the same way;
+// - the same with `--oplog etcd` (the same node logic over the etcd-transaction OpLog): the
+//   baseline, and the ratio NATS / etcd (single requests);
+// - replication lag at 80 % of the single-request peak (measured on the lag phase's own fresh
+//   cluster just before; open loop): entries (the primary's and the standby's /status
+//   appliedSeq, sampled together every 50 ms) and ms (from a write's ack at the client to the
+//   first /status of the standby, polled every 10 ms, that shows its seq applied: an upper
+//   bound, within ~10 ms);
+// - the primary's CPU time (/proc utime + stime) per committed write over a fixed workload
+//   (20,000 putStart, open loop at 40 % of the single-request peak, so both clusters see the
+//   same rate and group commits), with 1 and with 4 standbys (median of 3).
+// Each phase runs on a fresh cluster (fresh nodes and stream), on one etcd and one nats-server.
+// The last stdout line is one JSON object with the figures.
+import { randomUUID } from 'node:crypto';
+import type { UnderstudyClient } from '../src/client/client.ts';
+import type { NodeHandle } from '../test/harness/nodeFleet.ts';
+import { numberFlag } from './lib/args.ts';
+import { BenchCluster, BenchServers } from './lib/cluster.ts';
+import { closedLoop, openLoop, type BenchCall, type LoadResult } from './lib/load.ts';
+import { cpuTimeUs } from './lib/proc.ts';
+import { distribution, median, ms, ratio1, round } from './lib/stats.ts';
+import { printTable } from './lib/table.ts';
+
+type OpLogKind = 'nats' | 'etcd';
+
+const OBJECT_SIZE = 4096;
+const BATCH_ITEMS = 100;
+const LEASE_TTL_MS = 5000;
+/** The CPU-per-write workload runs at this share of the single-request peak. */
+const CPU_RATE_SHARE = 0.4;
+
+interface Settings {
+  readonly quick: boolean;
+  readonly seconds: number;
+  readonly runs: number;
+  readonly singleConcurrency: readonly number[];
+  readonly batchConcurrency: readonly number[];
+  readonly lagSeconds: number;
+  readonly cpuWrites: number;
+}
+
+/** One measured load: its rate, latency and the CPU the primary and this process used. */
+interface Figures {
+  readonly concurrency: number;
+  readonly perSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** CPU of the primary process over the run, in % of one core. */
+  readonly primaryCpuPct: number;
+  /** CPU of the client (this process) over the run, in % of one core. */
+  readonly clientCpuPct: number;
+  readonly failures: number;
+}
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function singleCall(client: UnderstudyClient, prefix: string): BenchCall {
+  return async (i) => {
+    const placement = await client.putStart(`${prefix}/${i}`, OBJECT_SIZE, 1);
+    return { writes: 1, seq: placement.seq };
+  };
+}
+
+function batchCall(client: UnderstudyClient, prefix: string): BenchCall {
+  return async (i) => {
+    const items = Array.from({ length: BATCH_ITEMS }, (_, j) => ({
+      key: `${prefix}/${i}/${j}`,
+      size: OBJECT_SIZE,
+      replicaNum: 1,
+    }));
+    const results = await client.putStartBatch(items);
+    let writes = 0;
+    let seq = 0;
+    for (const r of results) {
+      if (!r.ok) continue;
+      writes++;
+      seq = Math.max(seq, r.result.seq);
+    }
+    return { writes, seq };
+  };
+}
+
+async function measure(
+  primary: NodeHandle,
+  call: BenchCall,
+  concurrency: number,
+  seconds: number,
+): Promise<Figures> {
+  const pid = primary.pid ?? 0;
+  const cpuBefore = cpuTimeUs(pid);
+  const clientBefore = process.cpuUsage();
+  const wallBefore = performance.now();
+  const result: LoadResult = await closedLoop(call, concurrency, seconds);
+  const wallUs = (performance.now() - wallBefore) * 1000;
+  const clientCpu = process.cpuUsage(clientBefore);
+  const latencies = distribution(result.calls.map((c) => c.ackedAt - c.sentAt));
+  return {
+    concurrency,
+    perSec: result.writes / result.seconds,
+    p50Ms: latencies.p50,
+    p99Ms: latencies.p99,
+    primaryCpuPct: ((cpuTimeUs(pid) - cpuBefore) / wallUs) * 100,
+    clientCpuPct: ((clientCpu.user + clientCpu.system) / wallUs) * 100,
+    failures: result.failures,
+  };
+}
+
+function medianFigures(runs: readonly Figures[]): Figures {
+  const m = (f: (r: Figures) => number): number => median(runs.map(f));
+  return {
+    concurrency: runs[0]?.concurrency ?? 0,
+    perSec: m((r) => r.perSec),
+    p50Ms: m((r) => r.p50Ms),
+    p99Ms: m((r) => r.p99Ms),
+    primaryCpuPct: m((r) => r.primaryCpuPct),
+    clientCpuPct: m((r) => r.clientCpuPct),
+    failures: runs.reduce((s, r) => s + r.failures, 0),
+  };
+}
+
+/** Probes each concurrency once, then runs the peak one until it has `runs` runs; the median. */
+async function peak(
+  label: string,
+  cluster: BenchCluster,
+  makeCall: (prefix: string) => BenchCall,
+  concurrencies: readonly number[],
+  settings: Settings,
+): Promise<{ best: Figures; probes: Figures[] }> {
+  const probes: Figures[] = [];
+  for (const c of concurrencies) {
+    const f = await measure(cluster.primary, makeCall(`${label}-c${c}-probe`), c, settings.seconds);
+    log(`  ${label} c=${c}: ${round(f.perSec)} writes/s, p99 ${ms(f.p99Ms)} ms`);
+    probes.push(f);
+  }
+  const top = probes.reduce((a, b) => (b.perSec > a.perSec ? b : a));
+  const runs = [top];
+  for (let r = 1; r < settings.runs; r++) {
+    const f = await measure(
+      cluster.primary,
+      makeCall(`${label}-c${top.concurrency}-run${r}`),
+      top.concurrency,
+      settings.seconds,
+    );
+    log(`  ${label} c=${top.concurrency} run ${r + 1}: ${round(f.perSec)} writes/s`);
+    runs.push(f);
+  }
+  return { best: medianFigures(runs), probes };
+}
+
+async function withCluster<T>(
+  servers: BenchServers,
+  standbys: number,
+  oplog: OpLogKind,
+  body: (cluster: BenchCluster) => Promise<T>,
+): Promise<T> {
+  const name = `bench${randomUUID().slice(0, 8)}`;
+  const ids = Array.from({ length: standbys + 1 }, (_, i) => `n${i + 1}`);
+  await using cluster = await BenchCluster.start(servers, {
+    cluster: name,
+    nodeIds: ids,
+    leaseTtlMs: LEASE_TTL_MS,
+    extraArgs: ['--oplog', oplog],
+  });
+  return await body(cluster);
+}
+
+interface Throughput {
+  readonly single: Figures;
+  readonly batch: Figures;
+  readonly singleProbes: Figures[];
+}
+
+async function throughput(
+  servers: BenchServers,
+  oplog: OpLogKind,
+  settings: Settings,
+): Promise<Throughput> {
+  log(`${oplog} OpLog: single requests`);
+  const single = await withCluster(servers, 1, oplog, (cluster) =>
+    peak(
+      `${oplog}-single`,
+      cluster,
+      (p) => singleCall(cluster.client, p),
+      settings.singleConcurrency,
+      settings,
+    ),
+  );
+  log(`${oplog} OpLog: batch requests`);
+  const batch = await withCluster(servers, 1, oplog, (cluster) =>
+    peak(
+      `${oplog}-batch`,
+      cluster,
+      (p) => batchCall(cluster.client, p),
+      settings.batchConcurrency,
+      settings,
+    ),
+  );
+  return { single: single.best, batch: batch.best, singleProbes: single.probes };
+}
+
+interface Lag {
+  /** The single-request peak measured on the lag cluster just before (closed loop). */
+  readonly peakPerSec: number;
+  readonly targetPerSec: number;
+  readonly achievedPerSec: number;
+  readonly entries: { p50: number; p99: number; max: number; samples: number };
+  readonly ms: { p50: number; p99: number; max: number; writes: number };
+  readonly ackP50Ms: number;
+  readonly ackP99Ms: number;
+  readonly failures: number;
+  /** Rates tried before this one that the cluster could not sustain (the machine is shared). */
+  readonly overloadedAt: readonly number[];
+}
+
+/** How many times the lag phase lowers its rate when the cluster cannot sustain it. */
+const LAG_RETRIES = 2;
+
+/** One open-loop run at `ratePerSec` while sampling the standby's progress. */
+async function lagRun(
+  cluster: BenchCluster,
+  standby: NodeHandle,
+  ratePerSec: number,
+  seconds: number,
+  prefix: string,
+): Promise<Omit<Lag, 'peakPerSec' | 'overloadedAt'> & { skipped: number }> {
+  const entrySamples: number[] = [];
+  const standbySamples: { at: number; appliedSeq: number }[] = [];
+  let sampling = true;
+  const every = async (periodMs: number, sample: () => Promise<void>): Promise<void> => {
+    while (sampling) {
+      const next = performance.now() + periodMs;
+      await sample().catch(() => undefined); // a missed sample
+      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+    }
+  };
+  const samplers = [
+    every(50, async () => {
+      const [p, s] = await Promise.all([cluster.primary.status(), standby.status()]);
+      entrySamples.push(Math.max(0, p.appliedSeq - s.appliedSeq));
+    }),
+    every(10, async () => {
+      const s = await standby.status();
+      standbySamples.push({ at: performance.now(), appliedSeq: s.appliedSeq });
+    }),
+  ];
+  const result = await openLoop(singleCall(cluster.client, prefix), ratePerSec, seconds);
+  // Let the standby catch up with the last writes, then stop sampling.
+  const lastSeq = result.calls.reduce((m, c) => Math.max(m, c.seq), 0);
+  await standby.waitForStatus((s) => s.appliedSeq >= lastSeq, 60_000);
+  await new Promise((r) => setTimeout(r, 50));
+  sampling = false;
+  await Promise.all(samplers);
+
+  // For each acknowledged write: the first standby sample showing its seq applied.
+  const lagMs: number[] = [];
+  let i = 0;
+  for (const call of [...result.calls].sort((a, b) => a.seq - b.seq)) {
+    while (i < standbySamples.length && (standbySamples[i]?.appliedSeq ?? 0) < call.seq) i++;
+    const sample = standbySamples[i];
+    if (sample !== undefined) lagMs.push(Math.max(0, sample.at - call.ackedAt));
+  }
+  const entries = distribution(entrySamples);
+  const lagMsDist = distribution(lagMs);
+  const acks = distribution(result.calls.map((c) => c.ackedAt - c.sentAt));
+  return {
+    targetPerSec: ratePerSec,
+    achievedPerSec: result.writes / result.seconds,
+    entries: { p50: entries.p50, p99: entries.p99, max: entries.max, samples: entries.count },
+    ms: { p50: lagMsDist.p50, p99: lagMsDist.p99, max: lagMsDist.max, writes: lagMsDist.count },
+    ackP50Ms: acks.p50,
+    ackP99Ms: acks.p99,
+    failures: result.failures,
+    skipped: result.skipped,
+  };
+}
+
+/**
+ * Measures the single-request peak at `concurrency` on a fresh cluster, then runs an open-loop
+ * load at 80 % of it while sampling the standby's progress. A rate the cluster cannot sustain
+ * (calls pile up; on a shared machine the peak moves) is retried at 80 % of what it achieved.
+ */
+async function replicationLag(
+  servers: BenchServers,
+  concurrency: number,
+  settings: Settings,
+): Promise<Lag> {
+  return withCluster(servers, 1, 'nats', async (cluster) => {
+    const standby = cluster.standbys[0];
+    if (standby === undefined) throw new Error('no standby');
+    const peakRun = await measure(
+      cluster.primary,
+      singleCall(cluster.client, 'lag-peak'),
+      concurrency,
+      settings.seconds,
+    );
+    const overloadedAt: number[] = [];
+    let ratePerSec = peakRun.perSec * 0.8;
+    for (let attempt = 0; ; attempt++) {
+      log(
+        `replication lag: peak here ${round(peakRun.perSec)}/s, open loop at ${round(ratePerSec)}/s`,
+      );
+      const run = await lagRun(cluster, standby, ratePerSec, settings.lagSeconds, `lag${attempt}`);
+      const sustained = run.skipped === 0 && run.achievedPerSec >= 0.9 * ratePerSec;
+      if (sustained || attempt >= LAG_RETRIES) {
+        return { ...run, peakPerSec: peakRun.perSec, overloadedAt };
+      }
+      log(`  not sustained: ${round(run.achievedPerSec)}/s achieved, ${run.skipped} skipped`);
+      overloadedAt.push(ratePerSec);
+      ratePerSec = run.achievedPerSec * 0.8;
+    }
+  });
+}
+
+interface CpuPerWrite {
+  readonly standbys: number;
+  readonly usPerWrite: number;
+  readonly perSec: number;
+  readonly failures: number;
+  /** Runs thrown away because the primary changed during them (lease lost on a busy host). */
+  readonly discarded: number;
+}
+
+/**
+ * The primary's CPU time per committed write over `settings.cpuWrites` single putStarts issued
+ * at `ratePerSec` (open loop: the same rate, hence the same group commits, with any number of
+ * standbys). A run during which the primary changed is discarded and repeated (twice at most).
+ */
+async function primaryCpu(
+  servers: BenchServers,
+  standbys: number,
+  ratePerSec: number,
+  settings: Settings,
+): Promise<CpuPerWrite> {
+  log(`primary CPU per write with ${standbys} standby(s) at ${round(ratePerSec)} writes/s`);
+  return withCluster(servers, standbys, 'nats', async (cluster) => {
+    await closedLoop(singleCall(cluster.client, 'cpu-warmup'), 64, 1, 0);
+    const perWrite: number[] = [];
+    const rates: number[] = [];
+    let failures = 0;
+    let discarded = 0;
+    for (let r = 0; perWrite.length < settings.runs && r < settings.runs + 2; r++) {
+      const primary = await cluster.fleet.primary(60_000);
+      const pid = primary.pid ?? 0;
+      const epoch = (await primary.status()).epoch;
+      const before = cpuTimeUs(pid);
+      const result = await openLoop(
+        singleCall(cluster.client, `cpu-run${r}`),
+        ratePerSec,
+        settings.cpuWrites / ratePerSec,
+      );
+      const used = cpuTimeUs(pid) - before;
+      const after = await primary.status().catch(() => undefined);
+      if (after?.role !== 'primary' || after.epoch !== epoch) {
+        discarded++;
+        log(`  run ${r + 1}: the primary changed during the run; discarded`);
+        continue;
+      }
+      perWrite.push(used / Math.max(1, result.writes));
+      rates.push(result.writes / result.seconds);
+      failures += result.failures + result.skipped;
+      if (result.firstFailure !== undefined) log(`  first failure: ${result.firstFailure}`);
+      log(`  run ${r + 1}: ${ms(used / Math.max(1, result.writes))} us/write`);
+    }
+    return { standbys, usPerWrite: median(perWrite), perSec: median(rates), failures, discarded };
+  });
+}
+
+export async function run(args: string[]): Promise<void> {
+  const quick = args.includes('--quick');
+  const settings: Settings = {
+    quick,
+    seconds: numberFlag(args, '--seconds', quick ? 2 : 5),
+    runs: quick ? 1 : 3,
+    singleConcurrency: quick ? [64, 256] : [64, 128, 256],
+    batchConcurrency: quick ? [8] : [8, 32],
+    lagSeconds: quick ? 4 : 10,
+    cpuWrites: quick ? 5000 : 20_000,
+  };
+  console.log(
+    `write bench: nodes as processes (1 primary + 1 standby, lease TTL ${LEASE_TTL_MS} ms), ` +
+      `putStart of ${OBJECT_SIZE}-byte objects with 1 replica; windows of ${settings.seconds} s, ` +
+      `median of ${settings.runs} run(s) at the peak concurrency${quick ? ' (--quick)' : ''}`,
+  );
+  await using servers = await BenchServers.start();
+  const nats = await throughput(servers, 'nats', settings);
+  const etcd = await throughput(servers, 'etcd', settings);
+  const lag = await replicationLag(servers, nats.single.concurrency, settings);
+  const cpuRate = Math.max(100, Math.round((nats.single.perSec * CPU_RATE_SHARE) / 100) * 100);
+  const cpu1 = await primaryCpu(servers, 1, cpuRate, settings);
+  const cpu4 = await primaryCpu(servers, 4, cpuRate, settings);
+
+  console.log('');
+  const row = (name: string, f: Figures): (string | number)[] => [
+    name,
+    f.concurrency,
+    round(f.perSec),
+    ms(f.p50Ms),
+    ms(f.p99Ms),
+    round(f.primaryCpuPct),
+    round(f.clientCpuPct),
+    f.failures,
+  ];
+  printTable(
+    [
+      'load',
+      'outstanding',
+      'writes/s',
+      'p50 ms',
+      'p99 ms',
+      'primary CPU %',
+      'client CPU %',
+      'failures',
+    ],
+    [
+      ...nats.singleProbes.map((f) => row('NATS OpLog, putStart (probe)', f)),
+      row('NATS OpLog, putStart (peak, median)', nats.single),
+      row(`NATS OpLog, putStartBatch x${BATCH_ITEMS}`, nats.batch),
+      ...etcd.singleProbes.map((f) => row('etcd OpLog, putStart (probe)', f)),
+      row('etcd OpLog, putStart (peak, median)', etcd.single),
+      row(`etcd OpLog, putStartBatch x${BATCH_ITEMS}`, etcd.batch),
+    ],
+  );
+  console.log('');
+  printTable(
+    ['replication lag (open loop)', 'p50', 'p99', 'max', 'samples'],
+    [
+      [
+        `entries (peak here ${round(lag.peakPerSec)}/s; target ${round(lag.targetPerSec)}/s, achieved ${round(lag.achievedPerSec)}/s)`,
+        lag.entries.p50,
+        lag.entries.p99,
+        lag.entries.max,
+        lag.entries.samples,
+      ],
+      [
+        'ms, ack to standby applied (upper bound)',
+        ms(lag.ms.p50),
+        ms(lag.ms.p99),
+        ms(lag.ms.max),
+        lag.ms.writes,
+      ],
+      ['ack latency ms at this rate', ms(lag.ackP50Ms), ms(lag.ackP99Ms), null, null],
+    ],
+  );
+  if (lag.overloadedAt.length > 0 || lag.failures > 0) {
+    console.log(
+      `(lag phase: failed calls ${lag.failures}; rates not sustained before: ` +
+        `${lag.overloadedAt.map((r) => `${round(r)}/s`).join(', ') || 'none'})`,
+    );
+  }
+  console.log('');
+  printTable(
+    [
+      `primary CPU per committed write (${settings.cpuWrites} putStart at ${cpuRate}/s)`,
+      'us/write',
+      'writes/s achieved',
+      'failures',
+      'runs discarded (primary changed)',
+    ],
+    [
+      ['1 standby', ms(cpu1.usPerWrite), round(cpu1.perSec), cpu1.failures, cpu1.discarded],
+      ['4 standbys', ms(cpu4.usPerWrite), round(cpu4.perSec), cpu4.failures, cpu4.discarded],
+    ],
+  );
+  console.log('');
+  console.log(
+    JSON.stringify({
+      bench: 'write',
+      quick,
+      writesPerSec: round(nats.single.perSec),
+      p50Ms: ms(nats.single.p50Ms),
+      p99Ms: ms(nats.single.p99Ms),
+      peakConcurrency: nats.single.concurrency,
+      writesPerSecBatch: round(nats.batch.perSec),
+      p50MsBatch: ms(nats.batch.p50Ms),
+      p99MsBatch: ms(nats.batch.p99Ms),
+      baselinePerSec: round(etcd.single.perSec),
+      baselineP50Ms: ms(etcd.single.p50Ms),
+      baselineP99Ms: ms(etcd.single.p99Ms),
+      baselinePerSecBatch: round(etcd.batch.perSec),
+      ratio: etcd.single.perSec > 0 ? ratio1(nats.single.perSec / etcd.single.perSec) : null,
+      ratioBatch: etcd.batch.perSec > 0 ? ratio1(nats.batch.perSec / etcd.batch.perSec) : null,
+      lagRatePerSec: round(lag.achievedPerSec),
+      lagTargetPerSec: round(lag.targetPerSec),
+      lagFailures: lag.failures,
+      lagOverloadedAt: lag.overloadedAt.map(round),
+      lagP50Entries: lag.entries.p50,
+      lagP99Entries: lag.entries.p99,
+      lagP50Ms: ms(lag.ms.p50),
+      lagP99Ms: ms(lag.ms.p99),
+      primaryCpuUsPerWrite1: ms(cpu1.usPerWrite),
+      primaryCpuUsPerWrite4: ms(cpu4.usPerWrite),
+      primaryCpuRatePerSec: cpuRate,
+    }),
+  );
+}

@@ -1,0 +1,166 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import type { Command } from 'commander';
+import { exportEntryLine, exportHeaderLine } from './exportFormat.ts';
+import {
+  addNatsSourceOptions,
+  loadNatsSourceConfig,
+  LogUnavailableError,
+  natsLogSource,
+  parseSeqFlag,
+  SourceConfigError,
+  type LogSource,
+} from './logSource.ts';
+import { EXIT_CODES_HELP, processOutput, type CommandOutput } from './replayCommand.ts';
+import { EXIT_CODES } from './replayLog.ts';
+
+/** The flags of `understudy export`, as commander parses them. */
+export interface ExportFlags extends Readonly<Record<string, unknown>> {
+  readonly from?: number;
+  readonly to?: number;
+  /** A file, or `-` (the default) for stdout. */
+  readonly out?: string;
+  readonly skipBad?: boolean;
+}
+
+async function writeLine(stream: Writable, line: string): Promise<void> {
+  if (!stream.write(`${line}\n`)) await once(stream, 'drain');
+}
+
+/**
+ * Runs `understudy export` and returns its exit code: writes a header line and one NDJSON line
+ * per entry of `--from..--to` (default: the whole log as it is now) to `--out` or stdout; a
+ * summary goes to stderr. A corrupt stream message stops it with exit 1 (the file then ends
+ * before it) unless `--skip-bad`.
+ */
+export async function runExport(
+  flags: ExportFlags,
+  out: CommandOutput = processOutput,
+): Promise<number> {
+  const fromSeq = flags.from ?? 1;
+  if (flags.to !== undefined && flags.to < fromSeq) {
+    out.stderr('understudy export: --to is below --from\n');
+    return EXIT_CODES.usage;
+  }
+  let source: LogSource | undefined;
+  let file: WriteStream | undefined;
+  let writeError: unknown;
+  try {
+    const config = loadNatsSourceConfig(flags);
+    source = await natsLogSource(config);
+    const toFile = flags.out !== undefined && flags.out !== '-';
+    let target: Writable;
+    if (toFile) {
+      file = createWriteStream(flags.out ?? '');
+      file.on('error', (err) => (writeError ??= err));
+      target = file;
+      await Promise.race([once(file, 'open'), once(file, 'close')]);
+      if (writeError !== undefined) throw new OutputError(flags.out ?? '', writeError);
+    } else if (out === processOutput) {
+      target = process.stdout;
+    } else {
+      target = new Writable({
+        write(chunk: Buffer | string, _encoding, done) {
+          out.stdout(String(chunk));
+          done();
+        },
+      });
+    }
+    await writeLine(
+      target,
+      exportHeaderLine({
+        cluster: config.cluster,
+        exportedAt: new Date().toISOString(),
+        fromSeq,
+        toSeq: flags.to ?? null,
+      }),
+    );
+    let count = 0;
+    let first = 0;
+    let last = 0;
+    let skipped = 0;
+    let code: number = EXIT_CODES.ok;
+    for await (const item of source.read(fromSeq, flags.to)) {
+      if (writeError !== undefined) break;
+      if (item.kind === 'bad') {
+        out.stderr(`understudy export: corrupt ${item.error.message}\n`);
+        if (flags.skipBad !== true) {
+          code = EXIT_CODES.corrupt;
+          break;
+        }
+        skipped += 1;
+        continue;
+      }
+      await writeLine(target, exportEntryLine(item.entry));
+      if (first === 0) first = item.entry.seq;
+      last = item.entry.seq;
+      count += 1;
+    }
+    if (file !== undefined) {
+      const closed = once(file, 'close');
+      file.end();
+      await closed;
+      file = undefined;
+    }
+    if (writeError !== undefined) throw new OutputError(flags.out ?? '', writeError);
+    out.stderr(
+      `understudy export: ${count} entries${count > 0 ? ` (seqs ${first}..${last})` : ''} from ${source.description} to ${toFile ? flags.out : 'stdout'}${skipped > 0 ? `; ${skipped} corrupt messages skipped` : ''}${code === EXIT_CODES.corrupt ? '; stopped at a corrupt message' : ''}\n`,
+    );
+    return code;
+  } catch (error) {
+    if (error instanceof SourceConfigError) {
+      out.stderr(`understudy export: ${error.message}\n`);
+      return EXIT_CODES.usage;
+    }
+    if (error instanceof LogUnavailableError) {
+      out.stderr(`understudy export: ${error.message}\n`);
+      return EXIT_CODES.unavailable;
+    }
+    if (error instanceof OutputError || writeError !== undefined) {
+      out.stderr(`understudy export: cannot write ${flags.out}: ${String(writeError)}\n`);
+      return EXIT_CODES.output;
+    }
+    throw error;
+  } finally {
+    file?.destroy();
+    await source?.close();
+  }
+}
+
+/** The export file cannot be written. */
+export class OutputError extends Error {
+  override readonly name = 'OutputError';
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    super(`cannot write ${path}`, { cause });
+  }
+}
+
+/** `understudy export`: writes the OpLog (or a seq range) as NDJSON (exit codes in `--help`). */
+export function registerExportCommand(program: Command): void {
+  const command = program
+    .command('export')
+    .description(
+      'write the OpLog (or a seq range) as NDJSON: readable entries with their raw frames',
+    )
+    .option('--from <seq>', 'first seq (default 1)', parseSeqFlag)
+    .option('--to <seq>', 'last seq (default: the end of the log now)', parseSeqFlag)
+    .option('--out <file>', "output file, '-' for stdout", '-')
+    .option('--skip-bad', 'leave corrupt stream messages out instead of stopping');
+  addNatsSourceOptions(command)
+    .addHelpText(
+      'after',
+      `
+Each line is one entry: seq, epoch, ts, time, op, key, checksum, prefixHash, the decoded event,
+and raw (base64 of the binary frame, with its CRC). The first line is a header
+{"format":"understudy-oplog","version":1,...}. 'understudy replay --file' reads it back and
+detects any changed byte.
+${EXIT_CODES_HELP}`,
+    )
+    .action(async (flags: ExportFlags) => {
+      process.exitCode = await runExport(flags);
+    });
+}

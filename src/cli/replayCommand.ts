@@ -1,0 +1,195 @@
+import type { Command } from 'commander';
+import type { CorruptEntryError } from './exportFormat.ts';
+import {
+  addNatsSourceOptions,
+  fileLogSource,
+  loadNatsSourceConfig,
+  LogUnavailableError,
+  natsLogSource,
+  parseSeqFlag,
+  SourceConfigError,
+  type LogSource,
+} from './logSource.ts';
+import {
+  EXIT_CODES,
+  formatHistoryLine,
+  formatSummary,
+  historyJson,
+  planReplay,
+  replayExitCode,
+  replayLog,
+  ReplayUsageError,
+  type ReplayOptions,
+} from './replayLog.ts';
+
+/** Where a command writes (the process's stdout/stderr; tests capture them). */
+export interface CommandOutput {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+/** The process's stdout and stderr. */
+export const processOutput: CommandOutput = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
+/** The flags of `understudy replay`, as commander parses them. */
+export interface ReplayFlags extends Readonly<Record<string, unknown>> {
+  readonly file?: string;
+  readonly from?: number;
+  readonly to?: number;
+  readonly at?: number;
+  readonly key?: string;
+  readonly skipBad?: boolean;
+  readonly json?: boolean;
+}
+
+/** Text for `--help`: the exit codes of `replay` and `export`. */
+export const EXIT_CODES_HELP = `
+Exit codes:
+  ${EXIT_CODES.ok}  done (with --skip-bad also when bad entries were skipped; they are listed on stderr)
+  ${EXIT_CODES.corrupt}  a corrupt entry stopped it (bad JSON or base64, CRC or checksum mismatch,
+     seq gap or reordering, an event that does not fold); the message names its seq
+     (or its line / stream message when the seq is unreadable)
+  ${EXIT_CODES.usage}  bad or conflicting flags
+  ${EXIT_CODES.unavailable}  the log cannot be read (no server, no stream, no file) or lacks the range
+     asked for (starts after seq 1 when the state is needed, ends before --at)
+  ${EXIT_CODES.output}  (export) the output file cannot be written
+`;
+
+const REPLAY_HELP = `
+Modes:
+  --at SEQ            fold from seq 1 to SEQ and print a state summary (objects, segments with
+                      used/size, digest, epoch); with --key K also K's record at SEQ
+  --key K             print every entry that touched K (object key or segment id) within
+                      --from..--to: seq, epoch, time, op, event
+  (neither)           the state summary at --to, or at the end of the log
+  The state needs every entry from seq 1: --from above 1 only works with --key alone (and then
+  entries that changed K only as a side effect, such as UNMOUNT_SEGMENT, are not recognised).
+${EXIT_CODES_HELP}
+Examples:
+  understudy replay --cluster demo --nats nats://127.0.0.1:4222 --key user/42
+  understudy export --cluster demo --out demo.ndjson && understudy replay --file demo.ndjson --at 120
+`;
+
+/**
+ * Opens the source the flags name: `--file`, or else the live stream (`--cluster`/`--nats`
+ * or their environment). Throws {@link ReplayUsageError} for both at once,
+ * {@link SourceConfigError} for bad NATS settings, {@link LogUnavailableError} when the
+ * source cannot be opened.
+ */
+export async function openLogSource(flags: Readonly<Record<string, unknown>>): Promise<LogSource> {
+  const file = flags['file'];
+  if (typeof file === 'string') {
+    if (flags['cluster'] !== undefined || flags['nats'] !== undefined) {
+      throw new ReplayUsageError(
+        '--file reads an export: it cannot be combined with --cluster/--nats',
+      );
+    }
+    return fileLogSource(file);
+  }
+  return natsLogSource(loadNatsSourceConfig(flags));
+}
+
+function problemJson(error: CorruptEntryError): Record<string, unknown> {
+  return {
+    ...(error.seq !== undefined ? { seq: error.seq } : {}),
+    ...(error.line !== undefined ? { line: error.line } : {}),
+    ...(error.streamSeq !== undefined ? { streamSeq: error.streamSeq } : {}),
+    reason: error.reason,
+  };
+}
+
+/**
+ * Runs `understudy replay` with parsed flags and returns its exit code (see
+ * {@link EXIT_CODES}). Output: history lines or the state summary on stdout (JSON with
+ * `--json`); bad entries and errors on stderr.
+ */
+export async function runReplay(
+  flags: ReplayFlags,
+  out: CommandOutput = processOutput,
+): Promise<number> {
+  const options: ReplayOptions = {
+    fromSeq: flags.from,
+    toSeq: flags.to,
+    atSeq: flags.at,
+    key: flags.key,
+    skipBad: flags.skipBad === true,
+  };
+  const json = flags.json === true;
+  let source: LogSource | undefined;
+  try {
+    const plan = planReplay(options);
+    source = await openLogSource(flags);
+    const result = await replayLog(source.read(plan.fromSeq, plan.readTo), options, {
+      onHistory: (item) =>
+        out.stdout(`${json ? JSON.stringify(historyJson(item)) : formatHistoryLine(item)}\n`),
+      onProblem: (error) =>
+        out.stderr(
+          `understudy replay: corrupt ${error.message}${options.skipBad === true ? ' (skipped)' : ''}\n`,
+        ),
+    });
+    if (result.stoppedBy !== undefined) {
+      out.stderr(
+        `understudy replay: stopped at the corrupt entry (last good seq ${result.lastSeq}); --skip-bad goes on past bad entries\n`,
+      );
+    } else if (result.unavailable !== undefined) {
+      out.stderr(`understudy replay: ${source.description}: ${result.unavailable}\n`);
+    } else if (result.summary !== undefined) {
+      if (json) {
+        const keyPart =
+          options.key !== undefined ? { key: { key: options.key, record: result.keyRecord } } : {};
+        out.stdout(
+          `${JSON.stringify({ ...result.summary, ...keyPart, skipped: result.problems.map(problemJson) })}\n`,
+        );
+      } else {
+        out.stdout(formatSummary(result.summary, options.key, result.keyRecord));
+      }
+    } else if (options.key !== undefined && !json) {
+      out.stderr(
+        `understudy replay: ${result.historyCount} entries touched ${JSON.stringify(options.key)} (read seqs ${result.firstSeq}..${result.lastSeq})\n`,
+      );
+    }
+    if (result.problems.length > 0 && result.stoppedBy === undefined) {
+      out.stderr(`understudy replay: skipped ${result.problems.length} bad entries\n`);
+    }
+    return replayExitCode(result);
+  } catch (error) {
+    if (error instanceof ReplayUsageError || error instanceof SourceConfigError) {
+      out.stderr(`understudy replay: ${error.message}\n`);
+      return EXIT_CODES.usage;
+    }
+    if (error instanceof LogUnavailableError) {
+      out.stderr(`understudy replay: ${error.message}\n`);
+      return EXIT_CODES.unavailable;
+    }
+    throw error;
+  } finally {
+    await source?.close();
+  }
+}
+
+/** `understudy replay`: folds the live stream or an exported file (exit codes in `--help`). */
+export function registerReplayCommand(program: Command): void {
+  const command = program
+    .command('replay')
+    .description(
+      'fold the OpLog (live stream or an export file): state at a seq, or the history of a key',
+    )
+    .option(
+      '--file <file>',
+      "an export of 'understudy export' ('-' for stdin) instead of the stream",
+    )
+    .option('--from <seq>', 'first seq to read (history only; default 1)', parseSeqFlag)
+    .option('--to <seq>', 'last seq to read (default: the end of the log)', parseSeqFlag)
+    .option('--at <seq>', 'print the state summary at this seq', parseSeqFlag)
+    .option('--key <key>', "the key's history, or with --at its record at that seq")
+    .option('--skip-bad', 'report corrupt entries and go on instead of stopping')
+    .option('--json', 'JSON output (one object per history entry, or one summary)');
+  addNatsSourceOptions(command)
+    .addHelpText('after', REPLAY_HELP)
+    .action(async (flags: ReplayFlags) => {
+      process.exitCode = await runReplay(flags);
+    });
+}

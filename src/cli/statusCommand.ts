@@ -1,0 +1,345 @@
+// `understudy status`: one row per node of a cluster, from the member registry in etcd and
+// each member's own `/status`.
+import type { Command } from 'commander';
+import type { Etcd3 } from 'etcd3';
+import { openEtcd } from '../adapters/etcd/etcdClient.ts';
+import { readMasterView } from '../adapters/etcd/etcdElector.ts';
+import type { LeaderView, MemberRecord } from '../ports/elector.ts';
+import {
+  addClusterOptions,
+  durationFlag,
+  etcdOptionsOf,
+  loadClusterAccess,
+  UsageError,
+} from './clusterOptions.ts';
+
+/** Exit codes of `understudy status`. */
+export const STATUS_EXIT = {
+  /** Rows printed and one node is primary. */
+  ok: 0,
+  /** etcd could not be read. */
+  failed: 1,
+  /** Bad flags, environment or config. */
+  usage: 2,
+  /** Rows printed, but no node reports itself primary. */
+  noPrimary: 3,
+} as const;
+
+/** The last verification round of a standby, from its `/status` `verification` field. */
+export interface VerificationSummary {
+  /** `OK`, `MISMATCH`, `NEED_FULL_SYNC`, `FAILED`, or null before the first round. */
+  readonly lastStatus: string | null;
+  /** Clock time (ms since the epoch) of the last answered round; 0 before the first. */
+  readonly lastRoundAt: number;
+  readonly rounds: number;
+  readonly mismatches: number;
+}
+
+/** One node as `status` shows it. */
+export interface StatusRow {
+  readonly id: string;
+  /** The node's state from its `/status` (or its member record's role, when unreachable). */
+  readonly state: string;
+  /** The primary's epoch as the node sees it (its own when primary). */
+  readonly epoch: number;
+  readonly appliedSeq: number;
+  /** The primary's applied seq minus this node's (0 for the primary); null when unknown. */
+  readonly lagEntries: number | null;
+  /**
+   * Estimated time behind (ms): `lagEntries` / the primary's apply rate (entries/s, its
+   * `/metrics` `understudy_apply_rate`, a 10 s window). 0 when not behind; null when behind
+   * but the rate is unknown or 0 (nothing is being written, so time lag is undefined).
+   */
+  readonly lagMs: number | null;
+  /** From `/status` `verification`; null when the node does not report it. */
+  readonly verification: VerificationSummary | null;
+  readonly address: string;
+  /** This node holds the leader key. */
+  readonly leader: boolean;
+  /** Its `/status` could not be read: the row comes from its member record. */
+  readonly reachable: boolean;
+  /** When the member record was last written (ms since the epoch); 0 when there is none. */
+  readonly recordUpdatedAt: number;
+}
+
+/** What `status` read: the leader key and one row per node (sorted by id). */
+export interface ClusterStatus {
+  readonly cluster: string;
+  readonly leader: LeaderView | null;
+  readonly rows: readonly StatusRow[];
+  /** The primary's apply rate (entries/s), null when unknown. */
+  readonly applyRate: number | null;
+  readonly readAt: number;
+}
+
+interface NodeStatusBody {
+  readonly role?: unknown;
+  readonly epoch?: unknown;
+  readonly appliedSeq?: unknown;
+  readonly verification?: unknown;
+}
+
+const num = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+
+async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const body: unknown = await res.json();
+  return body;
+}
+
+/** The value of `understudy_apply_rate` in a Prometheus text body; undefined when absent. */
+export function parseApplyRate(metricsText: string): number | undefined {
+  const match = /^understudy_apply_rate(?:\{[^}]*\})?\s+(\S+)/m.exec(metricsText);
+  if (match?.[1] === undefined) return undefined;
+  const value = Number(match[1]);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+async function fetchApplyRate(address: string, timeoutMs: number): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${address}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? parseApplyRate(await res.text()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function verificationOf(value: unknown): VerificationSummary | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const v = value as Record<string, unknown>;
+  return {
+    lastStatus: typeof v['lastStatus'] === 'string' ? v['lastStatus'] : null,
+    lastRoundAt: num(v['lastRoundAt']) ?? 0,
+    rounds: num(v['rounds']) ?? 0,
+    mismatches: num(v['mismatches']) ?? 0,
+  };
+}
+
+/**
+ * Reads the cluster's status now: the leader key and member registry from etcd, then every
+ * member's `/status` (and the primary's `/metrics` for its apply rate) over HTTP, each bounded
+ * by `httpTimeoutMs`. A member that does not answer gets a row from its record. Rejects when
+ * etcd cannot be read.
+ */
+export async function readClusterStatus(
+  client: Etcd3,
+  cluster: string,
+  httpTimeoutMs = 1000,
+): Promise<ClusterStatus> {
+  const view = await readMasterView(client, cluster);
+  const members: MemberRecord[] = [...view.members];
+  const { leader } = view;
+  if (leader !== null && !members.some((m) => m.nodeId === leader.nodeId)) {
+    members.push({
+      nodeId: leader.nodeId,
+      role: 'primary',
+      epoch: leader.epoch,
+      appliedSeq: 0,
+      address: leader.address,
+      updatedAt: 0,
+    });
+  }
+  const bodies = await Promise.all(
+    members.map((m) =>
+      m.address === ''
+        ? Promise.resolve(undefined)
+        : fetchJson(`${m.address}/status`, httpTimeoutMs).then(
+            (body) => body as NodeStatusBody,
+            () => undefined,
+          ),
+    ),
+  );
+  const partial = members.map((m, i) => {
+    const body = bodies[i];
+    return {
+      record: m,
+      reachable: body !== undefined,
+      state: typeof body?.role === 'string' ? body.role : m.role,
+      epoch: num(body?.epoch) ?? m.epoch,
+      appliedSeq: num(body?.appliedSeq) ?? m.appliedSeq,
+      verification: verificationOf(body?.verification),
+    };
+  });
+  const primary =
+    partial.find((p) => p.state === 'primary' && p.record.nodeId === leader?.nodeId) ??
+    partial.find((p) => p.state === 'primary');
+  const applyRate =
+    primary === undefined || !primary.reachable
+      ? undefined
+      : await fetchApplyRate(primary.record.address, httpTimeoutMs);
+  const head = primary?.appliedSeq;
+  const rows: StatusRow[] = partial.map((p) => {
+    const lagEntries = head === undefined ? null : Math.max(0, head - p.appliedSeq);
+    const lagMs =
+      lagEntries === null
+        ? null
+        : lagEntries === 0
+          ? 0
+          : applyRate !== undefined && applyRate > 0
+            ? Math.round((lagEntries / applyRate) * 1000)
+            : null;
+    return {
+      id: p.record.nodeId,
+      state: p.state,
+      epoch: p.epoch,
+      appliedSeq: p.appliedSeq,
+      lagEntries,
+      lagMs,
+      verification: p.verification,
+      address: p.record.address,
+      leader: leader?.nodeId === p.record.nodeId,
+      reachable: p.reachable,
+      recordUpdatedAt: p.record.updatedAt,
+    };
+  });
+  rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { cluster, leader, rows, applyRate: applyRate ?? null, readAt: Date.now() };
+}
+
+function ago(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms ago`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)}s ago`;
+  return `${Math.round(ms / 60_000)}m ago`;
+}
+
+/** The last-verification cell: `OK 12s ago`, `-` when unknown. */
+export function verificationCell(v: VerificationSummary | null, now: number): string {
+  if (v === null || v.lastStatus === null) return '-';
+  return v.lastRoundAt > 0 ? `${v.lastStatus} ${ago(now - v.lastRoundAt)}` : v.lastStatus;
+}
+
+/** The status as an aligned text table, with a one-line header naming the leader. */
+export function renderStatusTable(status: ClusterStatus, now = Date.now()): string {
+  const header = [
+    'ID',
+    'STATE',
+    'EPOCH',
+    'APPLIED',
+    'LAG',
+    'LAG_MS',
+    'LAST_VERIFICATION',
+    'ADDRESS',
+  ];
+  const lines = status.rows.map((r) => [
+    r.leader ? `${r.id}*` : r.id,
+    r.reachable ? r.state : `${r.state}(unreachable)`,
+    String(r.epoch),
+    String(r.appliedSeq),
+    r.lagEntries === null ? '-' : String(r.lagEntries),
+    r.lagMs === null ? '-' : String(r.lagMs),
+    verificationCell(r.verification, now),
+    r.address,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const format = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const leader =
+    status.leader === null
+      ? 'no leader'
+      : `leader ${status.leader.nodeId} epoch ${status.leader.epoch}`;
+  const rate = status.applyRate === null ? '' : `, apply rate ${status.applyRate.toFixed(1)}/s`;
+  const title = `cluster ${status.cluster}: ${leader}${rate} (* holds the leader key)`;
+  return [title, format(header), ...lines.map(format)].join('\n') + '\n';
+}
+
+/** A row as `--json` prints it. */
+export function statusRowJson(row: StatusRow): Record<string, unknown> {
+  return {
+    id: row.id,
+    state: row.state,
+    epoch: row.epoch,
+    appliedSeq: row.appliedSeq,
+    lagEntries: row.lagEntries,
+    lagMs: row.lagMs,
+    lastVerification: row.verification,
+    address: row.address,
+    leader: row.leader,
+    reachable: row.reachable,
+  };
+}
+
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+
+/**
+ * `understudy status`: prints one row per node (see {@link StatusRow}); `--json` prints a JSON
+ * array; `--watch` redraws every `--interval` until Ctrl-C (with `--json`: one array per line).
+ * Exit codes: {@link STATUS_EXIT}.
+ */
+export function registerStatusCommand(program: Command): void {
+  const command = program
+    .command('status')
+    .description(
+      'show every node: id, state, epoch, applied seq, lag (entries and ms), last verification, address',
+    );
+  addClusterOptions(command)
+    .option('--json', 'print a JSON array of rows')
+    .option('--watch', 'refresh in place until Ctrl-C')
+    .option('--interval <duration>', 'refresh interval with --watch', '1s')
+    .option('--http-timeout <duration>', "bound on each node's /status request", '1s')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'LAG is the primary applied seq minus the node applied seq; LAG_MS estimates it in time:',
+        'LAG / the primary apply rate (its /metrics understudy_apply_rate); "-" when unknown.',
+        'LAST_VERIFICATION is the last verification round the node reports ("-" when none).',
+        '',
+        'Exit codes: 0 ok; 1 etcd unreachable or failed; 2 usage; 3 no node is primary.',
+      ].join('\n'),
+    )
+    .action(async (flags: Record<string, unknown>) => {
+      let client: Etcd3 | undefined;
+      try {
+        const access = loadClusterAccess(flags);
+        const intervalMs = durationFlag(flags['interval'], 'interval', 1000);
+        const httpTimeoutMs = durationFlag(flags['httpTimeout'], 'httpTimeout', 1000);
+        client = openEtcd(etcdOptionsOf(access)).client;
+        const json = flags['json'] === true;
+        const show = (status: ClusterStatus): void => {
+          process.stdout.write(
+            json
+              ? `${JSON.stringify(status.rows.map(statusRowJson), null, flags['watch'] === true ? 0 : 2)}\n`
+              : renderStatusTable(status),
+          );
+        };
+        if (flags['watch'] === true) {
+          const stop = (): void => {
+            client?.close();
+            process.exit(STATUS_EXIT.ok);
+          };
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+          for (;;) {
+            const status = await readClusterStatus(client, access.cluster, httpTimeoutMs).catch(
+              (err: unknown) => err,
+            );
+            if (!json) process.stdout.write(CLEAR_SCREEN);
+            if (status instanceof Error) {
+              process.stdout.write(`status: ${status.message}\n`);
+            } else {
+              show(status as ClusterStatus);
+            }
+            if (!json)
+              process.stdout.write(`\nrefreshed ${new Date().toISOString()}; Ctrl-C to quit\n`);
+            await new Promise((resolve) => setTimeout(resolve, intervalMs));
+          }
+        }
+        const status = await readClusterStatus(client, access.cluster, httpTimeoutMs);
+        show(status);
+        process.exitCode = status.rows.some((r) => r.state === 'primary')
+          ? STATUS_EXIT.ok
+          : STATUS_EXIT.noPrimary;
+      } catch (err) {
+        process.stderr.write(
+          `understudy status: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
+        process.exitCode = err instanceof UsageError ? STATUS_EXIT.usage : STATUS_EXIT.failed;
+      } finally {
+        client?.close();
+      }
+    });
+}

@@ -1,0 +1,212 @@
+// `understudy switchover [--to NODE]`: a planned move of the primary role, timed from the
+// request to the new primary serving.
+import type { Command } from 'commander';
+import type { Etcd3 } from 'etcd3';
+import { openEtcd } from '../adapters/etcd/etcdClient.ts';
+import { readMasterView } from '../adapters/etcd/etcdElector.ts';
+import type { LeaderView } from '../ports/elector.ts';
+import {
+  addClusterOptions,
+  durationFlag,
+  etcdOptionsOf,
+  loadClusterAccess,
+  UsageError,
+} from './clusterOptions.ts';
+
+/** Exit codes of `understudy switchover`. */
+export const SWITCHOVER_EXIT = {
+  /** A new primary serves (the named one, with `--to`). */
+  ok: 0,
+  /** The primary refused or failed, etcd could not be read, or another node than `--to` won. */
+  failed: 1,
+  /** Bad flags, environment or config. */
+  usage: 2,
+  /** No primary to switch from (no leader key). */
+  noPrimary: 3,
+  /** No new primary served within `--timeout`. */
+  timeout: 4,
+} as const;
+
+/** The switchover could not be done; `exitCode` is one of {@link SWITCHOVER_EXIT}. */
+export class SwitchoverCommandError extends Error {
+  override readonly name = 'SwitchoverCommandError';
+  constructor(
+    readonly exitCode: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** What a switchover did, as the command prints it. */
+export interface SwitchoverReport {
+  readonly from: string;
+  readonly fromEpoch: number;
+  readonly to: string;
+  readonly toEpoch: number;
+  /** The last entry of the old primary (the new one's EPOCH fence follows it). */
+  readonly handedOverAtSeq: number | null;
+  /** From sending the request to the old primary deleting its leader key (ms). */
+  readonly handoverMs: number | null;
+  /** From sending the request to the new primary answering `/readyz` as a serving primary (ms). */
+  readonly tookMs: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function readLeader(client: Etcd3, cluster: string): Promise<LeaderView | null> {
+  return (await readMasterView(client, cluster)).leader;
+}
+
+/** True when the node at `address` says it is a primary whose API listener is up. */
+async function servingPrimary(address: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const res = await fetch(`${address}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.json()) as { ready?: unknown; role?: unknown };
+    return res.status === 200 && body.role === 'primary';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Moves the primary role: finds the primary (leader key), POSTs `/admin/switchover[?to=NODE]`
+ * to it, then waits until a leader key with a newer epoch names a node that serves as primary.
+ * Rejects with {@link SwitchoverCommandError} (its `exitCode` says why).
+ */
+export async function switchover(
+  client: Etcd3,
+  cluster: string,
+  options: { readonly to?: string; readonly timeoutMs: number },
+): Promise<SwitchoverReport> {
+  const leader = await readLeader(client, cluster).catch((err: unknown) => {
+    throw new SwitchoverCommandError(SWITCHOVER_EXIT.failed, `cannot read etcd: ${String(err)}`, {
+      cause: err,
+    });
+  });
+  if (leader === null) {
+    throw new SwitchoverCommandError(
+      SWITCHOVER_EXIT.noPrimary,
+      `cluster ${cluster} has no primary`,
+    );
+  }
+  if (options.to === leader.nodeId) {
+    throw new SwitchoverCommandError(
+      SWITCHOVER_EXIT.failed,
+      `${options.to} is already the primary`,
+    );
+  }
+  const started = performance.now();
+  const deadline = started + options.timeoutMs;
+  const query = options.to === undefined ? '' : `?to=${encodeURIComponent(options.to)}`;
+  let answer: Response;
+  try {
+    answer = await fetch(`${leader.address}/admin/switchover${query}`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(options.timeoutMs),
+    });
+  } catch (err) {
+    throw new SwitchoverCommandError(
+      SWITCHOVER_EXIT.failed,
+      `the primary ${leader.nodeId} at ${leader.address} did not answer: ${String(err)}`,
+      { cause: err },
+    );
+  }
+  const handoverMs = Math.round(performance.now() - started);
+  const body = (await answer.json().catch(() => ({}))) as {
+    error?: unknown;
+    appliedSeq?: unknown;
+  };
+  if (!answer.ok) {
+    const why = typeof body.error === 'string' ? body.error : `HTTP ${answer.status}`;
+    throw new SwitchoverCommandError(
+      SWITCHOVER_EXIT.failed,
+      `the primary ${leader.nodeId} refused: ${why}`,
+    );
+  }
+  for (;;) {
+    const next = await readLeader(client, cluster).catch(() => null);
+    if (next !== null && next.epoch > leader.epoch && (await servingPrimary(next.address, 1000))) {
+      const tookMs = Math.round(performance.now() - started);
+      if (options.to !== undefined && next.nodeId !== options.to) {
+        throw new SwitchoverCommandError(
+          SWITCHOVER_EXIT.failed,
+          `${next.nodeId} became primary (epoch ${next.epoch}), not ${options.to}, in ${tookMs} ms`,
+        );
+      }
+      return {
+        from: leader.nodeId,
+        fromEpoch: leader.epoch,
+        to: next.nodeId,
+        toEpoch: next.epoch,
+        handedOverAtSeq: typeof body.appliedSeq === 'number' ? body.appliedSeq : null,
+        handoverMs,
+        tookMs,
+      };
+    }
+    if (performance.now() >= deadline) {
+      throw new SwitchoverCommandError(
+        SWITCHOVER_EXIT.timeout,
+        `no new primary served within ${options.timeoutMs} ms`,
+      );
+    }
+    await sleep(20);
+  }
+}
+
+/** `understudy switchover`: see {@link switchover}; exit codes {@link SWITCHOVER_EXIT}. */
+export function registerSwitchoverCommand(program: Command): void {
+  const command = program
+    .command('switchover')
+    .description(
+      'planned switchover: the primary hands over (to --to NODE, or the first ready standby) and stays up as a standby',
+    );
+  addClusterOptions(command)
+    .option('--to <node>', 'the node to hand over to (it must be a standby that has caught up)')
+    .option('--timeout <duration>', 'how long to wait for a new primary to serve', '30s')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Prints the time from the request to the new primary serving (its /readyz).',
+        'Exit codes: 0 ok; 1 refused or failed (or another node than --to won); 2 usage;',
+        '3 no primary; 4 timeout.',
+      ].join('\n'),
+    )
+    .action(async (flags: Record<string, unknown>) => {
+      let client: Etcd3 | undefined;
+      try {
+        const access = loadClusterAccess(flags);
+        const timeoutMs = durationFlag(flags['timeout'], 'timeout', 30_000);
+        const to = flags['to'];
+        if (to !== undefined && (typeof to !== 'string' || to === '')) {
+          throw new UsageError('--to needs a node id');
+        }
+        client = openEtcd(etcdOptionsOf(access)).client;
+        const report = await switchover(client, access.cluster, {
+          ...(typeof to === 'string' ? { to } : {}),
+          timeoutMs,
+        });
+        process.stdout.write(
+          flags['json'] === true
+            ? `${JSON.stringify(report)}\n`
+            : `switchover ${report.from} (epoch ${report.fromEpoch}) -> ${report.to} (epoch ${report.toEpoch}) in ${report.tookMs} ms (handover ${report.handoverMs ?? '-'} ms, at seq ${report.handedOverAtSeq ?? '-'})\n`,
+        );
+        process.exitCode = SWITCHOVER_EXIT.ok;
+      } catch (err) {
+        process.stderr.write(
+          `understudy switchover: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
+        process.exitCode =
+          err instanceof UsageError
+            ? SWITCHOVER_EXIT.usage
+            : err instanceof SwitchoverCommandError
+              ? err.exitCode
+              : SWITCHOVER_EXIT.failed;
+      } finally {
+        client?.close();
+      }
+    });
+}

@@ -1,0 +1,227 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NodeRole } from '../../machines/masterNode.machine.ts';
+import { shardDigest, stateDigest } from '../domain/checksum.ts';
+import { SHARD_COUNT } from '../domain/shard.ts';
+import {
+  PROMETHEUS_CONTENT_TYPE,
+  type NodeMetrics,
+  renderPrometheus,
+  type VerificationCounters,
+} from './metrics.ts';
+import type { NodeRuntime } from './nodeRuntime.ts';
+
+/** Every role a node can report, in the order `/metrics` lists them. */
+export const NODE_ROLES: readonly NodeRole[] = [
+  'starting',
+  'syncing',
+  'standby',
+  'candidate',
+  'primary',
+  'fenced',
+  'stopping',
+  'stopped',
+];
+
+/** An extra endpoint (e.g. an admin action): answers the request itself. */
+export type HttpRoute = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+) => void | Promise<void>;
+
+export interface NodeHttpOptions {
+  /** A standby further behind than this is not ready (not eligible for promotion). */
+  readonly maxLagForPromotion: number;
+  /** Where request latencies are recorded (the same object given to the runtime). */
+  readonly metrics: NodeMetrics;
+  /** More endpoints by path, tried before the built-in ones. */
+  readonly routes?: Readonly<Record<string, HttpRoute>>;
+  /** How often the applied seq is sampled for the apply rate (ms); default 1000. */
+  readonly sampleIntervalMs?: number;
+}
+
+/** Whether a node is ready and, if not, why. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly role: NodeRole;
+  readonly reason?: string;
+}
+
+/**
+ * Readiness: a primary is ready while its API listener is up; a standby while it is eligible
+ * for promotion (lag within `maxLagForPromotion`, verification healthy). Every other role is
+ * not ready.
+ */
+export function readiness(runtime: NodeRuntime, maxLagForPromotion: number): Readiness {
+  const status = runtime.status();
+  const role = status.role;
+  if (role === 'primary') {
+    return runtime.serving
+      ? { ready: true, role }
+      : { ready: false, role, reason: 'the API listener is not up' };
+  }
+  if (role !== 'standby') return { ready: false, role, reason: `the node is ${role}` };
+  const lag = Math.max(0, status.logLastSeq - status.appliedSeq);
+  if (lag > maxLagForPromotion) {
+    return { ready: false, role, reason: `lag ${lag} exceeds ${maxLagForPromotion} entries` };
+  }
+  if (!runtime.actor.getSnapshot().context.verificationHealthy) {
+    return { ready: false, role, reason: 'verification is not healthy' };
+  }
+  return { ready: true, role };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/** The verification counters of a runtime, wherever it keeps them (none: undefined). */
+export function verificationCounters(runtime: NodeRuntime): VerificationCounters | undefined {
+  const fromRuntime: unknown = (runtime as unknown as { verificationStats?: unknown })
+    .verificationStats;
+  const fromStatus: unknown = (runtime.status() as unknown as { verification?: unknown })
+    .verification;
+  const source = isRecord(fromRuntime) ? fromRuntime : isRecord(fromStatus) ? fromStatus : null;
+  if (source === null) return undefined;
+  const pick = (key: string): number | undefined => {
+    const value = source[key];
+    return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+  };
+  const counters: Record<string, number> = {};
+  for (const key of ['rounds', 'keysChecked', 'mismatches', 'repairs', 'fullSyncs']) {
+    const value = pick(key);
+    if (value !== undefined) counters[key] = value;
+  }
+  return counters;
+}
+
+/**
+ * A node's HTTP server: `/healthz` (200 while the process runs), `/readyz` (200 when
+ * {@link readiness} says ready, else 503 with the reason), `/metrics` (Prometheus text) and
+ * `/status` (JSON; `?digest` adds the state digest, `&shards` the shard digests).
+ */
+export class NodeHttpServer {
+  #sampler: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly server: Server,
+    /** `http://host:port` as bound. */
+    readonly url: string,
+  ) {}
+
+  /** Listens on `host:port` (a bare port means 127.0.0.1; port 0 picks a free one). */
+  static async listen(address: string): Promise<NodeHttpServer> {
+    const server = createServer();
+    const [host, port] = splitHostPort(address);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = server.address() as AddressInfo;
+    const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+    return new NodeHttpServer(server, `http://${shown}:${bound.port}`);
+  }
+
+  /** Starts answering for `runtime`. */
+  serve(runtime: NodeRuntime, options: NodeHttpOptions): void {
+    const { metrics } = options;
+    const sample = (): void => metrics.sampleApplied(runtime.store.appliedSeq);
+    sample();
+    this.#sampler = setInterval(sample, options.sampleIntervalMs ?? 1000);
+    this.#sampler.unref();
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const route = options.routes?.[url.pathname];
+      if (route !== undefined) {
+        Promise.resolve(route(req, res, url)).catch((err: unknown) => {
+          if (!res.headersSent) sendJson(res, 500, { error: String(err) });
+          else res.end();
+        });
+        return;
+      }
+      try {
+        answer(runtime, options, url, res);
+      } catch (err) {
+        sendJson(res, 500, { error: String(err) });
+      }
+    });
+  }
+
+  /** Stops sampling, stops listening and closes every connection. Idempotent. */
+  close(): Promise<void> {
+    return (this.#closing ??= new Promise<void>((resolve) => {
+      if (this.#sampler !== undefined) clearInterval(this.#sampler);
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    }));
+  }
+}
+
+function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: ServerResponse) {
+  switch (url.pathname) {
+    case '/healthz':
+      return sendJson(res, 200, { ok: true });
+    case '/readyz': {
+      const r = readiness(runtime, options.maxLagForPromotion);
+      return sendJson(res, r.ready ? 200 : 503, r);
+    }
+    case '/metrics': {
+      const status = runtime.status();
+      options.metrics.sampleApplied(status.appliedSeq);
+      const body = renderPrometheus(
+        options.metrics.families({
+          nodeId: status.nodeId,
+          role: status.role,
+          roles: NODE_ROLES,
+          epoch: status.epoch,
+          appliedSeq: status.appliedSeq,
+          logLastSeq: status.logLastSeq,
+          promotions: status.promotions,
+          fences: status.fences,
+          verificationHealthy: runtime.actor.getSnapshot().context.verificationHealthy,
+          verification: verificationCounters(runtime),
+        }),
+      );
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE });
+      res.end(body);
+      return;
+    }
+    case '/status': {
+      const status = runtime.status();
+      if (url.searchParams.has('digest')) {
+        const state = runtime.store.state;
+        const shards = url.searchParams.has('shards')
+          ? Array.from({ length: SHARD_COUNT }, (_, i) => shardDigest(state, i))
+          : undefined;
+        return sendJson(res, 200, {
+          ...status,
+          digestSeq: state.appliedSeq,
+          digest: stateDigest(state),
+          objectCount: state.objectCount,
+          shards,
+        });
+      }
+      return sendJson(res, 200, status);
+    }
+    default:
+      return sendJson(res, 404, { error: 'not found' });
+  }
+}
+
+function sendJson(res: ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** `host:port`, `:port` or a bare port; IPv6 hosts in brackets (`[::1]:0`). */
+export function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  if (i < 0) return ['127.0.0.1', Number(address)];
+  const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return [host || '127.0.0.1', Number(address.slice(i + 1))];
+}

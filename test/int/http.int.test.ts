@@ -1,0 +1,139 @@
+// The node's HTTP endpoints on real node processes: /healthz, /readyz, /metrics, /status.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { NodeFleet, type NodeHandle } from '../harness/nodeFleet.ts';
+
+const CLUSTER = 'http';
+
+let etcd: EtcdHandle;
+let nats: NatsServerHandle;
+let fleet: NodeFleet;
+let client: UnderstudyClient;
+let primary: NodeHandle;
+let standby: NodeHandle;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  nats = await startNats();
+  fleet = await NodeFleet.start(['n1', 'n2'], {
+    cluster: CLUSTER,
+    nats: [nats.url],
+    etcd: [etcd.endpoint],
+    leaseTtlMs: 3000,
+  });
+  primary = await fleet.primary(60_000);
+  standby = fleet.nodes.find((n) => n !== primary)!;
+  // a node answers HTTP once it has connected to NATS and etcd: wait for the standby too
+  await standby.waitForStatus((s) => s.role === 'standby', 60_000);
+  client = await createClient({
+    servers: nats.url,
+    cluster: CLUSTER,
+    requestTimeoutMs: 2000,
+    deadlineMs: 30_000,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await client?.close().catch(() => undefined);
+  await fleet?.[Symbol.asyncDispose]();
+  await nats?.[Symbol.asyncDispose]();
+  await etcd?.[Symbol.asyncDispose]();
+});
+
+async function get(node: NodeHandle, path: string): Promise<{ code: number; body: string }> {
+  const res = await fetch(`${node.url}${path}`, { signal: AbortSignal.timeout(10_000) });
+  return { code: res.status, body: await res.text() };
+}
+
+/** Polls `path` until `match` holds; fails with the last answer after `timeoutMs`. */
+async function waitFor(
+  node: NodeHandle,
+  path: string,
+  match: (r: { code: number; body: string }) => boolean,
+  timeoutMs = 30_000,
+): Promise<{ code: number; body: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let last: { code: number; body: string } | undefined;
+  while (Date.now() < deadline) {
+    last = await get(node, path).catch(() => undefined);
+    if (last !== undefined && match(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${node.id}${path} never matched; last: ${JSON.stringify(last)}`);
+}
+
+/** The value of one series in a Prometheus text body (labels as written, e.g. `{op="get"}`). */
+function series(body: string, name: string): number | undefined {
+  const line = body.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+describe('node HTTP', () => {
+  it('/healthz answers 200 on every node', async () => {
+    for (const node of fleet.nodes) {
+      const r = await get(node, '/healthz');
+      expect(r.code).toBe(200);
+      expect(JSON.parse(r.body)).toEqual({ ok: true });
+    }
+  });
+
+  it('/readyz: the serving primary and the caught-up standby are ready', async () => {
+    const p = await waitFor(primary, '/readyz', (r) => r.code === 200);
+    expect(JSON.parse(p.body)).toMatchObject({ ready: true, role: 'primary' });
+    const s = await waitFor(standby, '/readyz', (r) => r.code === 200);
+    expect(JSON.parse(s.body)).toMatchObject({ ready: true, role: 'standby' });
+  });
+
+  it('/metrics exposes state, seqs, lag, apply rate, latencies, verification, failovers, fences', async () => {
+    for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
+    for (let i = 0; i < 20; i++) await client.putStart(`k${i}`, 1024, 2);
+    const lastSeq = (await primary.status()).appliedSeq;
+    await standby.waitForStatus((s) => s.appliedSeq >= lastSeq, 30_000);
+
+    const p = await get(primary, '/metrics');
+    expect(p.code).toBe(200);
+    const pm = p.body;
+    expect(series(pm, 'understudy_node_state{state="primary"}')).toBe(1);
+    expect(series(pm, 'understudy_node_state{state="standby"}')).toBe(0);
+    expect(series(pm, 'understudy_epoch')).toBeGreaterThan(0);
+    expect(series(pm, 'understudy_applied_seq')).toBeGreaterThanOrEqual(lastSeq);
+    expect(series(pm, 'understudy_promotions_total')).toBe(1);
+    expect(series(pm, 'understudy_fences_total')).toBe(0);
+    expect(series(pm, 'understudy_request_duration_seconds_count{op="putStart"}')).toBe(20);
+    expect(series(pm, 'understudy_request_duration_seconds_count{op="mountSegment"}')).toBe(2);
+    expect(pm).toContain('understudy_request_duration_seconds_bucket{op="putStart",le="+Inf"} 20');
+    for (const name of [
+      'understudy_log_last_seq',
+      'understudy_lag_entries',
+      'understudy_applied_entries_total',
+      'understudy_apply_rate',
+      'understudy_verification_rounds_total',
+      'understudy_verification_keys_checked_total',
+      'understudy_verification_mismatches_total',
+      'understudy_verification_repairs_total',
+      'understudy_verification_full_syncs_total',
+    ]) {
+      expect(pm).toContain(`# TYPE ${name} `);
+      expect(series(pm, name), name).toBeGreaterThanOrEqual(0);
+    }
+
+    const s = await get(standby, '/metrics');
+    const sm = s.body;
+    expect(series(sm, 'understudy_node_state{state="standby"}')).toBe(1);
+    expect(series(sm, 'understudy_node_state{state="primary"}')).toBe(0);
+    expect(series(sm, 'understudy_epoch')).toBe(series(pm, 'understudy_epoch'));
+    expect(series(sm, 'understudy_applied_seq')).toBeGreaterThanOrEqual(lastSeq);
+    // the standby folded the writes after its first sample: they count as applied
+    expect(series(sm, 'understudy_applied_entries_total')).toBeGreaterThanOrEqual(22);
+  });
+
+  it('/status answers JSON with the role, and the digest on request', async () => {
+    const r = await get(primary, '/status?digest=1');
+    expect(r.code).toBe(200);
+    const status = JSON.parse(r.body) as Record<string, unknown>;
+    expect(status).toMatchObject({ nodeId: primary.id, role: 'primary' });
+    expect(typeof status['digest']).toBe('number');
+    expect((await get(primary, '/nope')).code).toBe(404);
+  });
+});

@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
+import { systemClock } from '../../src/adapters/systemClock.ts';
+import { shardVerifyDigest } from '../../src/domain/verify.ts';
+import { stateDigest } from '../../src/domain/checksum.ts';
+import { foldAll } from '../../src/domain/fold.ts';
+import { shardOf } from '../../src/domain/shard.ts';
+import { emptyState, getObject } from '../../src/domain/state.ts';
+import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+import { AdminClient, AdminError, adminBusKey, adminHandler } from '../../src/runtime/adminApi.ts';
+import { fetchFullSync, FullSyncSource } from '../../src/runtime/fullSync.ts';
+import {
+  CORRUPTION_KINDS,
+  CorruptionError,
+  corruptState,
+  runVerificationRound,
+  verifyOp,
+} from '../../src/runtime/verification.ts';
+
+/** A state with `n` objects on two segments, folded from a log. */
+function stateWith(n: number, from: MetadataState = emptyState(), prefix = 'k'): MetadataState {
+  const events: MetadataEvent[] = [];
+  if (from.segments.size === 0) {
+    events.push({ op: 'MOUNT_SEGMENT', segmentId: 's0', nodeId: 'n0', size: 1 << 30 });
+    events.push({ op: 'MOUNT_SEGMENT', segmentId: 's1', nodeId: 'n1', size: 1 << 30 });
+  }
+  const offset = from.objectCount * 16;
+  for (let i = 0; i < n; i++) {
+    const key = `${prefix}${i}`;
+    events.push({
+      op: 'PUT_START',
+      key,
+      size: 16,
+      replicas: [
+        {
+          segmentId: 's0',
+          nodeId: 'n0',
+          offset: offset + i * 16,
+          length: 16,
+          status: 'processing',
+        },
+        {
+          segmentId: 's1',
+          nodeId: 'n1',
+          offset: offset + i * 16,
+          length: 16,
+          status: 'processing',
+        },
+      ],
+    });
+    events.push({ op: 'PUT_END', key });
+  }
+  const logged: LoggedEvent[] = events.map((event, i) => ({
+    seq: from.appliedSeq + i + 1,
+    epoch: 1,
+    ts: 0,
+    event,
+  }));
+  return foldAll(from, logged);
+}
+
+function primaryOn(bus: MemoryApiBus, committed: () => MetadataState, maxPartBytes?: number) {
+  const source = new FullSyncSource({
+    committed: () => ({ state: committed(), lastStreamSeq: committed().appliedSeq + 7 }),
+    clock: systemClock,
+    chunkSize: 1000,
+    ...(maxPartBytes === undefined ? {} : { maxPartBytes }),
+  });
+  const handler = adminHandler({
+    verify: verifyOp({ committed, maxGap: 1000, maxMismatches: 100 }),
+    ...source.ops(),
+  });
+  return { source, listening: bus.serverTransport(adminBusKey('c')).listen(handler) };
+}
+
+describe('full sync over the admin channel', () => {
+  it('rebuilds a state with an equal digest, in parts, while the primary moves on', async () => {
+    const bus = new MemoryApiBus();
+    let primary = stateWith(3000);
+    const { source, listening } = primaryOn(bus, () => primary, 16 * 1024);
+    const listener = await listening;
+    const admin = new AdminClient(bus.clientTransport(adminBusKey('c')), 5000);
+    const frozen = primary;
+    const sync = fetchFullSync(admin);
+    primary = stateWith(10, primary, 'later'); // writes go on while the sync runs
+    const result = await sync;
+    expect(result.state.appliedSeq).toBe(frozen.appliedSeq);
+    expect(result.lastStreamSeq).toBe(frozen.appliedSeq + 7);
+    expect(stateDigest(result.state)).toBe(stateDigest(frozen));
+    expect(result.state.objectCount).toBe(3000);
+    expect(result.chunks).toBe(4);
+    expect(result.bytes).toBeGreaterThan(16 * 1024);
+    expect(source.sessions).toBe(0);
+    await listener.close();
+  });
+
+  it('an empty state syncs as one chunk', async () => {
+    const bus = new MemoryApiBus();
+    const empty = emptyState();
+    const listener = await primaryOn(bus, () => empty).listening;
+    const result = await fetchFullSync(
+      new AdminClient(bus.clientTransport(adminBusKey('c')), 5000),
+    );
+    expect(result.chunks).toBe(1);
+    expect(stateDigest(result.state)).toBe(stateDigest(empty));
+    await listener.close();
+  });
+
+  it('refuses chunks out of order and unknown sessions, as typed retryable errors', () => {
+    const source = new FullSyncSource({
+      committed: () => ({ state: stateWith(10), lastStreamSeq: 1 }),
+      clock: systemClock,
+      chunkSize: 4,
+    });
+    const start = source.start();
+    expect(() => source.chunk({ syncId: start.syncId, index: 2, part: 0 })).toThrow(AdminError);
+    expect(() => source.chunk({ syncId: 'nope', index: 0, part: 0 })).toThrowError(
+      expect.objectContaining({ code: 'SYNC_GONE', retryable: true }) as Error,
+    );
+  });
+});
+
+describe('verification rounds', () => {
+  it.each(CORRUPTION_KINDS)('finds and repairs a %s corruption', async (kind) => {
+    const bus = new MemoryApiBus();
+    const primary = stateWith(200);
+    const listener = await primaryOn(bus, () => primary).listening;
+    const admin = new AdminClient(bus.clientTransport(adminBusKey('c')), 5000);
+    const key = kind === 'extra' ? 'intruder' : 'k17';
+    const corrupted = corruptState(primary, key, kind);
+    expect(stateDigest(corrupted)).not.toBe(stateDigest(primary));
+    const settings = { fraction: 1, maxKeysPerShard: 100 };
+    const outcome = await runVerificationRound(admin, corrupted, () => corrupted, 0, settings);
+    expect(outcome.status).toBe('MISMATCH');
+    expect(outcome.needsFullSync).toBe(false);
+    expect(outcome.repaired).toBeDefined();
+    const repaired = outcome.repaired as MetadataState;
+    const shard = shardOf(key);
+    expect(shardVerifyDigest(repaired, shard)).toBe(shardVerifyDigest(primary, shard));
+    expect(stateDigest(repaired)).toBe(stateDigest(primary));
+    const again = await runVerificationRound(admin, repaired, () => repaired, 1, settings);
+    expect(again.status).toBe('OK');
+    await listener.close();
+  });
+
+  it('a standby far behind is told to full-sync', async () => {
+    const bus = new MemoryApiBus();
+    const primary = stateWith(600);
+    const listener = await primaryOn(bus, () => primary).listening;
+    const admin = new AdminClient(bus.clientTransport(adminBusKey('c')), 5000);
+    const behind = stateWith(10);
+    const outcome = await runVerificationRound(admin, behind, () => behind, 0, {
+      fraction: 0.1,
+      maxKeysPerShard: 100,
+    });
+    expect(outcome).toMatchObject({ status: 'NEED_FULL_SYNC', needsFullSync: true });
+    await listener.close();
+  });
+
+  it('corruptState refuses keys that do not fit the kind', () => {
+    const state = stateWith(3);
+    expect(() => corruptState(state, 'absent', 'size')).toThrow(CorruptionError);
+    expect(() => corruptState(state, 'k1', 'extra')).toThrow(CorruptionError);
+    expect(getObject(corruptState(state, 'k1', 'missing'), 'k1')).toBeUndefined();
+  });
+});
