@@ -1,0 +1,136 @@
+// Planned switchover of NodeRuntime over the memory adapters on a simulated clock: the named
+// node wins every time, the old primary follows as a standby, no acknowledged write is lost
+// and refusals leave the primary serving.
+import { describe, expect, it } from 'vitest';
+import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
+import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
+import { SimClock } from '../../src/adapters/memory/simClock.ts';
+import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { stateDigest } from '../../src/domain/checksum.ts';
+import { fromEntry } from '../../src/domain/eventCodec.ts';
+import { NodeRuntime, SwitchoverError } from '../../src/runtime/nodeRuntime.ts';
+import { readLog } from '../../src/runtime/readLog.ts';
+
+const TTL = 5000;
+const CLUSTER = 'sim';
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function cluster() {
+  const clock = new SimClock(1_000_000);
+  const coord = new MemoryCoordinator(clock);
+  const store = new MemoryLogStore();
+  const bus = new MemoryApiBus({ clock });
+  const nodes = ['n1', 'n2', 'n3'].map((nodeId) =>
+    new NodeRuntime({
+      nodeId,
+      address: `sim://${nodeId}`,
+      opLog: createMemoryOpLog(store, { nodeId, clock, timeoutMs: 1000 }),
+      elector: createMemoryElector(coord, { nodeId, ttlMs: TTL, clock }),
+      apiServer: bus.serverTransport(CLUSTER),
+      clock,
+      logger: quiet,
+      config: { leaseTtlMs: TTL },
+    }).start(),
+  );
+  const run = async (ms: number, step = 10): Promise<void> => {
+    for (let t = 0; t < ms; t += step) {
+      clock.advance(step);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  const settle = async <T>(promise: Promise<T>, limitMs = 60_000): Promise<T> => {
+    let done = false;
+    const watched = promise.finally(() => {
+      done = true;
+    });
+    for (let t = 0; !done && t < limitMs; t += 10) await run(10);
+    return watched;
+  };
+  const primaries = () =>
+    nodes.filter((n) => n.role === 'primary' && n.actor.getSnapshot().status === 'active');
+  const api = (): Promise<UnderstudyClient> =>
+    createClient({
+      cluster: CLUSTER,
+      transport: bus.clientTransport(CLUSTER),
+      clock,
+      requestTimeoutMs: 500,
+      deadlineMs: 30_000,
+      random: () => 0.5,
+    });
+  return { clock, coord, store, nodes, run, settle, primaries, api };
+}
+
+describe('planned switchover (NodeRuntime, memory adapters, simulated clock)', () => {
+  it('hands over to the named node each time, well within the TTL, losing no acknowledged write', async () => {
+    const c = cluster();
+    await c.run(3000);
+    const api = await c.api();
+    for (const [seg, node] of [
+      ['a', 's1'],
+      ['b', 's2'],
+      ['c', 's3'],
+    ] as const) {
+      await c.settle(api.mountSegment(seg, node, 1 << 20));
+    }
+    const acked: { key: string; seq: number }[] = [];
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 5; i++) {
+        const key = `k${round}-${i}`;
+        const placement = await c.settle(api.putStart(key, 64, 2));
+        acked.push({ key, seq: placement.seq });
+      }
+      const old = c.primaries()[0]!;
+      const target = c.nodes.find((n) => n !== old && n.role === 'standby')!;
+      const startedAt = c.clock.now();
+      const result = await c.settle(old.switchover(target.status().nodeId));
+      expect(result).toMatchObject({ from: old.status().nodeId });
+      for (let t = 0; c.primaries()[0] !== target && t < 30_000; t += 10) await c.run(10);
+      expect(c.primaries()).toEqual([target]);
+      expect(c.clock.now() - startedAt).toBeLessThan(TTL);
+      expect(old.role).toBe('standby');
+      expect(old.status().fences).toBe(0);
+    }
+    const last = await c.settle(api.putStart('after', 64, 2));
+    acked.push({ key: 'after', seq: last.seq });
+    const primary = c.primaries()[0]!;
+    const log = (
+      await c.settle(readLog(createMemoryOpLog(c.store, { nodeId: 'r', clock: c.clock })))
+    ).map(fromEntry);
+    log.forEach((logged, i) => expect(logged.seq).toBe(i + 1));
+    for (const { key, seq } of acked) {
+      expect(log[seq - 1]?.event).toMatchObject({ op: 'PUT_START', key });
+    }
+    expect(log.filter((l) => l.event.op === 'EPOCH')).toHaveLength(5);
+    await c.run(1000);
+    const digest = stateDigest(primary.store.state);
+    for (const node of c.nodes) {
+      expect(node.store.appliedSeq).toBe(primary.store.appliedSeq);
+      expect(stateDigest(node.store.state)).toBe(digest);
+    }
+    await api.close();
+    await c.settle(Promise.all(c.nodes.map((n) => n.stop())));
+  });
+
+  it('refuses a standby, an unknown target and the primary itself; the primary keeps serving', async () => {
+    const c = cluster();
+    await c.run(3000);
+    const primary = c.primaries()[0]!;
+    const standby = c.nodes.find((n) => n !== primary)!;
+    const reasons = (p: Promise<unknown>): Promise<string> =>
+      c.settle(
+        p.then(
+          () => 'resolved',
+          (err: unknown) => (err instanceof SwitchoverError ? err.reason : String(err)),
+        ),
+      );
+    expect(await reasons(standby.switchover())).toBe('notPrimary');
+    expect(await reasons(primary.switchover('nosuch'))).toBe('unknownTarget');
+    expect(await reasons(primary.switchover(primary.status().nodeId))).toBe('targetIsSelf');
+    expect(primary.role).toBe('primary');
+    const api = await c.api();
+    await c.settle(api.mountSegment('a', 's1', 1 << 20));
+    await api.close();
+    await c.settle(Promise.all(c.nodes.map((n) => n.stop())));
+  });
+});
