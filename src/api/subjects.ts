@@ -10,6 +10,12 @@
 /** The queue group every serving primary subscribes in. */
 export const API_QUEUE_GROUP = 'understudy-api';
 
+/**
+ * The request/reply channels a primary answers on: `api` for clients, `admin` for the other
+ * nodes (verification rounds, full sync).
+ */
+export type Channel = 'api' | 'admin';
+
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 
 /** Throws when `cluster` cannot be one NATS subject token. */
@@ -22,21 +28,25 @@ export function assertClusterName(cluster: string): void {
 }
 
 /** The subject a request for `op` in `cluster` is sent to. */
-export function apiSubject(cluster: string, op: string): string {
+export function apiSubject(cluster: string, op: string, channel: Channel = 'api'): string {
   assertClusterName(cluster);
   if (!TOKEN.test(op)) throw new RangeError(`op ${JSON.stringify(op)} is not a subject token`);
-  return `understudy.${cluster}.api.${op}`;
+  return `understudy.${cluster}.${channel}.${op}`;
 }
 
 /** The wildcard subject the primary of `cluster` subscribes to. */
-export function apiWildcard(cluster: string): string {
+export function apiWildcard(cluster: string, channel: Channel = 'api'): string {
   assertClusterName(cluster);
-  return `understudy.${cluster}.api.*`;
+  return `understudy.${cluster}.${channel}.*`;
 }
 
 /** The op of a subject under {@link apiWildcard}, or undefined for any other subject. */
-export function opOfSubject(cluster: string, subject: string): string | undefined {
-  const prefix = `understudy.${cluster}.api.`;
+export function opOfSubject(
+  cluster: string,
+  subject: string,
+  channel: Channel = 'api',
+): string | undefined {
+  const prefix = `understudy.${cluster}.${channel}.`;
   if (!subject.startsWith(prefix)) return undefined;
   const op = subject.slice(prefix.length);
   return op.length > 0 && !op.includes('.') ? op : undefined;

@@ -13,7 +13,13 @@ import {
   type NatsConnection,
 } from '@nats-io/nats-core';
 import { encodeError } from '../../api/wire.ts';
-import { API_QUEUE_GROUP, apiSubject, apiWildcard, opOfSubject } from '../../api/subjects.ts';
+import {
+  API_QUEUE_GROUP,
+  apiSubject,
+  apiWildcard,
+  opOfSubject,
+  type Channel,
+} from '../../api/subjects.ts';
 import {
   NoRespondersError,
   RequestTooLargeError,
@@ -28,6 +34,8 @@ import {
 export interface NatsApiServerOptions {
   readonly nc: NatsConnection;
   readonly cluster: string;
+  /** The subjects' channel (default `api`). */
+  readonly channel?: Channel;
   /** Queue group (default {@link API_QUEUE_GROUP}). */
   readonly queue?: string;
   /** Called when a reply cannot be sent (connection closed, reply too large). */
@@ -37,6 +45,7 @@ export interface NatsApiServerOptions {
 /** The primary's side: listens on the cluster's API subjects. */
 export function createNatsApiServerTransport(options: NatsApiServerOptions): ApiServerTransport {
   const { nc, cluster } = options;
+  const channel = options.channel ?? 'api';
   return {
     async listen(handler) {
       const inFlight = new Set<Promise<void>>();
@@ -45,6 +54,8 @@ export function createNatsApiServerTransport(options: NatsApiServerOptions): Api
           msg.respond(reply);
         } catch (err) {
           options.onReplyError?.(op, err);
+          // Only the client API has a wire format for errors; an admin requester times out.
+          if (channel !== 'api') return;
           try {
             // Most likely the reply is over max_payload: say so rather than time out.
             msg.respond(
@@ -59,11 +70,11 @@ export function createNatsApiServerTransport(options: NatsApiServerOptions): Api
           }
         }
       };
-      const sub = nc.subscribe(apiWildcard(cluster), {
+      const sub = nc.subscribe(apiWildcard(cluster, channel), {
         queue: options.queue ?? API_QUEUE_GROUP,
         callback: (err, msg) => {
           if (err !== null || msg.reply === undefined || msg.reply === '') return;
-          const op = opOfSubject(cluster, msg.subject) ?? '';
+          const op = opOfSubject(cluster, msg.subject, channel) ?? '';
           const p = handler(op, msg.data).then(
             (reply) => respond(msg, reply, op),
             (e: unknown) => options.onReplyError?.(op, e),
@@ -98,6 +109,8 @@ export function createNatsApiServerTransport(options: NatsApiServerOptions): Api
 export interface NatsApiClientOptions {
   readonly nc: NatsConnection;
   readonly cluster: string;
+  /** The subjects' channel (default `api`). */
+  readonly channel?: Channel;
   /** Close `nc` when the transport is closed (default false). */
   readonly ownsConnection?: boolean;
 }
@@ -124,7 +137,7 @@ export function createNatsApiClientTransport(options: NatsApiClientOptions): Api
         throw new RequestTooLargeError(op, body.byteLength, maxPayload);
       }
       try {
-        const msg = await nc.request(apiSubject(cluster, op), body, {
+        const msg = await nc.request(apiSubject(cluster, op, options.channel), body, {
           timeout: Math.max(1, Math.ceil(timeoutMs)),
         });
         return msg.data;
