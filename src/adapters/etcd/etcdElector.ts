@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
+import { LeaseDeadline } from '../leaseDeadline.ts';
 import type {
   CampaignResult,
   Elector,
@@ -161,51 +162,14 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
 
   let leaseId: string | null = null;
   let starting: Promise<void> | null = null;
-  /** Clock time the last successful keep-alive (or the grant) was sent. */
-  let lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
-  let lostReason: string | null = null;
   let closed = false;
   let keepAliveTimer: TimerHandle | null = null;
-  let deadlineTimer: TimerHandle | null = null;
-  const lostHandlers = new Set<(reason: string) => void>();
   const watchers = new Set<() => void>();
-
-  const deadline = (): number => lastConfirmedSentAt + ttlMs - marginMs;
-
-  function loseLease(reason: string): void {
-    if (lostReason !== null) return;
-    lostReason = reason;
+  const lease = new LeaseDeadline(clock, ttlMs, marginMs);
+  lease.onLost(() => {
     keepAliveTimer?.clear();
     keepAliveTimer = null;
-    deadlineTimer?.clear();
-    deadlineTimer = null;
-    for (const handler of [...lostHandlers]) {
-      try {
-        handler(reason);
-      } catch {
-        // A handler's failure must not stop the others from hearing about the loss.
-      }
-    }
-  }
-
-  /** Loses the lease if its deadline has passed; true when the lease is (now) lost. */
-  function checkDeadline(): boolean {
-    if (lostReason === null && clock.now() >= deadline()) {
-      loseLease(`lease deadline passed (${deadline()} <= ${clock.now()})`);
-    }
-    return lostReason !== null;
-  }
-
-  function armDeadlineTimer(): void {
-    deadlineTimer?.clear();
-    deadlineTimer = null;
-    if (lostReason !== null || closed) return;
-    const wait = Math.max(0, deadline() - clock.now()) + 1;
-    deadlineTimer = clock.setTimeout(() => {
-      deadlineTimer = null;
-      if (!checkDeadline()) armDeadlineTimer();
-    }, wait);
-  }
+  });
 
   async function keepAliveOnce(id: string): Promise<number> {
     const opening = client.leaseClient.leaseKeepAlive();
@@ -245,7 +209,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
   }
 
   function scheduleKeepAlive(delayMs: number): void {
-    if (lostReason !== null || closed) return;
+    if (lease.lostReason !== undefined || closed) return;
     keepAliveTimer = clock.setTimeout(() => {
       keepAliveTimer = null;
       void keepAliveTick();
@@ -254,25 +218,19 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
 
   async function keepAliveTick(): Promise<void> {
     const id = leaseId;
-    if (id === null || closed || checkDeadline()) return;
+    if (id === null || closed || lease.check()) return;
     const sentAt = clock.now();
     let nextDelay = keepAliveIntervalMs;
     try {
       const ttl = await keepAliveOnce(id);
       if (closed) return;
       if (ttl <= 0) {
-        loseLease('lease expired or revoked in etcd');
+        lease.lose('lease expired or revoked in etcd');
         return;
       }
       // A keep-alive sent after the deadline cannot revive the lease: the node already had to stop.
-      if (sentAt >= deadline()) {
-        checkDeadline();
-        return;
-      }
-      if (lostReason === null && sentAt > lastConfirmedSentAt) {
-        lastConfirmedSentAt = sentAt;
-        armDeadlineTimer();
-      }
+      lease.confirm(sentAt);
+      if (lease.lostReason !== undefined) return;
     } catch {
       // Unreachable etcd: retry sooner; the deadline passes on its own if this keeps failing.
       nextDelay = Math.min(keepAliveIntervalMs, 250);
@@ -289,8 +247,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     );
     if (closed) return;
     leaseId = response.ID;
-    lastConfirmedSentAt = sentAt;
-    armDeadlineTimer();
+    lease.confirm(sentAt);
     scheduleKeepAlive(keepAliveIntervalMs);
   }
 
@@ -298,8 +255,11 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     if (closed) throw new ElectorStateError('closed', `${operation}: elector is closed`);
     if (leaseId === null)
       throw new ElectorStateError('notStarted', `${operation}: call start() first`);
-    if (checkDeadline()) {
-      throw new ElectorStateError('leaseLost', `${operation}: lease lost (${lostReason ?? ''})`);
+    if (lease.check()) {
+      throw new ElectorStateError(
+        'leaseLost',
+        `${operation}: lease lost (${lease.lostReason ?? ''})`,
+      );
     }
     return leaseId;
   }
@@ -308,12 +268,11 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     start() {
       if (closed)
         return Promise.reject(new ElectorStateError('closed', 'start: elector is closed'));
-      if (lostReason !== null) {
+      if (lease.lostReason !== undefined) {
         // The lease is gone for good: a new start grants a new one.
-        lostReason = null;
+        lease.reset();
         leaseId = null;
         starting = null;
-        lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
       }
       starting ??= grant().catch((error: unknown) => {
         starting = null;
@@ -410,21 +369,11 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     },
 
     leaseDeadline() {
-      return deadline();
+      return lease.deadline();
     },
 
     onLeaseLost(handler) {
-      if (lostReason !== null) {
-        const reason = lostReason;
-        queueMicrotask(() => {
-          handler(reason);
-        });
-        return () => undefined;
-      }
-      lostHandlers.add(handler);
-      return () => {
-        lostHandlers.delete(handler);
-      };
+      return lease.onLost(handler);
     },
 
     async resign(options?: ResignOptions) {
@@ -464,7 +413,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
       } finally {
         // Given up locally whatever etcd answered: keep-alives stop, so even when etcd cannot be
         // reached now the lease (and a leader key bound to it) expires within one TTL.
-        loseLease('resigned');
+        lease.lose('resigned');
       }
     },
 
@@ -490,8 +439,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
       closed = true;
       keepAliveTimer?.clear();
       keepAliveTimer = null;
-      deadlineTimer?.clear();
-      deadlineTimer = null;
+      lease.stop();
       for (const unsubscribe of [...watchers]) unsubscribe();
       if (connection.owned) client.close();
       return Promise.resolve();

@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
+import { LeaseDeadline } from '../leaseDeadline.ts';
 import type {
   CampaignResult,
   Elector,
@@ -282,63 +283,30 @@ export function createMemoryElector(
   const intervalMs = options.keepAliveIntervalMs ?? ttlMs / 3;
   let leaseId: number | undefined;
   let starting: Promise<void> | undefined;
-  let lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
-  let lostReason: string | undefined;
   let closed = false;
   let keepAliveTimer: TimerHandle | undefined;
-  let deadlineTimer: TimerHandle | undefined;
-  const lostHandlers = new Set<(reason: string) => void>();
   const unwatchers = new Set<() => void>();
-
-  const deadline = (): number => lastConfirmedSentAt + ttlMs - marginMs;
-
-  function loseLease(reason: string): void {
-    if (lostReason !== undefined || closed) return;
-    lostReason = reason;
+  const lease = new LeaseDeadline(clock, ttlMs, marginMs);
+  lease.onLost(() => {
     keepAliveTimer?.clear();
     keepAliveTimer = undefined;
-    deadlineTimer?.clear();
-    deadlineTimer = undefined;
-    for (const handler of [...lostHandlers]) {
-      try {
-        handler(reason);
-      } catch {
-        // One handler's failure must not keep the others from hearing of the loss.
-      }
-    }
-  }
-
-  function armDeadlineTimer(): void {
-    deadlineTimer?.clear();
-    deadlineTimer = undefined;
-    if (lostReason !== undefined || closed) return;
-    deadlineTimer = clock.setTimeout(
-      () => {
-        if (clock.now() >= deadline()) {
-          loseLease(`lease deadline passed (${deadline()} <= ${clock.now()})`);
-        } else {
-          armDeadlineTimer();
-        }
-      },
-      Math.max(0, deadline() - clock.now()),
-    );
-  }
+  });
 
   function keepAliveLoop(): void {
     keepAliveTimer = clock.setTimeout(() => {
       keepAliveTimer = undefined;
-      if (lostReason !== undefined || closed || leaseId === undefined) return;
+      if (lease.lostReason !== undefined || closed || leaseId === undefined) return;
       const sentAt = clock.now();
       const id = leaseId;
       // The request reaches the coordinator asynchronously, as over a network.
       void Promise.resolve().then(() => {
-        if (lostReason !== undefined || closed) return;
+        if (lease.lostReason !== undefined || closed) return;
         try {
           if (coord.keepAlive(nodeId, id)) {
-            lastConfirmedSentAt = Math.max(lastConfirmedSentAt, sentAt);
-            armDeadlineTimer();
+            lease.confirm(sentAt);
+            if (lease.lostReason !== undefined) return;
           } else {
-            loseLease('lease expired');
+            lease.lose('lease expired');
             return;
           }
         } catch {
@@ -354,10 +322,10 @@ export function createMemoryElector(
     if (leaseId === undefined) {
       throw new MemoryElectorStateError('notStarted', `${operation}: start() first`);
     }
-    if (lostReason !== undefined || clock.now() >= deadline()) {
+    if (lease.check()) {
       throw new MemoryElectorStateError(
         'leaseLost',
-        `${operation}: lease lost (${lostReason ?? 'deadline passed'})`,
+        `${operation}: lease lost (${lease.lostReason ?? 'deadline passed'})`,
       );
     }
     return leaseId;
@@ -365,20 +333,22 @@ export function createMemoryElector(
 
   return {
     start() {
-      if (lostReason !== undefined && !closed) {
+      if (lease.lostReason !== undefined && !closed) {
         // The lease is gone: a new start grants a new one.
-        lostReason = undefined;
+        lease.reset();
         leaseId = undefined;
         starting = undefined;
-        lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
       }
       starting ??= (async () => {
         await Promise.resolve();
         if (closed) throw new MemoryElectorStateError('closed', 'start: elector closed');
         const sentAt = clock.now();
-        leaseId = coord.grant(nodeId, ttlMs, (reason) => loseLease(reason));
-        lastConfirmedSentAt = sentAt;
-        armDeadlineTimer();
+        // An old lease expiring in the coordinator must not end a newer one.
+        const id: number = coord.grant(nodeId, ttlMs, (reason) => {
+          if (leaseId === id) lease.lose(reason);
+        });
+        leaseId = id;
+        lease.confirm(sentAt);
         keepAliveLoop();
       })().catch((err: unknown) => {
         // A failed grant (coordinator unreachable) is not cached: the next start() retries,
@@ -411,19 +381,11 @@ export function createMemoryElector(
     },
 
     leaseDeadline() {
-      return deadline();
+      return lease.deadline();
     },
 
     onLeaseLost(handler) {
-      if (lostReason !== undefined) {
-        const reason = lostReason;
-        queueMicrotask(() => handler(reason));
-        return () => undefined;
-      }
-      lostHandlers.add(handler);
-      return () => {
-        lostHandlers.delete(handler);
-      };
+      return lease.onLost(handler);
     },
 
     async resign(options?: ResignOptions) {
@@ -437,7 +399,7 @@ export function createMemoryElector(
       } finally {
         // Given up locally whatever the coordinator answered: keep-alives stop, so the lease
         // expires within one TTL even when the coordinator cannot be reached now.
-        loseLease('resigned');
+        lease.lose('resigned');
       }
     },
 
@@ -456,8 +418,7 @@ export function createMemoryElector(
       closed = true;
       keepAliveTimer?.clear();
       keepAliveTimer = undefined;
-      deadlineTimer?.clear();
-      deadlineTimer = undefined;
+      lease.stop();
       if (leaseId !== undefined) coord.forget(leaseId);
       for (const stop of [...unwatchers]) stop();
       return Promise.resolve();
