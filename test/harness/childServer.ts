@@ -2,6 +2,28 @@
 // ready, kill -9, SIGSTOP/SIGCONT, SIGTERM, restart with the same arguments. Its stdout and
 // stderr go to a ring buffer so failures can say what the server printed.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/**
+ * Blocks until the kernel reports process `pid` stopped (state T), at most `timeoutMs`:
+ * SIGSTOP is delivered asynchronously, and a test that acts right after pausing must not race
+ * the process's last moments of running.
+ */
+export function waitUntilStopped(pid: number, timeoutMs = 2_000): void {
+  const deadline = Date.now() + timeoutMs;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (Date.now() < deadline) {
+    let state: string | undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    } catch {
+      return; // no /proc (or the process is gone): nothing to wait for
+    }
+    if (state === 'T' || state === 't') return;
+    Atomics.wait(nap, 0, 0, 2);
+  }
+}
 
 /** How many bytes of output a child keeps for error messages. */
 const TAIL_BYTES = 16 * 1024;
@@ -183,6 +205,7 @@ export class ChildServer {
     this.assertAlive();
     if (this.child === undefined) throw new Error(`${this.options.name} is not running`);
     this.child.kill('SIGSTOP');
+    if (this.child.pid !== undefined) waitUntilStopped(this.child.pid);
     this.paused = true;
   }
 

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { waitUntilStopped } from './childServer.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -205,6 +206,7 @@ export class NodeHandle {
 
   pause(): void {
     this.#child?.kill('SIGSTOP');
+    if (this.#child?.pid !== undefined) waitUntilStopped(this.#child.pid);
   }
 
   resume(): void {
