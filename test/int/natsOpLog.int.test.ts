@@ -92,8 +92,28 @@ async function readUntil(
   return seen;
 }
 
-/** Every entry seq in the stream, in stream order, read directly with the manager. */
-async function streamEntries(nc: NatsConnection, log: NatsOpLog): Promise<number[]> {
+/**
+ * Every entry seq in the stream, in stream order, read directly with the manager. Retried
+ * until a deadline: right after a server of a cluster is killed, JetStream API requests can
+ * time out while the client reconnects or the cluster elects a new meta leader.
+ */
+async function streamEntries(
+  nc: NatsConnection,
+  log: NatsOpLog,
+  timeoutMs = 60_000,
+): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await readStreamEntries(nc, log);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+async function readStreamEntries(nc: NatsConnection, log: NatsOpLog): Promise<number[]> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(log.streamName);
   const out: number[] = [];
