@@ -19,30 +19,34 @@ import { runSchedule, scheduleArb, simRuns, type RunStats } from './schedule.ts'
 import { LIVENESS_SLACK_MS, SIM_TTL_MS } from './simWorld.ts';
 
 describe('failover simulation: every invariant holds on generated schedules', () => {
-  it('random fault schedules', async () => {
-    const stats: RunStats[] = [];
-    await fc.assert(
-      fc.asyncProperty(scheduleArb(), async (s) => {
-        stats.push(await runSchedule(s));
-        // Progress of long runs: one line per 1,000 schedules to UNDERSTUDY_SIM_PROGRESS (a file).
-        const progress = process.env['UNDERSTUDY_SIM_PROGRESS'];
-        if (progress !== undefined && stats.length % 1000 === 0) {
-          appendFileSync(
-            progress,
-            `${new Date().toISOString()} ${stats.length} schedules passed\n`,
-          );
-        }
-      }),
-      { numRuns: simRuns() },
-    );
-    const promotions = stats.filter((s) => s.epochs > 1).length;
-    const maxRecovery = Math.max(...stats.map((s) => s.recoveryMs));
-    console.log(
-      `failover simulation: ${stats.length} schedules passed; ${promotions} had a failover; ` +
-        `${stats.reduce((n, s) => n + s.acked, 0)} writes acknowledged; ` +
-        `slowest recovery after the faults ${maxRecovery} ms (bound ${SIM_TTL_MS + LIVENESS_SLACK_MS} ms)`,
-    );
-    // The generator must actually exercise failovers, or the property proves little.
-    if (stats.length >= 100) expect(promotions).toBeGreaterThan(stats.length / 10);
-  }, 1_800_000);
+  it(
+    'random fault schedules',
+    async () => {
+      const stats: RunStats[] = [];
+      await fc.assert(
+        fc.asyncProperty(scheduleArb(), async (s) => {
+          stats.push(await runSchedule(s));
+          // Progress of long runs: one line per 1,000 schedules to UNDERSTUDY_SIM_PROGRESS (a file).
+          const progress = process.env['UNDERSTUDY_SIM_PROGRESS'];
+          if (progress !== undefined && stats.length % 1000 === 0) {
+            appendFileSync(
+              progress,
+              `${new Date().toISOString()} ${stats.length} schedules passed\n`,
+            );
+          }
+        }),
+        { numRuns: simRuns() },
+      );
+      const promotions = stats.filter((s) => s.epochs > 1).length;
+      const maxRecovery = Math.max(...stats.map((s) => s.recoveryMs));
+      console.log(
+        `failover simulation: ${stats.length} schedules passed; ${promotions} had a failover; ` +
+          `${stats.reduce((n, s) => n + s.acked, 0)} writes acknowledged; ` +
+          `slowest recovery after the faults ${maxRecovery} ms (bound ${SIM_TTL_MS + LIVENESS_SLACK_MS} ms)`,
+      );
+      // The generator must actually exercise failovers, or the property proves little.
+      if (stats.length >= 100) expect(promotions).toBeGreaterThan(stats.length / 10);
+    },
+    Math.max(1_800_000, simRuns() * 200),
+  );
 });
