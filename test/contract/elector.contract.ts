@@ -10,11 +10,8 @@ export interface ElectorContractSetup {
   cleanup(): Promise<void>;
   /** The electors' clock; default `Date.now`. */
   now?(): number;
-  /**
-   * Cuts `nodeId` off from the store so its keep-alives fail (optional: the lease-expiry
-   * case is skipped without it).
-   */
-  isolate?(nodeId: string): Promise<void>;
+  /** Cuts `nodeId` off from the store so its keep-alives fail. */
+  isolate(nodeId: string): Promise<void>;
 }
 
 /** Lease TTL for the contract: long enough for a loaded machine, short enough to expire. */
@@ -186,12 +183,8 @@ export function describeElectorContract(
       expect((await b.members()).map((m) => m.nodeId)).toEqual(['b']);
     });
 
-    it('loses the lease of a node whose keep-alives stop, and lets another win', async (test) => {
+    it('loses the lease of a node whose keep-alives stop, and lets another win', async () => {
       const fixture = current();
-      if (fixture.isolate === undefined) {
-        test.skip();
-        return;
-      }
       const a = await started('a');
       const b = await started('b');
       const reasons: string[] = [];
