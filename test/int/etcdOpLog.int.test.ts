@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import CRC32 from 'crc-32';
 import { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -7,7 +6,6 @@ import {
   messageKey,
   type EtcdOpLogPipelining,
 } from '../../src/adapters/etcd/etcdOpLog.ts';
-import { prefixHash } from '../../src/domain/checksum.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import {
   AmbiguousAppendError,
@@ -16,6 +14,7 @@ import {
   type LogFollower,
   type OpLog,
 } from '../../src/ports/opLog.ts';
+import { testEntries, testEntry } from '../contract/entries.ts';
 import { startEtcd } from '../harness/index.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -29,25 +28,9 @@ afterEach(async () => {
   }
 });
 
-const encoder = new TextEncoder();
-
-function entry(seq: number, epoch = 1): OpLogEntry {
-  const key = `key-${seq}`;
-  const payload = encoder.encode(`payload ${seq}`);
-  return {
-    seq,
-    epoch,
-    ts: 1_700_000_000_000 + seq,
-    op: 'PUT_END',
-    key,
-    payload,
-    checksum: CRC32.buf(payload, 0) >>> 0,
-    prefixHash: prefixHash(key),
-  };
-}
-
-function entries(from: number, count: number): OpLogEntry[] {
-  return Array.from({ length: count }, (_, index) => entry(from + index));
+/** `count` entries from seq `from` on. */
+function entries(from: number, count: number, epoch = 1): OpLogEntry[] {
+  return testEntries(from, from + count - 1, epoch);
 }
 
 function openLog(endpoint: string, cluster: string, pipelining: EtcdOpLogPipelining): OpLog {
@@ -96,7 +79,7 @@ describe.each(['coalesce', 'concurrent'] as const)(
       const batch = await writer.append(entries(1, 3));
       expect(batch).toEqual({ streamSeq: 1, firstSeq: 1, lastSeq: 3 });
       // 300 single-entry appends in flight at once.
-      const acks = await Promise.all(range(4, 303).map((seq) => writer.append([entry(seq)])));
+      const acks = await Promise.all(range(4, 303).map((seq) => writer.append([testEntry(seq)])));
       expect(acks.map((ack) => ack.streamSeq)).toEqual(range(2, 301));
       expect(writer.fenced).toBe(false);
 
@@ -112,25 +95,25 @@ describe.each(['coalesce', 'concurrent'] as const)(
       const cluster = `t${randomUUID().slice(0, 8)}`;
       const log = openLog(etcd.endpoint, cluster, pipelining);
       const first = log.openWriter({ expectedLastStreamSeq: 0 });
-      await first.append([entry(1)]);
+      await first.append([testEntry(1)]);
 
       // A writer that expects an older tail is refused at once.
       const stale = log.openWriter({ expectedLastStreamSeq: 0 });
-      await expect(stale.append([entry(1, 2)])).rejects.toBeInstanceOf(FencedError);
+      await expect(stale.append([testEntry(1, 2)])).rejects.toBeInstanceOf(FencedError);
       expect(stale.fenced).toBe(true);
-      await expect(stale.append([entry(2, 2)])).rejects.toBeInstanceOf(FencedError);
+      await expect(stale.append([testEntry(2, 2)])).rejects.toBeInstanceOf(FencedError);
 
       // A new primary takes over at stream seq 1; the old one's next appends are all refused,
       // even the one whose expected sequence matches the new primary's message.
       const second = log.openWriter({ expectedLastStreamSeq: 1 });
-      await second.append([entry(2, 2)]);
-      const inFlight = [first.append([entry(2)]), first.append([entry(3)])];
+      await second.append([testEntry(2, 2)]);
+      const inFlight = [first.append([testEntry(2)]), first.append([testEntry(3)])];
       for (const result of await Promise.allSettled(inFlight)) {
         expect(result.status).toBe('rejected');
         if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(FencedError);
       }
       expect(first.fenced).toBe(true);
-      await expect(first.append([entry(4)])).rejects.toBeInstanceOf(FencedError);
+      await expect(first.append([testEntry(4)])).rejects.toBeInstanceOf(FencedError);
 
       expect(await log.bounds()).toEqual({ firstSeq: 1, lastSeq: 2, lastStreamSeq: 2 });
       const followed: OpLogEntry[] = [];
@@ -150,8 +133,8 @@ describe.each(['coalesce', 'concurrent'] as const)(
       const a = log.openWriter({ expectedLastStreamSeq: 0 });
       const b = log.openWriter({ expectedLastStreamSeq: 0 });
       const results = await Promise.allSettled([
-        ...range(1, 20).map((seq) => a.append([entry(seq, 1)])),
-        ...range(1, 20).map((seq) => b.append([entry(seq, 2)])),
+        ...range(1, 20).map((seq) => a.append([testEntry(seq, 1)])),
+        ...range(1, 20).map((seq) => b.append([testEntry(seq, 2)])),
       ]);
       const fulfilledA = results
         .slice(0, 20)
@@ -188,17 +171,17 @@ describe.each(['coalesce', 'concurrent'] as const)(
       });
       cleanups.push(() => log.close());
       const writer = log.openWriter({ expectedLastStreamSeq: 0 });
-      await writer.append([entry(1)]);
+      await writer.append([testEntry(1)]);
       etcd.pause();
       let outcome: unknown;
       try {
-        outcome = await writer.append([entry(2)]).catch((error: unknown) => error);
+        outcome = await writer.append([testEntry(2)]).catch((error: unknown) => error);
       } finally {
         etcd.resume();
       }
       expect(outcome).toBeInstanceOf(AmbiguousAppendError);
       expect(writer.fenced).toBe(true);
-      await expect(writer.append([entry(3)])).rejects.toThrow();
+      await expect(writer.append([testEntry(3)])).rejects.toThrow();
       // Whether entry 2 landed is unknown to the writer; the log is consistent either way.
       const bounds = await log.bounds();
       expect([1, 2]).toContain(bounds.lastSeq);

@@ -1,14 +1,12 @@
 // The NATS JetStream OpLog against real nats-server processes: pipelining, fencing, server
 // restarts, reconnects, a replicated stream losing a server, and retention.
 import { randomUUID } from 'node:crypto';
-import CRC32 from 'crc-32';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNatsOpLog, type NatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
 import { decodeBatch } from '../../src/domain/codec.ts';
-import { prefixHash } from '../../src/domain/checksum.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import {
   FencedError,
@@ -16,6 +14,7 @@ import {
   type AppendAck,
   type LogFollower,
 } from '../../src/ports/opLog.ts';
+import { testEntries } from '../contract/entries.ts';
 import { startNats, startNatsCluster, startTcpProxy } from '../harness/index.ts';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -29,25 +28,9 @@ afterEach(async () => {
   }
 });
 
-const encoder = new TextEncoder();
-
-function entry(seq: number, epoch = 1): OpLogEntry {
-  const key = `key-${seq}`;
-  const payload = encoder.encode(`payload ${seq} `.padEnd(40, '.'));
-  return {
-    seq,
-    epoch,
-    ts: 1_700_000_000_000 + seq,
-    op: 'PUT_END',
-    key,
-    payload,
-    checksum: CRC32.buf(payload, 0) >>> 0,
-    prefixHash: prefixHash(key),
-  };
-}
-
+/** `count` entries from seq `from` on. */
 function entries(from: number, count: number, epoch = 1): OpLogEntry[] {
-  return Array.from({ length: count }, (_, index) => entry(from + index, epoch));
+  return testEntries(from, from + count - 1, epoch);
 }
 
 async function connectTo(servers: string | string[]): Promise<NatsConnection> {
