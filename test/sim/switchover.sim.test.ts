@@ -2,70 +2,21 @@
 // node wins every time, the old primary follows as a standby, no acknowledged write is lost
 // and refusals leave the primary serving.
 import { describe, expect, it } from 'vitest';
-import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
-import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
-import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
-import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { stateDigest } from '../../src/domain/checksum.ts';
 import { fromEntry } from '../../src/domain/eventCodec.ts';
-import { NodeRuntime, SwitchoverError } from '../../src/runtime/nodeRuntime.ts';
+import { SwitchoverError } from '../../src/runtime/nodeRuntime.ts';
 import { readLog } from '../../src/runtime/readLog.ts';
+import { memoryCluster } from './memoryCluster.ts';
 
 const TTL = 5000;
-const CLUSTER = 'sim';
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function cluster() {
-  const clock = new SimClock(1_000_000);
-  const coord = new MemoryCoordinator(clock);
-  const store = new MemoryLogStore();
-  const bus = new MemoryApiBus({ clock });
-  const nodes = ['n1', 'n2', 'n3'].map((nodeId) =>
-    new NodeRuntime({
-      nodeId,
-      address: `sim://${nodeId}`,
-      opLog: createMemoryOpLog(store, { nodeId, clock, timeoutMs: 1000 }),
-      elector: createMemoryElector(coord, { nodeId, ttlMs: TTL, clock }),
-      apiServer: bus.serverTransport(CLUSTER),
-      clock,
-      logger: quiet,
-      config: { leaseTtlMs: TTL },
-    }).start(),
-  );
-  const run = async (ms: number, step = 10): Promise<void> => {
-    for (let t = 0; t < ms; t += step) {
-      clock.advance(step);
-      await new Promise((r) => setImmediate(r));
-    }
-  };
-  const settle = async <T>(promise: Promise<T>, limitMs = 60_000): Promise<T> => {
-    let done = false;
-    const watched = promise.finally(() => {
-      done = true;
-    });
-    for (let t = 0; !done && t < limitMs; t += 10) await run(10);
-    return watched;
-  };
-  const primaries = () =>
-    nodes.filter((n) => n.role === 'primary' && n.actor.getSnapshot().status === 'active');
-  const api = (): Promise<UnderstudyClient> =>
-    createClient({
-      cluster: CLUSTER,
-      transport: bus.clientTransport(CLUSTER),
-      clock,
-      requestTimeoutMs: 500,
-      deadlineMs: 30_000,
-      random: () => 0.5,
-    });
-  return { clock, coord, store, nodes, run, settle, primaries, api };
-}
+const cluster = () => memoryCluster(TTL);
 
 describe('planned switchover (NodeRuntime, memory adapters, simulated clock)', () => {
   it('hands over to the named node each time, well within the TTL, losing no acknowledged write', async () => {
     const c = cluster();
     await c.run(3000);
-    const api = await c.api();
+    const api = await c.client();
     for (const [seg, node] of [
       ['a', 's1'],
       ['b', 's2'],
@@ -128,7 +79,7 @@ describe('planned switchover (NodeRuntime, memory adapters, simulated clock)', (
     expect(await reasons(primary.switchover('nosuch'))).toBe('unknownTarget');
     expect(await reasons(primary.switchover(primary.status().nodeId))).toBe('targetIsSelf');
     expect(primary.role).toBe('primary');
-    const api = await c.api();
+    const api = await c.client();
     await c.settle(api.mountSegment('a', 's1', 1 << 20));
     await api.close();
     await c.settle(Promise.all(c.nodes.map((n) => n.stop())));
