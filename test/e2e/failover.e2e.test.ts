@@ -1,11 +1,11 @@
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import type { LoggedEvent } from '../../src/domain/types.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
 import { NodeFleet, type NodeHandle } from '../harness/nodeFleet.ts';
 import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
-import { Workload, type AckRecord } from '../harness/workload.ts';
+import { Workload } from '../harness/workload.ts';
 
 const CLUSTER = 'e2e';
 
@@ -50,35 +50,6 @@ async function startCluster(leaseTtlMs: number): Promise<Cluster> {
     for (const n of [0, 1]) await client.mountSegment(`${node}-seg${n}`, node, 1 << 30);
   }
   return { etcd, nats, fleet, client };
-}
-
-/** One linear history: seqs 1..n, epochs never go back, each epoch opened by its EPOCH fence. */
-function expectLinearHistory(log: readonly LoggedEvent[]): void {
-  let epoch = 0;
-  log.forEach((logged, i) => {
-    expect(logged.seq).toBe(i + 1);
-    expect(logged.epoch).toBeGreaterThanOrEqual(epoch);
-    if (logged.epoch > epoch) {
-      expect(logged.event.op).toBe('EPOCH');
-      epoch = logged.epoch;
-    }
-  });
-}
-
-/** Every acknowledged write is in the log at the seq it was acknowledged with, as acknowledged. */
-function expectAcksInLog(acks: readonly AckRecord[], log: readonly LoggedEvent[]): void {
-  for (const ack of acks) {
-    const logged = log[ack.seq - 1];
-    expect(logged, `ack ${ack.op} ${ack.key} at ${ack.seq}`).toBeDefined();
-    const event = logged!.event;
-    expect(event.op).toBe(ack.op === 'putStart' ? 'PUT_START' : 'PUT_END');
-    expect('key' in event ? event.key : undefined).toBe(ack.key);
-    if (ack.replicas !== undefined && event.op === 'PUT_START') {
-      expect(event.replicas.map((r) => [r.segmentId, r.offset, r.length])).toEqual(
-        ack.replicas.map((r) => [r.segmentId, r.offset, r.length]),
-      );
-    }
-  }
 }
 
 async function fenceSeqOf(node: NodeHandle, from: number): Promise<number> {

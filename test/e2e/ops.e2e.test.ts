@@ -7,69 +7,16 @@ import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
 import { systemClock } from '../../src/adapters/systemClock.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { LeaderView } from '../../src/ports/elector.ts';
-import type { LoggedEvent } from '../../src/domain/types.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { runCli, type CliResult } from '../harness/cli.ts';
+import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
 import { NodeFleet } from '../harness/nodeFleet.ts';
 import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
-import { Workload, type AckRecord } from '../harness/workload.ts';
+import { Workload } from '../harness/workload.ts';
 
 const CLUSTER = 'ops';
 const TTL_MS = 5000;
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `understudy <args>` (the real CLI) and resolves when it exits. */
-function runCli(args: readonly string[], timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, UNDERSTUDY_CONFIG: '', UNDERSTUDY_CLUSTER: '', UNDERSTUDY_ETCD: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`understudy ${args.join(' ')}: no exit in ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** One linear history: seqs 1..n, epochs never go back, each epoch opened by its EPOCH fence. */
-function expectLinearHistory(log: readonly LoggedEvent[]): void {
-  let epoch = 0;
-  log.forEach((logged, i) => {
-    expect(logged.seq).toBe(i + 1);
-    expect(logged.epoch).toBeGreaterThanOrEqual(epoch);
-    if (logged.epoch > epoch) {
-      expect(logged.event.op).toBe('EPOCH');
-      epoch = logged.epoch;
-    }
-  });
-}
-
-/** Every acknowledged write is in the log at the seq it was acknowledged with. */
-function expectAcksInLog(acks: readonly AckRecord[], log: readonly LoggedEvent[]): void {
-  for (const ack of acks) {
-    const logged = log[ack.seq - 1];
-    expect(logged, `ack ${ack.op} ${ack.key} at ${ack.seq}`).toBeDefined();
-    const event = logged!.event;
-    expect(event.op).toBe(ack.op === 'putStart' ? 'PUT_START' : 'PUT_END');
-    expect('key' in event ? event.key : undefined).toBe(ack.key);
-  }
-}
 
 interface StatusRowJson {
   readonly id: string;

@@ -2,11 +2,9 @@
 // node process from the harness, a few client writes, then the real CLI as child processes
 // (and in-process for the cheaper cases): export, replay --key, replay --at, and replay of the
 // export with one corrupted entry (stops with its seq; --skip-bad goes on).
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,41 +19,11 @@ import { toEntry } from '../../src/domain/eventCodec.ts';
 import { emptyState } from '../../src/domain/state.ts';
 import type { LoggedEvent, MetadataEvent } from '../../src/domain/types.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { runCli as cli } from '../harness/cli.ts';
 import { NodeFleet } from '../harness/nodeFleet.ts';
 import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
 
 const CLUSTER = 'replay-e2e';
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-
-interface CliRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `understudy ...args` as a child process (the real CLI through tsx). */
-function cli(args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, UNDERSTUDY_CLUSTER: '', UNDERSTUDY_NATS: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`understudy ${args.join(' ')}: no exit within ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function capture(): CommandOutput & { out: string; err: string } {
   const sink = {
