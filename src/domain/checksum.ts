@@ -1,9 +1,15 @@
 import CRC32 from 'crc-32';
+import { addChar, addJsonString, addNumber, crcDone, crcText } from './crc32Text.ts';
 import { allSegments, shardRecords } from './state.ts';
 import { SHARD_COUNT } from './shard.ts';
-import type { MetadataState, ObjectRecord } from './types.ts';
+import type { MetadataState, ObjectRecord, Segment } from './types.ts';
 
 const encoder = new TextEncoder();
+
+const PIPE = 124;
+const COMMA = 44;
+const EQUALS = 61;
+const SEMICOLON = 59;
 
 /** Unsigned CRC32 of the first 8 UTF-8 bytes of `key` (all of it when shorter). */
 export function prefixHash(key: string): number {
@@ -11,37 +17,48 @@ export function prefixHash(key: string): number {
   return CRC32.buf(bytes.subarray(0, 8), 0) >>> 0;
 }
 
-/** Canonical text of a record's replicated fields: size and replicas, in order. */
-function canonicalObject(record: ObjectRecord): string {
-  let text = `${record.size}`;
-  for (const r of record.replicas) {
-    text += `|${JSON.stringify(r.segmentId)},${JSON.stringify(r.nodeId)},${r.offset},${r.length},${r.status === 'complete' ? 'c' : 'p'}`;
-  }
-  return text;
-}
-
 /**
- * Unsigned CRC32 of the canonical encoding of `{size, replicas (segmentId, nodeId, offset,
- * length, status)}`. Leaves out `lastSeq` and leases: two nodes that folded the same log
- * agree on it.
+ * Unsigned CRC32 of the canonical text of `{size, replicas (segmentId, nodeId, offset,
+ * length, status)}`: `${size}` then, per replica in order,
+ * `|${JSON.stringify(segmentId)},${JSON.stringify(nodeId)},${offset},${length},${c|p}`
+ * (c for complete, p for processing). Leaves out `lastSeq` and leases: two nodes that folded
+ * the same log agree on it. Hashed piece by piece (see crc32Text.ts), the text is never built.
  */
 export function objectChecksum(record: ObjectRecord): number {
-  return CRC32.str(canonicalObject(record), 0) >>> 0;
+  return crcDone(addObject(crcText, record));
+}
+
+function addObject(c: number, record: ObjectRecord): number {
+  c = addNumber(c, record.size);
+  for (const r of record.replicas) {
+    c = addJsonString(addChar(c, PIPE), r.segmentId);
+    c = addJsonString(addChar(c, COMMA), r.nodeId);
+    c = addNumber(addChar(c, COMMA), r.offset);
+    c = addNumber(addChar(c, COMMA), r.length);
+    c = addChar(addChar(c, COMMA), r.status === 'complete' ? 99 /* c */ : 112 /* p */);
+  }
+  return c;
 }
 
 /**
- * Digest of one shard: CRC32 over its (key, objectChecksum) pairs in sorted key order.
- * Equal for equal shard contents, whatever the history that built them.
+ * Digest of one shard: CRC32 over `${JSON.stringify(key)}=${objectChecksum(record)};` for its
+ * records in sorted key order. Equal for equal shard contents, whatever the history that built
+ * them.
  */
 export function shardDigest(state: MetadataState, shardId: number): number {
-  const records = shardRecords(state, shardId);
+  return recordsDigest(shardRecords(state, shardId));
+}
+
+/** {@link shardDigest} of a shard holding `records` (sorted in place). */
+export function recordsDigest(records: ObjectRecord[]): number {
   if (records.length === 0) return 0;
   records.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  let crc = 0;
+  let c = crcText;
   for (const record of records) {
-    crc = CRC32.str(`${JSON.stringify(record.key)}=${objectChecksum(record)};`, crc);
+    c = addChar(addJsonString(c, record.key), EQUALS);
+    c = addChar(addNumber(c, objectChecksum(record)), SEMICOLON);
   }
-  return crc >>> 0;
+  return crcDone(c);
 }
 
 /**
@@ -49,10 +66,25 @@ export function shardDigest(state: MetadataState, shardId: number): number {
  * node, size, free ranges) in id order. appliedSeq and epoch are not included.
  */
 export function stateDigest(state: MetadataState): number {
+  const shardDigests: number[] = [];
+  for (let s = 0; s < SHARD_COUNT; s++) shardDigests.push(shardDigest(state, s));
+  return combineDigest(shardDigests, allSegments(state));
+}
+
+/**
+ * {@link stateDigest} from the shard digests (all {@link SHARD_COUNT}, in shard order) and the
+ * segments: for a caller that computed the shard digests piece by piece.
+ */
+export function combineDigest(
+  shardDigests: readonly number[],
+  segments: Iterable<Segment>,
+): number {
+  if (shardDigests.length !== SHARD_COUNT)
+    throw new RangeError(`${shardDigests.length} shard digests, not ${SHARD_COUNT}`);
   let crc = 0;
-  for (let s = 0; s < SHARD_COUNT; s++) crc = CRC32.str(`${shardDigest(state, s)},`, crc);
-  const segments = [...allSegments(state)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  for (const seg of segments) {
+  for (const digest of shardDigests) crc = CRC32.str(`${digest},`, crc);
+  const sorted = [...segments].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const seg of sorted) {
     let text = `${JSON.stringify(seg.id)},${JSON.stringify(seg.nodeId)},${seg.size}`;
     for (const f of seg.free) text += `[${f.offset},${f.length}]`;
     crc = CRC32.str(`${text};`, crc);
