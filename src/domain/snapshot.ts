@@ -10,9 +10,9 @@
  */
 import CRC32 from 'crc-32';
 import { freeze } from 'immer';
-import { stateDigest } from './checksum.ts';
+import { combineDigest, recordsDigest } from './checksum.ts';
 import { BUCKETS_PER_SHARD, bucketOf, keyHash, SHARD_COUNT } from './shard.ts';
-import { allObjects, allSegments } from './state.ts';
+import { allSegments, shardRecords } from './state.ts';
 import type {
   FreeRange,
   MetadataState,
@@ -77,8 +77,8 @@ export class SnapshotCodecError extends Error {
 }
 
 /**
- * Cuts `state` into chunks of at most `chunkSize` items (segments first, then objects; a chunk
- * may hold the last segments and the first objects). Every chunk carries index/total and the
+ * Cuts `state` into chunks of at most `chunkSize` items (segments first, then objects shard by
+ * shard in shard order; a chunk may hold the last segments and the first objects). Every chunk carries index/total and the
  * state's appliedSeq/epoch; the last carries `stateDigest(state)`. Reads `state` only; since it
  * is frozen, the primary may keep folding while the chunks are produced.
  */
@@ -116,13 +116,20 @@ export function* snapshotChunks(
     chunkSegments.push(segment);
     if (chunkSegments.length === chunkSize && index < total - 1) yield cut();
   }
-  for (const record of allObjects(state)) {
-    chunkObjects.push(record);
-    if (chunkSegments.length + chunkObjects.length === chunkSize && index < total - 1) {
-      yield cut();
+  // Shard by shard, each shard's digest computed once its records are cut: the digest the last
+  // chunk carries costs the primary a little per chunk instead of all at the end.
+  const shardDigests: number[] = [];
+  for (let shardId = 0; shardId < SHARD_COUNT; shardId++) {
+    const records = shardRecords(state, shardId);
+    for (const record of records) {
+      chunkObjects.push(record);
+      if (chunkSegments.length + chunkObjects.length === chunkSize && index < total - 1) {
+        yield cut();
+      }
     }
+    shardDigests.push(recordsDigest(records));
   }
-  yield { ...cut(), stateDigest: stateDigest(state) };
+  yield { ...cut(), stateDigest: combineDigest(shardDigests, segments) };
 }
 
 type Bucket = ObjectRecord[];
@@ -132,9 +139,10 @@ const EMPTY_SHARD: ShardBuckets = Object.freeze(
 );
 
 /**
- * Rebuilds a state from the chunks of one snapshot, added in order. `finish()` returns a
- * frozen state equal (stateDigest, objects, segments in mount order, appliedSeq, epoch) to the
- * snapshot's source, or throws {@link SnapshotError}.
+ * Rebuilds a state from the chunks of one snapshot, added in order (objects shard by shard, as
+ * {@link snapshotChunks} cuts them). `finish()` returns a frozen state equal (stateDigest,
+ * objects, segments in mount order, appliedSeq, epoch) to the snapshot's source, or throws
+ * {@link SnapshotError}.
  */
 export class SnapshotBuilder {
   #expected = 0;
@@ -145,8 +153,14 @@ export class SnapshotBuilder {
   readonly #shards: (Bucket[] | undefined)[] = new Array<Bucket[] | undefined>(SHARD_COUNT);
   #objectCount = 0;
 
-  #bucket(key: string): Bucket {
-    const hash = keyHash(key);
+  /**
+   * The shards before this one are complete (objects arrive shard by shard) and their digests
+   * are in #shardDigests: computed while the next chunk is on its way, not all in finish().
+   */
+  #openShard = 0;
+  readonly #shardDigests: number[] = [];
+
+  #bucket(hash: number): Bucket {
     const shardId = hash % SHARD_COUNT;
     let shard = this.#shards[shardId];
     if (shard === undefined) {
@@ -159,6 +173,15 @@ export class SnapshotBuilder {
       shard[bucketOf(hash)] = bucket;
     }
     return bucket;
+  }
+
+  /** Digests every shard before `shardId`, which are complete. */
+  #digestUpTo(shardId: number): void {
+    for (; this.#openShard < shardId; this.#openShard++) {
+      const records: ObjectRecord[] = [];
+      for (const bucket of this.#shards[this.#openShard] ?? []) records.push(...bucket);
+      this.#shardDigests.push(recordsDigest(records));
+    }
   }
 
   /** Chunks added so far. */
@@ -200,6 +223,14 @@ export class SnapshotBuilder {
       segmentIds.add(segment.id);
     }
     // A key sent twice is not looked up here (1M lookups): it changes the digest finish() checks.
+    const hashes = new Array<number>(chunk.objects.length);
+    let shardId = this.#openShard;
+    for (let i = 0; i < chunk.objects.length; i++) {
+      const hash = keyHash((chunk.objects[i] as ObjectRecord).key);
+      if (hash % SHARD_COUNT < shardId) fail('inconsistent', 'objects out of shard order');
+      shardId = hash % SHARD_COUNT;
+      hashes[i] = hash;
+    }
     // Checked: now apply.
     this.#header ??= {
       total: chunk.total,
@@ -208,8 +239,11 @@ export class SnapshotBuilder {
       epochNodeId: chunk.epochNodeId,
     };
     for (const segment of chunk.segments) this.#segments.set(segment.id, frozenSegment(segment));
-    for (const record of chunk.objects) this.#bucket(record.key).push(frozenRecord(record));
+    chunk.objects.forEach((record, i) => {
+      this.#bucket(hashes[i] as number).push(frozenRecord(record));
+    });
     this.#objectCount += chunk.objects.length;
+    this.#digestUpTo(shardId);
     if (last) this.#digest = chunk.stateDigest;
     this.#expected++;
   }
@@ -254,7 +288,8 @@ export class SnapshotBuilder {
       shards: Object.freeze(shards),
     };
     freeze(state);
-    const digest = stateDigest(state);
+    this.#digestUpTo(SHARD_COUNT);
+    const digest = combineDigest(this.#shardDigests, this.#segments.values());
     if (digest !== this.#digest) {
       throw new SnapshotError(
         'digest',

@@ -166,9 +166,21 @@ describe('SnapshotBuilder', () => {
 
     const dup = new SnapshotBuilder();
     dup.add(c0);
-    dup.add({ ...c1, objects: [...c1.objects, ...c0.objects] });
+    dup.add({ ...c1, objects: [...c1.objects, ...c1.objects.slice(-1)] });
     dup.add(c2);
     expect(thrown(() => dup.finish())).toMatchObject({ reason: 'digest' });
+
+    // Objects come shard by shard: one from a shard already passed is refused, adding nothing.
+    const order = new SnapshotBuilder();
+    order.add(c0);
+    const late = c2.objects[c2.objects.length - 1];
+    if (late === undefined) throw new Error('no object');
+    expect(thrown(() => order.add({ ...c1, objects: [late, first] }))).toMatchObject({
+      reason: 'inconsistent',
+    });
+    order.add(c1);
+    order.add(c2);
+    expect(stateDigest(order.finish())).toBe(c2.stateDigest);
     const twice = new SnapshotBuilder();
     expect(
       thrown(() => twice.add({ ...c0, segments: [...c0.segments, ...c0.segments] })),
