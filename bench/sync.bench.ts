@@ -12,6 +12,8 @@
 // Verification: with writes stopped and the standby at the primary's seq, the standby sends 3
 // rounds (10 % of the shards, up to 100 keys each; rounds 0-2, so each touches shards not seen
 // before); the worker times its `verify` handler (parse, answer against 1M objects, encode).
+// The same rounds run again unchanged (memoised digests), and once more after one object was
+// removed in each of their shards on both sides (every sampled shard changed).
 // The last stdout line is one JSON object with the figures.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -23,7 +25,8 @@ import {
 import { systemClock } from '../src/adapters/systemClock.ts';
 import { stateDigest } from '../src/domain/checksum.ts';
 import { foldAll } from '../src/domain/fold.ts';
-import { emptyState } from '../src/domain/state.ts';
+import { emptyState, shardRecords } from '../src/domain/state.ts';
+import { planRound } from '../src/domain/verify.ts';
 import type { LoggedEvent, MetadataEvent, MetadataState, Replica } from '../src/domain/types.ts';
 import { AdminClient, adminHandler } from '../src/runtime/adminApi.ts';
 import { fetchFullSync, FullSyncSource } from '../src/runtime/fullSync.ts';
@@ -52,6 +55,7 @@ type ToPrimary =
   | { type: 'writes'; on: boolean }
   | { type: 'digestAt'; seq: number }
   | { type: 'verifyTimes' }
+  | { type: 'touch'; shardIds: number[] }
   | { type: 'stop' };
 
 type FromPrimary =
@@ -60,6 +64,7 @@ type FromPrimary =
   | { type: 'writes'; appliedSeq: number; eventsWritten: number }
   | { type: 'digestAt'; seq: number; digest: number | null }
   | { type: 'verifyTimes'; ms: number[] }
+  | { type: 'touched'; events: LoggedEvent[] }
   | { type: 'stopped' };
 
 class SyntheticWrites {
@@ -179,6 +184,21 @@ async function primaryWorker(natsUrl: string): Promise<void> {
       case 'verifyTimes':
         post({ type: 'verifyTimes', ms: verifyMs.splice(0) });
         return;
+      case 'touch': {
+        // One object removed in each shard: the memoised digests of those shards go stale.
+        const removals: MetadataEvent[] = [];
+        for (const shardId of message.shardIds) {
+          const record = shardRecords(state, shardId)[0];
+          if (record !== undefined) removals.push({ op: 'REMOVE', key: record.key });
+        }
+        const from = state.appliedSeq;
+        state = foldEvents(state, removals);
+        post({
+          type: 'touched',
+          events: removals.map((event, i) => ({ seq: from + i + 1, epoch: 1, ts: 0, event })),
+        });
+        return;
+      }
       case 'stop':
         clearInterval(timer);
         void listener
@@ -343,6 +363,22 @@ export async function run(args: string[]): Promise<void> {
     console.log(
       `same rounds again (memoised digests): primary handler median ${median(warmMs).toFixed(1)} ms`,
     );
+    // The same rounds once more after one object was removed in each of their shards (on both
+    // sides), as on a primary taking writes between rounds: every sampled shard changed.
+    const sampled = Array.from({ length: RUNS }, (_, round) => planRound(round)).flat();
+    const { events } = await primary.ask({ type: 'touch', shardIds: sampled }, 'touched');
+    const touched = foldAll(quiet.state, events);
+    for (let round = 0; round < RUNS; round++) {
+      const outcome = await runVerificationRound(admin, touched, () => touched, round, {
+        fraction: 0.1,
+        maxKeysPerShard: 100,
+      });
+      if (outcome.status !== 'OK') throw new Error(`changed round ${round}: ${outcome.status}`);
+    }
+    const { ms: changedMs } = await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
+    console.log(
+      `same rounds after one removal in each of their shards: primary handler median ${median(changedMs).toFixed(1)} ms`,
+    );
     console.log('');
     console.log(
       'objects    | full sync ms | MB     | chunks | events folded by the primary meanwhile',
@@ -370,6 +406,7 @@ export async function run(args: string[]): Promise<void> {
         verifyRoundMs: Number(median(verifyMs).toFixed(2)),
         verifyRoundTripMs: Number(median(roundTrip).toFixed(2)),
         verifyRoundWarmMs: Number(median(warmMs).toFixed(2)),
+        verifyRoundChangedMs: Number(median(changedMs).toFixed(2)),
         verifyKeysChecked: keysChecked,
       }),
     );

@@ -194,6 +194,24 @@ describe('buildVerifyRequest', () => {
       shardVerifyDigest(one, shard),
     );
   });
+
+  it('memoised digests follow every change: equal to the digest of an unfrozen copy', () => {
+    // An unfrozen copy is never memoised, so its digest is computed from scratch.
+    const fresh = (state: MetadataState): MetadataState => ({
+      ...state,
+      shards: state.shards.map((buckets) => buckets.map((bucket) => [...bucket])),
+    });
+    const keys = keysInOneShard(6);
+    const shard = shardOf(keys[0] as string);
+    let state = run(emptyState(), [mount('s0', 'n0', 1000)]).state;
+    const events: MetadataEvent[] = [];
+    keys.forEach((key, i) => events.push(...put(key, i * 10)));
+    events.push({ op: 'REMOVE', key: keys[2] as string }, ...put(keys[2] as string, 100, 20));
+    for (const event of events) {
+      state = run(state, [event]).state;
+      expect(shardVerifyDigest(state, shard)).toBe(shardVerifyDigest(fresh(state), shard));
+    }
+  });
 });
 
 describe('answerVerify', () => {
