@@ -34,6 +34,15 @@ export function apiSubject(cluster: string, op: string, channel: Channel = 'api'
   return `understudy.${cluster}.${channel}.${op}`;
 }
 
+/**
+ * The subject a primary publishes on once it listens on `channel`: clients waiting out a
+ * failover retry at once instead of at their next backoff. Outside {@link apiWildcard}.
+ */
+export function listeningSubject(cluster: string, channel: Channel = 'api'): string {
+  assertClusterName(cluster);
+  return `understudy.${cluster}.listening.${channel}`;
+}
+
 /** The wildcard subject the primary of `cluster` subscribes to. */
 export function apiWildcard(cluster: string, channel: Channel = 'api'): string {
   assertClusterName(cluster);

@@ -1,8 +1,9 @@
 /**
  * The understudy client library. It sends each call to the cluster's primary and retries the
  * retryable failures (`NOT_PRIMARY`, `TIMEOUT`, `NO_RESPONDERS`, `UNAVAILABLE`) with jittered
- * exponential backoff until a deadline, so a failover looks like a pause to the caller.
- * Everything else is thrown at once as an {@link ApiError} with its code.
+ * exponential backoff until a deadline, so a failover looks like a pause to the caller; when a
+ * new primary announces itself, calls waiting out a backoff retry at once. Everything else is
+ * thrown at once as an {@link ApiError} with its code.
  */
 import { connect } from '@nats-io/transport-node';
 import type { z } from 'zod';
@@ -163,6 +164,7 @@ class Client implements UnderstudyClient {
   readonly #initialMs: number;
   readonly #maxMs: number;
   readonly #sleeps = new Set<() => void>();
+  readonly #stopHearing: (() => void) | undefined;
   #closed = false;
 
   constructor(
@@ -177,6 +179,10 @@ class Client implements UnderstudyClient {
     this.#initialMs = options.backoff?.initialMs ?? 50;
     this.#maxMs = options.backoff?.maxMs ?? 1000;
     if (options.onFailover !== undefined) this.#listeners.add(options.onFailover);
+    // A new primary announces itself: whoever is waiting out a backoff retries now.
+    this.#stopHearing = transport.onListening?.(() => {
+      for (const wake of [...this.#sleeps]) wake();
+    });
   }
 
   mountSegment(segmentId: string, nodeId: string, size: number): Promise<Ack> {
@@ -222,6 +228,7 @@ class Client implements UnderstudyClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopHearing?.();
     for (const wake of [...this.#sleeps]) wake();
     if (this.ownsTransport) await this.transport.close();
   }
@@ -238,7 +245,7 @@ class Client implements UnderstudyClient {
     });
   }
 
-  /** Waits `ms` on the clock; returns early when the client is closed. */
+  /** Waits `ms` on the clock; returns early when the client is closed or a primary announces. */
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const wake = (): void => {

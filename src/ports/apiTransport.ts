@@ -21,8 +21,9 @@ export interface ApiListener {
 export interface ApiServerTransport {
   /**
    * Starts delivering requests to `handler`. Resolves once requests sent from now on reach
-   * it; rejects if the listener cannot be set up. Every reply `handler` returns is sent back
-   * to the requester.
+   * it, after announcing that to clients (see {@link ApiClientTransport.onListening}); rejects
+   * if the listener cannot be set up. Every reply `handler` returns is sent back to the
+   * requester.
    */
   listen(handler: ApiRequestHandler): Promise<ApiListener>;
 }
@@ -38,6 +39,13 @@ export interface ApiClientTransport {
    * {@link TransportClosedError} after `close()`.
    */
   request(op: string, body: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /**
+   * Calls `listener` each time a server announces that it has started listening (a new
+   * primary serves). Best effort: an announcement can be missed, so it only shortens a wait
+   * that backoff would end anyway. Returns the unsubscribe function. Optional: a transport
+   * without announcements leaves it out.
+   */
+  onListening?(listener: () => void): () => void;
   /** Releases the transport (and the connection, when the transport owns it). Idempotent. */
   close(): Promise<void>;
 }

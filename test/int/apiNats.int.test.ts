@@ -215,4 +215,25 @@ describe('the client API over a real nats-server', () => {
     expect(failovers[0]!.waitedMs).toBeGreaterThanOrEqual(300);
     await second.close();
   });
+
+  it('a listener announces itself: a client in a long backoff retries at once', async () => {
+    const failovers: FailoverEvent[] = [];
+    await using client = await createClient({
+      servers: nats.url,
+      cluster: 'an',
+      deadlineMs: 120_000,
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+      random: () => 0.9, // backoff alone: the second attempt 54 s after the first
+      onFailover: (e) => failovers.push(e),
+    });
+    const pending = client.exists('k');
+    await new Promise((r) => setTimeout(r, 300));
+    const listener = await createNatsApiServerTransport({ nc: await conn(), cluster: 'an' }).listen(
+      createApiHandler(new MapService()),
+    );
+    expect(await pending).toBe(false);
+    expect(failovers).toMatchObject([{ code: 'NO_RESPONDERS', attempt: 2 }]);
+    expect(failovers[0]!.waitedMs).toBeLessThan(10_000);
+    await listener.close();
+  });
 });

@@ -231,6 +231,16 @@ describe('client over the in-memory transport', () => {
     expect(r.failovers[0]!.waitedMs).toBeGreaterThanOrEqual(1000);
   });
 
+  it("a new primary's announcement ends a backoff at once", async () => {
+    const r = await rig({ deadlineMs: 120_000, backoff: { initialMs: 60_000, maxMs: 60_000 } });
+    r.clock.setTimeout(() => void r.listen(), 1000);
+    const started = r.clock.now();
+    await r.clock.run(r.client.mountSegment('s', 'n', 1000));
+    // Backoff alone would retry at 30 s (random 0.5 of 60 s).
+    expect(r.clock.now() - started).toBe(1000);
+    expect(r.failovers[0]).toMatchObject({ code: 'NO_RESPONDERS', attempt: 2, waitedMs: 1000 });
+  });
+
   it('throws non-retryable errors at once, with the code, field and limit', async () => {
     const r = await rig();
     await r.listen();

@@ -62,6 +62,8 @@ export interface MemoryApiBusOptions {
 /** An in-memory request/reply bus for the client API. */
 export class MemoryApiBus {
   readonly #listeners = new Map<string, ApiRequestHandler[]>();
+  /** Clients hearing announcements, per cluster. */
+  readonly #hearing = new Map<string, Set<() => void>>();
   readonly #queueGroup: boolean;
   readonly #pickListener: (request: BusRequest, count: number) => number;
   readonly #clock: Clock;
@@ -116,6 +118,10 @@ export class MemoryApiBus {
           return p;
         };
         this.#listeners.set(cluster, [...(this.#listeners.get(cluster) ?? []), tracked]);
+        // The announcement reaches clients after listen() resolves, as a message would.
+        queueMicrotask(() => {
+          for (const hear of [...(this.#hearing.get(cluster) ?? [])]) hear();
+        });
         const listener: ApiListener = {
           close: async () => {
             if (!closed) {
@@ -174,6 +180,15 @@ export class MemoryApiBus {
             () => undefined,
           );
         });
+      },
+      onListening: (listener) => {
+        const hear = (): void => {
+          if (!closed) listener();
+        };
+        const hearing = this.#hearing.get(cluster) ?? new Set<() => void>();
+        hearing.add(hear);
+        this.#hearing.set(cluster, hearing);
+        return () => hearing.delete(hear);
       },
       close: () => {
         closed = true;

@@ -1,8 +1,9 @@
 /**
  * The client API over NATS core request/reply. The server side subscribes to
  * `understudy.<cluster>.api.*` in a queue group and replies to each request with the handler's
- * bytes; the client side sends `nc.request` to `understudy.<cluster>.api.<op>` and maps the
- * client's errors to the port's typed errors.
+ * bytes, and publishes on `understudy.<cluster>.listening.api` once it listens; the client side
+ * sends `nc.request` to `understudy.<cluster>.api.<op>`, maps the client's errors to the port's
+ * typed errors, and hears the announcements.
  */
 import {
   ClosedConnectionError,
@@ -17,6 +18,7 @@ import {
   API_QUEUE_GROUP,
   apiSubject,
   apiWildcard,
+  listeningSubject,
   opOfSubject,
   type Channel,
 } from '../../api/subjects.ts';
@@ -83,8 +85,9 @@ export function createNatsApiServerTransport(options: NatsApiServerOptions): Api
           void p.finally(() => inFlight.delete(p));
         },
       });
-      // Resolve only once the server has the subscription.
+      // Resolve only once the server has the subscription; then tell waiting clients.
       await nc.flush();
+      nc.publish(listeningSubject(cluster, channel));
       let closing: Promise<void> | undefined;
       const listener: ApiListener = {
         close() {
@@ -157,6 +160,14 @@ export function createNatsApiClientTransport(options: NatsApiClientOptions): Api
         }
         throw new TransportUnavailableError(op, (err as Error).message, { cause: err });
       }
+    },
+    onListening(listener) {
+      const sub = nc.subscribe(listeningSubject(cluster, options.channel), {
+        callback: (err) => {
+          if (err === null && !closed) listener();
+        },
+      });
+      return () => sub.unsubscribe();
     },
     async close() {
       if (closed) return;
