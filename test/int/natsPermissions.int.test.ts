@@ -8,6 +8,14 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import CRC32 from 'crc-32';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createNatsAdminClientTransport,
+  createNatsAdminServerTransport,
+} from '../../src/adapters/nats/natsAdminTransport.ts';
+import {
+  createNatsApiClientTransport,
+  createNatsApiServerTransport,
+} from '../../src/adapters/nats/natsApiTransport.ts';
 import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import { natsConnectionOptions } from '../../src/runtime/credentials.ts';
@@ -15,7 +23,8 @@ import { startNats, type NatsServerHandle } from '../harness/index.ts';
 
 // A real nats-server with the users and permissions of deploy/nats/auth.conf (the file the
 // compose deployment uses, read as is; only the passwords are set here): the `client` user
-// cannot append to the OpLog, the `master` user can, the `operator` user only reads it.
+// cannot append to the OpLog, the `master` user can, the `operator` user only reads it; the
+// nodes' admin channel and the primary's announcements work.
 
 const deployDir = fileURLToPath(new URL('../../deploy/nats/', import.meta.url));
 const CLUSTER = 'main'; // the cluster auth.conf's subjects name
@@ -171,6 +180,37 @@ describe('NATS permissions of deploy/nats/auth.conf', () => {
     await client.flush();
     expect(await violation).toMatch(/subscription/i);
     sub.unsubscribe();
+  });
+
+  it('masters talk on the admin channel; a new primary announces itself to clients', async () => {
+    const primary = await connectAs('master', PASSWORDS.NATS_MASTER_PASSWORD);
+    const standby = await connectAs('master', PASSWORDS.NATS_MASTER_PASSWORD);
+    const client = await connectAs('client', PASSWORDS.NATS_CLIENT_PASSWORD);
+    const heard = new Promise<void>((resolve) => {
+      createNatsApiClientTransport({ nc: client, cluster: CLUSTER }).onListening?.(resolve);
+    });
+    await client.flush();
+    const api = await createNatsApiServerTransport({ nc: primary, cluster: CLUSTER }).listen((op) =>
+      Promise.resolve(new TextEncoder().encode(`api:${op}`)),
+    );
+    await heard;
+    const admin = await createNatsAdminServerTransport({ nc: primary, cluster: CLUSTER }).listen(
+      (op) => Promise.resolve(new TextEncoder().encode(`admin:${op}`)),
+    );
+    const reply = await createNatsAdminClientTransport({ nc: standby, cluster: CLUSTER }).request(
+      'verify',
+      new Uint8Array(),
+      TIMEOUT_MS,
+    );
+    expect(new TextDecoder().decode(reply)).toBe('admin:verify');
+
+    // The client user has no business on the admin channel.
+    const violation = nextPermissionError(client);
+    client.publish(`understudy.${CLUSTER}.admin.syncStart`);
+    await client.flush().catch(() => undefined);
+    expect(await violation).toMatch(/publish/i);
+    await admin.close();
+    await api.close();
   });
 
   it('the operator user reads the OpLog with an ordered consumer but cannot append', async () => {
