@@ -3,41 +3,18 @@
  *
  * `@statelyai/inspect`'s own WebSocket adapter retries a failed connection every 5 s with a
  * timer that keeps the process alive and that `stop()` does not cancel. This adapter sends
- * the same inspection events with the same `ws` client, but its sockets and timers are
- * unref'd and `stop()` ends everything: an inspector that is missing or slow never blocks the
- * node and never keeps the process alive.
+ * the same inspection events with the `ws` client, but its sockets and timers are unref'd and
+ * `stop()` ends everything: an inspector that is missing or slow never blocks the node and
+ * never keeps the process alive.
  */
-import { createRequire } from 'node:module';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
+import { WebSocket } from 'ws';
 import type { InspectionEvent, Observer } from 'xstate';
 import type { RuntimeLogger } from './nodeRuntime.ts';
 
-/** The part of the `ws` client this adapter uses. */
-interface WsClient {
-  readonly readyState: number;
-  on(event: 'open' | 'close', listener: () => void): void;
-  on(event: 'error', listener: (err: Error) => void): void;
-  send(data: string): void;
-  terminate(): void;
-}
-type WsClientConstructor = new (
-  url: string,
-  options: {
-    handshakeTimeout: number;
-    createConnection: (options: Record<string, unknown>) => Socket;
-  },
-) => WsClient;
-
 const WS_OPEN = 1;
-
-/** The `ws` client `@statelyai/inspect` itself depends on (resolved from that package). */
-function loadWebSocket(): WsClientConstructor {
-  const inspectEntry = createRequire(import.meta.url).resolve('@statelyai/inspect');
-  const ws = createRequire(inspectEntry)('ws') as { WebSocket: WsClientConstructor };
-  return ws.WebSocket;
-}
 
 /** Opens the TCP (or TLS) connection unref'd: an inspector connection never keeps the process alive. */
 function unrefConnection(options: Record<string, unknown>): Socket {
@@ -89,12 +66,11 @@ export interface NodeInspector {
 }
 
 class UnrefWebSocketAdapter {
-  #ws: WsClient | undefined;
+  #ws: WebSocket | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #warned = false;
   readonly #deferred: StatelyInspectionEvent[] = [];
-  readonly #WebSocket = loadWebSocket();
 
   constructor(
     private readonly url: string,
@@ -108,11 +84,12 @@ class UnrefWebSocketAdapter {
 
   start(): void {
     if (this.#stopped || this.#ws !== undefined) return;
-    let ws: WsClient;
+    let ws: WebSocket;
     try {
-      ws = new this.#WebSocket(this.url, {
+      ws = new WebSocket(this.url, {
         handshakeTimeout: this.options.handshakeTimeoutMs,
-        createConnection: unrefConnection,
+        // ws calls it with one options object only.
+        createConnection: unrefConnection as unknown as typeof netConnect,
       });
     } catch (err) {
       this.#failed(err);
@@ -155,7 +132,7 @@ class UnrefWebSocketAdapter {
     if (this.#deferred.length > this.options.maxDeferredEvents) this.#deferred.shift();
   }
 
-  #write(ws: WsClient, event: StatelyInspectionEvent): void {
+  #write(ws: WebSocket, event: StatelyInspectionEvent): void {
     try {
       ws.send(stringify(event));
     } catch {
