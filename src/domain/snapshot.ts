@@ -78,9 +78,10 @@ export class SnapshotCodecError extends Error {
 
 /**
  * Cuts `state` into chunks of at most `chunkSize` items (segments first, then objects shard by
- * shard in shard order; a chunk may hold the last segments and the first objects). Every chunk carries index/total and the
- * state's appliedSeq/epoch; the last carries `stateDigest(state)`. Reads `state` only; since it
- * is frozen, the primary may keep folding while the chunks are produced.
+ * shard in shard order; a chunk may hold the last segments and the first objects). Every chunk
+ * carries index/total and the state's appliedSeq/epoch; the last carries `stateDigest(state)`.
+ * Reads `state` only; since it is frozen, the primary may keep folding while the chunks are
+ * produced.
  */
 export function* snapshotChunks(
   state: MetadataState,

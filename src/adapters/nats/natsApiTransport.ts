@@ -85,9 +85,14 @@ export function createNatsApiServerTransport(options: NatsApiServerOptions): Api
           void p.finally(() => inFlight.delete(p));
         },
       });
-      // Resolve only once the server has the subscription; then tell waiting clients.
+      // Resolve only once the server has the subscription; then tell waiting clients (best
+      // effort: a client that misses it retries on its own backoff).
       await nc.flush();
-      nc.publish(listeningSubject(cluster, channel));
+      try {
+        nc.publish(listeningSubject(cluster, channel));
+      } catch {
+        // the connection is closing: nobody would be served anyway
+      }
       let closing: Promise<void> | undefined;
       const listener: ApiListener = {
         close() {
