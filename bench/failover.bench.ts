@@ -46,8 +46,17 @@ interface Takeover {
   readonly signalMs: number | undefined;
   /** Fault to the old primary's `handedOver` log line (SIGTERM only). */
   readonly handedOverMs: number | undefined;
-  /** The handover's own duration, as the old primary logged it (`tookMs`). */
+  /** The handover's own duration, as the old primary logged it (`tookMs`), and its parts. */
   readonly handoverTookMs: number | undefined;
+  readonly drainMs: number | undefined;
+  readonly standbyWaitMs: number | undefined;
+  readonly resignMs: number | undefined;
+}
+
+/** A number field of a log line, if there is one. */
+function logged(line: NodeLogLine | undefined, field: string): number | undefined {
+  const value = line?.[field];
+  return typeof value === 'number' ? value : undefined;
 }
 
 async function fenceOf(node: NodeHandle, from: number): Promise<{ seq: number; time: number }> {
@@ -101,7 +110,10 @@ async function takeover(
     servingMs: since(newLines.find((l) => l.event === 'serving')),
     signalMs: since(oldLines.find((l) => l.event === 'signal')),
     handedOverMs: since(handedOver),
-    handoverTookMs: typeof handedOver?.['tookMs'] === 'number' ? handedOver['tookMs'] : undefined,
+    handoverTookMs: logged(handedOver, 'tookMs'),
+    drainMs: logged(handedOver, 'drainMs'),
+    standbyWaitMs: logged(handedOver, 'standbyWaitMs'),
+    resignMs: logged(handedOver, 'resignMs'),
   };
   await old.restart();
   await old.waitForStatus((s) => s.role === 'standby', WAIT_MS);
@@ -237,6 +249,18 @@ export async function run(args: string[]): Promise<void> {
       row(
         'SIGTERM: (the handover itself, its tookMs)',
         phase(handovers, (t) => t.handoverTookMs),
+      ),
+      row(
+        'SIGTERM: (handover: drain writes in flight)',
+        phase(handovers, (t) => t.drainMs),
+      ),
+      row(
+        'SIGTERM: (handover: wait for a caught-up standby)',
+        phase(handovers, (t) => t.standbyWaitMs),
+      ),
+      row(
+        'SIGTERM: (handover: close and resign)',
+        phase(handovers, (t) => t.resignMs),
       ),
       row(
         'SIGTERM: new primary a candidate (log)',

@@ -395,8 +395,7 @@ export class NodeRuntime {
     };
     while (clock.now() < deadline) {
       const members = await elector.members().catch(() => []);
-      const ready = await Promise.all(members.map(isReady));
-      if (ready.some(Boolean)) return true;
+      if (await anyOf(members.map(isReady))) return true;
       await new Promise<void>((resolve) => clock.setTimeout(resolve, 20));
     }
     return false;
@@ -802,15 +801,27 @@ export class NodeRuntime {
     const { elector, clock, logger } = this.deps;
     const started = clock.now();
     await this.#pipeline?.drain();
+    const drained = clock.now();
     const target = this.store.appliedSeq;
     await this.#waitForStandby(handoverTo, () => target);
+    const standbyReady = clock.now();
     this.#pipeline?.close('handed over');
     this.#pipeline = undefined;
     await this.#writer?.close();
     this.#writer = undefined;
     await elector.resign(handoverTo === undefined ? {} : { handoverTo });
+    const resigned = clock.now();
     logger.info(
-      { event: 'handedOver', appliedSeq: target, handoverTo, tookMs: clock.now() - started },
+      {
+        event: 'handedOver',
+        appliedSeq: target,
+        handoverTo,
+        tookMs: resigned - started,
+        // Where the time went: writes in flight, a caught-up standby, closing and resigning.
+        drainMs: drained - started,
+        standbyWaitMs: standbyReady - drained,
+        resignMs: resigned - standbyReady,
+      },
       'resigned the leader key',
     );
     // A switchover goes on as a standby: it needs a lease for its member record and campaigns.
@@ -858,4 +869,20 @@ export class NodeRuntime {
       )
       .catch(() => undefined);
   }
+}
+
+/**
+ * True as soon as one of `checks` resolves true; false once all have resolved false or failed.
+ * A slow check (a peer that does not answer its probe) does not hold up a ready one.
+ */
+function anyOf(checks: readonly Promise<boolean>[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    let left = checks.length;
+    if (left === 0) resolve(false);
+    const settle = (ok: boolean): void => {
+      if (ok) resolve(true);
+      else if (--left === 0) resolve(false);
+    };
+    for (const check of checks) check.then(settle, () => settle(false));
+  });
 }

@@ -6,7 +6,7 @@ import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/mem
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { Elector } from '../../src/ports/elector.ts';
-import { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
+import { NodeRuntime, type NodeRuntimeDeps } from '../../src/runtime/nodeRuntime.ts';
 
 export const SIM_CLUSTER = 'sim';
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -28,7 +28,12 @@ export interface MemoryCluster {
   client(): Promise<UnderstudyClient>;
 }
 
-export function memoryCluster(ttlMs: number): MemoryCluster {
+export interface MemoryClusterOptions {
+  /** How a handing-over primary asks a peer for its role and seq (default: its member record). */
+  readonly probePeer?: NodeRuntimeDeps['probePeer'];
+}
+
+export function memoryCluster(ttlMs: number, options: MemoryClusterOptions = {}): MemoryCluster {
   const clock = new SimClock(1_000_000);
   const coord = new MemoryCoordinator(clock);
   const store = new MemoryLogStore();
@@ -45,6 +50,7 @@ export function memoryCluster(ttlMs: number): MemoryCluster {
       apiServer: bus.serverTransport(SIM_CLUSTER),
       clock,
       logger: quiet,
+      ...(options.probePeer === undefined ? {} : { probePeer: options.probePeer }),
       config: { leaseTtlMs: ttlMs },
     }).start();
   });

@@ -84,4 +84,23 @@ describe('planned switchover (NodeRuntime, memory adapters, simulated clock)', (
     await api.close();
     await c.settle(Promise.all(c.nodes.map((n) => n.stop())));
   });
+
+  it('a peer that never answers its probe does not hold up a handover to a ready one', async () => {
+    const c = memoryCluster(TTL, {
+      // n2 hangs (a paused process would); the others answer from their member records.
+      probePeer: (member) =>
+        member.nodeId === 'n2'
+          ? new Promise<never>(() => undefined)
+          : Promise.resolve({ role: member.role, appliedSeq: member.appliedSeq }),
+    });
+    await c.run(3000);
+    const old = c.primaries()[0]!;
+    const startedAt = c.clock.now();
+    await c.settle(old.switchover());
+    expect(c.clock.now() - startedAt).toBeLessThan(1000);
+    for (let t = 0; c.primaries().length === 0 && t < 5000; t += 10) await c.run(10);
+    expect(c.primaries()).toHaveLength(1);
+    expect(c.primaries()[0]).not.toBe(old);
+    await c.settle(Promise.all(c.nodes.map((n) => n.stop())));
+  });
 });
