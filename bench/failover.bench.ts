@@ -53,6 +53,11 @@ interface Takeover {
   readonly resignMs: number | undefined;
 }
 
+/** The fields of a {@link Takeover} that are times in ms. */
+type TimingField = {
+  [K in keyof Takeover]: Takeover[K] extends number | undefined ? K : never;
+}[keyof Takeover];
+
 /** A number field of a log line, if there is one. */
 function logged(line: NodeLogLine | undefined, field: string): number | undefined {
   const value = line?.[field];
@@ -225,56 +230,34 @@ export async function run(args: string[]): Promise<void> {
   const rtoFence = phase(failovers, (t) => t.fenceMs);
   const switchover = phase(handovers, (t) => t.clientMs);
   console.log('');
+  const rows = (list: readonly Takeover[], phases: [string, TimingField][]) =>
+    phases.map(([name, field]) =>
+      row(
+        name,
+        phase(list, (t) => t[field]),
+      ),
+    );
   printTable(
     ['ms from the fault', 'count', 'p50', 'p99', 'max'],
     [
-      row(
-        'kill -9: new primary a candidate (log)',
-        phase(failovers, (t) => t.candidateMs),
-      ),
-      row('kill -9: EPOCH fence written (log)', rtoFence),
-      row(
-        'kill -9: serving (log)',
-        phase(failovers, (t) => t.servingMs),
-      ),
-      row('kill -9: first ack of the new primary at the client (RTO)', rto),
-      row(
-        'SIGTERM: old primary got the signal (log)',
-        phase(handovers, (t) => t.signalMs),
-      ),
-      row(
-        'SIGTERM: old primary handed over (log)',
-        phase(handovers, (t) => t.handedOverMs),
-      ),
-      row(
-        'SIGTERM: (the handover itself, its tookMs)',
-        phase(handovers, (t) => t.handoverTookMs),
-      ),
-      row(
-        'SIGTERM: (handover: drain writes in flight)',
-        phase(handovers, (t) => t.drainMs),
-      ),
-      row(
-        'SIGTERM: (handover: wait for a caught-up standby)',
-        phase(handovers, (t) => t.standbyWaitMs),
-      ),
-      row(
-        'SIGTERM: (handover: close and resign)',
-        phase(handovers, (t) => t.resignMs),
-      ),
-      row(
-        'SIGTERM: new primary a candidate (log)',
-        phase(handovers, (t) => t.candidateMs),
-      ),
-      row(
-        'SIGTERM: EPOCH fence written (log)',
-        phase(handovers, (t) => t.fenceMs),
-      ),
-      row(
-        'SIGTERM: serving (log)',
-        phase(handovers, (t) => t.servingMs),
-      ),
-      row('SIGTERM: first ack of the new primary at the client', switchover),
+      ...rows(failovers, [
+        ['kill -9: new primary a candidate (log)', 'candidateMs'],
+        ['kill -9: EPOCH fence written (log)', 'fenceMs'],
+        ['kill -9: serving (log)', 'servingMs'],
+        ['kill -9: first ack of the new primary at the client (RTO)', 'clientMs'],
+      ]),
+      ...rows(handovers, [
+        ['SIGTERM: old primary got the signal (log)', 'signalMs'],
+        ['SIGTERM: old primary handed over (log)', 'handedOverMs'],
+        ['SIGTERM: (the handover itself, its tookMs)', 'handoverTookMs'],
+        ['SIGTERM: (handover: drain writes in flight)', 'drainMs'],
+        ['SIGTERM: (handover: wait for a caught-up standby)', 'standbyWaitMs'],
+        ['SIGTERM: (handover: close and resign)', 'resignMs'],
+        ['SIGTERM: new primary a candidate (log)', 'candidateMs'],
+        ['SIGTERM: EPOCH fence written (log)', 'fenceMs'],
+        ['SIGTERM: serving (log)', 'servingMs'],
+        ['SIGTERM: first ack of the new primary at the client', 'clientMs'],
+      ]),
     ],
   );
   console.log('');
