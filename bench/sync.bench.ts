@@ -105,14 +105,13 @@ class SyntheticWrites {
   }
 }
 
+/** `events` as the log entries that follow `state`. */
+function logAfter(state: MetadataState, events: readonly MetadataEvent[]): LoggedEvent[] {
+  return events.map((event, i) => ({ seq: state.appliedSeq + i + 1, epoch: 1, ts: 0, event }));
+}
+
 function foldEvents(state: MetadataState, events: readonly MetadataEvent[]): MetadataState {
-  const logged: LoggedEvent[] = events.map((event, i) => ({
-    seq: state.appliedSeq + i + 1,
-    epoch: 1,
-    ts: 0,
-    event,
-  }));
-  return foldAll(state, logged);
+  return foldAll(state, logAfter(state, events));
 }
 
 async function primaryWorker(natsUrl: string): Promise<void> {
@@ -191,12 +190,9 @@ async function primaryWorker(natsUrl: string): Promise<void> {
           const record = shardRecords(state, shardId)[0];
           if (record !== undefined) removals.push({ op: 'REMOVE', key: record.key });
         }
-        const from = state.appliedSeq;
-        state = foldEvents(state, removals);
-        post({
-          type: 'touched',
-          events: removals.map((event, i) => ({ seq: from + i + 1, epoch: 1, ts: 0, event })),
-        });
+        const events = logAfter(state, removals);
+        state = foldAll(state, events);
+        post({ type: 'touched', events });
         return;
       }
       case 'stop':
