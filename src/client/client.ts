@@ -180,9 +180,7 @@ class Client implements UnderstudyClient {
     this.#maxMs = options.backoff?.maxMs ?? 1000;
     if (options.onFailover !== undefined) this.#listeners.add(options.onFailover);
     // A new primary announces itself: whoever is waiting out a backoff retries now.
-    this.#stopHearing = transport.onListening?.(() => {
-      for (const wake of [...this.#sleeps]) wake();
-    });
+    this.#stopHearing = transport.onListening?.(() => this.#wakeSleepers());
   }
 
   mountSegment(segmentId: string, nodeId: string, size: number): Promise<Ack> {
@@ -229,7 +227,7 @@ class Client implements UnderstudyClient {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopHearing?.();
-    for (const wake of [...this.#sleeps]) wake();
+    this.#wakeSleepers();
     if (this.ownsTransport) await this.transport.close();
   }
 
@@ -243,6 +241,11 @@ class Client implements UnderstudyClient {
       message: `${op}: the client is closed`,
       retryable: false,
     });
+  }
+
+  /** Ends every backoff wait now. */
+  #wakeSleepers(): void {
+    for (const wake of [...this.#sleeps]) wake();
   }
 
   /** Waits `ms` on the clock; returns early when the client is closed or a primary announces. */

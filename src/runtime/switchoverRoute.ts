@@ -52,9 +52,9 @@ export function switchoverRoute(runtime: NodeRuntime): HttpRoute {
 
 /**
  * Reads a peer's role and applied seq from its `/status` (at its member record's address).
- * Rejects when the peer does not answer 200 with JSON, or stays silent for `timeoutMs`. Uses `node:http`, which the
- * node has loaded already: the first `fetch` of a process loads undici (measured ~33 ms on an
- * idle machine), and a handover is often a process's first probe.
+ * Rejects when the peer does not answer 200 with JSON, or stays silent for `timeoutMs`. Uses
+ * `node:http`, which the node has loaded already: the first `fetch` of a process loads undici
+ * (measured ~33 ms on an idle machine), and a handover is often a process's first probe.
  */
 export function probePeerOverHttp(
   member: MemberRecord,
