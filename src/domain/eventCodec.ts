@@ -1,6 +1,7 @@
 import CRC32 from 'crc-32';
 import { prefixHash } from './checksum.ts';
 import { CodecError } from './codec.ts';
+import { eventKey } from './eventKey.ts';
 import type { OpLogEntry } from './entry.ts';
 import {
   MAX_EVICTION_KEYS,
@@ -17,23 +18,6 @@ import { checkInteger, checkString, isRecord } from './validate.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** The entry key of an event: the object key, the segment id, or '' (EVICTION, EPOCH). */
-export function eventKey(event: MetadataEvent): string {
-  switch (event.op) {
-    case 'MOUNT_SEGMENT':
-    case 'UNMOUNT_SEGMENT':
-      return event.segmentId;
-    case 'PUT_START':
-    case 'PUT_END':
-    case 'PUT_REVOKE':
-    case 'REMOVE':
-      return event.key;
-    case 'EVICTION':
-    case 'EPOCH':
-      return '';
-  }
-}
 
 /** A canonical plain copy of the event (fixed field order, no extra fields). */
 function canonical(event: MetadataEvent): MetadataEvent {
