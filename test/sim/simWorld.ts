@@ -565,10 +565,13 @@ export class SimWorld {
     }
   }
 
-  /** An acknowledged write is in the log, at its seq, from its epoch. */
+  /**
+   * An acknowledged write is in the log, at its seq, from its epoch or (a retry answered with
+   * the original result from the session table) an earlier one.
+   */
   #checkAcked(write: AckedWrite): void {
     const entry = this.store.entries().find((e) => e.seq === write.seq);
-    if (entry?.op !== write.op || entry.key !== write.key || entry.epoch !== write.epoch) {
+    if (entry?.op !== write.op || entry.key !== write.key || entry.epoch > write.epoch) {
       this.#violation(
         'acknowledged writes are in the log',
         `${write.node} acknowledged ${write.op}(${write.key}) at seq ${write.seq} in epoch ${write.epoch}, ` +
