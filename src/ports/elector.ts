@@ -46,6 +46,8 @@ export interface MemberRecord {
  * than every earlier one; `leaseDeadline()` is a time before which the lease cannot have
  * expired in the store, computed from when the last successful keep-alive was sent, so a
  * node that checks it before acting never acts on an expired lease - even after a pause.
+ * A call its lifecycle does not allow (no lease, lease lost, closed) rejects with
+ * {@link ElectorStateError}.
  */
 export interface Elector {
   /**
@@ -77,4 +79,20 @@ export interface Elector {
   members(): Promise<MemberRecord[]>;
   /** Stops keep-alives and closes connections, without revoking. */
   close(): Promise<void>;
+}
+
+/**
+ * The elector was used in a way its lifecycle does not allow: before `start()`, after its
+ * lease was lost, or once closed. Not retryable as such: a new `start()` may be.
+ */
+export class ElectorStateError extends Error {
+  override readonly name = 'ElectorStateError';
+  readonly retryable = false;
+  constructor(
+    readonly state: 'notStarted' | 'leaseLost' | 'closed',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }

@@ -1,12 +1,13 @@
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
-import type {
-  CampaignResult,
-  Elector,
-  LeaderInfo,
-  LeaderView,
-  MemberRecord,
-  ResignOptions,
+import {
+  ElectorStateError,
+  type CampaignResult,
+  type Elector,
+  type LeaderInfo,
+  type LeaderView,
+  type MemberRecord,
+  type ResignOptions,
 } from '../../ports/elector.ts';
 
 /** A call from a partitioned node: the coordinator cannot be reached. Retryable. */
@@ -19,19 +20,6 @@ export class CoordinatorUnavailableError extends Error {
     options?: ErrorOptions,
   ) {
     super(`${operation} from ${nodeId}: the coordinator is unreachable`, options);
-  }
-}
-
-/** The elector was used in a way its lifecycle does not allow (before start, after loss, closed). */
-export class MemoryElectorStateError extends Error {
-  override readonly name = 'MemoryElectorStateError';
-  readonly retryable = false;
-  constructor(
-    readonly state: 'notStarted' | 'leaseLost' | 'closed',
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
   }
 }
 
@@ -148,7 +136,7 @@ export class MemoryCoordinator {
   campaign(nodeId: string, leaseId: number, info: LeaderInfo): CampaignResult {
     this.reach(nodeId, 'campaign');
     if (!this.leases.has(leaseId)) {
-      throw new MemoryElectorStateError('leaseLost', `campaign: lease ${leaseId} not found`);
+      throw new ElectorStateError('leaseLost', `campaign: lease ${leaseId} not found`);
     }
     if (this.leaderKey !== null) return { won: false, leader: this.leaderKey.view };
     const epoch = ++this.revisionValue;
@@ -183,7 +171,7 @@ export class MemoryCoordinator {
   putMember(nodeId: string, leaseId: number, record: MemberRecord): void {
     this.reach(nodeId, 'publishMember');
     if (!this.leases.has(leaseId)) {
-      throw new MemoryElectorStateError('leaseLost', `publishMember: lease ${leaseId} not found`);
+      throw new ElectorStateError('leaseLost', `publishMember: lease ${leaseId} not found`);
     }
     this.revisionValue++;
     this.memberRecords.set(record.nodeId, { record, leaseId });
@@ -318,12 +306,12 @@ export function createMemoryElector(
   }
 
   function requireLease(operation: string): number {
-    if (closed) throw new MemoryElectorStateError('closed', `${operation}: elector closed`);
+    if (closed) throw new ElectorStateError('closed', `${operation}: elector closed`);
     if (leaseId === undefined) {
-      throw new MemoryElectorStateError('notStarted', `${operation}: start() first`);
+      throw new ElectorStateError('notStarted', `${operation}: start() first`);
     }
     if (lease.check()) {
-      throw new MemoryElectorStateError(
+      throw new ElectorStateError(
         'leaseLost',
         `${operation}: lease lost (${lease.lostReason ?? 'deadline passed'})`,
       );
@@ -341,7 +329,7 @@ export function createMemoryElector(
       }
       starting ??= (async () => {
         await Promise.resolve();
-        if (closed) throw new MemoryElectorStateError('closed', 'start: elector closed');
+        if (closed) throw new ElectorStateError('closed', 'start: elector closed');
         const sentAt = clock.now();
         // An old lease expiring in the coordinator must not end a newer one.
         const id: number = coord.grant(nodeId, ttlMs, (reason) => {

@@ -22,8 +22,10 @@ import { decodeBatch, encodeBatch } from '../../domain/codec.ts';
 import type { OpLogEntry } from '../../domain/entry.ts';
 import {
   AmbiguousAppendError,
+  AppendOrderError,
   FencedError,
   NotRetainedError,
+  OpLogClosedError,
   type AppendAck,
   type LogBatch,
   type LogBounds,
@@ -62,27 +64,6 @@ export interface NatsOpLogOptions {
 export interface NatsOpLog extends OpLog {
   readonly streamName: string;
   readonly subject: string;
-}
-
-/** An append that breaks the writer's rules (empty, not contiguous); nothing was sent. */
-export class AppendOrderError extends Error {
-  override readonly name = 'AppendOrderError';
-  constructor(
-    readonly expectedSeq: number | undefined,
-    readonly actualSeq: number | undefined,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
-
-/** The writer (or its log) was closed before the append was handed to it. */
-export class WriterClosedError extends Error {
-  override readonly name = 'WriterClosedError';
-  constructor(options?: ErrorOptions) {
-    super('the OpLog writer is closed', options);
-  }
 }
 
 /** A follower found a hole or a reordering between stored entries: the stream is not a log. */
@@ -199,7 +180,9 @@ class NatsOpLogWriter implements OpLogWriter {
     if (this.fence !== undefined) {
       return Promise.reject(new FencedError(this.fence.expected, this.fence.actual));
     }
-    if (this.closed) return Promise.reject(new WriterClosedError());
+    if (this.closed) {
+      return Promise.reject(new OpLogClosedError('append', 'the OpLog writer is closed'));
+    }
     const first = entries[0];
     if (first === undefined) {
       return Promise.reject(new AppendOrderError(this.nextSeq, undefined, 'append of no entries'));
