@@ -378,12 +378,12 @@ class Client implements UnderstudyClient {
         limit: MAX_REQUEST_BYTES,
       });
     }
-    const start = this.#clock.now();
+    const start = this.#clock.monotonicNow();
     const deadline = start + this.#deadlineMs;
     let lastRetryable: ApiError | undefined;
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) body = bodyOf();
-      const remaining = deadline - this.#clock.now();
+      const remaining = deadline - this.#clock.monotonicNow();
       const outcome = await this.#attempt(
         op,
         body,
@@ -392,14 +392,19 @@ class Client implements UnderstudyClient {
       if (this.#closed) throw this.#closedError(op);
       const answered = outcome.ok || !RETRYABLE_CODES.has(outcome.error.code);
       if (answered && lastRetryable !== undefined) {
-        this.#emit({ op, attempt, code: lastRetryable.code, waitedMs: this.#clock.now() - start });
+        this.#emit({
+          op,
+          attempt,
+          code: lastRetryable.code,
+          waitedMs: this.#clock.monotonicNow() - start,
+        });
       }
       if (outcome.ok) return outcome.result;
       if (answered) throw outcome.error;
       lastRetryable = outcome.error;
       const ceiling = Math.min(this.#maxMs, this.#initialMs * 2 ** Math.min(attempt - 1, 30));
       const wait = Math.floor(this.#random() * ceiling);
-      const now = this.#clock.now();
+      const now = this.#clock.monotonicNow();
       if (now + wait >= deadline) {
         throw new ApiError(
           {

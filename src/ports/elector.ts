@@ -64,7 +64,12 @@ export interface Elector {
    * change, until the returned function is called.
    */
   observe(onChange: (leader: LeaderView | null) => void): () => void;
-  /** Clock time (ms) after which this node must not act on its lease. Synchronous. */
+  /**
+   * Monotonic clock time (ms, `Clock.monotonicNow`) after which this node must not act on its
+   * lease: (when the last confirmed keep-alive was sent) + TTL - margin. Synchronous. Holds as
+   * long as this node's clock and the store's run at rates within margin / TTL of each other;
+   * wall-clock steps do not affect it.
+   */
   leaseDeadline(): number;
   /** Called once when the current lease is lost (expired, revoked, or its deadline passed). */
   onLeaseLost(handler: (reason: string) => void): () => void;

@@ -40,7 +40,7 @@ export class MemberPublisher {
     const { elector, clock } = this.deps;
     // A standby whose lease lapsed (etcd was unreachable) takes a new one to stay registered.
     const leased =
-      role === 'standby' && clock.now() >= elector.leaseDeadline()
+      role === 'standby' && clock.monotonicNow() >= elector.leaseDeadline()
         ? elector.start()
         : Promise.resolve();
     leased
@@ -52,7 +52,7 @@ export class MemberPublisher {
           epoch: currentEpoch(now, context),
           appliedSeq: this.store.appliedSeq,
           address: this.deps.address,
-          updatedAt: clock.now(),
+          updatedAt: clock.wallNow(),
         });
       })
       .catch(() => undefined);

@@ -12,7 +12,7 @@ export async function campaign(
   deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'nodeId' | 'address'>,
 ): ReturnType<Elector['campaign']> {
   const { elector, clock } = deps;
-  if (clock.now() >= elector.leaseDeadline()) await elector.start();
+  if (clock.monotonicNow() >= elector.leaseDeadline()) await elector.start();
   return elector.campaign({ nodeId: deps.nodeId, address: deps.address });
 }
 
@@ -40,14 +40,14 @@ export async function promote(
       follower.close();
     }
   }
-  if (clock.now() >= elector.leaseDeadline())
+  if (clock.monotonicNow() >= elector.leaseDeadline())
     throw new Error('lease deadline passed while draining');
   const writer = opLog.openWriter({ expectedLastStreamSeq: store.lastStreamSeq });
   term.writer = writer;
   const logged: LoggedEvent = {
     seq: store.appliedSeq + 1,
     epoch,
-    ts: clock.now(),
+    ts: clock.wallNow(),
     event: { op: 'EPOCH', epoch, nodeId: deps.nodeId },
   };
   const next = fold(store.state, logged);

@@ -18,12 +18,12 @@ export async function runFullSync(
 ): Promise<{ appliedSeq: number }> {
   const { admin, clock, logger } = deps;
   if (admin !== undefined) {
-    const started = clock.now();
+    const started = clock.monotonicNow();
     try {
       const result = await fetchFullSync(new AdminClient(admin.client, config.adminTimeoutMs));
       store.reset(result.state, result.lastStreamSeq);
       stats.fullSyncs++;
-      stats.lastFullSyncMs = clock.now() - started;
+      stats.lastFullSyncMs = clock.monotonicNow() - started;
       stats.lastFullSyncBytes = result.bytes;
       logger.info(
         {

@@ -51,10 +51,11 @@ export function serve(
   term.pipeline = pipeline;
   const unLease = elector.onLeaseLost((reason) => fault('lease.lost', reason));
   const armDeadline = (): void => {
-    const wait = Math.max(1, elector.leaseDeadline() - clock.now());
+    const wait = Math.max(1, elector.leaseDeadline() - clock.monotonicNow());
     deadlineTimer = clock.setTimeout(() => {
       if (stopped) return;
-      if (clock.now() >= elector.leaseDeadline()) fault('lease.lost', 'lease deadline passed');
+      if (clock.monotonicNow() >= elector.leaseDeadline())
+        fault('lease.lost', 'lease deadline passed');
       else armDeadline();
     }, wait);
   };

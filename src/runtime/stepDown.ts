@@ -49,18 +49,18 @@ export async function handOver(
   keepRunning: boolean,
 ): Promise<{ appliedSeq: number }> {
   const { elector, clock, logger } = deps;
-  const started = clock.now();
+  const started = clock.monotonicNow();
   await term.pipeline?.drain();
-  const drained = clock.now();
+  const drained = clock.monotonicNow();
   const target = store.appliedSeq;
   await waitForStandby(deps, config, handoverTo, () => target);
-  const standbyReady = clock.now();
+  const standbyReady = clock.monotonicNow();
   term.pipeline?.close('handed over');
   term.pipeline = undefined;
   await term.writer?.close();
   term.writer = undefined;
   await elector.resign(handoverTo === undefined ? {} : { handoverTo });
-  const resigned = clock.now();
+  const resigned = clock.monotonicNow();
   logger.info(
     {
       event: 'handedOver',

@@ -48,7 +48,7 @@ export async function switchover(
   target: string | undefined,
 ): Promise<SwitchoverResult> {
   const { clock, elector } = deps;
-  const started = clock.now();
+  const started = clock.monotonicNow();
   if (!actor.getSnapshot().matches({ running: 'primary' })) {
     throw new SwitchoverError('notPrimary', `${deps.nodeId} is ${role()}, not primary`);
   }
@@ -96,6 +96,6 @@ export async function switchover(
     target,
     appliedSeq: store.appliedSeq,
     epoch,
-    tookMs: clock.now() - started,
+    tookMs: clock.monotonicNow() - started,
   };
 }

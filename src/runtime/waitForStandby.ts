@@ -13,7 +13,7 @@ export async function waitForStandby(
   seq: () => number,
 ): Promise<boolean> {
   const { elector, clock, probePeer } = deps;
-  const deadline = clock.now() + config.handoverTimeoutMs;
+  const deadline = clock.monotonicNow() + config.handoverTimeoutMs;
   const isReady = async (m: MemberRecord): Promise<boolean> => {
     if (m.nodeId === deps.nodeId || (target !== undefined && m.nodeId !== target)) {
       return false;
@@ -22,7 +22,7 @@ export async function waitForStandby(
       probePeer === undefined ? m : await probePeer(m).catch(() => ({ role: '', appliedSeq: 0 }));
     return seen.role === 'standby' && seq() - seen.appliedSeq <= config.maxLagForPromotion;
   };
-  while (clock.now() < deadline) {
+  while (clock.monotonicNow() < deadline) {
     const members = await elector.members().catch(() => []);
     if (await anyOf(members.map(isReady))) return true;
     await new Promise<void>((resolve) => clock.setTimeout(resolve, 20));

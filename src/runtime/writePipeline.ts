@@ -192,7 +192,7 @@ export class WritePipeline implements MetadataService {
   #assertServing(fresh = true): void {
     if (this.#closed !== undefined) throw new NotPrimaryError(this.#closed);
     if (fresh && this.#draining !== undefined) throw new NotPrimaryError(this.#draining);
-    if (this.options.clock.now() >= this.options.leaseDeadline()) {
+    if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) {
       this.#fault('lease deadline passed');
       throw new NotPrimaryError('lease deadline passed');
     }
@@ -202,7 +202,7 @@ export class WritePipeline implements MetadataService {
     const entry = {
       seq: this.#nextSeq++,
       epoch: this.options.epoch,
-      ts: this.options.clock.now(),
+      ts: this.options.clock.wallNow(),
       event,
     };
     const logged: LoggedEvent = origin === undefined ? entry : { ...entry, origin };
@@ -269,7 +269,7 @@ export class WritePipeline implements MetadataService {
   }
 
   #evictIfFull(): void {
-    if (this.options.clock.now() >= this.options.leaseDeadline()) return;
+    if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) return;
     const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
     if (eviction === null) return;
     this.#append([this.#speculate(eviction)]).catch(() => undefined);

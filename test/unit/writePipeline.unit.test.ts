@@ -42,7 +42,8 @@ class HeldWriter implements OpLogWriter {
 const clock = (): Clock & { t: number } => {
   const c = {
     t: 1_000,
-    now: () => c.t,
+    monotonicNow: () => c.t,
+    wallNow: () => 1_700_000_000_000 + c.t,
     setTimeout: (): TimerHandle => ({ clear: () => undefined }),
   };
   return c;

@@ -207,7 +207,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
   async function keepAliveTick(): Promise<void> {
     const id = leaseId;
     if (id === null || closed || lease.check()) return;
-    const sentAt = clock.now();
+    const sentAt = clock.monotonicNow();
     let nextDelay = keepAliveIntervalMs;
     try {
       const ttl = await keepAliveOnce(id);
@@ -227,7 +227,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
   }
 
   async function grant(): Promise<void> {
-    const sentAt = clock.now();
+    const sentAt = clock.monotonicNow();
     const response = await withTimeout(
       client.leaseClient.leaseGrant({ TTL: ttlSeconds }),
       callTimeoutMs,

@@ -107,7 +107,7 @@ export class MemoryCoordinator {
       id,
       nodeId,
       ttlMs,
-      expiresAt: this.clock.now() + ttlMs,
+      expiresAt: this.clock.monotonicNow() + ttlMs,
       timer: this.clock.setTimeout(() => this.expire(id), ttlMs),
     };
     this.leases.set(id, lease);
@@ -121,7 +121,7 @@ export class MemoryCoordinator {
     const lease = this.leases.get(leaseId);
     if (lease === undefined) return false;
     lease.timer.clear();
-    lease.expiresAt = this.clock.now() + lease.ttlMs;
+    lease.expiresAt = this.clock.monotonicNow() + lease.ttlMs;
     lease.timer = this.clock.setTimeout(() => this.expire(leaseId), lease.ttlMs);
     return true;
   }
@@ -201,7 +201,7 @@ export class MemoryCoordinator {
 
   private expire(leaseId: number): void {
     const lease = this.leases.get(leaseId);
-    if (lease === undefined || this.clock.now() < lease.expiresAt) return;
+    if (lease === undefined || this.clock.monotonicNow() < lease.expiresAt) return;
     this.dropLease(leaseId, 'lease expired');
   }
 
@@ -284,7 +284,7 @@ export function createMemoryElector(
     keepAliveTimer = clock.setTimeout(() => {
       keepAliveTimer = undefined;
       if (lease.lostReason !== undefined || closed || leaseId === undefined) return;
-      const sentAt = clock.now();
+      const sentAt = clock.monotonicNow();
       const id = leaseId;
       // The request reaches the coordinator asynchronously, as over a network.
       void Promise.resolve().then(() => {
@@ -330,7 +330,7 @@ export function createMemoryElector(
       starting ??= (async () => {
         await Promise.resolve();
         if (closed) throw new ElectorStateError('closed', 'start: elector closed');
-        const sentAt = clock.now();
+        const sentAt = clock.monotonicNow();
         // An old lease expiring in the coordinator must not end a newer one.
         const id: number = coord.grant(nodeId, ttlMs, (reason) => {
           if (leaseId === id) lease.lose(reason);

@@ -390,12 +390,12 @@ class NatsOpLogWriter implements OpLogWriter {
    * re-publish the same bytes with the same id and expectation until it is decided.
    */
   private async resolve(message: OutgoingMessage, cause: unknown): Promise<AppendAck> {
-    const deadline = Date.now() + this.settings.resolveTimeoutMs;
+    const deadline = performance.now() + this.settings.resolveTimeoutMs;
     let lastError = cause;
     let backoffMs = 50;
     // This message can only be stored right after its predecessor: let that be decided first.
     const previousStored = (await message.previous) ?? true;
-    while (Date.now() < deadline) {
+    while (performance.now() < deadline) {
       try {
         const stored = await this.jsm.streams.getMessage(this.streamName, {
           seq: message.expected + 1,
