@@ -211,7 +211,9 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     let nextDelay = keepAliveIntervalMs;
     try {
       const ttl = await keepAliveOnce(id);
-      if (closed) return;
+      // The answer is about lease `id`: once a new lease was granted meanwhile it says nothing
+      // about the current one, whose own loop keeps it alive.
+      if (closed || leaseId !== id) return;
       if (ttl <= 0) {
         lease.lose('lease expired or revoked in etcd');
         return;
@@ -220,6 +222,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
       lease.confirm(sentAt);
       if (lease.lostReason !== undefined) return;
     } catch {
+      if (leaseId !== id) return;
       // Unreachable etcd: retry sooner; the deadline passes on its own if this keeps failing.
       nextDelay = Math.min(keepAliveIntervalMs, 250);
     }
