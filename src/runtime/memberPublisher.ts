@@ -38,11 +38,9 @@ export class MemberPublisher {
     if (role === 'starting' || role === 'stopped' || role === 'stopping') return;
     const context = this.context();
     const { elector, clock } = this.deps;
-    // A standby whose lease lapsed (etcd was unreachable) takes a new one to stay registered.
-    const leased =
-      role === 'standby' && clock.monotonicNow() >= elector.leaseDeadline()
-        ? elector.start()
-        : Promise.resolve();
+    // A standby whose lease lapsed (etcd was unreachable) or was given up takes a new one to
+    // stay registered (start() does nothing while the lease is live).
+    const leased = role === 'standby' ? elector.start() : Promise.resolve();
     leased
       .then(() => {
         const now = this.role();

@@ -85,7 +85,7 @@ export class NodeRuntime {
           verifyStandby(deps, config, store, stats, sendBack),
         ),
         fullSync: fromPromise(() => runFullSync(deps, config, store, stats)),
-        campaign: fromPromise(() => campaign(deps)),
+        campaign: fromPromise(({ signal }) => campaign(deps, signal)),
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
           { nodeId: string; epoch: number }

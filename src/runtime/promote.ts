@@ -1,19 +1,38 @@
 import { toEntry } from '../domain/eventCodec.ts';
 import { fold } from '../domain/fold.ts';
 import type { LoggedEvent } from '../domain/types.ts';
-import type { Elector } from '../ports/elector.ts';
+import type { CampaignResult } from '../ports/elector.ts';
 import type { CommittedStore } from './committedStore.ts';
 import type { NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 import type { PrimaryTerm } from './primaryTerm.ts';
 import type { ReadLeases } from './readLeases.ts';
 
-/** The `campaign` actor: takes a new lease when the last one lapsed, then campaigns. */
+/**
+ * The `campaign` actor: takes a new lease when the last one was lost or given up, then
+ * campaigns once. A campaign whose outcome is unknown (it failed: a timeout may hide a commit)
+ * or that nobody waits for any more (`signal` aborted: the machine left `campaigning`) gives the
+ * lease up, so a leader key it may have created does not stay bound to a node that is not
+ * promoting; the next campaign takes a new lease.
+ */
 export async function campaign(
-  deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'nodeId' | 'address'>,
-): ReturnType<Elector['campaign']> {
-  const { elector, clock } = deps;
-  if (clock.monotonicNow() >= elector.leaseDeadline()) await elector.start();
-  return elector.campaign({ nodeId: deps.nodeId, address: deps.address });
+  deps: Pick<NodeRuntimeDeps, 'elector' | 'logger' | 'nodeId' | 'address'>,
+  signal: AbortSignal,
+): Promise<CampaignResult> {
+  const { elector, logger } = deps;
+  await elector.start();
+  const undo = async (why: string): Promise<void> => {
+    logger.warn({ event: 'campaignUndone', why }, 'giving up the lease of this campaign');
+    await elector.resign().catch(() => undefined);
+  };
+  let result: CampaignResult;
+  try {
+    result = await elector.campaign({ nodeId: deps.nodeId, address: deps.address });
+  } catch (err) {
+    await undo(`the campaign failed: ${String(err)}`);
+    throw err;
+  }
+  if (signal.aborted && result.won) await undo('the campaign was cancelled');
+  return result;
 }
 
 /**

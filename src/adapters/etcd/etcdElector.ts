@@ -259,6 +259,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     start() {
       if (closed)
         return Promise.reject(new ElectorStateError('closed', 'start: elector is closed'));
+      if (leaseId !== null) lease.check();
       if (lease.lostReason !== undefined) {
         // The lease is gone for good: a new start grants a new one.
         lease.reset();

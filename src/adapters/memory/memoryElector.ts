@@ -87,22 +87,29 @@ export class MemoryCoordinator {
   private readonly watchers = new Set<Watcher>();
   private readonly leaseListeners = new Map<number, (reason: string) => void>();
   private readonly partitioned = new Set<string>();
-  private readonly replyFates = new Map<string, CoordinatorReplyFate>();
+  private readonly replyFates = new Map<
+    string,
+    { readonly fate: CoordinatorReplyFate; readonly operation: string | undefined }
+  >();
 
   constructor(readonly clock: Clock) {}
 
   /**
-   * From now on, the answers to `nodeId`'s calls (campaign, resign, keep-alive, ...) are lost
-   * or late, while the calls themselves still take effect; undefined: delivered again.
+   * From now on, the answers to `nodeId`'s calls (`operation` only, when given: `campaign`,
+   * `resign`, `keepAlive`, `grant`, `publishMember`, ...) are lost or late, while the calls
+   * themselves still take effect; undefined: delivered again.
    */
-  setReplyFate(nodeId: string, fate: CoordinatorReplyFate | undefined): void {
+  setReplyFate(nodeId: string, fate: CoordinatorReplyFate | undefined, operation?: string): void {
     if (fate === undefined || fate.kind === 'deliver') this.replyFates.delete(nodeId);
-    else this.replyFates.set(nodeId, fate);
+    else this.replyFates.set(nodeId, { fate, operation });
   }
 
-  /** What becomes of the answer to a call of `nodeId` made now. */
-  replyFate(nodeId: string): CoordinatorReplyFate {
-    return this.replyFates.get(nodeId) ?? { kind: 'deliver' };
+  /** What becomes of the answer to `nodeId`'s call `operation` made now. */
+  replyFate(nodeId: string, operation: string): CoordinatorReplyFate {
+    const set = this.replyFates.get(nodeId);
+    return set !== undefined && (set.operation === undefined || set.operation === operation)
+      ? set.fate
+      : { kind: 'deliver' };
   }
 
   /** The store revision: bumped by every write. */
@@ -345,7 +352,7 @@ export function createMemoryElector(
   async function call<T>(operation: string, apply: () => T): Promise<T> {
     const sentAt = clock.monotonicNow();
     await travel();
-    const fate = coord.replyFate(nodeId);
+    const fate = coord.replyFate(nodeId, operation);
     const outcome = (() => {
       try {
         return { ok: true as const, value: apply() };
@@ -405,6 +412,7 @@ export function createMemoryElector(
 
   return {
     start() {
+      if (leaseId !== undefined) lease.check();
       if (lease.lostReason !== undefined && !closed) {
         // The lease is gone: a new start grants a new one.
         lease.reset();

@@ -1,0 +1,135 @@
+/**
+ * Liveness under faults the memory adapters can play: each scenario is a regression test of a
+ * way the cluster was left without a primary (or with a leader key bound to a node that does
+ * not serve) for far longer than a lease TTL. Two checks run after every 10 ms step: no node
+ * holds the leader key for longer than one TTL while it is not primary, and (once the fault
+ * is over) a primary serves a client within TTL + {@link RECOVERY_SLACK_MS}.
+ */
+import { describe, expect, it } from 'vitest';
+import type { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
+import { memoryCluster, type MemoryCluster } from './memoryCluster.ts';
+
+const TTL = 2000;
+/** Campaign delay, a fenced node's retry and the client's backoff, on top of one TTL. */
+const RECOVERY_SLACK_MS = 4000;
+const STEP_MS = 10;
+
+/** The cluster, with the nodes crashed so far and the leader-key check. */
+class Scenario {
+  readonly crashed = new Set<NodeRuntime>();
+  /** Since when the holder of the leader key has not been primary (ms), by node id. */
+  #notPrimarySince: { nodeId: string; since: number } | undefined;
+
+  constructor(readonly c: MemoryCluster) {}
+
+  node(id: string): NodeRuntime {
+    const node = this.c.nodes.find((n) => n.status().nodeId === id);
+    if (node === undefined) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  primary(): NodeRuntime {
+    const [primary] = this.c.primaries().filter((n) => !this.crashed.has(n));
+    if (primary === undefined) throw new Error('no primary');
+    return primary;
+  }
+
+  standbys(): NodeRuntime[] {
+    return this.c.nodes.filter((n) => !this.crashed.has(n) && n.role !== 'primary');
+  }
+
+  async crash(node: NodeRuntime): Promise<void> {
+    this.crashed.add(node);
+    node.actor.stop();
+    await this.c.electors.get(node.status().nodeId)!.close();
+  }
+
+  /** No node holds the leader key for longer than one TTL while it is not primary. */
+  checkLeaderKey(): void {
+    const holder = this.c.coord.currentLeader();
+    const node = holder === null ? undefined : this.node(holder.nodeId);
+    const serving = node !== undefined && !this.crashed.has(node) && node.role === 'primary';
+    if (holder === null || serving) {
+      this.#notPrimarySince = undefined;
+      return;
+    }
+    const now = this.c.clock.now();
+    if (this.#notPrimarySince?.nodeId !== holder.nodeId) {
+      this.#notPrimarySince = { nodeId: holder.nodeId, since: now };
+    }
+    const held = now - this.#notPrimarySince.since;
+    if (held > TTL + STEP_MS) {
+      throw new Error(
+        `${holder.nodeId} (${this.crashed.has(node!) ? 'crashed' : node!.role}) has held the leader key for ${held} ms without serving`,
+      );
+    }
+  }
+
+  /** Runs `ms` in steps, checking the leader key after each. */
+  async run(ms: number): Promise<void> {
+    for (let t = 0; t < ms; t += STEP_MS) {
+      await this.c.run(STEP_MS, STEP_MS);
+      this.checkLeaderKey();
+    }
+  }
+
+  /** Runs until `done()` or `limitMs`; true when done. */
+  async runUntil(done: () => boolean, limitMs: number): Promise<boolean> {
+    for (let t = 0; t < limitMs; t += STEP_MS) {
+      if (done()) return true;
+      await this.run(STEP_MS);
+    }
+    return done();
+  }
+
+  /** A primary serves a client within TTL + the slack; resolves with the time it took. */
+  async expectServed(): Promise<number> {
+    const started = this.c.clock.now();
+    const client = await this.c.client();
+    let served = false;
+    void client.exists('probe').then(
+      () => {
+        served = true;
+      },
+      () => undefined,
+    );
+    const ok = await this.runUntil(() => served, TTL + RECOVERY_SLACK_MS);
+    await client.close();
+    if (!ok) {
+      const roles = this.c.nodes
+        .filter((n) => !this.crashed.has(n))
+        .map((n) => `${n.status().nodeId}=${n.role}`);
+      throw new Error(
+        `no primary served within ${TTL + RECOVERY_SLACK_MS} ms (${roles.join(', ')}; leader key: ${this.c.coord.currentLeader()?.nodeId ?? 'none'})`,
+      );
+    }
+    return this.c.clock.now() - started;
+  }
+}
+
+async function started(): Promise<Scenario> {
+  const s = new Scenario(memoryCluster(TTL));
+  await s.run(3000);
+  expect(s.c.primaries()).toHaveLength(1);
+  return s;
+}
+
+describe('liveness under faults (simulation)', () => {
+  it('a campaign that commits but whose answer is lost gives its lease up: a primary serves within TTL + slack', async () => {
+    const s = await started();
+    const standbys = s.standbys();
+    for (const n of standbys) {
+      s.c.coord.setReplyFate(n.status().nodeId, { kind: 'lose' }, 'campaign');
+    }
+    await s.crash(s.primary());
+    // A standby's campaign creates the key, but the standby never hears it won.
+    const committed = await s.runUntil(
+      () => standbys.some((n) => s.c.coord.currentLeader()?.nodeId === n.status().nodeId),
+      TTL + 2000,
+    );
+    expect(committed).toBe(true);
+    for (const n of standbys) s.c.coord.setReplyFate(n.status().nodeId, undefined);
+    await s.expectServed();
+    await s.run(TTL);
+  });
+});
