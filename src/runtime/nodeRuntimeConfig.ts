@@ -41,6 +41,16 @@ export interface NodeRuntimeConfig {
   readonly maxMismatches: number;
   /** Timeout of one admin request (verification round, full-sync chunk) (ms). */
   readonly adminTimeoutMs: number;
+  /**
+   * A primary whose oldest append has not been acknowledged for this long (ms; default the
+   * lease TTL) cannot reach the log: it steps down, so a node that can takes over.
+   */
+  readonly appendStallMs?: number;
+  /**
+   * A standby whose follower delivered nothing for this long (ms) while the log holds entries
+   * it has not applied drops the follower and follows again (default 1000).
+   */
+  readonly followStallMs: number;
 }
 
 export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
@@ -61,6 +71,7 @@ export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
   maxSyncGap: 1000,
   maxMismatches: 100,
   adminTimeoutMs: 10_000,
+  followStallMs: 1000,
 };
 
 export interface NodeRuntimeDeps {

@@ -18,7 +18,10 @@ import { WritePipeline } from './writePipeline.ts';
  */
 export function serve(
   deps: Pick<NodeRuntimeDeps, 'nodeId' | 'elector' | 'clock' | 'apiServer' | 'logger' | 'metrics'>,
-  config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'eviction' | 'evictionIntervalMs'>,
+  config: Pick<
+    NodeRuntimeConfig,
+    'progressIntervalMs' | 'eviction' | 'evictionIntervalMs' | 'leaseTtlMs' | 'appendStallMs'
+  >,
   store: CommittedStore,
   leases: ReadLeases,
   term: PrimaryTerm,
@@ -60,12 +63,20 @@ export function serve(
     }, wait);
   };
   armDeadline();
+  const appendStallMs = config.appendStallMs ?? config.leaseTtlMs;
   const progress = (): void => {
     sendBack({
       type: 'oplog.progress',
       appliedSeq: store.appliedSeq,
       logLastSeq: store.appliedSeq,
     });
+    // An append that is not acknowledged for this long: the log cannot be reached from here.
+    const since = pipeline.oldestInFlightSentAt;
+    const stalled = since === undefined ? 0 : clock.monotonicNow() - since;
+    if (stalled >= appendStallMs) {
+      fault('oplog.fenced', `an append has not been acknowledged for ${stalled} ms`);
+      return;
+    }
     progressTimer = clock.setTimeout(progress, config.progressIntervalMs);
   };
   progressTimer = clock.setTimeout(progress, config.progressIntervalMs);

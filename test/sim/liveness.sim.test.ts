@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
-import { memoryCluster, type MemoryCluster } from './memoryCluster.ts';
+import { memoryCluster, type MemoryCluster, type MemoryClusterOptions } from './memoryCluster.ts';
 
 const TTL = 2000;
 /** Campaign delay, a fenced node's retry and the client's backoff, on top of one TTL. */
@@ -82,12 +82,18 @@ class Scenario {
     return done();
   }
 
-  /** A primary serves a client within TTL + the slack; resolves with the time it took. */
-  async expectServed(): Promise<number> {
+  /**
+   * A primary serves a client (a read, or with `write` a write, which needs the log too) within
+   * TTL + the slack; resolves with the time it took.
+   */
+  async expectServed(write = false): Promise<number> {
     const started = this.c.clock.now();
     const client = await this.c.client();
     let served = false;
-    void client.exists('probe').then(
+    const probe = write
+      ? client.mountSegment(`probe-${started}`, 'probe', 1)
+      : client.exists('probe');
+    void probe.then(
       () => {
         served = true;
       },
@@ -107,8 +113,8 @@ class Scenario {
   }
 }
 
-async function started(): Promise<Scenario> {
-  const s = new Scenario(memoryCluster(TTL));
+async function started(options: MemoryClusterOptions = {}): Promise<Scenario> {
+  const s = new Scenario(memoryCluster(TTL, options));
   await s.run(3000);
   expect(s.c.primaries()).toHaveLength(1);
   return s;
@@ -131,5 +137,39 @@ describe('liveness under faults (simulation)', () => {
     for (const n of standbys) s.c.coord.setReplyFate(n.status().nodeId, undefined);
     await s.expectServed();
     await s.run(TTL);
+  });
+
+  // As the NATS writer (5 s ack timeout, then 30 s of read-back, against a 5 s TTL), an append
+  // cut off from the log settles only long after a lease TTL.
+  const natsLike = { opLog: { timeoutMs: 1000, resolveTimeoutMs: 10_000 } };
+
+  it('a primary that loses the log but not etcd steps down and gives the key up at once: a primary serves within TTL + slack', async () => {
+    const s = await started(natsLike);
+    const primary = s.primary();
+    const writer = await s.c.client();
+    await s.c.settle(writer.mountSegment('a', 's1', 1 << 20));
+    s.c.store.partition(primary.status().nodeId);
+    // Writes in flight on the cut-off primary: it cannot confirm them.
+    void writer.putStart('cut-0', 100, 1).catch(() => undefined);
+    void writer.putStart('cut-1', 100, 1).catch(() => undefined);
+    await s.expectServed(true);
+    expect(s.primary()).not.toBe(primary);
+    s.c.store.heal(primary.status().nodeId);
+    await s.run(TTL);
+    await writer.close();
+  });
+
+  it('a follower that stops delivering (a forgotten consumer) is replaced within about a second', async () => {
+    const s = await started();
+    const client = await s.c.client();
+    await s.c.settle(client.mountSegment('a', 's1', 1 << 20));
+    const [standby] = s.standbys();
+    s.c.store.stallFollowers(standby!.status().nodeId);
+    for (let i = 0; i < 5; i++) await s.c.settle(client.putStart(`k${i}`, 100, 1));
+    const lastSeq = s.c.store.bounds().lastSeq;
+    expect(standby!.store.appliedSeq).toBeLessThan(lastSeq);
+    const caughtUp = await s.runUntil(() => standby!.store.appliedSeq === lastSeq, 3000);
+    expect(caughtUp).toBe(true);
+    await client.close();
   });
 });
