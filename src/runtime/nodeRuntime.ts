@@ -16,7 +16,7 @@ import {
 } from './nodeRuntimeConfig.ts';
 import { nodeStatus, roleOf, type MasterNodeActor, type NodeStatus } from './nodeStatus.ts';
 import { PrimaryTerm } from './primaryTerm.ts';
-import { campaign, promote } from './promote.ts';
+import { campaign, promote, watchLease } from './promote.ts';
 import { ReadLeases } from './readLeases.ts';
 import { runFullSync } from './runFullSync.ts';
 import { serve } from './serve.ts';
@@ -89,7 +89,10 @@ export class NodeRuntime {
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
           { nodeId: string; epoch: number }
-        >(({ input }) => promote(deps, store, leases, term, input.epoch)),
+        >(({ input, signal }) => promote(deps, config, store, leases, term, input.epoch, signal)),
+        watchLease: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
+          watchLease(deps, sendBack),
+        ),
         serve: fromCallback<MasterNodeEvent, { nodeId: string; epoch: number }>(
           ({ sendBack, input }) =>
             serve(

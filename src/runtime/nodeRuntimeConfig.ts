@@ -46,6 +46,8 @@ export interface NodeRuntimeConfig {
    * lease TTL) cannot reach the log: it steps down, so a node that can takes over.
    */
   readonly appendStallMs?: number;
+  /** A promotion (drain and fence) not done within this long (ms; default the TTL) gives up. */
+  readonly promoteTimeoutMs?: number;
   /**
    * A standby whose follower delivered nothing for this long (ms) while the log holds entries
    * it has not applied drops the follower and follows again (default 1000).
