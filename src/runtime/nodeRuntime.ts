@@ -74,7 +74,7 @@ export class NodeRuntime {
     );
     const machine = masterNodeMachine.provide({
       actors: {
-        startNode: fromPromise(() => this.#startNode()),
+        startNode: fromPromise(({ signal }) => this.#startNode(signal)),
         followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(({ sendBack }) =>
           followLog(deps, config, store, sendBack),
         ),
@@ -84,7 +84,7 @@ export class NodeRuntime {
         verify: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           verifyStandby(deps, config, store, stats, sendBack),
         ),
-        fullSync: fromPromise(() => runFullSync(deps, config, store, stats)),
+        fullSync: fromPromise(({ signal }) => runFullSync(deps, config, store, stats, signal)),
         campaign: fromPromise(({ signal }) => campaign(deps, signal)),
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
@@ -112,7 +112,7 @@ export class NodeRuntime {
         handOver: fromPromise<
           { appliedSeq: number },
           { nodeId: string; target: string | undefined; keepRunning: boolean }
-        >(({ input }) =>
+        >(({ input, signal }) =>
           handOver(
             deps,
             config,
@@ -122,6 +122,7 @@ export class NodeRuntime {
             () => this.actor.getSnapshot().context.switchover !== undefined,
             input.target,
             input.keepRunning,
+            signal,
           ),
         ),
         shutdown: fromPromise(() => this.#shutdown()),
@@ -233,8 +234,10 @@ export class NodeRuntime {
     this.deps.logger.warn({ event: 'corrupted', key, kind }, 'test hook corrupted the state');
   }
 
-  async #startNode(): Promise<{ appliedSeq: number }> {
+  async #startNode(signal: AbortSignal): Promise<{ appliedSeq: number }> {
     await this.deps.elector.start();
+    // Cancelled (stopped while starting): the shutdown closes the elector; nothing is scheduled.
+    signal.throwIfAborted();
     this.#members.schedule();
     return { appliedSeq: this.store.appliedSeq };
   }

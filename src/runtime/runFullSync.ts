@@ -9,18 +9,25 @@ import type { VerificationStats } from './verification.ts';
  * The `fullSync` actor: replaces `store` with the primary's state over the admin channel
  * (counted in `stats`); with no primary to ask (or no admin channel), re-folds the log from
  * its first entry, which fails (and is retried by the machine) when the stream was trimmed.
+ * Cancelled (`signal`), it stops asking for chunks and leaves `store` as it is.
  */
 export async function runFullSync(
   deps: Pick<NodeRuntimeDeps, 'admin' | 'clock' | 'logger' | 'opLog'>,
   config: Pick<NodeRuntimeConfig, 'adminTimeoutMs'>,
   store: CommittedStore,
   stats: VerificationStats,
+  signal?: AbortSignal,
 ): Promise<{ appliedSeq: number }> {
   const { admin, clock, logger } = deps;
   if (admin !== undefined) {
     const started = clock.monotonicNow();
     try {
-      const result = await fetchFullSync(new AdminClient(admin.client, config.adminTimeoutMs));
+      const result = await fetchFullSync(
+        new AdminClient(admin.client, config.adminTimeoutMs),
+        signal,
+      );
+      // Cancelled (the machine left `syncing`): the store is left as it is.
+      signal?.throwIfAborted();
       store.reset(result.state, result.lastStreamSeq);
       stats.fullSyncs++;
       stats.lastFullSyncMs = clock.monotonicNow() - started;
@@ -49,6 +56,7 @@ export async function runFullSync(
   if (bounds.firstSeq > 1) {
     throw new Error(`the stream starts at ${bounds.firstSeq}; full sync from a primary is needed`);
   }
+  signal?.throwIfAborted();
   store.reset();
   return { appliedSeq: 0 };
 }

@@ -61,13 +61,14 @@ export async function handOver(
   switchoverPending: () => boolean,
   handoverTo: string | undefined,
   keepRunning: boolean,
+  signal?: AbortSignal,
 ): Promise<{ appliedSeq: number }> {
   const { elector, clock, logger } = deps;
   const started = clock.monotonicNow();
   await term.pipeline?.drain();
   const drained = clock.monotonicNow();
   const target = store.appliedSeq;
-  await waitForStandby(deps, config, handoverTo, () => target);
+  await waitForStandby(deps, config, handoverTo, () => target, signal);
   const standbyReady = clock.monotonicNow();
   term.pipeline?.close('handed over');
   term.pipeline = undefined;
