@@ -1,8 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeRole } from '../../machines/masterNode.machine.ts';
-import { shardDigest, stateDigest } from '../domain/checksum.ts';
-import { SHARD_COUNT } from '../domain/shard.ts';
 import {
   PROMETHEUS_CONTENT_TYPE,
   type NodeMetrics,
@@ -10,6 +8,7 @@ import {
   type VerificationCounters,
 } from './metrics.ts';
 import type { NodeRuntime } from './nodeRuntime.ts';
+import { DigestBusyError, StatusDigest } from './statusDigest.ts';
 
 /** Every role a node can report, in the order `/metrics` lists them. */
 export const NODE_ROLES: readonly NodeRole[] = [
@@ -130,6 +129,7 @@ export class NodeHttpServer {
   /** Starts answering for `runtime`. */
   serve(runtime: NodeRuntime, options: NodeHttpOptions): void {
     const { metrics } = options;
+    const digests = new StatusDigest();
     const sample = (): void => metrics.sampleApplied(runtime.store.appliedSeq);
     sample();
     this.#sampler = setInterval(sample, options.sampleIntervalMs ?? 1000);
@@ -144,10 +144,18 @@ export class NodeHttpServer {
         });
         return;
       }
+      const fail = (err: unknown): void => {
+        if (err instanceof DigestBusyError) {
+          res.setHeader('retry-after', '1');
+          sendJson(res, 429, { error: err.message });
+        } else if (!res.headersSent) sendJson(res, 500, { error: String(err) });
+        else res.end();
+      };
       try {
-        answer(runtime, options, url, res);
+        const answering = answer(runtime, options, digests, url, res);
+        if (answering !== undefined) answering.catch(fail);
       } catch (err) {
-        sendJson(res, 500, { error: String(err) });
+        fail(err);
       }
     });
   }
@@ -162,7 +170,13 @@ export class NodeHttpServer {
   }
 }
 
-function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: ServerResponse) {
+function answer(
+  runtime: NodeRuntime,
+  options: NodeHttpOptions,
+  digests: StatusDigest,
+  url: URL,
+  res: ServerResponse,
+): Promise<void> | void {
   switch (url.pathname) {
     case '/healthz':
       return sendJson(res, 200, { ok: true });
@@ -194,17 +208,17 @@ function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: S
     case '/status': {
       const status = runtime.status();
       if (url.searchParams.has('digest')) {
+        // The digest is computed in slices off the event loop's critical path (statusDigest.ts).
         const state = runtime.store.state;
-        const shards = url.searchParams.has('shards')
-          ? Array.from({ length: SHARD_COUNT }, (_, i) => shardDigest(state, i))
-          : undefined;
-        return sendJson(res, 200, {
-          ...status,
-          digestSeq: state.appliedSeq,
-          digest: stateDigest(state),
-          objectCount: state.objectCount,
-          shards,
-        });
+        return digests.of(state).then((computed) =>
+          sendJson(res, 200, {
+            ...status,
+            digestSeq: state.appliedSeq,
+            digest: computed.digest,
+            objectCount: state.objectCount,
+            shards: url.searchParams.has('shards') ? computed.shards : undefined,
+          }),
+        );
       }
       return sendJson(res, 200, status);
     }
