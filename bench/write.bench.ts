@@ -20,7 +20,7 @@
 // The last stdout line is one JSON object with the figures.
 import { randomUUID } from 'node:crypto';
 import type { UnderstudyClient } from '../src/client/client.ts';
-import type { NodeHandle } from '../test/harness/nodeFleet.ts';
+import type { NodeHandle } from '../src/localCluster/nodeFleet.ts';
 import { numberFlag } from './lib/args.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { closedLoop, openLoop, type BenchCall, type LoadResult } from './lib/load.ts';

@@ -5,10 +5,11 @@ import { Etcd3 } from 'etcd3';
 import type { Command } from 'commander';
 import { leaderKey } from '../adapters/etcd/etcdElector.ts';
 import { createClient } from '../client/client.ts';
-import { startEtcd, startNats } from '../../test/harness/index.ts';
-import { NodeFleet } from '../../test/harness/nodeFleet.ts';
-import { readLoggedEvents } from '../../test/harness/readLoggedEvents.ts';
-import { Workload } from '../../test/harness/workload.ts';
+import { startEtcd } from '../localCluster/etcd.ts';
+import { startNats } from '../localCluster/nats.ts';
+import { NodeFleet } from '../localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../localCluster/readLoggedEvents.ts';
+import { Workload } from '../localCluster/workload.ts';
 import { parseDuration } from '../runtime/config.ts';
 
 interface DemoOptions {

@@ -10,9 +10,9 @@ import type { LeaderView } from '../../src/ports/elector.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { runCli, type CliResult } from '../harness/cli.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
-import { NodeFleet } from '../harness/nodeFleet.ts';
-import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
-import { Workload } from '../harness/workload.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
+import { Workload } from '../../src/localCluster/workload.ts';
 
 const CLUSTER = 'ops';
 const TTL_MS = 5000;

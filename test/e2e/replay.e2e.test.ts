@@ -20,8 +20,8 @@ import { emptyState } from '../../src/domain/state.ts';
 import type { LoggedEvent, MetadataEvent } from '../../src/domain/types.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { runCli as cli } from '../harness/cli.ts';
-import { NodeFleet } from '../harness/nodeFleet.ts';
-import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
 
 const CLUSTER = 'replay-e2e';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startEtcd, startNats } from '../harness/index.ts';
 import type { EtcdHandle, NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet } from '../harness/nodeFleet.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 

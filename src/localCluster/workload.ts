@@ -1,6 +1,6 @@
 // A steady write load through the client library, recording every acknowledgement, for the
 // end-to-end tests, the demo and the benchmarks.
-import type { UnderstudyClient } from '../../src/client/client.ts';
+import type { UnderstudyClient } from '../client/client.ts';
 
 export interface AckRecord {
   readonly op: 'putStart' | 'putEnd';
