@@ -3,10 +3,8 @@
 // their /status.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { cliEntry, packageRoot } from '../runtime/packageInfo.ts';
 import { waitUntilStopped } from './childServer.ts';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /** One JSON log line of a node (pino). */
 export interface NodeLogLine {
@@ -90,9 +88,7 @@ export class NodeHandle {
 
   #spawn(): void {
     const args = [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
+      cliEntry(),
       'node',
       '--id',
       this.id,
@@ -109,7 +105,7 @@ export class NodeHandle {
       ...(this.options.extraArgs ?? []),
     ];
     const child = spawn(process.execPath, args, {
-      cwd: repoRoot,
+      cwd: packageRoot(),
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, UNDERSTUDY_CONFIG: '' },
     });

@@ -1,8 +1,7 @@
-// Runs the real `understudy` command as a child process (through tsx), for end-to-end tests.
+// Runs the real `understudy` command (bin/understudy.js, the build in dist/) as a child process,
+// for end-to-end tests. test/buildDist.ts builds dist/ before the tests when it is stale.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+import { cliEntry, packageRoot } from '../../src/runtime/packageInfo.ts';
 
 export interface CliResult {
   readonly code: number | null;
@@ -19,8 +18,8 @@ export function runCli(args: readonly string[], timeoutMs = 60_000): Promise<Cli
     Object.entries(process.env).filter(([name]) => !name.startsWith('UNDERSTUDY_')),
   );
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: repoRoot,
+    const child = spawn(process.execPath, [cliEntry(), ...args], {
+      cwd: packageRoot(),
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
     });

@@ -217,20 +217,32 @@ describe('docker-compose.yml', () => {
 
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
-  it('builds on node:20-slim with npm ci and runs bin/understudy.js', () => {
-    expect(dockerfile).toMatch(/^FROM node:20-slim$/m);
-    expect(dockerfile).toMatch(/^RUN npm ci\b/m);
+  it('builds dist/ in a first stage, then runs bin/understudy.js on node:24-slim with production deps', () => {
+    expect(dockerfile.match(/^FROM node:24-slim\b/gm)).toHaveLength(2);
+    expect(dockerfile).toMatch(/^RUN npm run build$/m);
+    expect(dockerfile).toMatch(/^RUN npm ci --omit=dev\b/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "bin\/understudy\.js"\]$/m);
-    const copied = [...dockerfile.matchAll(/^COPY (.+)$/gm)].flatMap(
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap(
       ([, args]) => (args ?? '').split(/\s+/).slice(0, -1), // the last one is the destination
     );
-    expect(copied).toEqual(expect.arrayContaining(['package-lock.json', 'src', 'bin', 'machines']));
+    expect(copied).toEqual(
+      expect.arrayContaining([
+        'package-lock.json',
+        'tsconfig.build.json',
+        'src',
+        'bin',
+        'machines',
+      ]),
+    );
     for (const path of copied) expect(existsSync(`${root}${path}`), path).toBe(true);
     expect(dockerfile).toMatch(/^EXPOSE 9100$/m);
   });
 
-  it('.dockerignore keeps node_modules and tests out', () => {
+  it('.dockerignore keeps node_modules, a local build and tests out', () => {
     const ignore = read('.dockerignore').split('\n');
-    for (const entry of ['node_modules', '.git', 'test', '.env']) expect(ignore).toContain(entry);
+    for (const entry of ['node_modules', 'dist', '.git', 'test', '.env']) {
+      expect(ignore).toContain(entry);
+    }
   });
 });
