@@ -2,15 +2,13 @@
 // each member's own `/status`.
 import type { Command } from 'commander';
 import type { Etcd3 } from 'etcd3';
-import { openEtcd } from '../adapters/etcd/etcdClient.ts';
-import { readMasterView } from '../adapters/etcd/etcdElector.ts';
 import type { LeaderView, MemberRecord } from '../ports/elector.ts';
+import { ConfigError } from '../runtime/settings.ts';
 import {
   addClusterOptions,
   durationFlag,
-  etcdOptionsOf,
+  openClusterEtcd,
   loadClusterAccess,
-  UsageError,
 } from './clusterOptions.ts';
 
 /** Exit codes of `understudy status`. */
@@ -127,6 +125,7 @@ export async function readClusterStatus(
   cluster: string,
   httpTimeoutMs = 1000,
 ): Promise<ClusterStatus> {
+  const { readMasterView } = await import('../adapters/etcd/etcdElector.ts');
   const view = await readMasterView(client, cluster);
   const members: MemberRecord[] = [...view.members];
   const { leader } = view;
@@ -295,9 +294,9 @@ export function registerStatusCommand(program: Command): void {
       let client: Etcd3 | undefined;
       try {
         const access = loadClusterAccess(flags);
-        const intervalMs = durationFlag(flags['interval'], 'interval', 1000);
-        const httpTimeoutMs = durationFlag(flags['httpTimeout'], 'httpTimeout', 1000);
-        client = openEtcd(etcdOptionsOf(access)).client;
+        const intervalMs = durationFlag(flags['interval'], '--interval', 1000);
+        const httpTimeoutMs = durationFlag(flags['httpTimeout'], '--http-timeout', 1000);
+        client = await openClusterEtcd(access);
         const json = flags['json'] === true;
         const show = (status: ClusterStatus): void => {
           process.stdout.write(
@@ -337,7 +336,7 @@ export function registerStatusCommand(program: Command): void {
         process.stderr.write(
           `understudy status: ${err instanceof Error ? err.message : String(err)}\n`,
         );
-        process.exitCode = err instanceof UsageError ? STATUS_EXIT.usage : STATUS_EXIT.failed;
+        process.exitCode = err instanceof ConfigError ? STATUS_EXIT.usage : STATUS_EXIT.failed;
       } finally {
         client?.close();
       }

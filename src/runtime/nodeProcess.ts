@@ -1,5 +1,7 @@
+import { AuthorizationError, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
+import { openEtcd } from '../adapters/etcd/etcdClient.ts';
 import { createEtcdElector } from '../adapters/etcd/etcdElector.ts';
 import { createEtcdOpLog } from '../adapters/etcd/etcdOpLog.ts';
 import {
@@ -16,6 +18,7 @@ import { NodeHttpServer } from './httpServer.ts';
 import { createNodeInspector } from './inspect.ts';
 import { NodeMetrics } from './metrics.ts';
 import { NodeRuntime } from './nodeRuntime.ts';
+import { packageVersion } from './packageInfo.ts';
 import { testHookRoutes } from './testHooks.ts';
 import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
 
@@ -27,15 +30,82 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Starts a node from its configuration: connects NATS and etcd, serves HTTP, starts the machine. */
+/** Longest wait between two attempts to reach NATS or etcd at start-up (ms). */
+const MAX_RETRY_WAIT_MS = 5000;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The wait before attempt `attempt + 1`: 500 ms, doubling, at most {@link MAX_RETRY_WAIT_MS}. */
+const retryWait = (attempt: number): number =>
+  Math.min(MAX_RETRY_WAIT_MS, 500 * 2 ** (attempt - 1));
+
+/**
+ * Connects to NATS, retrying while no server answers, with a warning per attempt naming the
+ * servers. A refused login is not retried: it rejects.
+ */
+async function connectNats(config: NodeConfig, log: Logger): Promise<NatsConnection> {
+  const servers = (redact({ nats: config.nats })['nats'] as string[]).join(',');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connect({
+        servers: config.nats,
+        name: `understudy-${config.cluster}-${config.id}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...natsConnectionOptions(config),
+      });
+      if (attempt > 1)
+        log.info({ event: 'natsConnected', servers }, `connected to NATS at ${servers}`);
+      return nc;
+    } catch (err) {
+      if (err instanceof AuthorizationError) {
+        throw new Error(`NATS at ${servers} refused the login: ${err.message}`, { cause: err });
+      }
+      const waitMs = retryWait(attempt);
+      log.warn(
+        { event: 'natsUnavailable', servers, attempt, retryInMs: waitMs, err: String(err) },
+        `waiting for NATS at ${servers}: ${err instanceof Error ? err.message : String(err)}; retrying in ${waitMs} ms`,
+      );
+      await sleep(waitMs);
+    }
+  }
+}
+
+/** Waits until etcd answers a read, with a warning per failed attempt naming the endpoints. */
+async function waitForEtcd(config: NodeConfig, log: Logger): Promise<void> {
+  const endpoints = (redact({ etcd: config.etcd })['etcd'] as string[]).join(',');
+  const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.get(`/understudy/${config.cluster}/leader`).string();
+        if (attempt > 1)
+          log.info({ event: 'etcdConnected', endpoints }, `connected to etcd at ${endpoints}`);
+        return;
+      } catch (err) {
+        const waitMs = retryWait(attempt);
+        log.warn(
+          { event: 'etcdUnavailable', endpoints, attempt, retryInMs: waitMs, err: String(err) },
+          `waiting for etcd at ${endpoints}: ${err instanceof Error ? err.message : String(err)}; retrying in ${waitMs} ms`,
+        );
+        await sleep(waitMs);
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Starts a node from its configuration: connects NATS and waits for etcd (retrying, with a
+ * warning per attempt), serves HTTP, starts the machine.
+ */
 export async function startNode(config: NodeConfig, logger: Logger = pino()): Promise<RunningNode> {
   const log = logger.child({ node: config.id });
-  const nc = await connect({
-    servers: config.nats,
-    name: `understudy-${config.cluster}-${config.id}`,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    ...natsConnectionOptions(config),
+  const nc = await connectNats(config, log);
+  await waitForEtcd(config, log).catch(async (err: unknown) => {
+    await nc.close();
+    throw err;
   });
   const opLog =
     config.oplog === 'etcd'
@@ -51,7 +121,13 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
           maxBytes: config.streamMaxBytes,
         });
   const http = await NodeHttpServer.listen(config.http);
-  const httpAddress = http.url;
+  const httpAddress = config.advertise ?? http.url;
+  if (config.advertise === undefined && /^http:\/\/(0\.0\.0\.0|\[::\]):/.test(http.url)) {
+    log.warn(
+      { event: 'noAdvertise', http: http.url },
+      'the HTTP server listens on every interface: set --advertise to the URL other nodes and `understudy status` reach it at',
+    );
+  }
   const metrics = new NodeMetrics();
   const inspector =
     config.inspect === undefined ? undefined : createNodeInspector(config.inspect, log);
@@ -96,7 +172,10 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     metrics,
     routes: { [SWITCHOVER_PATH]: switchoverRoute(runtime), ...testHookRoutes(runtime) },
   });
-  log.info({ event: 'started', http: httpAddress, config: redact(config) }, 'node started');
+  log.info(
+    { event: 'started', version: packageVersion(), http: httpAddress, config: redact(config) },
+    'node started',
+  );
   runtime.start();
 
   let stopping: Promise<void> | undefined;

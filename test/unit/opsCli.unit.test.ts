@@ -1,7 +1,8 @@
 // The pure parts of `understudy status` / `switchover`: settings, the apply-rate scrape, the
 // table and the last-verification cell.
 import { describe, expect, it } from 'vitest';
-import { durationFlag, loadClusterAccess, UsageError } from '../../src/cli/clusterOptions.ts';
+import { durationFlag, loadClusterAccess } from '../../src/cli/clusterOptions.ts';
+import { ConfigError } from '../../src/runtime/settings.ts';
 import {
   parseApplyRate,
   renderStatusTable,
@@ -24,16 +25,21 @@ describe('cluster access settings', () => {
   });
 
   it('names a missing or bad cluster in a usage error', () => {
-    expect(() => loadClusterAccess({}, {})).toThrow(UsageError);
+    expect(() => loadClusterAccess({}, {})).toThrow(ConfigError);
     expect(() => loadClusterAccess({ cluster: 'a b' }, {})).toThrow(/cluster/);
   });
 
   it('parses durations and refuses nonsense', () => {
-    expect(durationFlag('250ms', 'interval', 1000)).toBe(250);
-    expect(durationFlag('2s', 'interval', 1000)).toBe(2000);
-    expect(durationFlag(undefined, 'interval', 1000)).toBe(1000);
-    expect(() => durationFlag('soon', 'interval', 1000)).toThrow(UsageError);
-    expect(() => durationFlag('0s', 'interval', 1000)).toThrow(UsageError);
+    expect(durationFlag('250ms', '--interval', 1000)).toBe(250);
+    expect(durationFlag('2s', '--interval', 1000)).toBe(2000);
+    expect(durationFlag(undefined, '--interval', 1000)).toBe(1000);
+    expect(() => durationFlag('soon', '--interval', 1000)).toThrow(
+      /^bad configuration: --interval: "soon" is not a duration/,
+    );
+    expect(() => durationFlag('0s', '--interval', 1000)).toThrow(ConfigError);
+    expect(() => durationFlag('5', '--interval', 1000)).toThrow(
+      /"5" has no unit: write 5s, or 5ms/,
+    );
   });
 });
 
