@@ -13,13 +13,13 @@ import {
 
 /** Exit codes of `understudy status`. */
 export const STATUS_EXIT = {
-  /** Rows printed and one node is primary. */
+  /** Rows printed and a node answers as primary. */
   ok: 0,
   /** etcd could not be read. */
   failed: 1,
   /** Bad flags, environment or config. */
   usage: 2,
-  /** Rows printed, but no node reports itself primary. */
+  /** Rows printed, but no node answers as primary (none is, or the primary is unreachable). */
   noPrimary: 3,
 } as const;
 
@@ -29,6 +29,8 @@ export interface VerificationSummary {
   readonly lastStatus: string | null;
   /** Clock time (ms since the epoch) of the last answered round; 0 before the first. */
   readonly lastRoundAt: number;
+  /** Clock time of the round that set `lastStatus` (a FAILED one too); 0 before the first. */
+  readonly lastStatusAt: number;
   readonly rounds: number;
   readonly mismatches: number;
 }
@@ -109,6 +111,7 @@ function verificationOf(value: unknown): VerificationSummary | null {
   return {
     lastStatus: typeof v['lastStatus'] === 'string' ? v['lastStatus'] : null,
     lastRoundAt: num(v['lastRoundAt']) ?? 0,
+    lastStatusAt: num(v['lastStatusAt']) ?? num(v['lastRoundAt']) ?? 0,
     rounds: num(v['rounds']) ?? 0,
     mismatches: num(v['mismatches']) ?? 0,
   };
@@ -202,10 +205,27 @@ function ago(ms: number): string {
   return `${Math.round(ms / 60_000)}m ago`;
 }
 
-/** The last-verification cell: `OK 12s ago`, `-` when unknown. */
+/** The last-verification cell: `OK 12s ago`, `FAILED 2s ago`, `-` when unknown. */
 export function verificationCell(v: VerificationSummary | null, now: number): string {
   if (v === null || v.lastStatus === null) return '-';
-  return v.lastRoundAt > 0 ? `${v.lastStatus} ${ago(now - v.lastRoundAt)}` : v.lastStatus;
+  return v.lastStatusAt > 0 ? `${v.lastStatus} ${ago(now - v.lastStatusAt)}` : v.lastStatus;
+}
+
+/** The node that answers as primary, if any (a row saying primary from its record does not count). */
+export function servingPrimary(status: ClusterStatus): StatusRow | undefined {
+  return status.rows.find((r) => r.state === 'primary' && r.reachable);
+}
+
+/** Why `status` exits {@link STATUS_EXIT.noPrimary}, or undefined when a primary answers. */
+export function noPrimaryReason(status: ClusterStatus): string | undefined {
+  if (servingPrimary(status) !== undefined) return undefined;
+  const holder = status.rows.find((r) => r.leader);
+  if (holder !== undefined && !holder.reachable) {
+    return `no primary answers: ${holder.id} holds the leader key (epoch ${status.leader?.epoch ?? '?'}) but its /status at ${holder.address} does not answer; if it died, a standby takes over once its lease expires`;
+  }
+  return status.leader === null
+    ? 'no primary: nobody holds the leader key (an election may be under way)'
+    : `no primary: ${status.leader.nodeId} holds the leader key but no node answers as primary`;
 }
 
 /** The status as an aligned text table, with a one-line header naming the leader. */
@@ -287,7 +307,13 @@ export function registerStatusCommand(program: Command): void {
         'LAG / the primary apply rate (its /metrics understudy_apply_rate); "-" when unknown.',
         'LAST_VERIFICATION is the last verification round the node reports ("-" when none).',
         '',
-        'Exit codes: 0 ok; 1 etcd unreachable or failed; 2 usage; 3 no node is primary.',
+        'Exit codes: 0 ok; 1 etcd unreachable or failed; 2 usage; 3 no node answers as primary',
+        '(none is, or the one holding the leader key does not answer).',
+        '',
+        'Examples:',
+        '  understudy status --cluster main --etcd http://10.0.0.1:2379',
+        '  UNDERSTUDY_CLUSTER=main understudy status --watch --interval 2s',
+        '  understudy status --cluster main --json | jq \'.[] | select(.state == "primary")\'',
       ].join('\n'),
     )
     .action(async (flags: Record<string, unknown>) => {
@@ -327,11 +353,18 @@ export function registerStatusCommand(program: Command): void {
             await new Promise((resolve) => setTimeout(resolve, intervalMs));
           }
         }
-        const status = await readClusterStatus(client, access.cluster, httpTimeoutMs);
+        const status = await readClusterStatus(client, access.cluster, httpTimeoutMs).catch(
+          (err: unknown) => {
+            throw new Error(
+              `cannot read the cluster from etcd at ${access.etcd.join(',')}: ${err instanceof Error ? err.message : String(err)}`,
+              { cause: err },
+            );
+          },
+        );
         show(status);
-        process.exitCode = status.rows.some((r) => r.state === 'primary')
-          ? STATUS_EXIT.ok
-          : STATUS_EXIT.noPrimary;
+        const reason = noPrimaryReason(status);
+        if (reason !== undefined) process.stderr.write(`understudy status: ${reason}\n`);
+        process.exitCode = reason === undefined ? STATUS_EXIT.ok : STATUS_EXIT.noPrimary;
       } catch (err) {
         process.stderr.write(
           `understudy status: ${err instanceof Error ? err.message : String(err)}\n`,

@@ -62,6 +62,14 @@ export function recordsDigest(records: ObjectRecord[]): number {
 }
 
 /**
+ * A digest as people see it (`/status`, `understudy replay`, logs): 8 lowercase hex digits.
+ * One format everywhere, so digests from different places compare as text.
+ */
+export function digestHex(digest: number): string {
+  return (digest >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
  * Digest of the whole state: every shard digest in shard order, then the segments (id,
  * node, size, free ranges) in id order. appliedSeq and epoch are not included.
  */

@@ -23,7 +23,8 @@ export interface NodeStatusJson {
   readonly epoch: number;
   readonly appliedSeq: number;
   readonly logLastSeq: number;
-  readonly digest?: number;
+  /** The state digest in hex (with `?digest`). */
+  readonly digest?: string;
   readonly digestSeq?: number;
   readonly objectCount?: number;
   readonly fences: number;

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeRole } from '../../machines/masterNode.machine.ts';
-import { shardDigest, stateDigest } from '../domain/checksum.ts';
+import { digestHex, shardDigest, stateDigest } from '../domain/checksum.ts';
 import { SHARD_COUNT } from '../domain/shard.ts';
 import {
   PROMETHEUS_CONTENT_TYPE,
@@ -89,7 +89,14 @@ export function verificationCounters(runtime: NodeRuntime): VerificationCounters
     return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
   };
   const counters: Record<string, number> = {};
-  for (const key of ['rounds', 'keysChecked', 'mismatches', 'repairs', 'fullSyncs']) {
+  for (const key of [
+    'rounds',
+    'failedRounds',
+    'keysChecked',
+    'mismatches',
+    'repairs',
+    'fullSyncs',
+  ]) {
     const value = pick(key);
     if (value !== undefined) counters[key] = value;
   }
@@ -99,7 +106,7 @@ export function verificationCounters(runtime: NodeRuntime): VerificationCounters
 /**
  * A node's HTTP server: `/healthz` (200 while the process runs), `/readyz` (200 when
  * {@link readiness} says ready, else 503 with the reason), `/metrics` (Prometheus text) and
- * `/status` (JSON; `?digest` adds the state digest, `&shards` the shard digests).
+ * `/status` (JSON; `?digest` adds the state digest, `&shards` the shard digests, in hex).
  */
 export class NodeHttpServer {
   #sampler: NodeJS.Timeout | undefined;
@@ -196,12 +203,12 @@ function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: S
       if (url.searchParams.has('digest')) {
         const state = runtime.store.state;
         const shards = url.searchParams.has('shards')
-          ? Array.from({ length: SHARD_COUNT }, (_, i) => shardDigest(state, i))
+          ? Array.from({ length: SHARD_COUNT }, (_, i) => digestHex(shardDigest(state, i)))
           : undefined;
         return sendJson(res, 200, {
           ...status,
           digestSeq: state.appliedSeq,
-          digest: stateDigest(state),
+          digest: digestHex(stateDigest(state)),
           objectCount: state.objectCount,
           shards,
         });

@@ -512,7 +512,7 @@ export class NodeRuntime {
       stats.keysChecked += outcome.keysChecked;
       stats.mismatches += outcome.mismatches;
       stats.lastStatus = outcome.status;
-      stats.lastRoundAt = clock.now();
+      stats.lastRoundAt = stats.lastStatusAt = clock.now();
       // The follower may have folded more entries since the repair was computed: a repair of an
       // older state is dropped (the next round finds the mismatch again) rather than undoing them.
       if (outcome.repaired !== undefined && outcome.repaired.appliedSeq === this.store.appliedSeq) {
@@ -550,6 +550,7 @@ export class NodeRuntime {
           round++;
           stats.failedRounds++;
           stats.lastStatus = 'FAILED';
+          stats.lastStatusAt = clock.now();
           logger.warn({ event: 'verifyFailed', err: String(err) }, 'verification round failed');
           schedule();
         },

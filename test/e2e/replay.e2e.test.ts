@@ -13,7 +13,7 @@ import { runExport } from '../../src/cli/exportCommand.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
 import type { StateSummary } from '../../src/cli/replayLog.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
+import { digestHex, stateDigest } from '../../src/domain/checksum.ts';
 import { foldAll } from '../../src/domain/fold.ts';
 import { toEntry } from '../../src/domain/eventCodec.ts';
 import { emptyState } from '../../src/domain/state.ts';
@@ -170,7 +170,7 @@ describe('understudy export / replay on a real cluster', () => {
       objectCount: 3,
       epoch: expected.epoch,
       epochNodeId: 'n1',
-      digest: stateDigest(expected).toString(16).padStart(8, '0'),
+      digest: digestHex(stateDigest(expected)),
     });
     expect(summary.segments.map((s) => [s.id, s.used, s.size])).toEqual([
       ['s1-seg', 3 * 4096, 1 << 20],

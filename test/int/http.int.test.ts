@@ -109,6 +109,7 @@ describe('node HTTP', () => {
       'understudy_applied_entries_total',
       'understudy_apply_rate',
       'understudy_verification_rounds_total',
+      'understudy_verification_failed_rounds_total',
       'understudy_verification_keys_checked_total',
       'understudy_verification_mismatches_total',
       'understudy_verification_repairs_total',
@@ -133,7 +134,7 @@ describe('node HTTP', () => {
     expect(r.code).toBe(200);
     const status = JSON.parse(r.body) as Record<string, unknown>;
     expect(status).toMatchObject({ nodeId: primary.id, role: 'primary' });
-    expect(typeof status['digest']).toBe('number');
+    expect(status['digest']).toMatch(/^[0-9a-f]{8}$/);
     expect((await get(primary, '/nope')).code).toBe(404);
   });
 });

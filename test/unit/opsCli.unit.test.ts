@@ -4,8 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { durationFlag, loadClusterAccess } from '../../src/cli/clusterOptions.ts';
 import { ConfigError } from '../../src/runtime/settings.ts';
 import {
+  noPrimaryReason,
   parseApplyRate,
   renderStatusTable,
+  servingPrimary,
   verificationCell,
   type ClusterStatus,
   type StatusRow,
@@ -57,13 +59,16 @@ describe('status rendering', () => {
 
   it('shows the last verification as status and age, or -', () => {
     const now = 100_000;
+    const summary = { rounds: 3, mismatches: 0, lastRoundAt: 88_000, lastStatusAt: 88_000 };
     expect(verificationCell(null, now)).toBe('-');
     expect(
-      verificationCell({ lastStatus: null, lastRoundAt: 0, rounds: 0, mismatches: 0 }, now),
+      verificationCell({ ...summary, lastStatus: null, lastRoundAt: 0, lastStatusAt: 0 }, now),
     ).toBe('-');
-    expect(
-      verificationCell({ lastStatus: 'OK', lastRoundAt: 88_000, rounds: 3, mismatches: 0 }, now),
-    ).toBe('OK 12s ago');
+    expect(verificationCell({ ...summary, lastStatus: 'OK' }, now)).toBe('OK 12s ago');
+    // A failed round shows when it failed, not when the last one was answered.
+    expect(verificationCell({ ...summary, lastStatus: 'FAILED', lastStatusAt: 98_000 }, now)).toBe(
+      'FAILED 2s ago',
+    );
   });
 
   it('renders one aligned row per node, marking the leader and unreachable nodes', () => {
@@ -105,5 +110,39 @@ describe('status rendering', () => {
     // Columns line up: every ADDRESS starts at the same offset.
     const offsets = lines.slice(1).map((l) => l.search(/(ADDRESS|http)/));
     expect(new Set(offsets).size).toBe(1);
+    expect(noPrimaryReason(status)).toBeUndefined();
+  });
+
+  it('has no primary when the leader-key holder does not answer, and says so (exit 3)', () => {
+    const row = (id: string, over: Partial<StatusRow>): StatusRow => ({
+      id,
+      state: 'standby',
+      epoch: 9,
+      appliedSeq: 100,
+      lagEntries: null,
+      lagMs: null,
+      verification: null,
+      address: `http://127.0.0.1:1${id.slice(1)}`,
+      leader: false,
+      reachable: true,
+      recordUpdatedAt: 0,
+      ...over,
+    });
+    const leader = { nodeId: 'n1', address: 'http://127.0.0.1:11', epoch: 9 };
+    const dead: ClusterStatus = {
+      cluster: 'c',
+      leader,
+      applyRate: null,
+      readAt: 0,
+      // n1's row comes from its member record: it says primary, but n1 did not answer.
+      rows: [row('n1', { state: 'primary', leader: true, reachable: false }), row('n2', {})],
+    };
+    expect(servingPrimary(dead)).toBeUndefined();
+    expect(noPrimaryReason(dead)).toBe(
+      'no primary answers: n1 holds the leader key (epoch 9) but its /status at http://127.0.0.1:11 does not answer; if it died, a standby takes over once its lease expires',
+    );
+    expect(noPrimaryReason({ ...dead, leader: null, rows: [row('n2', {})] })).toMatch(
+      /^no primary: nobody holds the leader key/,
+    );
   });
 });
