@@ -545,13 +545,19 @@ export function labelProblem(problem: string, table: SettingTable): string {
   );
 }
 
+/** A setting's default as people write it (`5s`), or undefined when it has none. */
+export function defaultText(setting: Setting<unknown>): string | undefined {
+  return setting.presence === 'default' && setting.default !== undefined
+    ? setting.type.show(setting.default)
+    : undefined;
+}
+
 /** The `--help` line of a setting: what it is, its default, its variable. */
 export function settingHelp(key: string, setting: Setting<unknown>): string {
   const parts = [setting.help];
   if (setting.presence === 'required') parts.push('required');
-  if (setting.presence === 'default' && setting.default !== undefined) {
-    parts.push(`default ${setting.type.show(setting.default)}`);
-  }
+  const shownDefault = defaultText(setting);
+  if (shownDefault !== undefined) parts.push(`default ${shownDefault}`);
   parts.push(`env ${envName(key)}`);
   return `${parts[0]} (${parts.slice(1).join('; ')})`;
 }

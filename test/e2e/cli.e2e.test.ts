@@ -112,6 +112,47 @@ describe('understudy: --version and --help', () => {
   });
 });
 
+/** The fenced blocks of `lang` in a markdown file of the repository. */
+function codeBlocks(file: string, lang: string): string[] {
+  const text = readFileSync(join(packageRoot(), file), 'utf8');
+  return [...text.matchAll(new RegExp(`\\n\`\`\`${lang}\\n([\\s\\S]*?)\\n\`\`\`\\n`, 'g'))].map(
+    (m) => m[1] ?? '',
+  );
+}
+
+/** The arguments of the first `understudy node ...` command line in `blocks`. */
+function nodeCommandIn(blocks: readonly string[]): string[] {
+  const line = blocks
+    .map((b) => b.replace(/\\\n\s*/g, ' '))
+    .flatMap((b) => b.split('\n'))
+    .find((l) => l.startsWith('understudy node '));
+  if (line === undefined) throw new Error('no `understudy node` command line');
+  return line.split(/\s+/).slice(1);
+}
+
+describe('the documented node settings are valid as written', () => {
+  it("the README's `understudy node` example", async () => {
+    const args = nodeCommandIn(codeBlocks('README.md', 'sh'));
+    const result = await runCli([...args, '--print-config']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: 'n1', cluster: 'main', leaseTtl: 5000 });
+  });
+
+  it("the operator's guide: its command line and its config file give the same settings", async () => {
+    const fromFlags = await runCli([
+      ...nodeCommandIn(codeBlocks('docs/operations.md', 'sh')),
+      '--print-config',
+    ]);
+    expect(fromFlags.code, fromFlags.stderr).toBe(0);
+    const [json] = codeBlocks('docs/operations.md', 'json');
+    const file = join(dir, 'n1.json');
+    writeFileSync(file, json ?? '');
+    const fromFile = await runCli(['node', '--config', file, '--print-config']);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(JSON.parse(fromFile.stdout)).toEqual(JSON.parse(fromFlags.stdout));
+  });
+});
+
 describe('understudy node waits for NATS and etcd, saying where it looks', () => {
   it('warns with the address on each attempt, then starts when they come up', async () => {
     await using nats = await startNats();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_SCHEMA_PATH } from '../../scripts/protocolSchema.ts';
+import { PROTOCOL_SCHEMA_PATH } from '../../scripts/generateDocs.ts';
 import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
 import { packageRoot } from '../../src/runtime/packageInfo.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';

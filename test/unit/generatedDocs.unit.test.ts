@@ -1,10 +1,17 @@
-// docs/protocol.schema.json: generated from the zod schemas, current, valid JSON Schema, and
-// agreeing with the zod schemas on what a request may be.
+// The docs generated from the code (scripts/generateDocs.ts, `npm run docs`): current, and
+// docs/protocol.schema.json valid JSON Schema that agrees with the zod schemas on requests.
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { API_OPS, requestSchemas } from '../../src/api/schema.ts';
-import { PROTOCOL_SCHEMA_PATH, protocolSchemaText } from '../../scripts/protocolSchema.ts';
+import {
+  PROTOCOL_SCHEMA_PATH,
+  protocolSchemaText,
+  SETTINGS_PATH,
+  settingsReferenceText,
+} from '../../scripts/generateDocs.ts';
+import { nodeSettings } from '../../src/runtime/config.ts';
+import { envName } from '../../src/runtime/settings.ts';
 
 const checkedIn = readFileSync(PROTOCOL_SCHEMA_PATH, 'utf8');
 const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
@@ -14,8 +21,22 @@ ajv.addSchema(document, 'protocol');
 const valid = (def: string, value: unknown): boolean =>
   ajv.validate({ $ref: `protocol#/$defs/${def}` }, value);
 
+describe('docs/settings.md', () => {
+  it('is what `npm run docs` generates from src/runtime/config.ts', () => {
+    expect(readFileSync(SETTINGS_PATH, 'utf8')).toBe(settingsReferenceText());
+  });
+
+  it('has a row for every setting', () => {
+    const text = settingsReferenceText();
+    for (const key of Object.keys(nodeSettings)) {
+      expect(text).toContain(`| \`${key}\` |`);
+      expect(text).toContain(`\`${envName(key)}\``);
+    }
+  });
+});
+
 describe('docs/protocol.schema.json', () => {
-  it('is what `npm run schema` generates from src/api (run it after changing the schemas)', () => {
+  it('is what `npm run docs` generates from src/api (run it after changing the schemas)', () => {
     expect(checkedIn).toBe(protocolSchemaText());
   });
 

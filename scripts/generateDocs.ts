@@ -1,20 +1,27 @@
-// Generates docs/protocol.schema.json, the JSON Schema of the client API's wire format, from
-// the zod schemas the server and the client library use (src/api/schema.ts, src/api/wire.ts),
-// so a client in another language can be written from it. test/unit/protocolSchema.unit.test.ts
-// fails when the checked-in file is not what this script writes.
+// Generates the docs that are derived from the code, so they cannot drift from it:
+// - docs/protocol.schema.json: the JSON Schema of the client API's wire format, from the zod
+//   schemas the server and the client library use (src/api/schema.ts, src/api/wire.ts), so a
+//   client in another language can be written from it;
+// - docs/settings.md: every setting of `understudy node`, from src/runtime/config.ts.
+// test/unit/generatedDocs.unit.test.ts fails when a checked-in file is not what this writes.
 //
-//   npm run schema        (rewrites docs/protocol.schema.json)
+//   npm run docs        (rewrites both)
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { API_OPS, MAX_BATCH_ITEMS, requestSchemas, responseSchemas } from '../src/api/schema.ts';
 import { API_QUEUE_GROUP, apiSubject, listeningSubject } from '../src/api/subjects.ts';
 import { MAX_REQUEST_BYTES, RETRYABLE_CODES, wireErrorSchema } from '../src/api/wire.ts';
+import { nodeSettings } from '../src/runtime/config.ts';
+import { defaultText, envName, flagName } from '../src/runtime/settings.ts';
 
 /** Where the generated schema is checked in. */
 export const PROTOCOL_SCHEMA_PATH = fileURLToPath(
   new URL('../docs/protocol.schema.json', import.meta.url),
 );
+
+/** Where the generated settings reference is checked in. */
+export const SETTINGS_PATH = fileURLToPath(new URL('../docs/settings.md', import.meta.url));
 
 /** `schema` as JSON Schema (what a sender may send: unknown fields allowed where zod allows them). */
 function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
@@ -84,7 +91,43 @@ export function protocolSchemaText(): string {
   return `${JSON.stringify(document, null, 2)}\n`;
 }
 
+/** docs/settings.md: one row per setting of `understudy node`. */
+export function settingsReferenceText(): string {
+  const cell = (text: string): string => text.replace(/\|/g, '\\|');
+  const rows = Object.entries(nodeSettings).map(([key, setting]) => {
+    const flag = setting.secret
+      ? '(none: a secret)'
+      : `\`${flagName(key)} ${setting.type.placeholder}\``;
+    const shownDefault = defaultText(setting);
+    const value =
+      setting.presence === 'required'
+        ? 'required'
+        : shownDefault === undefined
+          ? ''
+          : `\`${shownDefault}\``;
+    return `| \`${key}\` | ${cell(flag)} | \`${envName(key)}\` | ${cell(value)} | ${cell(setting.help)} |`;
+  });
+  return [
+    '# Settings of `understudy node`',
+    '',
+    '<!-- Generated from src/runtime/config.ts by `npm run docs`; a test checks it is current. -->',
+    '',
+    'Each setting is a flag, an environment variable and a key of the JSON config file',
+    '(`--config FILE` or `UNDERSTUDY_CONFIG`); flags win over the environment, which wins over',
+    'the file. A config file may hold any of these keys (`status`, `switchover`, `export` and',
+    '`replay` read the same file and use the keys they need); an unknown key is refused.',
+    'Durations take a unit (`500ms`, `5s`, `2m`, `24h`); lists are comma-separated (a JSON array',
+    'in the file). Secrets have no flag: flags are visible in `ps`.',
+    '',
+    '| key | flag | environment variable | default | what it is |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   writeFileSync(PROTOCOL_SCHEMA_PATH, protocolSchemaText());
-  process.stderr.write(`schema: wrote ${PROTOCOL_SCHEMA_PATH}\n`);
+  writeFileSync(SETTINGS_PATH, settingsReferenceText());
+  process.stderr.write(`docs: wrote ${PROTOCOL_SCHEMA_PATH} and ${SETTINGS_PATH}\n`);
 }
