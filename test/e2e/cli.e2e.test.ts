@@ -206,3 +206,14 @@ describe('understudy status when the primary has died', () => {
     );
   });
 });
+
+describe('understudy demo', () => {
+  it('through a pipe: no progress line rewritten with \\r, the failover timeline, no write lost', async () => {
+    const result = await runCli(['demo', '--before', '1s', '--after', '1s'], 180_000);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toContain('\r');
+    expect(result.stdout).toContain('write load: 16 writers for 1000 ms, then kill -9');
+    expect(result.stdout).toMatch(/^failover timeline$/m);
+    expect(result.stdout).toMatch(/^acknowledged writes: [1-9]\d*; lost: 0; log entries: \d+$/m);
+  });
+});
