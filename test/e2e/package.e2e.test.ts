@@ -1,7 +1,6 @@
 // The npm package as a user gets it: `npm pack`, installed into an empty project, used from
 // plain JavaScript and from type-checked TypeScript (the README's client example, as written),
 // and its `understudy` command, against a real local cluster (nats-server, etcd, a node).
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_SCHEMA_PATH } from '../../scripts/generateDocs.ts';
 import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
 import { packageRoot } from '../../src/runtime/packageInfo.ts';
+import { envWithout, runProcess, type CliResult } from '../harness/cli.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 
 const root = packageRoot();
@@ -26,39 +26,14 @@ const versionOf = (name: string): string =>
     }
   ).version;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = CliResult;
 
 /** Runs a command to its end, with an environment free of npm's and understudy's variables. */
-function run(
-  command: string,
-  args: readonly string[],
-  cwd: string,
-  timeoutMs = 180_000,
-): Promise<Run> {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([name]) => !/^(npm_|UNDERSTUDY_)/i.test(name) && name !== 'INIT_CWD',
-    ),
-  );
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${command} ${args.join(' ')}: no exit within ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+function run(command: string, args: readonly string[], cwd: string): Promise<Run> {
+  return runProcess(command, args, {
+    cwd,
+    env: envWithout(/^(npm_|UNDERSTUDY_|INIT_CWD$)/i),
+    timeoutMs: 180_000,
   });
 }
 

@@ -45,6 +45,22 @@ describe('cluster access settings', () => {
   });
 });
 
+/** A status row: a reachable standby at epoch 9, seq 100, not behind, unless `over` says otherwise. */
+const row = (id: string, over: Partial<StatusRow>): StatusRow => ({
+  id,
+  state: 'standby',
+  epoch: 9,
+  appliedSeq: 100,
+  lagEntries: 0,
+  lagMs: 0,
+  verification: null,
+  address: `http://127.0.0.1:1${id.slice(1)}`,
+  leader: false,
+  reachable: true,
+  recordUpdatedAt: 0,
+  ...over,
+});
+
 describe('status rendering', () => {
   it('reads understudy_apply_rate from Prometheus text, with or without labels', () => {
     const text = [
@@ -72,20 +88,6 @@ describe('status rendering', () => {
   });
 
   it('renders one aligned row per node, marking the leader and unreachable nodes', () => {
-    const row = (id: string, over: Partial<StatusRow>): StatusRow => ({
-      id,
-      state: 'standby',
-      epoch: 9,
-      appliedSeq: 100,
-      lagEntries: 0,
-      lagMs: 0,
-      verification: null,
-      address: `http://127.0.0.1:1${id.slice(1)}`,
-      leader: false,
-      reachable: true,
-      recordUpdatedAt: 0,
-      ...over,
-    });
     const status: ClusterStatus = {
       cluster: 'c',
       leader: { nodeId: 'n1', address: 'http://127.0.0.1:11', epoch: 9 },
@@ -114,20 +116,6 @@ describe('status rendering', () => {
   });
 
   it('has no primary when the leader-key holder does not answer, and says so (exit 3)', () => {
-    const row = (id: string, over: Partial<StatusRow>): StatusRow => ({
-      id,
-      state: 'standby',
-      epoch: 9,
-      appliedSeq: 100,
-      lagEntries: null,
-      lagMs: null,
-      verification: null,
-      address: `http://127.0.0.1:1${id.slice(1)}`,
-      leader: false,
-      reachable: true,
-      recordUpdatedAt: 0,
-      ...over,
-    });
     const leader = { nodeId: 'n1', address: 'http://127.0.0.1:11', epoch: 9 };
     const dead: ClusterStatus = {
       cluster: 'c',
