@@ -1,6 +1,6 @@
 // The Elector port's contract, run against every adapter (memory, etcd).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Elector, LeaderView } from '../../src/ports/elector.ts';
+import { ElectorStateError, type Elector, type LeaderView } from '../../src/ports/elector.ts';
 
 export interface ElectorContractSetup {
   /** An elector for `nodeId` (not started) over the same store as every other of this setup. */
@@ -8,7 +8,7 @@ export interface ElectorContractSetup {
   /** Lets `ms` of the electors' clock pass (simulation: advance the clock; real: sleep). */
   advance(ms: number): Promise<void>;
   cleanup(): Promise<void>;
-  /** The electors' clock; default `Date.now`. */
+  /** The electors' monotonic clock; default `performance.now`. */
   now?(): number;
   /** Cuts `nodeId` off from the store so its keep-alives fail. */
   isolate(nodeId: string): Promise<void>;
@@ -33,7 +33,7 @@ export function describeElectorContract(
       if (ctx === undefined) throw new Error('setup did not run');
       return ctx;
     };
-    const now = (): number => current().now?.() ?? Date.now();
+    const now = (): number => current().now?.() ?? performance.now();
     const started = async (nodeId: string, ttlMs = TTL_MS): Promise<Elector> => {
       const elector = await current().makeElector(nodeId, ttlMs);
       electors.push(elector);
@@ -138,6 +138,19 @@ export function describeElectorContract(
       const again = await a.campaign(info('a'));
       expect(again.won).toBe(true);
       if (first.won && again.won) expect(again.epoch).toBeGreaterThan(first.epoch);
+    });
+
+    it('refuses a campaign before start() and after close() with ElectorStateError', async () => {
+      const a = await current().makeElector('a', TTL_MS);
+      electors.push(a);
+      const notStarted = a.campaign(info('a'));
+      await expect(notStarted).rejects.toBeInstanceOf(ElectorStateError);
+      await expect(notStarted).rejects.toMatchObject({ state: 'notStarted' });
+      await a.start();
+      await a.close();
+      const closed = a.campaign(info('a'));
+      await expect(closed).rejects.toBeInstanceOf(ElectorStateError);
+      await expect(closed).rejects.toMatchObject({ state: 'closed' });
     });
 
     it('keeps a lease alive across several TTLs and keeps its deadline within one TTL', async () => {

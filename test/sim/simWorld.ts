@@ -14,7 +14,7 @@ import {
   type StoredMessage,
 } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { decodeJson } from '../../src/api/wire.ts';
+import { decodeJson, encodeJson } from '../../src/api/wire.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import { fromEntry } from '../../src/domain/eventCodec.ts';
@@ -22,11 +22,17 @@ import { stateDigest } from '../../src/domain/checksum.ts';
 import { fold } from '../../src/domain/fold.ts';
 import { allObjects, emptyState } from '../../src/domain/state.ts';
 import type { MetadataState } from '../../src/domain/types.ts';
-import type { ApiRequestHandler, ApiServerTransport } from '../../src/ports/apiTransport.ts';
+import type {
+  ApiClientTransport,
+  ApiRequestHandler,
+  ApiServerTransport,
+} from '../../src/ports/apiTransport.ts';
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { AppendAck, OpLog, OpLogWriter } from '../../src/ports/opLog.ts';
 import { NodeRuntime, type RuntimeLogger } from '../../src/runtime/nodeRuntime.ts';
+import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
+import type { ApiInput, ApiOperation, ApiOutput } from '../harness/understudyModel.ts';
 
 export const SIM_CLUSTER = 'sim';
 /** Lease TTL of every node (ms); also the read-lease TTL after a promotion. */
@@ -53,7 +59,8 @@ export function prng(seed: number): () => number {
 /**
  * One node's clock: the shared simulated time, shifted by `offsetMs` and running at `rate`
  * (drift), whose timers are held while the node is paused and released on resume, and dropped
- * once the node crashed.
+ * once the node crashed. Its wall reading can be stepped (as NTP or an operator would) without
+ * moving its monotonic reading.
  */
 export class NodeClock implements Clock {
   #paused = false;
@@ -65,12 +72,23 @@ export class NodeClock implements Clock {
     readonly sim: SimClock,
     readonly offsetMs: number,
     readonly rate: number,
+    /** How far the wall clock was stepped, in total (ms; negative: back). */
+    public wallStepMs = 0,
   ) {
     this.#t0 = sim.now();
   }
 
-  now(): number {
+  monotonicNow(): number {
     return Math.floor(this.#t0 + this.offsetMs + (this.sim.now() - this.#t0) * this.rate);
+  }
+
+  wallNow(): number {
+    return this.monotonicNow() + this.wallStepMs;
+  }
+
+  /** Steps the wall clock by `ms` (negative: back); the monotonic clock does not move. */
+  stepWall(ms: number): void {
+    this.wallStepMs += ms;
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
@@ -118,8 +136,21 @@ export interface TraceEntry {
   readonly event: string;
 }
 
-/** A broken variant of the system, to show the checker catches it. */
-export type Breakage = 'none' | 'appendWithoutExpectedSeq' | 'foldBeforeAck' | 'noLeaseDeadline';
+/**
+ * A broken variant of the system, to show the checkers catch it: (a) appends without the
+ * expected sequence, (b) folding and answering before the acknowledgement, (c) no lease-deadline
+ * check, (d) no session table (requests carry no session, so a retry is applied again), (e)
+ * refusals answered before the appends they were judged against commit, (f) lease deadlines on
+ * the wall clock, which NTP steps.
+ */
+export type Breakage =
+  | 'none'
+  | 'appendWithoutExpectedSeq'
+  | 'foldBeforeAck'
+  | 'noLeaseDeadline'
+  | 'noSessionTable'
+  | 'refusalsBeforeCommit'
+  | 'wallClockDeadline';
 
 export interface WorldOptions {
   readonly nodes: number;
@@ -128,6 +159,11 @@ export interface WorldOptions {
   readonly clocks?: readonly { readonly offsetMs: number; readonly rate: number }[];
   readonly breakage?: Breakage;
   readonly traceLimit?: number;
+  /**
+   * Which invariants fail a run: all of them (default), or only the client-visible contract
+   * (`history`: linearizability of the client history), to show what that checker finds alone.
+   */
+  readonly checks?: 'all' | 'history';
 }
 
 interface NodeSlot {
@@ -212,6 +248,10 @@ export class SimWorld {
   #fenceEpoch = 0;
   #lastEpochSeen = 0;
   #clients: UnderstudyClient[] = [];
+  /** Every client call, with its answer, on the simulated clock: checked for linearizability. */
+  readonly history = new HistoryRecorder(() => this.sim.now());
+  /** Seq of each EVICTION entry -> when a serving primary's committed state first held it. */
+  readonly #evictionVisibleAt = new Map<number, number>();
 
   constructor(readonly options: WorldOptions) {
     this.random = prng(options.seed);
@@ -250,15 +290,48 @@ export class SimWorld {
   /** Advances simulated time by `ms`, firing timers in order and letting every callback run. */
   async run(ms: number): Promise<void> {
     const target = this.sim.now() + ms;
-    await tick();
+    await this.#tick();
     for (;;) {
       const due = this.sim.nextDueMs();
       if (due === undefined || due > target) break;
       this.sim.advance(Math.max(0, due - this.sim.now()));
-      await tick();
+      await this.#tick();
     }
     this.sim.advance(target - this.sim.now());
+    await this.#tick();
+  }
+
+  async #tick(): Promise<void> {
     await tick();
+    this.#noteEvictions();
+  }
+
+  /**
+   * Evictions are the primary's own writes: no client call stands for them. The history gets
+   * each as an operation that returns when a serving primary's committed state first holds it
+   * (from then on every read sees it), noted after every turn of the simulation.
+   */
+  #noteEvictions(): void {
+    let applied = -1;
+    for (const slot of this.slots) {
+      if (!slot.crashed && slot.runtime?.role === 'primary')
+        applied = Math.max(applied, slot.runtime.store.appliedSeq);
+    }
+    if (applied < 0) return;
+    for (const entry of this.store.entries()) {
+      if (entry.seq > applied) break;
+      if (entry.op === 'EVICTION' && !this.#evictionVisibleAt.has(entry.seq))
+        this.#evictionVisibleAt.set(entry.seq, this.sim.now());
+    }
+  }
+
+  /** Makes a client call and records it in {@link SimWorld.history}; never rejects. */
+  call(
+    client: UnderstudyClient,
+    clientId: number,
+    input: ApiInput,
+  ): Promise<ApiOutput | undefined> {
+    return this.history.call(client, clientId, input);
   }
 
   /** Runs until `done()` holds or `limitMs` passed; returns whether it holds. */
@@ -277,13 +350,26 @@ export class SimWorld {
     const { id } = slot;
     const clock = slot.clock;
     const incarnation = slot.incarnation;
+    // Broken variant (f): every lease and deadline decision on the wall clock.
+    const nodeClock: Clock =
+      this.breakage === 'wallClockDeadline'
+        ? {
+            monotonicNow: () => clock.wallNow(),
+            wallNow: () => clock.wallNow(),
+            setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+          }
+        : clock;
     let elector: Elector = createMemoryElector(this.coord, {
       nodeId: id,
       ttlMs: SIM_TTL_MS,
-      clock,
+      clock: nodeClock,
     });
     if (this.breakage === 'noLeaseDeadline') elector = withoutLeaseDeadline(elector);
-    let opLog: OpLog = createMemoryOpLog(this.store, { nodeId: id, clock, timeoutMs: 1000 });
+    let opLog: OpLog = createMemoryOpLog(this.store, {
+      nodeId: id,
+      clock: nodeClock,
+      timeoutMs: 1000,
+    });
     if (this.breakage === 'foldBeforeAck') opLog = ackingAtSend(opLog);
     const logger = this.#logger(slot);
     const runtime = new NodeRuntime({
@@ -292,9 +378,12 @@ export class SimWorld {
       opLog,
       elector,
       apiServer: this.#serverFor(slot, incarnation),
-      clock,
+      clock: nodeClock,
       logger,
       config: { leaseTtlMs: SIM_TTL_MS },
+      ...(this.breakage === 'refusalsBeforeCommit'
+        ? { brokenForTest: { refusalsBeforeCommit: true } }
+        : {}),
     });
     let last = '';
     runtime.actor.subscribe({
@@ -356,7 +445,12 @@ export class SimWorld {
     slot.crashed = false;
     slot.paused = false;
     slot.incarnation++;
-    slot.clock = new NodeClock(this.sim, slot.clock.offsetMs, slot.clock.rate);
+    slot.clock = new NodeClock(
+      this.sim,
+      slot.clock.offsetMs,
+      slot.clock.rate,
+      slot.clock.wallStepMs,
+    );
     this.#applyCuts(slot);
     this.#boot(slot);
   }
@@ -390,6 +484,11 @@ export class SimWorld {
     if (what === 'nats' || what === 'both') slot.natsCut = true;
     if (what === 'acks') slot.acksCut = true;
     this.#applyCuts(slot);
+  }
+
+  /** Steps node `i`'s wall clock by `ms` (negative: back), as NTP would; its monotonic clock runs on. */
+  stepWall(i: number, ms: number): void {
+    this.#slot(i).clock.stepWall(ms);
   }
 
   /** Ends a NATS partition of the node (other cuts stay). */
@@ -462,19 +561,39 @@ export class SimWorld {
   // ---- clients ----------------------------------------------------------------------------
 
   async client(): Promise<UnderstudyClient> {
+    const transport = this.bus.clientTransport(SIM_CLUSTER);
+    const sessionId = Array.from({ length: 4 }, () =>
+      Math.floor(this.random() * 2 ** 32)
+        .toString(16)
+        .padStart(8, '0'),
+    ).join('');
     const client = await createClient({
       cluster: SIM_CLUSTER,
-      transport: this.bus.clientTransport(SIM_CLUSTER),
+      // Broken variant (d): the requests lose their session on the way.
+      transport: this.breakage === 'noSessionTable' ? withoutSessions(transport) : transport,
       clock: this.sim,
       requestTimeoutMs: 400,
       deadlineMs: 6000,
       random: this.random,
+      sessionId,
     });
     this.#clients.push(client);
     return client;
   }
 
+  /** Replies still to drop (see {@link SimWorld.dropReplies}). */
+  #dropNext = 0;
+
+  /** The next `count` replies on the bus are lost: the requests are served, the answers never arrive. */
+  dropReplies(count: number): void {
+    this.#dropNext += count;
+  }
+
   #fate(): ReplyFate {
+    if (this.#dropNext > 0) {
+      this.#dropNext--;
+      return { kind: 'drop' };
+    }
     if (this.lossRate <= 0) return { kind: 'deliver' };
     const r = this.random();
     if (r >= this.lossRate) return { kind: 'deliver' };
@@ -516,7 +635,8 @@ export class SimWorld {
   /** The first violation: kept, because one found inside a node's callback is thrown there. */
   #failure: InvariantViolation | undefined;
 
-  #violation(invariant: string, message: string): never {
+  #violation(invariant: string, message: string): void {
+    if (this.options.checks === 'history' && invariant !== 'linearizable') return;
     this.#failure ??= new InvariantViolation(invariant, `${message}\n${this.formatTrace()}`);
     throw this.#failure;
   }
@@ -565,10 +685,13 @@ export class SimWorld {
     }
   }
 
-  /** An acknowledged write is in the log, at its seq, from its epoch. */
+  /**
+   * An acknowledged write is in the log, at its seq, from its epoch or (a retry answered with
+   * the original result from the session table) an earlier one.
+   */
   #checkAcked(write: AckedWrite): void {
     const entry = this.store.entries().find((e) => e.seq === write.seq);
-    if (entry?.op !== write.op || entry.key !== write.key || entry.epoch !== write.epoch) {
+    if (entry?.op !== write.op || entry.key !== write.key || entry.epoch > write.epoch) {
       this.#violation(
         'acknowledged writes are in the log',
         `${write.node} acknowledged ${write.op}(${write.key}) at seq ${write.seq} in epoch ${write.epoch}, ` +
@@ -733,6 +856,31 @@ export class SimWorld {
     return this.sim.now() - started;
   }
 
+  /**
+   * The client-visible contract: the history of every call (with the primary's evictions) is
+   * linearizable against the model of the API, key by key.
+   */
+  checkHistory(): void {
+    const evictions: ApiOperation[] = [];
+    for (const entry of this.store.entries()) {
+      if (entry.op !== 'EVICTION') continue;
+      const event = fromEntry(entry).event;
+      if (event.op !== 'EVICTION') continue;
+      const visible = this.#evictionVisibleAt.get(entry.seq) ?? Infinity;
+      for (const key of event.keys) {
+        evictions.push({
+          client: -1,
+          call: 0,
+          return: visible,
+          input: { op: 'evict', key },
+          output: visible === Infinity ? undefined : { ok: true },
+        });
+      }
+    }
+    const failures = checkHistory([...this.history.ops, ...evictions]);
+    if (failures.length > 0) this.#violation('linearizable', formatFailures(failures));
+  }
+
   formatTrace(): string {
     return this.trace.map((e) => `  t=${e.t} ${e.node} [${e.state}] ${e.event}`).join('\n');
   }
@@ -773,6 +921,21 @@ function tick(): Promise<void> {
 }
 
 // ---- broken variants (the checker must catch each) ----------------------------------------
+
+/** Broken variant (d), "no session table": requests reach the nodes without their session. */
+function withoutSessions(transport: ApiClientTransport): ApiClientTransport {
+  return {
+    request: (op, body, timeoutMs) => {
+      const value = decodeJson(body) as Record<string, unknown>;
+      delete value['session'];
+      return transport.request(op, encodeJson(value), timeoutMs);
+    },
+    ...(transport.onListening === undefined
+      ? {}
+      : { onListening: (listener: () => void) => transport.onListening!(listener) }),
+    close: () => transport.close(),
+  };
+}
 
 /**
  * Broken variant (a), "append without the expected sequence": a stream that stores every
