@@ -241,7 +241,9 @@ describe('the npm package, installed into an empty project', () => {
         /^replicas of user\/42: seg-[ab]@\d+ complete, seg-[ab]@\d+ complete$/m,
       );
     }
-  });
+    // tsc checks every declaration file of the installed tree (skipLibCheck: false): 20-60 s
+    // on the shared 2-core machine.
+  }, 300_000);
 
   it('a client written from docs/protocol.schema.json alone: raw NATS requests and replies match it', async () => {
     const ajv = new Ajv2020({ strict: true, allowUnionTypes: true });
