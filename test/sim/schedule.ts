@@ -163,6 +163,9 @@ export function scheduleArb(maxSteps = 24): fc.Arbitrary<Schedule> {
 /** What a schedule run saw, for coverage reporting. */
 export interface RunStats {
   readonly acked: number;
+  /** Client calls in the history checked for linearizability; of them, with an unknown outcome. */
+  readonly calls: number;
+  readonly unknownOutcomes: number;
   /** EPOCH entries in the log: promotions. */
   readonly epochs: number;
   readonly logLength: number;
@@ -241,6 +244,8 @@ export async function runSchedule(
     world.checkHistory();
     return {
       acked: world.acked.length,
+      calls: world.history.ops.length,
+      unknownOutcomes: world.history.ops.filter((op) => op.output === undefined).length,
       epochs: world.store.entries().filter((e) => e.op === 'EPOCH').length,
       logLength: lastSeq(),
       recoveryMs,
