@@ -141,5 +141,5 @@ describe('the client contract across failovers (three node processes, real etcd 
     const failures = checkHistory(ops);
     console.log(`linearizability e2e: checked in ${Math.round(performance.now() - started)} ms`);
     expect(formatFailures(failures)).toBe('');
-  });
+  }, 180_000);
 });
