@@ -15,13 +15,18 @@ export interface DiagramTransition {
 }
 
 /** A state node as drawn: its id, key, kind, children, initial child and invoked actors. */
-interface DiagramState {
+export interface DiagramState {
   readonly id: string;
   readonly key: string;
   readonly type: string;
   readonly children: readonly DiagramState[];
   readonly initial: readonly string[];
   readonly invokes: readonly string[];
+}
+
+/** The machine's root state node, with every state below it, as diagrams draw them. */
+export function diagramRoot(machine: AnyStateMachine): DiagramState {
+  return describeState(machine.root);
 }
 
 /**
