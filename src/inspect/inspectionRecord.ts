@@ -165,7 +165,7 @@ export function toInspectionRecord(
   event: InspectionEvent,
   node: string,
   at: number,
-  /** For `@xstate.actor`: the actor's snapshot when it started (default: its current one). */
+  /** For `@xstate.actor`: the actor's snapshot, when known (it cannot be read as it starts). */
   actorSnapshot?: unknown,
 ): InspectionRecord | undefined {
   const common = {
@@ -178,12 +178,13 @@ export function toInspectionRecord(
   };
   switch (event.type) {
     case '@xstate.actor':
+      // The actor is still initialising: its snapshot cannot be read yet (the next record has it).
       return actorRecord(
         node,
         event.actorRef,
         event.rootId,
         at,
-        actorSnapshot ?? event.actorRef.getSnapshot(),
+        actorSnapshot ?? { status: 'active' },
       );
     case '@xstate.event':
       return {
