@@ -1,4 +1,4 @@
-/* global document, window, EventSource, fetch, requestAnimationFrame */
+/* global document, window, EventSource, fetch, requestAnimationFrame, CSS */
 // The inspect page: one state chart per machine, every node's active state highlighted in the
 // node's colour, a card per node (epoch, applied seq, lag, last verification), the timeline.
 // Live, it follows /api/stream; replaying, the same records arrive at once and a slider and
@@ -71,7 +71,8 @@ function apply(state, record, index) {
       at,
       index,
     });
-    return true;
+    // A starting actor shows once its first snapshot (with a state value) arrives.
+    return record.snapshot?.value !== undefined;
   }
   const root = state.roots.get(record.sessionId);
   if (record.type === '@xstate.snapshot' && root !== undefined && record.snapshot !== undefined) {
@@ -130,8 +131,12 @@ function addRow(record, index) {
   }
   if (record.type === '@xstate.snapshot') {
     const row = model.rowOfRoot.get(record.sessionId);
+    const before = valueText(model.live.roots.get(record.sessionId)?.snapshot?.value);
+    const after = valueText(record.snapshot?.value);
     if (row !== undefined && row.after === '' && row.eventType === record.event?.type) {
-      row.after = valueText(record.snapshot?.value);
+      // Only a change of state is shown (and bold); progress keeps the state it had.
+      row.change = after !== before;
+      row.after = row.change ? after : '';
       row.index = index;
     }
   }
@@ -163,8 +168,14 @@ function activeIds(machine, value) {
   return ids;
 }
 
+/** Each node's colour: by its place among the nodes known, in id order (n1 blue, n2 orange...). */
 function colorIndex(node) {
-  if (!model.colorOf.has(node)) model.colorOf.set(node, model.colorOf.size % COLORS.length);
+  if (!model.colorOf.has(node)) {
+    model.colorOf.set(node, 0);
+    [...model.colorOf.keys()]
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+      .forEach((id, i) => model.colorOf.set(id, i % COLORS.length));
+  }
   return model.colorOf.get(node);
 }
 
@@ -202,6 +213,8 @@ function drawChart(layout) {
     viewBox: `0 0 ${Math.ceil(layout.width)} ${Math.ceil(layout.height)}`,
     role: 'img',
   });
+  // Never drawn larger than laid out (12px names), smaller only when the window is narrow.
+  svg.style.setProperty('--natural-width', `${Math.ceil(layout.width * 1.15)}px`);
   const defs = el('svg:defs');
   const marker = el('svg:marker', {
     id: `arrow-${layout.machine}`,
@@ -244,10 +257,10 @@ function drawChart(layout) {
         );
       });
     }
-    if (s.final)
-      g.append(
-        el('svg:rect', { x: s.x + 3, y: s.y + 3, width: s.width - 6, height: s.height - 6, rx: 4 }),
-      );
+    if (s.final) {
+      const inner = { x: s.x + 3, y: s.y + 3, width: s.width - 6, height: s.height - 6, rx: 4 };
+      g.append(el('svg:rect', { ...inner, class: 'final' }));
+    }
     states.append(g);
   }
   svg.append(states);
@@ -391,7 +404,7 @@ function renderCards(byNode) {
     card.style.setProperty('--color', COLORS[c]);
     const h = el('h2');
     h.append(
-      el('span', {}, `${id}${view?.leader ? ' ★' : ''}`),
+      el('span', {}, `${id}${view?.leader && !gone ? ' ★' : ''}`),
       el('span', { class: `role ${role}` }, role),
     );
     card.append(h);
@@ -434,7 +447,7 @@ function renderTimeline() {
   body.replaceChildren();
   for (const r of rows.slice(-TIMELINE_ROWS).reverse()) {
     const tr = el('tr', {
-      class: `${r.after !== '' ? 'change' : ''}${r === last && model.mode === 'replay' ? ' current' : ''}`,
+      class: `${r.change ? 'change' : ''}${r === last && model.mode === 'replay' ? ' current' : ''}`,
     });
     const chip = el('span', { class: 'chip' }, r.node);
     chip.style.setProperty('--color', COLORS[colorIndex(r.node)]);
@@ -497,11 +510,11 @@ function nextChange(from, dir) {
       if (apply(state, model.records[i], i)) return i;
     return model.records.length - 1;
   }
-  // Backwards: the last change before `from`.
-  let found = 0;
+  // Backwards: just before the change that made the state shown, so the previous state shows.
+  let change = 0;
   const walk = emptyState();
-  for (let i = 0; i < from; i++) if (apply(walk, model.records[i], i)) found = i;
-  return found;
+  for (let i = 0; i <= from; i++) if (apply(walk, model.records[i], i)) change = i;
+  return Math.max(0, change - 1);
 }
 
 function goTo(position) {
@@ -546,7 +559,9 @@ stream.addEventListener('message', (e) => {
     reset();
     model.mode = message.mode;
     document.getElementById('title').textContent =
-      message.mode === 'replay' ? `replay of ${(message.sources ?? []).join(', ')}` : message.title;
+      message.mode === 'replay'
+        ? `replay of ${(message.sources ?? []).map((f) => f.split('/').at(-1)).join(', ')}`
+        : message.title;
     document.getElementById('replay').hidden = message.mode !== 'replay';
     document.body.dataset.mode = message.mode;
   } else if (message.kind === 'record') {
