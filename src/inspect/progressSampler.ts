@@ -64,6 +64,8 @@ export class ProgressSampler {
     actor.pendingEvent = undefined;
     const value = JSON.stringify(record.snapshot?.value);
     if (value !== actor.lastValue || at - actor.lastPassedAt >= this.intervalMs) {
+      // The one held back is superseded by this one, which stands for it.
+      if (actor.held.length > 0) actor.folded++;
       actor.held = [];
       this.#pass(actor, pair, at);
       actor.lastValue = value;
