@@ -88,7 +88,17 @@ describe('generated diagrams, drawn by the real tools', () => {
       const artifacts = await artifactDir();
       await run(
         mmdc,
-        ['-q', '-p', config, '-i', source, '-o', join(artifacts, 'masterNode.mermaid.png')],
+        [
+          '-q',
+          '-p',
+          config,
+          '-w',
+          '1600',
+          '-i',
+          source,
+          '-o',
+          join(artifacts, 'masterNode.mermaid.png'),
+        ],
         { env, timeout: 120_000 },
       );
       const svg = await readFile(svgFile, 'utf8');
