@@ -7,12 +7,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createMachine, type AnyStateMachine } from 'xstate';
-import { splitHostPort } from '../runtime/httpServer.ts';
+import { listenOn } from '../runtime/httpServer.ts';
 import { layoutChart, type ChartLayout } from './chartLayout.ts';
 import type { InspectHub } from './inspectHub.ts';
 import {
@@ -103,19 +102,10 @@ export class InspectServer {
   /** Listens on `address` (`host:port`; a bare port means 127.0.0.1; port 0 picks one). */
   static async listen(address: string, options: InspectServerOptions): Promise<InspectServer> {
     const server = createServer();
-    const [host, port] = splitHostPort(address);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = server.address() as AddressInfo;
-    const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+    const url = await listenOn(server, address);
     // noServer: the receiver shares this server's address, never listens on its own.
     const wss = new WebSocketServer({ noServer: true });
-    const inspect = new InspectServer(server, `http://${shown}:${bound.port}`, options, wss);
+    const inspect = new InspectServer(server, url, options, wss);
     server.on('request', (req, res) => {
       inspect.#answer(req, res).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
