@@ -3,11 +3,18 @@ import type { Clock, TimerHandle } from '../ports/clock.ts';
 /**
  * A node's local view of its lease, shared by the etcd and memory electors.
  *
- * The deadline is (clock time the last confirmed keep-alive or grant was *sent*) + TTL -
- * margin: the store cannot have expired the lease before it. It is read synchronously; a
- * timer also loses the lease when the deadline passes. Once lost (deadline, expiry seen in the
- * store, resign), a lease stays lost: handlers run once and later confirmations are ignored,
- * until `reset()` starts a new lease.
+ * The deadline is (monotonic time the last confirmed keep-alive or grant was *sent*) + TTL -
+ * margin: the store cannot have expired the lease before it, because the store started its TTL
+ * no earlier than the request was sent. It is read synchronously; a timer also loses the lease
+ * when the deadline passes. Once lost (deadline, expiry seen in the store, resign), a lease
+ * stays lost: handlers run once and later confirmations are ignored, until `reset()` starts a
+ * new lease.
+ *
+ * Time is the clock's monotonic reading only: a wall clock stepped back by NTP cannot extend
+ * the deadline. The assumption is on clock *rates*: this node's clock and etcd's may run at
+ * different speeds by at most margin / TTL over one TTL (the default margin, min(500 ms, TTL/5),
+ * allows 10 % at the 5 s default TTL and 25 % at 2 s). A node whose clock runs that much slower
+ * than etcd's could act after etcd expired its lease.
  */
 export class LeaseDeadline {
   #lastConfirmedSentAt = Number.NEGATIVE_INFINITY;
@@ -22,7 +29,7 @@ export class LeaseDeadline {
     private readonly marginMs: number,
   ) {}
 
-  /** Clock time after which the lease must not be acted on. */
+  /** Monotonic clock time after which the lease must not be acted on. */
   deadline(): number {
     return this.#lastConfirmedSentAt + this.ttlMs - this.marginMs;
   }
@@ -51,8 +58,8 @@ export class LeaseDeadline {
 
   /** Loses the lease if its deadline has passed; true when the lease is (now) lost. */
   check(): boolean {
-    if (this.#lostReason === undefined && this.clock.now() >= this.deadline()) {
-      this.lose(`lease deadline passed (${this.deadline()} <= ${this.clock.now()})`);
+    if (this.#lostReason === undefined && this.clock.monotonicNow() >= this.deadline()) {
+      this.lose(`lease deadline passed (${this.deadline()} <= ${this.clock.monotonicNow()})`);
     }
     return this.#lostReason !== undefined;
   }
@@ -107,7 +114,7 @@ export class LeaseDeadline {
         this.#timer = undefined;
         if (!this.check()) this.#arm();
       },
-      Math.max(0, this.deadline() - this.clock.now()),
+      Math.max(0, this.deadline() - this.clock.monotonicNow()),
     );
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import { DomainError, ObjectExistsError } from '../domain/errors.ts';
-import type { Command, ObjectRecord, Replica } from '../domain/types.ts';
+import type { Command, ObjectRecord, Replica, RequestOrigin } from '../domain/types.ts';
 import type { ApiRequestHandler } from '../ports/apiTransport.ts';
 import {
   isApiOp,
@@ -13,6 +13,7 @@ import {
   type ApiOp,
   type ApiRequest,
   type ApiResponse,
+  type SessionField,
 } from './schema.ts';
 import {
   ApiError,
@@ -37,17 +38,24 @@ export type BatchItemResult = { ok: true; result: ExecuteResult } | { ok: false;
 /** The metadata master as the API sees it; implemented by the primary's runtime. */
 export interface MetadataService {
   /**
-   * Decides `command` and resolves once its event is committed to the OpLog. Rejects with a
-   * {@link DomainError} when the command is refused (nothing changed; not retryable) or with
-   * {@link NotPrimaryError} when this node does not serve (retryable elsewhere).
+   * Decides `command` and resolves once its event is committed to the OpLog. With `origin`
+   * (the client's session and request number) a request already applied resolves with its
+   * original result instead, and is not applied again. Rejects with a {@link DomainError} when
+   * the command is refused (nothing changed; not retryable; answered only once the state it
+   * was judged against is committed) or with {@link NotPrimaryError} when this node does not
+   * serve (retryable elsewhere).
    */
-  execute(command: Command): Promise<ExecuteResult>;
+  execute(command: Command, origin?: RequestOrigin): Promise<ExecuteResult>;
   /**
    * Decides the commands in order, each against the state the previous ones leave, and
-   * resolves with one result per command once all accepted ones are committed. Rejects as a
-   * whole with {@link NotPrimaryError}.
+   * resolves with one result per command once all of them can be answered (as `execute`).
+   * `origins[i]` is the request of `commands[i]`. Rejects as a whole with
+   * {@link NotPrimaryError}.
    */
-  executeBatch(commands: readonly Command[]): Promise<BatchItemResult[]>;
+  executeBatch(
+    commands: readonly Command[],
+    origins?: readonly (RequestOrigin | undefined)[],
+  ): Promise<BatchItemResult[]>;
   /**
    * The committed record of `key`, granting a read lease on it. Rejects with a
    * {@link DomainError} `OBJECT_NOT_FOUND` or {@link NotPrimaryError}.
@@ -161,6 +169,21 @@ function batchItem<T>(
   return { ok: false, error: toWireError(item.error) ?? internal(op, item.error, options) };
 }
 
+/** The request origin of item `i` of a request's session (request numbers are consecutive). */
+function originOf(session: SessionField | undefined, i = 0): RequestOrigin | undefined {
+  if (session === undefined) return undefined;
+  return {
+    sessionId: session.id,
+    requestNo: session.requestNo + i,
+    oldestPending: session.oldestPending,
+  };
+}
+
+function originsOf(session: SessionField | undefined, count: number): RequestOrigin[] | undefined {
+  if (session === undefined) return undefined;
+  return Array.from({ length: count }, (_, i) => originOf(session, i) as RequestOrigin);
+}
+
 async function dispatch(
   service: MetadataService,
   op: ApiOp,
@@ -169,24 +192,34 @@ async function dispatch(
 ): Promise<unknown> {
   switch (op) {
     case 'mountSegment': {
-      const r: ApiRequest<'mountSegment'> = parse(requestSchemas.mountSegment, body);
-      const { seq } = await service.execute({ type: 'mountSegment', ...r });
+      const { session, ...r }: ApiRequest<'mountSegment'> = parse(
+        requestSchemas.mountSegment,
+        body,
+      );
+      const { seq } = await service.execute({ type: 'mountSegment', ...r }, originOf(session));
       return { seq };
     }
     case 'unmountSegment': {
       const r = parse(requestSchemas.unmountSegment, body);
-      const { seq } = await service.execute({ type: 'unmountSegment', segmentId: r.segmentId });
+      const { seq } = await service.execute(
+        { type: 'unmountSegment', segmentId: r.segmentId },
+        originOf(r.session),
+      );
       return { seq };
     }
     case 'putStart': {
-      const r = parse(requestSchemas.putStart, body);
-      return placementOf(r.key, r.size, await service.execute({ type: 'putStart', ...r }));
+      const { session, ...r } = parse(requestSchemas.putStart, body);
+      return placementOf(
+        r.key,
+        r.size,
+        await service.execute({ type: 'putStart', ...r }, originOf(session)),
+      );
     }
     case 'putEnd':
     case 'putRevoke':
     case 'remove': {
       const r = parse(requestSchemas[op], body);
-      const { seq } = await service.execute({ type: op, key: r.key });
+      const { seq } = await service.execute({ type: op, key: r.key }, originOf(r.session));
       return { seq };
     }
     case 'get': {
@@ -208,6 +241,7 @@ async function dispatch(
       const r = parse(requestSchemas.putStartBatch, body);
       const items = await service.executeBatch(
         r.items.map((i): Command => ({ type: 'putStart', ...i })),
+        originsOf(r.session, r.items.length),
       );
       if (items.length !== r.items.length) throw new Error('batch result count mismatch');
       return {
@@ -225,6 +259,7 @@ async function dispatch(
       const r = parse(requestSchemas.putEndBatch, body);
       const items = await service.executeBatch(
         r.keys.map((key): Command => ({ type: 'putEnd', key })),
+        originsOf(r.session, r.keys.length),
       );
       if (items.length !== r.keys.length) throw new Error('batch result count mismatch');
       return {

@@ -14,27 +14,50 @@ export const MAX_BATCH_ITEMS = 1000;
 const key = z.string();
 const count = z.number();
 
+/**
+ * The client session of a write (exactly-once): `id` is 32 lowercase hex digits (128 random
+ * bits), `requestNo` the call's number in the session (1, 2, ...; a retry sends the same one;
+ * a batch's items get `requestNo`, `requestNo + 1`, ...), `oldestPending` the lowest number the
+ * client still waits for an answer to. A request already applied gets its original result; one
+ * below the session's `oldestPending` is refused with `REQUEST_EXPIRED`. Optional: a write
+ * without it is not deduplicated.
+ */
+export const sessionField = z.strictObject({
+  id: z.string(),
+  requestNo: count,
+  oldestPending: count,
+});
+export type SessionField = z.infer<typeof sessionField>;
+const session = sessionField.optional();
+
 export const mountSegmentRequest = z.strictObject({
   segmentId: z.string(),
   nodeId: z.string(),
   size: count,
+  session,
 });
-export const unmountSegmentRequest = z.strictObject({ segmentId: z.string() });
-export const putStartRequest = z.strictObject({ key, size: count, replicaNum: count });
+export const unmountSegmentRequest = z.strictObject({ segmentId: z.string(), session });
+const putStartItem = z.strictObject({ key, size: count, replicaNum: count });
+export const putStartRequest = z.strictObject({ key, size: count, replicaNum: count, session });
+export const keyWriteRequest = z.strictObject({ key, session });
 export const keyRequest = z.strictObject({ key });
 export const putStartBatchRequest = z.strictObject({
-  items: z.array(putStartRequest).max(MAX_BATCH_ITEMS),
+  items: z.array(putStartItem).max(MAX_BATCH_ITEMS),
+  session,
 });
-export const putEndBatchRequest = z.strictObject({ keys: z.array(key).max(MAX_BATCH_ITEMS) });
+export const putEndBatchRequest = z.strictObject({
+  keys: z.array(key).max(MAX_BATCH_ITEMS),
+  session,
+});
 
 /** The request schema of every op. */
 export const requestSchemas = {
   mountSegment: mountSegmentRequest,
   unmountSegment: unmountSegmentRequest,
   putStart: putStartRequest,
-  putEnd: keyRequest,
-  putRevoke: keyRequest,
-  remove: keyRequest,
+  putEnd: keyWriteRequest,
+  putRevoke: keyWriteRequest,
+  remove: keyWriteRequest,
   get: keyRequest,
   exists: keyRequest,
   putStartBatch: putStartBatchRequest,
@@ -51,7 +74,7 @@ export function isApiOp(op: string): op is ApiOp {
 }
 
 export type ApiRequest<Op extends ApiOp> = z.infer<(typeof requestSchemas)[Op]>;
-export type PutStartItem = z.infer<typeof putStartRequest>;
+export type PutStartItem = z.infer<typeof putStartItem>;
 
 export const replicaSchema = z.object({
   segmentId: z.string(),

@@ -5,6 +5,7 @@
  * new primary announces itself, calls waiting out a backoff retry at once. Everything else is
  * thrown at once as an {@link ApiError} with its code.
  */
+import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { createNatsApiClientTransport } from '../adapters/nats/natsApiTransport.ts';
@@ -81,6 +82,11 @@ export interface ClientOptions {
   readonly random?: () => number;
   /** The clock deadlines and backoff run on (default the real clock). */
   readonly clock?: Clock;
+  /**
+   * The session id: 32 lowercase hex digits (default: 128 random bits from the OS). Give one
+   * only to make a test deterministic; two clients must never share one.
+   */
+  readonly sessionId?: string;
 }
 
 /** The result of one batch item: its value, or the error that refused it. */
@@ -94,11 +100,26 @@ export type BatchResult<T> =
  * `REQUEST_TOO_LARGE`), or after `deadlineMs` of retrying with the last retryable code
  * (`NOT_PRIMARY`, `TIMEOUT`, `NO_RESPONDERS`, `UNAVAILABLE`).
  *
- * A retry may follow an attempt that was committed but whose reply was lost. The retry then
- * gets the answer the command gets against the new state: `putStart` gets `OBJECT_EXISTS`
- * with the placement in `details` (read it with {@link objectExistsDetails}), `putEnd` gets
- * `INVALID_STATE` (already complete), `remove`/`putRevoke` `OBJECT_NOT_FOUND`, `mountSegment`
- * `SEGMENT_EXISTS`.
+ * The contract, across any failover, restart or full sync of the cluster:
+ *
+ * - **Exactly once.** The client is a session (a random 128-bit id) and numbers its write
+ *   calls; every attempt of a call carries the call's number and the lowest number the client
+ *   still waits for. The cluster's replicated session table keeps each applied call's result,
+ *   so a retry after a lost reply, a timeout or a failover gets the original result (the same
+ *   `seq`, the same placement) and the call is applied once. `OBJECT_EXISTS`, `INVALID_STATE`
+ *   or `OBJECT_NOT_FOUND` therefore always mean what they say about the cluster's state, never
+ *   "your own earlier attempt got there first". Bounds: a session idle for an hour (logged
+ *   time) is forgotten, so no call may be retried for longer (the deadline is 15 s by
+ *   default); a session keeps the results of at most 10,000 calls in flight (an older retry is
+ *   refused with `REQUEST_EXPIRED`, never applied twice).
+ * - **Linearizable.** Each call takes effect at one instant between its invocation and its
+ *   answer: a success is answered once its entry is acknowledged by the OpLog; a refusal
+ *   (`OBJECT_EXISTS`, ...) only once the state it was judged against is committed; reads answer
+ *   from committed state, only while the primary's lease deadline (on a monotonic clock) is
+ *   ahead.
+ * - **Unknown outcomes.** A write that fails with a retryable code after `deadlineMs`, or with
+ *   `CLOSED` or `INTERNAL`, may or may not have taken effect; retrying it through the same
+ *   client is not possible (a new call gets a new number), so read to find out.
  */
 export interface UnderstudyClient {
   /** Mounts segment `segmentId` of `size` bytes on storage node `nodeId`. */
@@ -122,12 +143,15 @@ export interface UnderstudyClient {
   /** Whether `key` exists in the committed state. */
   exists(key: string): Promise<boolean>;
   /**
-   * Starts up to 1000 puts in one request, decided in order; one result per item. Retried as
-   * a whole on retryable failures (items committed by a lost attempt then get `OBJECT_EXISTS`).
+   * Starts up to 1000 puts in one request, decided in order; one result per item. Each item is
+   * a call of the session (its own request number): retried as a whole on retryable failures,
+   * the items a lost attempt committed get their original results.
    */
   putStartBatch(items: readonly PutStartItem[]): Promise<BatchResult<Placement>[]>;
   /** Completes up to 1000 puts in one request; one result per key. */
   putEndBatch(keys: readonly string[]): Promise<BatchResult<Ack>[]>;
+  /** The session id this client sends with its writes (32 lowercase hex digits). */
+  readonly sessionId: string;
   /** Subscribes to failover events; returns the unsubscribe function. */
   on(event: 'failover', listener: (event: FailoverEvent) => void): () => void;
   /** Stops the client: pending retries end with `CLOSED`; closes the connection it opened. */
@@ -166,6 +190,13 @@ class Client implements UnderstudyClient {
   readonly #sleeps = new Set<() => void>();
   readonly #stopHearing: (() => void) | undefined;
   #closed = false;
+  readonly sessionId: string;
+  /** The next request number of the session. */
+  #nextRequestNo = 1;
+  /** Request numbers of write calls not answered yet. */
+  readonly #pending = new Set<number>();
+  /** No number below this is pending (the lowest pending one, or #nextRequestNo). */
+  #oldestPending = 1;
 
   constructor(
     private readonly transport: ApiClientTransport,
@@ -179,27 +210,30 @@ class Client implements UnderstudyClient {
     this.#initialMs = options.backoff?.initialMs ?? 50;
     this.#maxMs = options.backoff?.maxMs ?? 1000;
     if (options.onFailover !== undefined) this.#listeners.add(options.onFailover);
+    this.sessionId = options.sessionId ?? randomBytes(16).toString('hex');
+    if (!/^[0-9a-f]{32}$/.test(this.sessionId))
+      throw new TypeError('createClient: sessionId must be 32 lowercase hex digits');
     // A new primary announces itself: whoever is waiting out a backoff retries now.
     this.#stopHearing = transport.onListening?.(() => this.#wakeSleepers());
   }
 
   mountSegment(segmentId: string, nodeId: string, size: number): Promise<Ack> {
-    return this.#call('mountSegment', { segmentId, nodeId, size });
+    return this.#write('mountSegment', { segmentId, nodeId, size });
   }
   unmountSegment(segmentId: string): Promise<Ack> {
-    return this.#call('unmountSegment', { segmentId });
+    return this.#write('unmountSegment', { segmentId });
   }
   putStart(key: string, size: number, replicaNum: number): Promise<Placement> {
-    return this.#call('putStart', { key, size, replicaNum });
+    return this.#write('putStart', { key, size, replicaNum });
   }
   putEnd(key: string): Promise<Ack> {
-    return this.#call('putEnd', { key });
+    return this.#write('putEnd', { key });
   }
   putRevoke(key: string): Promise<Ack> {
-    return this.#call('putRevoke', { key });
+    return this.#write('putRevoke', { key });
   }
   remove(key: string): Promise<Ack> {
-    return this.#call('remove', { key });
+    return this.#write('remove', { key });
   }
   get(key: string): Promise<ObjectRecord> {
     return this.#call('get', { key });
@@ -208,13 +242,15 @@ class Client implements UnderstudyClient {
     return (await this.#call('exists', { key })).exists;
   }
   async putStartBatch(items: readonly PutStartItem[]): Promise<BatchResult<Placement>[]> {
-    const { results } = await this.#call('putStartBatch', {
-      items: items.map(({ key, size, replicaNum }) => ({ key, size, replicaNum })),
-    });
+    const { results } = await this.#write(
+      'putStartBatch',
+      { items: items.map(({ key, size, replicaNum }) => ({ key, size, replicaNum })) },
+      items.length,
+    );
     return results.map((r) => (r.ok ? r : { ok: false, error: new ApiError(r.error) }));
   }
   async putEndBatch(keys: readonly string[]): Promise<BatchResult<Ack>[]> {
-    const { results } = await this.#call('putEndBatch', { keys: [...keys] });
+    const { results } = await this.#write('putEndBatch', { keys: [...keys] }, keys.length);
     return results.map((r) => (r.ok ? r : { ok: false, error: new ApiError(r.error) }));
   }
 
@@ -291,9 +327,49 @@ class Client implements UnderstudyClient {
     return { ok: true, result };
   }
 
-  async #call<Op extends ApiOp>(op: Op, request: ApiRequest<Op>): Promise<ApiResponse<Op>> {
+  /**
+   * A write call of the session: takes `count` request numbers (one per item), sends them with
+   * every attempt, and gives them up once the call is answered or given up.
+   */
+  async #write<Op extends ApiOp>(
+    op: Op,
+    request: Omit<ApiRequest<Op>, 'session'>,
+    count = 1,
+  ): Promise<ApiResponse<Op>> {
     if (this.#closed) throw this.#closedError(op);
-    const body = encodeJson(request);
+    const requestNo = this.#nextRequestNo;
+    this.#nextRequestNo += Math.max(1, count);
+    for (let n = requestNo; n < this.#nextRequestNo; n++) this.#pending.add(n);
+    try {
+      return await this.#call(op, () =>
+        encodeJson({
+          ...request,
+          session: { id: this.sessionId, requestNo, oldestPending: this.#lowestPending() },
+        }),
+      );
+    } finally {
+      for (let n = requestNo; n < requestNo + Math.max(1, count); n++) this.#pending.delete(n);
+    }
+  }
+
+  /** The lowest request number still waiting for an answer. */
+  #lowestPending(): number {
+    while (this.#oldestPending < this.#nextRequestNo && !this.#pending.has(this.#oldestPending))
+      this.#oldestPending++;
+    return this.#oldestPending;
+  }
+
+  /**
+   * One call: attempts with retries of the retryable failures until `deadlineMs`. `encode`
+   * makes each attempt's body (a write's tells the current lowest pending request number).
+   */
+  async #call<Op extends ApiOp>(
+    op: Op,
+    encode: ApiRequest<Op> | (() => Uint8Array),
+  ): Promise<ApiResponse<Op>> {
+    if (this.#closed) throw this.#closedError(op);
+    const bodyOf = typeof encode === 'function' ? encode : (): Uint8Array => encodeJson(encode);
+    let body = bodyOf();
     if (body.byteLength > MAX_REQUEST_BYTES) {
       throw new ApiError({
         code: 'REQUEST_TOO_LARGE',
@@ -302,11 +378,12 @@ class Client implements UnderstudyClient {
         limit: MAX_REQUEST_BYTES,
       });
     }
-    const start = this.#clock.now();
+    const start = this.#clock.monotonicNow();
     const deadline = start + this.#deadlineMs;
     let lastRetryable: ApiError | undefined;
     for (let attempt = 1; ; attempt++) {
-      const remaining = deadline - this.#clock.now();
+      if (attempt > 1) body = bodyOf();
+      const remaining = deadline - this.#clock.monotonicNow();
       const outcome = await this.#attempt(
         op,
         body,
@@ -315,14 +392,19 @@ class Client implements UnderstudyClient {
       if (this.#closed) throw this.#closedError(op);
       const answered = outcome.ok || !RETRYABLE_CODES.has(outcome.error.code);
       if (answered && lastRetryable !== undefined) {
-        this.#emit({ op, attempt, code: lastRetryable.code, waitedMs: this.#clock.now() - start });
+        this.#emit({
+          op,
+          attempt,
+          code: lastRetryable.code,
+          waitedMs: this.#clock.monotonicNow() - start,
+        });
       }
       if (outcome.ok) return outcome.result;
       if (answered) throw outcome.error;
       lastRetryable = outcome.error;
       const ceiling = Math.min(this.#maxMs, this.#initialMs * 2 ** Math.min(attempt - 1, 30));
       const wait = Math.floor(this.#random() * ceiling);
-      const now = this.#clock.now();
+      const now = this.#clock.monotonicNow();
       if (now + wait >= deadline) {
         throw new ApiError(
           {

@@ -1,8 +1,8 @@
 import CRC32 from 'crc-32';
-import { addChar, addJsonString, addNumber, crcDone, crcText } from './crc32Text.ts';
-import { allSegments, shardRecords } from './state.ts';
+import { addChar, addJsonString, addNumber, addString, crcDone, crcText } from './crc32Text.ts';
+import { allSegments, allSessions, shardRecords } from './state.ts';
 import { SHARD_COUNT } from './shard.ts';
-import type { MetadataState, ObjectRecord, Segment } from './types.ts';
+import type { MetadataState, ObjectRecord, Replica, Segment, SessionRecord } from './types.ts';
 
 const encoder = new TextEncoder();
 
@@ -29,8 +29,11 @@ export function objectChecksum(record: ObjectRecord): number {
 }
 
 function addObject(c: number, record: ObjectRecord): number {
-  c = addNumber(c, record.size);
-  for (const r of record.replicas) {
+  return addReplicas(addNumber(c, record.size), record.replicas);
+}
+
+function addReplicas(c: number, replicas: readonly Replica[]): number {
+  for (const r of replicas) {
     c = addJsonString(addChar(c, PIPE), r.segmentId);
     c = addJsonString(addChar(c, COMMA), r.nodeId);
     c = addNumber(addChar(c, COMMA), r.offset);
@@ -62,22 +65,60 @@ export function recordsDigest(records: ObjectRecord[]): number {
 }
 
 /**
+ * Unsigned CRC32 of the canonical text of a session: `${JSON.stringify(sessionId)}|
+ * ${oldestPending}|${lastSeq}|${lastTs}` then, per result in order,
+ * `;${requestNo},${seq},${op},${JSON.stringify(key)}` and its placement as in
+ * {@link objectChecksum}. Two nodes that folded the same log agree on it.
+ */
+export function sessionChecksum(session: SessionRecord): number {
+  let c = addJsonString(crcText, session.sessionId);
+  c = addNumber(addChar(c, PIPE), session.oldestPending);
+  c = addNumber(addChar(c, PIPE), session.lastSeq);
+  c = addNumber(addChar(c, PIPE), session.lastTs);
+  for (const r of session.results) {
+    c = addNumber(addChar(c, SEMICOLON), r.requestNo);
+    c = addNumber(addChar(c, COMMA), r.seq);
+    c = addString(addChar(c, COMMA), r.op);
+    c = addJsonString(addChar(c, COMMA), r.key);
+    if (r.replicas !== undefined) c = addReplicas(c, r.replicas);
+  }
+  return crcDone(c);
+}
+
+/**
+ * Digest of a session table: CRC32 over `${sessionChecksum};` of its sessions in id order; 0
+ * for an empty table.
+ */
+export function sessionsDigest(sessions: Iterable<SessionRecord>): number {
+  const sorted = [...sessions].sort((a, b) =>
+    a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0,
+  );
+  if (sorted.length === 0) return 0;
+  let c = crcText;
+  for (const session of sorted) c = addChar(addNumber(c, sessionChecksum(session)), SEMICOLON);
+  return crcDone(c);
+}
+
+/**
  * Digest of the whole state: every shard digest in shard order, then the segments (id,
- * node, size, free ranges) in id order. appliedSeq and epoch are not included.
+ * node, size, free ranges) in id order, then (when there is one) the session table's digest.
+ * appliedSeq and epoch are not included.
  */
 export function stateDigest(state: MetadataState): number {
   const shardDigests: number[] = [];
   for (let s = 0; s < SHARD_COUNT; s++) shardDigests.push(shardDigest(state, s));
-  return combineDigest(shardDigests, allSegments(state));
+  return combineDigest(shardDigests, allSegments(state), sessionsDigest(allSessions(state)));
 }
 
 /**
- * {@link stateDigest} from the shard digests (all {@link SHARD_COUNT}, in shard order) and the
- * segments: for a caller that computed the shard digests piece by piece.
+ * {@link stateDigest} from the shard digests (all {@link SHARD_COUNT}, in shard order), the
+ * segments and the session table's digest: for a caller that computed the shard digests piece
+ * by piece.
  */
 export function combineDigest(
   shardDigests: readonly number[],
   segments: Iterable<Segment>,
+  sessionTableDigest = 0,
 ): number {
   if (shardDigests.length !== SHARD_COUNT)
     throw new RangeError(`${shardDigests.length} shard digests, not ${SHARD_COUNT}`);
@@ -89,5 +130,6 @@ export function combineDigest(
     for (const f of seg.free) text += `[${f.offset},${f.length}]`;
     crc = CRC32.str(`${text};`, crc);
   }
+  if (sessionTableDigest !== 0) crc = CRC32.str(`sessions=${sessionTableDigest};`, crc);
   return crc >>> 0;
 }

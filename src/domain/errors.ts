@@ -9,7 +9,8 @@ export type DomainErrorCode =
   | 'NO_SPACE'
   | 'NOT_ENOUGH_NODES'
   | 'INVALID_STATE'
-  | 'LEASED';
+  | 'LEASED'
+  | 'REQUEST_EXPIRED';
 
 export interface DomainErrorDetails {
   readonly field?: string;
@@ -117,5 +118,18 @@ export function notEnoughNodes(replicaNum: number, available: number): DomainErr
     'NOT_ENOUGH_NODES',
     `replicaNum ${replicaNum} needs ${replicaNum} storage nodes with room, only ${available} have`,
     { field: 'replicaNum', limit: available },
+  );
+}
+
+/**
+ * A request number the session table no longer holds: below the oldest one the client said it
+ * still waits for, or dropped past MAX_SESSION_RESULTS. Whether it was applied is unknown to
+ * the caller; it is never applied (again).
+ */
+export function requestExpired(sessionId: string, requestNo: number, oldest: number): DomainError {
+  return new DomainError(
+    'REQUEST_EXPIRED',
+    `request ${requestNo} of session ${sessionId} is older than the oldest the session keeps (${oldest}): its result is forgotten`,
+    { field: 'requestNo', limit: oldest },
   );
 }

@@ -1,39 +1,24 @@
 import CRC32 from 'crc-32';
 import { prefixHash } from './checksum.ts';
 import { CodecError } from './codec.ts';
+import { eventKey } from './eventKey.ts';
 import type { OpLogEntry } from './entry.ts';
 import {
   MAX_EVICTION_KEYS,
   MAX_KEY_BYTES,
   MAX_NODE_ID_BYTES,
   MAX_OBJECT_SIZE,
+  MAX_REQUEST_NO,
   MAX_REPLICAS,
   MAX_SAFE,
   MAX_SEGMENT_ID_BYTES,
   MAX_SEGMENT_SIZE,
 } from './limits.ts';
-import type { LoggedEvent, MetadataEvent, Replica } from './types.ts';
+import type { LoggedEvent, MetadataEvent, Replica, RequestOrigin } from './types.ts';
 import { checkInteger, checkString, isRecord } from './validate.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** The entry key of an event: the object key, the segment id, or '' (EVICTION, EPOCH). */
-export function eventKey(event: MetadataEvent): string {
-  switch (event.op) {
-    case 'MOUNT_SEGMENT':
-    case 'UNMOUNT_SEGMENT':
-      return event.segmentId;
-    case 'PUT_START':
-    case 'PUT_END':
-    case 'PUT_REVOKE':
-    case 'REMOVE':
-      return event.key;
-    case 'EVICTION':
-    case 'EPOCH':
-      return '';
-  }
-}
 
 /** A canonical plain copy of the event (fixed field order, no extra fields). */
 function canonical(event: MetadataEvent): MetadataEvent {
@@ -92,9 +77,52 @@ function parseReplica(value: unknown): Replica {
   return value as unknown as Replica;
 }
 
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
+/** A session id is 32 lowercase hex digits (128 random bits). */
+export function isSessionId(value: unknown): value is string {
+  return typeof value === 'string' && SESSION_ID.test(value);
+}
+
+/**
+ * Checks a request origin (from the wire or a payload): a session id of 32 lowercase hex
+ * digits, `requestNo` >= 1 and `1 <= oldestPending <= requestNo`; the error names the field.
+ */
+export function checkOrigin(origin: RequestOrigin): { message: string; field: string } | undefined {
+  if (!isSessionId(origin.sessionId))
+    return { field: 'sessionId', message: 'invalid sessionId: must be 32 lowercase hex digits' };
+  const requestNo = checkInteger(origin.requestNo, 'requestNo', 1, MAX_REQUEST_NO);
+  if (requestNo !== undefined) return { field: 'requestNo', message: requestNo.message };
+  const oldest = checkInteger(origin.oldestPending, 'oldestPending', 1, origin.requestNo);
+  if (oldest !== undefined) return { field: 'oldestPending', message: oldest.message };
+  return undefined;
+}
+
+/** The payload's origin field: `[sessionId, requestNo, oldestPending]`. */
+function parseOrigin(value: unknown): RequestOrigin {
+  if (!Array.isArray(value) || value.length !== 3)
+    bad('origin must be [sessionId, requestNo, oldestPending]');
+  const [sessionId, requestNo, oldestPending] = value as [string, number, number];
+  const origin: RequestOrigin = { sessionId, requestNo, oldestPending };
+  check(checkOrigin(origin));
+  return origin;
+}
+
 /** Checks that a decoded JSON value is a well-formed event within the limits. */
 export function parseEvent(value: unknown): MetadataEvent {
-  if (!isRecord(value)) bad('not an object');
+  return parsePayload(value).event;
+}
+
+/** Checks a decoded payload: the event, and the origin of the request when it has one. */
+function parsePayload(payload: unknown): { event: MetadataEvent; origin?: RequestOrigin } {
+  if (!isRecord(payload)) bad('not an object');
+  let value: Record<string, unknown> = payload;
+  let origin: RequestOrigin | undefined;
+  if (Object.hasOwn(payload, 'origin')) {
+    origin = parseOrigin(payload['origin']);
+    const { origin: _origin, ...rest } = payload;
+    value = rest;
+  }
   switch (value['op']) {
     case 'MOUNT_SEGMENT':
       exactKeys(value, ['op', 'segmentId', 'nodeId', 'size']);
@@ -140,28 +168,41 @@ export function parseEvent(value: unknown): MetadataEvent {
     default:
       bad(`unknown op ${JSON.stringify(value['op'])}`);
   }
-  return value as unknown as MetadataEvent;
+  const event = value as unknown as MetadataEvent;
+  if (origin === undefined) return { event };
+  if (event.op === 'EVICTION' || event.op === 'EPOCH') bad(`${event.op} has no request origin`);
+  return { event, origin };
 }
 
-/** Encodes an event as its payload bytes (canonical JSON, UTF-8). */
-export function encodeEvent(event: MetadataEvent): Uint8Array {
-  return encoder.encode(JSON.stringify(canonical(event)));
+/**
+ * Encodes an event (and the request it answers) as its payload bytes: canonical JSON, UTF-8,
+ * the event's fields then `"origin":[sessionId, requestNo, oldestPending]` when there is one.
+ */
+export function encodeEvent(event: MetadataEvent, origin?: RequestOrigin): Uint8Array {
+  const value: Record<string, unknown> = { ...canonical(event) };
+  if (origin !== undefined)
+    value['origin'] = [origin.sessionId, origin.requestNo, origin.oldestPending];
+  return encoder.encode(JSON.stringify(value));
 }
 
 /** Decodes and validates payload bytes. Throws CodecError. */
 export function decodeEvent(payload: Uint8Array): MetadataEvent {
+  return decodePayload(payload).event;
+}
+
+function decodePayload(payload: Uint8Array): { event: MetadataEvent; origin?: RequestOrigin } {
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(payload));
   } catch (cause) {
     throw new CodecError('garbled', 'payload is not UTF-8 JSON', { cause });
   }
-  return parseEvent(value);
+  return parsePayload(value);
 }
 
 /** The OpLog entry of a logged event: fills op, key, payload, checksum and prefixHash. */
 export function toEntry(logged: LoggedEvent): OpLogEntry {
-  const payload = encodeEvent(logged.event);
+  const payload = encodeEvent(logged.event, logged.origin);
   const key = eventKey(logged.event);
   return {
     seq: logged.seq,
@@ -186,19 +227,21 @@ export function fromEntry(entry: OpLogEntry): LoggedEvent {
   if (prefixHash(entry.key) !== entry.prefixHash) {
     throw new CodecError('checksum', `entry ${entry.seq}: prefixHash does not match key`);
   }
-  const event = decodeEvent(entry.payload);
+  const { event, origin } = decodePayload(entry.payload);
   if (event.op !== entry.op)
     throw new CodecError('garbled', `entry ${entry.seq}: op ${entry.op}, payload ${event.op}`);
   if (eventKey(event) !== entry.key)
     throw new CodecError('garbled', `entry ${entry.seq}: key disagrees with payload`);
-  return { seq: entry.seq, epoch: entry.epoch, ts: entry.ts, event };
+  const logged = { seq: entry.seq, epoch: entry.epoch, ts: entry.ts, event };
+  return origin === undefined ? logged : { ...logged, origin };
 }
 
 /** A readable rendering of an entry (for `understudy replay`): the decoded event inside. */
 export function entryToJSON(entry: OpLogEntry): Record<string, unknown> {
   let event: unknown;
+  let origin: RequestOrigin | undefined;
   try {
-    event = fromEntry(entry).event;
+    ({ event, origin } = fromEntry(entry));
   } catch (error) {
     event = { undecodable: error instanceof Error ? error.message : String(error) };
   }
@@ -215,5 +258,6 @@ export function entryToJSON(entry: OpLogEntry): Record<string, unknown> {
     checksum: entry.checksum,
     prefixHash: entry.prefixHash,
     event,
+    ...(origin === undefined ? {} : { origin }),
   };
 }

@@ -1,14 +1,31 @@
 import { freeze, produce, type Draft } from 'immer';
 import { allocateInPlace, releaseInPlace } from './allocator.ts';
-import { BUCKETS_PER_SHARD, bucketOf, keyHash, SHARD_COUNT } from './shard.ts';
+import { eventKey } from './eventKey.ts';
+import {
+  MAX_SESSION_RESULTS,
+  MAX_SESSIONS,
+  SESSION_SWEEP_INTERVAL_MS,
+  SESSION_TTL_MS,
+} from './limits.ts';
+import {
+  BUCKETS_PER_SHARD,
+  bucketOf,
+  keyHash,
+  SESSION_BUCKETS,
+  sessionBucketOf,
+  SHARD_COUNT,
+} from './shard.ts';
 import type {
   LoggedEvent,
   MetadataEvent,
   MetadataState,
   ObjectRecord,
   Replica,
+  RequestOrigin,
   Segment,
   FreeRange,
+  SessionRecord,
+  SessionResult,
 } from './types.ts';
 
 /** An event that cannot be folded: out of sequence, or inconsistent with the state. */
@@ -30,10 +47,29 @@ export class FoldError extends Error {
 type Bucket = ObjectRecord[];
 type MutableSegment = { -readonly [K in keyof Segment]: Segment[K] } & { free: FreeRange[] };
 type Scalars = {
-  -readonly [
-    K in 'appliedSeq' | 'epoch' | 'epochNodeId' | 'objectCount' | 'capacity' | 'used'
-  ]: MetadataState[K];
+  -readonly [K in ScalarKey]: MetadataState[K];
 };
+type ScalarKey =
+  | 'appliedSeq'
+  | 'epoch'
+  | 'epochNodeId'
+  | 'objectCount'
+  | 'capacity'
+  | 'used'
+  | 'sessionCount'
+  | 'logTime'
+  | 'sessionsSweptAt';
+const SCALARS: readonly ScalarKey[] = [
+  'appliedSeq',
+  'epoch',
+  'epochNodeId',
+  'objectCount',
+  'capacity',
+  'used',
+  'sessionCount',
+  'logTime',
+  'sessionsSweptAt',
+];
 
 /** A plain copy of a replica (the state never aliases the caller's event objects). */
 function copyReplica(r: Replica, status: Replica['status'] = r.status): Replica {
@@ -65,6 +101,8 @@ class Working {
   #segments: Map<string, Segment> | undefined;
   /** Segments copied (mutable) in this call. */
   readonly #ownSegments = new Set<string>();
+  #sessions: (readonly SessionRecord[])[] | undefined;
+  readonly #sessionBuckets = new Map<number, SessionRecord[]>();
   readonly #root: Scalars;
   #seq = 0;
 
@@ -79,6 +117,9 @@ class Working {
       objectCount: base.objectCount,
       capacity: base.capacity,
       used: base.used,
+      sessionCount: base.sessionCount,
+      logTime: base.logTime,
+      sessionsSweptAt: base.sessionsSweptAt,
     };
   }
 
@@ -90,20 +131,25 @@ class Working {
     const expected = this.#root.appliedSeq + 1;
     if (logged.seq !== expected) throw new FoldError(expected, logged.seq, 'out of sequence');
     this.#seq = logged.seq;
+    const root = this.#root;
+    if (logged.ts > root.logTime) root.logTime = logged.ts;
     this.#event(logged.event, logged.seq);
-    this.#root.appliedSeq = logged.seq;
+    if (logged.origin !== undefined) this.#recordResult(logged.origin, logged);
+    if (root.logTime - root.sessionsSweptAt >= SESSION_SWEEP_INTERVAL_MS) this.#sweepSessions();
+    root.appliedSeq = logged.seq;
   }
 
   /** Freezes the copies and hands them to the draft. */
   finish(): void {
     const root = this.#root;
-    const draft = this.draft;
-    if (draft.appliedSeq !== root.appliedSeq) draft.appliedSeq = root.appliedSeq;
-    if (draft.epoch !== root.epoch) draft.epoch = root.epoch;
-    if (draft.epochNodeId !== root.epochNodeId) draft.epochNodeId = root.epochNodeId;
-    if (draft.objectCount !== root.objectCount) draft.objectCount = root.objectCount;
-    if (draft.capacity !== root.capacity) draft.capacity = root.capacity;
-    if (draft.used !== root.used) draft.used = root.used;
+    const draft = this.draft as Scalars;
+    for (const key of SCALARS) {
+      if (draft[key] !== root[key]) (draft as Record<ScalarKey, unknown>)[key] = root[key];
+    }
+    for (const bucket of this.#sessionBuckets.values()) Object.freeze(bucket);
+    if (this.#sessions !== undefined) {
+      (this.draft as { sessions: unknown }).sessions = Object.freeze(this.#sessions);
+    }
     for (const id of this.#ownSegments) {
       const segment = this.#segments?.get(id);
       if (segment === undefined) continue;
@@ -247,6 +293,112 @@ class Working {
     const record = this.getObject(key);
     if (record === undefined) this.fail(`object ${JSON.stringify(key)} not found`);
     return record;
+  }
+
+  #writeSessionBucket(index: number): SessionRecord[] {
+    const own = this.#sessionBuckets.get(index);
+    if (own !== undefined) return own;
+    const copy = [...(this.base.sessions[index] ?? this.fail(`no session bucket ${index}`))];
+    this.#sessionBuckets.set(index, copy);
+    this.#sessions ??= [...this.base.sessions];
+    this.#sessions[index] = copy;
+    return copy;
+  }
+
+  #readSessionBucket(index: number): readonly SessionRecord[] {
+    return this.#sessionBuckets.get(index) ?? this.base.sessions[index] ?? [];
+  }
+
+  /**
+   * Keeps the result of a client's request in its session, forgetting the results the client
+   * no longer waits for. The primary never logs a request twice nor one below the session's
+   * oldest pending number: such an entry is a fold error.
+   */
+  #recordResult(origin: RequestOrigin, logged: LoggedEvent): void {
+    const { event, seq } = logged;
+    if (event.op === 'EVICTION' || event.op === 'EPOCH')
+      this.fail(`${event.op} has a request origin`);
+    const index = sessionBucketOf(origin.sessionId);
+    const bucket = this.#writeSessionBucket(index);
+    let at = bucket.findIndex((s) => s.sessionId === origin.sessionId);
+    const previous = at < 0 ? undefined : bucket[at];
+    if (previous === undefined && this.#root.sessionCount >= MAX_SESSIONS) {
+      this.#forgetIdlestSession();
+      at = bucket.findIndex((s) => s.sessionId === origin.sessionId);
+    }
+    const floor = previous?.oldestPending ?? 0;
+    if (origin.requestNo < floor)
+      this.fail(`request ${origin.requestNo} of session ${origin.sessionId} is below ${floor}`);
+    let oldestPending = Math.max(floor, origin.oldestPending);
+    const results: SessionResult[] = [];
+    for (const result of previous?.results ?? []) {
+      if (result.requestNo === origin.requestNo)
+        this.fail(`request ${origin.requestNo} of session ${origin.sessionId} applied twice`);
+      if (result.requestNo >= oldestPending) results.push(result);
+    }
+    const key = eventKey(event);
+    const replicas = event.op === 'PUT_START' ? this.getObject(key)?.replicas : undefined;
+    const result: SessionResult = Object.freeze(
+      replicas === undefined
+        ? { requestNo: origin.requestNo, seq, op: event.op, key }
+        : { requestNo: origin.requestNo, seq, op: event.op, key, replicas },
+    );
+    let i = results.length;
+    while (i > 0 && (results[i - 1] as SessionResult).requestNo > origin.requestNo) i--;
+    results.splice(i, 0, result);
+    if (results.length > MAX_SESSION_RESULTS) {
+      results.splice(0, results.length - MAX_SESSION_RESULTS);
+      oldestPending = Math.max(oldestPending, (results[0] as SessionResult).requestNo);
+    }
+    const record: SessionRecord = Object.freeze({
+      sessionId: origin.sessionId,
+      oldestPending,
+      lastSeq: seq,
+      lastTs: this.#root.logTime,
+      results: Object.freeze(results),
+    });
+    if (at < 0) {
+      bucket.push(record);
+      this.#root.sessionCount += 1;
+    } else bucket[at] = record;
+  }
+
+  /** Forgets every session idle for SESSION_TTL_MS of logged time. */
+  #sweepSessions(): void {
+    const root = this.#root;
+    root.sessionsSweptAt = root.logTime;
+    if (root.sessionCount === 0) return;
+    const cutoff = root.logTime - SESSION_TTL_MS;
+    for (let i = 0; i < SESSION_BUCKETS; i++) {
+      const bucket = this.#readSessionBucket(i);
+      if (!bucket.some((s) => s.lastTs <= cutoff)) continue;
+      const own = this.#writeSessionBucket(i);
+      for (let j = own.length - 1; j >= 0; j--) {
+        if ((own[j] as SessionRecord).lastTs <= cutoff) {
+          own.splice(j, 1);
+          root.sessionCount -= 1;
+        }
+      }
+    }
+  }
+
+  /** At MAX_SESSIONS: forgets the session whose last request is the oldest. */
+  #forgetIdlestSession(): void {
+    let oldest: { bucket: number; seq: number; id: string } | undefined;
+    for (let i = 0; i < SESSION_BUCKETS; i++) {
+      for (const session of this.#readSessionBucket(i)) {
+        if (oldest === undefined || session.lastSeq < oldest.seq)
+          oldest = { bucket: i, seq: session.lastSeq, id: session.sessionId };
+      }
+    }
+    if (oldest === undefined) return;
+    const own = this.#writeSessionBucket(oldest.bucket);
+    const id = oldest.id;
+    own.splice(
+      own.findIndex((s) => s.sessionId === id),
+      1,
+    );
+    this.#root.sessionCount -= 1;
   }
 
   #event(event: MetadataEvent, seq: number): void {

@@ -10,15 +10,25 @@
  */
 import CRC32 from 'crc-32';
 import { freeze } from 'immer';
-import { combineDigest, recordsDigest } from './checksum.ts';
-import { BUCKETS_PER_SHARD, bucketOf, keyHash, SHARD_COUNT } from './shard.ts';
-import { allSegments, shardRecords } from './state.ts';
+import { combineDigest, recordsDigest, sessionsDigest } from './checksum.ts';
+import { OP_TYPES } from './entry.ts';
+import {
+  BUCKETS_PER_SHARD,
+  bucketOf,
+  keyHash,
+  SESSION_BUCKETS,
+  sessionBucketOf,
+  SHARD_COUNT,
+} from './shard.ts';
+import { allSegments, allSessions, shardRecords } from './state.ts';
 import type {
   FreeRange,
   MetadataState,
   ObjectRecord,
   Replica,
   Segment,
+  SessionRecord,
+  SessionResult,
   ShardBuckets,
 } from './types.ts';
 
@@ -32,8 +42,13 @@ export interface SnapshotChunk {
   readonly appliedSeq: number;
   readonly epoch: number;
   readonly epochNodeId: string;
-  /** Segments, in mount order (all of them come before the first object). */
+  /** The snapshot's logged time and last session sweep (same in every chunk). */
+  readonly logTime: number;
+  readonly sessionsSweptAt: number;
+  /** Segments, in mount order (all of them come before the first session and object). */
   readonly segments: readonly Segment[];
+  /** Client sessions (all of them come before the first object). */
+  readonly sessions: readonly SessionRecord[];
   readonly objects: readonly ObjectRecord[];
   /** `stateDigest` of the whole state: on the last chunk only, null on the others. */
   readonly stateDigest: number | null;
@@ -90,32 +105,46 @@ export function* snapshotChunks(
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1)
     throw new RangeError(`chunkSize must be an integer >= 1, got ${chunkSize}`);
   const segments = [...allSegments(state)];
-  const total = Math.max(1, Math.ceil((segments.length + state.objectCount) / chunkSize));
+  const sessions = [...allSessions(state)];
+  const items = segments.length + sessions.length + state.objectCount;
+  const total = Math.max(1, Math.ceil(items / chunkSize));
   const header = {
     total,
     appliedSeq: state.appliedSeq,
     epoch: state.epoch,
     epochNodeId: state.epochNodeId,
+    logTime: state.logTime,
+    sessionsSweptAt: state.sessionsSweptAt,
   };
   let index = 0;
   let chunkSegments: Segment[] = [];
+  let chunkSessions: SessionRecord[] = [];
   let chunkObjects: ObjectRecord[] = [];
+  const full = (): boolean =>
+    chunkSegments.length + chunkSessions.length + chunkObjects.length === chunkSize &&
+    index < total - 1;
   const cut = (): SnapshotChunk => {
     const chunk = {
       index,
       ...header,
       segments: chunkSegments,
+      sessions: chunkSessions,
       objects: chunkObjects,
       stateDigest: null,
     };
     index++;
     chunkSegments = [];
+    chunkSessions = [];
     chunkObjects = [];
     return chunk;
   };
   for (const segment of segments) {
     chunkSegments.push(segment);
-    if (chunkSegments.length === chunkSize && index < total - 1) yield cut();
+    if (full()) yield cut();
+  }
+  for (const session of sessions) {
+    chunkSessions.push(session);
+    if (full()) yield cut();
   }
   // Shard by shard, each shard's digest computed once its records are cut: the digest the last
   // chunk carries costs the primary a little per chunk instead of all at the end.
@@ -124,13 +153,14 @@ export function* snapshotChunks(
     const records = shardRecords(state, shardId);
     for (const record of records) {
       chunkObjects.push(record);
-      if (chunkSegments.length + chunkObjects.length === chunkSize && index < total - 1) {
-        yield cut();
-      }
+      if (full()) yield cut();
     }
     shardDigests.push(recordsDigest(records));
   }
-  yield { ...cut(), stateDigest: combineDigest(shardDigests, segments) };
+  yield {
+    ...cut(),
+    stateDigest: combineDigest(shardDigests, segments, sessionsDigest(sessions)),
+  };
 }
 
 type Bucket = ObjectRecord[];
@@ -147,9 +177,11 @@ const EMPTY_SHARD: ShardBuckets = Object.freeze(
  */
 export class SnapshotBuilder {
   #expected = 0;
-  #header: Omit<SnapshotChunk, 'index' | 'segments' | 'objects' | 'stateDigest'> | undefined;
+  #header:
+    Omit<SnapshotChunk, 'index' | 'segments' | 'sessions' | 'objects' | 'stateDigest'> | undefined;
   #digest: number | null = null;
   readonly #segments = new Map<string, Segment>();
+  readonly #sessions = new Map<string, SessionRecord>();
   /** Shards and buckets are created on first use; untouched ones share frozen empties. */
   readonly #shards: (Bucket[] | undefined)[] = new Array<Bucket[] | undefined>(SHARD_COUNT);
   #objectCount = 0;
@@ -207,7 +239,9 @@ export class SnapshotBuilder {
       chunk.total !== header.total ||
       chunk.appliedSeq !== header.appliedSeq ||
       chunk.epoch !== header.epoch ||
-      chunk.epochNodeId !== header.epochNodeId
+      chunk.epochNodeId !== header.epochNodeId ||
+      chunk.logTime !== header.logTime ||
+      chunk.sessionsSweptAt !== header.sessionsSweptAt
     ) {
       fail('sequence', `chunk ${chunk.index} belongs to another snapshot`);
     }
@@ -215,13 +249,21 @@ export class SnapshotBuilder {
     const last = chunk.index === chunk.total - 1;
     if (last !== (chunk.stateDigest !== null))
       fail('inconsistent', 'the stateDigest belongs on the last chunk, and only there');
-    if (chunk.segments.length > 0 && this.#objectCount > 0)
-      fail('inconsistent', 'a segment after objects');
+    if (chunk.segments.length > 0 && (this.#objectCount > 0 || this.#sessions.size > 0))
+      fail('inconsistent', 'a segment after sessions or objects');
+    if (chunk.sessions.length > 0 && this.#objectCount > 0)
+      fail('inconsistent', 'a session after objects');
     const segmentIds = new Set<string>();
     for (const segment of chunk.segments) {
       if (this.#segments.has(segment.id) || segmentIds.has(segment.id))
         fail('inconsistent', `segment ${segment.id} twice`);
       segmentIds.add(segment.id);
+    }
+    const sessionIds = new Set<string>();
+    for (const session of chunk.sessions) {
+      if (this.#sessions.has(session.sessionId) || sessionIds.has(session.sessionId))
+        fail('inconsistent', `session ${session.sessionId} twice`);
+      sessionIds.add(session.sessionId);
     }
     // A key sent twice is not looked up here (1M lookups): it changes the digest finish() checks.
     const hashes = new Array<number>(chunk.objects.length);
@@ -238,8 +280,12 @@ export class SnapshotBuilder {
       appliedSeq: chunk.appliedSeq,
       epoch: chunk.epoch,
       epochNodeId: chunk.epochNodeId,
+      logTime: chunk.logTime,
+      sessionsSweptAt: chunk.sessionsSweptAt,
     };
     for (const segment of chunk.segments) this.#segments.set(segment.id, frozenSegment(segment));
+    for (const session of chunk.sessions)
+      this.#sessions.set(session.sessionId, frozenSession(session));
     chunk.objects.forEach((record, i) => {
       this.#bucket(hashes[i] as number).push(frozenRecord(record));
     });
@@ -278,6 +324,10 @@ export class SnapshotBuilder {
       for (const bucket of buckets) Object.freeze(bucket);
       shards.push(Object.freeze(buckets));
     }
+    const sessionBuckets: SessionRecord[][] = [];
+    for (let b = 0; b < SESSION_BUCKETS; b++) sessionBuckets.push([]);
+    for (const session of this.#sessions.values())
+      sessionBuckets[sessionBucketOf(session.sessionId)]?.push(session);
     const state: MetadataState = {
       appliedSeq: header.appliedSeq,
       epoch: header.epoch,
@@ -287,10 +337,18 @@ export class SnapshotBuilder {
       used,
       segments: freeze(new Map(this.#segments)),
       shards: Object.freeze(shards),
+      sessions: Object.freeze(sessionBuckets.map((bucket) => Object.freeze(bucket))),
+      sessionCount: this.#sessions.size,
+      logTime: header.logTime,
+      sessionsSweptAt: header.sessionsSweptAt,
     };
     freeze(state);
     this.#digestUpTo(SHARD_COUNT);
-    const digest = combineDigest(this.#shardDigests, this.#segments.values());
+    const digest = combineDigest(
+      this.#shardDigests,
+      this.#segments.values(),
+      sessionsDigest(this.#sessions.values()),
+    );
     if (digest !== this.#digest) {
       throw new SnapshotError(
         'digest',
@@ -314,6 +372,30 @@ function frozenSegment(segment: Segment): Segment {
   });
 }
 
+function frozenSession(session: SessionRecord): SessionRecord {
+  return Object.freeze({
+    sessionId: session.sessionId,
+    oldestPending: session.oldestPending,
+    lastSeq: session.lastSeq,
+    lastTs: session.lastTs,
+    results: Object.freeze(
+      session.results.map((r) =>
+        Object.freeze(
+          r.replicas === undefined
+            ? { requestNo: r.requestNo, seq: r.seq, op: r.op, key: r.key }
+            : {
+                requestNo: r.requestNo,
+                seq: r.seq,
+                op: r.op,
+                key: r.key,
+                replicas: Object.freeze(r.replicas.map((x) => Object.freeze({ ...x }))),
+              },
+        ),
+      ),
+    ),
+  });
+}
+
 function frozenRecord(record: ObjectRecord): ObjectRecord {
   // In place: a decoded chunk's records are fresh objects; copying 1M of them again costs.
   if (Object.isFrozen(record)) return record;
@@ -332,15 +414,63 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 type WireSegment = [string, string, number, number, [number, number][]];
 type WireReplica = [string, string, number, number, 0 | 1];
 type WireObject = [string, number, number, WireReplica[]];
+type WireResult = [number, number, number, string, WireReplica[] | null];
+type WireSession = [string, number, number, number, WireResult[]];
 interface WireChunk {
   i: number;
   n: number;
   s: number;
   e: number;
   en: string;
+  t: number;
+  w: number;
   g: WireSegment[];
+  x: WireSession[];
   o: WireObject[];
   d: number | null;
+}
+
+const OP_CODE = new Map<string, number>(OP_TYPES.map((op, i) => [op, i]));
+
+function wireReplica(r: Replica): WireReplica {
+  return [r.segmentId, r.nodeId, r.offset, r.length, r.status === 'complete' ? 1 : 0];
+}
+
+function replicaOf(rv: unknown): Replica {
+  const r = arr(rv, 'replica');
+  const status = r[4];
+  if (status !== 0 && status !== 1) garbled('replica status');
+  return {
+    segmentId: str(r[0], 'replica segmentId'),
+    nodeId: str(r[1], 'replica nodeId'),
+    offset: int(r[2], 'replica offset'),
+    length: int(r[3], 'replica length'),
+    status: status === 1 ? 'complete' : 'processing',
+  };
+}
+
+function sessionOf(value: unknown): SessionRecord {
+  const s = arr(value, 'session');
+  return {
+    sessionId: str(s[0], 'sessionId'),
+    oldestPending: int(s[1], 'oldestPending'),
+    lastSeq: int(s[2], 'session lastSeq'),
+    lastTs: int(s[3], 'session lastTs'),
+    results: arr(s[4], 'results').map((rv): SessionResult => {
+      const r = arr(rv, 'result');
+      const op = OP_TYPES[int(r[2], 'result op')];
+      if (op === undefined) garbled('result op');
+      const result = {
+        requestNo: int(r[0], 'requestNo'),
+        seq: int(r[1], 'result seq'),
+        op,
+        key: str(r[3], 'result key'),
+      };
+      return r[4] === null
+        ? result
+        : { ...result, replicas: arr(r[4], 'placement').map(replicaOf) };
+    }),
+  };
 }
 
 /** The bytes of `chunk` (see the module doc): compact JSON behind a magic and a CRC32. */
@@ -351,6 +481,8 @@ export function encodeChunk(chunk: SnapshotChunk): Uint8Array {
     s: chunk.appliedSeq,
     e: chunk.epoch,
     en: chunk.epochNodeId,
+    t: chunk.logTime,
+    w: chunk.sessionsSweptAt,
     g: chunk.segments.map((s) => [
       s.id,
       s.nodeId,
@@ -358,18 +490,20 @@ export function encodeChunk(chunk: SnapshotChunk): Uint8Array {
       s.used,
       s.free.map((f): [number, number] => [f.offset, f.length]),
     ]),
-    o: chunk.objects.map((o) => [
-      o.key,
-      o.size,
-      o.lastSeq,
-      o.replicas.map((r): WireReplica => [
-        r.segmentId,
-        r.nodeId,
-        r.offset,
-        r.length,
-        r.status === 'complete' ? 1 : 0,
+    x: chunk.sessions.map((s) => [
+      s.sessionId,
+      s.oldestPending,
+      s.lastSeq,
+      s.lastTs,
+      s.results.map((r): WireResult => [
+        r.requestNo,
+        r.seq,
+        OP_CODE.get(r.op) ?? 0,
+        r.key,
+        r.replicas === undefined ? null : r.replicas.map(wireReplica),
       ]),
     ]),
+    o: chunk.objects.map((o) => [o.key, o.size, o.lastSeq, o.replicas.map(wireReplica)]),
     d: chunk.stateDigest,
   };
   const body = encoder.encode(JSON.stringify(wire));
@@ -439,20 +573,11 @@ export function decodeChunk(bytes: Uint8Array): SnapshotChunk {
       key: str(o[0], 'key'),
       size: int(o[1], 'size'),
       lastSeq: int(o[2], 'lastSeq'),
-      replicas: arr(o[3], 'replicas').map((rv): Replica => {
-        const r = arr(rv, 'replica');
-        const status = r[4];
-        if (status !== 0 && status !== 1) garbled('replica status');
-        return {
-          segmentId: str(r[0], 'replica segmentId'),
-          nodeId: str(r[1], 'replica nodeId'),
-          offset: int(r[2], 'replica offset'),
-          length: int(r[3], 'replica length'),
-          status: status === 1 ? 'complete' : 'processing',
-        };
-      }),
+      replicas: arr(o[3], 'replicas').map(replicaOf),
     };
   });
+  // Chunks of a node from before sessions carry none.
+  const sessions = w['x'] === undefined ? [] : arr(w['x'], 'sessions').map(sessionOf);
   const digest = w['d'];
   return {
     index: int(w['i'], 'index'),
@@ -460,7 +585,10 @@ export function decodeChunk(bytes: Uint8Array): SnapshotChunk {
     appliedSeq: int(w['s'], 'appliedSeq'),
     epoch: int(w['e'], 'epoch'),
     epochNodeId: str(w['en'], 'epochNodeId'),
+    logTime: w['t'] === undefined ? 0 : int(w['t'], 'logTime'),
+    sessionsSweptAt: w['w'] === undefined ? 0 : int(w['w'], 'sessionsSweptAt'),
     segments,
+    sessions,
     objects,
     stateDigest: digest === null ? null : int(digest, 'stateDigest'),
   };

@@ -1,6 +1,13 @@
 import { enableMapSet, freeze } from 'immer';
-import { BUCKETS_PER_SHARD, bucketOf, keyHash, SHARD_COUNT } from './shard.ts';
-import type { MetadataState, ObjectRecord, Segment, ShardBuckets } from './types.ts';
+import {
+  BUCKETS_PER_SHARD,
+  bucketOf,
+  keyHash,
+  SESSION_BUCKETS,
+  sessionBucketOf,
+  SHARD_COUNT,
+} from './shard.ts';
+import type { MetadataState, ObjectRecord, Segment, SessionRecord, ShardBuckets } from './types.ts';
 
 enableMapSet();
 
@@ -27,6 +34,7 @@ function buildEmptyState(): MetadataState {
       Object.freeze(new Array<readonly ObjectRecord[]>(BUCKETS_PER_SHARD).fill(emptyBucket)),
     );
   }
+  const noSessions: readonly SessionRecord[] = Object.freeze([]);
   const state: MetadataState = {
     appliedSeq: 0,
     epoch: 0,
@@ -36,6 +44,10 @@ function buildEmptyState(): MetadataState {
     used: 0,
     segments: new Map(),
     shards,
+    sessions: Object.freeze(new Array<readonly SessionRecord[]>(SESSION_BUCKETS).fill(noSessions)),
+    sessionCount: 0,
+    logTime: 0,
+    sessionsSweptAt: 0,
   };
   return freeze(state, true);
 }
@@ -91,4 +103,17 @@ export function shardSize(state: MetadataState, shardId: number): number {
   let n = 0;
   for (const bucket of state.shards[shardId] ?? []) n += bucket.length;
   return n;
+}
+
+/** The session `sessionId` of the session table, or undefined. */
+export function getSession(state: MetadataState, sessionId: string): SessionRecord | undefined {
+  const bucket = state.sessions[sessionBucketOf(sessionId)];
+  if (bucket === undefined) return undefined;
+  for (const session of bucket) if (session.sessionId === sessionId) return session;
+  return undefined;
+}
+
+/** Every session of the table, bucket by bucket (deterministic for a given history). */
+export function* allSessions(state: MetadataState): Iterable<SessionRecord> {
+  for (const bucket of state.sessions) yield* bucket;
 }

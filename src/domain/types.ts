@@ -48,6 +48,51 @@ export interface Segment {
 export type ShardBuckets = readonly (readonly ObjectRecord[])[];
 
 /**
+ * Who asked for a logged event: the client session, the request's number in it, and the lowest
+ * request number the client still waits for (it will never retry one below). Logged with the
+ * event, so every node's session table is the same fold of the log.
+ */
+export interface RequestOrigin {
+  /** 32 lowercase hex digits: a random 128-bit id chosen by the client. */
+  readonly sessionId: string;
+  /** 1, 2, 3, ... per session; a retry carries the number of the call it retries. */
+  readonly requestNo: number;
+  /** The lowest request number of the session still waiting for an answer; <= requestNo. */
+  readonly oldestPending: number;
+}
+
+/** The result of one applied request, kept so a retry gets it again (not applied twice). */
+export interface SessionResult {
+  readonly requestNo: number;
+  /** The seq of the entry that applied it. */
+  readonly seq: number;
+  /** The op of that entry, and its key (object key or segment id). */
+  readonly op: MetadataEvent['op'];
+  readonly key: string;
+  /** For PUT_START: the placement it chose. */
+  readonly replicas?: readonly Replica[];
+}
+
+/**
+ * One client session in the replicated session table: the results of the requests the client
+ * may still retry (request numbers >= `oldestPending`, ascending). Created by the session's
+ * first logged request; expires when nothing of it was logged for SESSION_TTL_MS of logged time.
+ */
+export interface SessionRecord {
+  readonly sessionId: string;
+  /** Requests below this number are forgotten: a late copy of one is refused, never applied. */
+  readonly oldestPending: number;
+  /** The seq of the session's last logged request. */
+  readonly lastSeq: number;
+  /** The logged time (entry ts) of the session's last logged request. */
+  readonly lastTs: number;
+  readonly results: readonly SessionResult[];
+}
+
+/** The session table, in SESSION_BUCKETS frozen buckets (internal: read it with sessions.ts). */
+export type SessionBuckets = readonly (readonly SessionRecord[])[];
+
+/**
  * The folded metadata. Frozen (immer): a state can be read while the next is produced.
  * Read objects and segments with the functions of state.ts; the layout is internal.
  */
@@ -66,6 +111,14 @@ export interface MetadataState {
   readonly segments: ReadonlyMap<string, Segment>;
   /** SHARD_COUNT shards, each BUCKETS_PER_SHARD buckets of records. */
   readonly shards: readonly ShardBuckets[];
+  /** The client sessions (exactly-once writes): see sessions.ts. */
+  readonly sessions: SessionBuckets;
+  /** Number of sessions in `sessions`. */
+  readonly sessionCount: number;
+  /** Logged time: the largest entry `ts` folded so far (0 before any). Never goes back. */
+  readonly logTime: number;
+  /** The logged time of the last sweep of idle sessions. */
+  readonly sessionsSweptAt: number;
 }
 
 export type Command =
@@ -112,4 +165,6 @@ export interface LoggedEvent {
   readonly epoch: number;
   readonly ts: number;
   readonly event: MetadataEvent;
+  /** The client request that caused it; absent for the primary's own events and old entries. */
+  readonly origin?: RequestOrigin;
 }

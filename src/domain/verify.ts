@@ -33,15 +33,24 @@
  */
 import { freeze, produce } from 'immer';
 import CRC32 from 'crc-32';
-import { objectChecksum, prefixHash } from './checksum.ts';
-import { bucketOf, keyHash, SHARD_COUNT, shardOf } from './shard.ts';
-import { allObjects, getObject, shardRecords } from './state.ts';
+import { objectChecksum, prefixHash, sessionChecksum } from './checksum.ts';
+import { isSessionId } from './eventCodec.ts';
+import {
+  bucketOf,
+  keyHash,
+  SESSION_BUCKETS,
+  sessionBucketOf,
+  SHARD_COUNT,
+  shardOf,
+} from './shard.ts';
+import { allObjects, getObject, getSession, shardRecords } from './state.ts';
 import type {
   FreeRange,
   LoggedEvent,
   MetadataState,
   ObjectRecord,
   Segment,
+  SessionRecord,
   ShardBuckets,
 } from './types.ts';
 
@@ -118,6 +127,12 @@ export interface VerifyEntry {
   readonly checksum: number;
 }
 
+/** One session of a sampled session bucket: its id and `sessionChecksum`. */
+export interface VerifySession {
+  readonly sessionId: string;
+  readonly checksum: number;
+}
+
 /** What a standby sends the primary in one verification round. JSON-serialisable. */
 export interface VerifyRequest {
   /** The sampled shards (ascending, no duplicates). */
@@ -130,6 +145,13 @@ export interface VerifyRequest {
   readonly shardDigests: Readonly<Record<string, number>>;
   /** shardId -> number of keys the standby holds in that shard. */
   readonly shardKeyCounts: Readonly<Record<string, number>>;
+  /**
+   * The sampled buckets of the session table (`shardId % SESSION_BUCKETS` of the sampled
+   * shards, so a cycle of rounds covers the table) and every session the standby holds in them.
+   * Absent in requests of nodes from before sessions.
+   */
+  readonly sessionBuckets?: readonly number[];
+  readonly sessions?: readonly VerifySession[];
 }
 
 export interface VerifyRequestOptions {
@@ -197,7 +219,22 @@ export function buildVerifyRequest(
       });
     }
   }
-  return { shardIds: ids, appliedSeq: state.appliedSeq, entries, shardDigests, shardKeyCounts };
+  const sessionBuckets = [...new Set(ids.map((id) => id % SESSION_BUCKETS))].sort((a, b) => a - b);
+  const sessions: VerifySession[] = [];
+  for (const b of sessionBuckets) {
+    for (const session of state.sessions[b] ?? []) {
+      sessions.push({ sessionId: session.sessionId, checksum: sessionChecksumOf(session) });
+    }
+  }
+  return {
+    shardIds: ids,
+    appliedSeq: state.appliedSeq,
+    entries,
+    shardDigests,
+    shardKeyCounts,
+    sessionBuckets,
+    sessions,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,6 +262,16 @@ interface BucketSummary {
 const summaries = new WeakMap<ShardBuckets, ShardSummary>();
 const bucketSummaries = new WeakMap<readonly ObjectRecord[], BucketSummary>();
 const checksums = new WeakMap<ObjectRecord, number>();
+const sessionChecksums = new WeakMap<SessionRecord, number>();
+
+/** `sessionChecksum(session)`, memoised per frozen session record. */
+function sessionChecksumOf(session: SessionRecord): number {
+  const cached = sessionChecksums.get(session);
+  if (cached !== undefined) return cached;
+  const checksum = sessionChecksum(session);
+  if (Object.isFrozen(session)) sessionChecksums.set(session, checksum);
+  return checksum;
+}
 
 /** `objectChecksum(record)`, memoised per frozen record. */
 function checksumOf(record: ObjectRecord): number {
@@ -307,6 +354,12 @@ export interface Correction {
   readonly record: ObjectRecord | null;
 }
 
+/** The correct record of a session, or null: the standby should not have it. */
+export interface SessionCorrection {
+  readonly sessionId: string;
+  readonly record: SessionRecord | null;
+}
+
 /** The whole correct content of a shard: the standby replaces its shard with these records. */
 export interface ShardReset {
   readonly shardId: number;
@@ -332,6 +385,8 @@ export type VerifyResponse =
       readonly shardsUnjudged: number;
       readonly corrections: readonly Correction[];
       readonly shardResets: readonly ShardReset[];
+      /** Sessions of the sampled session buckets that differ (absent: none). */
+      readonly sessionCorrections?: readonly SessionCorrection[];
     }
   | {
       readonly status: 'NEED_FULL_SYNC';
@@ -395,6 +450,68 @@ function removalsSince(
   return { exact, removed, shards: new Set([...removed].map(shardOf)) };
 }
 
+/**
+ * The sampled session buckets of a request, each with the standby's sessions (id -> checksum).
+ * Throws {@link VerifyInputError} for malformed ones.
+ */
+function checkSessions(request: VerifyRequest): Map<number, Map<string, number>> {
+  const byBucket = new Map<number, Map<string, number>>();
+  const buckets: unknown = request.sessionBuckets ?? [];
+  const sessions: unknown = request.sessions ?? [];
+  if (!Array.isArray(buckets) || !Array.isArray(sessions))
+    throw new VerifyInputError('sessions', 'array', 'sessionBuckets and sessions must be arrays');
+  for (const b of buckets as unknown[]) {
+    if (!Number.isInteger(b) || (b as number) < 0 || (b as number) >= SESSION_BUCKETS)
+      throw new VerifyInputError(
+        'sessionBuckets',
+        `0..${SESSION_BUCKETS - 1}`,
+        `bad bucket ${String(b)}`,
+      );
+    byBucket.set(b as number, new Map());
+  }
+  for (const entry of sessions as Partial<VerifySession>[]) {
+    if (!isSessionId(entry?.sessionId) || typeof entry.checksum !== 'number')
+      throw new VerifyInputError('sessions', '{sessionId, checksum}', 'malformed session');
+    const bucket = byBucket.get(sessionBucketOf(entry.sessionId));
+    if (bucket === undefined)
+      throw new VerifyInputError(
+        'sessions',
+        'sessionBuckets',
+        `session ${entry.sessionId} of an unsampled bucket`,
+      );
+    bucket.set(entry.sessionId, entry.checksum);
+  }
+  return byBucket;
+}
+
+/**
+ * The sessions of the sampled buckets that the standby holds wrongly. A session changes only
+ * with a logged request of it (its lastSeq) or by expiring, so: a primary session with
+ * `lastSeq <= S` must be on the standby exactly; one with a later lastSeq is skipped; a standby
+ * session the primary lacks may have expired in (S, P] and is judged extra only when S = P.
+ */
+function judgeSessions(
+  primary: MetadataState,
+  S: number,
+  byBucket: ReadonlyMap<number, ReadonlyMap<string, number>>,
+): SessionCorrection[] {
+  const corrections: SessionCorrection[] = [];
+  for (const [b, standby] of byBucket) {
+    const present = new Set<string>();
+    for (const session of primary.sessions[b] ?? []) {
+      present.add(session.sessionId);
+      if (session.lastSeq > S) continue;
+      if (standby.get(session.sessionId) !== sessionChecksumOf(session))
+        corrections.push({ sessionId: session.sessionId, record: session });
+    }
+    if (S !== primary.appliedSeq) continue;
+    for (const sessionId of standby.keys()) {
+      if (!present.has(sessionId)) corrections.push({ sessionId, record: null });
+    }
+  }
+  return corrections;
+}
+
 function checkRequest(request: VerifyRequest): Map<number, VerifyEntry[]> {
   if (typeof request !== 'object' || request === null)
     throw new VerifyInputError('request', 'object', 'must be an object');
@@ -453,6 +570,7 @@ export function answerVerify(
   }
   if (S > P) return { status: 'OK', forSeq: S, keysChecked: 0, shardsUnjudged: byShard.size };
   const knowledge = removalsSince(S, P, options.recentEvents);
+  const sessionCorrections = judgeSessions(primary, S, checkSessions(request));
   const corrections: Correction[] = [];
   const shardResets: ShardReset[] = [];
   let keysChecked = 0;
@@ -492,7 +610,7 @@ export function answerVerify(
       }
     }
   }
-  const mismatches = corrections.length + shardResets.length;
+  const mismatches = corrections.length + shardResets.length + sessionCorrections.length;
   if (mismatches > maxMismatches) {
     return {
       status: 'NEED_FULL_SYNC',
@@ -502,7 +620,15 @@ export function answerVerify(
     };
   }
   if (mismatches === 0) return { status: 'OK', forSeq: S, keysChecked, shardsUnjudged };
-  return { status: 'MISMATCH', forSeq: S, keysChecked, shardsUnjudged, corrections, shardResets };
+  return {
+    status: 'MISMATCH',
+    forSeq: S,
+    keysChecked,
+    shardsUnjudged,
+    corrections,
+    shardResets,
+    ...(sessionCorrections.length === 0 ? {} : { sessionCorrections }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,6 +638,7 @@ export function answerVerify(
 export interface Repair {
   readonly corrections: readonly Correction[];
   readonly shardResets?: readonly ShardReset[];
+  readonly sessionCorrections?: readonly SessionCorrection[];
 }
 
 function frozenRecord(record: ObjectRecord): ObjectRecord {
@@ -556,9 +683,11 @@ export function applyCorrections(
   repair: Repair | readonly Correction[],
   verifiedState: MetadataState = state,
 ): MetadataState {
-  const { corrections, shardResets = [] } = Array.isArray(repair)
-    ? { corrections: repair as readonly Correction[] }
-    : (repair as Repair);
+  const {
+    corrections,
+    shardResets = [],
+    sessionCorrections = [],
+  } = Array.isArray(repair) ? { corrections: repair as readonly Correction[] } : (repair as Repair);
   if (verifiedState.appliedSeq > state.appliedSeq)
     throw new RepairError(undefined, undefined, 'the verified state is newer than the state');
   const untouchedSince = (key: string): boolean =>
@@ -636,7 +765,8 @@ export function applyCorrections(
       bucket.push(frozenRecord(record));
     } else bucket[at] = frozenRecord(record);
   }
-  if (bucketCopies.size === 0) return state;
+  const sessions = repairSessions(state, verifiedState, sessionCorrections);
+  if (bucketCopies.size === 0 && sessions === undefined) return state;
   for (const bucket of bucketCopies.values()) Object.freeze(bucket);
   for (const shard of shardCopies.values()) Object.freeze(shard);
   const newShards = Object.freeze(shards) as readonly ShardBuckets[];
@@ -679,10 +809,68 @@ export function applyCorrections(
     capacity += segment.size;
   }
   return produce(state, (draft) => {
-    (draft as { shards: unknown }).shards = newShards;
+    if (bucketCopies.size > 0) (draft as { shards: unknown }).shards = newShards;
+    if (sessions !== undefined) {
+      (draft as { sessions: unknown }).sessions = sessions.buckets;
+      draft.sessionCount = sessions.count;
+    }
     if (segments !== state.segments) (draft as { segments: unknown }).segments = segments;
     if (draft.objectCount !== objectCount) draft.objectCount = objectCount;
     if (draft.used !== used) draft.used = used;
     if (draft.capacity !== capacity) draft.capacity = capacity;
   });
+}
+
+/**
+ * The session table with `corrections` applied (sessions changed since `verifiedState` are left
+ * alone), or undefined when nothing changes. Throws {@link RepairError} for a corrected session
+ * newer than the verified state.
+ */
+function repairSessions(
+  state: MetadataState,
+  verifiedState: MetadataState,
+  corrections: readonly SessionCorrection[],
+): { buckets: MetadataState['sessions']; count: number } | undefined {
+  if (corrections.length === 0) return undefined;
+  const buckets = [...state.sessions];
+  const copies = new Map<number, SessionRecord[]>();
+  let count = state.sessionCount;
+  for (const { sessionId, record } of corrections) {
+    if (!isSessionId(sessionId))
+      throw new RepairError(undefined, undefined, `bad session id in a correction`);
+    if (
+      record !== null &&
+      (record.sessionId !== sessionId || record.lastSeq > verifiedState.appliedSeq)
+    )
+      throw new RepairError(
+        undefined,
+        undefined,
+        `correction of session ${sessionId} does not fit`,
+      );
+    if (getSession(state, sessionId) !== getSession(verifiedState, sessionId)) continue;
+    const b = sessionBucketOf(sessionId);
+    let bucket = copies.get(b);
+    if (bucket === undefined) {
+      bucket = [...(buckets[b] ?? [])];
+      copies.set(b, bucket);
+      buckets[b] = bucket;
+    }
+    const at = bucket.findIndex((s) => s.sessionId === sessionId);
+    if (record === null) {
+      if (at >= 0) {
+        bucket.splice(at, 1);
+        count--;
+      }
+    } else if (at < 0) {
+      bucket.push(frozenSessionRecord(record));
+      count++;
+    } else bucket[at] = frozenSessionRecord(record);
+  }
+  if (copies.size === 0) return undefined;
+  for (const bucket of copies.values()) Object.freeze(bucket);
+  return { buckets: Object.freeze(buckets), count };
+}
+
+function frozenSessionRecord(session: SessionRecord): SessionRecord {
+  return freeze(structuredClone(session), true);
 }

@@ -46,6 +46,8 @@ export interface MemberRecord {
  * than every earlier one; `leaseDeadline()` is a time before which the lease cannot have
  * expired in the store, computed from when the last successful keep-alive was sent, so a
  * node that checks it before acting never acts on an expired lease - even after a pause.
+ * A call its lifecycle does not allow (no lease, lease lost, closed) rejects with
+ * {@link ElectorStateError}.
  */
 export interface Elector {
   /**
@@ -62,7 +64,12 @@ export interface Elector {
    * change, until the returned function is called.
    */
   observe(onChange: (leader: LeaderView | null) => void): () => void;
-  /** Clock time (ms) after which this node must not act on its lease. Synchronous. */
+  /**
+   * Monotonic clock time (ms, `Clock.monotonicNow`) after which this node must not act on its
+   * lease: (when the last confirmed keep-alive was sent) + TTL - margin. Synchronous. Holds as
+   * long as this node's clock and the store's run at rates within margin / TTL of each other;
+   * wall-clock steps do not affect it.
+   */
   leaseDeadline(): number;
   /** Called once when the current lease is lost (expired, revoked, or its deadline passed). */
   onLeaseLost(handler: (reason: string) => void): () => void;
@@ -77,4 +84,20 @@ export interface Elector {
   members(): Promise<MemberRecord[]>;
   /** Stops keep-alives and closes connections, without revoking. */
   close(): Promise<void>;
+}
+
+/**
+ * The elector was used in a way its lifecycle does not allow: before `start()`, after its
+ * lease was lost, or once closed. Not retryable as such: a new `start()` may be.
+ */
+export class ElectorStateError extends Error {
+  override readonly name = 'ElectorStateError';
+  readonly retryable = false;
+  constructor(
+    readonly state: 'notStarted' | 'leaseLost' | 'closed',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }

@@ -55,7 +55,9 @@ export interface OpLogWriter {
   /**
    * Resolves once every entry is acknowledged by the stream. Rejects with
    * {@link FencedError} when another writer has appended: then this and every later append
-   * reject too. Never resolves for an entry whose storage is not confirmed.
+   * reject too. Never resolves for an entry whose storage is not confirmed. Rejects with
+   * {@link AppendOrderError} (nothing stored) when the entries do not follow on, and with
+   * {@link OpLogClosedError} after `close()`.
    */
   append(entries: readonly OpLogEntry[]): Promise<AppendAck>;
   /** True once an append was rejected by the fence; every later append rejects. */
@@ -109,5 +111,37 @@ export class AmbiguousAppendError extends Error {
     options?: ErrorOptions,
   ) {
     super(`append of entries ${firstSeq}..${lastSeq} could not be confirmed`, options);
+  }
+}
+
+/**
+ * An append that breaks the writer's rules (empty, or entries not contiguous with each other
+ * or with the log's last entry); nothing was stored. A caller bug: not retryable.
+ */
+export class AppendOrderError extends Error {
+  override readonly name = 'AppendOrderError';
+  readonly retryable = false;
+  constructor(
+    /** The entry seq that was due, when known. */
+    readonly expectedSeq: number | undefined,
+    /** The entry seq that was given, when there was one. */
+    readonly actualSeq: number | undefined,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The log or its writer was closed by its owner before `operation` was handed to it. */
+export class OpLogClosedError extends Error {
+  override readonly name = 'OpLogClosedError';
+  readonly retryable = false;
+  constructor(
+    readonly operation: string,
+    message = `${operation}: closed`,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
   }
 }

@@ -88,14 +88,14 @@ export class FullSyncSource {
     const { state, lastStreamSeq } = this.options.committed();
     const segmentCount = state.segments.size;
     const total = Math.max(1, Math.ceil((segmentCount + state.objectCount) / this.#chunkSize));
-    const id = `${this.options.clock.now().toString(36)}-${(this.#next++).toString(36)}`;
+    const id = `${this.options.clock.monotonicNow().toString(36)}-${(this.#next++).toString(36)}`;
     this.#sessions.set(id, {
       id,
       chunks: snapshotChunks(state, this.#chunkSize),
       total,
       index: -1,
       bytes: undefined,
-      lastUsed: this.options.clock.now(),
+      lastUsed: this.options.clock.monotonicNow(),
     });
     return {
       syncId: id,
@@ -111,7 +111,7 @@ export class FullSyncSource {
     const session = this.#sessions.get(String(request.syncId));
     if (session === undefined)
       throw new AdminError('syncChunk', 'SYNC_GONE', true, `no sync session ${request.syncId}`);
-    session.lastUsed = this.options.clock.now();
+    session.lastUsed = this.options.clock.monotonicNow();
     if (request.index === session.index + 1) {
       const next = session.chunks.next();
       if (next.done === true)
@@ -152,7 +152,7 @@ export class FullSyncSource {
   }
 
   #expire(): void {
-    const now = this.options.clock.now();
+    const now = this.options.clock.monotonicNow();
     for (const [id, session] of this.#sessions)
       if (now - session.lastUsed > this.#idleMs) this.#sessions.delete(id);
   }

@@ -251,7 +251,7 @@ export class NodeMetrics implements RequestObserver {
   }
 
   /** Records the applied seq now (call every second or so, and at each scrape). */
-  sampleApplied(appliedSeq: number, at: number = Date.now()): void {
+  sampleApplied(appliedSeq: number, at: number = performance.now()): void {
     this.applied.sample(appliedSeq, at);
   }
 

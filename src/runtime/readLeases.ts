@@ -16,7 +16,7 @@ export class ReadLeases {
 
   /** Leases `key` for one TTL from now; returns when the lease ends. */
   grant(key: string): number {
-    const until = this.clock.now() + this.ttlMs;
+    const until = this.clock.monotonicNow() + this.ttlMs;
     this.#expiry.set(key, until);
     if (this.#expiry.size > 100_000) this.#sweep();
     return until;
@@ -24,11 +24,11 @@ export class ReadLeases {
 
   /** Treats every object as leased for one TTL from now. */
   leaseAll(): void {
-    this.#allUntil = this.clock.now() + this.ttlMs;
+    this.#allUntil = this.clock.monotonicNow() + this.ttlMs;
   }
 
   isReadLeased = (key: string): boolean => {
-    const now = this.clock.now();
+    const now = this.clock.monotonicNow();
     if (now < this.#allUntil) return true;
     const until = this.#expiry.get(key);
     if (until === undefined) return false;
@@ -43,7 +43,7 @@ export class ReadLeases {
   }
 
   #sweep(): void {
-    const now = this.clock.now();
+    const now = this.clock.monotonicNow();
     for (const [key, until] of this.#expiry) if (until <= now) this.#expiry.delete(key);
   }
 }

@@ -117,7 +117,8 @@ export async function runVerificationRound(
         detail: `${response.reason}: ${response.detail}`,
       };
     case 'MISMATCH': {
-      const mismatches = response.corrections.length + response.shardResets.length;
+      const sessions = response.sessionCorrections?.length ?? 0;
+      const mismatches = response.corrections.length + response.shardResets.length + sessions;
       const keys = response.corrections.slice(0, 10).map((c) => c.key);
       try {
         const repaired = applyCorrections(current(), response, state);
@@ -127,7 +128,7 @@ export async function runVerificationRound(
           mismatches,
           repaired,
           needsFullSync: false,
-          detail: `keys ${keys.join(', ')}; ${response.shardResets.length} shard resets`,
+          detail: `keys ${keys.join(', ')}; ${response.shardResets.length} shard resets; ${sessions} sessions`,
         };
       } catch (err) {
         if (!(err instanceof RepairError)) throw err;

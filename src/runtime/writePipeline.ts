@@ -1,8 +1,9 @@
 import { decide, type DecideContext } from '../domain/decide.ts';
-import { objectNotFound } from '../domain/errors.ts';
-import { toEntry } from '../domain/eventCodec.ts';
+import { invalidArgument, objectNotFound } from '../domain/errors.ts';
+import { checkOrigin, toEntry } from '../domain/eventCodec.ts';
 import { decideEviction, type EvictionPolicy } from '../domain/eviction.ts';
 import { fold } from '../domain/fold.ts';
+import { requestStatus } from '../domain/sessions.ts';
 import { getObject } from '../domain/state.ts';
 import type {
   Command,
@@ -10,6 +11,7 @@ import type {
   MetadataEvent,
   MetadataState,
   ObjectRecord,
+  RequestOrigin,
 } from '../domain/types.ts';
 import type { OpLogEntry } from '../domain/entry.ts';
 import { NotPrimaryError, type ExecuteResult, type MetadataService } from '../api/handler.ts';
@@ -48,11 +50,15 @@ interface InFlight {
 /**
  * The primary's write path. It decides each command against its speculative state (committed
  * plus in flight), appends the events fenced and group-committed, folds them into the
- * committed state when the OpLog acknowledges them, in seq order, and only then answers. The
- * lease deadline is checked synchronously before taking a command and before every answer.
- * One failed append stops the pipeline: everything in flight and waiting is answered with a
- * retryable `NOT_PRIMARY`, and nothing is rolled back because the committed state only ever
- * holds acknowledged entries.
+ * committed state when the OpLog acknowledges them, in seq order, and only then answers.
+ *
+ * Every answer is a promise about committed state: a success once its entry is acknowledged;
+ * a refusal, or the original result of a retried request (found in the session table), only
+ * once every append before it in the pipeline is acknowledged too, since the state it was
+ * judged against includes them. The lease deadline is checked synchronously before taking a
+ * command and before every answer. One failed append stops the pipeline: everything in flight
+ * and waiting (refusals included) is answered with a retryable `NOT_PRIMARY`, and nothing is
+ * rolled back because the committed state only ever holds acknowledged entries.
  */
 export class WritePipeline implements MetadataService {
   #spec: MetadataState;
@@ -76,18 +82,39 @@ export class WritePipeline implements MetadataService {
     return this.#inFlight.length;
   }
 
-  async execute(command: Command): Promise<ExecuteResult> {
-    const [item] = await this.executeBatch([command]);
+  async execute(command: Command, origin?: RequestOrigin): Promise<ExecuteResult> {
+    const [item] = await this.executeBatch([command], origin === undefined ? undefined : [origin]);
     if (item === undefined) throw new Error('no result');
     if (!item.ok) throw item.error;
     return item.result;
   }
 
-  async executeBatch(commands: readonly Command[]): Promise<BatchItem[]> {
+  async executeBatch(
+    commands: readonly Command[],
+    origins?: readonly (RequestOrigin | undefined)[],
+  ): Promise<BatchItem[]> {
     this.#assertServing();
     const entries: OpLogEntry[] = [];
     const items: Array<BatchItem | { pending: ExecuteResult }> = [];
-    for (const command of commands) {
+    for (const [i, command] of commands.entries()) {
+      const origin = origins?.[i];
+      if (origin !== undefined) {
+        const bad = checkOrigin(origin);
+        if (bad !== undefined) {
+          items.push({ ok: false, error: invalidArgument(bad.field, bad.message) });
+          continue;
+        }
+        const known = requestStatus(this.#spec, origin, command);
+        if (known.kind === 'applied') {
+          const { seq, replicas } = known.result;
+          items.push({ ok: true, result: replicas === undefined ? { seq } : { seq, replicas } });
+          continue;
+        }
+        if (known.kind === 'refused') {
+          items.push({ ok: false, error: known.error });
+          continue;
+        }
+      }
       let decision = decide(this.#spec, command, this.#ctx);
       if (!decision.ok && decision.error.code === 'NO_SPACE' && command.type === 'putStart') {
         const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
@@ -100,7 +127,7 @@ export class WritePipeline implements MetadataService {
         items.push({ ok: false, error: decision.error });
         continue;
       }
-      const entry = this.#speculate(decision.event);
+      const entry = this.#speculate(decision.event, origin);
       entries.push(entry);
       const event = decision.event;
       items.push({
@@ -110,9 +137,18 @@ export class WritePipeline implements MetadataService {
             : { seq: entry.seq },
       });
     }
+    // Every answer of the batch (refusals and replayed results too) was judged against state
+    // that includes whatever is in flight: answer once all of it is committed.
     if (entries.length > 0) await this.#append(entries);
+    else await this.#committed();
     this.#assertServing(false);
     return items.map((item) => ('pending' in item ? { ok: true, result: item.pending } : item));
+  }
+
+  /** Resolves once every append in flight now is committed; rejects as they do. */
+  #committed(): Promise<void> {
+    const last = this.#inFlight[this.#inFlight.length - 1];
+    return last === undefined ? Promise.resolve() : last.committed.promise;
   }
 
   get(key: string): Promise<ObjectRecord> {
@@ -156,19 +192,20 @@ export class WritePipeline implements MetadataService {
   #assertServing(fresh = true): void {
     if (this.#closed !== undefined) throw new NotPrimaryError(this.#closed);
     if (fresh && this.#draining !== undefined) throw new NotPrimaryError(this.#draining);
-    if (this.options.clock.now() >= this.options.leaseDeadline()) {
+    if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) {
       this.#fault('lease deadline passed');
       throw new NotPrimaryError('lease deadline passed');
     }
   }
 
-  #speculate(event: MetadataEvent): OpLogEntry {
-    const logged: LoggedEvent = {
+  #speculate(event: MetadataEvent, origin?: RequestOrigin): OpLogEntry {
+    const entry = {
       seq: this.#nextSeq++,
       epoch: this.options.epoch,
-      ts: this.options.clock.now(),
+      ts: this.options.clock.wallNow(),
       event,
     };
+    const logged: LoggedEvent = origin === undefined ? entry : { ...entry, origin };
     this.#spec = fold(this.#spec, logged);
     return toEntry(logged);
   }
@@ -232,7 +269,7 @@ export class WritePipeline implements MetadataService {
   }
 
   #evictIfFull(): void {
-    if (this.options.clock.now() >= this.options.leaseDeadline()) return;
+    if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) return;
     const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
     if (eviction === null) return;
     this.#append([this.#speculate(eviction)]).catch(() => undefined);

@@ -1,6 +1,6 @@
 // The Elector port's contract, run against every adapter (memory, etcd).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Elector, LeaderView } from '../../src/ports/elector.ts';
+import { ElectorStateError, type Elector, type LeaderView } from '../../src/ports/elector.ts';
 
 export interface ElectorContractSetup {
   /** An elector for `nodeId` (not started) over the same store as every other of this setup. */
@@ -138,6 +138,19 @@ export function describeElectorContract(
       const again = await a.campaign(info('a'));
       expect(again.won).toBe(true);
       if (first.won && again.won) expect(again.epoch).toBeGreaterThan(first.epoch);
+    });
+
+    it('refuses a campaign before start() and after close() with ElectorStateError', async () => {
+      const a = await current().makeElector('a', TTL_MS);
+      electors.push(a);
+      const notStarted = a.campaign(info('a'));
+      await expect(notStarted).rejects.toBeInstanceOf(ElectorStateError);
+      await expect(notStarted).rejects.toMatchObject({ state: 'notStarted' });
+      await a.start();
+      await a.close();
+      const closed = a.campaign(info('a'));
+      await expect(closed).rejects.toBeInstanceOf(ElectorStateError);
+      await expect(closed).rejects.toMatchObject({ state: 'closed' });
     });
 
     it('keeps a lease alive across several TTLs and keeps its deadline within one TTL', async () => {

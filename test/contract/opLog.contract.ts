@@ -1,7 +1,13 @@
 // The OpLog port's contract, run against every adapter (memory, NATS JetStream).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
-import { FencedError, type LogFollower, type OpLog } from '../../src/ports/opLog.ts';
+import {
+  AppendOrderError,
+  FencedError,
+  OpLogClosedError,
+  type LogFollower,
+  type OpLog,
+} from '../../src/ports/opLog.ts';
 import { testEntries } from './entries.ts';
 
 export interface OpLogContractSetup {
@@ -86,6 +92,19 @@ export function describeOpLogContract(
         lastStreamSeq: acks[2]?.streamSeq,
       });
       await writer.close();
+    });
+
+    it('refuses empty and out-of-order appends (AppendOrderError) and appends after close (OpLogClosedError)', async () => {
+      const log = await makeLog();
+      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+      await writer.append(testEntries(1, 1));
+      await expect(writer.append([])).rejects.toBeInstanceOf(AppendOrderError);
+      await expect(writer.append(testEntries(3, 3))).rejects.toBeInstanceOf(AppendOrderError);
+      expect(writer.fenced).toBe(false);
+      await writer.append(testEntries(2, 2));
+      await writer.close();
+      await expect(writer.append(testEntries(3, 3))).rejects.toBeInstanceOf(OpLogClosedError);
+      expect((await log.bounds()).lastSeq).toBe(2);
     });
 
     it('acknowledges appends awaited one by one as one message each', async () => {

@@ -9,8 +9,10 @@ import {
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import {
   AmbiguousAppendError,
+  AppendOrderError,
   FencedError,
   NotRetainedError,
+  OpLogClosedError,
   type LogFollower,
   type OpLog,
 } from '../../src/ports/opLog.ts';
@@ -88,6 +90,20 @@ describe.each(['coalesce', 'concurrent'] as const)(
       expect(await collect(log.follow(2), 303)).toEqual(range(2, 303));
       expect(await collect(log.follow(150), 303)).toEqual(range(150, 303));
       await writer.close();
+    });
+
+    it('refuses empty and out-of-order appends (AppendOrderError) and appends after close (OpLogClosedError)', async () => {
+      await using etcd = await startEtcd();
+      const log = openLog(etcd.endpoint, `t${randomUUID().slice(0, 8)}`, pipelining);
+      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+      await writer.append(entries(1, 1));
+      await expect(writer.append([])).rejects.toBeInstanceOf(AppendOrderError);
+      await expect(writer.append(entries(3, 1))).rejects.toBeInstanceOf(AppendOrderError);
+      expect(writer.fenced).toBe(false);
+      await writer.append(entries(2, 1));
+      await writer.close();
+      await expect(writer.append(entries(3, 1))).rejects.toBeInstanceOf(OpLogClosedError);
+      expect((await log.bounds()).lastSeq).toBe(2);
     });
 
     it('fences a writer whose view is stale, including appends already in flight', async () => {

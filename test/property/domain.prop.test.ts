@@ -7,14 +7,39 @@ import { DomainError } from '../../src/domain/errors.ts';
 import { fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
 import { decideEviction } from '../../src/domain/eviction.ts';
 import { fold, foldAll } from '../../src/domain/fold.ts';
+import { SESSION_TTL_MS } from '../../src/domain/limits.ts';
+import { requestStatus } from '../../src/domain/sessions.ts';
 import { shardOf, SHARD_COUNT } from '../../src/domain/shard.ts';
-import { allObjects, allSegments, emptyState, shardObjects } from '../../src/domain/state.ts';
-import type { Command, LoggedEvent, MetadataState } from '../../src/domain/types.ts';
+import {
+  allObjects,
+  allSegments,
+  allSessions,
+  emptyState,
+  getSession,
+  shardObjects,
+} from '../../src/domain/state.ts';
+import type {
+  Command,
+  LoggedEvent,
+  MetadataState,
+  RequestOrigin,
+  SessionResult,
+} from '../../src/domain/types.ts';
 import { propRuns } from './runs.ts';
 
-/** A step of a generated history: a client command, an eviction round, or a new primary. */
+/**
+ * A step of a generated history: a client command (of one of three client sessions, or of no
+ * session; a retry repeats the session's last request), an eviction round, a new primary, or
+ * time passing (sessions expire).
+ */
 type Step =
-  | { readonly kind: 'command'; readonly command: Command; readonly leased: readonly string[] }
+  | {
+      readonly kind: 'command';
+      readonly command: Command;
+      readonly leased: readonly string[];
+      readonly session?: { readonly client: number; readonly retry: boolean; readonly lag: number };
+    }
+  | { readonly kind: 'time'; readonly ms: number }
   | {
       readonly kind: 'evict';
       readonly highWater: number;
@@ -71,10 +96,21 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 12,
+    arbitrary: fc.record(
+      {
+        kind: fc.constant('command' as const),
+        command: commandArb,
+        leased: leasedArb,
+        session: fc.record({ client: fc.nat(2), retry: fc.boolean(), lag: fc.nat(3) }),
+      },
+      { requiredKeys: ['kind', 'command', 'leased'] },
+    ),
+  },
+  {
+    weight: 1,
     arbitrary: fc.record({
-      kind: fc.constant('command' as const),
-      command: commandArb,
-      leased: leasedArb,
+      kind: fc.constant('time' as const),
+      ms: fc.oneof(fc.integer({ min: 1, max: 60_000 }), fc.constant(SESSION_TTL_MS + 1)),
     }),
   },
   {
@@ -165,15 +201,63 @@ function checkInvariants(state: MetadataState): void {
 function play(
   steps: readonly Step[],
   check: boolean,
-): { log: LoggedEvent[]; state: MetadataState } {
+): { log: LoggedEvent[]; state: MetadataState; replays: number } {
   let state = emptyState();
   let epoch = 1;
+  let now = 1_700_000_000_000;
+  let replays = 0;
   const log: LoggedEvent[] = [];
+  /** Per client session: the next request number and its last request (and result, if applied). */
+  const clients = [0, 1, 2].map((c) => ({
+    sessionId: `${c}`.repeat(32),
+    next: 1,
+    last: undefined as
+      { command: Command; origin: RequestOrigin; result?: SessionResult | undefined } | undefined,
+  }));
   for (const step of steps) {
+    if (step.kind === 'time') {
+      now += step.ms;
+      continue;
+    }
     let event;
+    let origin: RequestOrigin | undefined;
     if (step.kind === 'command') {
+      let command = step.command;
+      const client = step.session === undefined ? undefined : clients[step.session.client]!;
+      if (client !== undefined && step.session !== undefined) {
+        const retry = step.session.retry ? client.last : undefined;
+        if (retry !== undefined) {
+          command = retry.command;
+          origin = retry.origin;
+        } else {
+          const requestNo = client.next++;
+          origin = {
+            sessionId: client.sessionId,
+            requestNo,
+            oldestPending: Math.max(1, requestNo - step.session.lag),
+          };
+          client.last = { command, origin };
+        }
+        const before = state;
+        const status = requestStatus(state, origin, command);
+        if (status.kind !== 'new') {
+          // Exactly once: a retry of an applied request gets its original result and changes
+          // nothing; a refused one changes nothing either.
+          expect(state).toBe(before);
+          if (status.kind === 'applied') {
+            replays++;
+            expect(status.result).toEqual(retry?.result);
+          } else expect(status.error).toBeInstanceOf(DomainError);
+          continue;
+        }
+        const session = getSession(state, origin.sessionId);
+        if (retry?.result !== undefined) {
+          // Forgotten only when the session expired (idle for the TTL) or moved past it.
+          expect(session === undefined || session.oldestPending > origin.requestNo).toBe(true);
+        }
+      }
       const before = state;
-      const decision = decide(state, step.command, ctxOf(step.leased));
+      const decision = decide(state, command, ctxOf(step.leased));
       if (!decision.ok) {
         // A refused command changes nothing: same object, same content.
         expect(state).toBe(before);
@@ -194,12 +278,23 @@ function play(
       epoch++;
       event = { op: 'EPOCH' as const, epoch, nodeId: step.nodeId };
     }
-    const logged = { seq: state.appliedSeq + 1, epoch, ts: log.length, event };
+    now += 1;
+    const entry = { seq: state.appliedSeq + 1, epoch, ts: now, event };
+    const logged: LoggedEvent = origin === undefined ? entry : { ...entry, origin };
     log.push(logged);
     state = fold(state, logged);
+    if (origin !== undefined) {
+      const client = clients.find((c) => c.sessionId === origin.sessionId);
+      if (client?.last?.origin === origin) {
+        client.last.result = getSession(state, origin.sessionId)?.results.find(
+          (r) => r.requestNo === origin.requestNo,
+        );
+        expect(client.last.result?.seq).toBe(logged.seq);
+      }
+    }
     if (check) checkInvariants(state);
   }
-  return { log, state };
+  return { log, state, replays };
 }
 
 function contents(state: MetadataState): unknown {
@@ -207,16 +302,34 @@ function contents(state: MetadataState): unknown {
   return {
     objects,
     segments: [...allSegments(state)],
-    scalars: [state.appliedSeq, state.epoch, state.objectCount, state.used, state.capacity],
+    sessions: [...allSessions(state)].sort((a, b) => (a.sessionId < b.sessionId ? -1 : 1)),
+    scalars: [
+      state.appliedSeq,
+      state.epoch,
+      state.objectCount,
+      state.used,
+      state.capacity,
+      state.sessionCount,
+      state.logTime,
+      state.sessionsSweptAt,
+    ],
   };
 }
 
 describe('domain properties', () => {
-  it('the generator exercises every event type', () => {
+  it('the generator exercises every event type, retries and session expiry', () => {
     const seen = new Set<string>();
+    let replays = 0;
+    let expired = 0;
     for (const steps of fc.sample(historyArb, { numRuns: 300, seed: 42 })) {
-      for (const logged of play(steps, false).log) seen.add(logged.event.op);
+      const played = play(steps, false);
+      replays += played.replays;
+      for (const logged of played.log) seen.add(logged.event.op);
+      const sessions = new Set(played.log.flatMap((l) => (l.origin ? [l.origin.sessionId] : [])));
+      if (played.state.sessionCount < sessions.size) expired++;
     }
+    expect(replays).toBeGreaterThan(50);
+    expect(expired).toBeGreaterThan(5);
     expect([...seen].sort()).toEqual(
       [
         'EPOCH',

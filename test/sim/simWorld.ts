@@ -54,7 +54,8 @@ export function prng(seed: number): () => number {
 /**
  * One node's clock: the shared simulated time, shifted by `offsetMs` and running at `rate`
  * (drift), whose timers are held while the node is paused and released on resume, and dropped
- * once the node crashed.
+ * once the node crashed. Its wall reading can be stepped (as NTP or an operator would) without
+ * moving its monotonic reading.
  */
 export class NodeClock implements Clock {
   #paused = false;
@@ -66,12 +67,23 @@ export class NodeClock implements Clock {
     readonly sim: SimClock,
     readonly offsetMs: number,
     readonly rate: number,
+    /** How far the wall clock was stepped, in total (ms; negative: back). */
+    public wallStepMs = 0,
   ) {
     this.#t0 = sim.now();
   }
 
-  now(): number {
+  monotonicNow(): number {
     return Math.floor(this.#t0 + this.offsetMs + (this.sim.now() - this.#t0) * this.rate);
+  }
+
+  wallNow(): number {
+    return this.monotonicNow() + this.wallStepMs;
+  }
+
+  /** Steps the wall clock by `ms` (negative: back); the monotonic clock does not move. */
+  stepWall(ms: number): void {
+    this.wallStepMs += ms;
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
@@ -361,7 +373,12 @@ export class SimWorld {
     slot.crashed = false;
     slot.paused = false;
     slot.incarnation++;
-    slot.clock = new NodeClock(this.sim, slot.clock.offsetMs, slot.clock.rate);
+    slot.clock = new NodeClock(
+      this.sim,
+      slot.clock.offsetMs,
+      slot.clock.rate,
+      slot.clock.wallStepMs,
+    );
     this.#applyCuts(slot);
     this.#boot(slot);
   }
@@ -570,10 +587,13 @@ export class SimWorld {
     }
   }
 
-  /** An acknowledged write is in the log, at its seq, from its epoch. */
+  /**
+   * An acknowledged write is in the log, at its seq, from its epoch or (a retry answered with
+   * the original result from the session table) an earlier one.
+   */
   #checkAcked(write: AckedWrite): void {
     const entry = this.store.entries().find((e) => e.seq === write.seq);
-    if (entry?.op !== write.op || entry.key !== write.key || entry.epoch !== write.epoch) {
+    if (entry?.op !== write.op || entry.key !== write.key || entry.epoch > write.epoch) {
       this.#violation(
         'acknowledged writes are in the log',
         `${write.node} acknowledged ${write.op}(${write.key}) at seq ${write.seq} in epoch ${write.epoch}, ` +

@@ -87,13 +87,39 @@ describe('api handler: every op', () => {
       ok: true,
       result: { key: 'k', size: 10, replicas: [replica], seq: 7 },
     });
-    expect(s.execute).toHaveBeenCalledWith({ type: 'putStart', key: 'k', size: 10, replicaNum: 1 });
+    expect(s.execute).toHaveBeenCalledWith(
+      { type: 'putStart', key: 'k', size: 10, replicaNum: 1 },
+      undefined,
+    );
   });
 
   it.each(['putEnd', 'putRevoke', 'remove'] as const)('%s executes on the key', async (op) => {
     const s = new StubService();
     expect(await call(s, op, { key: 'k' })).toEqual({ ok: true, result: { seq: 7 } });
-    expect(s.execute).toHaveBeenCalledWith({ type: op, key: 'k' });
+    expect(s.execute).toHaveBeenCalledWith({ type: op, key: 'k' }, undefined);
+  });
+
+  it('a write with a session passes its origin; batch items get consecutive numbers', async () => {
+    const s = new StubService();
+    const session = { id: 'ab'.repeat(16), requestNo: 7, oldestPending: 5 };
+    await call(s, 'putStart', { key: 'k', size: 10, replicaNum: 1, session });
+    expect(s.execute).toHaveBeenLastCalledWith(
+      { type: 'putStart', key: 'k', size: 10, replicaNum: 1 },
+      { sessionId: session.id, requestNo: 7, oldestPending: 5 },
+    );
+    await call(s, 'putEndBatch', { keys: ['a', 'b'], session });
+    expect(s.executeBatch).toHaveBeenLastCalledWith(
+      [
+        { type: 'putEnd', key: 'a' },
+        { type: 'putEnd', key: 'b' },
+      ],
+      [
+        { sessionId: session.id, requestNo: 7, oldestPending: 5 },
+        { sessionId: session.id, requestNo: 8, oldestPending: 5 },
+      ],
+    );
+    // get and exists take no session: they change nothing in the log.
+    expect((await call(s, 'get', { key: 'k', session })).ok).toBe(false);
   });
 
   it('get answers the record and exists a boolean', async () => {
@@ -173,10 +199,13 @@ describe('api handler: every op', () => {
         ],
       },
     });
-    expect(s.executeBatch).toHaveBeenLastCalledWith([
-      { type: 'putEnd', key: 'a' },
-      { type: 'putEnd', key: 'b' },
-    ]);
+    expect(s.executeBatch).toHaveBeenLastCalledWith(
+      [
+        { type: 'putEnd', key: 'a' },
+        { type: 'putEnd', key: 'b' },
+      ],
+      undefined,
+    );
   });
 });
 

@@ -37,6 +37,14 @@ class ManualClock implements Clock {
     return this.#now;
   }
 
+  monotonicNow(): number {
+    return this.#now;
+  }
+
+  wallNow(): number {
+    return this.#now;
+  }
+
   setTimeout(fn: () => void, ms: number): TimerHandle {
     const id = this.#next++;
     this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn });

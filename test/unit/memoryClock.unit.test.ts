@@ -75,9 +75,11 @@ describe('SimClock', () => {
 });
 
 describe('systemClock', () => {
-  it('reads wall time and runs (and clears) real timers', async () => {
+  it('reads monotonic and wall time and runs (and clears) real timers', async () => {
     const before = Date.now();
-    expect(systemClock.now()).toBeGreaterThanOrEqual(before);
+    expect(systemClock.wallNow()).toBeGreaterThanOrEqual(before);
+    const m0 = systemClock.monotonicNow();
+    expect(systemClock.monotonicNow()).toBeGreaterThanOrEqual(m0);
     let cleared = false;
     systemClock.setTimeout(() => (cleared = true), 1).clear();
     await new Promise<void>((resolve) => systemClock.setTimeout(resolve, 5));

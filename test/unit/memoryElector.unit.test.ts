@@ -2,11 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   CoordinatorUnavailableError,
   MemoryCoordinator,
-  MemoryElectorStateError,
   createMemoryElector,
 } from '../../src/adapters/memory/memoryElector.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import type { LeaderView } from '../../src/ports/elector.ts';
+import { ElectorStateError, type LeaderView } from '../../src/ports/elector.ts';
 
 const TTL = 3_000;
 const MARGIN = 500;
@@ -67,7 +66,7 @@ describe('memory elector', () => {
     coord.heal('a');
     await clock.advanceAsync(0);
     expect(seenByA[seenByA.length - 1]?.nodeId).toBe('b');
-    await expect(a.campaign(info('a'))).rejects.toBeInstanceOf(MemoryElectorStateError);
+    await expect(a.campaign(info('a'))).rejects.toBeInstanceOf(ElectorStateError);
     await Promise.all([a.close(), b.close()]);
   });
 

@@ -2,13 +2,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   MemoryLogStore,
-  NonContiguousAppendError,
   OpLogUnavailableError,
   createMemoryOpLog,
 } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import {
   AmbiguousAppendError,
+  AppendOrderError,
   FencedError,
   NotRetainedError,
   type LogBatch,
@@ -37,10 +37,10 @@ describe('MemoryLogStore', () => {
   it('refuses entries that do not follow the last one', async () => {
     const store = new MemoryLogStore();
     const writer = createMemoryOpLog(store).openWriter({ expectedLastStreamSeq: 0 });
-    await expect(writer.append(testEntries(2, 3))).rejects.toBeInstanceOf(NonContiguousAppendError);
+    await expect(writer.append(testEntries(2, 3))).rejects.toBeInstanceOf(AppendOrderError);
     await writer.append(testEntries(1, 1));
     await expect(writer.append([...testEntries(2, 2), ...testEntries(4, 4)])).rejects.toThrow(
-      NonContiguousAppendError,
+      AppendOrderError,
     );
     expect(writer.fenced).toBe(false);
   });

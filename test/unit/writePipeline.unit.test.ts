@@ -42,7 +42,8 @@ class HeldWriter implements OpLogWriter {
 const clock = (): Clock & { t: number } => {
   const c = {
     t: 1_000,
-    now: () => c.t,
+    monotonicNow: () => c.t,
+    wallNow: () => 1_700_000_000_000 + c.t,
     setTimeout: (): TimerHandle => ({ clear: () => undefined }),
   };
   return c;
@@ -98,23 +99,100 @@ describe('WritePipeline', () => {
     expect(store.appliedSeq).toBe(2);
   });
 
-  it('decides against the speculative state: a second putStart of one key in flight is refused', async () => {
-    const { writer, pipeline } = setup();
+  /** A pipeline with two storage nodes mounted, so a putStart of 2 replicas fits. */
+  async function mounted() {
+    const t = setup();
     const mounts = ['s1', 's2'].map((n) =>
-      pipeline.execute({ type: 'mountSegment', segmentId: `${n}-a`, nodeId: n, size: 1 << 20 }),
+      t.pipeline.execute({ type: 'mountSegment', segmentId: `${n}-a`, nodeId: n, size: 1 << 20 }),
     );
-    writer.ackNext();
-    writer.ackNext();
+    t.writer.ackNext();
+    t.writer.ackNext();
     await Promise.all(mounts);
-    const first = pipeline.execute({ type: 'putStart', key: 'k', size: 100, replicaNum: 2 });
-    await expect(
-      pipeline.execute({ type: 'putStart', key: 'k', size: 100, replicaNum: 2 }),
-    ).rejects.toMatchObject({
-      code: 'OBJECT_EXISTS',
+    return t;
+  }
+
+  const put = { type: 'putStart', key: 'k', size: 100, replicaNum: 2 } as const;
+  const session = 'c0ffee00'.repeat(4);
+  const origin = (requestNo: number, oldestPending = requestNo) => ({
+    sessionId: session,
+    requestNo,
+    oldestPending,
+  });
+
+  it('decides against the speculative state, but answers a refusal only once what it was judged against is committed', async () => {
+    const { writer, pipeline } = await mounted();
+    const first = pipeline.execute(put);
+    let refused: unknown;
+    const second = pipeline.execute(put).catch((err: unknown) => {
+      refused = err;
     });
+    await flush();
+    // The putStart of k is still in flight: its refusal must wait for it.
+    expect(refused).toBeUndefined();
+    expect(writer.pending).toHaveLength(1);
     writer.ackNext();
     const placed = await first;
+    await second;
+    expect(refused).toMatchObject({ code: 'OBJECT_EXISTS' });
     expect(placed.replicas).toHaveLength(2);
+  });
+
+  it('a refusal judged against an append that then fails is answered NOT_PRIMARY, never the refusal', async () => {
+    const { writer, pipeline } = await mounted();
+    const first = pipeline.execute(put);
+    const second = pipeline.execute(put);
+    await flush();
+    writer.rejectAll();
+    await expect(first).rejects.toBeInstanceOf(NotPrimaryError);
+    await expect(second).rejects.toBeInstanceOf(NotPrimaryError);
+  });
+
+  it('a retried request gets its original result and is not applied twice, in flight or committed', async () => {
+    const { store, writer, pipeline } = await mounted();
+    const first = pipeline.execute(put, origin(1));
+    const retryInFlight = pipeline.execute(put, origin(1));
+    await flush();
+    expect(writer.pending).toHaveLength(1);
+    writer.ackNext();
+    const a = await first;
+    const b = await retryInFlight;
+    expect(b).toEqual(a);
+    const afterCommit = await pipeline.execute(put, origin(1));
+    expect(afterCommit).toEqual(a);
+    expect(writer.pending).toHaveLength(0);
+    expect(store.appliedSeq).toBe(3);
+    // A retried remove after another client re-created the key does not remove it again.
+    const end = pipeline.execute({ type: 'putEnd', key: 'k' }, origin(2));
+    writer.ackNext();
+    await end;
+    const removed = pipeline.execute({ type: 'remove', key: 'k' }, origin(3));
+    writer.ackNext();
+    const removal = await removed;
+    const other = pipeline.execute(put);
+    writer.ackNext();
+    await other;
+    expect(await pipeline.execute({ type: 'remove', key: 'k' }, origin(3))).toEqual(removal);
+    expect(getObject(store.state, 'k')).toBeDefined();
+  });
+
+  it('a request below the oldest pending one is refused, never applied; a number reused for another command is a bad request', async () => {
+    const { writer, pipeline } = await mounted();
+    const first = pipeline.execute(put, origin(5, 5));
+    writer.ackNext();
+    await first;
+    const later = pipeline.execute({ type: 'putEnd', key: 'k' }, origin(6, 6));
+    writer.ackNext();
+    await later;
+    await expect(
+      pipeline.execute({ type: 'putRevoke', key: 'k' }, origin(5, 5)),
+    ).rejects.toMatchObject({ code: 'REQUEST_EXPIRED' });
+    await expect(
+      pipeline.execute({ type: 'remove', key: 'k' }, origin(6, 6)),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'requestNo' });
+    await expect(
+      pipeline.execute(put, { sessionId: 'not-hex', requestNo: 1, oldestPending: 1 }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'sessionId' });
+    expect(writer.pending).toHaveLength(0);
   });
 
   it('on a fence rejection every waiting client gets a retryable NOT_PRIMARY and nothing uncommitted is kept', async () => {

@@ -1,13 +1,14 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
-import type {
-  CampaignResult,
-  Elector,
-  LeaderInfo,
-  LeaderView,
-  MemberRecord,
-  ResignOptions,
+import {
+  ElectorStateError,
+  type CampaignResult,
+  type Elector,
+  type LeaderInfo,
+  type LeaderView,
+  type MemberRecord,
+  type ResignOptions,
 } from '../../ports/elector.ts';
 import {
   DEFAULT_CALL_TIMEOUT_MS,
@@ -32,19 +33,6 @@ export interface EtcdElectorOptions {
   /** Bound on each etcd call; default min(3000, ttl). */
   readonly callTimeoutMs?: number;
   readonly clock: Clock;
-}
-
-/** The elector was used in a way its lifecycle does not allow (before start, after loss). */
-export class ElectorStateError extends Error {
-  override readonly name = 'ElectorStateError';
-  readonly retryable = false;
-  constructor(
-    readonly state: 'notStarted' | 'leaseLost' | 'closed',
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
 }
 
 /** `/understudy/<cluster>/leader`: the key whose create revision is the primary's epoch. */
@@ -219,7 +207,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
   async function keepAliveTick(): Promise<void> {
     const id = leaseId;
     if (id === null || closed || lease.check()) return;
-    const sentAt = clock.now();
+    const sentAt = clock.monotonicNow();
     let nextDelay = keepAliveIntervalMs;
     try {
       const ttl = await keepAliveOnce(id);
@@ -239,7 +227,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
   }
 
   async function grant(): Promise<void> {
-    const sentAt = clock.now();
+    const sentAt = clock.monotonicNow();
     const response = await withTimeout(
       client.leaseClient.leaseGrant({ TTL: ttlSeconds }),
       callTimeoutMs,

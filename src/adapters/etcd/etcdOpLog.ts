@@ -4,8 +4,10 @@ import { decodeBatch, encodeBatch } from '../../domain/codec.ts';
 import type { OpLogEntry } from '../../domain/entry.ts';
 import {
   AmbiguousAppendError,
+  AppendOrderError,
   FencedError,
   NotRetainedError,
+  OpLogClosedError,
   type AppendAck,
   type LogBatch,
   type LogBounds,
@@ -301,13 +303,17 @@ export function createEtcdOpLog(options: EtcdOpLogOptions): OpLog {
         const first = entries[0];
         const last = entries[entries.length - 1];
         if (first === undefined || last === undefined) {
-          return Promise.reject(new RangeError('append needs at least one entry'));
+          return Promise.reject(
+            new AppendOrderError(nextEntrySeq, undefined, 'append needs at least one entry'),
+          );
         }
-        if (closed) return Promise.reject(new Error('writer is closed'));
+        if (closed) return Promise.reject(new OpLogClosedError('append', 'writer is closed'));
         if (fenced) return Promise.reject(new FencedError(nextExpected, undefined));
         if (nextEntrySeq !== undefined && first.seq !== nextEntrySeq) {
           return Promise.reject(
-            new RangeError(
+            new AppendOrderError(
+              nextEntrySeq,
+              first.seq,
               `entries must be contiguous: expected seq ${nextEntrySeq}, got ${first.seq}`,
             ),
           );

@@ -1,12 +1,13 @@
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
-import type {
-  CampaignResult,
-  Elector,
-  LeaderInfo,
-  LeaderView,
-  MemberRecord,
-  ResignOptions,
+import {
+  ElectorStateError,
+  type CampaignResult,
+  type Elector,
+  type LeaderInfo,
+  type LeaderView,
+  type MemberRecord,
+  type ResignOptions,
 } from '../../ports/elector.ts';
 
 /** A call from a partitioned node: the coordinator cannot be reached. Retryable. */
@@ -19,19 +20,6 @@ export class CoordinatorUnavailableError extends Error {
     options?: ErrorOptions,
   ) {
     super(`${operation} from ${nodeId}: the coordinator is unreachable`, options);
-  }
-}
-
-/** The elector was used in a way its lifecycle does not allow (before start, after loss, closed). */
-export class MemoryElectorStateError extends Error {
-  override readonly name = 'MemoryElectorStateError';
-  readonly retryable = false;
-  constructor(
-    readonly state: 'notStarted' | 'leaseLost' | 'closed',
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
   }
 }
 
@@ -119,7 +107,7 @@ export class MemoryCoordinator {
       id,
       nodeId,
       ttlMs,
-      expiresAt: this.clock.now() + ttlMs,
+      expiresAt: this.clock.monotonicNow() + ttlMs,
       timer: this.clock.setTimeout(() => this.expire(id), ttlMs),
     };
     this.leases.set(id, lease);
@@ -133,7 +121,7 @@ export class MemoryCoordinator {
     const lease = this.leases.get(leaseId);
     if (lease === undefined) return false;
     lease.timer.clear();
-    lease.expiresAt = this.clock.now() + lease.ttlMs;
+    lease.expiresAt = this.clock.monotonicNow() + lease.ttlMs;
     lease.timer = this.clock.setTimeout(() => this.expire(leaseId), lease.ttlMs);
     return true;
   }
@@ -148,7 +136,7 @@ export class MemoryCoordinator {
   campaign(nodeId: string, leaseId: number, info: LeaderInfo): CampaignResult {
     this.reach(nodeId, 'campaign');
     if (!this.leases.has(leaseId)) {
-      throw new MemoryElectorStateError('leaseLost', `campaign: lease ${leaseId} not found`);
+      throw new ElectorStateError('leaseLost', `campaign: lease ${leaseId} not found`);
     }
     if (this.leaderKey !== null) return { won: false, leader: this.leaderKey.view };
     const epoch = ++this.revisionValue;
@@ -183,7 +171,7 @@ export class MemoryCoordinator {
   putMember(nodeId: string, leaseId: number, record: MemberRecord): void {
     this.reach(nodeId, 'publishMember');
     if (!this.leases.has(leaseId)) {
-      throw new MemoryElectorStateError('leaseLost', `publishMember: lease ${leaseId} not found`);
+      throw new ElectorStateError('leaseLost', `publishMember: lease ${leaseId} not found`);
     }
     this.revisionValue++;
     this.memberRecords.set(record.nodeId, { record, leaseId });
@@ -213,7 +201,7 @@ export class MemoryCoordinator {
 
   private expire(leaseId: number): void {
     const lease = this.leases.get(leaseId);
-    if (lease === undefined || this.clock.now() < lease.expiresAt) return;
+    if (lease === undefined || this.clock.monotonicNow() < lease.expiresAt) return;
     this.dropLease(leaseId, 'lease expired');
   }
 
@@ -296,7 +284,7 @@ export function createMemoryElector(
     keepAliveTimer = clock.setTimeout(() => {
       keepAliveTimer = undefined;
       if (lease.lostReason !== undefined || closed || leaseId === undefined) return;
-      const sentAt = clock.now();
+      const sentAt = clock.monotonicNow();
       const id = leaseId;
       // The request reaches the coordinator asynchronously, as over a network.
       void Promise.resolve().then(() => {
@@ -318,12 +306,12 @@ export function createMemoryElector(
   }
 
   function requireLease(operation: string): number {
-    if (closed) throw new MemoryElectorStateError('closed', `${operation}: elector closed`);
+    if (closed) throw new ElectorStateError('closed', `${operation}: elector closed`);
     if (leaseId === undefined) {
-      throw new MemoryElectorStateError('notStarted', `${operation}: start() first`);
+      throw new ElectorStateError('notStarted', `${operation}: start() first`);
     }
     if (lease.check()) {
-      throw new MemoryElectorStateError(
+      throw new ElectorStateError(
         'leaseLost',
         `${operation}: lease lost (${lease.lostReason ?? 'deadline passed'})`,
       );
@@ -341,8 +329,8 @@ export function createMemoryElector(
       }
       starting ??= (async () => {
         await Promise.resolve();
-        if (closed) throw new MemoryElectorStateError('closed', 'start: elector closed');
-        const sentAt = clock.now();
+        if (closed) throw new ElectorStateError('closed', 'start: elector closed');
+        const sentAt = clock.monotonicNow();
         // An old lease expiring in the coordinator must not end a newer one.
         const id: number = coord.grant(nodeId, ttlMs, (reason) => {
           if (leaseId === id) lease.lose(reason);

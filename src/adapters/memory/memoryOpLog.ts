@@ -2,8 +2,10 @@ import type { OpLogEntry } from '../../domain/entry.ts';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import {
   AmbiguousAppendError,
+  AppendOrderError,
   FencedError,
   NotRetainedError,
+  OpLogClosedError,
   type AppendAck,
   type LogBatch,
   type LogBounds,
@@ -16,31 +18,6 @@ import {
 export interface StoredMessage {
   readonly streamSeq: number;
   readonly entries: readonly OpLogEntry[];
-}
-
-/** An append whose first entry does not follow the stream's last entry (a caller bug). */
-export class NonContiguousAppendError extends Error {
-  override readonly name = 'NonContiguousAppendError';
-  readonly retryable = false;
-  constructor(
-    readonly expectedSeq: number,
-    readonly actualSeq: number,
-    options?: ErrorOptions,
-  ) {
-    super(`append must start at entry ${expectedSeq}, got ${actualSeq}`, options);
-  }
-}
-
-/** The log (or writer) was closed by its owner. */
-export class OpLogClosedError extends Error {
-  override readonly name = 'OpLogClosedError';
-  readonly retryable = false;
-  constructor(
-    readonly operation: string,
-    options?: ErrorOptions,
-  ) {
-    super(`${operation}: closed`, options);
-  }
 }
 
 /** A call from a partitioned node timed out (only with a clock and `timeoutMs`). Retryable. */
@@ -145,7 +122,7 @@ export class MemoryLogStore {
 
   /**
    * Stores `entries` as one message if the stream's last message is `expectedLastStreamSeq`;
-   * throws {@link FencedError} otherwise (and {@link NonContiguousAppendError} when the first
+   * throws {@link FencedError} otherwise (and {@link AppendOrderError} when the first
    * entry does not follow the last). Synchronous: the writers add the asynchrony.
    */
   append(expectedLastStreamSeq: number, entries: readonly OpLogEntry[]): AppendAck {
@@ -154,12 +131,24 @@ export class MemoryLogStore {
     }
     const first = entries[0];
     const last = entries[entries.length - 1];
-    if (first === undefined || last === undefined) throw new RangeError('empty append');
+    if (first === undefined || last === undefined) {
+      throw new AppendOrderError(this.lastEntrySeqValue + 1, undefined, 'empty append');
+    }
     if (first.seq !== this.lastEntrySeqValue + 1) {
-      throw new NonContiguousAppendError(this.lastEntrySeqValue + 1, first.seq);
+      throw new AppendOrderError(
+        this.lastEntrySeqValue + 1,
+        first.seq,
+        `append must start at entry ${this.lastEntrySeqValue + 1}, got ${first.seq}`,
+      );
     }
     entries.forEach((entry, i) => {
-      if (entry.seq !== first.seq + i) throw new NonContiguousAppendError(first.seq + i, entry.seq);
+      if (entry.seq !== first.seq + i) {
+        throw new AppendOrderError(
+          first.seq + i,
+          entry.seq,
+          `append must start at entry ${first.seq + i}, got ${entry.seq}`,
+        );
+      }
     });
     const streamSeq = ++this.lastStreamSeqValue;
     this.lastEntrySeqValue = last.seq;
@@ -321,7 +310,9 @@ export function createMemoryOpLog(
         }
         if (broken !== undefined) return Promise.reject(ambiguous(entries, broken));
         if (writerClosed || closed) return Promise.reject(new OpLogClosedError('append'));
-        if (entries.length === 0) return Promise.reject(new RangeError('empty append'));
+        if (entries.length === 0) {
+          return Promise.reject(new AppendOrderError(undefined, undefined, 'empty append'));
+        }
         return new Promise<AppendAck>((resolve, reject) => {
           const pending: PendingAppend = {
             entries: [...entries],

@@ -12,7 +12,8 @@ interface SimTimer {
  * A simulated clock for deterministic tests: time moves only when the test calls
  * {@link SimClock.advance}. Timers fire in due-time order, ties in creation order, each
  * seeing `now()` equal to its due time; a timer set while advancing fires in the same
- * advance when it falls due within it.
+ * advance when it falls due within it. Both readings of the {@link Clock} port are `now()`
+ * (the simulation's per-node clocks add wall-clock offsets and steps on top).
  */
 export class SimClock implements Clock {
   private nowMs: number;
@@ -23,7 +24,16 @@ export class SimClock implements Clock {
     this.nowMs = startMs;
   }
 
+  /** The simulated time (ms). */
   now(): number {
+    return this.nowMs;
+  }
+
+  monotonicNow(): number {
+    return this.nowMs;
+  }
+
+  wallNow(): number {
     return this.nowMs;
   }
 

@@ -22,8 +22,10 @@ import { decodeBatch, encodeBatch } from '../../domain/codec.ts';
 import type { OpLogEntry } from '../../domain/entry.ts';
 import {
   AmbiguousAppendError,
+  AppendOrderError,
   FencedError,
   NotRetainedError,
+  OpLogClosedError,
   type AppendAck,
   type LogBatch,
   type LogBounds,
@@ -62,27 +64,6 @@ export interface NatsOpLogOptions {
 export interface NatsOpLog extends OpLog {
   readonly streamName: string;
   readonly subject: string;
-}
-
-/** An append that breaks the writer's rules (empty, not contiguous); nothing was sent. */
-export class AppendOrderError extends Error {
-  override readonly name = 'AppendOrderError';
-  constructor(
-    readonly expectedSeq: number | undefined,
-    readonly actualSeq: number | undefined,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
-
-/** The writer (or its log) was closed before the append was handed to it. */
-export class WriterClosedError extends Error {
-  override readonly name = 'WriterClosedError';
-  constructor(options?: ErrorOptions) {
-    super('the OpLog writer is closed', options);
-  }
 }
 
 /** A follower found a hole or a reordering between stored entries: the stream is not a log. */
@@ -199,7 +180,9 @@ class NatsOpLogWriter implements OpLogWriter {
     if (this.fence !== undefined) {
       return Promise.reject(new FencedError(this.fence.expected, this.fence.actual));
     }
-    if (this.closed) return Promise.reject(new WriterClosedError());
+    if (this.closed) {
+      return Promise.reject(new OpLogClosedError('append', 'the OpLog writer is closed'));
+    }
     const first = entries[0];
     if (first === undefined) {
       return Promise.reject(new AppendOrderError(this.nextSeq, undefined, 'append of no entries'));
@@ -407,12 +390,12 @@ class NatsOpLogWriter implements OpLogWriter {
    * re-publish the same bytes with the same id and expectation until it is decided.
    */
   private async resolve(message: OutgoingMessage, cause: unknown): Promise<AppendAck> {
-    const deadline = Date.now() + this.settings.resolveTimeoutMs;
+    const deadline = performance.now() + this.settings.resolveTimeoutMs;
     let lastError = cause;
     let backoffMs = 50;
     // This message can only be stored right after its predecessor: let that be decided first.
     const previousStored = (await message.previous) ?? true;
-    while (Date.now() < deadline) {
+    while (performance.now() < deadline) {
       try {
         const stored = await this.jsm.streams.getMessage(this.streamName, {
           seq: message.expected + 1,

@@ -1,0 +1,69 @@
+import type { Actor, SnapshotFrom } from 'xstate';
+import type {
+  masterNodeMachine,
+  MasterNodeContext,
+  NodeRole,
+} from '../../machines/masterNode.machine.ts';
+import type { LeaderView } from '../ports/elector.ts';
+import type { VerificationStats } from './verification.ts';
+
+/** One node's view of itself, for `status`, `/status` and tests. */
+export interface NodeStatus {
+  readonly nodeId: string;
+  readonly role: NodeRole;
+  /** This node's epoch when primary; otherwise the current leader's, 0 when unknown. */
+  readonly epoch: number;
+  readonly appliedSeq: number;
+  readonly logLastSeq: number;
+  readonly leader: LeaderView | null;
+  readonly lastFault: string | undefined;
+  readonly promotions: number;
+  readonly fences: number;
+  /** Verification and full-sync counters (a copy). */
+  readonly verification: VerificationStats;
+}
+
+export type MasterNodeActor = Actor<typeof masterNodeMachine>;
+
+/** The role a machine snapshot stands for. */
+export function roleOf(snapshot: SnapshotFrom<typeof masterNodeMachine>): NodeRole {
+  if (snapshot.status === 'done') return 'stopped';
+  if (snapshot.matches('starting') || snapshot.matches('startFailed')) return 'starting';
+  if (snapshot.matches('stopping')) return 'stopping';
+  if (snapshot.matches({ running: 'standby' })) return 'standby';
+  if (snapshot.matches({ running: 'syncing' }) || snapshot.matches({ running: 'syncFailed' })) {
+    return 'syncing';
+  }
+  if (snapshot.matches({ running: 'candidate' })) return 'candidate';
+  if (snapshot.matches({ running: 'primary' }) || snapshot.matches({ running: 'handingOver' })) {
+    return 'primary';
+  }
+  return 'fenced';
+}
+
+/** This node's epoch when primary; otherwise the current leader's, 0 when unknown. */
+export function currentEpoch(role: NodeRole, context: MasterNodeContext): number {
+  return role === 'primary' ? context.epoch : (context.leader?.epoch ?? 0);
+}
+
+/** The status of node `nodeId` in `role`, from its machine's context and committed state. */
+export function nodeStatus(
+  nodeId: string,
+  role: NodeRole,
+  context: MasterNodeContext,
+  appliedSeq: number,
+  verification: VerificationStats,
+): NodeStatus {
+  return {
+    nodeId,
+    role,
+    epoch: currentEpoch(role, context),
+    appliedSeq,
+    logLastSeq: Math.max(context.logLastSeq, appliedSeq),
+    leader: context.leader ?? null,
+    lastFault: context.lastFault,
+    promotions: context.promotions,
+    fences: context.fences,
+    verification: { ...verification },
+  };
+}
