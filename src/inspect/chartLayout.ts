@@ -61,10 +61,16 @@ export interface ChartLayout {
   readonly initial: Readonly<Record<string, readonly string[]>>;
 }
 
-// elkjs is CommonJS: its bundled build is the ELK class itself.
-const ELK = createRequire(import.meta.url)('elkjs/lib/elk.bundled.js') as new (
-  args?: ELKConstructorArguments,
-) => ElkLayouter;
+/**
+ * ELK, loaded on first use: the bundle is large and every `understudy` command (a node too)
+ * loads this module through the CLI. elkjs is CommonJS: its bundled build is the ELK class.
+ */
+function loadElk(): ElkLayouter {
+  const Elk = createRequire(import.meta.url)('elkjs/lib/elk.bundled.js') as new (
+    args?: ELKConstructorArguments,
+  ) => ElkLayouter;
+  return new Elk();
+}
 
 /** Room at the top of a compound state for its name. */
 const HEADER = 22;
@@ -134,7 +140,7 @@ export async function layoutChart(machine: AnyStateMachine): Promise<ChartLayout
     children: root.children.map(toElk),
     edges,
   };
-  const laid = await new ELK().layout(graph);
+  const laid = await loadElk().layout(graph);
 
   const states: ChartState[] = [];
   const offsets = new Map<string, { x: number; y: number }>([[root.id, { x: 0, y: 0 }]]);
