@@ -33,7 +33,7 @@ export type PageMessage =
       readonly kind: 'hello';
       readonly mode: 'live' | 'replay';
       readonly title: string;
-      /** Replay: how many records and from which files. */
+      /** Replay: the files replayed. */
       readonly sources?: readonly string[];
     }
   | { readonly kind: 'record'; readonly record: InspectionRecord }
