@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerDemoCommand } from './demo.ts';
 import { registerExportCommand } from './exportCommand.ts';
+import { registerInspectCommand } from './inspectCommand.ts';
 import { registerMachinesCommand } from './machinesCommand.ts';
 import { registerNodeCommand } from './nodeCommand.ts';
 import { registerReplayCommand } from './replayCommand.ts';
@@ -19,5 +20,6 @@ registerExportCommand(program);
 registerReplayCommand(program);
 registerStatusCommand(program);
 registerSwitchoverCommand(program);
+registerInspectCommand(program);
 
 await program.parseAsync(process.argv);

@@ -20,6 +20,14 @@ export function registerNodeCommand(program: Command): void {
       'send the node actors to an XState inspector at this WebSocket URL (env UNDERSTUDY_INSPECT)',
     )
     .option(
+      '--record <file>',
+      'flight recorder: write the machine inspection events to FILE as NDJSON (env UNDERSTUDY_RECORD)',
+    )
+    .option(
+      '--record-max-bytes <n>',
+      'cap of one recording file; FILE rotates to FILE.1 (default 16 MiB)',
+    )
+    .option(
       '--oplog <kind>',
       'OpLog backend: nats (default) or etcd, the baseline (env UNDERSTUDY_OPLOG)',
     )

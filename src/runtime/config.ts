@@ -29,6 +29,14 @@ export const nodeConfigSchema = z.object({
   http: z.string().default('127.0.0.1:0'),
   /** An XState inspector's WebSocket URL (`ws://host:port`): the node's actors are sent there. */
   inspect: z.string().url().optional(),
+  /** Flight recorder: the machine's inspection records go to this NDJSON file (and FILE.1). */
+  record: z.string().min(1).optional(),
+  /** Largest size of one recording file (bytes); two files exist at most. */
+  recordMaxBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   /** Where the OpLog lives: a NATS JetStream stream (default) or etcd transactions (the baseline). */
   oplog: z.enum(['nats', 'etcd']).default('nats'),
   streamReplicas: z.coerce
