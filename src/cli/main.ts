@@ -42,6 +42,11 @@ const SUBCOMMANDS: ReadonlyArray<{
     load: async () => (await import('./machinesCommand.ts')).registerMachinesCommand,
   },
   {
+    name: 'inspect',
+    summary: "serve a local page with every node's machine live, or replay --record files",
+    load: async () => (await import('./inspectCommand.ts')).registerInspectCommand,
+  },
+  {
     name: 'demo',
     summary: 'run a local cluster, kill its primary under load, print the failover timeline',
     load: async () => (await import('./demo.ts')).registerDemoCommand,

@@ -38,6 +38,8 @@ export interface FleetOptions {
   readonly leaseTtlMs: number;
   /** More `understudy node` flags for every node. */
   readonly extraArgs?: readonly string[];
+  /** More flags for one node (`--record <its file>`). */
+  readonly nodeArgs?: (id: string) => readonly string[];
   /** Echo node logs to stderr (debugging). */
   readonly echo?: boolean;
 }
@@ -104,6 +106,7 @@ export class NodeHandle {
       '--http',
       `127.0.0.1:${this.httpPort}`,
       ...(this.options.extraArgs ?? []),
+      ...(this.options.nodeArgs?.(this.id) ?? []),
     ];
     const child = spawn(process.execPath, args, {
       cwd: packageRoot(),

@@ -11,6 +11,7 @@ import {
 import {
   ConfigError,
   duration,
+  filePath,
   fraction,
   integer,
   labelProblem,
@@ -77,6 +78,15 @@ export const nodeSettings = {
   inspect: optional(
     url(['ws:', 'wss:']),
     "send the node's actors to an XState inspector at this WebSocket URL",
+  ),
+  record: optional(
+    filePath,
+    "flight recorder: write the machine's inspection events to this file as NDJSON",
+  ),
+  recordMaxBytes: withDefault(
+    integer({ min: 1 }),
+    16 * 1024 * 1024,
+    'largest size of one recording file in bytes; FILE rotates to FILE.1 (two files at most)',
   ),
   oplog: withDefault(
     oneOf(['nats', 'etcd']),

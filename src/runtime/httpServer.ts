@@ -121,17 +121,7 @@ export class NodeHttpServer {
   /** Listens on `host:port` (a bare port means 127.0.0.1; port 0 picks a free one). */
   static async listen(address: string): Promise<NodeHttpServer> {
     const server = createServer();
-    const [host, port] = splitHostPort(address);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = server.address() as AddressInfo;
-    const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-    return new NodeHttpServer(server, `http://${shown}:${bound.port}`);
+    return new NodeHttpServer(server, await listenOn(server, address));
   }
 
   /** Starts answering for `runtime`. */
@@ -223,6 +213,24 @@ function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: S
 function sendJson(res: ServerResponse, code: number, body: unknown): void {
   res.writeHead(code, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * Makes `server` listen on `address` (`host:port`; a bare port means 127.0.0.1; port 0 picks a
+ * free one); resolves with its `http://host:port` as bound.
+ */
+export async function listenOn(server: Server, address: string): Promise<string> {
+  const [host, port] = splitHostPort(address);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  return `http://${shown}:${bound.port}`;
 }
 
 /** `host:port`, `:port` or a bare port; IPv6 hosts in brackets (`[::1]:0`). */

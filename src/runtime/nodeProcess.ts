@@ -15,6 +15,9 @@ import { systemClock } from '../adapters/systemClock.ts';
 import type { NodeConfig } from './config.ts';
 import { etcdConnectionOptions, natsConnectionOptions, redact } from './credentials.ts';
 import { NodeHttpServer } from './httpServer.ts';
+import { FlightRecorder } from '../inspect/flightRecorder.ts';
+import { INSPECT_EVENTS_PATH, inspectEventsRoute } from '../inspect/inspectRoute.ts';
+import { NodeInspection } from '../inspect/nodeInspection.ts';
 import { createNodeInspector } from './inspect.ts';
 import { NodeMetrics } from './metrics.ts';
 import { NodeRuntime } from './nodeRuntime.ts';
@@ -129,8 +132,19 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     );
   }
   const metrics = new NodeMetrics();
+  // The machine's inspection records: served at /inspect/events, recorded, sent to --inspect.
+  const inspection = new NodeInspection({ nodeId: config.id, now: () => Date.now() });
   const inspector =
     config.inspect === undefined ? undefined : createNodeInspector(config.inspect, log);
+  if (inspector !== undefined) inspection.subscribe((record) => inspector.send(record));
+  const recorder =
+    config.record === undefined
+      ? undefined
+      : new FlightRecorder(config.record, {
+          maxBytes: config.recordMaxBytes,
+          header: () => inspection.current(),
+        });
+  if (recorder !== undefined) inspection.subscribe((record) => recorder.write(record));
   const elector = createEtcdElector({
     client: etcdConnectionOptions(config, config.etcd),
     cluster: config.cluster,
@@ -153,7 +167,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     logger: log,
     probePeer: (member) => probePeerOverHttp(member),
     metrics,
-    ...(inspector === undefined ? {} : { inspect: inspector.inspect }),
+    inspect: inspection.inspect,
     config: {
       leaseTtlMs: config.leaseTtl,
       maxLagForPromotion: config.maxLagForPromotion,
@@ -170,7 +184,11 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   http.serve(runtime, {
     maxLagForPromotion: config.maxLagForPromotion,
     metrics,
-    routes: { [SWITCHOVER_PATH]: switchoverRoute(runtime), ...testHookRoutes(runtime) },
+    routes: {
+      [SWITCHOVER_PATH]: switchoverRoute(runtime),
+      [INSPECT_EVENTS_PATH]: inspectEventsRoute(inspection),
+      ...testHookRoutes(runtime),
+    },
   });
   log.info(
     { event: 'started', version: packageVersion(), http: httpAddress, config: redact(config) },
@@ -185,6 +203,8 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       await opLog.close();
       await nc.drain().catch(() => nc.close());
       await http.close();
+      inspection.flush();
+      recorder?.close();
       inspector?.stop();
       log.info({ event: 'stopped' }, 'node stopped');
     })());

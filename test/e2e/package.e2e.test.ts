@@ -1,7 +1,7 @@
 // The npm package as a user gets it: `npm pack`, installed into an empty project, used from
 // plain JavaScript and from type-checked TypeScript (the README's client example, as written),
 // and its `understudy` command, against a real local cluster (nats-server, etcd, a node).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -169,6 +169,18 @@ describe('the npm package, installed into an empty project', () => {
     await etcd?.[Symbol.asyncDispose]();
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
   }, 60_000);
+
+  it('ships the files of src/ that are not TypeScript (page assets) next to the build', () => {
+    const assets = (dir: string): string[] =>
+      readdirSync(join(root, dir), { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory()
+          ? assets(`${dir}/${entry.name}`)
+          : entry.name.endsWith('.ts')
+            ? []
+            : [`${dir}/${entry.name}`],
+      );
+    for (const asset of assets('src')) expect(files).toContain(`dist/${asset}`);
+  });
 
   it('ships the build, the command and the docs, not the sources, tests or benchmarks', () => {
     for (const path of files) {

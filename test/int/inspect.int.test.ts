@@ -130,7 +130,7 @@ describe('--inspect', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(
-        receiver.events.some((e) => e['type'] === '@xstate.actor' && e['name'] === 'masterNode'),
+        receiver.events.some((e) => e['type'] === '@xstate.actor' && e['name'] === 'i1/masterNode'),
       ).toBe(true);
       expect(receiver.events.some((e) => e['type'] === '@xstate.event')).toBe(true);
       expect(primarySnapshot()).toBe(true);

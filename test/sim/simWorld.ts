@@ -14,7 +14,7 @@ import {
   type StoredMessage,
 } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { decodeJson, encodeJson } from '../../src/api/wire.ts';
+import { decodeJson } from '../../src/api/wire.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import { fromEntry } from '../../src/domain/eventCodec.ts';
@@ -22,17 +22,15 @@ import { stateDigest } from '../../src/domain/checksum.ts';
 import { fold } from '../../src/domain/fold.ts';
 import { allObjects, emptyState } from '../../src/domain/state.ts';
 import type { MetadataState } from '../../src/domain/types.ts';
-import type {
-  ApiClientTransport,
-  ApiRequestHandler,
-  ApiServerTransport,
-} from '../../src/ports/apiTransport.ts';
+import type { ApiRequestHandler, ApiServerTransport } from '../../src/ports/apiTransport.ts';
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { AppendAck, OpLog, OpLogWriter } from '../../src/ports/opLog.ts';
+import { InspectionTape, recordingText } from '../../src/inspect/inspectionTape.ts';
 import { NodeRuntime, type RuntimeLogger } from '../../src/runtime/nodeRuntime.ts';
 import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
 import type { ApiInput, ApiOperation, ApiOutput } from '../harness/understudyModel.ts';
+import { withoutSessions } from '../harness/withoutSessions.ts';
 
 export const SIM_CLUSTER = 'sim';
 /** Lease TTL of every node (ms); also the read-lease TTL after a promotion. */
@@ -180,6 +178,8 @@ interface NodeSlot {
   held: Array<() => void>;
   /** Bumped on every restart: answers of an older incarnation are dropped. */
   incarnation: number;
+  /** The node's machine events, every incarnation (written out when a schedule fails). */
+  readonly tape: InspectionTape;
 }
 
 /** An invariant broke: what, and the trace that led there. */
@@ -279,6 +279,7 @@ export class SimWorld {
         acksCut: false,
         held: [],
         incarnation: 0,
+        tape: new InspectionTape(`n${i + 1}`, () => this.sim.now()),
       };
       this.slots.push(slot);
       this.#boot(slot);
@@ -381,6 +382,7 @@ export class SimWorld {
       clock: nodeClock,
       logger,
       config: { leaseTtlMs: SIM_TTL_MS },
+      inspect: slot.tape.inspect,
       ...(this.breakage === 'refusalsBeforeCommit'
         ? { brokenForTest: { refusalsBeforeCommit: true } }
         : {}),
@@ -509,6 +511,7 @@ export class SimWorld {
   /** Ends every fault: heal, resume, restart, lossless bus. */
   endFaults(): void {
     this.lossRate = 0;
+    this.#dropNext = 0;
     this.slots.forEach((slot, i) => {
       this.heal(i);
       this.resume(i);
@@ -856,6 +859,11 @@ export class SimWorld {
     return this.sim.now() - started;
   }
 
+  /** Every node's machine events on one timeline, as `understudy inspect --replay` reads them. */
+  recording(): string {
+    return recordingText(this.slots.map((s) => s.tape));
+  }
+
   /**
    * The client-visible contract: the history of every call (with the primary's evictions) is
    * linearizable against the model of the API, key by key.
@@ -921,21 +929,6 @@ function tick(): Promise<void> {
 }
 
 // ---- broken variants (the checker must catch each) ----------------------------------------
-
-/** Broken variant (d), "no session table": requests reach the nodes without their session. */
-function withoutSessions(transport: ApiClientTransport): ApiClientTransport {
-  return {
-    request: (op, body, timeoutMs) => {
-      const value = decodeJson(body) as Record<string, unknown>;
-      delete value['session'];
-      return transport.request(op, encodeJson(value), timeoutMs);
-    },
-    ...(transport.onListening === undefined
-      ? {}
-      : { onListening: (listener: () => void) => transport.onListening!(listener) }),
-    close: () => transport.close(),
-  };
-}
 
 /**
  * Broken variant (a), "append without the expected sequence": a stream that stores every
