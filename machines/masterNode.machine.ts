@@ -153,6 +153,16 @@ export const masterNodeMachine = setup({
       context.leader === null &&
       context.verificationHealthy &&
       context.logLastSeq - context.appliedSeq <= context.maxLagForPromotion,
+    /**
+     * The start failed with an error marked `fatal` (another process runs with this node's id):
+     * the node stops instead of retrying.
+     */
+    startRefused: ({ event }) => {
+      const error: unknown = 'error' in event ? event.error : undefined;
+      return (
+        typeof error === 'object' && error !== null && 'fatal' in error && error.fatal === true
+      );
+    },
     /** A leader exists (a campaign is pointless). */
     leaderPresent: ({ context }) => context.leader !== null && context.leader !== undefined,
     /** The leader key names someone else, or is gone: a primary must stop. */
@@ -236,7 +246,10 @@ export const masterNodeMachine = setup({
           target: 'running',
           actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
         },
-        onError: { target: 'startFailed', actions: 'recordFault' },
+        onError: [
+          { guard: 'startRefused', target: 'stopping', actions: 'recordFault' },
+          { target: 'startFailed', actions: 'recordFault' },
+        ],
       },
       on: { 'node.stop': 'stopping' },
     },

@@ -111,6 +111,8 @@ export function verificationCounters(runtime: NodeRuntime): VerificationCounters
 export class NodeHttpServer {
   #sampler: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  /** The answers while the node starts (see serveStarting). */
+  #starting: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   private constructor(
     readonly server: Server,
@@ -124,8 +126,33 @@ export class NodeHttpServer {
     return new NodeHttpServer(server, await listenOn(server, address));
   }
 
+  /**
+   * Answers while the node connects, before it has a runtime: `/healthz` 200, `/readyz` 503 and
+   * `/status` with role `starting` and `waitingFor()` (the dependency it waits for);
+   * {@link serve} takes over.
+   */
+  serveStarting(nodeId: string, waitingFor: () => string | undefined): void {
+    this.#starting = (req: IncomingMessage, res: ServerResponse) => {
+      const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+      const waited = waitingFor();
+      const reason = waited === undefined ? 'the node is starting' : `waiting for ${waited}`;
+      if (pathname === '/healthz') return sendJson(res, 200, { ok: true });
+      if (pathname === '/status') {
+        return sendJson(res, 200, {
+          nodeId,
+          role: 'starting',
+          ...(waited === undefined ? {} : { waitingFor: waited }),
+        });
+      }
+      return sendJson(res, 503, { ready: false, role: 'starting', reason });
+    };
+    this.server.on('request', this.#starting);
+  }
+
   /** Starts answering for `runtime`. */
   serve(runtime: NodeRuntime, options: NodeHttpOptions): void {
+    if (this.#starting !== undefined) this.server.off('request', this.#starting);
+    this.#starting = undefined;
     const { metrics } = options;
     const digests = new StatusDigest();
     const sample = (): void => metrics.sampleApplied(runtime.store.appliedSeq);

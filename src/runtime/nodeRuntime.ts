@@ -19,6 +19,7 @@ import { PrimaryTerm } from './primaryTerm.ts';
 import { campaign, promote, watchLease } from './promote.ts';
 import { ReadLeases } from './readLeases.ts';
 import { runFullSync } from './runFullSync.ts';
+import { DuplicateNodeIdError, startNode } from './startNode.ts';
 import { serve } from './serve.ts';
 import { handOver, stepDown } from './stepDown.ts';
 import { switchover, type SwitchoverResult } from './switchover.ts';
@@ -29,6 +30,7 @@ import {
   type VerificationStats,
 } from './verification.ts';
 import { verifyStandby } from './verifyStandby.ts';
+import { Waiting } from './waitingFor.ts';
 
 export {
   DEFAULT_RUNTIME_CONFIG,
@@ -55,6 +57,9 @@ export class NodeRuntime {
   readonly #members: MemberPublisher;
   #role: NodeRole = 'starting';
   readonly #stopped: Promise<void>;
+  /** What the node waits for while it starts (`/status`). */
+  readonly #waiting = new Waiting();
+  #refusal: DuplicateNodeIdError | undefined;
   /** Verification and full-sync counters; `/status` shows them under `verification`. */
   readonly verificationStats: VerificationStats = emptyVerificationStats();
 
@@ -172,6 +177,16 @@ export class NodeRuntime {
     return this;
   }
 
+  /** Resolves once the machine has stopped (after {@link stop}, or when the node refused to start). */
+  whenStopped(): Promise<void> {
+    return this.#stopped;
+  }
+
+  /** Why the node refused to start (another process runs with its id), if it did. */
+  get refusal(): DuplicateNodeIdError | undefined {
+    return this.#refusal;
+  }
+
   /** Stops the node: a primary hands over first. Resolves when the machine has stopped. */
   async stop(): Promise<void> {
     this.#requestHandover({ type: 'node.stop' });
@@ -224,6 +239,7 @@ export class NodeRuntime {
       context,
       this.store.appliedSeq,
       this.verificationStats,
+      this.#waiting.current,
     );
   }
 
@@ -237,7 +253,12 @@ export class NodeRuntime {
   }
 
   async #startNode(signal: AbortSignal): Promise<{ appliedSeq: number }> {
-    await this.deps.elector.start();
+    try {
+      await startNode(this.deps, this.#config, this.#members, this.#waiting, signal);
+    } catch (err) {
+      if (err instanceof DuplicateNodeIdError) this.#refusal = err;
+      throw err;
+    }
     // Cancelled (stopped while starting): the shutdown closes the elector; nothing is scheduled.
     signal.throwIfAborted();
     this.#members.schedule();

@@ -78,6 +78,8 @@ export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
 
 export interface NodeRuntimeDeps {
   readonly nodeId: string;
+  /** How logs and `/status` name the elector's store while waiting for it (`etcd at ...`). */
+  readonly coordinatorName?: string;
   /** Where this node answers status requests (published in the leader key and member record). */
   readonly address: string;
   readonly opLog: OpLog;

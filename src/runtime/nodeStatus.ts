@@ -21,6 +21,8 @@ export interface NodeStatus {
   readonly fences: number;
   /** Verification and full-sync counters (a copy). */
   readonly verification: VerificationStats;
+  /** While starting: the dependency the node is waiting for (e.g. `etcd at http://...`). */
+  readonly waitingFor?: string;
 }
 
 export type MasterNodeActor = Actor<typeof masterNodeMachine>;
@@ -53,6 +55,7 @@ export function nodeStatus(
   context: MasterNodeContext,
   appliedSeq: number,
   verification: VerificationStats,
+  waitingFor?: string,
 ): NodeStatus {
   return {
     nodeId,
@@ -65,5 +68,6 @@ export function nodeStatus(
     promotions: context.promotions,
     fences: context.fences,
     verification: { ...verification },
+    ...(waitingFor === undefined ? {} : { waitingFor }),
   };
 }

@@ -6,8 +6,15 @@
  * is over) a primary serves a client within TTL + {@link RECOVERY_SLACK_MS}.
  */
 import { describe, expect, it } from 'vitest';
-import type { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
-import { memoryCluster, type MemoryCluster, type MemoryClusterOptions } from './memoryCluster.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
+import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
+import { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
+import {
+  memoryCluster,
+  SIM_CLUSTER,
+  type MemoryCluster,
+  type MemoryClusterOptions,
+} from './memoryCluster.ts';
 
 const TTL = 2000;
 /** Campaign delay, a fenced node's retry and the client's backoff, on top of one TTL. */
@@ -171,5 +178,55 @@ describe('liveness under faults (simulation)', () => {
     const caughtUp = await s.runUntil(() => standby!.store.appliedSeq === lastSeq, 3000);
     expect(caughtUp).toBe(true);
     await client.close();
+  });
+
+  /** A second process with node id `nodeId`, answering at `address`. */
+  function twin(c: MemoryCluster, nodeId: string, address: string): NodeRuntime {
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    return new NodeRuntime({
+      nodeId,
+      address,
+      opLog: createMemoryOpLog(c.store, { nodeId, clock: c.clock, timeoutMs: 1000 }),
+      elector: createMemoryElector(c.coord, { nodeId, ttlMs: TTL, clock: c.clock }),
+      apiServer: c.bus.serverTransport(SIM_CLUSTER),
+      clock: c.clock,
+      logger: quiet,
+      config: { leaseTtlMs: TTL },
+    }).start();
+  }
+
+  it("a second node started with a live node's id refuses to start, naming the holder's address; the holder keeps its record and its role", async () => {
+    const s = await started();
+    const holder = s.standbys()[0]!;
+    const id = holder.status().nodeId;
+    const second = twin(s.c, id, 'sim://second');
+    let stopped = false;
+    void second.whenStopped().then(() => (stopped = true));
+    expect(await s.runUntil(() => stopped, TTL + 3000)).toBe(true);
+    expect(second.refusal).toMatchObject({
+      name: 'DuplicateNodeIdError',
+      holderAddress: `sim://${id}`,
+    });
+    expect(second.refusal?.message).toContain(`sim://${id}`);
+    await s.run(3000);
+    expect(s.c.coord.members('observer').find((m) => m.nodeId === id)).toMatchObject({
+      address: `sim://${id}`,
+    });
+    expect(holder.role).toBe('standby');
+    expect(s.c.primaries()).toHaveLength(1);
+  });
+
+  it('a node restarted with the id of one that died (its lease still live) takes the id once the lease expires', async () => {
+    const s = await started();
+    const dead = s.standbys()[0]!;
+    const id = dead.status().nodeId;
+    // kill -9: the lease is neither resigned nor kept alive any more.
+    await s.crash(dead);
+    const restarted = twin(s.c, id, 'sim://restarted');
+    expect(await s.runUntil(() => restarted.role === 'standby', 2 * TTL + 2000)).toBe(true);
+    expect(restarted.refusal).toBeUndefined();
+    expect(s.c.coord.members('observer').find((m) => m.nodeId === id)).toMatchObject({
+      address: 'sim://restarted',
+    });
   });
 });

@@ -2,6 +2,7 @@ import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
 import {
   ElectorStateError,
+  MemberIdTakenError,
   type CampaignResult,
   type Elector,
   type LeaderInfo,
@@ -214,10 +215,24 @@ export class MemoryCoordinator {
     }
   }
 
-  putMember(nodeId: string, leaseId: number, record: MemberRecord): void {
+  /**
+   * Creates `record` bound to `leaseId` when no member holds its id, or updates it when the
+   * holder's lease is `leaseId` or one of `ownLeases`; throws {@link MemberIdTakenError} when
+   * another lease holds it.
+   */
+  putMember(
+    nodeId: string,
+    leaseId: number,
+    record: MemberRecord,
+    ownLeases: ReadonlySet<number> = new Set(),
+  ): void {
     this.reach(nodeId, 'publishMember');
     if (!this.leases.has(leaseId)) {
       throw new ElectorStateError('leaseLost', `publishMember: lease ${leaseId} not found`);
+    }
+    const held = this.memberRecords.get(record.nodeId);
+    if (held !== undefined && held.leaseId !== leaseId && !ownLeases.has(held.leaseId)) {
+      throw new MemberIdTakenError(record.nodeId, held.record);
     }
     this.revisionValue++;
     this.memberRecords.set(record.nodeId, { record, leaseId });
@@ -328,6 +343,8 @@ export function createMemoryElector(
   const callTimeoutMs = options.callTimeoutMs ?? Math.min(3000, ttlMs);
   const latency = options.latencyMs;
   let leaseId: number | undefined;
+  /** Every lease this elector was granted: a member record on one of them is its own. */
+  const ownLeases = new Set<number>();
   let starting: Promise<void> | undefined;
   let closed = false;
   let keepAliveTimer: TimerHandle | undefined;
@@ -431,6 +448,7 @@ export function createMemoryElector(
           });
           return granted;
         });
+        ownLeases.add(id);
         if (closed) throw new ElectorStateError('closed', 'start: elector closed');
         leaseId = id;
         lease.confirm(sentAt);
@@ -492,7 +510,7 @@ export function createMemoryElector(
     async publishMember(record) {
       await Promise.resolve();
       const id = requireLease('publishMember');
-      await call('publishMember', () => coord.putMember(nodeId, id, record));
+      await call('publishMember', () => coord.putMember(nodeId, id, record, ownLeases));
     },
 
     members() {
