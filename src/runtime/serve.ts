@@ -87,7 +87,7 @@ export function serve(
   const closeAdmin = listenAdmin();
   const handler = createApiHandler(pipeline);
   const metrics = deps.metrics;
-  apiServer.listen(metrics ? timeRequests(handler, metrics, API_OPS) : handler).then(
+  apiServer.listen(metrics ? timeRequests(handler, metrics, API_OPS) : handler, { epoch }).then(
     (l) => {
       if (stopped) void l.close();
       else {
