@@ -40,6 +40,11 @@ export const SIM_TTL_MS = 2000;
  * campaign delay, a fenced node's retry delay and the client's retry backoff.
  */
 export const LIVENESS_SLACK_MS = 4000;
+/**
+ * No node holds the leader key for longer than one TTL + this (ms) while it is not a running
+ * primary: the keep-alive granularity and the coordinator's expiry check.
+ */
+export const LEADER_KEY_SLACK_MS = 100;
 const START_MS = 1_000_000;
 
 /** Deterministic PRNG (mulberry32) for the run-time choices of one schedule. */
@@ -305,6 +310,45 @@ export class SimWorld {
   async #tick(): Promise<void> {
     await tick();
     this.#noteEvictions();
+    this.#checkLeaderKey();
+  }
+
+  /** Since when the leader key's holder has not been a running primary, and who it is. */
+  #keyNotServing: { readonly nodeId: string; readonly since: number } | undefined;
+
+  /**
+   * Invariant, checked after every turn: no node holds the leader key for longer than one TTL
+   * (+ {@link LEADER_KEY_SLACK_MS}) while it is not a running primary (crashed, paused,
+   * partitioned, a standby, or promoting: promotion gives the lease up within one TTL).
+   */
+  #checkLeaderKey(): void {
+    const holder = this.coord.currentLeader();
+    const slot = holder === null ? undefined : this.slots.find((s) => s.id === holder.nodeId);
+    const serving =
+      slot !== undefined && !slot.crashed && !slot.paused && slot.runtime?.role === 'primary';
+    if (holder === null || serving) {
+      this.#keyNotServing = undefined;
+      return;
+    }
+    const now = this.sim.now();
+    if (this.#keyNotServing?.nodeId !== holder.nodeId) {
+      this.#keyNotServing = { nodeId: holder.nodeId, since: now };
+    }
+    const held = now - this.#keyNotServing.since;
+    if (held > SIM_TTL_MS + LEADER_KEY_SLACK_MS) {
+      const state =
+        slot === undefined
+          ? 'unknown'
+          : slot.crashed
+            ? 'crashed'
+            : slot.paused
+              ? 'paused'
+              : (slot.runtime?.role ?? 'none');
+      this.#violation(
+        'the leader key is held only by a running primary, but for one TTL',
+        `${holder.nodeId} (${state}) has held the leader key for ${held} ms without serving`,
+      );
+    }
   }
 
   /**
@@ -438,6 +482,32 @@ export class SimWorld {
     slot.held = [];
     slot.runtime?.actor.stop();
     await slot.elector?.close();
+  }
+
+  /**
+   * Graceful stop (SIGTERM): a primary hands over first. Resolves at once; once the machine has
+   * stopped the node counts as crashed (a restart brings it back).
+   */
+  stop(i: number): Promise<void> {
+    const slot = this.#slot(i);
+    const runtime = slot.runtime;
+    if (slot.crashed || slot.paused || runtime === undefined) return Promise.resolve();
+    const incarnation = slot.incarnation;
+    return runtime.stop().then(async () => {
+      if (slot.crashed || slot.incarnation !== incarnation) return;
+      slot.crashed = true;
+      slot.clock.kill();
+      slot.held = [];
+      await slot.elector?.close();
+    });
+  }
+
+  /** Planned switchover on the running primary, if there is one (to `target`'s id, if given). */
+  switchover(target?: number): Promise<unknown> {
+    const [primary] = this.primaries();
+    if (primary === undefined) return Promise.resolve();
+    const to = target === undefined ? undefined : this.#slot(target).id;
+    return primary.switchover(to === primary.status().nodeId ? undefined : to);
   }
 
   /** Restart: a new runtime with an empty committed store that re-follows the log from 1. */
