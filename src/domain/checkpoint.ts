@@ -13,13 +13,17 @@ export const CHECKPOINT_CHUNK_RECORDS = 10_000;
 
 /**
  * The encoded frames of a checkpoint of `state`, one per chunk (a frame is its length then the
- * chunk). Reads `state` only (it is frozen): a node may keep folding while this runs.
+ * chunk); `onDigest` gets the state's digest (computed shard by shard as the chunks are cut)
+ * once the last frame is made. Reads `state` only (it is frozen): a node may keep folding while
+ * this runs.
  */
 export function* checkpointFrames(
   state: MetadataState,
   chunkSize = CHECKPOINT_CHUNK_RECORDS,
+  onDigest?: (stateDigest: number) => void,
 ): Generator<Uint8Array, void, undefined> {
   for (const chunk of snapshotChunks(state, chunkSize)) {
+    if (chunk.stateDigest !== null) onDigest?.(chunk.stateDigest);
     const bytes = encodeBinaryChunk(chunk);
     const frame = new Uint8Array(4 + bytes.length);
     new DataView(frame.buffer).setUint32(0, bytes.length);

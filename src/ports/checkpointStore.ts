@@ -33,13 +33,11 @@ export interface CheckpointStore {
   /** The checkpoints there are, newest first. */
   list(): Promise<CheckpointInfo[]>;
   /**
-   * Stores `frames` (the encoded checkpoint) under a name no reader lists; resolves with a
-   * handle to read it back and publish it. Rejects when the store fails (nothing is listed).
+   * Stores `frames` (the encoded checkpoint, pulled one by one) under a name no reader lists;
+   * resolves with a handle to read it back and publish it. Rejects when the store fails
+   * (nothing is listed).
    */
-  write(
-    description: CheckpointDescription,
-    frames: Iterable<Uint8Array>,
-  ): Promise<StagedCheckpoint>;
+  write(frames: Iterable<Uint8Array>): Promise<StagedCheckpoint>;
   /** The bytes of a listed checkpoint, in pieces. Rejects with {@link CheckpointMissingError}. */
   read(name: string): AsyncIterable<Uint8Array>;
   /** Removes a checkpoint (listed or staged). */
@@ -54,8 +52,8 @@ export interface CheckpointStore {
 export interface StagedCheckpoint {
   /** Its bytes as stored, in pieces. */
   read(): AsyncIterable<Uint8Array>;
-  /** Lists it (under its final name); resolves with what `list()` will show. */
-  publish(): Promise<CheckpointInfo>;
+  /** Lists it under its final name with `description`; resolves with what `list()` will show. */
+  publish(description: CheckpointDescription): Promise<CheckpointInfo>;
   /** Drops it (it failed its check). */
   discard(): Promise<void>;
 }

@@ -70,11 +70,11 @@ const description = {
 describe('NatsCheckpointStore', () => {
   it('lists a checkpoint only once published, and reads back the state it holds', async () => {
     const { store } = await setup();
-    const staged = await store.write(description, checkpointFrames(state, 7));
+    const staged = await store.write(checkpointFrames(state, 7));
     expect(await store.list()).toEqual([]);
     const back = readCheckpoint(await collect(staged.read()), description);
     expect(stateDigest(back)).toBe(description.stateDigest);
-    const published = await staged.publish();
+    const published = await staged.publish(description);
     expect(published).toMatchObject({
       ...description,
       name: `cp.${String(state.appliedSeq).padStart(16, '0')}.node-a`,
@@ -90,10 +90,10 @@ describe('NatsCheckpointStore', () => {
   it('lists newest first, forgets discarded and removed ones', async () => {
     const { store } = await setup();
     const older = await (
-      await store.write({ ...description, appliedSeq: 9 }, [new Uint8Array(3)])
-    ).publish();
-    const newer = await (await store.write(description, [new Uint8Array(3)])).publish();
-    const dropped = await store.write({ ...description, appliedSeq: 99 }, [new Uint8Array(3)]);
+      await store.write([new Uint8Array(3)])
+    ).publish({ ...description, appliedSeq: 9 });
+    const newer = await (await store.write([new Uint8Array(3)])).publish(description);
+    const dropped = await store.write([new Uint8Array(3)]);
     await dropped.discard();
     expect((await store.list()).map((c) => c.name)).toEqual([newer.name, older.name]);
     await store.remove(older.name);

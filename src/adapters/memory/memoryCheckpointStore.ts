@@ -10,7 +10,6 @@ import {
 import type { Clock } from '../../ports/clock.ts';
 
 interface Stored {
-  readonly info: CheckpointInfo;
   readonly pieces: readonly Uint8Array[];
 }
 
@@ -19,7 +18,7 @@ interface Stored {
  * simulated cluster, as the NATS bucket is; it survives their restarts.
  */
 export class MemoryCheckpointStore implements CheckpointStore {
-  readonly #listed = new Map<string, Stored>();
+  readonly #listed = new Map<string, Stored & { readonly info: CheckpointInfo }>();
   readonly #staged = new Map<string, Stored & { readonly stagedAt: number }>();
   #next = 0;
 
@@ -29,19 +28,10 @@ export class MemoryCheckpointStore implements CheckpointStore {
     return Promise.resolve([...this.#listed.values()].map((s) => s.info).sort(newestFirst));
   }
 
-  write(
-    description: CheckpointDescription,
-    frames: Iterable<Uint8Array>,
-  ): Promise<StagedCheckpoint> {
+  write(frames: Iterable<Uint8Array>): Promise<StagedCheckpoint> {
     const pieces = [...frames].map((frame) => frame.slice());
     const staging = `tmp.${this.#next++}`;
-    const info: CheckpointInfo = {
-      ...description,
-      name: checkpointName(description.appliedSeq, description.writer),
-      createdAt: 0,
-      bytes: pieces.reduce((n, p) => n + p.length, 0),
-    };
-    this.#staged.set(staging, { info, pieces, stagedAt: this.clock.monotonicNow() });
+    this.#staged.set(staging, { pieces, stagedAt: this.clock.monotonicNow() });
     const stored = (): Stored => {
       const staged = this.#staged.get(staging);
       if (staged === undefined) throw new CheckpointMissingError(staging);
@@ -49,10 +39,15 @@ export class MemoryCheckpointStore implements CheckpointStore {
     };
     return Promise.resolve({
       read: () => iterate(stored().pieces),
-      publish: () => {
+      publish: (description: CheckpointDescription) => {
         const staged = stored();
         this.#staged.delete(staging);
-        const listed = { ...staged.info, createdAt: this.clock.wallNow() };
+        const listed: CheckpointInfo = {
+          ...description,
+          name: checkpointName(description.appliedSeq, description.writer),
+          createdAt: this.clock.wallNow(),
+          bytes: staged.pieces.reduce((n, p) => n + p.length, 0),
+        };
         this.#listed.set(listed.name, { info: listed, pieces: staged.pieces });
         return Promise.resolve(listed);
       },

@@ -8,7 +8,7 @@
  * {@link NatsCheckpointStore.list} shows.
  */
 import { JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { nuid, type NatsConnection } from '@nats-io/nats-core';
 import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import {
   checkpointName,
@@ -107,8 +107,6 @@ function framesStream(frames: Iterable<Uint8Array>): ReadableStream<Uint8Array> 
 
 /** The checkpoint store on a JetStream object store bucket. */
 export class NatsCheckpointStore implements CheckpointStore {
-  #nextStaging = 0;
-
   private constructor(
     private readonly nc: NatsConnection,
     private readonly os: ObjectStore,
@@ -136,16 +134,13 @@ export class NatsCheckpointStore implements CheckpointStore {
     return out.sort(newestFirst);
   }
 
-  async write(
-    description: CheckpointDescription,
-    frames: Iterable<Uint8Array>,
-  ): Promise<StagedCheckpoint> {
-    const final = checkpointName(description.appliedSeq, description.writer);
-    const staging = `${STAGING}${final.slice(FINAL.length)}.${Date.now().toString(36)}.${(this.#nextStaging++).toString(36)}`;
-    await this.os.put({ name: staging, metadata: metadataOf(description) }, framesStream(frames));
+  async write(frames: Iterable<Uint8Array>): Promise<StagedCheckpoint> {
+    const staging = `${STAGING}${Date.now().toString(36)}.${nuid.next()}`;
+    await this.os.put({ name: staging }, framesStream(frames));
     return {
       read: () => this.#read(staging),
-      publish: async () => {
+      publish: async (description: CheckpointDescription) => {
+        const final = checkpointName(description.appliedSeq, description.writer);
         // A checkpoint of the same seq by the same writer (an earlier try) gives way.
         const existing = await this.os.info(final);
         if (existing !== null && !existing.deleted) await this.os.delete(final);
