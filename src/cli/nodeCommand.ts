@@ -27,11 +27,23 @@ export function registerNodeCommand(program: Command): void {
       '--stream-replicas <n>',
       'OpLog stream replicas, 1 or 3 (env UNDERSTUDY_STREAM_REPLICAS)',
     )
-    .option('--stream-max-age <duration>', 'OpLog retention by age (env UNDERSTUDY_STREAM_MAX_AGE)')
+    .option(
+      '--stream-max-age <duration>',
+      'OpLog age limit, a guard: 0 (default) or at least 3 checkpoint intervals (env UNDERSTUDY_STREAM_MAX_AGE)',
+    )
     .option(
       '--stream-max-bytes <n>',
-      'OpLog retention by bytes, -1 unlimited (env UNDERSTUDY_STREAM_MAX_BYTES)',
+      'OpLog size limit: only -1 (unlimited, default) is accepted (env UNDERSTUDY_STREAM_MAX_BYTES)',
     )
+    .option(
+      '--checkpoint-interval-entries <n>',
+      'write a checkpoint after this many entries (default 100000)',
+    )
+    .option(
+      '--checkpoint-interval <duration>',
+      'or once the newest checkpoint is this old (default 10m)',
+    )
+    .option('--checkpoint-keep <n>', 'checkpoints kept; the stream is trimmed below them (3)')
     .option('--max-lag-for-promotion <n>', 'a standby further behind does not campaign')
     .option('--campaign-base-delay <duration>', 'least wait before campaigning')
     .option('--handover-timeout <duration>', 'how long a stopping primary waits for a standby')

@@ -35,8 +35,19 @@ export const nodeConfigSchema = z.object({
     .number()
     .pipe(z.union([z.literal(1), z.literal(3)]))
     .default(1),
-  streamMaxAge: duration('streamMaxAge').default(24 * 3600_000),
+  /**
+   * A guard, not the retention: checkpoints trim the stream. 0 (default) sets no age limit;
+   * any other value must be at least 3 × `checkpointInterval` (see {@link retentionProblems}).
+   */
+  streamMaxAge: duration('streamMaxAge').default(0),
+  /** -1 (default): no size limit. Any limit is refused (see {@link retentionProblems}). */
   streamMaxBytes: z.coerce.number().int().default(-1),
+  /** A checkpoint is due after this many entries since the newest one. */
+  checkpointIntervalEntries: z.coerce.number().int().positive().default(100_000),
+  /** ...or once the newest one is this old (and entries came since). */
+  checkpointInterval: duration('checkpointInterval').default(10 * 60_000),
+  /** Checkpoints kept; the stream is trimmed below the oldest of them. */
+  checkpointKeep: z.coerce.number().int().min(1).max(100).default(3),
   maxLagForPromotion: z.coerce.number().int().nonnegative().default(1000),
   campaignBaseDelay: duration('campaignBaseDelay').default(50),
   campaignMaxDelay: duration('campaignMaxDelay').default(1000),
@@ -84,10 +95,42 @@ export function loadNodeConfig(
   }
   const parsed = nodeConfigSchema.safeParse(merged);
   const problems = parsed.success
-    ? validateSecurityConfig(parsed.data)
+    ? [...validateSecurityConfig(parsed.data), ...retentionProblems(parsed.data)]
     : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   if (!parsed.success || problems.length > 0) {
     throw new Error(`bad configuration: ${problems.join('; ')}`);
   }
   return parsed.data;
+}
+
+/**
+ * Retention settings that could drop acknowledged entries no checkpoint covers yet, each as a
+ * sentence saying what to set instead. The stream is trimmed below verified checkpoints only;
+ * an age limit is allowed as a guard when it is at least 3 checkpoint intervals (the entries
+ * after the newest checkpoint are younger than one interval while checkpoints are written); a
+ * size limit never is (a burst of writes between two checkpoints can fill any size).
+ */
+export function retentionProblems(
+  config: Pick<
+    NodeConfig,
+    'streamMaxAge' | 'streamMaxBytes' | 'checkpointInterval' | 'checkpointIntervalEntries'
+  >,
+): string[] {
+  const problems: string[] = [];
+  const least = 3 * config.checkpointInterval;
+  if (config.streamMaxAge > 0 && config.streamMaxAge < least) {
+    problems.push(
+      `streamMaxAge: ${config.streamMaxAge} ms could trim entries that no checkpoint covers yet; ` +
+        `set 0 (no age limit: checkpoints trim the stream) or at least 3 × checkpointInterval ` +
+        `(${least} ms)`,
+    );
+  }
+  if (config.streamMaxBytes > 0) {
+    problems.push(
+      `streamMaxBytes: a size limit (${config.streamMaxBytes} bytes) could trim entries that no ` +
+        `checkpoint covers yet (writes between two checkpoints can fill any size); set -1: ` +
+        `checkpoints trim the stream`,
+    );
+  }
+  return problems;
 }

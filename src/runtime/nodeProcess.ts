@@ -8,6 +8,7 @@ import {
   maxAdminReplyBytes,
 } from '../adapters/nats/natsAdminTransport.ts';
 import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
+import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import type { NodeConfig } from './config.ts';
@@ -50,6 +51,11 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
           maxAgeMs: config.streamMaxAge,
           maxBytes: config.streamMaxBytes,
         });
+  const checkpoints = await NatsCheckpointStore.open({
+    nc,
+    cluster: config.cluster,
+    replicas: config.streamReplicas,
+  });
   const http = await NodeHttpServer.listen(config.http);
   const httpAddress = http.url;
   const metrics = new NodeMetrics();
@@ -73,6 +79,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       client: createNatsAdminClientTransport({ nc, cluster: config.cluster }),
       maxReplyBytes: maxAdminReplyBytes(nc),
     },
+    checkpoints,
     clock: systemClock,
     logger: log,
     probePeer: (member) => probePeerOverHttp(member),
@@ -89,6 +96,9 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       verifyFraction: config.verifyFraction,
       maxSyncGap: config.maxSyncGap,
       maxMismatches: config.maxMismatches,
+      checkpointIntervalEntries: config.checkpointIntervalEntries,
+      checkpointIntervalMs: config.checkpointInterval,
+      checkpointKeep: config.checkpointKeep,
     },
   });
   http.serve(runtime, {
