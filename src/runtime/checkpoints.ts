@@ -222,7 +222,7 @@ export function chooseCheckpointWriter(
 
 /**
  * Writes checkpoints when they are due and this node is the writer (the chosen standby; the
- * primary when no standby qualifies or the newest checkpoint is overdue: twice the interval),
+ * primary when no standby qualifies or the newest checkpoint is twice the time interval old),
  * reads each back and checks its digest before publishing it, then trims the stream below the
  * oldest of the newest `keep` checkpoints and removes older ones and what dead writers left.
  */
@@ -230,11 +230,15 @@ export class Checkpointer {
   #timer: TimerHandle | undefined;
   #running: Promise<unknown> | undefined;
   #stopped = false;
+  /** Wall time of start(): the age of "no checkpoint yet" is counted from it. */
+  #startedAt = 0;
 
   constructor(private readonly options: CheckpointerOptions) {}
 
   start(): void {
     this.#stopped = false;
+    this.#startedAt = this.options.clock.wallNow();
+    this.#timer?.clear();
     this.#arm();
   }
 
@@ -262,10 +266,10 @@ export class Checkpointer {
       const applied = options.committed.appliedSeq;
       const since = applied - (newest?.appliedSeq ?? 0);
       if (since <= 0) return;
-      const age = newest === undefined ? Infinity : options.clock.wallNow() - newest.createdAt;
+      const age = options.clock.wallNow() - (newest?.createdAt ?? this.#startedAt);
       const { intervalEntries, intervalMs } = options.schedule;
       if (since < intervalEntries && age < intervalMs) return;
-      const overdue = since >= 2 * intervalEntries || age >= 2 * intervalMs;
+      const overdue = age >= 2 * intervalMs;
       const writer = chooseCheckpointWriter(
         await options.members(),
         options.logLastSeq(),
