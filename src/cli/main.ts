@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerCheckpointCommand } from './checkpointCommand.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerExportCommand } from './exportCommand.ts';
 import { registerMachinesCommand } from './machinesCommand.ts';
@@ -19,5 +20,6 @@ registerExportCommand(program);
 registerReplayCommand(program);
 registerStatusCommand(program);
 registerSwitchoverCommand(program);
+registerCheckpointCommand(program);
 
 await program.parseAsync(process.argv);

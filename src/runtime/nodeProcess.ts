@@ -17,6 +17,7 @@ import { NodeHttpServer } from './httpServer.ts';
 import { createNodeInspector } from './inspect.ts';
 import { NodeMetrics } from './metrics.ts';
 import { NodeRuntime } from './nodeRuntime.ts';
+import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
 import { testHookRoutes } from './testHooks.ts';
 import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
 
@@ -104,7 +105,11 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   http.serve(runtime, {
     maxLagForPromotion: config.maxLagForPromotion,
     metrics,
-    routes: { [SWITCHOVER_PATH]: switchoverRoute(runtime), ...testHookRoutes(runtime) },
+    routes: {
+      [SWITCHOVER_PATH]: switchoverRoute(runtime),
+      [CHECKPOINT_PATH]: checkpointRoute(runtime),
+      ...testHookRoutes(runtime),
+    },
   });
   log.info({ event: 'started', http: httpAddress, config: redact(config) }, 'node started');
   runtime.start();
@@ -113,6 +118,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await runtime.stop();
+      await checkpoints.close();
       await opLog.close();
       await nc.drain().catch(() => nc.close());
       await http.close();
