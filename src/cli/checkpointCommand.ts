@@ -1,26 +1,16 @@
 // `understudy checkpoint list|verify|create`: the checkpoints in a cluster's object store bucket.
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
-import { openEtcd } from '../adapters/etcd/etcdClient.ts';
 import { readMasterView } from '../adapters/etcd/etcdElector.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
-import { stateDigest } from '../domain/checksum.ts';
+import { digestHex, stateDigest } from '../domain/checksum.ts';
 import type { CheckpointInfo } from '../ports/checkpointStore.ts';
 import { chooseCheckpointWriter, loadCheckpoint } from '../runtime/checkpoints.ts';
 import { natsConnectionOptions } from '../runtime/credentials.ts';
 import { CHECKPOINT_PATH } from '../runtime/checkpointRoute.ts';
-import {
-  addClusterOptions,
-  etcdOptionsOf,
-  loadClusterAccess,
-  UsageError,
-} from './clusterOptions.ts';
-import {
-  addNatsSourceOptions,
-  loadNatsSourceConfig,
-  SourceConfigError,
-  type NatsSourceConfig,
-} from './logSource.ts';
+import { ConfigError } from '../runtime/settings.ts';
+import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
+import { addNatsSourceOptions, loadNatsSourceConfig, type NatsSourceConfig } from './logSource.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {
@@ -31,6 +21,11 @@ export const CHECKPOINT_EXIT = {
   /** `verify`: at least one checkpoint is corrupt. */
   corrupt: 3,
 } as const;
+
+/** A usage error of `understudy checkpoint` (exit 2): a name or node that does not exist. */
+export class CheckpointUsageError extends Error {
+  override readonly name = 'CheckpointUsageError';
+}
 
 /** One checkpoint as `verify` judged it. */
 export interface VerifiedCheckpoint {
@@ -66,7 +61,8 @@ export async function verifyCheckpoints(
 ): Promise<VerifiedCheckpoint[]> {
   const listed = await store.list();
   const chosen = name === undefined ? listed : listed.filter((c) => c.name === name);
-  if (name !== undefined && chosen.length === 0) throw new UsageError(`no checkpoint ${name}`);
+  if (name !== undefined && chosen.length === 0)
+    throw new CheckpointUsageError(`no checkpoint ${name}`);
   const out: VerifiedCheckpoint[] = [];
   for (const info of chosen) {
     const started = performance.now();
@@ -131,13 +127,13 @@ export function renderCheckpointTable(listed: readonly CheckpointInfo[], now: nu
       String(c.bytes),
       ageText(now - c.createdAt),
       c.writer,
-      String(c.stateDigest),
+      digestHex(c.stateDigest),
     ]),
   );
 }
 
 function fail(err: unknown): never {
-  if (err instanceof UsageError || err instanceof SourceConfigError) {
+  if (err instanceof CheckpointUsageError || err instanceof ConfigError) {
     process.stderr.write(`understudy checkpoint: ${err.message}\n`);
     process.exit(CHECKPOINT_EXIT.usage);
   }
@@ -211,7 +207,7 @@ export function registerCheckpointCommand(program: Command): void {
     .action(async (flags: Record<string, unknown>) => {
       try {
         const access = loadClusterAccess(flags);
-        const { client } = openEtcd(etcdOptionsOf(access));
+        const client = await openClusterEtcd(access);
         let view;
         try {
           view = await readMasterView(client, access.cluster);
@@ -230,7 +226,7 @@ export function registerCheckpointCommand(program: Command): void {
               ) ?? view.leader?.nodeId);
         const member = view.members.find((m) => m.nodeId === wanted);
         if (member === undefined)
-          throw new UsageError(
+          throw new CheckpointUsageError(
             wanted === undefined ? 'no node to ask (no members)' : `no member ${wanted}`,
           );
         const res = await fetch(`${member.address}${CHECKPOINT_PATH}`, {

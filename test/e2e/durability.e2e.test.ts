@@ -9,7 +9,7 @@ import { opLogStreamName } from '../../src/adapters/nats/natsOpLog.ts';
 import { createClient, type Placement, type UnderstudyClient } from '../../src/client/client.ts';
 import { runCli } from '../harness/cli.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet } from '../harness/nodeFleet.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
 
 const CLUSTER = 'durable';
 const TTL = 2000;

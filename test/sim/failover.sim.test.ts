@@ -3,8 +3,10 @@
  * the checker must catch. The generated schedules are in failoverSchedules.sim.test.ts; the
  * world and its invariants in simWorld.ts.
  */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseRecording } from '../../src/inspect/flightRecorder.ts';
 import { runSchedule, scheduleArb, type Schedule, type Step } from './schedule.ts';
 import { InvariantViolation, type Breakage } from './simWorld.ts';
 
@@ -294,6 +296,27 @@ describe('failover simulation: the checker catches broken variants', () => {
     );
     expect(caught).toBeInstanceOf(InvariantViolation);
     expect((caught as InvariantViolation).invariant).toBe('the log is one linear history');
+    // The failure says where the machines' recording of the run is, ready to replay.
+    const path = /machine recording of this run: (\S+\.ndjson)/.exec(
+      (caught as Error).message,
+    )?.[1];
+    expect(path).toBeDefined();
+    const { records, skippedLines } = parseRecording(readFileSync(path!, 'utf8'));
+    expect(skippedLines).toBe(0);
+    const roots = records.filter((r) => r.type === '@xstate.actor' && r.parentId === undefined);
+    expect(new Set(roots.map((r) => r.name))).toEqual(
+      new Set(['n1/masterNode', 'n2/masterNode', 'n3/masterNode']),
+    );
+    expect(
+      records.some(
+        (r) =>
+          r.type === '@xstate.snapshot' &&
+          (JSON.stringify(r.snapshot?.value) ?? '').includes('primary'),
+      ),
+    ).toBe(true);
+    // On one timeline.
+    const times = records.map((r) => Number(r.createdAt));
+    expect(times).toEqual([...times].sort((a, b) => a - b));
   });
 
   it('(b) fold before the acknowledgement: an answered write that is not in the log', async () => {

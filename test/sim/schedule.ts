@@ -3,6 +3,9 @@
  * plays one against a {@link SimWorld} and checks the invariants after every step and at the
  * end. A schedule is plain data, so fast-check prints (and shrinks) it readably.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import CRC32 from 'crc-32';
 import fc from 'fast-check';
 import type { UnderstudyClient } from '../../src/client/client.ts';
@@ -252,13 +255,35 @@ export async function runSchedule(
       traceCrc: CRC32.str(world.formatTrace()) >>> 0,
     };
   } catch (err) {
-    if (err instanceof InvariantViolation) throw err;
+    const recorded = writeRecording(world);
+    if (err instanceof InvariantViolation) {
+      err.message += recorded;
+      throw err;
+    }
     // Anything else (a node or client threw) still gets the trace.
-    throw new Error(`${String(err)}\n${world.formatTrace()}`, { cause: err });
+    throw new Error(`${String(err)}\n${world.formatTrace()}${recorded}`, { cause: err });
   } finally {
     // UNDERSTUDY_SIM_TRACE=1 prints the trace of every schedule (for debugging one).
     if (process.env['UNDERSTUDY_SIM_TRACE'] === '1') console.log(world.formatTrace());
     await world.dispose();
+  }
+}
+
+/**
+ * Writes the failing run's machine events (every node, one timeline) to
+ * `UNDERSTUDY_SIM_RECORDINGS` (default: a folder in the temp dir), one file per process, each
+ * failure replacing the last: after shrinking, it holds the counterexample fast-check reports.
+ * Returns the line saying where it is, for the failure message.
+ */
+function writeRecording(world: SimWorld): string {
+  try {
+    const dir = process.env['UNDERSTUDY_SIM_RECORDINGS'] ?? join(tmpdir(), 'understudy-sim');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, `failure-${process.pid}.ndjson`);
+    writeFileSync(path, world.recording());
+    return `\nmachine recording of this run: ${path} (watch it: understudy inspect --replay ${path})`;
+  } catch (err) {
+    return `\n(no machine recording: ${String(err)})`;
   }
 }
 

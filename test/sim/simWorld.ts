@@ -26,6 +26,7 @@ import type { ApiRequestHandler, ApiServerTransport } from '../../src/ports/apiT
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { AppendAck, OpLog, OpLogWriter } from '../../src/ports/opLog.ts';
+import { InspectionTape, recordingText } from '../../src/inspect/inspectionTape.ts';
 import { NodeRuntime, type RuntimeLogger } from '../../src/runtime/nodeRuntime.ts';
 import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
 import type { ApiInput, ApiOperation, ApiOutput } from '../harness/understudyModel.ts';
@@ -177,6 +178,8 @@ interface NodeSlot {
   held: Array<() => void>;
   /** Bumped on every restart: answers of an older incarnation are dropped. */
   incarnation: number;
+  /** The node's machine events, every incarnation (written out when a schedule fails). */
+  readonly tape: InspectionTape;
 }
 
 /** An invariant broke: what, and the trace that led there. */
@@ -276,6 +279,7 @@ export class SimWorld {
         acksCut: false,
         held: [],
         incarnation: 0,
+        tape: new InspectionTape(`n${i + 1}`, () => this.sim.now()),
       };
       this.slots.push(slot);
       this.#boot(slot);
@@ -378,6 +382,7 @@ export class SimWorld {
       clock: nodeClock,
       logger,
       config: { leaseTtlMs: SIM_TTL_MS },
+      inspect: slot.tape.inspect,
       ...(this.breakage === 'refusalsBeforeCommit'
         ? { brokenForTest: { refusalsBeforeCommit: true } }
         : {}),
@@ -852,6 +857,11 @@ export class SimWorld {
       );
     }
     return this.sim.now() - started;
+  }
+
+  /** Every node's machine events on one timeline, as `understudy inspect --replay` reads them. */
+  recording(): string {
+    return recordingText(this.slots.map((s) => s.tape));
   }
 
   /**

@@ -17,7 +17,7 @@ const info = {
 };
 
 describe('retention guards', () => {
-  const base = { checkpointInterval: 600_000, checkpointIntervalEntries: 100_000 };
+  const base = { checkpointInterval: 600_000 };
 
   it('accept no limits and an age of at least three checkpoint intervals', () => {
     expect(retentionProblems({ ...base, streamMaxAge: 0, streamMaxBytes: -1 })).toEqual([]);
@@ -28,11 +28,11 @@ describe('retention guards', () => {
     const problems = retentionProblems({ ...base, streamMaxAge: 60_000, streamMaxBytes: 1 << 30 });
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatch(
-      /^streamMaxAge: 60000 ms could trim .* at least 3 × checkpointInterval \(1800000 ms\)/,
+      /^streamMaxAge: 1m could trim .* at least 3 × checkpointInterval \(30m\)/,
     );
     expect(problems[1]).toMatch(/^streamMaxBytes: .* set -1/);
     expect(() => loadNodeConfig({ id: 'n1', cluster: 'c', streamMaxAge: '1m' }, {})).toThrow(
-      /bad configuration: streamMaxAge: 60000 ms could trim/,
+      /bad configuration: --stream-max-age \(UNDERSTUDY_STREAM_MAX_AGE\): 1m could trim/,
     );
     expect(loadNodeConfig({ id: 'n1', cluster: 'c' }, {}).streamMaxAge).toBe(0);
   });
