@@ -1,9 +1,9 @@
-import type { MasterNodeContext, NodeRole } from '../../machines/masterNode.machine.ts';
+import type { MasterNodeContext } from '../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../ports/clock.ts';
 import { MemberIdTakenError, type MemberRecord } from '../ports/elector.ts';
 import type { CommittedStore } from './committedStore.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
-import { currentEpoch } from './nodeStatus.ts';
+import { currentEpoch, type MemberRole } from './nodeStatus.ts';
 
 /**
  * Keeps this node's member record (role, epoch, applied seq, address) published: on demand
@@ -21,7 +21,7 @@ export class MemberPublisher {
     >,
     private readonly config: Pick<NodeRuntimeConfig, 'memberIntervalMs'>,
     private readonly store: CommittedStore,
-    private readonly role: () => NodeRole,
+    private readonly role: () => MemberRole,
     private readonly context: () => MasterNodeContext,
   ) {}
 
@@ -39,7 +39,7 @@ export class MemberPublisher {
   }
 
   /** This node's record now, in `role`. */
-  record(role: NodeRole): MemberRecord {
+  record(role: MemberRole): MemberRecord {
     return {
       nodeId: this.deps.nodeId,
       role,

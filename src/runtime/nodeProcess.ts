@@ -10,6 +10,7 @@ import {
   maxAdminReplyBytes,
 } from '../adapters/nats/natsAdminTransport.ts';
 import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
+import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import type { OpLog } from '../ports/opLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
@@ -22,6 +23,7 @@ import { NodeInspection } from '../inspect/nodeInspection.ts';
 import { createNodeInspector } from './inspect.ts';
 import { NodeMetrics } from './metrics.ts';
 import { NodeRuntime } from './nodeRuntime.ts';
+import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
 import { packageVersion } from './packageInfo.ts';
 import { testHookRoutes } from './testHooks.ts';
 import { Waiting } from './waitingFor.ts';
@@ -36,14 +38,15 @@ export interface RunningNode {
 }
 
 /**
- * Connects NATS, waits for etcd to answer and opens the OpLog, each retried with a warning
+ * Connects NATS, waits for etcd to answer and opens the OpLog and the checkpoint store, each
+ * retried with a warning
  * naming its address; closes what it opened when it fails.
  */
 async function connectDependencies(
   config: NodeConfig,
   waiting: Waiting,
   log: Logger,
-): Promise<{ nc: NatsConnection; opLog: OpLog }> {
+): Promise<{ nc: NatsConnection; opLog: OpLog; checkpoints: NatsCheckpointStore }> {
   const deps = { logger: log, clock: systemClock };
   const servers = (redact({ nats: config.nats })['nats'] as string[]).join(',');
   const nc = await waiting.retry(deps, {
@@ -94,7 +97,17 @@ async function connectDependencies(
                 ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
                 : undefined,
           });
-    return { nc, opLog };
+    const checkpoints = await waiting.retry(deps, {
+      what: `NATS JetStream at ${servers} (the checkpoint store of cluster ${config.cluster})`,
+      event: 'jetStream',
+      attempt: () =>
+        NatsCheckpointStore.open({ nc, cluster: config.cluster, replicas: config.streamReplicas }),
+      fatal: (err) =>
+        nc.isClosed()
+          ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
+          : undefined,
+    });
+    return { nc, opLog, checkpoints };
   } catch (err) {
     await nc.close();
     throw err;
@@ -123,7 +136,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     );
   }
   http.serveStarting(config.id, () => waiting.current);
-  const { nc, opLog } = await connectDependencies(config, waiting, log).catch(
+  const { nc, opLog, checkpoints } = await connectDependencies(config, waiting, log).catch(
     async (err: unknown) => {
       await http.close();
       throw err;
@@ -162,6 +175,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       client: createNatsAdminClientTransport({ nc, cluster: config.cluster }),
       maxReplyBytes: maxAdminReplyBytes(nc),
     },
+    checkpoints,
     clock: systemClock,
     logger: log,
     probePeer: (member) => probePeerOverHttp(member),
@@ -178,6 +192,9 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       verifyFraction: config.verifyFraction,
       maxSyncGap: config.maxSyncGap,
       maxMismatches: config.maxMismatches,
+      checkpointIntervalEntries: config.checkpointIntervalEntries,
+      checkpointIntervalMs: config.checkpointInterval,
+      checkpointKeep: config.checkpointKeep,
     },
   });
   http.serve(runtime, {
@@ -185,6 +202,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     metrics,
     routes: {
       [SWITCHOVER_PATH]: switchoverRoute(runtime),
+      [CHECKPOINT_PATH]: checkpointRoute(runtime),
       [INSPECT_EVENTS_PATH]: inspectEventsRoute(inspection),
       ...testHookRoutes(runtime),
     },
@@ -199,6 +217,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await runtime.stop();
+      await checkpoints.close();
       await opLog.close();
       await nc.drain().catch(() => nc.close());
       await http.close();

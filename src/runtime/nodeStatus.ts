@@ -5,6 +5,7 @@ import type {
   NodeRole,
 } from '../../machines/masterNode.machine.ts';
 import type { LeaderView } from '../ports/elector.ts';
+import type { CheckpointStats } from './checkpoints.ts';
 import type { VerificationStats } from './verification.ts';
 
 /** One node's view of itself, for `status`, `/status` and tests. */
@@ -23,6 +24,10 @@ export interface NodeStatus {
   readonly verification: VerificationStats;
   /** While starting: the dependency the node is waiting for (e.g. `etcd at http://...`). */
   readonly waitingFor?: string;
+  /** Why the node refuses to become eligible (no state it may serve); absent when it does not. */
+  readonly failClosed?: string;
+  /** Checkpoint counters and the newest checkpoint known (a copy). */
+  readonly checkpoints?: CheckpointStats;
 }
 
 export type MasterNodeActor = Actor<typeof masterNodeMachine>;
@@ -43,8 +48,11 @@ export function roleOf(snapshot: SnapshotFrom<typeof masterNodeMachine>): NodeRo
   return 'fenced';
 }
 
+/** The role a member record shows: the node's, or `failedClosed` while it refuses to start. */
+export type MemberRole = NodeRole | 'failedClosed';
+
 /** This node's epoch when primary; otherwise the current leader's, 0 when unknown. */
-export function currentEpoch(role: NodeRole, context: MasterNodeContext): number {
+export function currentEpoch(role: MemberRole, context: MasterNodeContext): number {
   return role === 'primary' ? context.epoch : (context.leader?.epoch ?? 0);
 }
 
@@ -56,8 +64,11 @@ export function nodeStatus(
   appliedSeq: number,
   verification: VerificationStats,
   waitingFor?: string,
+  checkpoints?: CheckpointStats,
 ): NodeStatus {
   return {
+    ...(checkpoints?.failClosed === undefined ? {} : { failClosed: checkpoints.failClosed }),
+    ...(checkpoints === undefined ? {} : { checkpoints: { ...checkpoints } }),
     nodeId,
     role,
     epoch: currentEpoch(role, context),

@@ -96,6 +96,12 @@ export class MemoryLogStore {
     this.notify();
   }
 
+  /** Retention by checkpoint: drops every message up to and including stream message `streamSeq`. */
+  trimThrough(streamSeq: number): void {
+    this.stored = this.stored.filter((message) => message.streamSeq > streamSeq);
+    this.notify();
+  }
+
   /** Cuts `nodeId` off: its appends and reads wait (or time out), its followers stall. */
   partition(nodeId: string): void {
     this.partitioned.add(nodeId);
@@ -533,6 +539,11 @@ export function createMemoryOpLog(
       const bounds = store.bounds();
       await new Promise<void>((resolve) => after(oneWay(), resolve));
       return bounds;
+    },
+    trimThrough(streamSeq: number) {
+      if (closed) return Promise.reject(new OpLogClosedError('trimThrough'));
+      store.trimThrough(streamSeq);
+      return Promise.resolve();
     },
     close() {
       closed = true;
