@@ -39,6 +39,8 @@ export interface FleetOptions {
   readonly leaseTtlMs: number;
   /** More `understudy node` flags for every node. */
   readonly extraArgs?: readonly string[];
+  /** Flags of the Node.js runtime itself for every node (e.g. `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
   /** Echo node logs to stderr (debugging). */
   readonly echo?: boolean;
 }
@@ -90,6 +92,7 @@ export class NodeHandle {
 
   #spawn(): void {
     const args = [
+      ...(this.options.nodeArgs ?? []),
       '--import',
       'tsx',
       'src/cli/main.ts',
