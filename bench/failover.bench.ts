@@ -14,9 +14,9 @@
 // The last stdout line is one JSON object with the figures.
 import { randomUUID } from 'node:crypto';
 import type { LoggedEvent } from '../src/domain/types.ts';
-import type { NodeHandle, NodeLogLine } from '../test/harness/nodeFleet.ts';
-import { readLoggedEvents } from '../test/harness/readLoggedEvents.ts';
-import { Workload, type AckRecord } from '../test/harness/workload.ts';
+import type { NodeHandle, NodeLogLine } from '../src/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../src/localCluster/readLoggedEvents.ts';
+import { Workload, type AckRecord } from '../src/localCluster/workload.ts';
 import { numberFlag } from './lib/args.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { distribution, round, type Distribution } from './lib/stats.ts';

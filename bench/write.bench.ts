@@ -15,7 +15,12 @@
 //   bound, within ~10 ms);
 // - the primary's CPU time (/proc utime + stime) per committed write over a fixed workload
 //   (20,000 putStart, open loop at 40 % of the single-request peak, so both clusters see the
-//   same rate and group commits), with 1 and with 4 standbys (median of 3).
+//   same rate and group commits), with 1 and with 4 standbys (median of 3);
+// - what client sessions cost: single requests at the peak concurrency with sessions (every
+//   client call) and without (the same requests with their `session` stripped, so nothing is
+//   deduplicated), alternating on one cluster, median of 3 each;
+// - the session table's heap per session (in this process: a state whose objects were written
+//   through sessions against the same objects written without).
 // Each phase runs on a fresh cluster (fresh nodes and stream), on one etcd and one nats-server.
 // The last stdout line is one JSON object with the figures.
 //
@@ -26,8 +31,14 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { UnderstudyClient } from '../src/client/client.ts';
-import type { NodeHandle } from '../test/harness/nodeFleet.ts';
+import { connect } from '@nats-io/transport-node';
+import { createNatsApiClientTransport } from '../src/adapters/nats/natsApiTransport.ts';
+import { createClient, type UnderstudyClient } from '../src/client/client.ts';
+import { foldAll } from '../src/domain/fold.ts';
+import { emptyState } from '../src/domain/state.ts';
+import type { LoggedEvent, MetadataState } from '../src/domain/types.ts';
+import { withoutSessions } from '../test/harness/withoutSessions.ts';
+import type { NodeHandle } from '../src/localCluster/nodeFleet.ts';
 import { numberFlag } from './lib/args.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { closedLoop, openLoop, type BenchCall, type LoadResult } from './lib/load.ts';
@@ -68,6 +79,7 @@ interface Figures {
 }
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
+const ratio2 = (n: number): number => Math.round(n * 100) / 100;
 
 function singleCall(client: UnderstudyClient, prefix: string): BenchCall {
   return async (i) => {
@@ -166,7 +178,7 @@ async function withCluster<T>(
   servers: BenchServers,
   standbys: number,
   oplog: OpLogKind,
-  body: (cluster: BenchCluster) => Promise<T>,
+  body: (cluster: BenchCluster, name: string) => Promise<T>,
 ): Promise<T> {
   const name = `bench${randomUUID().slice(0, 8)}`;
   const ids = Array.from({ length: standbys + 1 }, (_, i) => `n${i + 1}`);
@@ -176,7 +188,136 @@ async function withCluster<T>(
     leaseTtlMs: LEASE_TTL_MS,
     extraArgs: ['--oplog', oplog],
   });
-  return await body(cluster);
+  return await body(cluster, name);
+}
+
+interface SessionCost {
+  readonly withPerSec: number;
+  readonly withoutPerSec: number;
+  readonly withRuns: readonly number[];
+  readonly withoutRuns: readonly number[];
+}
+
+/** Single requests at `concurrency` with and without sessions, alternating on one cluster. */
+async function sessionCost(
+  servers: BenchServers,
+  concurrency: number,
+  settings: Settings,
+): Promise<SessionCost> {
+  log(`client sessions: single requests at c=${concurrency} with and without sessions`);
+  return withCluster(servers, 1, 'nats', async (cluster, name) => {
+    const nc = await connect({ servers: servers.nats.url });
+    const plain = await createClient({
+      cluster: name,
+      transport: withoutSessions(createNatsApiClientTransport({ nc, cluster: name })),
+      requestTimeoutMs: 5000,
+      deadlineMs: 60_000,
+    });
+    try {
+      const withRuns: number[] = [];
+      const withoutRuns: number[] = [];
+      for (let r = 0; r < settings.runs; r++) {
+        for (const [runs, client, label] of [
+          [withRuns, cluster.client, 'with'],
+          [withoutRuns, plain, 'without'],
+        ] as const) {
+          const f = await measure(
+            cluster.primary,
+            singleCall(client, `sessions-${label}-${r}`),
+            concurrency,
+            settings.seconds,
+          );
+          log(`  ${label} sessions run ${r + 1}: ${round(f.perSec)} writes/s`);
+          runs.push(f.perSec);
+        }
+      }
+      return {
+        withPerSec: median(withRuns),
+        withoutPerSec: median(withoutRuns),
+        withRuns,
+        withoutRuns,
+      };
+    } finally {
+      await plain.close();
+      await nc.close();
+    }
+  });
+}
+
+interface SessionHeap {
+  readonly sessions: number;
+  readonly resultsPerSession: number;
+  readonly bytesPerSession: number;
+}
+
+/**
+ * Heap of the session table per session: `sessions` sessions each with `results` results kept
+ * (the client waits for that many calls), as the difference between a state whose putStarts
+ * carried a session and one of the same putStarts without (median of 3).
+ */
+function sessionHeap(sessions: number, results: number): SessionHeap {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('run with --expose-gc (npm run bench does)');
+  const build = (withSessions: boolean): MetadataState => {
+    let state = emptyState();
+    state = foldAll(state, [
+      {
+        seq: 1,
+        epoch: 1,
+        ts: 1_700_000_000_000,
+        event: { op: 'MOUNT_SEGMENT', segmentId: 's', nodeId: 'n', size: 2 ** 50 },
+      },
+    ]);
+    const batch: LoggedEvent[] = [];
+    for (let n = 0; n < results; n++) {
+      for (let s = 0; s < sessions; s++) {
+        const seq = state.appliedSeq + batch.length + 1;
+        const i = n * sessions + s;
+        const entry: LoggedEvent = {
+          seq,
+          epoch: 1,
+          ts: 1_700_000_000_000 + seq,
+          event: {
+            op: 'PUT_START',
+            key: `object/${i}`,
+            size: 4096,
+            replicas: [
+              { segmentId: 's', nodeId: 'n', offset: i * 4096, length: 4096, status: 'processing' },
+            ],
+          },
+        };
+        batch.push(
+          withSessions
+            ? {
+                ...entry,
+                origin: {
+                  sessionId: s.toString(16).padStart(32, '0'),
+                  requestNo: n + 1,
+                  oldestPending: 1,
+                },
+              }
+            : entry,
+        );
+        if (batch.length === 1000) {
+          state = foldAll(state, batch);
+          batch.length = 0;
+        }
+      }
+    }
+    return foldAll(state, batch);
+  };
+  const heapOf = (withSessions: boolean): number => {
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const state = build(withSessions);
+    gc();
+    const used = process.memoryUsage().heapUsed - before;
+    if (state.appliedSeq === 0) throw new Error('unreachable');
+    return used;
+  };
+  const perSession: number[] = [];
+  for (let r = 0; r < 3; r++) perSession.push((heapOf(true) - heapOf(false)) / sessions);
+  return { sessions, resultsPerSession: results, bytesPerSession: median(perSession) };
 }
 
 interface Throughput {
@@ -393,7 +534,7 @@ async function profilePrimary(
     nodeIds: ['n1', 'n2'],
     leaseTtlMs: LEASE_TTL_MS,
     extraArgs: ['--oplog', 'nats'],
-    nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir],
+    runtimeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir],
   });
   const pid = cluster.primary.pid ?? 0;
   const fromUs = monotonicUs();
@@ -448,6 +589,9 @@ export async function run(args: string[]): Promise<void> {
   const cpuRate = Math.max(100, Math.round((nats.single.perSec * CPU_RATE_SHARE) / 100) * 100);
   const cpu1 = await primaryCpu(servers, 1, cpuRate, settings);
   const cpu4 = await primaryCpu(servers, 4, cpuRate, settings);
+  const sessions = await sessionCost(servers, nats.single.concurrency, settings);
+  const heap1 = sessionHeap(10_000, 1);
+  const heap16 = sessionHeap(2_000, 16);
 
   console.log('');
   const row = (name: string, f: Figures): (string | number)[] => [
@@ -522,6 +666,29 @@ export async function run(args: string[]): Promise<void> {
     ],
   );
   console.log('');
+  printTable(
+    ['client sessions', 'value'],
+    [
+      [
+        `putStart writes/s at c=${nats.single.concurrency} with sessions (runs)`,
+        `${round(sessions.withPerSec)} (${sessions.withRuns.map(round).join(', ')})`,
+      ],
+      [
+        'without sessions (runs)',
+        `${round(sessions.withoutPerSec)} (${sessions.withoutRuns.map(round).join(', ')})`,
+      ],
+      ['with / without', ratio2(sessions.withPerSec / sessions.withoutPerSec)],
+      [
+        `heap per session, ${heap1.resultsPerSession} result kept (${heap1.sessions} sessions)`,
+        `${round(heap1.bytesPerSession)} bytes`,
+      ],
+      [
+        `heap per session, ${heap16.resultsPerSession} results kept (${heap16.sessions} sessions)`,
+        `${round(heap16.bytesPerSession)} bytes`,
+      ],
+    ],
+  );
+  console.log('');
   console.log(
     JSON.stringify({
       bench: 'write',
@@ -550,6 +717,11 @@ export async function run(args: string[]): Promise<void> {
       primaryCpuUsPerWrite1: ms(cpu1.usPerWrite),
       primaryCpuUsPerWrite4: ms(cpu4.usPerWrite),
       primaryCpuRatePerSec: cpuRate,
+      sessionsPerSec: round(sessions.withPerSec),
+      noSessionsPerSec: round(sessions.withoutPerSec),
+      sessionsThroughputRatio: ratio2(sessions.withPerSec / sessions.withoutPerSec),
+      sessionHeapBytes: round(heap1.bytesPerSession),
+      sessionHeapBytes16: round(heap16.bytesPerSession),
     }),
   );
 }

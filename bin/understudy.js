@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader, so no build step is needed.
-import { register } from 'tsx/esm/api';
+// The `understudy` command: runs the compiled CLI (dist/, built by `npm run build`; the npm
+// package ships it built).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const main = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write(
+    'understudy: dist/ is missing; in a clone of the repository run `npm run build` first\n',
+  );
+  process.exit(1);
+}
+await import(main.href);

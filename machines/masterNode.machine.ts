@@ -78,6 +78,11 @@ export type MasterNodeEvent =
    */
   | { type: 'node.switchover'; target?: string };
 
+/** The handover is a planned switchover (the node stays up as a standby), not a stop. */
+function switchingOver({ context }: { context: MasterNodeContext }): boolean {
+  return context.switchover !== undefined;
+}
+
 export const masterNodeMachine = setup({
   types: {
     context: {} as MasterNodeContext,
@@ -253,7 +258,9 @@ export const masterNodeMachine = setup({
             'oplog.needsSync': { target: 'syncing', actions: 'recordFault' },
             'verify.done': [
               {
-                guard: ({ event }) => event.needsFullSync,
+                guard: function needsFullSync({ event }) {
+                  return event.needsFullSync;
+                },
                 target: 'syncing',
                 actions: assign({ verificationHealthy: false, lastFault: 'verification' }),
               },
@@ -305,7 +312,9 @@ export const masterNodeMachine = setup({
                 input: ({ context }) => ({ nodeId: context.nodeId }),
                 onDone: [
                   {
-                    guard: ({ event }) => event.output.won,
+                    guard: function campaignWon({ event }) {
+                      return event.output.won;
+                    },
                     target: 'promoting',
                     actions: assign({
                       epoch: ({ event }) => (event.output.won ? event.output.epoch : 0),
@@ -378,7 +387,7 @@ export const masterNodeMachine = setup({
             }),
             onDone: [
               {
-                guard: ({ context }) => context.switchover !== undefined,
+                guard: switchingOver,
                 target: 'standby',
                 actions: assign({
                   appliedSeq: ({ event }) => event.output.appliedSeq,
@@ -394,7 +403,7 @@ export const masterNodeMachine = setup({
             onError: [
               {
                 // A switchover that failed midway: step down as if fenced (resign if still held).
-                guard: ({ context }) => context.switchover !== undefined,
+                guard: switchingOver,
                 target: 'fenced',
                 actions: ['recordFault', assign({ switchover: undefined })],
               },

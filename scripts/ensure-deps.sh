@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `npm test`, `npm run demo` and `npm run bench` need when it is missing:
-# npm dependencies, and nats-server and etcd from Debian's packages. Idempotent and quiet
-# when everything is there.
+# npm dependencies, and from Debian's packages nats-server and etcd, Chromium (browser tests,
+# mermaid-cli), PlantUML and Graphviz (the diagram render test), and promtool (in Debian's
+# `prometheus`: the alert-rules test). Idempotent and quiet when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# mermaid-cli's puppeteer would download a browser of its own, which fails here: we use Debian's.
+export PUPPETEER_SKIP_DOWNLOAD=1
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "ensure-deps: installing npm dependencies (npm ci)" >&2
@@ -14,9 +18,17 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+# Without these the browser, diagram render and alert-rules tests skip, saying so: wanted, not
+# required.
+wanted=()
+command -v chromium >/dev/null 2>&1 || wanted+=(chromium)
+command -v plantuml >/dev/null 2>&1 || wanted+=(plantuml)
+command -v dot >/dev/null 2>&1 || wanted+=(graphviz)
+command -v promtool >/dev/null 2>&1 || wanted+=(prometheus)
 
-if [ ${#missing[@]} -gt 0 ]; then
+if [ $((${#missing[@]} + ${#wanted[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing+=("${wanted[@]}")
     echo "ensure-deps: installing ${missing[*]} from Debian's packages" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
@@ -31,10 +43,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || status=$?
     [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
     [ "$status" = 0 ] || exit "$status"
-  else
+  elif [ ${#missing[@]} -gt 0 ]; then
     echo "ensure-deps: missing ${missing[*]}." >&2
-    echo "  Install them as root: apt-get install ${missing[*]}" >&2
+    echo "  Install them as root: apt-get install ${missing[*]} ${wanted[*]}" >&2
     echo "  (or put nats-server >= 2.9 and etcd >= 3.4 on PATH)." >&2
     exit 1
+  else
+    echo "ensure-deps: no ${wanted[*]}: the browser, diagram render or alert-rules tests will skip." >&2
+    echo "  Install them as root: apt-get install ${wanted[*]}" >&2
   fi
 fi

@@ -7,7 +7,7 @@ import {
   type EtcdHandle,
   type NatsServerHandle,
 } from '../../test/harness/index.ts';
-import { NodeFleet, type NodeHandle } from '../../test/harness/nodeFleet.ts';
+import { NodeFleet, type NodeHandle } from '../../src/localCluster/nodeFleet.ts';
 
 /** etcd and one nats-server (JetStream, file storage) on free ports. */
 export class BenchServers implements AsyncDisposable {
@@ -40,7 +40,7 @@ export interface BenchClusterOptions {
   /** More `understudy node` flags (e.g. `--oplog etcd`). */
   readonly extraArgs?: readonly string[];
   /** Node.js runtime flags of the nodes (e.g. `--cpu-prof`). */
-  readonly nodeArgs?: readonly string[];
+  readonly runtimeArgs?: readonly string[];
   /** Storage nodes to mount one segment on each (default 4). */
   readonly storageNodes?: number;
   /** Per-attempt timeout of the client (default 5000 ms). */
@@ -67,7 +67,7 @@ export class BenchCluster implements AsyncDisposable {
       etcd: [servers.etcd.endpoint],
       leaseTtlMs: options.leaseTtlMs,
       extraArgs: ['--log-level', 'info', ...(options.extraArgs ?? [])],
-      ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
+      ...(options.runtimeArgs === undefined ? {} : { runtimeArgs: options.runtimeArgs }),
     });
     let client: UnderstudyClient | undefined;
     try {

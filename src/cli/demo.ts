@@ -5,11 +5,13 @@ import { Etcd3 } from 'etcd3';
 import type { Command } from 'commander';
 import { leaderKey } from '../adapters/etcd/etcdElector.ts';
 import { createClient } from '../client/client.ts';
-import { startEtcd, startNats } from '../../test/harness/index.ts';
-import { NodeFleet } from '../../test/harness/nodeFleet.ts';
-import { readLoggedEvents } from '../../test/harness/readLoggedEvents.ts';
-import { Workload } from '../../test/harness/workload.ts';
-import { parseDuration } from '../runtime/config.ts';
+import { startEtcd } from '../localCluster/etcd.ts';
+import { startNats } from '../localCluster/nats.ts';
+import { NodeFleet } from '../localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../localCluster/readLoggedEvents.ts';
+import { Workload } from '../localCluster/workload.ts';
+import { MIN_LEASE_TTL_MS } from '../runtime/config.ts';
+import { ConfigError, duration, integer, SettingValueError } from '../runtime/settings.ts';
 
 interface DemoOptions {
   readonly leaseTtl: string;
@@ -24,17 +26,66 @@ export function registerDemoCommand(program: Command): void {
     .description(
       'run a local cluster, kill its primary under load, and print the failover timeline',
     )
-    .option('--lease-ttl <duration>', 'lease TTL of the nodes', '2s')
+    .option('--lease-ttl <duration>', 'lease TTL of the nodes (whole seconds)', '2s')
     .option('--before <duration>', 'how long the load runs before the kill', '5s')
     .option('--after <duration>', 'how long the load runs after the failover', '3s')
     .option('--concurrency <n>', 'concurrent writers', '16')
+    .addHelpText(
+      'after',
+      `
+Needs nats-server and etcd on PATH (in a clone, npm run demo installs them on Debian). The
+live progress line is shown only when stdout is a terminal.
+Exit codes: 0 no acknowledged write lost; 1 a write was lost or the demo failed; 2 usage.`,
+    )
     .action(async (options: DemoOptions) => {
-      process.exitCode = await runDemo(options);
+      let settings: DemoSettings;
+      try {
+        settings = demoSettings(options);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`understudy demo: ${err.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      process.exitCode = await runDemo(settings);
     });
 }
 
-async function runDemo(options: DemoOptions): Promise<number> {
-  const ttl = parseDuration(options.leaseTtl, 'lease-ttl');
+interface DemoSettings {
+  readonly ttl: number;
+  readonly beforeMs: number;
+  readonly afterMs: number;
+  readonly concurrency: number;
+}
+
+/** The demo's flags, checked; throws {@link ConfigError} naming the flag. */
+function demoSettings(options: DemoOptions): DemoSettings {
+  const problems: string[] = [];
+  const read = <T>(flag: string, parse: () => T, fallback: T): T => {
+    try {
+      return parse();
+    } catch (err) {
+      if (!(err instanceof SettingValueError)) throw err;
+      problems.push(`${flag}: ${err.message}`);
+      return fallback;
+    }
+  };
+  const settings = {
+    ttl: read(
+      '--lease-ttl',
+      () => duration({ min: MIN_LEASE_TTL_MS, step: 1000 }).parse(options.leaseTtl),
+      0,
+    ),
+    beforeMs: read('--before', () => duration({ min: 0 }).parse(options.before), 0),
+    afterMs: read('--after', () => duration({ min: 0 }).parse(options.after), 0),
+    concurrency: read('--concurrency', () => integer({ min: 1 }).parse(options.concurrency), 0),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return settings;
+}
+
+async function runDemo(options: DemoSettings): Promise<number> {
+  const { ttl } = options;
   const cleanups: Array<() => Promise<unknown>> = [];
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
@@ -95,10 +146,12 @@ async function runDemo(options: DemoOptions): Promise<number> {
       keyEvents.push({ at: Date.now(), what: `${leader.nodeId} (epoch ${kv.create_revision})` });
     });
 
-    const load = new Workload(client, { concurrency: Number(options.concurrency) }).start();
+    const load = new Workload(client, { concurrency: options.concurrency }).start();
     const started = Date.now();
     let lastCount = 0;
     let lastAt = started;
+    // A progress line rewritten in place: only on a terminal (a log file would fill with \r).
+    const tty = process.stdout.isTTY;
     const progress = setInterval(() => {
       const now = Date.now();
       const rate = Math.round(((load.acks.length - lastCount) * 1000) / Math.max(1, now - lastAt));
@@ -108,13 +161,17 @@ async function runDemo(options: DemoOptions): Promise<number> {
         `\r  ${((now - started) / 1000).toFixed(1)} s  acknowledged ${load.acks.length} writes  ${rate}/s   `,
       );
     }, 250);
-    await sleep(parseDuration(options.before, 'before'));
+    if (!tty) {
+      clearInterval(progress);
+      say(`  write load: ${options.concurrency} writers for ${options.beforeMs} ms, then kill -9`);
+    }
+    await sleep(options.beforeMs);
 
     const others = fleet.nodes.filter((n) => n !== primary);
     const marks = others.map((n) => n.logs.length);
     const killedAt = Date.now();
     await primary.kill();
-    process.stdout.write(`\n  kill -9 ${primary.id} (pid ${primary.pid ?? '?'})\n`);
+    process.stdout.write(`${tty ? '\n' : ''}  kill -9 ${primary.id} (pid ${primary.pid ?? '?'})\n`);
     const next = await fleet.primary(60_000, primary);
     const fence = await next.waitForLog(
       (l) => l.event === 'fenceWritten',
@@ -124,10 +181,10 @@ async function runDemo(options: DemoOptions): Promise<number> {
     const fenceSeq = fence['seq'] as number;
     await load.until(() => load.firstAckAfter(killedAt, fenceSeq) !== undefined, 60_000, 'serving');
     const served = load.firstAckAfter(killedAt, fenceSeq)!;
-    await sleep(parseDuration(options.after, 'after'));
+    await sleep(options.afterMs);
     clearInterval(progress);
     await load.stop();
-    process.stdout.write('\n');
+    if (tty) process.stdout.write('\n');
 
     const log = await readLoggedEvents(nats.url, cluster);
     let lost = 0;

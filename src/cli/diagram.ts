@@ -15,13 +15,18 @@ export interface DiagramTransition {
 }
 
 /** A state node as drawn: its id, key, kind, children, initial child and invoked actors. */
-interface DiagramState {
+export interface DiagramState {
   readonly id: string;
   readonly key: string;
   readonly type: string;
   readonly children: readonly DiagramState[];
   readonly initial: readonly string[];
   readonly invokes: readonly string[];
+}
+
+/** The machine's root state node, with every state below it, as diagrams draw them. */
+export function diagramRoot(machine: AnyStateMachine): DiagramState {
+  return describeState(machine.root);
 }
 
 /**
@@ -66,16 +71,97 @@ export function diagramTransitions(machine: AnyStateMachine): DiagramTransition[
 }
 
 /**
- * The machine as a Mermaid `stateDiagram-v2`: compound states are composite states, each
- * with its initial state; final states lead to `[*]`; every transition with a target is an
- * edge labelled with its event (`after(delay)`, `always`, `onDone(actor)`, `onError(actor)`)
- * and guard (`[name]`). An edge is declared in the innermost composite state holding both
- * ends, as Mermaid requires.
+ * An edge as Mermaid draws it: between two children of one composite state (or of the root),
+ * one per pair of ends. Mermaid cannot draw a transition that leaves or enters a composite
+ * state from inside (it moves the inner state out of its parent), so such a transition is
+ * lifted to the ancestors that are children of the innermost state holding both ends; each
+ * line of the label names the inner states it stands for.
+ */
+export interface MermaidEdge {
+  readonly source: string;
+  readonly target: string;
+  /** The innermost state node holding both ends (the composite state the edge is declared in). */
+  readonly parent: string;
+  /** The transitions drawn, grouped by the inner states they leave and enter. */
+  readonly lines: readonly MermaidEdgeLine[];
+}
+
+/** Transitions between the same inner states, on one line of a {@link MermaidEdge}'s label. */
+export interface MermaidEdgeLine {
+  /** Each transition's event part and guard, as {@link DiagramTransition.label}. */
+  readonly labels: readonly string[];
+  /** Keys of the inner states left, when lifted (in document order); empty when not lifted. */
+  readonly from: readonly string[];
+  /** Keys of the inner states entered, when lifted. */
+  readonly to: readonly string[];
+}
+
+/** Every transition of `machine` as Mermaid can draw it (see {@link MermaidEdge}). */
+export function mermaidEdges(machine: AnyStateMachine): MermaidEdge[] {
+  const inner = (id: string): string => id.split('.').at(-1) ?? id;
+  const add = (list: string[], item: string): void => {
+    if (!list.includes(item)) list.push(item);
+  };
+  // One entry per lifted ends and label: the inner states it stands for.
+  const byLabel = new Map<
+    string,
+    { source: string; target: string; parent: string; label: string; from: string[]; to: string[] }
+  >();
+  for (const t of diagramTransitions(machine)) {
+    const parent = commonParent(t.source, t.target);
+    const source = childOnPath(parent, t.source);
+    const target = childOnPath(parent, t.target);
+    const key = `${source}\n${target}\n${t.label}`;
+    const entry = byLabel.get(key) ?? { source, target, parent, label: t.label, from: [], to: [] };
+    byLabel.set(key, entry);
+    if (source !== t.source) add(entry.from, inner(t.source));
+    if (target !== t.target) add(entry.to, inner(t.target));
+  }
+  const edges = new Map<string, { edge: MermaidEdge; lines: Map<string, MermaidEdgeLine> }>();
+  for (const { source, target, parent, label, from, to } of byLabel.values()) {
+    const key = `${source}\n${target}`;
+    const entry = edges.get(key) ?? {
+      edge: { source, target, parent, lines: [] },
+      lines: new Map<string, MermaidEdgeLine>(),
+    };
+    edges.set(key, entry);
+    const lineKey = `${from.join(',')}\n${to.join(',')}`;
+    const line = entry.lines.get(lineKey) ?? { labels: [], from, to };
+    entry.lines.set(lineKey, { ...line, labels: [...line.labels, label] });
+  }
+  return [...edges.values()].map(({ edge, lines }) => ({ ...edge, lines: [...lines.values()] }));
+}
+
+/**
+ * A Mermaid edge's label: per line, the transitions' labels joined by `, `, then the inner
+ * states they stand for (`node.stop (from standby, syncing)`); lines joined by `<br/>`.
+ */
+export function mermaidEdgeLabel(edge: MermaidEdge): string {
+  return edge.lines
+    .map((line) => {
+      const ends = [
+        line.from.length > 0 ? `from ${line.from.join(', ')}` : '',
+        line.to.length > 0 ? `to ${line.to.join(', ')}` : '',
+      ].filter((part) => part !== '');
+      const labels = line.labels.join(', ');
+      return ends.length === 0 ? labels : `${labels} (${ends.join('; ')})`;
+    })
+    .join('<br/>');
+}
+
+/**
+ * The machine as a Mermaid `stateDiagram-v2` (drawn correctly by Mermaid 11): compound
+ * states are composite states, each with its initial state; final states lead to `[*]`; a
+ * state that invokes actors is declared with its name (`state "primary" as primary`) and
+ * lists them as its description (`primary : invoke serve`), so both show. Every transition
+ * with a target is an edge labelled with its event (`after(delay)`, `always`, `onDone(actor)`,
+ * `onError(actor)`) and guard (`[name]`), declared in the composite state holding both ends,
+ * as {@link mermaidEdges} lifts it.
  */
 export function toMermaid(machine: AnyStateMachine): string {
   const root = describeState(machine.root);
   const mermaidId = diagramIds(machine);
-  const transitions = diagramTransitions(machine);
+  const edges = mermaidEdges(machine);
   const lines: string[] = ['stateDiagram-v2'];
   const emit = (state: DiagramState, depth: number): void => {
     const pad = '  '.repeat(depth);
@@ -85,8 +171,13 @@ export function toMermaid(machine: AnyStateMachine): string {
       lines.push(`${pad}state ${id} {`);
       emitBody(state, depth + 1);
       lines.push(`${pad}}`);
+    } else if (state.invokes.length > 0 || id !== state.key) {
+      // Without the `state "name" as id` line, Mermaid 11 shows a description in place of the name.
+      lines.push(`${pad}state "${state.key}" as ${id}`);
     } else {
-      lines.push(id === state.key ? `${pad}${id}` : `${pad}state "${state.key}" as ${id}`);
+      lines.push(`${pad}${id}`);
+    }
+    if (state.children.length === 0) {
       for (const actor of state.invokes) lines.push(`${pad}${id} : invoke ${actor}`);
     }
     if (state.type === 'final') lines.push(`${pad}${id} --> [*]`);
@@ -99,9 +190,10 @@ export function toMermaid(machine: AnyStateMachine): string {
       if (i > 0 && parent.type === 'parallel') lines.push(`${pad}--`);
       emit(child, depth);
     });
-    for (const t of transitions) {
-      if (commonParent(t.source, t.target) !== parent.id) continue;
-      lines.push(`${pad}${mermaidId(t.source)} --> ${mermaidId(t.target)} : ${t.label}`);
+    for (const edge of edges) {
+      if (edge.parent !== parent.id) continue;
+      const label = mermaidEdgeLabel(edge);
+      lines.push(`${pad}${mermaidId(edge.source)} --> ${mermaidId(edge.target)} : ${label}`);
     }
   };
   emitBody(root, 1);
@@ -186,6 +278,14 @@ function describeState(node: AnyStateNode): DiagramState {
   };
 }
 
+/**
+ * The ancestor-or-self of `id` that is a child of `parent` (`parent` holds `id`).
+ */
+function childOnPath(parent: string, id: string): string {
+  const depth = parent.split('.').length + 1;
+  return id.split('.').slice(0, depth).join('.');
+}
+
 /** The id of the innermost state node that contains both `a` and `b` (neither of them). */
 function commonParent(a: string, b: string): string {
   const pa = a.split('.');
@@ -221,8 +321,9 @@ function edgeLabel(eventType: string, guard: unknown, delay: string | number | u
 }
 
 /**
- * A guard's name: a named guard (`'mayCampaign'`, `{ type }`) by its name; an inline
- * function by its expression when it is a short one (`event.output.won`), else `guarded`.
+ * A guard's name: a named guard (`'mayCampaign'`, `{ type }`) by its name; an inline function
+ * by its own name (`function campaignWon() {}`), else by its expression when it is a short
+ * one (`event.output.won`), else `guarded`.
  */
 function describeGuard(guard: unknown): string | undefined {
   if (guard === undefined || guard === null) return undefined;
@@ -231,9 +332,10 @@ function describeGuard(guard: unknown): string | undefined {
     return guard.type;
   }
   if (typeof guard === 'function') {
+    // An arrow function written as `guard: () => ...` is named `guard` after the property.
+    if (guard.name !== '' && guard.name !== 'guard') return guard.name;
     const body = /=>\s*([^{][^]*)$/.exec(guard.toString())?.[1]?.trim();
     if (body !== undefined && body.length <= 48 && /^[\w.!=&| ]+$/.test(body)) return body;
-    return guard.name !== '' && guard.name !== 'guard' ? guard.name : 'guarded';
   }
   return 'guarded';
 }

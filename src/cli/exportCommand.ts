@@ -2,6 +2,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
+import { ConfigError } from '../runtime/settings.ts';
 import { exportEntryLine, exportHeaderLine } from './exportFormat.ts';
 import {
   addNatsSourceOptions,
@@ -9,7 +10,6 @@ import {
   LogUnavailableError,
   natsLogSource,
   parseSeqFlag,
-  SourceConfigError,
   type LogSource,
 } from './logSource.ts';
 import { EXIT_CODES_HELP, processOutput, type CommandOutput } from './replayCommand.ts';
@@ -109,7 +109,7 @@ export async function runExport(
     );
     return code;
   } catch (error) {
-    if (error instanceof SourceConfigError) {
+    if (error instanceof ConfigError) {
       out.stderr(`understudy export: ${error.message}\n`);
       return EXIT_CODES.usage;
     }

@@ -3,7 +3,8 @@
  *
  * One JSON object per line. An optional header line `{"format":"understudy-oplog",...}`
  * names the cluster and the range; every other line is one OpLog entry: the readable
- * rendering of `entryToJSON` (seq, epoch, ts, time, op, key, checksum, prefixHash, event)
+ * rendering of `entryToJSON` (seq, epoch, ts, time, op, key, checksum, prefixHash, event,
+ * origin when the entry answers a client request)
  * plus `raw`, the base64 of the entry's binary frame (`encodeEntry`). The frame carries its
  * own CRC and the payload's checksum, so a changed byte anywhere in `raw` is detected, and a
  * readable field that disagrees with `raw` is detected too.
@@ -132,6 +133,7 @@ const READABLE_FIELDS = [
   'checksum',
   'prefixHash',
   'event',
+  'origin',
 ] as const;
 
 /**
@@ -139,8 +141,8 @@ const READABLE_FIELDS = [
  * Returns undefined for a blank line. Throws {@link CorruptEntryError} naming the entry's
  * seq when it is readable (else only the line) for: bad JSON, a missing or non-base64 `raw`,
  * a frame whose CRC, payload checksum or prefixHash does not match, a payload that is not a
- * valid event, or a readable field (seq, epoch, ts, time, op, key, checksums, event) that
- * disagrees with the frame.
+ * valid event, or a readable field (seq, epoch, ts, time, op, key, checksums, event, origin)
+ * that disagrees with the frame.
  */
 export function parseExportLine(text: string, line: number): ParsedLine | undefined {
   if (text.trim() === '') return undefined;

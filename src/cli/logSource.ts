@@ -22,13 +22,10 @@ import { CodecError, decodeBatch } from '../domain/codec.ts';
 import type { OpLogEntry } from '../domain/entry.ts';
 import { fromEntry } from '../domain/eventCodec.ts';
 import type { LoggedEvent } from '../domain/types.ts';
-import { envName } from '../runtime/config.ts';
-import {
-  natsConnectionOptions,
-  securityConfigSchema,
-  validateSecurityConfig,
-  type SecurityConfig,
-} from '../runtime/credentials.ts';
+import { loadCommandSettings, natsSourceSettings } from '../runtime/config.ts';
+import { natsConnectionOptions } from '../runtime/credentials.ts';
+import { NATS_SECURITY_KEYS, type SecurityConfig } from '../runtime/securitySettings.ts';
+import { addSettingOptions } from './settingOptions.ts';
 import { CorruptEntryError, parseExportLine, type EntryPosition } from './exportFormat.ts';
 
 /** One item of a log source: a verified entry, or a bad one with its position. */
@@ -141,67 +138,21 @@ export interface NatsSourceConfig {
   readonly security: SecurityConfig;
 }
 
-/** Bad `--cluster`/`--nats` settings (or their environment variables). */
-export class SourceConfigError extends Error {
-  override readonly name = 'SourceConfigError';
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('; '));
-  }
-}
-
-/** The NATS security settings a read-only command accepts (flags and environment). */
-export const NATS_SECURITY_KEYS = [
-  'natsUser',
-  'natsPassword',
-  'natsPasswordFile',
-  'natsToken',
-  'natsTokenFile',
-  'natsCredsFile',
-  'natsNkeySeedFile',
-  'natsTlsCa',
-  'natsTlsCert',
-  'natsTlsKey',
-] as const;
-
 /**
- * The NATS source settings from flags, falling back to the environment variables of
- * `understudy node` (`UNDERSTUDY_CLUSTER`, `UNDERSTUDY_NATS`, `UNDERSTUDY_NATS_USER`, ...).
- * Throws {@link SourceConfigError} naming every problem.
+ * The NATS source settings from flags, the environment (`UNDERSTUDY_CLUSTER`,
+ * `UNDERSTUDY_NATS`, `UNDERSTUDY_NATS_USER`, ...) and the config file, as for `understudy
+ * node`. Throws {@link ConfigError} naming every problem.
  */
 export function loadNatsSourceConfig(
   flags: Readonly<Record<string, unknown>>,
   env: NodeJS.ProcessEnv = process.env,
 ): NatsSourceConfig {
-  const pick = (key: string): unknown => {
-    const flag = flags[key];
-    if (flag !== undefined) return flag;
-    const value = env[envName(key)];
-    return value === '' ? undefined : value;
-  };
-  const problems: string[] = [];
-  const cluster = pick('cluster');
-  if (typeof cluster !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(cluster)) {
-    problems.push('--cluster (or UNDERSTUDY_CLUSTER): letters, digits, - and _ only, required');
-  }
-  const natsValue = pick('nats');
-  const servers = (typeof natsValue === 'string' ? natsValue : 'nats://127.0.0.1:4222')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (servers.length === 0) problems.push('--nats (or UNDERSTUDY_NATS): no server');
-  const securityInput: Record<string, unknown> = {};
+  const settings = loadCommandSettings(natsSourceSettings, flags, env);
+  const security: Record<string, unknown> = {};
   for (const key of NATS_SECURITY_KEYS) {
-    const value = pick(key);
-    if (value !== undefined) securityInput[key] = value;
+    if (settings[key] !== undefined) security[key] = settings[key];
   }
-  const parsed = securityConfigSchema.safeParse(securityInput);
-  if (!parsed.success) {
-    problems.push(...parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
-  } else {
-    problems.push(...validateSecurityConfig(parsed.data));
-  }
-  if (problems.length > 0 || !parsed.success) throw new SourceConfigError(problems);
-  return { cluster: cluster as string, servers, security: parsed.data };
+  return { cluster: settings.cluster, servers: settings.nats, security };
 }
 
 /** Connects to NATS (failing fast when no server answers) and opens the cluster's stream. */
@@ -385,22 +336,9 @@ export function parseSeqFlag(value: string): number {
 }
 
 /**
- * Adds `--cluster`, `--nats` and the NATS credential/TLS flags of `understudy node` (each
- * with the same environment variable) to a command that reads the live stream.
+ * Adds `--config`, `--cluster`, `--nats` and the NATS credential/TLS flags of `understudy node`
+ * (each with the same environment variable) to a command that reads the live stream.
  */
 export function addNatsSourceOptions(command: Command): Command {
-  return command
-    .option('--cluster <name>', 'cluster name (env UNDERSTUDY_CLUSTER)')
-    .option(
-      '--nats <urls>',
-      'NATS servers, comma-separated (env UNDERSTUDY_NATS; default nats://127.0.0.1:4222)',
-    )
-    .option('--nats-user <user>', 'NATS user; password from UNDERSTUDY_NATS_PASSWORD(_FILE)')
-    .option('--nats-password-file <file>', 'file holding the NATS password')
-    .option('--nats-token-file <file>', 'file holding the NATS token')
-    .option('--nats-creds-file <file>', 'NATS credentials file (JWT + nkey seed)')
-    .option('--nats-nkey-seed-file <file>', 'file holding an NATS nkey seed')
-    .option('--nats-tls-ca <file>', 'CA certificate for NATS TLS')
-    .option('--nats-tls-cert <file>', 'client certificate for NATS TLS')
-    .option('--nats-tls-key <file>', 'client key for NATS TLS');
+  return addSettingOptions(command, natsSourceSettings);
 }

@@ -1,75 +1,88 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { loadNodeConfig } from '../runtime/config.ts';
-import { startNode } from '../runtime/nodeProcess.ts';
+import { loadNodeConfig, nodeSettings } from '../runtime/config.ts';
+import { ConfigError, settingLabel } from '../runtime/settings.ts';
+import { addSettingOptions } from './settingOptions.ts';
+
+/** Exit codes of `understudy node`. */
+export const NODE_EXIT = {
+  /** Stopped by SIGTERM/SIGINT (a primary handed over first). */
+  ok: 0,
+  /** It could not start, or stopping failed. */
+  failed: 1,
+  /** Bad flags, environment or config file. */
+  usage: 2,
+} as const;
+
+const EXAMPLES = `
+Examples:
+  understudy node --id n1 --cluster main --nats nats://10.0.0.1:4222 --etcd http://10.0.0.1:2379 \\
+    --lease-ttl 5s --http 0.0.0.0:9100 --advertise http://10.0.0.11:9100
+  UNDERSTUDY_NATS_PASSWORD=... understudy node --config /etc/understudy/n1.json --nats-user master
+  understudy node --id n1 --cluster main --print-config    (the settings it would run with)
+
+Exit codes: 0 stopped by SIGTERM/SIGINT (a primary hands over first); 1 could not start;
+2 bad flags, environment or config file.`;
+
+function fail(code: number, message: string): void {
+  process.stderr.write(`understudy node: ${message}\n`);
+  process.exitCode = code;
+}
 
 /** `understudy node`: runs one master node until SIGTERM/SIGINT (then hands over and exits 0). */
 export function registerNodeCommand(program: Command): void {
-  program
+  const command = program
     .command('node')
-    .description('run a master node (primary or standby, decided by election)')
-    .option('--config <file>', 'JSON config file (env UNDERSTUDY_CONFIG)')
-    .option('--id <id>', 'node id, unique in the cluster (env UNDERSTUDY_ID)')
-    .option('--cluster <name>', 'cluster name (env UNDERSTUDY_CLUSTER)')
-    .option('--nats <urls>', 'NATS servers, comma-separated (env UNDERSTUDY_NATS)')
-    .option('--etcd <urls>', 'etcd endpoints, comma-separated (env UNDERSTUDY_ETCD)')
-    .option('--lease-ttl <duration>', 'leader lease TTL, e.g. 5s (env UNDERSTUDY_LEASE_TTL)')
-    .option('--http <host:port>', 'status server address (env UNDERSTUDY_HTTP)')
-    .option(
-      '--inspect <url>',
-      'send the node actors to an XState inspector at this WebSocket URL (env UNDERSTUDY_INSPECT)',
+    .description(
+      'run a master node: it follows the OpLog as a standby and becomes primary when elected',
     )
-    .option(
-      '--oplog <kind>',
-      'OpLog backend: nats (default) or etcd, the baseline (env UNDERSTUDY_OPLOG)',
-    )
-    .option(
-      '--stream-replicas <n>',
-      'OpLog stream replicas, 1 or 3 (env UNDERSTUDY_STREAM_REPLICAS)',
-    )
-    .option('--stream-max-age <duration>', 'OpLog retention by age (env UNDERSTUDY_STREAM_MAX_AGE)')
-    .option(
-      '--stream-max-bytes <n>',
-      'OpLog retention by bytes, -1 unlimited (env UNDERSTUDY_STREAM_MAX_BYTES)',
-    )
-    .option('--max-lag-for-promotion <n>', 'a standby further behind does not campaign')
-    .option('--campaign-base-delay <duration>', 'least wait before campaigning')
-    .option('--handover-timeout <duration>', 'how long a stopping primary waits for a standby')
-    .option('--verify-interval <duration>', 'standby verification interval (default 30s)')
-    .option('--verify-fraction <f>', 'fraction of shards per verification round (default 0.1)')
-    .option('--max-sync-gap <n>', 'entries behind past which a standby must full-sync (1000)')
-    .option('--max-mismatches <n>', 'mismatches per round past which a full sync is done (100)')
-    .option('--log-level <level>', 'pino log level (env UNDERSTUDY_LOG_LEVEL)')
-    .option(
-      '--nats-user <user>',
-      'NATS user; the password comes from UNDERSTUDY_NATS_PASSWORD(_FILE)',
-    )
-    .option('--nats-password-file <file>', 'file holding the NATS password')
-    .option('--nats-token-file <file>', 'file holding the NATS token')
-    .option('--nats-creds-file <file>', 'NATS credentials file (JWT + nkey seed)')
-    .option('--nats-nkey-seed-file <file>', 'file holding an NATS nkey seed')
-    .option('--nats-tls-ca <file>', 'CA certificate for NATS TLS')
-    .option('--nats-tls-cert <file>', 'client certificate for NATS TLS')
-    .option('--nats-tls-key <file>', 'client key for NATS TLS')
-    .option(
-      '--etcd-user <user>',
-      'etcd user; the password comes from UNDERSTUDY_ETCD_PASSWORD(_FILE)',
-    )
-    .option('--etcd-password-file <file>', 'file holding the etcd password')
-    .option('--etcd-tls-ca <file>', 'CA certificate for etcd TLS')
-    .option('--etcd-tls-cert <file>', 'client certificate for etcd TLS')
-    .option('--etcd-tls-key <file>', 'client key for etcd TLS')
+    .option('--print-config', 'print the settings (secrets masked) as JSON and exit');
+  addSettingOptions(command, nodeSettings)
+    .addHelpText('after', EXAMPLES)
     .action(async (flags: Record<string, unknown>) => {
-      const config = loadNodeConfig(flags);
+      let config;
+      try {
+        config = loadNodeConfig(flags);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        return fail(NODE_EXIT.usage, err.message);
+      }
+      const [{ pino }, { startNode }, { CredentialsFileError, redact }] = await Promise.all([
+        import('pino'),
+        import('../runtime/nodeProcess.ts'),
+        import('../runtime/credentials.ts'),
+      ]);
+      if (flags['printConfig'] === true) {
+        process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
+        return;
+      }
       const logger = pino({ level: config.logLevel });
-      const node = await startNode(config, logger);
+      let node;
+      try {
+        node = await startNode(config, logger);
+      } catch (err) {
+        if (err instanceof CredentialsFileError) {
+          const label = settingLabel(
+            err.field,
+            nodeSettings[err.field as keyof typeof nodeSettings],
+          );
+          fail(NODE_EXIT.usage, `${label}: cannot read ${err.path}`);
+        } else {
+          logger.error({ event: 'startFailed', err: String(err) }, 'the node could not start');
+          fail(
+            NODE_EXIT.failed,
+            `could not start: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+        // Whatever it had opened (a NATS connection) must not keep the process alive.
+        process.exit();
+      }
       const onSignal = (signal: string): void => {
         logger.info({ event: 'signal', signal }, 'stopping');
         node.stop().then(
-          () => process.exit(0),
+          () => process.exit(NODE_EXIT.ok),
           (err: unknown) => {
             logger.error({ err: String(err) }, 'stop failed');
-            process.exit(1);
+            process.exit(NODE_EXIT.failed);
           },
         );
       };

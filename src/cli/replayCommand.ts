@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ConfigError } from '../runtime/settings.ts';
 import type { CorruptEntryError } from './exportFormat.ts';
 import {
   addNatsSourceOptions,
@@ -7,7 +8,6 @@ import {
   LogUnavailableError,
   natsLogSource,
   parseSeqFlag,
-  SourceConfigError,
   type LogSource,
 } from './logSource.ts';
 import {
@@ -76,7 +76,7 @@ Examples:
 /**
  * Opens the source the flags name: `--file`, or else the live stream (`--cluster`/`--nats`
  * or their environment). Throws {@link ReplayUsageError} for both at once,
- * {@link SourceConfigError} for bad NATS settings, {@link LogUnavailableError} when the
+ * {@link ConfigError} for bad NATS settings, {@link LogUnavailableError} when the
  * source cannot be opened.
  */
 export async function openLogSource(flags: Readonly<Record<string, unknown>>): Promise<LogSource> {
@@ -156,7 +156,7 @@ export async function runReplay(
     }
     return replayExitCode(result);
   } catch (error) {
-    if (error instanceof ReplayUsageError || error instanceof SourceConfigError) {
+    if (error instanceof ReplayUsageError || error instanceof ConfigError) {
       out.stderr(`understudy replay: ${error.message}\n`);
       return EXIT_CODES.usage;
     }

@@ -6,7 +6,7 @@
  * State needs every entry from seq 1: `--from` above 1 only works for history listing.
  */
 import { produce } from 'immer';
-import { stateDigest } from '../domain/checksum.ts';
+import { digestHex, stateDigest } from '../domain/checksum.ts';
 import type { OpLogEntry } from '../domain/entry.ts';
 import { entryToJSON } from '../domain/eventCodec.ts';
 import { fold, FoldError } from '../domain/fold.ts';
@@ -121,7 +121,7 @@ export interface StateSummary {
     readonly size: number;
     readonly used: number;
   }[];
-  /** `stateDigest` as 8 hex digits (what a node's `/status?digest` reports, in hex). */
+  /** `stateDigest` in hex ({@link digestHex}), as a node's `/status?digest` reports it. */
   readonly digest: string;
   /** True when bad entries were skipped before `seq`: the state is a best effort. */
   readonly approximate: boolean;
@@ -185,7 +185,7 @@ export function summarizeState(
       size: s.size,
       used: s.used,
     })),
-    digest: stateDigest(state).toString(16).padStart(8, '0'),
+    digest: digestHex(stateDigest(state)),
     approximate,
   };
 }

@@ -2,26 +2,24 @@
 // each member's own `/status`.
 import type { Command } from 'commander';
 import type { Etcd3 } from 'etcd3';
-import { openEtcd } from '../adapters/etcd/etcdClient.ts';
-import { readMasterView } from '../adapters/etcd/etcdElector.ts';
 import type { LeaderView, MemberRecord } from '../ports/elector.ts';
+import { ConfigError } from '../runtime/settings.ts';
 import {
   addClusterOptions,
   durationFlag,
-  etcdOptionsOf,
+  openClusterEtcd,
   loadClusterAccess,
-  UsageError,
 } from './clusterOptions.ts';
 
 /** Exit codes of `understudy status`. */
 export const STATUS_EXIT = {
-  /** Rows printed and one node is primary. */
+  /** Rows printed and a node answers as primary. */
   ok: 0,
   /** etcd could not be read. */
   failed: 1,
   /** Bad flags, environment or config. */
   usage: 2,
-  /** Rows printed, but no node reports itself primary. */
+  /** Rows printed, but no node answers as primary (none is, or the primary is unreachable). */
   noPrimary: 3,
 } as const;
 
@@ -31,6 +29,8 @@ export interface VerificationSummary {
   readonly lastStatus: string | null;
   /** Clock time (ms since the epoch) of the last answered round; 0 before the first. */
   readonly lastRoundAt: number;
+  /** Clock time of the round that set `lastStatus` (a FAILED one too); 0 before the first. */
+  readonly lastStatusAt: number;
   readonly rounds: number;
   readonly mismatches: number;
 }
@@ -111,6 +111,7 @@ function verificationOf(value: unknown): VerificationSummary | null {
   return {
     lastStatus: typeof v['lastStatus'] === 'string' ? v['lastStatus'] : null,
     lastRoundAt: num(v['lastRoundAt']) ?? 0,
+    lastStatusAt: num(v['lastStatusAt']) ?? num(v['lastRoundAt']) ?? 0,
     rounds: num(v['rounds']) ?? 0,
     mismatches: num(v['mismatches']) ?? 0,
   };
@@ -127,6 +128,7 @@ export async function readClusterStatus(
   cluster: string,
   httpTimeoutMs = 1000,
 ): Promise<ClusterStatus> {
+  const { readMasterView } = await import('../adapters/etcd/etcdElector.ts');
   const view = await readMasterView(client, cluster);
   const members: MemberRecord[] = [...view.members];
   const { leader } = view;
@@ -203,10 +205,27 @@ function ago(ms: number): string {
   return `${Math.round(ms / 60_000)}m ago`;
 }
 
-/** The last-verification cell: `OK 12s ago`, `-` when unknown. */
+/** The last-verification cell: `OK 12s ago`, `FAILED 2s ago`, `-` when unknown. */
 export function verificationCell(v: VerificationSummary | null, now: number): string {
   if (v === null || v.lastStatus === null) return '-';
-  return v.lastRoundAt > 0 ? `${v.lastStatus} ${ago(now - v.lastRoundAt)}` : v.lastStatus;
+  return v.lastStatusAt > 0 ? `${v.lastStatus} ${ago(now - v.lastStatusAt)}` : v.lastStatus;
+}
+
+/** The node that answers as primary, if any (a row saying primary from its record does not count). */
+export function servingPrimary(status: ClusterStatus): StatusRow | undefined {
+  return status.rows.find((r) => r.state === 'primary' && r.reachable);
+}
+
+/** Why `status` exits {@link STATUS_EXIT.noPrimary}, or undefined when a primary answers. */
+export function noPrimaryReason(status: ClusterStatus): string | undefined {
+  if (servingPrimary(status) !== undefined) return undefined;
+  const holder = status.rows.find((r) => r.leader);
+  if (holder !== undefined && !holder.reachable) {
+    return `no primary answers: ${holder.id} holds the leader key (epoch ${status.leader?.epoch ?? '?'}) but its /status at ${holder.address} does not answer; if it died, a standby takes over once its lease expires`;
+  }
+  return status.leader === null
+    ? 'no primary: nobody holds the leader key (an election may be under way)'
+    : `no primary: ${status.leader.nodeId} holds the leader key but no node answers as primary`;
 }
 
 /** The status as an aligned text table, with a one-line header naming the leader. */
@@ -288,16 +307,22 @@ export function registerStatusCommand(program: Command): void {
         'LAG / the primary apply rate (its /metrics understudy_apply_rate); "-" when unknown.',
         'LAST_VERIFICATION is the last verification round the node reports ("-" when none).',
         '',
-        'Exit codes: 0 ok; 1 etcd unreachable or failed; 2 usage; 3 no node is primary.',
+        'Exit codes: 0 ok; 1 etcd unreachable or failed; 2 usage; 3 no node answers as primary',
+        '(none is, or the one holding the leader key does not answer).',
+        '',
+        'Examples:',
+        '  understudy status --cluster main --etcd http://10.0.0.1:2379',
+        '  UNDERSTUDY_CLUSTER=main understudy status --watch --interval 2s',
+        '  understudy status --cluster main --json | jq \'.[] | select(.state == "primary")\'',
       ].join('\n'),
     )
     .action(async (flags: Record<string, unknown>) => {
       let client: Etcd3 | undefined;
       try {
         const access = loadClusterAccess(flags);
-        const intervalMs = durationFlag(flags['interval'], 'interval', 1000);
-        const httpTimeoutMs = durationFlag(flags['httpTimeout'], 'httpTimeout', 1000);
-        client = openEtcd(etcdOptionsOf(access)).client;
+        const intervalMs = durationFlag(flags['interval'], '--interval', 1000);
+        const httpTimeoutMs = durationFlag(flags['httpTimeout'], '--http-timeout', 1000);
+        client = await openClusterEtcd(access);
         const json = flags['json'] === true;
         const show = (status: ClusterStatus): void => {
           process.stdout.write(
@@ -328,16 +353,23 @@ export function registerStatusCommand(program: Command): void {
             await new Promise((resolve) => setTimeout(resolve, intervalMs));
           }
         }
-        const status = await readClusterStatus(client, access.cluster, httpTimeoutMs);
+        const status = await readClusterStatus(client, access.cluster, httpTimeoutMs).catch(
+          (err: unknown) => {
+            throw new Error(
+              `cannot read the cluster from etcd at ${access.etcd.join(',')}: ${err instanceof Error ? err.message : String(err)}`,
+              { cause: err },
+            );
+          },
+        );
         show(status);
-        process.exitCode = status.rows.some((r) => r.state === 'primary')
-          ? STATUS_EXIT.ok
-          : STATUS_EXIT.noPrimary;
+        const reason = noPrimaryReason(status);
+        if (reason !== undefined) process.stderr.write(`understudy status: ${reason}\n`);
+        process.exitCode = reason === undefined ? STATUS_EXIT.ok : STATUS_EXIT.noPrimary;
       } catch (err) {
         process.stderr.write(
           `understudy status: ${err instanceof Error ? err.message : String(err)}\n`,
         );
-        process.exitCode = err instanceof UsageError ? STATUS_EXIT.usage : STATUS_EXIT.failed;
+        process.exitCode = err instanceof ConfigError ? STATUS_EXIT.usage : STATUS_EXIT.failed;
       } finally {
         client?.close();
       }

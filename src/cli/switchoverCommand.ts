@@ -2,15 +2,13 @@
 // request to the new primary serving.
 import type { Command } from 'commander';
 import type { Etcd3 } from 'etcd3';
-import { openEtcd } from '../adapters/etcd/etcdClient.ts';
-import { readMasterView } from '../adapters/etcd/etcdElector.ts';
 import type { LeaderView } from '../ports/elector.ts';
+import { ConfigError } from '../runtime/settings.ts';
 import {
   addClusterOptions,
   durationFlag,
-  etcdOptionsOf,
+  openClusterEtcd,
   loadClusterAccess,
-  UsageError,
 } from './clusterOptions.ts';
 
 /** Exit codes of `understudy switchover`. */
@@ -56,6 +54,7 @@ export interface SwitchoverReport {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function readLeader(client: Etcd3, cluster: string): Promise<LeaderView | null> {
+  const { readMasterView } = await import('../adapters/etcd/etcdElector.ts');
   return (await readMasterView(client, cluster)).leader;
 }
 
@@ -179,12 +178,12 @@ export function registerSwitchoverCommand(program: Command): void {
       let client: Etcd3 | undefined;
       try {
         const access = loadClusterAccess(flags);
-        const timeoutMs = durationFlag(flags['timeout'], 'timeout', 30_000);
+        const timeoutMs = durationFlag(flags['timeout'], '--timeout', 30_000);
         const to = flags['to'];
         if (to !== undefined && (typeof to !== 'string' || to === '')) {
-          throw new UsageError('--to needs a node id');
+          throw new ConfigError(['--to needs a node id']);
         }
-        client = openEtcd(etcdOptionsOf(access)).client;
+        client = await openClusterEtcd(access);
         const report = await switchover(client, access.cluster, {
           ...(typeof to === 'string' ? { to } : {}),
           timeoutMs,
@@ -200,7 +199,7 @@ export function registerSwitchoverCommand(program: Command): void {
           `understudy switchover: ${err instanceof Error ? err.message : String(err)}\n`,
         );
         process.exitCode =
-          err instanceof UsageError
+          err instanceof ConfigError
             ? SWITCHOVER_EXIT.usage
             : err instanceof SwitchoverCommandError
               ? err.exitCode

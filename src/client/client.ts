@@ -118,8 +118,8 @@ export type BatchResult<T> =
  *   from committed state, only while the primary's lease deadline (on a monotonic clock) is
  *   ahead.
  * - **Unknown outcomes.** A write that fails with a retryable code after `deadlineMs`, or with
- *   `CLOSED` or `INTERNAL`, may or may not have taken effect; retrying it through the same
- *   client is not possible (a new call gets a new number), so read to find out.
+ *   `CLOSED`, `INTERNAL` or `REQUEST_EXPIRED`, may or may not have taken effect; a new call is a
+ *   new request (it gets a new number), so read to find out before writing again.
  */
 export interface UnderstudyClient {
   /** Mounts segment `segmentId` of `size` bytes on storage node `nodeId`. */

@@ -125,6 +125,14 @@ export function digestAndSummarise(
 }
 
 /**
+ * A digest as people see it (`/status`, `understudy replay`, logs): 8 lowercase hex digits.
+ * One format everywhere, so digests from different places compare as text.
+ */
+export function digestHex(digest: number): string {
+  return (digest >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
  * Unsigned CRC32 of the canonical text of a session: `${JSON.stringify(sessionId)}|
  * ${oldestPending}|${lastSeq}|${lastTs}` then, per result in order,
  * `;${requestNo},${seq},${op},${JSON.stringify(key)}` and its placement as in

@@ -1,93 +1,218 @@
-import { readFileSync } from 'node:fs';
-import { z } from 'zod';
-import { securityConfigSchema, validateSecurityConfig } from './credentials.ts';
+/**
+ * Every setting of `understudy node` (settings.ts says how flags, the environment and the
+ * config file give them), and the loaders the commands use.
+ */
+import {
+  ETCD_SECURITY_KEYS,
+  NATS_SECURITY_KEYS,
+  securitySettings,
+  validateSecurityConfig,
+} from './securitySettings.ts';
+import {
+  ConfigError,
+  duration,
+  filePath,
+  fraction,
+  integer,
+  labelProblem,
+  list,
+  loadSettings,
+  matching,
+  oneOf,
+  oneOfNumbers,
+  optional,
+  readConfigFile,
+  required,
+  url,
+  withDefault,
+  type SettingsOf,
+  type SettingTable,
+} from './settings.ts';
 
-/** A duration: a number of milliseconds, or a string with a unit (`250ms`, `5s`, `2m`). */
-export function parseDuration(value: string | number, field: string): number {
-  if (typeof value === 'number') return value;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
-  if (match === null) throw new Error(`${field}: '${value}' is not a duration (e.g. 500ms, 5s)`);
-  const amount = Number(match[1]);
-  const unit = match[2] ?? 'ms';
-  return Math.round(amount * (unit === 'm' ? 60_000 : unit === 's' ? 1000 : 1));
+export { ConfigError, envName } from './settings.ts';
+
+/** The shortest lease TTL (ms): etcd grants leases in whole seconds. */
+export const MIN_LEASE_TTL_MS = 1000;
+
+const clusterName = matching(
+  /^[A-Za-z0-9_-]{1,64}$/,
+  'a cluster name (1-64 letters, digits, - and _)',
+  '<name>',
+);
+
+/** Every setting of `understudy node`, in the order `--help` lists them. */
+export const nodeSettings = {
+  id: required(
+    matching(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/,
+      'a node id (1-128 letters, digits, ., - and _)',
+      '<id>',
+    ),
+    'node id, unique in the cluster',
+  ),
+  cluster: required(clusterName, 'cluster name: the NATS subjects, stream and etcd keys'),
+  nats: withDefault(
+    list('<urls>', url(['nats:', 'tls:'])),
+    ['nats://127.0.0.1:4222'],
+    'NATS servers, comma-separated',
+  ),
+  etcd: withDefault(
+    list('<urls>', url(['http:', 'https:'])),
+    ['http://127.0.0.1:2379'],
+    'etcd endpoints, comma-separated',
+  ),
+  leaseTtl: withDefault(
+    duration({ min: MIN_LEASE_TTL_MS, step: 1000 }),
+    5000,
+    'leader lease TTL, whole seconds, at least 1s: a dead primary is replaced after about this long',
+  ),
+  http: withDefault(
+    matching(/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]*):\d{1,5}$/, 'an address host:port', '<host:port>'),
+    '127.0.0.1:0',
+    'address of the HTTP server (/healthz, /readyz, /metrics, /status); port 0 picks one',
+  ),
+  advertise: optional(
+    url(['http:', 'https:']),
+    'URL other nodes and `understudy status` reach the HTTP server at (default: the address it listens on)',
+  ),
+  inspect: optional(
+    url(['ws:', 'wss:']),
+    "send the node's actors to an XState inspector at this WebSocket URL",
+  ),
+  record: optional(
+    filePath,
+    "flight recorder: write the machine's inspection events to this file as NDJSON",
+  ),
+  recordMaxBytes: withDefault(
+    integer({ min: 1 }),
+    16 * 1024 * 1024,
+    'largest size of one recording file in bytes; FILE rotates to FILE.1 (two files at most)',
+  ),
+  oplog: withDefault(
+    oneOf(['nats', 'etcd']),
+    'nats',
+    'OpLog backend: nats (a JetStream stream) or etcd (transactions, the baseline)',
+  ),
+  streamReplicas: withDefault(oneOfNumbers([1, 3]), 1, 'OpLog stream replicas, 1 or 3'),
+  streamMaxAge: withDefault(duration({ min: 1000 }), 24 * 3600_000, 'OpLog retention by age'),
+  streamMaxBytes: withDefault(
+    integer({ min: -1 }),
+    -1,
+    'OpLog retention by size in bytes, -1 unlimited',
+  ),
+  maxLagForPromotion: withDefault(
+    integer({ min: 0 }),
+    1000,
+    'a standby further behind (entries) does not campaign',
+  ),
+  campaignBaseDelay: withDefault(
+    duration({ min: 0 }),
+    50,
+    'least wait after the leader key is gone before campaigning',
+  ),
+  campaignMaxDelay: withDefault(
+    duration({ min: 0 }),
+    1000,
+    'most wait before campaigning (the further behind, the longer)',
+  ),
+  handoverTimeout: withDefault(
+    duration({ min: 100 }),
+    3000,
+    'how long a stopping primary waits for a standby to catch up',
+  ),
+  evictionHighWater: withDefault(
+    fraction,
+    0.9,
+    'used fraction of the segments at which the primary evicts',
+  ),
+  evictionLowWater: withDefault(fraction, 0.8, 'used fraction eviction brings it down to'),
+  verifyInterval: withDefault(
+    duration({ min: 100 }),
+    30_000,
+    'how often a standby verifies a sample of its state',
+  ),
+  verifyFraction: withDefault(fraction, 0.1, 'fraction of the 1024 shards each round samples'),
+  maxSyncGap: withDefault(
+    integer({ min: 0 }),
+    1000,
+    'a standby further behind (entries) is told to full-sync instead',
+  ),
+  maxMismatches: withDefault(
+    integer({ min: 0 }),
+    100,
+    'more mismatches in one round: full sync instead of repair',
+  ),
+  logLevel: withDefault(
+    oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], '<level>'),
+    'info',
+    'log level: trace, debug, info, warn, error, fatal or silent (JSON lines on stdout)',
+  ),
+  ...securitySettings,
+} as const satisfies SettingTable;
+
+export type NodeConfig = SettingsOf<typeof nodeSettings>;
+
+/** The settings named `keys` of `table`. */
+export function pickSettings<S extends SettingTable, K extends keyof S>(
+  table: S,
+  keys: readonly K[],
+): Pick<S, K> {
+  return Object.fromEntries(keys.map((k) => [k, table[k]])) as Pick<S, K>;
 }
 
-const duration = (field: string) =>
-  z.union([z.number(), z.string()]).transform((v) => parseDuration(v, field));
-const list = z
-  .union([z.string(), z.array(z.string())])
-  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean));
+/** What the operator commands `status` and `switchover` read: the cluster and etcd. */
+export const clusterAccessSettings = pickSettings(nodeSettings, [
+  'cluster',
+  'etcd',
+  ...ETCD_SECURITY_KEYS,
+]);
+export type ClusterAccess = SettingsOf<typeof clusterAccessSettings>;
 
-/** Every setting of `understudy node`, with its default. */
-export const nodeConfigSchema = z.object({
-  id: z.string().min(1).max(128),
-  cluster: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _ only'),
-  nats: list.default(['nats://127.0.0.1:4222']),
-  etcd: list.default(['http://127.0.0.1:2379']),
-  leaseTtl: duration('leaseTtl').default(5000),
-  /** Address of the HTTP status server (`host:port`; port 0 picks a free one). */
-  http: z.string().default('127.0.0.1:0'),
-  /** An XState inspector's WebSocket URL (`ws://host:port`): the node's actors are sent there. */
-  inspect: z.string().url().optional(),
-  /** Where the OpLog lives: a NATS JetStream stream (default) or etcd transactions (the baseline). */
-  oplog: z.enum(['nats', 'etcd']).default('nats'),
-  streamReplicas: z.coerce
-    .number()
-    .pipe(z.union([z.literal(1), z.literal(3)]))
-    .default(1),
-  streamMaxAge: duration('streamMaxAge').default(24 * 3600_000),
-  streamMaxBytes: z.coerce.number().int().default(-1),
-  maxLagForPromotion: z.coerce.number().int().nonnegative().default(1000),
-  campaignBaseDelay: duration('campaignBaseDelay').default(50),
-  campaignMaxDelay: duration('campaignMaxDelay').default(1000),
-  handoverTimeout: duration('handoverTimeout').default(3000),
-  evictionHighWater: z.coerce.number().gt(0).lte(1).default(0.9),
-  evictionLowWater: z.coerce.number().gt(0).lte(1).default(0.8),
-  /** How often a standby runs a verification round. */
-  verifyInterval: duration('verifyInterval').default(30_000),
-  /** Fraction of the 1024 shards each verification round samples. */
-  verifyFraction: z.coerce.number().gt(0).lte(1).default(0.1),
-  /** A standby further behind than this (entries) is told to full-sync instead of verified. */
-  maxSyncGap: z.coerce.number().int().nonnegative().default(1000),
-  /** More mismatches than this in one verification round: full sync instead of repair. */
-  maxMismatches: z.coerce.number().int().nonnegative().default(100),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  ...securityConfigSchema.shape,
-});
+/** What `export` and `replay` read the live OpLog with: the cluster and NATS. */
+export const natsSourceSettings = pickSettings(nodeSettings, [
+  'cluster',
+  'nats',
+  ...NATS_SECURITY_KEYS,
+]);
+export type NatsSource = SettingsOf<typeof natsSourceSettings>;
 
-export type NodeConfig = z.output<typeof nodeConfigSchema>;
-
-/** The environment variable for each setting: `UNDERSTUDY_` + the name in SCREAMING_SNAKE. */
-export function envName(key: string): string {
-  return `UNDERSTUDY_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+function crossChecks(config: Partial<NodeConfig>): string[] {
+  const problems = validateSecurityConfig(config);
+  const { evictionHighWater: high, evictionLowWater: low } = config;
+  if (high !== undefined && low !== undefined && !(low < high)) {
+    problems.push(`evictionLowWater (${low}) must be below evictionHighWater (${high})`);
+  }
+  return problems;
 }
 
 /**
- * Merges a config file (JSON), the environment and flags, in rising precedence, and
- * validates the result. Throws an error naming every bad setting.
+ * The settings of `table` from a command's flags (commander's camelCase options, `config` for
+ * `--config`), the environment and the config file (`--config` or `UNDERSTUDY_CONFIG`; any
+ * key of `understudy node` is accepted there, so one file serves every command). Throws
+ * {@link ConfigError} naming every bad, missing or contradicting setting by flag and variable.
  */
+export function loadCommandSettings<S extends SettingTable>(
+  table: S,
+  flags: Readonly<Record<string, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): SettingsOf<S> {
+  const path = flags['config'] ?? env['UNDERSTUDY_CONFIG'];
+  const file =
+    typeof path === 'string' && path !== ''
+      ? readConfigFile(path, Object.keys(nodeSettings))
+      : undefined;
+  const values = loadSettings(table, { flags, env, ...(file === undefined ? {} : { file }) });
+  const problems = crossChecks(values as Partial<NodeConfig>).map((p) =>
+    labelProblem(p, nodeSettings),
+  );
+  if (problems.length > 0) throw new ConfigError(problems);
+  return values;
+}
+
+/** The settings of `understudy node`; see {@link loadCommandSettings}. */
 export function loadNodeConfig(
-  flags: Record<string, unknown>,
+  flags: Readonly<Record<string, unknown>>,
   env: NodeJS.ProcessEnv = process.env,
 ): NodeConfig {
-  const merged: Record<string, unknown> = {};
-  const file = flags['config'] ?? env['UNDERSTUDY_CONFIG'];
-  if (typeof file === 'string' && file !== '') {
-    Object.assign(merged, JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>);
-  }
-  for (const key of Object.keys(nodeConfigSchema.shape)) {
-    const value = env[envName(key)];
-    if (value !== undefined && value !== '') merged[key] = value;
-  }
-  for (const [key, value] of Object.entries(flags)) {
-    if (key !== 'config' && value !== undefined) merged[key] = value;
-  }
-  const parsed = nodeConfigSchema.safeParse(merged);
-  const problems = parsed.success
-    ? validateSecurityConfig(parsed.data)
-    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-  if (!parsed.success || problems.length > 0) {
-    throw new Error(`bad configuration: ${problems.join('; ')}`);
-  }
-  return parsed.data;
+  return loadCommandSettings(nodeSettings, flags, env);
 }

@@ -1,53 +1,12 @@
-// Credentials and TLS for NATS and etcd: the config fields, how they become connection
-// options, and how a config is shown without its secrets.
+// Credentials and TLS for NATS and etcd: how the security settings (securitySettings.ts) become
+// connection options, and how a config is shown without its secrets.
 import { readFileSync } from 'node:fs';
 import {
   credsAuthenticator,
   nkeyAuthenticator,
   type NodeConnectionOptions,
 } from '@nats-io/transport-node';
-import { z } from 'zod';
-
-const text = z.string().min(1);
-
-/**
- * The security settings of `understudy node` (merge into the node config schema; each has
- * the usual env name, e.g. `natsPasswordFile` is `UNDERSTUDY_NATS_PASSWORD_FILE`). A secret
- * comes either inline (`natsPassword`, best from the environment) or from a file
- * (`natsPasswordFile`, e.g. a Docker secret); `*File` fields are paths, read when the
- * connection options are built. Use {@link validateSecurityConfig} for the cross-field rules.
- */
-export const securityConfigSchema = z.object({
-  /** NATS user (user/password auth). */
-  natsUser: text.optional(),
-  natsPassword: text.optional(),
-  natsPasswordFile: text.optional(),
-  /** NATS token auth. */
-  natsToken: text.optional(),
-  natsTokenFile: text.optional(),
-  /** A NATS `.creds` file (user JWT + nkey seed, decentralized auth). */
-  natsCredsFile: text.optional(),
-  /** A file holding an nkey user seed (`SU...`). */
-  natsNkeySeedFile: text.optional(),
-  /** TLS to NATS: CA bundle, client certificate and key (PEM files). */
-  natsTlsCa: text.optional(),
-  natsTlsCert: text.optional(),
-  natsTlsKey: text.optional(),
-  /** etcd user/password auth. */
-  etcdUser: text.optional(),
-  etcdPassword: text.optional(),
-  etcdPasswordFile: text.optional(),
-  /** TLS to etcd: CA bundle (required for TLS), client certificate and key (PEM files). */
-  etcdTlsCa: text.optional(),
-  etcdTlsCert: text.optional(),
-  etcdTlsKey: text.optional(),
-});
-
-/** The security settings as parsed (every field optional). */
-export type SecurityConfig = z.output<typeof securityConfigSchema>;
-
-/** Settings that hold a secret value: never logged, shown as `***` by {@link redact}. */
-export const SECRET_FIELDS: readonly string[] = ['natsPassword', 'natsToken', 'etcdPassword'];
+import { SECRET_FIELDS, validateSecurityConfig, type SecurityConfig } from './securitySettings.ts';
 
 /** The security settings contradict each other (two auth methods, a key without a cert...). */
 export class SecurityConfigError extends Error {
@@ -71,49 +30,6 @@ export class CredentialsFileError extends Error {
   ) {
     super(`${field}: cannot read ${path}`, options);
   }
-}
-
-/**
- * Every contradiction in `cfg`, one message per problem naming the fields (empty when the
- * settings are consistent): at most one NATS auth method (user/password, token, creds file,
- * nkey seed); a secret inline or from a file, not both; a password needs a user; a TLS
- * certificate needs its key and the other way round; etcd TLS needs a CA.
- */
-export function validateSecurityConfig(cfg: SecurityConfig): string[] {
-  const problems: string[] = [];
-  const both = (a: keyof SecurityConfig, b: keyof SecurityConfig): void => {
-    if (cfg[a] !== undefined && cfg[b] !== undefined) {
-      problems.push(`set ${a} or ${b}, not both`);
-    }
-  };
-  both('natsPassword', 'natsPasswordFile');
-  both('natsToken', 'natsTokenFile');
-  both('etcdPassword', 'etcdPasswordFile');
-  const natsMethods = [
-    cfg.natsUser !== undefined ? 'natsUser' : undefined,
-    cfg.natsToken !== undefined || cfg.natsTokenFile !== undefined ? 'natsToken' : undefined,
-    cfg.natsCredsFile !== undefined ? 'natsCredsFile' : undefined,
-    cfg.natsNkeySeedFile !== undefined ? 'natsNkeySeedFile' : undefined,
-  ].filter((m) => m !== undefined);
-  if (natsMethods.length > 1) {
-    problems.push(`one NATS auth method at a time, got ${natsMethods.join(', ')}`);
-  }
-  if (cfg.natsUser === undefined && (cfg.natsPassword ?? cfg.natsPasswordFile) !== undefined) {
-    problems.push('natsPassword needs natsUser');
-  }
-  if (cfg.etcdUser === undefined && (cfg.etcdPassword ?? cfg.etcdPasswordFile) !== undefined) {
-    problems.push('etcdPassword needs etcdUser');
-  }
-  if ((cfg.natsTlsCert === undefined) !== (cfg.natsTlsKey === undefined)) {
-    problems.push('natsTlsCert and natsTlsKey go together');
-  }
-  if ((cfg.etcdTlsCert === undefined) !== (cfg.etcdTlsKey === undefined)) {
-    problems.push('etcdTlsCert and etcdTlsKey go together');
-  }
-  if (cfg.etcdTlsCert !== undefined && cfg.etcdTlsCa === undefined) {
-    problems.push('etcdTlsCert needs etcdTlsCa');
-  }
-  return problems;
 }
 
 function check(cfg: SecurityConfig): void {

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeRole } from '../../machines/masterNode.machine.ts';
-import { shardDigest, stateDigest } from '../domain/checksum.ts';
+import { digestHex, shardDigest, stateDigest } from '../domain/checksum.ts';
 import { SHARD_COUNT } from '../domain/shard.ts';
 import {
   PROMETHEUS_CONTENT_TYPE,
@@ -89,7 +89,14 @@ export function verificationCounters(runtime: NodeRuntime): VerificationCounters
     return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
   };
   const counters: Record<string, number> = {};
-  for (const key of ['rounds', 'keysChecked', 'mismatches', 'repairs', 'fullSyncs']) {
+  for (const key of [
+    'rounds',
+    'failedRounds',
+    'keysChecked',
+    'mismatches',
+    'repairs',
+    'fullSyncs',
+  ]) {
     const value = pick(key);
     if (value !== undefined) counters[key] = value;
   }
@@ -99,7 +106,7 @@ export function verificationCounters(runtime: NodeRuntime): VerificationCounters
 /**
  * A node's HTTP server: `/healthz` (200 while the process runs), `/readyz` (200 when
  * {@link readiness} says ready, else 503 with the reason), `/metrics` (Prometheus text) and
- * `/status` (JSON; `?digest` adds the state digest, `&shards` the shard digests).
+ * `/status` (JSON; `?digest` adds the state digest, `&shards` the shard digests, in hex).
  */
 export class NodeHttpServer {
   #sampler: NodeJS.Timeout | undefined;
@@ -114,17 +121,7 @@ export class NodeHttpServer {
   /** Listens on `host:port` (a bare port means 127.0.0.1; port 0 picks a free one). */
   static async listen(address: string): Promise<NodeHttpServer> {
     const server = createServer();
-    const [host, port] = splitHostPort(address);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = server.address() as AddressInfo;
-    const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-    return new NodeHttpServer(server, `http://${shown}:${bound.port}`);
+    return new NodeHttpServer(server, await listenOn(server, address));
   }
 
   /** Starts answering for `runtime`. */
@@ -196,12 +193,12 @@ function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: S
       if (url.searchParams.has('digest')) {
         const state = runtime.store.state;
         const shards = url.searchParams.has('shards')
-          ? Array.from({ length: SHARD_COUNT }, (_, i) => shardDigest(state, i))
+          ? Array.from({ length: SHARD_COUNT }, (_, i) => digestHex(shardDigest(state, i)))
           : undefined;
         return sendJson(res, 200, {
           ...status,
           digestSeq: state.appliedSeq,
-          digest: stateDigest(state),
+          digest: digestHex(stateDigest(state)),
           objectCount: state.objectCount,
           shards,
         });
@@ -216,6 +213,24 @@ function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: S
 function sendJson(res: ServerResponse, code: number, body: unknown): void {
   res.writeHead(code, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * Makes `server` listen on `address` (`host:port`; a bare port means 127.0.0.1; port 0 picks a
+ * free one); resolves with its `http://host:port` as bound.
+ */
+export async function listenOn(server: Server, address: string): Promise<string> {
+  const [host, port] = splitHostPort(address);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  return `http://${shown}:${bound.port}`;
 }
 
 /** `host:port`, `:port` or a bare port; IPv6 hosts in brackets (`[::1]:0`). */

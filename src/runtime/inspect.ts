@@ -59,6 +59,8 @@ export interface NodeInspectorOptions {
 export interface NodeInspector {
   /** Pass to `createActor(machine, { inspect })`. */
   readonly inspect: Observer<InspectionEvent>;
+  /** Sends an inspection record that is already in the protocol's form (a node's feed). */
+  send(record: object): void;
   /** Whether the WebSocket is open now. */
   readonly connected: boolean;
   /** Closes the connection and stops reconnecting; events after this are dropped. Idempotent. */
@@ -187,6 +189,7 @@ export function createNodeInspector(
   adapter.start();
   return {
     inspect: inspector.inspect,
+    send: (record) => adapter.send(record as StatelyInspectionEvent),
     get connected() {
       return adapter.connected;
     },

@@ -196,6 +196,7 @@ export class ApplyRate {
 /** Verification counters as a node reports them; missing ones count as 0. */
 export interface VerificationCounters {
   readonly rounds?: number;
+  readonly failedRounds?: number;
   readonly keysChecked?: number;
   readonly mismatches?: number;
   readonly repairs?: number;
@@ -327,7 +328,16 @@ export class NodeMetrics implements RequestObserver {
         '0 after a verification round that needed a full sync, until it is done.',
         node.verificationHealthy ? 1 : 0,
       ),
-      counter('understudy_verification_rounds_total', 'Verification rounds run.', v.rounds ?? 0),
+      counter(
+        'understudy_verification_rounds_total',
+        'Verification rounds the primary answered.',
+        v.rounds ?? 0,
+      ),
+      counter(
+        'understudy_verification_failed_rounds_total',
+        'Verification rounds that got no answer (no primary, timeout, error).',
+        v.failedRounds ?? 0,
+      ),
       counter(
         'understudy_verification_keys_checked_total',
         'Keys compared by verification.',

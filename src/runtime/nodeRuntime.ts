@@ -125,6 +125,8 @@ export class NodeRuntime {
       },
     });
     this.actor = createActor(machine, {
+      // Named by node, so several nodes' actors can share one inspector (`n1/masterNode`).
+      id: `${deps.nodeId}/masterNode`,
       ...(deps.inspect === undefined ? {} : { inspect: deps.inspect }),
       input: {
         nodeId: deps.nodeId,

@@ -94,4 +94,10 @@ export interface NodeRuntimeDeps {
   readonly metrics?: RequestObserver;
   /** An XState inspection observer (`--inspect`): sees every actor, event and snapshot. */
   readonly inspect?: Observer<InspectionEvent>;
+  /**
+   * TEST ONLY: breaks the node on purpose, to show the simulation's checkers catch the break.
+   * `refusalsBeforeCommit`: refusals are answered as soon as they are decided, before the
+   * appends they were judged against are acknowledged (what main did before client sessions).
+   */
+  readonly brokenForTest?: { readonly refusalsBeforeCommit?: boolean };
 }

@@ -17,7 +17,10 @@ import { WritePipeline } from './writePipeline.ts';
  * handover when `term.handoverRequested` and fails them otherwise.
  */
 export function serve(
-  deps: Pick<NodeRuntimeDeps, 'nodeId' | 'elector' | 'clock' | 'apiServer' | 'logger' | 'metrics'>,
+  deps: Pick<
+    NodeRuntimeDeps,
+    'nodeId' | 'elector' | 'clock' | 'apiServer' | 'logger' | 'metrics' | 'brokenForTest'
+  >,
   config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'eviction' | 'evictionIntervalMs'>,
   store: CommittedStore,
   leases: ReadLeases,
@@ -47,6 +50,7 @@ export function serve(
     eviction: config.eviction,
     evictionIntervalMs: config.evictionIntervalMs,
     onFault: (reason) => fault(reason.startsWith('lease') ? 'lease.lost' : 'oplog.fenced', reason),
+    ...(deps.brokenForTest?.refusalsBeforeCommit === true ? { refusalsBeforeCommit: true } : {}),
   });
   term.pipeline = pipeline;
   const unLease = elector.onLeaseLost((reason) => fault('lease.lost', reason));

@@ -36,6 +36,8 @@ export interface VerificationStats {
   lastStatus: VerifyResponse['status'] | 'FAILED' | null;
   /** Clock time of the last answered round; 0 before the first. */
   lastRoundAt: number;
+  /** Clock time of the round that set `lastStatus` (answered or FAILED); 0 before the first. */
+  lastStatusAt: number;
   lastFullSyncMs: number;
   lastFullSyncBytes: number;
   /** Verification requests this node answered as primary. */
@@ -53,6 +55,7 @@ export function emptyVerificationStats(): VerificationStats {
     fullSyncRequests: 0,
     lastStatus: null,
     lastRoundAt: 0,
+    lastStatusAt: 0,
     lastFullSyncMs: 0,
     lastFullSyncBytes: 0,
     answered: 0,

@@ -39,7 +39,7 @@ export function verifyStandby(
     stats.keysChecked += outcome.keysChecked;
     stats.mismatches += outcome.mismatches;
     stats.lastStatus = outcome.status;
-    stats.lastRoundAt = clock.wallNow();
+    stats.lastRoundAt = stats.lastStatusAt = clock.wallNow();
     // The follower may have folded more entries since the repair was computed: a repair of an
     // older state is dropped (the next round finds the mismatch again) rather than undoing them.
     if (outcome.repaired !== undefined && outcome.repaired.appliedSeq === store.appliedSeq) {
@@ -77,6 +77,7 @@ export function verifyStandby(
         round++;
         stats.failedRounds++;
         stats.lastStatus = 'FAILED';
+        stats.lastStatusAt = clock.wallNow();
         logger.warn({ event: 'verifyFailed', err: String(err) }, 'verification round failed');
         schedule();
       },

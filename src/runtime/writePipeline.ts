@@ -35,6 +35,8 @@ export interface WritePipelineOptions {
   readonly evictionIntervalMs: number;
   /** Called once when the pipeline stops serving on its own (fence, lost append, deadline). */
   readonly onFault: (reason: string) => void;
+  /** TEST ONLY (the broken variant of `NodeRuntimeDeps.brokenForTest`): do not wait to answer refusals. */
+  readonly refusalsBeforeCommit?: boolean;
 }
 
 type BatchItem = { ok: true; result: ExecuteResult } | { ok: false; error: Error };
@@ -155,7 +157,7 @@ export class WritePipeline implements MetadataService {
     if (entries.length > 0) {
       this.#spec = draft.finish();
       await this.#append(entries);
-    } else await this.#committed();
+    } else if (this.options.refusalsBeforeCommit !== true) await this.#committed();
     this.#assertServing(false);
     return items.map((item) => ('pending' in item ? { ok: true, result: item.pending } : item));
   }

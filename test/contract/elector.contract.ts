@@ -8,7 +8,7 @@ export interface ElectorContractSetup {
   /** Lets `ms` of the electors' clock pass (simulation: advance the clock; real: sleep). */
   advance(ms: number): Promise<void>;
   cleanup(): Promise<void>;
-  /** The electors' clock; default `Date.now`. */
+  /** The electors' monotonic clock; default `performance.now`. */
   now?(): number;
   /** Cuts `nodeId` off from the store so its keep-alives fail. */
   isolate(nodeId: string): Promise<void>;
@@ -33,7 +33,7 @@ export function describeElectorContract(
       if (ctx === undefined) throw new Error('setup did not run');
       return ctx;
     };
-    const now = (): number => current().now?.() ?? Date.now();
+    const now = (): number => current().now?.() ?? performance.now();
     const started = async (nodeId: string, ttlMs = TTL_MS): Promise<Elector> => {
       const elector = await current().makeElector(nodeId, ttlMs);
       electors.push(elector);

@@ -3,9 +3,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
-import { NodeFleet, type NodeHandle } from '../harness/nodeFleet.ts';
-import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
-import { Workload } from '../harness/workload.ts';
+import { NodeFleet, type NodeHandle } from '../../src/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
+import { Workload } from '../../src/localCluster/workload.ts';
 
 const CLUSTER = 'e2e';
 

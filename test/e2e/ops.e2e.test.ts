@@ -1,22 +1,21 @@
 // `understudy status` and `understudy switchover` against three real node processes, etcd and
 // nats-server: the real CLI runs as a child process. One cluster for the whole file.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
 import { systemClock } from '../../src/adapters/systemClock.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { LeaderView } from '../../src/ports/elector.ts';
+import { cliEntry } from '../../src/runtime/packageInfo.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { runCli, type CliResult } from '../harness/cli.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
-import { NodeFleet } from '../harness/nodeFleet.ts';
-import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
-import { Workload } from '../harness/workload.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
+import { Workload } from '../../src/localCluster/workload.ts';
 
 const CLUSTER = 'ops';
 const TTL_MS = 5000;
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 interface StatusRowJson {
   readonly id: string;
@@ -121,12 +120,8 @@ describe('understudy status and switchover (three node processes, real etcd and 
   it('status --watch redraws in place until Ctrl-C, then exits 0', async () => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'status', '--watch', '--interval', '200ms', ...access],
-      {
-        cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, UNDERSTUDY_CONFIG: '' },
-      },
+      [cliEntry(), 'status', '--watch', '--interval', '200ms', ...access],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UNDERSTUDY_CONFIG: '' } },
     );
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -151,6 +146,7 @@ describe('understudy status and switchover (three node processes, real etcd and 
     expect(usage.stderr).toContain('cluster');
     const down = await runCli(['status', '--cluster', CLUSTER, '--etcd', 'http://127.0.0.1:9']);
     expect(down.code).toBe(1);
+    expect(down.stderr).toContain('cannot read the cluster from etcd at http://127.0.0.1:9: ');
   });
 
   it('switchover --to moves the primary to the named node under load, without a TTL wait, losing no acknowledged write', async () => {

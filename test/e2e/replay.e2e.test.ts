@@ -13,15 +13,15 @@ import { runExport } from '../../src/cli/exportCommand.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
 import type { StateSummary } from '../../src/cli/replayLog.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
+import { digestHex, stateDigest } from '../../src/domain/checksum.ts';
 import { foldAll } from '../../src/domain/fold.ts';
 import { toEntry } from '../../src/domain/eventCodec.ts';
 import { emptyState } from '../../src/domain/state.ts';
 import type { LoggedEvent, MetadataEvent } from '../../src/domain/types.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { runCli as cli } from '../harness/cli.ts';
-import { NodeFleet } from '../harness/nodeFleet.ts';
-import { readLoggedEvents } from '../harness/readLoggedEvents.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
 
 const CLUSTER = 'replay-e2e';
 
@@ -170,7 +170,7 @@ describe('understudy export / replay on a real cluster', () => {
       objectCount: 3,
       epoch: expected.epoch,
       epochNodeId: 'n1',
-      digest: stateDigest(expected).toString(16).padStart(8, '0'),
+      digest: digestHex(stateDigest(expected)),
     });
     expect(summary.segments.map((s) => [s.id, s.used, s.size])).toEqual([
       ['s1-seg', 3 * 4096, 1 << 20],

@@ -1,10 +1,15 @@
-// Real servers and network faults for integration and end-to-end tests.
-export { freePort, freePorts } from './freePort.ts';
-export { ChildExitedError, ChildNotReadyError, ChildServer } from './childServer.ts';
-export type { ChildServerOptions } from './childServer.ts';
-export { startNats, startNatsCluster } from './nats.ts';
-export type { NatsClusterHandle, NatsServerHandle } from './nats.ts';
-export { startEtcd } from './etcd.ts';
-export type { EtcdHandle } from './etcd.ts';
+// Real servers and network faults for integration and end-to-end tests. The process starters
+// live in src/localCluster (the demo uses them too); the TCP proxy is for tests only.
+export { freePort, freePorts } from '../../src/localCluster/freePort.ts';
+export {
+  ChildExitedError,
+  ChildNotReadyError,
+  ChildServer,
+} from '../../src/localCluster/childServer.ts';
+export type { ChildServerOptions } from '../../src/localCluster/childServer.ts';
+export { startNats, startNatsCluster } from '../../src/localCluster/nats.ts';
+export type { NatsClusterHandle, NatsServerHandle } from '../../src/localCluster/nats.ts';
+export { startEtcd } from '../../src/localCluster/etcd.ts';
+export type { EtcdHandle } from '../../src/localCluster/etcd.ts';
 export { startTcpProxy } from './tcpProxy.ts';
 export type { TcpProxyHandle } from './tcpProxy.ts';

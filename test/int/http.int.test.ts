@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet, type NodeHandle } from '../harness/nodeFleet.ts';
+import { NodeFleet, type NodeHandle } from '../../src/localCluster/nodeFleet.ts';
 
 const CLUSTER = 'http';
 
@@ -109,6 +109,7 @@ describe('node HTTP', () => {
       'understudy_applied_entries_total',
       'understudy_apply_rate',
       'understudy_verification_rounds_total',
+      'understudy_verification_failed_rounds_total',
       'understudy_verification_keys_checked_total',
       'understudy_verification_mismatches_total',
       'understudy_verification_repairs_total',
@@ -133,7 +134,7 @@ describe('node HTTP', () => {
     expect(r.code).toBe(200);
     const status = JSON.parse(r.body) as Record<string, unknown>;
     expect(status).toMatchObject({ nodeId: primary.id, role: 'primary' });
-    expect(typeof status['digest']).toBe('number');
+    expect(status['digest']).toMatch(/^[0-9a-f]{8}$/);
     expect((await get(primary, '/nope')).code).toBe(404);
   });
 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startEtcd, startNats } from '../harness/index.ts';
 import type { EtcdHandle, NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet } from '../harness/nodeFleet.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -130,7 +130,7 @@ describe('--inspect', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(
-        receiver.events.some((e) => e['type'] === '@xstate.actor' && e['name'] === 'masterNode'),
+        receiver.events.some((e) => e['type'] === '@xstate.actor' && e['name'] === 'i1/masterNode'),
       ).toBe(true);
       expect(receiver.events.some((e) => e['type'] === '@xstate.event')).toBe(true);
       expect(primarySnapshot()).toBe(true);

@@ -3,9 +3,13 @@
  * plays one against a {@link SimWorld} and checks the invariants after every step and at the
  * end. A schedule is plain data, so fast-check prints (and shrinks) it readably.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import CRC32 from 'crc-32';
 import fc from 'fast-check';
 import type { UnderstudyClient } from '../../src/client/client.ts';
+import type { ApiInput } from '../harness/understudyModel.ts';
 import { InvariantViolation, SimWorld, type Breakage } from './simWorld.ts';
 
 export type ClientOp =
@@ -34,7 +38,11 @@ export type Step =
       readonly key: number;
     }
   | { readonly k: 'wait'; readonly ms: number }
-  | { readonly k: 'loss'; readonly rate: number };
+  | { readonly k: 'loss'; readonly rate: number }
+  /** Steps node `n`'s wall clock by `ms` (NTP): entry timestamps jump, deadlines must not. */
+  | { readonly k: 'clockStep'; readonly n: number; readonly ms: number }
+  /** The next `count` replies are lost (the requests were served): the clients retry. */
+  | { readonly k: 'dropReplies'; readonly count: number };
 
 export interface Schedule {
   readonly nodes: number;
@@ -120,6 +128,21 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       rate: fc.constantFrom(0, 0.1, 0.3),
     }),
   },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant('dropReplies' as const),
+      count: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('clockStep' as const),
+      n: nodeArb,
+      ms: fc.constantFrom(-8000, -3000, 3000, 8000),
+    }),
+  },
 );
 
 /** Schedules of 2-5 nodes and up to `maxSteps` steps. */
@@ -143,6 +166,9 @@ export function scheduleArb(maxSteps = 24): fc.Arbitrary<Schedule> {
 /** What a schedule run saw, for coverage reporting. */
 export interface RunStats {
   readonly acked: number;
+  /** Client calls in the history checked for linearizability; of them, with an unknown outcome. */
+  readonly calls: number;
+  readonly unknownOutcomes: number;
   /** EPOCH entries in the log: promotions. */
   readonly epochs: number;
   readonly logLength: number;
@@ -159,12 +185,14 @@ export interface RunStats {
 export async function runSchedule(
   schedule: Schedule,
   breakage: Breakage = 'none',
+  checks: 'all' | 'history' = 'all',
 ): Promise<RunStats> {
   const world = new SimWorld({
     nodes: schedule.nodes,
     seed: schedule.seed,
     clocks: schedule.clocks,
     breakage,
+    checks,
   });
   const pending = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>): void => {
@@ -184,9 +212,16 @@ export async function runSchedule(
     const setup = clients[0]!;
     for (let s = 1; s <= SEGMENTS; s++) {
       let done = false;
-      void setup.mountSegment(`s${s}`, `storage${s}`, SEGMENT_BYTES).finally(() => {
-        done = true;
-      });
+      void world
+        .call(setup, 0, {
+          op: 'mountSegment',
+          segmentId: `s${s}`,
+          nodeId: `storage${s}`,
+          size: SEGMENT_BYTES,
+        })
+        .finally(() => {
+          done = true;
+        });
       await world.runUntil(() => done, 10_000);
     }
     world.checkStep();
@@ -209,21 +244,46 @@ export async function runSchedule(
       50,
     );
     world.checkFinal();
+    world.checkHistory();
     return {
       acked: world.acked.length,
+      calls: world.history.ops.length,
+      unknownOutcomes: world.history.ops.filter((op) => op.output === undefined).length,
       epochs: world.store.entries().filter((e) => e.op === 'EPOCH').length,
       logLength: lastSeq(),
       recoveryMs,
       traceCrc: CRC32.str(world.formatTrace()) >>> 0,
     };
   } catch (err) {
-    if (err instanceof InvariantViolation) throw err;
+    const recorded = writeRecording(world);
+    if (err instanceof InvariantViolation) {
+      err.message += recorded;
+      throw err;
+    }
     // Anything else (a node or client threw) still gets the trace.
-    throw new Error(`${String(err)}\n${world.formatTrace()}`, { cause: err });
+    throw new Error(`${String(err)}\n${world.formatTrace()}${recorded}`, { cause: err });
   } finally {
     // UNDERSTUDY_SIM_TRACE=1 prints the trace of every schedule (for debugging one).
     if (process.env['UNDERSTUDY_SIM_TRACE'] === '1') console.log(world.formatTrace());
     await world.dispose();
+  }
+}
+
+/**
+ * Writes the failing run's machine events (every node, one timeline) to
+ * `UNDERSTUDY_SIM_RECORDINGS` (default: a folder in the temp dir), one file per process, each
+ * failure replacing the last: after shrinking, it holds the counterexample fast-check reports.
+ * Returns the line saying where it is, for the failure message.
+ */
+function writeRecording(world: SimWorld): string {
+  try {
+    const dir = process.env['UNDERSTUDY_SIM_RECORDINGS'] ?? join(tmpdir(), 'understudy-sim');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, `failure-${process.pid}.ndjson`);
+    writeFileSync(path, world.recording());
+    return `\nmachine recording of this run: ${path} (watch it: understudy inspect --replay ${path})`;
+  } catch (err) {
+    return `\n(no machine recording: ${String(err)})`;
   }
 }
 
@@ -235,35 +295,8 @@ async function applyStep(
 ): Promise<void> {
   switch (step.k) {
     case 'cmd': {
-      const c = clients[step.client % clients.length]!;
-      const key = `k${step.key}`;
-      const segment = `s${(step.key % SEGMENTS) + 1}`;
-      switch (step.op) {
-        case 'putStart':
-          track(c.putStart(key, 100 + 25 * step.key, 2));
-          break;
-        case 'putEnd':
-          track(c.putEnd(key));
-          break;
-        case 'putRevoke':
-          track(c.putRevoke(key));
-          break;
-        case 'remove':
-          track(c.remove(key));
-          break;
-        case 'get':
-          track(c.get(key));
-          break;
-        case 'exists':
-          track(c.exists(key));
-          break;
-        case 'unmountSegment':
-          track(c.unmountSegment(segment));
-          break;
-        case 'mountSegment':
-          track(c.mountSegment(segment, `storage${segment}`, SEGMENT_BYTES));
-          break;
-      }
+      const client = step.client % clients.length;
+      track(world.call(clients[client]!, client, inputOf(step)));
       return;
     }
     case 'crash':
@@ -286,8 +319,15 @@ async function applyStep(
       return;
     case 'pauseMidWrite': {
       world.cut(step.n, 'nats');
-      const c = clients[step.client % clients.length]!;
-      track(c.putStart(`k${step.key}`, 100 + 25 * step.key, 2));
+      const client = step.client % clients.length;
+      track(
+        world.call(clients[client]!, client, {
+          op: 'putStart',
+          key: `k${step.key}`,
+          size: 100 + 25 * step.key,
+          replicaNum: 2,
+        }),
+      );
       await world.run(1);
       world.pause(step.n);
       world.reconnectNats(step.n);
@@ -298,6 +338,28 @@ async function applyStep(
     case 'loss':
       world.lossRate = step.rate;
       return;
+    case 'clockStep':
+      world.stepWall(step.n, step.ms);
+      return;
+    case 'dropReplies':
+      world.dropReplies(step.count);
+      return;
+  }
+}
+
+/** The client call of a command step. */
+function inputOf(step: Extract<Step, { k: 'cmd' }>): ApiInput {
+  const key = `k${step.key}`;
+  const segmentId = `s${(step.key % SEGMENTS) + 1}`;
+  switch (step.op) {
+    case 'putStart':
+      return { op: 'putStart', key, size: 100 + 25 * step.key, replicaNum: 2 };
+    case 'unmountSegment':
+      return { op: 'unmountSegment', segmentId };
+    case 'mountSegment':
+      return { op: 'mountSegment', segmentId, nodeId: `storage${segmentId}`, size: SEGMENT_BYTES };
+    default:
+      return { op: step.op, key };
   }
 }
 

@@ -26,7 +26,11 @@ import type { ApiRequestHandler, ApiServerTransport } from '../../src/ports/apiT
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { AppendAck, OpLog, OpLogWriter } from '../../src/ports/opLog.ts';
+import { InspectionTape, recordingText } from '../../src/inspect/inspectionTape.ts';
 import { NodeRuntime, type RuntimeLogger } from '../../src/runtime/nodeRuntime.ts';
+import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
+import type { ApiInput, ApiOperation, ApiOutput } from '../harness/understudyModel.ts';
+import { withoutSessions } from '../harness/withoutSessions.ts';
 
 export const SIM_CLUSTER = 'sim';
 /** Lease TTL of every node (ms); also the read-lease TTL after a promotion. */
@@ -130,8 +134,21 @@ export interface TraceEntry {
   readonly event: string;
 }
 
-/** A broken variant of the system, to show the checker catches it. */
-export type Breakage = 'none' | 'appendWithoutExpectedSeq' | 'foldBeforeAck' | 'noLeaseDeadline';
+/**
+ * A broken variant of the system, to show the checkers catch it: (a) appends without the
+ * expected sequence, (b) folding and answering before the acknowledgement, (c) no lease-deadline
+ * check, (d) no session table (requests carry no session, so a retry is applied again), (e)
+ * refusals answered before the appends they were judged against commit, (f) lease deadlines on
+ * the wall clock, which NTP steps.
+ */
+export type Breakage =
+  | 'none'
+  | 'appendWithoutExpectedSeq'
+  | 'foldBeforeAck'
+  | 'noLeaseDeadline'
+  | 'noSessionTable'
+  | 'refusalsBeforeCommit'
+  | 'wallClockDeadline';
 
 export interface WorldOptions {
   readonly nodes: number;
@@ -140,6 +157,11 @@ export interface WorldOptions {
   readonly clocks?: readonly { readonly offsetMs: number; readonly rate: number }[];
   readonly breakage?: Breakage;
   readonly traceLimit?: number;
+  /**
+   * Which invariants fail a run: all of them (default), or only the client-visible contract
+   * (`history`: linearizability of the client history), to show what that checker finds alone.
+   */
+  readonly checks?: 'all' | 'history';
 }
 
 interface NodeSlot {
@@ -156,6 +178,8 @@ interface NodeSlot {
   held: Array<() => void>;
   /** Bumped on every restart: answers of an older incarnation are dropped. */
   incarnation: number;
+  /** The node's machine events, every incarnation (written out when a schedule fails). */
+  readonly tape: InspectionTape;
 }
 
 /** An invariant broke: what, and the trace that led there. */
@@ -224,6 +248,10 @@ export class SimWorld {
   #fenceEpoch = 0;
   #lastEpochSeen = 0;
   #clients: UnderstudyClient[] = [];
+  /** Every client call, with its answer, on the simulated clock: checked for linearizability. */
+  readonly history = new HistoryRecorder(() => this.sim.now());
+  /** Seq of each EVICTION entry -> when a serving primary's committed state first held it. */
+  readonly #evictionVisibleAt = new Map<number, number>();
 
   constructor(readonly options: WorldOptions) {
     this.random = prng(options.seed);
@@ -251,6 +279,7 @@ export class SimWorld {
         acksCut: false,
         held: [],
         incarnation: 0,
+        tape: new InspectionTape(`n${i + 1}`, () => this.sim.now()),
       };
       this.slots.push(slot);
       this.#boot(slot);
@@ -262,15 +291,48 @@ export class SimWorld {
   /** Advances simulated time by `ms`, firing timers in order and letting every callback run. */
   async run(ms: number): Promise<void> {
     const target = this.sim.now() + ms;
-    await tick();
+    await this.#tick();
     for (;;) {
       const due = this.sim.nextDueMs();
       if (due === undefined || due > target) break;
       this.sim.advance(Math.max(0, due - this.sim.now()));
-      await tick();
+      await this.#tick();
     }
     this.sim.advance(target - this.sim.now());
+    await this.#tick();
+  }
+
+  async #tick(): Promise<void> {
     await tick();
+    this.#noteEvictions();
+  }
+
+  /**
+   * Evictions are the primary's own writes: no client call stands for them. The history gets
+   * each as an operation that returns when a serving primary's committed state first holds it
+   * (from then on every read sees it), noted after every turn of the simulation.
+   */
+  #noteEvictions(): void {
+    let applied = -1;
+    for (const slot of this.slots) {
+      if (!slot.crashed && slot.runtime?.role === 'primary')
+        applied = Math.max(applied, slot.runtime.store.appliedSeq);
+    }
+    if (applied < 0) return;
+    for (const entry of this.store.entries()) {
+      if (entry.seq > applied) break;
+      if (entry.op === 'EVICTION' && !this.#evictionVisibleAt.has(entry.seq))
+        this.#evictionVisibleAt.set(entry.seq, this.sim.now());
+    }
+  }
+
+  /** Makes a client call and records it in {@link SimWorld.history}; never rejects. */
+  call(
+    client: UnderstudyClient,
+    clientId: number,
+    input: ApiInput,
+  ): Promise<ApiOutput | undefined> {
+    return this.history.call(client, clientId, input);
   }
 
   /** Runs until `done()` holds or `limitMs` passed; returns whether it holds. */
@@ -289,13 +351,26 @@ export class SimWorld {
     const { id } = slot;
     const clock = slot.clock;
     const incarnation = slot.incarnation;
+    // Broken variant (f): every lease and deadline decision on the wall clock.
+    const nodeClock: Clock =
+      this.breakage === 'wallClockDeadline'
+        ? {
+            monotonicNow: () => clock.wallNow(),
+            wallNow: () => clock.wallNow(),
+            setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+          }
+        : clock;
     let elector: Elector = createMemoryElector(this.coord, {
       nodeId: id,
       ttlMs: SIM_TTL_MS,
-      clock,
+      clock: nodeClock,
     });
     if (this.breakage === 'noLeaseDeadline') elector = withoutLeaseDeadline(elector);
-    let opLog: OpLog = createMemoryOpLog(this.store, { nodeId: id, clock, timeoutMs: 1000 });
+    let opLog: OpLog = createMemoryOpLog(this.store, {
+      nodeId: id,
+      clock: nodeClock,
+      timeoutMs: 1000,
+    });
     if (this.breakage === 'foldBeforeAck') opLog = ackingAtSend(opLog);
     const logger = this.#logger(slot);
     const runtime = new NodeRuntime({
@@ -304,9 +379,13 @@ export class SimWorld {
       opLog,
       elector,
       apiServer: this.#serverFor(slot, incarnation),
-      clock,
+      clock: nodeClock,
       logger,
       config: { leaseTtlMs: SIM_TTL_MS },
+      inspect: slot.tape.inspect,
+      ...(this.breakage === 'refusalsBeforeCommit'
+        ? { brokenForTest: { refusalsBeforeCommit: true } }
+        : {}),
     });
     let last = '';
     runtime.actor.subscribe({
@@ -409,6 +488,11 @@ export class SimWorld {
     this.#applyCuts(slot);
   }
 
+  /** Steps node `i`'s wall clock by `ms` (negative: back), as NTP would; its monotonic clock runs on. */
+  stepWall(i: number, ms: number): void {
+    this.#slot(i).clock.stepWall(ms);
+  }
+
   /** Ends a NATS partition of the node (other cuts stay). */
   reconnectNats(i: number): void {
     const slot = this.#slot(i);
@@ -427,6 +511,7 @@ export class SimWorld {
   /** Ends every fault: heal, resume, restart, lossless bus. */
   endFaults(): void {
     this.lossRate = 0;
+    this.#dropNext = 0;
     this.slots.forEach((slot, i) => {
       this.heal(i);
       this.resume(i);
@@ -479,19 +564,39 @@ export class SimWorld {
   // ---- clients ----------------------------------------------------------------------------
 
   async client(): Promise<UnderstudyClient> {
+    const transport = this.bus.clientTransport(SIM_CLUSTER);
+    const sessionId = Array.from({ length: 4 }, () =>
+      Math.floor(this.random() * 2 ** 32)
+        .toString(16)
+        .padStart(8, '0'),
+    ).join('');
     const client = await createClient({
       cluster: SIM_CLUSTER,
-      transport: this.bus.clientTransport(SIM_CLUSTER),
+      // Broken variant (d): the requests lose their session on the way.
+      transport: this.breakage === 'noSessionTable' ? withoutSessions(transport) : transport,
       clock: this.sim,
       requestTimeoutMs: 400,
       deadlineMs: 6000,
       random: this.random,
+      sessionId,
     });
     this.#clients.push(client);
     return client;
   }
 
+  /** Replies still to drop (see {@link SimWorld.dropReplies}). */
+  #dropNext = 0;
+
+  /** The next `count` replies on the bus are lost: the requests are served, the answers never arrive. */
+  dropReplies(count: number): void {
+    this.#dropNext += count;
+  }
+
   #fate(): ReplyFate {
+    if (this.#dropNext > 0) {
+      this.#dropNext--;
+      return { kind: 'drop' };
+    }
     if (this.lossRate <= 0) return { kind: 'deliver' };
     const r = this.random();
     if (r >= this.lossRate) return { kind: 'deliver' };
@@ -533,7 +638,8 @@ export class SimWorld {
   /** The first violation: kept, because one found inside a node's callback is thrown there. */
   #failure: InvariantViolation | undefined;
 
-  #violation(invariant: string, message: string): never {
+  #violation(invariant: string, message: string): void {
+    if (this.options.checks === 'history' && invariant !== 'linearizable') return;
     this.#failure ??= new InvariantViolation(invariant, `${message}\n${this.formatTrace()}`);
     throw this.#failure;
   }
@@ -751,6 +857,36 @@ export class SimWorld {
       );
     }
     return this.sim.now() - started;
+  }
+
+  /** Every node's machine events on one timeline, as `understudy inspect --replay` reads them. */
+  recording(): string {
+    return recordingText(this.slots.map((s) => s.tape));
+  }
+
+  /**
+   * The client-visible contract: the history of every call (with the primary's evictions) is
+   * linearizable against the model of the API, key by key.
+   */
+  checkHistory(): void {
+    const evictions: ApiOperation[] = [];
+    for (const entry of this.store.entries()) {
+      if (entry.op !== 'EVICTION') continue;
+      const event = fromEntry(entry).event;
+      if (event.op !== 'EVICTION') continue;
+      const visible = this.#evictionVisibleAt.get(entry.seq) ?? Infinity;
+      for (const key of event.keys) {
+        evictions.push({
+          client: -1,
+          call: 0,
+          return: visible,
+          input: { op: 'evict', key },
+          output: visible === Infinity ? undefined : { ok: true },
+        });
+      }
+    }
+    const failures = checkHistory([...this.history.ops, ...evictions]);
+    if (failures.length > 0) this.#violation('linearizable', formatFailures(failures));
   }
 
   formatTrace(): string {

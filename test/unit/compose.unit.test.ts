@@ -4,8 +4,12 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { registerNodeCommand } from '../../src/cli/nodeCommand.ts';
-import { envName, nodeConfigSchema } from '../../src/runtime/config.ts';
-import { securityConfigSchema } from '../../src/runtime/credentials.ts';
+import {
+  envName,
+  loadNodeConfig,
+  nodeSettings,
+  type NodeConfig,
+} from '../../src/runtime/config.ts';
 
 // docker-compose.yml is for users (no Docker engine here): check that it agrees with the
 // CLI's flags and with the NATS config files it mounts.
@@ -15,6 +19,7 @@ const read = (path: string): string => readFileSync(`${root}${path}`, 'utf8');
 
 interface Service {
   image?: string;
+  profiles?: string[];
   build?: string | { context: string };
   command?: string[];
   environment?: Record<string, string>;
@@ -68,9 +73,9 @@ function nodeCommandFlags(name: string): Map<string, string> {
   return parseFlags(command.slice(1));
 }
 
-/** The `${VAR:-default}` variable a value comes from. */
+/** The `${VAR:?message}` (or `${VAR:-default}`) variable a value comes from. */
 const variableOf = (value: string | undefined): string | undefined =>
-  /^\$\{(\w+)(:?-[^}]*)?\}$/.exec(value ?? '')?.[1];
+  /^\$\{(\w+)(:?[-?][^}]*)?\}$/.exec(value ?? '')?.[1];
 
 describe('docker-compose.yml', () => {
   it('has etcd, three NATS servers and three nodes', () => {
@@ -131,60 +136,86 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  /** A node's settings as it runs: its command's flags over its environment. */
+  function nodeConfigOf(name: string): NodeConfig {
+    const camel = (flag: string): string =>
+      flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const flags = Object.fromEntries(
+      [...nodeCommandFlags(name)].map(([flag, value]) => [camel(flag), value]),
+    );
+    // `${VAR:?...}` is the operator's secret: any value stands for it here.
+    const env = Object.fromEntries(
+      Object.entries(service(name).environment ?? {}).map(([k, v]) => [
+        k,
+        variableOf(v) === undefined ? v : 'secret',
+      ]),
+    );
+    return loadNodeConfig(flags, env);
+  }
+
   it('nodes: unique ids, one cluster, the compose NATS servers and etcd, R3 stream', () => {
     const ids = new Set<string>();
     const clusters = new Set<string>();
     for (const name of NODES) {
       const flags = nodeCommandFlags(name);
-      for (const required of ['--id', '--cluster', '--nats', '--etcd', '--lease-ttl', '--http']) {
+      for (const required of ['--id', '--nats', '--lease-ttl', '--http', '--advertise']) {
         expect(flags.has(required), `${name} sets ${required}`).toBe(true);
       }
-      ids.add(flags.get('--id') ?? '');
-      clusters.add(flags.get('--cluster') ?? '');
-      const natsUrls = (flags.get('--nats') ?? '').split(',');
-      expect(new Set(natsUrls)).toEqual(new Set(NATS.map((n) => `nats://${n}:4222`)));
-      expect(flags.get('--etcd')).toBe('http://etcd:2379');
-      expect(flags.get('--stream-replicas')).toBe('3');
-      // The flags parse as a valid node config.
-      const parsed = nodeConfigSchema.safeParse({
-        id: flags.get('--id'),
-        cluster: flags.get('--cluster'),
-        nats: flags.get('--nats'),
-        etcd: flags.get('--etcd'),
-        leaseTtl: flags.get('--lease-ttl'),
-        http: flags.get('--http'),
-        streamReplicas: flags.get('--stream-replicas'),
-      });
-      expect(parsed.success, `${name}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
+      const config = nodeConfigOf(name);
+      ids.add(config.id);
+      clusters.add(config.cluster);
+      expect(new Set(config.nats)).toEqual(new Set(NATS.map((n) => `nats://${n}:4222`)));
+      expect(config.etcd).toEqual(['http://etcd:2379']);
+      expect(config.streamReplicas).toBe(3);
       const deps = service(name).depends_on ?? {};
       for (const dep of ['etcd', ...NATS]) expect(deps[dep]?.condition).toBe('service_healthy');
     }
     expect(ids.size).toBe(NODES.length);
-    expect(clusters.size).toBe(1);
+    expect(clusters).toEqual(new Set(['main']));
   });
 
-  it('nodes: the --http port is the health-checked and published container port', () => {
+  it('nodes: the --http port is the health-checked, advertised and published container port', () => {
     const hostPorts = new Set<string>();
     for (const name of NODES) {
       const node = service(name);
-      const http = nodeCommandFlags(name).get('--http') ?? '';
-      const [host, port] = http.split(':');
+      const config = nodeConfigOf(name);
+      const [host, port] = config.http.split(':');
       expect(host, 'listens on all interfaces in its container').toBe('0.0.0.0');
+      // Other nodes (switchover) and `cli status` reach it by its service name.
+      expect(config.advertise).toBe(`http://${name}:${port}`);
       expect(node.healthcheck?.test.join(' ')).toContain(`http://127.0.0.1:${port}/healthz`);
       const published = (node.ports ?? []).map((p) => p.split(':'));
-      expect(published.map(([, container]) => container)).toContain(port);
-      for (const [hostPort] of published) hostPorts.add(hostPort ?? '');
+      for (const [bind, hostPort, container] of published) {
+        expect(bind, `${name} publishes on loopback only`).toBe('127.0.0.1');
+        expect(container).toBe(port);
+        hostPorts.add(hostPort ?? '');
+      }
       expect(node.build).toBe('.');
     }
     expect(hostPorts.size).toBe(NODES.length);
   });
 
+  it('every published port is bound to 127.0.0.1; etcd is not published', () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const port of s.ports ?? []) {
+        expect(port, `${name} ${port}`).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+      }
+    }
+    expect(service('etcd').ports).toBeUndefined();
+  });
+
+  it('every password is required (${VAR:?...}), never defaulted', () => {
+    const text = read('docker-compose.yml');
+    const variables = [...text.matchAll(/\$\{(\w+)([^}]*)\}/g)];
+    expect(variables.length).toBeGreaterThan(0);
+    for (const [whole, name, rest] of variables) {
+      if (/PASSWORD/.test(name ?? '')) expect(rest, whole).toMatch(/^:\?/);
+    }
+    expect(text).not.toMatch(/change-me/);
+  });
+
   it('nodes: env settings exist, NATS credentials are the master user of auth.conf', () => {
-    const known = new Set(
-      [...Object.keys(nodeConfigSchema.shape), ...Object.keys(securityConfigSchema.shape)].map(
-        envName,
-      ),
-    );
+    const known = new Set(Object.keys(nodeSettings).map(envName));
     const auth = read('deploy/nats/auth.conf');
     for (const name of NODES) {
       const env = service(name).environment ?? {};
@@ -204,8 +235,29 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('cli: the understudy command in the compose network, as the operator user', () => {
+    const cli = service('cli');
+    expect(cli.image).toBe(service('node-1').image);
+    expect(cli.profiles).toEqual(['tools']);
+    const env = cli.environment ?? {};
+    const known = new Set(Object.keys(nodeSettings).map(envName));
+    for (const key of Object.keys(env)) expect(known.has(key), key).toBe(true);
+    // What `status`, `switchover`, `export` and `replay` read, from the environment alone.
+    const nodeEnv = service('node-1').environment ?? {};
+    expect(env['UNDERSTUDY_CLUSTER']).toBe(nodeEnv['UNDERSTUDY_CLUSTER']);
+    expect(env['UNDERSTUDY_ETCD']).toBe(nodeEnv['UNDERSTUDY_ETCD']);
+    expect(new Set(env['UNDERSTUDY_NATS']?.split(','))).toEqual(
+      new Set(NATS.map((n) => `nats://${n}:4222`)),
+    );
+    expect(env['UNDERSTUDY_NATS_USER']).toBe('operator');
+    const variable = variableOf(env['UNDERSTUDY_NATS_PASSWORD']);
+    expect(read('deploy/nats/auth.conf')).toContain(
+      `{ user: operator, password: $${variable}, permissions: $OPERATOR }`,
+    );
+  });
+
   it("auth.conf's subjects are the nodes' cluster", () => {
-    const cluster = nodeCommandFlags('node-1').get('--cluster') ?? '';
+    const cluster = nodeConfigOf('node-1').cluster;
     const auth = read('deploy/nats/auth.conf');
     expect(auth).toContain(`"understudy.${cluster}.oplog"`);
     expect(auth).toContain(`"understudy.${cluster}.api.>"`);
@@ -213,24 +265,49 @@ describe('docker-compose.yml', () => {
     const subjects = auth.match(/"understudy\.[^."]+\./g) ?? [];
     expect(new Set(subjects)).toEqual(new Set([`"understudy.${cluster}.`]));
   });
+
+  it('monitoring: Prometheus and Grafana mount deploy/ files that exist', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      const s = service(name);
+      expect(s.profiles).toEqual(['monitoring']);
+      for (const volume of s.volumes ?? []) {
+        const [hostPath = ''] = volume.split(':');
+        if (hostPath.startsWith('./'))
+          expect(existsSync(`${root}${hostPath.slice(2)}`), volume).toBe(true);
+      }
+    }
+    expect(service('prometheus').command).toContain('--config.file=/etc/prometheus/prometheus.yml');
+  });
 });
 
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
-  it('builds on node:20-slim with npm ci and runs bin/understudy.js', () => {
-    expect(dockerfile).toMatch(/^FROM node:20-slim$/m);
-    expect(dockerfile).toMatch(/^RUN npm ci\b/m);
+  it('builds dist/ in a first stage, then runs bin/understudy.js on node:24-slim with production deps', () => {
+    expect(dockerfile.match(/^FROM node:24-slim\b/gm)).toHaveLength(2);
+    expect(dockerfile).toMatch(/^RUN npm run build$/m);
+    expect(dockerfile).toMatch(/^RUN npm ci --omit=dev\b/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "bin\/understudy\.js"\]$/m);
-    const copied = [...dockerfile.matchAll(/^COPY (.+)$/gm)].flatMap(
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap(
       ([, args]) => (args ?? '').split(/\s+/).slice(0, -1), // the last one is the destination
     );
-    expect(copied).toEqual(expect.arrayContaining(['package-lock.json', 'src', 'bin', 'machines']));
+    expect(copied).toEqual(
+      expect.arrayContaining([
+        'package-lock.json',
+        'tsconfig.build.json',
+        'src',
+        'bin',
+        'machines',
+      ]),
+    );
     for (const path of copied) expect(existsSync(`${root}${path}`), path).toBe(true);
     expect(dockerfile).toMatch(/^EXPOSE 9100$/m);
   });
 
-  it('.dockerignore keeps node_modules and tests out', () => {
+  it('.dockerignore keeps node_modules, a local build and tests out', () => {
     const ignore = read('.dockerignore').split('\n');
-    for (const entry of ['node_modules', '.git', 'test', '.env']) expect(ignore).toContain(entry);
+    for (const entry of ['node_modules', 'dist', '.git', 'test', '.env']) {
+      expect(ignore).toContain(entry);
+    }
   });
 });

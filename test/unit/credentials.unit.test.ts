@@ -11,9 +11,9 @@ import {
   etcdConnectionOptions,
   natsConnectionOptions,
   redact,
-  securityConfigSchema,
-  validateSecurityConfig,
 } from '../../src/runtime/credentials.ts';
+import { securitySettings, validateSecurityConfig } from '../../src/runtime/securitySettings.ts';
+import { ConfigError, loadSettings } from '../../src/runtime/settings.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-creds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,8 +30,8 @@ function authOf(options: { authenticator?: Authenticator | Authenticator[] }): A
   return authenticator('nonce-123');
 }
 
-describe('securityConfigSchema', () => {
-  it('accepts every field and rejects empty strings', () => {
+describe('securitySettings', () => {
+  it('accepts every field from the config file and rejects empty strings', () => {
     const all = {
       natsUser: 'master',
       natsPassword: 'p',
@@ -50,9 +50,18 @@ describe('securityConfigSchema', () => {
       etcdTlsCert: '/ecert',
       etcdTlsKey: '/ekey',
     };
-    expect(securityConfigSchema.parse(all)).toEqual(all);
-    expect(securityConfigSchema.parse({})).toEqual({});
-    expect(securityConfigSchema.safeParse({ natsUser: '' }).success).toBe(false);
+    const file = (values: Record<string, unknown>) => ({ file: { path: 'c.json', values } });
+    expect(loadSettings(securitySettings, file(all))).toEqual(all);
+    expect(loadSettings(securitySettings, file({}))).toEqual({});
+    expect(() => loadSettings(securitySettings, file({ natsUser: '' }))).toThrow(ConfigError);
+  });
+
+  it('takes secrets from the environment or the file, never from a flag', () => {
+    const flags = { natsPassword: 'from-flag', natsUser: 'u' };
+    expect(loadSettings(securitySettings, { flags })).toEqual({ natsUser: 'u' });
+    expect(
+      loadSettings(securitySettings, { flags, env: { UNDERSTUDY_NATS_PASSWORD: 'from-env' } }),
+    ).toEqual({ natsUser: 'u', natsPassword: 'from-env' });
   });
 
   it('names contradictions without echoing secrets', () => {

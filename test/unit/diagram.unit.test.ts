@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { createMachine, type AnyStateMachine, type AnyStateNode } from 'xstate';
 import { masterNodeMachine } from '../../machines/masterNode.machine.ts';
-import { toMermaid, toPlantUml } from '../../src/cli/diagram.ts';
+import { diagramTransitions, toMermaid, toPlantUml } from '../../src/cli/diagram.ts';
 import { registerMachinesCommand, renderMachines } from '../../src/cli/machinesCommand.ts';
 
 // The expected states and transitions are read from each state node's *config* (what the
@@ -97,7 +97,8 @@ function edgeLines(text: string): string[] {
   return text.split('\n').filter((l) => / --> /.test(l) && !l.includes('[*]'));
 }
 
-function checkDiagram(machine: AnyStateMachine, text: string): void {
+/** Every state is declared, each compound one with its initial state, each final one ends. */
+function checkStates(machine: AnyStateMachine, text: string): void {
   const idOf = idsOf(machine);
   const lines = text.split('\n').map((l) => l.trim());
   const states = allNodes(machine).filter((n) => n !== machine.root);
@@ -118,7 +119,12 @@ function checkDiagram(machine: AnyStateMachine, text: string): void {
   }
   const rootInitial = (machine.root.config as { initial?: string }).initial;
   expect(text).toContain(`[*] --> ${idOf(`${machine.root.id}.${rootInitial}`)}`);
+}
 
+/** PlantUML: one edge per transition, between the very states it joins. */
+function checkDiagram(machine: AnyStateMachine, text: string): void {
+  checkStates(machine, text);
+  const idOf = idsOf(machine);
   const expected = expectedTransitions(machine);
   const edges = edgeLines(text).map((l) => l.trim());
   const unmatched = [...edges];
@@ -132,11 +138,92 @@ function checkDiagram(machine: AnyStateMachine, text: string): void {
   expect(unmatched).toEqual([]);
 }
 
+/** One transition as read back from a Mermaid edge line. */
+interface DrawnTransition {
+  readonly source: string;
+  readonly target: string;
+  /** `event` or `event [guard]`. */
+  readonly label: string;
+  /** The inner state left or entered, when the edge was lifted; `''` when not. */
+  readonly from: string;
+  readonly to: string;
+}
+
+/**
+ * Reads every transition back from the Mermaid edges (`a --> b : e1, e2 (from x, y)<br/>e3`):
+ * one per event and inner state named.
+ */
+function drawnMermaidTransitions(text: string): DrawnTransition[] {
+  return edgeLines(text).flatMap((line) => {
+    const match = /^\s*(\w+) --> (\w+) : (.*)$/.exec(line);
+    if (match === null) throw new Error(`not an edge: ${line}`);
+    const [, source = '', target = '', label = ''] = match;
+    return label.split('<br/>').flatMap((part) => {
+      const ends = / \(((?:from|to) [^)]*)\)$/.exec(part);
+      const events = ends === null ? part : part.slice(0, ends.index);
+      const lists = (ends?.[1] ?? '').split('; ');
+      const names = (kind: string): string[] =>
+        lists
+          .find((l) => l.startsWith(`${kind} `))
+          ?.slice(kind.length + 1)
+          .split(', ') ?? [''];
+      return events
+        .split(', ')
+        .flatMap((e) =>
+          names('from').flatMap((from) =>
+            names('to').map((to) => ({ source, target, label: e, from, to })),
+          ),
+        );
+    });
+  });
+}
+
+/** The ancestor-or-self of `id` that is a child of `parent`. */
+function liftTo(parent: string, id: string): string {
+  return id
+    .split('.')
+    .slice(0, parent.split('.').length + 1)
+    .join('.');
+}
+
+/**
+ * Mermaid: every transition is drawn between the children of the innermost state holding both
+ * ends, naming the inner states it leaves or enters when they are deeper.
+ */
+function checkMermaid(machine: AnyStateMachine, text: string): void {
+  checkStates(machine, text);
+  const idOf = idsOf(machine);
+  const unmatched = drawnMermaidTransitions(text);
+  for (const t of expectedTransitions(machine)) {
+    const a = t.source.split('.');
+    const b = t.target.split('.');
+    let n = 0;
+    while (n < a.length - 1 && n < b.length - 1 && a[n] === b[n]) n++;
+    const parent = a.slice(0, n).join('.');
+    const source = liftTo(parent, t.source);
+    const target = liftTo(parent, t.target);
+    const inner = (lifted: string, id: string): string =>
+      lifted === id ? '' : (id.split('.').at(-1) ?? id);
+    const i = unmatched.findIndex(
+      (d) =>
+        d.source === idOf(source) &&
+        d.target === idOf(target) &&
+        (d.label === t.event || d.label.startsWith(`${t.event} [`)) &&
+        d.from === inner(source, t.source) &&
+        d.to === inner(target, t.target),
+    );
+    expect(i, `edge ${t.source} -(${t.event})-> ${t.target} in\n${text}`).toBeGreaterThanOrEqual(0);
+    unmatched.splice(i, 1);
+  }
+  // Nothing drawn that the machine does not have.
+  expect(unmatched).toEqual([]);
+}
+
 describe('state-machine diagrams', () => {
   it('the master node machine: every state and transition is in the Mermaid diagram', () => {
     const text = toMermaid(masterNodeMachine);
     expect(text.startsWith('stateDiagram-v2\n')).toBe(true);
-    checkDiagram(masterNodeMachine, text);
+    checkMermaid(masterNodeMachine, text);
     // Composite states are blocks.
     expect(text).toContain('\n  state running {\n');
     expect(text).toContain('\n    state standby {\n');
@@ -153,11 +240,51 @@ describe('state-machine diagrams', () => {
     expect(text).toContain('primary : invoke serve');
   });
 
-  it('names guards: by name, and inline ones by their expression', () => {
-    const text = toMermaid(masterNodeMachine);
+  it('names guards: by name, inline ones by their function name, else by their expression', () => {
+    const text = toPlantUml(masterNodeMachine);
     expect(text).toContain('primary --> fenced : leader.changed [leaderNotSelf]');
     expect(text).toContain('following --> awaitingCampaign : always [mayCampaign]');
-    expect(text).toContain('campaigning --> promoting : onDone(campaign) [event.output.won]');
+    expect(text).toContain('campaigning --> promoting : onDone(campaign) [campaignWon]');
+    expect(text).toContain('handingOver --> standby : onDone(handOver) [switchingOver]');
+    // No guard of the node machine is shown as code.
+    for (const t of diagramTransitions(masterNodeMachine)) {
+      expect(t.label).not.toMatch(/context\.|event\.|[=!]==?/);
+    }
+    const toy = createMachine({
+      id: 'toy',
+      types: { context: {} as { ready: boolean } },
+      context: { ready: true },
+      initial: 'a',
+      states: {
+        a: {
+          on: {
+            go: { target: 'b', guard: ({ context }) => context.ready },
+            long: {
+              target: 'b',
+              guard: ({ event }) => typeof event === 'object' && event.type.length > 100,
+            },
+          },
+        },
+        b: {},
+      },
+    });
+    expect(diagramTransitions(toy).map((t) => t.label)).toEqual([
+      'go [context.ready]',
+      'long [guarded]',
+    ]);
+  });
+
+  it('Mermaid: invoking states keep their name; transitions out of composite states are lifted', () => {
+    const text = toMermaid(masterNodeMachine);
+    expect(text).toContain('    state "primary" as primary\n    primary : invoke serve\n');
+    expect(text).toContain(
+      '    standby --> candidate : after(campaignDelay) (from awaitingCampaign)\n',
+    );
+    expect(text).toContain(
+      '  running --> stopping : node.stop (from standby, syncing, syncFailed, candidate, fenced)',
+    );
+    // Edges are declared only where both ends are: no inner state is named outside its parent.
+    expect(text).not.toMatch(/^ {4}\w+ --> (following|awaitingCampaign|campaigning|promoting)/m);
   });
 
   it('draws any machine: numeric delays, parallel regions, final states', () => {
@@ -176,7 +303,8 @@ describe('state-machine diagrams', () => {
         done: { type: 'final' },
       },
     });
-    for (const text of [toMermaid(machine), toPlantUml(machine)]) checkDiagram(machine, text);
+    checkMermaid(machine, toMermaid(machine));
+    checkDiagram(machine, toPlantUml(machine));
     expect(toMermaid(machine)).toContain('a1 --> a2 : after(250ms)');
   });
 
@@ -189,8 +317,11 @@ describe('state-machine diagrams', () => {
         right: { initial: 'idle', states: { idle: { on: { back: '#twins.left' } } } },
       },
     });
-    for (const text of [toMermaid(machine), toPlantUml(machine)]) checkDiagram(machine, text);
-    expect(toMermaid(machine)).toContain('left_idle --> right_idle : go');
+    checkMermaid(machine, toMermaid(machine));
+    checkDiagram(machine, toPlantUml(machine));
+    // Mermaid draws a transition between inner states of two composite states between them.
+    expect(toMermaid(machine)).toContain('left --> right : go (from idle; to idle)');
+    expect(toPlantUml(machine)).toContain('left_idle --> right_idle : go');
     expect(toMermaid(machine)).toContain('state "idle" as left_idle');
   });
 

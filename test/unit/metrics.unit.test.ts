@@ -168,7 +168,7 @@ describe('NodeMetrics', () => {
     promotions: 2,
     fences: 1,
     verificationHealthy: true,
-    verification: { rounds: 4, mismatches: 1 },
+    verification: { rounds: 4, failedRounds: 2, mismatches: 1 },
   };
 
   it('renders every series of a node, with one state gauge set to 1', () => {
@@ -189,6 +189,7 @@ describe('NodeMetrics', () => {
     expect(value('understudy_promotions_total')).toBe(2);
     expect(value('understudy_fences_total')).toBe(1);
     expect(value('understudy_verification_rounds_total')).toBe(4);
+    expect(value('understudy_verification_failed_rounds_total')).toBe(2);
     expect(value('understudy_verification_mismatches_total')).toBe(1);
     expect(value('understudy_verification_repairs_total')).toBe(0);
     expect(value('understudy_request_duration_seconds_count', { op: 'putStart' })).toBe(1);

@@ -1,10 +1,13 @@
 // The pure parts of `understudy status` / `switchover`: settings, the apply-rate scrape, the
 // table and the last-verification cell.
 import { describe, expect, it } from 'vitest';
-import { durationFlag, loadClusterAccess, UsageError } from '../../src/cli/clusterOptions.ts';
+import { durationFlag, loadClusterAccess } from '../../src/cli/clusterOptions.ts';
+import { ConfigError } from '../../src/runtime/settings.ts';
 import {
+  noPrimaryReason,
   parseApplyRate,
   renderStatusTable,
+  servingPrimary,
   verificationCell,
   type ClusterStatus,
   type StatusRow,
@@ -24,17 +27,38 @@ describe('cluster access settings', () => {
   });
 
   it('names a missing or bad cluster in a usage error', () => {
-    expect(() => loadClusterAccess({}, {})).toThrow(UsageError);
+    expect(() => loadClusterAccess({}, {})).toThrow(ConfigError);
     expect(() => loadClusterAccess({ cluster: 'a b' }, {})).toThrow(/cluster/);
   });
 
   it('parses durations and refuses nonsense', () => {
-    expect(durationFlag('250ms', 'interval', 1000)).toBe(250);
-    expect(durationFlag('2s', 'interval', 1000)).toBe(2000);
-    expect(durationFlag(undefined, 'interval', 1000)).toBe(1000);
-    expect(() => durationFlag('soon', 'interval', 1000)).toThrow(UsageError);
-    expect(() => durationFlag('0s', 'interval', 1000)).toThrow(UsageError);
+    expect(durationFlag('250ms', '--interval', 1000)).toBe(250);
+    expect(durationFlag('2s', '--interval', 1000)).toBe(2000);
+    expect(durationFlag(undefined, '--interval', 1000)).toBe(1000);
+    expect(() => durationFlag('soon', '--interval', 1000)).toThrow(
+      /^bad configuration: --interval: "soon" is not a duration/,
+    );
+    expect(() => durationFlag('0s', '--interval', 1000)).toThrow(ConfigError);
+    expect(() => durationFlag('5', '--interval', 1000)).toThrow(
+      /"5" has no unit: write 5s, or 5ms/,
+    );
   });
+});
+
+/** A status row: a reachable standby at epoch 9, seq 100, not behind, unless `over` says otherwise. */
+const row = (id: string, over: Partial<StatusRow>): StatusRow => ({
+  id,
+  state: 'standby',
+  epoch: 9,
+  appliedSeq: 100,
+  lagEntries: 0,
+  lagMs: 0,
+  verification: null,
+  address: `http://127.0.0.1:1${id.slice(1)}`,
+  leader: false,
+  reachable: true,
+  recordUpdatedAt: 0,
+  ...over,
 });
 
 describe('status rendering', () => {
@@ -51,30 +75,19 @@ describe('status rendering', () => {
 
   it('shows the last verification as status and age, or -', () => {
     const now = 100_000;
+    const summary = { rounds: 3, mismatches: 0, lastRoundAt: 88_000, lastStatusAt: 88_000 };
     expect(verificationCell(null, now)).toBe('-');
     expect(
-      verificationCell({ lastStatus: null, lastRoundAt: 0, rounds: 0, mismatches: 0 }, now),
+      verificationCell({ ...summary, lastStatus: null, lastRoundAt: 0, lastStatusAt: 0 }, now),
     ).toBe('-');
-    expect(
-      verificationCell({ lastStatus: 'OK', lastRoundAt: 88_000, rounds: 3, mismatches: 0 }, now),
-    ).toBe('OK 12s ago');
+    expect(verificationCell({ ...summary, lastStatus: 'OK' }, now)).toBe('OK 12s ago');
+    // A failed round shows when it failed, not when the last one was answered.
+    expect(verificationCell({ ...summary, lastStatus: 'FAILED', lastStatusAt: 98_000 }, now)).toBe(
+      'FAILED 2s ago',
+    );
   });
 
   it('renders one aligned row per node, marking the leader and unreachable nodes', () => {
-    const row = (id: string, over: Partial<StatusRow>): StatusRow => ({
-      id,
-      state: 'standby',
-      epoch: 9,
-      appliedSeq: 100,
-      lagEntries: 0,
-      lagMs: 0,
-      verification: null,
-      address: `http://127.0.0.1:1${id.slice(1)}`,
-      leader: false,
-      reachable: true,
-      recordUpdatedAt: 0,
-      ...over,
-    });
     const status: ClusterStatus = {
       cluster: 'c',
       leader: { nodeId: 'n1', address: 'http://127.0.0.1:11', epoch: 9 },
@@ -99,5 +112,25 @@ describe('status rendering', () => {
     // Columns line up: every ADDRESS starts at the same offset.
     const offsets = lines.slice(1).map((l) => l.search(/(ADDRESS|http)/));
     expect(new Set(offsets).size).toBe(1);
+    expect(noPrimaryReason(status)).toBeUndefined();
+  });
+
+  it('has no primary when the leader-key holder does not answer, and says so (exit 3)', () => {
+    const leader = { nodeId: 'n1', address: 'http://127.0.0.1:11', epoch: 9 };
+    const dead: ClusterStatus = {
+      cluster: 'c',
+      leader,
+      applyRate: null,
+      readAt: 0,
+      // n1's row comes from its member record: it says primary, but n1 did not answer.
+      rows: [row('n1', { state: 'primary', leader: true, reachable: false }), row('n2', {})],
+    };
+    expect(servingPrimary(dead)).toBeUndefined();
+    expect(noPrimaryReason(dead)).toBe(
+      'no primary answers: n1 holds the leader key (epoch 9) but its /status at http://127.0.0.1:11 does not answer; if it died, a standby takes over once its lease expires',
+    );
+    expect(noPrimaryReason({ ...dead, leader: null, rows: [row('n2', {})] })).toMatch(
+      /^no primary: nobody holds the leader key/,
+    );
   });
 });

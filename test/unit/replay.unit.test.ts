@@ -8,12 +8,7 @@ import {
   exportHeaderLine,
   parseExportLine,
 } from '../../src/cli/exportFormat.ts';
-import {
-  fileLogSource,
-  loadNatsSourceConfig,
-  SourceConfigError,
-  type LogItem,
-} from '../../src/cli/logSource.ts';
+import { fileLogSource, loadNatsSourceConfig, type LogItem } from '../../src/cli/logSource.ts';
 import {
   formatHistoryLine,
   formatSummary,
@@ -28,6 +23,7 @@ import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
 import { toEntry } from '../../src/domain/eventCodec.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import type { MetadataEvent } from '../../src/domain/types.ts';
+import { ConfigError } from '../../src/runtime/settings.ts';
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 const SEG = 1 << 20;
@@ -373,9 +369,12 @@ describe('loadNatsSourceConfig', () => {
   });
 
   it('names every problem', () => {
-    expect(() => loadNatsSourceConfig({}, {})).toThrow(SourceConfigError);
+    expect(() => loadNatsSourceConfig({}, {})).toThrow(ConfigError);
     expect(() =>
-      loadNatsSourceConfig({ cluster: 'c', natsPassword: 'p', natsTokenFile: '/t' }, {}),
-    ).toThrow(/natsPassword needs natsUser/);
+      loadNatsSourceConfig(
+        { cluster: 'c', natsTokenFile: '/t' },
+        { UNDERSTUDY_NATS_PASSWORD: 'p' },
+      ),
+    ).toThrow(/UNDERSTUDY_NATS_PASSWORD .* needs --nats-user \(UNDERSTUDY_NATS_USER\)/);
   });
 });

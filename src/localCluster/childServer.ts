@@ -1,4 +1,4 @@
-// A supervised child process (nats-server, etcd) for integration tests: start and wait until
+// A supervised child process (nats-server, etcd) for the demo and the tests: start and wait until
 // ready, kill -9, SIGSTOP/SIGCONT, SIGTERM, restart with the same arguments. Its stdout and
 // stderr go to a ring buffer so failures can say what the server printed.
 import { spawn, type ChildProcess } from 'node:child_process';

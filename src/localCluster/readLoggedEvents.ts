@@ -1,8 +1,8 @@
 import { connect } from '@nats-io/transport-node';
-import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
-import { fromEntry } from '../../src/domain/eventCodec.ts';
-import type { LoggedEvent } from '../../src/domain/types.ts';
-import { readLog } from '../../src/runtime/readLog.ts';
+import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
+import { fromEntry } from '../domain/eventCodec.ts';
+import type { LoggedEvent } from '../domain/types.ts';
+import { readLog } from '../runtime/readLog.ts';
 
 /** Reads a cluster's whole OpLog back from NATS and decodes every entry. */
 export async function readLoggedEvents(natsUrl: string, cluster: string): Promise<LoggedEvent[]> {

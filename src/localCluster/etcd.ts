@@ -1,4 +1,4 @@
-// A real etcd for integration tests: random client and peer ports, its own data dir.
+// A real etcd for the demo and the tests: random client and peer ports, its own data dir.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Real nats-server processes for integration tests: one server or a JetStream cluster, on
+// Real nats-server processes for the demo and the tests: one server or a JetStream cluster, on
 // random loopback ports with their own store directories, cleaned up on dispose.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

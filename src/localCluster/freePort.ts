@@ -1,4 +1,4 @@
-// A free loopback TCP port, for servers the tests start: never a fixed or default port.
+// A free loopback TCP port for the servers the demo and the tests start: never a fixed port.
 import { createServer } from 'node:net';
 
 /**

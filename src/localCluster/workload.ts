@@ -1,6 +1,6 @@
 // A steady write load through the client library, recording every acknowledgement, for the
 // end-to-end tests, the demo and the benchmarks.
-import type { UnderstudyClient } from '../../src/client/client.ts';
+import { ApiError, type UnderstudyClient } from '../client/client.ts';
 
 export interface AckRecord {
   readonly op: 'putStart' | 'putEnd';
@@ -19,7 +19,10 @@ export interface WorkloadOptions {
   readonly replicaNum?: number;
 }
 
-/** Each worker writes `putStart(key)` then `putEnd(key)` for fresh keys, until stopped. */
+/**
+ * Each worker writes `putStart(key)` then `putEnd(key)` for fresh keys, until stopped or until
+ * its client is closed. Failed calls are recorded in `failures`.
+ */
 export class Workload {
   readonly acks: AckRecord[] = [];
   readonly failures: { readonly at: number; readonly key: string; readonly error: string }[] = [];
@@ -81,6 +84,10 @@ export class Workload {
         this.acks.push({ op: 'putEnd', key, seq: done.seq, sentAt, ackedAt: Date.now() });
       } catch (err) {
         this.failures.push({ at: Date.now(), key, error: String(err) });
+        // A closed client fails every call at once: go on and this loop would never leave the
+        // microtask queue, starving every timer of the process (a test's own timeout too).
+        if (err instanceof ApiError && err.code === 'CLOSED') return;
+        await new Promise((resolve) => setImmediate(resolve));
       }
     }
   }

@@ -3,10 +3,8 @@
 // their /status.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { cliEntry, packageRoot } from '../runtime/packageInfo.ts';
 import { waitUntilStopped } from './childServer.ts';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /** One JSON log line of a node (pino). */
 export interface NodeLogLine {
@@ -25,7 +23,8 @@ export interface NodeStatusJson {
   readonly epoch: number;
   readonly appliedSeq: number;
   readonly logLastSeq: number;
-  readonly digest?: number;
+  /** The state digest in hex (with `?digest`). */
+  readonly digest?: string;
   readonly digestSeq?: number;
   readonly objectCount?: number;
   readonly fences: number;
@@ -39,8 +38,10 @@ export interface FleetOptions {
   readonly leaseTtlMs: number;
   /** More `understudy node` flags for every node. */
   readonly extraArgs?: readonly string[];
+  /** More flags for one node (`--record <its file>`). */
+  readonly nodeArgs?: (id: string) => readonly string[];
   /** Flags of the Node.js runtime itself for every node (e.g. `--cpu-prof`). */
-  readonly nodeArgs?: readonly string[];
+  readonly runtimeArgs?: readonly string[];
   /** Echo node logs to stderr (debugging). */
   readonly echo?: boolean;
 }
@@ -92,10 +93,8 @@ export class NodeHandle {
 
   #spawn(): void {
     const args = [
-      ...(this.options.nodeArgs ?? []),
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
+      ...(this.options.runtimeArgs ?? []),
+      cliEntry(),
       'node',
       '--id',
       this.id,
@@ -110,9 +109,10 @@ export class NodeHandle {
       '--http',
       `127.0.0.1:${this.httpPort}`,
       ...(this.options.extraArgs ?? []),
+      ...(this.options.nodeArgs?.(this.id) ?? []),
     ];
     const child = spawn(process.execPath, args, {
-      cwd: repoRoot,
+      cwd: packageRoot(),
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, UNDERSTUDY_CONFIG: '' },
     });

@@ -1,0 +1,584 @@
+/* global document, window, EventSource, fetch, requestAnimationFrame, CSS */
+// The inspect page: one state chart per machine, every node's active state highlighted in the
+// node's colour, a card per node (epoch, applied seq, lag, last verification), the timeline.
+// Live, it follows /api/stream; replaying, the same records arrive at once and a slider and
+// step buttons choose the moment shown. No library, no network beyond this page's server.
+
+const SVG = 'http://www.w3.org/2000/svg';
+const COLORS = [
+  '#2563eb',
+  '#ea580c',
+  '#16a34a',
+  '#9333ea',
+  '#db2777',
+  '#0891b2',
+  '#ca8a04',
+  '#4b5563',
+];
+const FILLS = [
+  '#dbeafe',
+  '#ffedd5',
+  '#dcfce7',
+  '#f3e8ff',
+  '#fce7f3',
+  '#cffafe',
+  '#fef9c3',
+  '#e5e7eb',
+];
+const TIMELINE_ROWS = 400;
+
+const model = {
+  mode: 'live',
+  /** Every record, in order. */
+  records: [],
+  /** Live: the state after the last record. Replay: computed for `position`. */
+  live: emptyState(),
+  position: 0,
+  /** The timeline: one row per event sent to a root actor (with the state it led to). */
+  rows: [],
+  rowOfRoot: new Map(),
+  nodeViews: new Map(),
+  problem: undefined,
+  charts: new Map(),
+  colorOf: new Map(),
+  focus: undefined,
+  historyDone: false,
+};
+
+function emptyState() {
+  return { roots: new Map() };
+}
+
+function machineIdOf(definition) {
+  try {
+    const id = JSON.parse(definition).id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Applies one record to a state (which roots exist, and each one's snapshot). */
+function apply(state, record, index) {
+  const at = Number(record.createdAt);
+  if (record.type === '@xstate.actor' && record.parentId === undefined) {
+    state.roots.set(record.sessionId, {
+      sessionId: record.sessionId,
+      node: record.node,
+      name: record.name ?? record.sessionId,
+      machine: machineIdOf(record.definition),
+      snapshot: record.snapshot ?? { status: 'active' },
+      at,
+      index,
+    });
+    // A starting actor shows once its first snapshot (with a state value) arrives.
+    return record.snapshot?.value !== undefined;
+  }
+  const root = state.roots.get(record.sessionId);
+  if (record.type === '@xstate.snapshot' && root !== undefined && record.snapshot !== undefined) {
+    const changed = JSON.stringify(root.snapshot.value) !== JSON.stringify(record.snapshot.value);
+    root.snapshot = record.snapshot;
+    root.at = at;
+    root.index = index;
+    return changed;
+  }
+  return false;
+}
+
+/** The state after records[0..n]. */
+function stateAt(n) {
+  const state = emptyState();
+  for (let i = 0; i <= n && i < model.records.length; i++) apply(state, model.records[i], i);
+  return state;
+}
+
+function shown() {
+  return model.mode === 'replay' ? stateAt(model.position) : model.live;
+}
+
+/** Records a row for the timeline; snapshots that change state fill in "state after". */
+function addRow(record, index) {
+  const rootKnown = model.live.roots.has(record.sessionId) || record.type === '@xstate.actor';
+  if (!rootKnown) return;
+  if (record.type === '@xstate.actor') {
+    if (record.parentId !== undefined) return;
+    const row = {
+      index,
+      at: Number(record.createdAt),
+      node: record.node,
+      event: `started ${record.name ?? ''}`,
+      after: valueText(record.snapshot?.value),
+      change: true,
+    };
+    model.rows.push(row);
+    model.rowOfRoot.set(record.sessionId, row);
+    return;
+  }
+  if (record.type === '@xstate.event') {
+    const type = record.event?.type ?? '?';
+    const row = {
+      index,
+      at: Number(record.createdAt),
+      node: record.node,
+      event: record.folded > 0 ? `${type} ×${record.folded + 1}` : type,
+      eventType: type,
+      after: '',
+      change: false,
+    };
+    model.rows.push(row);
+    model.rowOfRoot.set(record.sessionId, row);
+    return;
+  }
+  if (record.type === '@xstate.snapshot') {
+    const row = model.rowOfRoot.get(record.sessionId);
+    const before = valueText(model.live.roots.get(record.sessionId)?.snapshot?.value);
+    const after = valueText(record.snapshot?.value);
+    if (row !== undefined && row.after === '' && row.eventType === record.event?.type) {
+      // Only a change of state is shown (and bold); progress keeps the state it had.
+      row.change = after !== before;
+      row.after = row.change ? after : '';
+      row.index = index;
+    }
+  }
+}
+
+function valueText(value) {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  return Object.entries(value)
+    .map(([k, v]) => (typeof v === 'string' ? `${k}.${v}` : `${k}.${valueText(v)}`))
+    .join(', ');
+}
+
+/** The state node ids a state value makes active (`masterNode.running`, ...). */
+function activeIds(machine, value) {
+  const ids = [];
+  const walk = (prefix, v) => {
+    if (typeof v === 'string') {
+      ids.push(`${prefix}.${v}`);
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    for (const [key, child] of Object.entries(v)) {
+      ids.push(`${prefix}.${key}`);
+      walk(`${prefix}.${key}`, child);
+    }
+  };
+  walk(machine, value);
+  return ids;
+}
+
+/** Each node's colour: by its place among the nodes known, in id order (n1 blue, n2 orange...). */
+function colorIndex(node) {
+  if (!model.colorOf.has(node)) {
+    model.colorOf.set(node, 0);
+    [...model.colorOf.keys()]
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+      .forEach((id, i) => model.colorOf.set(id, i % COLORS.length));
+  }
+  return model.colorOf.get(node);
+}
+
+function el(tag, attrs = {}, text) {
+  const e = tag.startsWith('svg:')
+    ? document.createElementNS(SVG, tag.slice(4))
+    : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function time(ms) {
+  if (!Number.isFinite(ms)) return '';
+  const d = new Date(ms);
+  return `${d.toLocaleTimeString('en-GB', { hour12: false })}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+}
+
+// ---- charts ------------------------------------------------------------------------------
+
+async function ensureChart(machine) {
+  if (machine === undefined || model.charts.has(machine)) return;
+  model.charts.set(machine, null);
+  const res = await fetch(`/api/chart?machine=${encodeURIComponent(machine)}`);
+  if (!res.ok) return;
+  const layout = await res.json();
+  model.charts.set(machine, { layout, svg: drawChart(layout) });
+  scheduleRender();
+}
+
+function drawChart(layout) {
+  const section = el('div', { class: 'chart', 'data-machine': layout.machine });
+  section.append(el('h2', {}, `${layout.machine} machine`));
+  const svg = el('svg:svg', {
+    viewBox: `0 0 ${Math.ceil(layout.width)} ${Math.ceil(layout.height)}`,
+    role: 'img',
+  });
+  // Never drawn larger than laid out (12px names), smaller only when the window is narrow.
+  svg.style.setProperty('--natural-width', `${Math.ceil(layout.width * 1.15)}px`);
+  const defs = el('svg:defs');
+  const marker = el('svg:marker', {
+    id: `arrow-${layout.machine}`,
+    viewBox: '0 0 8 8',
+    refX: 7,
+    refY: 4,
+    markerWidth: 7,
+    markerHeight: 7,
+    orient: 'auto-start-reverse',
+  });
+  marker.append(el('svg:path', { d: 'M0,0 L8,4 L0,8 z', class: 'marker' }));
+  defs.append(marker);
+  svg.append(defs);
+  const states = el('svg:g');
+  // Parents first, so children are drawn on top of their compound state.
+  const sorted = [...layout.states].sort((a, b) => a.id.split('.').length - b.id.split('.').length);
+  for (const s of sorted) {
+    const g = el('svg:g', { class: `state ${s.compound ? 'compound' : 'leaf'}`, 'data-id': s.id });
+    g.append(
+      el('svg:rect', { x: s.x, y: s.y, width: s.width, height: s.height, rx: s.compound ? 8 : 6 }),
+    );
+    if (s.compound) {
+      g.append(el('svg:text', { x: s.x + 8, y: s.y + 16 }, s.key));
+    } else {
+      g.append(
+        el('svg:text', { x: s.x + s.width / 2, y: s.y + 18, 'text-anchor': 'middle' }, s.key),
+      );
+      s.invokes.forEach((invoke, i) => {
+        g.append(
+          el(
+            'svg:text',
+            {
+              x: s.x + s.width / 2,
+              y: s.y + 30 + i * 12,
+              'text-anchor': 'middle',
+              class: 'invoke',
+            },
+            `invoke ${invoke}`,
+          ),
+        );
+      });
+    }
+    if (s.final) {
+      const inner = { x: s.x + 3, y: s.y + 3, width: s.width - 6, height: s.height - 6, rx: 4 };
+      g.append(el('svg:rect', { ...inner, class: 'final' }));
+    }
+    states.append(g);
+  }
+  svg.append(states);
+  const edges = el('svg:g');
+  for (const e of layout.edges) {
+    if (e.points.length < 2) continue;
+    const g = el('svg:g', { class: 'edge', 'data-source': e.source, 'data-target': e.target });
+    g.append(
+      el('svg:path', {
+        d: `M${e.points.map((p) => `${p.x},${p.y}`).join(' L')}`,
+        'marker-end': `url(#arrow-${layout.machine})`,
+      }),
+    );
+    if (e.labelAt !== undefined) {
+      e.labels.forEach((label, i) => {
+        g.append(el('svg:text', { x: e.labelAt.x + 2, y: e.labelAt.y + 10 + i * 12 }, label));
+      });
+    }
+    edges.append(g);
+  }
+  svg.append(edges);
+  // Initial-state dots.
+  for (const [parent, targets] of Object.entries(layout.initial)) {
+    for (const target of targets) {
+      const t = layout.states.find((s) => s.id === target);
+      if (t === undefined || parent === undefined) continue;
+      svg.append(el('svg:circle', { cx: t.x - 7, cy: t.y + 7, r: 4, class: 'marker' }));
+    }
+  }
+  svg.append(el('svg:g', { class: 'chips' }));
+  section.append(svg);
+  return section;
+}
+
+/** Highlights each shown actor's active states and puts its chip on its active leaf. */
+function highlight(chart, actors) {
+  const svg = chart.svg.querySelector('svg');
+  for (const g of svg.querySelectorAll('g.state')) {
+    g.classList.remove('active');
+    g.style.removeProperty('--color');
+    g.style.removeProperty('--fill');
+  }
+  const chips = svg.querySelector('g.chips');
+  chips.replaceChildren();
+  const perLeaf = new Map();
+  for (const actor of actors) {
+    const ids = activeIds(chart.layout.machine, actor.value);
+    const c = colorIndex(actor.node);
+    for (const id of ids) {
+      const g = svg.querySelector(`g.state[data-id="${CSS.escape(id)}"]`);
+      if (g === null) continue;
+      if (!g.classList.contains('active')) {
+        g.classList.add('active');
+        g.style.setProperty('--color', COLORS[c]);
+        g.style.setProperty('--fill', FILLS[c]);
+      }
+      if (g.classList.contains('leaf')) perLeaf.set(id, [...(perLeaf.get(id) ?? []), actor]);
+    }
+  }
+  for (const [id, onLeaf] of perLeaf) {
+    const s = chart.layout.states.find((x) => x.id === id);
+    if (s === undefined) continue;
+    let x = s.x + s.width - 2;
+    for (const actor of onLeaf) {
+      const w = 10 + actor.label.length * 7;
+      x -= w;
+      const g = el('svg:g', { class: 'nodechip', 'data-node': actor.node, 'data-state': id });
+      g.style.setProperty('--color', COLORS[colorIndex(actor.node)]);
+      g.append(el('svg:rect', { x, y: s.y - 9, width: w, height: 15, rx: 7 }));
+      g.append(el('svg:text', { x: x + 5, y: s.y + 2 }, actor.label));
+      chips.append(g);
+      x -= 3;
+    }
+  }
+}
+
+// ---- cards and timeline ------------------------------------------------------------------
+
+function roleOf(value) {
+  if (typeof value === 'string') return value;
+  if (value !== null && typeof value === 'object') {
+    const [top, inner] = Object.entries(value)[0] ?? [];
+    if (top === 'running')
+      return typeof inner === 'string' ? inner : (Object.keys(inner ?? {})[0] ?? top);
+    return top ?? '?';
+  }
+  return '?';
+}
+
+/** The latest root actor per node, from the state shown. */
+function actorsByNode(state) {
+  const byNode = new Map();
+  for (const root of state.roots.values()) {
+    const before = byNode.get(root.node);
+    if (before === undefined || root.index > before.index) byNode.set(root.node, root);
+  }
+  return byNode;
+}
+
+function nodeGone(node) {
+  if (model.mode !== 'live') return false;
+  const view = model.nodeViews.get(node);
+  return view !== undefined && !view.connected;
+}
+
+function renderCards(byNode) {
+  const container = document.getElementById('nodes');
+  const ids = [...new Set([...model.nodeViews.keys(), ...byNode.keys()])].sort();
+  container.replaceChildren();
+  for (const id of ids) {
+    const view = model.nodeViews.get(id);
+    const root = byNode.get(id);
+    const context = root?.snapshot?.context ?? {};
+    const gone = nodeGone(id);
+    const role = gone
+      ? 'gone'
+      : root !== undefined
+        ? roleOf(root.snapshot.value)
+        : (view?.state ?? '?');
+    const live = model.mode === 'live' && view !== undefined && !gone;
+    const epoch =
+      live && view.epoch !== null ? view.epoch : context.epoch || context.leader?.epoch || 0;
+    const applied = live && view.appliedSeq !== null ? view.appliedSeq : context.appliedSeq;
+    const lag =
+      live && view.lagEntries !== null
+        ? view.lagEntries
+        : Math.max(0, (context.logLastSeq ?? 0) - (context.appliedSeq ?? 0));
+    const verification =
+      live && view.lastVerification !== null
+        ? view.lastVerification
+        : context.verificationHealthy === false
+          ? 'unhealthy'
+          : context.verificationHealthy === true
+            ? 'healthy'
+            : '-';
+    const c = colorIndex(id);
+    const card = el('div', {
+      class: `node${gone ? ' gone' : ''}${model.focus === id ? ' focused' : ''}`,
+      'data-node': id,
+    });
+    card.style.setProperty('--color', COLORS[c]);
+    const h = el('h2');
+    h.append(
+      el('span', {}, `${id}${view?.leader && !gone ? ' ★' : ''}`),
+      el('span', { class: `role ${role}` }, role),
+    );
+    card.append(h);
+    const dl = el('dl');
+    const row = (k, v) =>
+      dl.append(el('dt', {}, k), el('dd', {}, v === undefined || v === null ? '-' : String(v)));
+    row('epoch', epoch);
+    row('applied seq', applied);
+    row(
+      'lag',
+      lag === undefined
+        ? '-'
+        : view?.lagMs !== null && view?.lagMs !== undefined && live
+          ? `${lag} (${view.lagMs} ms)`
+          : lag,
+    );
+    row('last verification', verification);
+    if (model.mode === 'live')
+      row(
+        gone ? 'gone since' : 'stream',
+        gone ? time(view.since) : view?.connected ? 'open' : 'waiting',
+      );
+    if (context.lastFault !== undefined) row('last fault', context.lastFault);
+    card.append(dl);
+    card.addEventListener('click', () => {
+      model.focus = model.focus === id ? undefined : id;
+      render();
+    });
+    container.append(card);
+  }
+}
+
+function renderTimeline() {
+  const body = document.getElementById('events');
+  const upTo = model.mode === 'replay' ? model.position : Number.POSITIVE_INFINITY;
+  const rows = model.rows.filter(
+    (r) => r.index <= upTo && (model.focus === undefined || r.node === model.focus),
+  );
+  const last = rows.at(-1);
+  body.replaceChildren();
+  for (const r of rows.slice(-TIMELINE_ROWS).reverse()) {
+    const tr = el('tr', {
+      class: `${r.change ? 'change' : ''}${r === last && model.mode === 'replay' ? ' current' : ''}`,
+    });
+    const chip = el('span', { class: 'chip' }, r.node);
+    chip.style.setProperty('--color', COLORS[colorIndex(r.node)]);
+    const nodeCell = el('td');
+    nodeCell.append(chip);
+    tr.append(el('td', {}, time(r.at)), nodeCell, el('td', {}, r.event), el('td', {}, r.after));
+    body.append(tr);
+  }
+}
+
+function renderReplayControls() {
+  const slider = document.getElementById('slider');
+  slider.max = String(Math.max(0, model.records.length - 1));
+  slider.value = String(model.position);
+  const record = model.records[model.position];
+  document.getElementById('position').textContent =
+    record === undefined
+      ? 'no records'
+      : `${time(Number(record.createdAt))}  record ${model.position + 1} / ${model.records.length}`;
+}
+
+let pending = false;
+function scheduleRender() {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => {
+    pending = false;
+    render();
+  });
+}
+
+function render() {
+  const state = shown();
+  const byNode = actorsByNode(state);
+  const chartsEl = document.getElementById('charts');
+  for (const root of state.roots.values()) void ensureChart(root.machine);
+  for (const [machine, chart] of model.charts) {
+    if (chart === null) continue;
+    if (chart.svg.parentElement !== chartsEl) chartsEl.append(chart.svg);
+    const actors = [...byNode.values()]
+      .filter((r) => r.machine === machine && !nodeGone(r.node) && r.snapshot.status === 'active')
+      .filter((r) => model.focus === undefined || r.node === model.focus)
+      .map((r) => ({ node: r.node, label: r.node, value: r.snapshot.value }));
+    highlight(chart, actors);
+  }
+  renderCards(byNode);
+  renderTimeline();
+  if (model.mode === 'replay') renderReplayControls();
+  const problem = document.getElementById('problem');
+  problem.textContent = model.problem ?? '';
+}
+
+// ---- replay controls ---------------------------------------------------------------------
+
+/** The next (dir 1) or previous (dir -1) record that changes a root actor's state. */
+function nextChange(from, dir) {
+  const state = stateAt(from);
+  if (dir > 0) {
+    for (let i = from + 1; i < model.records.length; i++)
+      if (apply(state, model.records[i], i)) return i;
+    return model.records.length - 1;
+  }
+  // Backwards: just before the change that made the state shown, so the previous state shows.
+  let change = 0;
+  const walk = emptyState();
+  for (let i = 0; i <= from; i++) if (apply(walk, model.records[i], i)) change = i;
+  return Math.max(0, change - 1);
+}
+
+function goTo(position) {
+  model.position = Math.max(0, Math.min(model.records.length - 1, position));
+  render();
+}
+
+document.getElementById('slider').addEventListener('input', (e) => goTo(Number(e.target.value)));
+document.getElementById('first').addEventListener('click', () => goTo(0));
+document.getElementById('last').addEventListener('click', () => goTo(model.records.length - 1));
+document
+  .getElementById('forward')
+  .addEventListener('click', () => goTo(nextChange(model.position, 1)));
+document
+  .getElementById('back')
+  .addEventListener('click', () => goTo(nextChange(model.position, -1)));
+
+// ---- the stream --------------------------------------------------------------------------
+
+function reset() {
+  model.records = [];
+  model.live = emptyState();
+  model.rows = [];
+  model.rowOfRoot = new Map();
+  model.position = 0;
+  model.historyDone = false;
+}
+
+const connection = document.getElementById('connection');
+const stream = new EventSource('/api/stream');
+stream.addEventListener('open', () => {
+  connection.textContent = 'connected';
+  connection.className = 'badge ok';
+});
+stream.addEventListener('error', () => {
+  connection.textContent = 'disconnected: retrying';
+  connection.className = 'badge bad';
+});
+stream.addEventListener('message', (e) => {
+  const message = JSON.parse(e.data);
+  if (message.kind === 'hello') {
+    reset();
+    model.mode = message.mode;
+    document.getElementById('title').textContent =
+      message.mode === 'replay'
+        ? `replay of ${(message.sources ?? []).map((f) => f.split('/').at(-1)).join(', ')}`
+        : message.title;
+    document.getElementById('replay').hidden = message.mode !== 'replay';
+    document.body.dataset.mode = message.mode;
+  } else if (message.kind === 'record') {
+    const index = model.records.length;
+    model.records.push(message.record);
+    addRow(message.record, index);
+    apply(model.live, message.record, index);
+    if (model.mode === 'live' || model.historyDone) scheduleRender();
+  } else if (message.kind === 'nodes') {
+    model.nodeViews = new Map(message.nodes.map((n) => [n.id, n]));
+    model.problem = message.problem;
+    if (!model.historyDone) {
+      model.historyDone = true;
+      document.body.dataset.ready = 'true';
+    }
+    scheduleRender();
+  }
+});
+
+window.understudyInspect = model;

@@ -1,0 +1,219 @@
+// The `understudy` command as a user meets it, run as a child process (the build in dist/):
+// usage errors, --version and --help, a node waiting for NATS and etcd, and `status` when the
+// primary has died.
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nodeSettings } from '../../src/runtime/config.ts';
+import { packageRoot } from '../../src/runtime/packageInfo.ts';
+import { envName, flagName } from '../../src/runtime/settings.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { startEtcd, startNats } from '../harness/index.ts';
+import { runCli, type CliResult } from '../harness/cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'understudy-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A usage error: exit 2, one message on stderr, nothing on stdout, no stack trace. */
+function expectUsageError(result: CliResult): void {
+  expect(result.code, result.stderr).toBe(2);
+  expect(result.stdout).toBe('');
+  expect(result.stderr).not.toMatch(/^\s+at /m);
+}
+
+describe('understudy: usage errors name the flag and the variable, exit 2, no stack trace', () => {
+  it('node without --id or --cluster', async () => {
+    const result = await runCli(['node']);
+    expectUsageError(result);
+    expect(result.stderr).toBe(
+      [
+        'understudy node: bad configuration:',
+        '  --id (UNDERSTUDY_ID) is required (or "id" in a config file)',
+        '  --cluster (UNDERSTUDY_CLUSTER) is required (or "cluster" in a config file)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('a duration without a unit, a lease TTL below the minimum', async () => {
+    const bare = await runCli(['node', '--id', 'n1', '--cluster', 'c', '--lease-ttl', '5']);
+    expectUsageError(bare);
+    expect(bare.stderr).toContain('--lease-ttl (UNDERSTUDY_LEASE_TTL): "5" has no unit');
+    const short = await runCli(['node', '--id', 'n1', '--cluster', 'c', '--lease-ttl', '200ms']);
+    expectUsageError(short);
+    expect(short.stderr).toContain('"200ms" is below the minimum, 1s');
+  });
+
+  it('a config file with an unknown key, or one that does not parse', async () => {
+    const typo = join(dir, 'typo.json');
+    writeFileSync(typo, '{"id": "n1", "cluster": "c", "leaseTTL": "5s"}');
+    const unknown = await runCli(['node', '--config', typo]);
+    expectUsageError(unknown);
+    expect(unknown.stderr).toContain(
+      `config file ${typo}: unknown setting "leaseTTL" (did you mean "leaseTtl"?)`,
+    );
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{\n  "id": "n1",\n  "cluster": "c",\n}\n');
+    const bad = await runCli(['status', '--config', broken]);
+    expectUsageError(bad);
+    expect(bad.stderr).toContain(`config file ${broken}: not valid JSON at line 4 column 1`);
+  });
+
+  it('status without a cluster', async () => {
+    const result = await runCli(['status']);
+    expectUsageError(result);
+    expect(result.stderr).toContain('--cluster (UNDERSTUDY_CLUSTER) is required');
+  });
+
+  it('an unknown flag', async () => {
+    const result = await runCli(['status', '--clutser', 'c']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("unknown option '--clutser'");
+  });
+});
+
+describe('understudy: --version and --help', () => {
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    const result = await runCli(['--version']);
+    expect(result).toMatchObject({ code: 0, stdout: `${version}\n` });
+  });
+
+  it('--help lists the commands and examples', async () => {
+    const result = await runCli(['--help']);
+    expect(result.code).toBe(0);
+    for (const name of ['node', 'status', 'switchover', 'export', 'replay', 'machines', 'demo']) {
+      expect(result.stdout).toMatch(new RegExp(`^  ${name}\\s`, 'm'));
+    }
+    expect(result.stdout).toContain('Examples:');
+  });
+
+  it('node --help shows every setting: a flag with its default and variable, or the variable of a secret', async () => {
+    const result = await runCli(['node', '--help']);
+    expect(result.code).toBe(0);
+    const help = result.stdout;
+    // One block per option: from its flag to the next one (long lines may wrap).
+    const blocks = help.split(/\n {2}(?=-)/).map((b) => b.replace(/\s+/g, ' '));
+    for (const [key, setting] of Object.entries(nodeSettings)) {
+      const block = blocks.find((b) => b.startsWith(`${flagName(key)} `));
+      if (setting.secret) {
+        expect(block, key).toBeUndefined();
+        expect(help).toContain(envName(key));
+        continue;
+      }
+      expect(block, key).toBeDefined();
+      expect(block, key).toContain(`env ${envName(key)})`);
+      if (setting.presence === 'default') expect(block, key).toMatch(/\(default \S+; env /);
+    }
+    expect(help).toContain('Examples:');
+  });
+});
+
+/** The fenced blocks of `lang` in a markdown file of the repository. */
+function codeBlocks(file: string, lang: string): string[] {
+  const text = readFileSync(join(packageRoot(), file), 'utf8');
+  return [...text.matchAll(new RegExp(`\\n\`\`\`${lang}\\n([\\s\\S]*?)\\n\`\`\`\\n`, 'g'))].map(
+    (m) => m[1] ?? '',
+  );
+}
+
+/** The arguments of the first `understudy node ...` command line in `blocks`. */
+function nodeCommandIn(blocks: readonly string[]): string[] {
+  const line = blocks
+    .map((b) => b.replace(/\\\n\s*/g, ' '))
+    .flatMap((b) => b.split('\n'))
+    .find((l) => l.startsWith('understudy node '));
+  if (line === undefined) throw new Error('no `understudy node` command line');
+  return line.split(/\s+/).slice(1);
+}
+
+describe('the documented node settings are valid as written', () => {
+  it("the README's `understudy node` example", async () => {
+    const args = nodeCommandIn(codeBlocks('README.md', 'sh'));
+    const result = await runCli([...args, '--print-config']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: 'n1', cluster: 'main', leaseTtl: 5000 });
+  });
+
+  it("the operator's guide: its command line and its config file give the same settings", async () => {
+    const fromFlags = await runCli([
+      ...nodeCommandIn(codeBlocks('docs/operations.md', 'sh')),
+      '--print-config',
+    ]);
+    expect(fromFlags.code, fromFlags.stderr).toBe(0);
+    const [json] = codeBlocks('docs/operations.md', 'json');
+    const file = join(dir, 'n1.json');
+    writeFileSync(file, json ?? '');
+    const fromFile = await runCli(['node', '--config', file, '--print-config']);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(JSON.parse(fromFile.stdout)).toEqual(JSON.parse(fromFlags.stdout));
+  });
+});
+
+describe('understudy node waits for NATS and etcd, saying where it looks', () => {
+  it('warns with the address on each attempt, then starts when they come up', async () => {
+    await using nats = await startNats();
+    await using etcd = await startEtcd();
+    await nats.stop();
+    await etcd.stop();
+    await using fleet = await NodeFleet.start(['n1'], {
+      cluster: 'waits',
+      nats: [nats.url],
+      etcd: [etcd.endpoint],
+      leaseTtlMs: 2000,
+    });
+    const node = fleet.node('n1');
+    const natsDown = (l: { event?: string; attempt?: unknown }, attempt: number): boolean =>
+      l.event === 'natsUnavailable' && l.attempt === attempt;
+    const first = await node.waitForLog((l) => natsDown(l, 1), 30_000);
+    expect(first.msg).toMatch(
+      new RegExp(`^waiting for NATS at ${nats.url}: .*; retrying in 500 ms$`),
+    );
+    await node.waitForLog((l) => natsDown(l, 2), 30_000);
+    await nats.restart();
+    await node.waitForLog((l) => l.event === 'natsConnected', 30_000);
+    const etcdDown = await node.waitForLog((l) => l.event === 'etcdUnavailable', 30_000);
+    expect(etcdDown.msg).toContain(`waiting for etcd at ${etcd.endpoint}: `);
+    await etcd.restart();
+    await node.waitForLog((l) => l.event === 'etcdConnected', 30_000);
+    expect((await fleet.primary(30_000)).id).toBe('n1');
+  });
+});
+
+describe('understudy status when the primary has died', () => {
+  it('exits 3 and says the key holder does not answer', async () => {
+    await using nats = await startNats();
+    await using etcd = await startEtcd();
+    await using fleet = await NodeFleet.start(['n1', 'n2'], {
+      cluster: 'dead',
+      nats: [nats.url],
+      etcd: [etcd.endpoint],
+      // Long enough that the dead primary still holds the leader key when status runs.
+      leaseTtlMs: 10_000,
+    });
+    const primary = await fleet.primary(60_000);
+    const access = ['--cluster', 'dead', '--etcd', etcd.endpoint];
+    expect((await runCli(['status', ...access])).code).toBe(0);
+    await primary.kill();
+    const result = await runCli(['status', ...access]);
+    expect(result.code, result.stdout + result.stderr).toBe(3);
+    expect(result.stdout).toMatch(new RegExp(`^${primary.id}\\*\\s+primary\\(unreachable\\)`, 'm'));
+    expect(result.stderr).toContain(
+      `no primary answers: ${primary.id} holds the leader key (epoch `,
+    );
+  });
+});
+
+describe('understudy demo', () => {
+  it('through a pipe: no progress line rewritten with \\r, the failover timeline, no write lost', async () => {
+    const result = await runCli(['demo', '--before', '1s', '--after', '1s'], 180_000);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toContain('\r');
+    expect(result.stdout).toContain('write load: 16 writers for 1000 ms, then kill -9');
+    expect(result.stdout).toMatch(/^failover timeline$/m);
+    expect(result.stdout).toMatch(/^acknowledged writes: [1-9]\d*; lost: 0; log entries: \d+$/m);
+  });
+});

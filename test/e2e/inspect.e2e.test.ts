@@ -1,0 +1,232 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+// `understudy inspect` in a real browser (Debian's Chromium): live against three node processes
+// with a kill -9 of the primary, then replaying the nodes' `--record` files. Screenshots of both
+// go to .test-artifacts/ to look at.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/client.ts';
+import { parseRecording, readRecording } from '../../src/inspect/flightRecorder.ts';
+import { artifactDir, chromiumMissing, launchChromium } from '../harness/browser.ts';
+import { startCliServer } from '../harness/cli.ts';
+import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+
+const CLUSTER = 'inspect';
+const PRIMARY = 'masterNode.running.primary';
+const missing = chromiumMissing();
+
+/** What the page shows: each node card (gone, role) and which state each node's chip is on. */
+interface PageView {
+  readonly nodes: Record<string, { gone: boolean; role: string }>;
+  readonly chips: Record<string, string>;
+}
+
+function readView(page: Page): Promise<PageView> {
+  return page.evaluate(() => {
+    const nodes: Record<string, { gone: boolean; role: string }> = {};
+    for (const card of document.querySelectorAll<HTMLElement>('#nodes .node')) {
+      nodes[card.dataset['node'] ?? ''] = {
+        gone: card.classList.contains('gone'),
+        role: card.querySelector('.role')?.textContent ?? '',
+      };
+    }
+    const chips: Record<string, string> = {};
+    for (const chip of document.querySelectorAll<SVGGElement>('g.nodechip')) {
+      chips[chip.dataset['node'] ?? ''] = chip.dataset['state'] ?? '';
+    }
+    return { nodes, chips };
+  });
+}
+
+describe.skipIf(missing !== undefined)(
+  `the inspect page in Chromium${missing === undefined ? '' : ` (skipped: ${missing})`}`,
+  () => {
+    let etcd: EtcdHandle;
+    let nats: NatsServerHandle;
+    let recordings: string;
+    beforeAll(async () => {
+      etcd = await startEtcd();
+      nats = await startNats();
+      recordings = await mkdtemp(join(tmpdir(), 'understudy-recordings-'));
+    }, 120_000);
+    afterAll(async () => {
+      await nats?.[Symbol.asyncDispose]();
+      await etcd?.[Symbol.asyncDispose]();
+      await rm(recordings, { recursive: true, force: true });
+    });
+
+    it('live: every node, its state highlighted; a kill -9 shows as old primary gone, new primary highlighted within 2 s', async () => {
+      await using fleet = await NodeFleet.start(['n1', 'n2', 'n3'], {
+        cluster: CLUSTER,
+        nats: [nats.url],
+        etcd: [etcd.endpoint],
+        leaseTtlMs: 2000,
+        nodeArgs: (id) => ['--record', join(recordings, `${id}.ndjson`)],
+      });
+      const primary = await fleet.primary(60_000);
+      const client = await createClient({
+        servers: nats.url,
+        cluster: CLUSTER,
+        deadlineMs: 30_000,
+      });
+      try {
+        await client.mountSegment('seg-1', 'storage-1', 1 << 20);
+        for (let i = 0; i < 20; i++) await client.putStart(`k${i}`, 1024, 1);
+      } finally {
+        await client.close();
+      }
+      await using inspect = await startCliServer([
+        'inspect',
+        '--cluster',
+        CLUSTER,
+        '--etcd',
+        etcd.endpoint,
+        '--http',
+        '127.0.0.1:0',
+        '--interval',
+        '500ms',
+      ]);
+      expect(new URL(inspect.url).hostname).toBe('127.0.0.1');
+      await using chromium = await launchChromium();
+      const page = await chromium.browser.newPage();
+      await page.setViewport({ width: 1500, height: 1000 });
+      const pageErrors: string[] = [];
+      page.on('pageerror', (err) => pageErrors.push(String(err)));
+      await page.goto(`${inspect.url}/`);
+
+      // Every node is shown, each chip on its node's state; the primary's on `primary`.
+      await page.waitForFunction(
+        (primaryId: string, state: string) => {
+          const chips = [...document.querySelectorAll<SVGGElement>('g.nodechip')];
+          const cards = document.querySelectorAll('#nodes .node:not(.gone)');
+          return (
+            cards.length === 3 &&
+            chips.length === 3 &&
+            chips.some((c) => c.dataset['node'] === primaryId && c.dataset['state'] === state)
+          );
+        },
+        { timeout: 30_000, polling: 100 },
+        primary.id,
+        PRIMARY,
+      );
+      const before = await readView(page);
+      expect(before.nodes[primary.id]?.role).toBe('primary');
+      for (const node of fleet.nodes.filter((n) => n !== primary)) {
+        expect(before.chips[node.id]).toMatch(/^masterNode\.running\.standby\./);
+      }
+      const artifacts = await artifactDir();
+      await page.screenshot({ path: join(artifacts, 'inspect-live.png'), fullPage: true });
+
+      // kill -9 the primary: the page shows it gone and the new primary highlighted.
+      const marks = new Map(fleet.nodes.map((n) => [n.id, n.logs.length]));
+      await primary.kill();
+      const next = await fleet.primary(30_000, primary);
+      const promoted = await next.waitForLog(
+        (l) => l.event === 'state' && l.state === 'primary',
+        30_000,
+        marks.get(next.id),
+      );
+      await page.waitForFunction(
+        (oldId: string, newId: string, state: string) => {
+          const chips = [...document.querySelectorAll<SVGGElement>('g.nodechip')];
+          const oldCard = document.querySelector(`#nodes .node[data-node="${oldId}"]`);
+          return (
+            oldCard?.classList.contains('gone') === true &&
+            !chips.some((c) => c.dataset['node'] === oldId) &&
+            chips.some((c) => c.dataset['node'] === newId && c.dataset['state'] === state)
+          );
+        },
+        { timeout: 30_000, polling: 50 },
+        primary.id,
+        next.id,
+        PRIMARY,
+      );
+      const shownAfterMs = Date.now() - promoted.time;
+      console.log(
+        `inspect page: failover (${primary.id} killed, ${next.id} primary) shown ${shownAfterMs} ms after ${next.id} logged it was primary`,
+      );
+      expect(shownAfterMs).toBeLessThanOrEqual(2000);
+      const during = await readView(page);
+      expect(during.nodes[primary.id]).toEqual({ gone: true, role: 'gone' });
+      expect(during.nodes[next.id]?.role).toBe('primary');
+      await page.screenshot({ path: join(artifacts, 'inspect-failover.png'), fullPage: true });
+
+      // The killed node comes back: the page picks it up again as a standby.
+      await primary.restart();
+      await page.waitForFunction(
+        (id: string) => {
+          const card = document.querySelector(`#nodes .node[data-node="${id}"]`);
+          const chip = document.querySelector<SVGGElement>(`g.nodechip[data-node="${id}"]`);
+          return (
+            card !== null &&
+            !card.classList.contains('gone') &&
+            (chip?.dataset['state'] ?? '').startsWith('masterNode.running.standby')
+          );
+        },
+        { timeout: 60_000, polling: 100 },
+        primary.id,
+      );
+      expect(pageErrors).toEqual([]);
+      for (const node of fleet.nodes) expect(await node.terminate(30_000)).toBe(0);
+
+      // Every node's recording holds its machine's events, named by node; the killed node's
+      // first run (rotated to .1 by the restart) ends where it was primary.
+      for (const node of fleet.nodes) {
+        const { records } = readRecording(join(recordings, `${node.id}.ndjson`));
+        expect(records.some((r) => r.name === `${node.id}/masterNode`)).toBe(true);
+      }
+      const killedRun = parseRecording(
+        readFileSync(join(recordings, `${primary.id}.ndjson.1`), 'utf8'),
+      );
+      const last = killedRun.records.filter((r) => r.type === '@xstate.snapshot').at(-1);
+      expect(JSON.stringify(last?.snapshot?.value)).toContain('primary');
+    }, 240_000);
+
+    it('replay: the recordings on one timeline; stepping moves the highlighted state', async () => {
+      const files = ['n1', 'n2', 'n3'].map((id) => join(recordings, `${id}.ndjson`));
+      await using inspect = await startCliServer([
+        'inspect',
+        '--http',
+        '127.0.0.1:0',
+        '--replay',
+        ...files,
+      ]);
+      await using chromium = await launchChromium();
+      const page = await chromium.browser.newPage();
+      await page.setViewport({ width: 1500, height: 1000 });
+      await page.goto(`${inspect.url}/`);
+      await page.waitForSelector('body[data-ready="true"][data-mode="replay"]', {
+        timeout: 30_000,
+      });
+      await page.waitForSelector('g.state', { timeout: 30_000 });
+      await page.click('#first');
+      const seen: string[] = [];
+      let primaries = 0;
+      for (let step = 0; step < 40; step++) {
+        const view = await readView(page);
+        seen.push(JSON.stringify(view.chips));
+        if (Object.values(view.chips).includes(PRIMARY)) primaries++;
+        await page.click('#forward');
+      }
+      // Each step goes to the next change of some node's state.
+      for (let i = 1; i < 10; i++) expect(seen[i], `step ${i}`).not.toBe(seen[i - 1]);
+      // The first run's primary and the failover are in the replay.
+      expect(primaries).toBeGreaterThan(0);
+      const position = await page.$eval('#position', (e) => e.textContent ?? '');
+      expect(position).toMatch(/record \d+ \/ \d+/);
+      // Back again: a step back moves too.
+      const atEnd = JSON.stringify((await readView(page)).chips);
+      await page.click('#back');
+      expect(JSON.stringify((await readView(page)).chips)).not.toBe(atEnd);
+      await page.screenshot({
+        path: join(await artifactDir(), 'inspect-replay.png'),
+        fullPage: true,
+      });
+    }, 120_000);
+  },
+);
