@@ -146,7 +146,8 @@ function parseItem(
       return fail(`expected ${type}, received ${typeName(value[field])}`, field);
   }
   for (const field of Object.keys(fields)) {
-    if (!Object.hasOwn(value, field)) return fail(`expected ${fields[field]}, received undefined`, field);
+    if (!Object.hasOwn(value, field))
+      return fail(`expected ${fields[field]}, received undefined`, field);
   }
   const requestNo = value['requestNo'];
   if (requestNo !== undefined && typeof requestNo !== 'number')

@@ -95,7 +95,6 @@ describe('eventCodec', () => {
     }
   });
 
-
   it('fills op, key, payload, checksum, prefixHash and round-trips', () => {
     const entry = toEntry(put);
     expect(entry.op).toBe('PUT_START');
