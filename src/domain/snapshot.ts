@@ -92,6 +92,12 @@ export class SnapshotCodecError extends Error {
   }
 }
 
+/** How many chunks {@link snapshotChunks} cuts `state` into. */
+export function snapshotChunkCount(state: MetadataState, chunkSize = 10_000): number {
+  const items = state.segments.size + state.sessionCount + state.objectCount;
+  return Math.max(1, Math.ceil(items / chunkSize));
+}
+
 /**
  * Cuts `state` into chunks of at most `chunkSize` items (segments first, then objects shard by
  * shard in shard order; a chunk may hold the last segments and the first objects). Every chunk
@@ -107,8 +113,7 @@ export function* snapshotChunks(
     throw new RangeError(`chunkSize must be an integer >= 1, got ${chunkSize}`);
   const segments = [...allSegments(state)];
   const sessions = [...allSessions(state)];
-  const items = segments.length + sessions.length + state.objectCount;
-  const total = Math.max(1, Math.ceil(items / chunkSize));
+  const total = snapshotChunkCount(state, chunkSize);
   const header = {
     total,
     appliedSeq: state.appliedSeq,

@@ -9,7 +9,13 @@
  * how many there are, and fetches the rest. The primary encodes each chunk once, when it is
  * first asked for, so it encodes chunk i+1 while the standby decodes chunk i.
  */
-import { decodeChunk, encodeChunk, SnapshotBuilder, snapshotChunks } from '../domain/snapshot.ts';
+import {
+  decodeChunk,
+  encodeChunk,
+  SnapshotBuilder,
+  snapshotChunkCount,
+  snapshotChunks,
+} from '../domain/snapshot.ts';
 import type { SnapshotChunk } from '../domain/snapshot.ts';
 import type { MetadataState } from '../domain/types.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -86,8 +92,7 @@ export class FullSyncSource {
       this.#sessions.delete(oldest);
     }
     const { state, lastStreamSeq } = this.options.committed();
-    const segmentCount = state.segments.size;
-    const total = Math.max(1, Math.ceil((segmentCount + state.objectCount) / this.#chunkSize));
+    const total = snapshotChunkCount(state, this.#chunkSize);
     const id = `${this.options.clock.monotonicNow().toString(36)}-${(this.#next++).toString(36)}`;
     this.#sessions.set(id, {
       id,

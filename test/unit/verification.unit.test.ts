@@ -94,6 +94,34 @@ describe('full sync over the admin channel', () => {
     await listener.close();
   });
 
+  it('counts the sessions in its chunks: a state of mostly sessions syncs whole', async () => {
+    const bus = new MemoryApiBus();
+    const base = stateWith(0);
+    // 2,500 sessions, one object each: 5,002 items, 6 chunks of 1,000 (3 without the sessions).
+    const logged: LoggedEvent[] = [];
+    for (let i = 0; i < 2500; i++) {
+      logged.push({
+        seq: base.appliedSeq + i + 1,
+        epoch: 1,
+        ts: 0,
+        event: { op: 'MOUNT_SEGMENT', segmentId: `seg${i}`, nodeId: 'n9', size: 1 << 20 },
+        origin: { sessionId: i.toString(16).padStart(32, '0'), requestNo: 1, oldestPending: 1 },
+      });
+    }
+    const primary = foldAll(base, logged);
+    expect(primary.sessionCount).toBe(2500);
+    const { source, listening } = primaryOn(bus, () => primary);
+    const listener = await listening;
+    const result = await fetchFullSync(
+      new AdminClient(bus.clientTransport(adminBusKey('c')), 5000),
+    );
+    expect(result.chunks).toBe(6);
+    expect(result.state.sessionCount).toBe(2500);
+    expect(stateDigest(result.state)).toBe(stateDigest(primary));
+    expect(source.sessions).toBe(0);
+    await listener.close();
+  });
+
   it('an empty state syncs as one chunk', async () => {
     const bus = new MemoryApiBus();
     const empty = emptyState();
