@@ -27,17 +27,14 @@ import { stateDigest } from '../src/domain/checksum.ts';
 import { foldAll } from '../src/domain/fold.ts';
 import { emptyState, shardRecords } from '../src/domain/state.ts';
 import { planRound } from '../src/domain/verify.ts';
-import type { LoggedEvent, MetadataEvent, MetadataState, Replica } from '../src/domain/types.ts';
+import type { LoggedEvent, MetadataEvent, MetadataState } from '../src/domain/types.ts';
 import { AdminClient, adminHandler } from '../src/runtime/adminApi.ts';
 import { fetchFullSync, FullSyncSource } from '../src/runtime/fullSync.ts';
 import { runVerificationRound, verifyOp } from '../src/runtime/verification.ts';
 import { startNats } from '../test/harness/index.ts';
+import { foldEvents, logAfter, REPLICAS, SyntheticWrites } from './lib/syntheticWrites.ts';
 
 const RUNS = 3;
-const SEGMENTS = 8;
-const REPLICAS = 2;
-const OBJECT_SIZE = 4096;
-const SEGMENT_SIZE = 2 ** 44;
 const WRITE_EVERY_MS = 50;
 const WRITE_OBJECTS = 500; // PUT_START + PUT_END each: 1000 events per tick, 20k events/s
 const CLUSTER = 'syncbench';
@@ -66,53 +63,6 @@ type FromPrimary =
   | { type: 'verifyTimes'; ms: number[] }
   | { type: 'touched'; events: LoggedEvent[] }
   | { type: 'stopped' };
-
-class SyntheticWrites {
-  readonly #next = new Array<number>(SEGMENTS).fill(0);
-  #created = 0;
-
-  mounts(): MetadataEvent[] {
-    return Array.from({ length: SEGMENTS }, (_, g) => ({
-      op: 'MOUNT_SEGMENT' as const,
-      segmentId: `segment-${g}`,
-      nodeId: `node-${g}`,
-      size: SEGMENT_SIZE,
-    }));
-  }
-
-  objects(n: number): MetadataEvent[] {
-    const events: MetadataEvent[] = [];
-    for (let k = 0; k < n; k++) {
-      const i = this.#created++;
-      const replicas: Replica[] = [];
-      for (let r = 0; r < REPLICAS; r++) {
-        const g = (i + r) % SEGMENTS;
-        const offset = this.#next[g] ?? 0;
-        this.#next[g] = offset + OBJECT_SIZE;
-        replicas.push({
-          segmentId: `segment-${g}`,
-          nodeId: `node-${g}`,
-          offset,
-          length: OBJECT_SIZE,
-          status: 'processing',
-        });
-      }
-      const key = `bench/object/${i.toString(36)}`;
-      events.push({ op: 'PUT_START', key, size: OBJECT_SIZE, replicas });
-      events.push({ op: 'PUT_END', key });
-    }
-    return events;
-  }
-}
-
-/** `events` as the log entries that follow `state`. */
-function logAfter(state: MetadataState, events: readonly MetadataEvent[]): LoggedEvent[] {
-  return events.map((event, i) => ({ seq: state.appliedSeq + i + 1, epoch: 1, ts: 0, event }));
-}
-
-function foldEvents(state: MetadataState, events: readonly MetadataEvent[]): MetadataState {
-  return foldAll(state, logAfter(state, events));
-}
 
 async function primaryWorker(natsUrl: string): Promise<void> {
   const port = parentPort;

@@ -37,6 +37,11 @@ const SUBCOMMANDS: ReadonlyArray<{
     load: async () => (await import('./replayCommand.ts')).registerReplayCommand,
   },
   {
+    name: 'checkpoint',
+    summary: "list, verify or create the cluster's checkpoints",
+    load: async () => (await import('./checkpointCommand.ts')).registerCheckpointCommand,
+  },
+  {
     name: 'machines',
     summary: 'print the state machines as diagrams (Mermaid, PlantUML)',
     load: async () => (await import('./machinesCommand.ts')).registerMachinesCommand,

@@ -60,6 +60,8 @@ export interface StatusRow {
   readonly reachable: boolean;
   /** When the member record was last written (ms since the epoch); 0 when there is none. */
   readonly recordUpdatedAt: number;
+  /** Why the node refuses to become eligible (it failed closed); null when it does not. */
+  readonly failClosed: string | null;
 }
 
 /** What `status` read: the leader key and one row per node (sorted by id). */
@@ -77,6 +79,7 @@ interface NodeStatusBody {
   readonly epoch?: unknown;
   readonly appliedSeq?: unknown;
   readonly verification?: unknown;
+  readonly failClosed?: unknown;
 }
 
 const num = (value: unknown): number | undefined =>
@@ -161,6 +164,7 @@ export async function readClusterStatus(
       epoch: num(body?.epoch) ?? m.epoch,
       appliedSeq: num(body?.appliedSeq) ?? m.appliedSeq,
       verification: verificationOf(body?.verification),
+      failClosed: typeof body?.failClosed === 'string' ? body.failClosed : null,
     };
   });
   const primary =
@@ -193,6 +197,7 @@ export async function readClusterStatus(
       leader: leader?.nodeId === p.record.nodeId,
       reachable: p.reachable,
       recordUpdatedAt: p.record.updatedAt,
+      failClosed: p.failClosed,
     };
   });
   rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -242,7 +247,11 @@ export function renderStatusTable(status: ClusterStatus, now = Date.now()): stri
   ];
   const lines = status.rows.map((r) => [
     r.leader ? `${r.id}*` : r.id,
-    r.reachable ? r.state : `${r.state}(unreachable)`,
+    r.failClosed !== null
+      ? `${r.state}(failed closed)`
+      : r.reachable
+        ? r.state
+        : `${r.state}(unreachable)`,
     String(r.epoch),
     String(r.appliedSeq),
     r.lagEntries === null ? '-' : String(r.lagEntries),
@@ -262,7 +271,10 @@ export function renderStatusTable(status: ClusterStatus, now = Date.now()): stri
       : `leader ${status.leader.nodeId} epoch ${status.leader.epoch}`;
   const rate = status.applyRate === null ? '' : `, apply rate ${status.applyRate.toFixed(1)}/s`;
   const title = `cluster ${status.cluster}: ${leader}${rate} (* holds the leader key)`;
-  return [title, format(header), ...lines.map(format)].join('\n') + '\n';
+  const closed = status.rows
+    .filter((r) => r.failClosed !== null)
+    .map((r) => `${r.id} failed closed: ${r.failClosed ?? ''}`);
+  return [title, format(header), ...lines.map(format), ...closed].join('\n') + '\n';
 }
 
 /** A row as `--json` prints it. */
@@ -278,6 +290,7 @@ export function statusRowJson(row: StatusRow): Record<string, unknown> {
     address: row.address,
     leader: row.leader,
     reachable: row.reachable,
+    failClosed: row.failClosed,
   };
 }
 

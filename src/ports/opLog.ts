@@ -18,7 +18,10 @@ export interface LogBatch {
 export interface LogBounds {
   readonly firstSeq: number;
   readonly lastSeq: number;
-  /** The stream sequence of the last message (0 when the stream is empty). */
+  /**
+   * The stream's last sequence: that of the last message ever stored, even when the stream
+   * holds none now (trimmed or purged); 0 only for a stream never written.
+   */
   readonly lastStreamSeq: number;
 }
 
@@ -42,6 +45,12 @@ export interface OpLog {
   follow(fromSeq: number): LogFollower;
   /** The retained range, read now from the stream. */
   bounds(): Promise<LogBounds>;
+  /**
+   * Retention: removes every message up to and including stream message `streamSeq` (the one
+   * holding the last entry of a verified checkpoint), nothing newer; the stream's last
+   * sequence stays. A log without it keeps everything.
+   */
+  trimThrough?(streamSeq: number): Promise<void>;
   /** Releases connections. */
   close(): Promise<void>;
 }

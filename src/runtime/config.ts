@@ -23,6 +23,7 @@ import {
   optional,
   readConfigFile,
   required,
+  showDuration,
   url,
   withDefault,
   type SettingsOf,
@@ -94,11 +95,30 @@ export const nodeSettings = {
     'OpLog backend: nats (a JetStream stream) or etcd (transactions, the baseline)',
   ),
   streamReplicas: withDefault(oneOfNumbers([1, 3]), 1, 'OpLog stream replicas, 1 or 3'),
-  streamMaxAge: withDefault(duration({ min: 1000 }), 24 * 3600_000, 'OpLog retention by age'),
+  streamMaxAge: withDefault(
+    duration({ min: 0 }),
+    0,
+    'OpLog age limit, a guard only (checkpoints trim the stream): 0 for none, else at least 3 checkpoint intervals',
+  ),
   streamMaxBytes: withDefault(
     integer({ min: -1 }),
     -1,
-    'OpLog retention by size in bytes, -1 unlimited',
+    'OpLog size limit, a guard only: -1 (unlimited) is the one value accepted',
+  ),
+  checkpointIntervalEntries: withDefault(
+    integer({ min: 1 }),
+    100_000,
+    'a checkpoint is written after this many entries since the newest one',
+  ),
+  checkpointInterval: withDefault(
+    duration({ min: 1000 }),
+    10 * 60_000,
+    '...or once the newest checkpoint is this old (and entries came since)',
+  ),
+  checkpointKeep: withDefault(
+    integer({ min: 1 }),
+    3,
+    'checkpoints kept; the stream is trimmed below the oldest of them',
   ),
   maxLagForPromotion: withDefault(
     integer({ min: 0 }),
@@ -181,6 +201,43 @@ function crossChecks(config: Partial<NodeConfig>): string[] {
   const { evictionHighWater: high, evictionLowWater: low } = config;
   if (high !== undefined && low !== undefined && !(low < high)) {
     problems.push(`evictionLowWater (${low}) must be below evictionHighWater (${high})`);
+  }
+  const { streamMaxAge, streamMaxBytes, checkpointInterval } = config;
+  if (
+    streamMaxAge !== undefined &&
+    streamMaxBytes !== undefined &&
+    checkpointInterval !== undefined
+  ) {
+    problems.push(...retentionProblems({ streamMaxAge, streamMaxBytes, checkpointInterval }));
+  }
+  return problems;
+}
+
+/**
+ * Retention settings that could drop acknowledged entries no checkpoint covers yet, each as a
+ * sentence saying what to set instead. The stream is trimmed below verified checkpoints only;
+ * an age limit is allowed as a guard when it is at least 3 checkpoint intervals (the entries
+ * after the newest checkpoint are younger than one interval while checkpoints are written); a
+ * size limit never is (a burst of writes between two checkpoints can fill any size).
+ */
+export function retentionProblems(
+  config: Pick<NodeConfig, 'streamMaxAge' | 'streamMaxBytes' | 'checkpointInterval'>,
+): string[] {
+  const problems: string[] = [];
+  const least = 3 * config.checkpointInterval;
+  if (config.streamMaxAge > 0 && config.streamMaxAge < least) {
+    problems.push(
+      `streamMaxAge: ${showDuration(config.streamMaxAge)} could trim entries that no checkpoint ` +
+        `covers yet; set 0 (no age limit: checkpoints trim the stream) or at least ` +
+        `3 × checkpointInterval (${showDuration(least)})`,
+    );
+  }
+  if (config.streamMaxBytes > 0) {
+    problems.push(
+      `streamMaxBytes: a size limit (${config.streamMaxBytes} bytes) could trim entries that no ` +
+        `checkpoint covers yet (writes between two checkpoints can fill any size); set -1: ` +
+        `checkpoints trim the stream`,
+    );
   }
   return problems;
 }

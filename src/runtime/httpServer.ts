@@ -56,6 +56,8 @@ export interface Readiness {
 export function readiness(runtime: NodeRuntime, maxLagForPromotion: number): Readiness {
   const status = runtime.status();
   const role = status.role;
+  if (status.failClosed !== undefined)
+    return { ready: false, role, reason: `failed closed: ${status.failClosed}` };
   if (role === 'primary') {
     return runtime.serving
       ? { ready: true, role }
@@ -182,6 +184,8 @@ function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: S
           fences: status.fences,
           verificationHealthy: runtime.actor.getSnapshot().context.verificationHealthy,
           verification: verificationCounters(runtime),
+          checkpoints: runtime.checkpointStats,
+          now: Date.now(),
         }),
       );
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE });

@@ -1,8 +1,8 @@
-import type { MasterNodeContext, NodeRole } from '../../machines/masterNode.machine.ts';
+import type { MasterNodeContext } from '../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../ports/clock.ts';
 import type { CommittedStore } from './committedStore.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
-import { currentEpoch } from './nodeStatus.ts';
+import { currentEpoch, type MemberRole } from './nodeStatus.ts';
 
 /**
  * Keeps this node's member record (role, epoch, applied seq, address) published: on demand
@@ -15,7 +15,7 @@ export class MemberPublisher {
     private readonly deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'nodeId' | 'address'>,
     private readonly config: Pick<NodeRuntimeConfig, 'memberIntervalMs'>,
     private readonly store: CommittedStore,
-    private readonly role: () => NodeRole,
+    private readonly role: () => MemberRole,
     private readonly context: () => MasterNodeContext,
   ) {}
 

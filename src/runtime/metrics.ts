@@ -215,6 +215,22 @@ export interface NodeMetricsSnapshot {
   readonly fences: number;
   readonly verificationHealthy: boolean;
   readonly verification: VerificationCounters | undefined;
+  /** Checkpoint counters; absent for a node without a checkpoint store. */
+  readonly checkpoints?: CheckpointCounters;
+  /** Wall time of the scrape (ms since the Unix epoch): the checkpoint age is measured to it. */
+  readonly now?: number;
+}
+
+/** What `/metrics` shows of checkpoints (see runtime/checkpoints.ts). */
+export interface CheckpointCounters {
+  readonly written: number;
+  readonly failed: number;
+  readonly corrupt: number;
+  readonly lastWriteMs: number;
+  readonly lastWriteBytes: number;
+  readonly newest:
+    { readonly createdAt: number; readonly bytes: number; readonly appliedSeq: number } | undefined;
+  readonly failClosed: string | undefined;
 }
 
 /** Receives the time each API request took, by op. */
@@ -358,6 +374,7 @@ export class NodeMetrics implements RequestObserver {
         'Full syncs from the primary.',
         v.fullSyncs ?? 0,
       ),
+      ...checkpointFamilies(node.checkpoints, node.now ?? Date.now(), gauge, counter),
       counter(
         'understudy_promotions_total',
         'Times this node became primary (failovers and switchovers it won).',
@@ -370,4 +387,54 @@ export class NodeMetrics implements RequestObserver {
       ),
     ];
   }
+}
+
+type FamilyOf = (name: string, help: string, value: number) => MetricFamily;
+
+function checkpointFamilies(
+  c: CheckpointCounters | undefined,
+  now: number,
+  gauge: FamilyOf,
+  counter: FamilyOf,
+): MetricFamily[] {
+  if (c === undefined) return [];
+  const newest = c.newest;
+  return [
+    gauge(
+      'understudy_checkpoint_age_seconds',
+      'Age of the newest checkpoint this node knows of (-1 when there is none).',
+      newest === undefined ? -1 : Math.max(0, (now - newest.createdAt) / 1000),
+    ),
+    gauge(
+      'understudy_checkpoint_seq',
+      'The last entry the newest known checkpoint holds (0 when there is none).',
+      newest?.appliedSeq ?? 0,
+    ),
+    gauge(
+      'understudy_checkpoint_bytes',
+      'Size of the newest known checkpoint (bytes; 0 when there is none).',
+      newest?.bytes ?? 0,
+    ),
+    gauge(
+      'understudy_checkpoint_write_seconds',
+      'Time the last checkpoint this node wrote took, from freezing the state to publishing it.',
+      c.lastWriteMs / 1000,
+    ),
+    counter('understudy_checkpoints_written_total', 'Checkpoints this node wrote.', c.written),
+    counter(
+      'understudy_checkpoint_failures_total',
+      'Checkpoint writes that failed (store error or a read-back that did not match).',
+      c.failed,
+    ),
+    counter(
+      'understudy_checkpoints_corrupt_total',
+      'Checkpoints found corrupt while loading or verifying.',
+      c.corrupt,
+    ),
+    gauge(
+      'understudy_failed_closed',
+      '1 while the node refuses to start: neither the stream nor a checkpoint reaches back.',
+      c.failClosed === undefined ? 0 : 1,
+    ),
+  ];
 }

@@ -10,6 +10,7 @@ import {
   maxAdminReplyBytes,
 } from '../adapters/nats/natsAdminTransport.ts';
 import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
+import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import type { NodeConfig } from './config.ts';
@@ -21,6 +22,7 @@ import { NodeInspection } from '../inspect/nodeInspection.ts';
 import { createNodeInspector } from './inspect.ts';
 import { NodeMetrics } from './metrics.ts';
 import { NodeRuntime } from './nodeRuntime.ts';
+import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
 import { packageVersion } from './packageInfo.ts';
 import { testHookRoutes } from './testHooks.ts';
 import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
@@ -123,6 +125,11 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
           maxAgeMs: config.streamMaxAge,
           maxBytes: config.streamMaxBytes,
         });
+  const checkpoints = await NatsCheckpointStore.open({
+    nc,
+    cluster: config.cluster,
+    replicas: config.streamReplicas,
+  });
   const http = await NodeHttpServer.listen(config.http);
   const httpAddress = config.advertise ?? http.url;
   if (config.advertise === undefined && /^http:\/\/(0\.0\.0\.0|\[::\]):/.test(http.url)) {
@@ -163,6 +170,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       client: createNatsAdminClientTransport({ nc, cluster: config.cluster }),
       maxReplyBytes: maxAdminReplyBytes(nc),
     },
+    checkpoints,
     clock: systemClock,
     logger: log,
     probePeer: (member) => probePeerOverHttp(member),
@@ -179,6 +187,9 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       verifyFraction: config.verifyFraction,
       maxSyncGap: config.maxSyncGap,
       maxMismatches: config.maxMismatches,
+      checkpointIntervalEntries: config.checkpointIntervalEntries,
+      checkpointIntervalMs: config.checkpointInterval,
+      checkpointKeep: config.checkpointKeep,
     },
   });
   http.serve(runtime, {
@@ -186,6 +197,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     metrics,
     routes: {
       [SWITCHOVER_PATH]: switchoverRoute(runtime),
+      [CHECKPOINT_PATH]: checkpointRoute(runtime),
       [INSPECT_EVENTS_PATH]: inspectEventsRoute(inspection),
       ...testHookRoutes(runtime),
     },
@@ -200,6 +212,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await runtime.stop();
+      await checkpoints.close();
       await opLog.close();
       await nc.drain().catch(() => nc.close());
       await http.close();

@@ -5,6 +5,14 @@ import {
   type NodeRole,
 } from '../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../ports/clock.ts';
+import {
+  checkpointSchedule,
+  Checkpointer,
+  emptyCheckpointStats,
+  FailClosedError,
+  restoreWithoutPrimary,
+  type CheckpointStats,
+} from './checkpoints.ts';
 import { CommittedStore } from './committedStore.ts';
 import { followLog } from './followLog.ts';
 import { listenAdmin } from './listenAdmin.ts';
@@ -18,7 +26,7 @@ import { nodeStatus, roleOf, type MasterNodeActor, type NodeStatus } from './nod
 import { PrimaryTerm } from './primaryTerm.ts';
 import { campaign, promote } from './promote.ts';
 import { ReadLeases } from './readLeases.ts';
-import { runFullSync } from './runFullSync.ts';
+import { failingClosed, runFullSync, syncFromPrimary } from './runFullSync.ts';
 import { serve } from './serve.ts';
 import { handOver, stepDown } from './stepDown.ts';
 import { switchover, type SwitchoverResult } from './switchover.ts';
@@ -57,6 +65,11 @@ export class NodeRuntime {
   readonly #stopped: Promise<void>;
   /** Verification and full-sync counters; `/status` shows them under `verification`. */
   readonly verificationStats: VerificationStats = emptyVerificationStats();
+  /** Checkpoint counters and the fail-closed reason; `/status` shows them under `checkpoints`. */
+  readonly checkpointStats: CheckpointStats = emptyCheckpointStats();
+  /** Writes checkpoints when this node is the writer; undefined without a checkpoint store. */
+  readonly checkpointer: Checkpointer | undefined;
+  #started = false;
 
   constructor(private readonly deps: NodeRuntimeDeps) {
     const config: NodeRuntimeConfig = { ...DEFAULT_RUNTIME_CONFIG, ...deps.config };
@@ -65,13 +78,34 @@ export class NodeRuntime {
     const { store, verificationStats: stats } = this;
     const leases = this.#leases;
     const term = this.#term;
+    const checkpointStats = this.checkpointStats;
+    // A node that failed closed publishes its member record, so `status` lists it and says why.
     this.#members = new MemberPublisher(
       deps,
       config,
       store,
-      () => this.#role,
+      () => (checkpointStats.failClosed !== undefined ? 'failedClosed' : this.#role),
       () => this.actor.getSnapshot().context,
     );
+    this.checkpointer =
+      deps.checkpoints === undefined
+        ? undefined
+        : new Checkpointer({
+            nodeId: deps.nodeId,
+            store: deps.checkpoints,
+            committed: store,
+            opLog: deps.opLog,
+            clock: deps.clock,
+            logger: deps.logger,
+            schedule: checkpointSchedule(config),
+            stats: checkpointStats,
+            role: () => this.#role,
+            healthy: () => this.actor.getSnapshot().context.verificationHealthy,
+            logLastSeq: () => this.actor.getSnapshot().context.logLastSeq,
+            members: () => deps.elector.members(),
+            maxLagForPromotion: config.maxLagForPromotion,
+            memberStaleMs: 3 * config.memberIntervalMs,
+          });
     const machine = masterNodeMachine.provide({
       actors: {
         startNode: fromPromise(() => this.#startNode()),
@@ -84,7 +118,7 @@ export class NodeRuntime {
         verify: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           verifyStandby(deps, config, store, stats, sendBack),
         ),
-        fullSync: fromPromise(() => runFullSync(deps, config, store, stats)),
+        fullSync: fromPromise(() => runFullSync(deps, config, store, stats, checkpointStats)),
         campaign: fromPromise(() => campaign(deps)),
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
@@ -220,6 +254,7 @@ export class NodeRuntime {
       context,
       this.store.appliedSeq,
       this.verificationStats,
+      this.checkpointStats,
     );
   }
 
@@ -234,11 +269,35 @@ export class NodeRuntime {
 
   async #startNode(): Promise<{ appliedSeq: number }> {
     await this.deps.elector.start();
-    this.#members.schedule();
+    if (!this.#started) {
+      this.#started = true;
+      this.#members.schedule();
+    }
+    await this.#coldStart();
+    this.checkpointer?.start();
     return { appliedSeq: this.store.appliedSeq };
   }
 
+  /**
+   * Cold start: the newest valid checkpoint the stream continues, else the whole stream from
+   * entry 1, else a primary's full sync; with none of them the node fails closed (the machine
+   * retries the start) instead of coming up with a partial or empty state.
+   */
+  async #coldStart(): Promise<void> {
+    const { deps, store } = this;
+    await failingClosed(deps, this.checkpointStats, async () => {
+      try {
+        await restoreWithoutPrimary(deps, store, this.checkpointStats);
+      } catch (err) {
+        if (!(err instanceof FailClosedError)) throw err;
+        if (!(await syncFromPrimary(deps, this.#config, store, this.verificationStats)))
+          throw new FailClosedError(`${err.reason}, and no primary answered a full sync`);
+      }
+    });
+  }
+
   async #shutdown(): Promise<void> {
+    await this.checkpointer?.stop();
     this.#members.stop();
     await this.deps.elector.close();
   }

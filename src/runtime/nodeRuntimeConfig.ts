@@ -2,6 +2,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import { DEFAULT_EVICTION_POLICY, type EvictionPolicy } from '../domain/eviction.ts';
 import type { ApiClientTransport, ApiServerTransport } from '../ports/apiTransport.ts';
 import type { Clock } from '../ports/clock.ts';
+import type { CheckpointStore } from '../ports/checkpointStore.ts';
 import type { Elector, MemberRecord } from '../ports/elector.ts';
 import type { OpLog } from '../ports/opLog.ts';
 import type { RequestObserver } from './metrics.ts';
@@ -41,6 +42,14 @@ export interface NodeRuntimeConfig {
   readonly maxMismatches: number;
   /** Timeout of one admin request (verification round, full-sync chunk) (ms). */
   readonly adminTimeoutMs: number;
+  /** A checkpoint is due after this many entries since the newest one (default 100,000). */
+  readonly checkpointIntervalEntries: number;
+  /** ...or once the newest one is this old and entries came since (ms; default 10 min). */
+  readonly checkpointIntervalMs: number;
+  /** Checkpoints kept; the stream is trimmed below the oldest of them (default 3). */
+  readonly checkpointKeep: number;
+  /** How often a node checks whether a checkpoint is due (ms; default 5 s). */
+  readonly checkpointCheckMs: number;
 }
 
 export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
@@ -61,6 +70,10 @@ export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
   maxSyncGap: 1000,
   maxMismatches: 100,
   adminTimeoutMs: 10_000,
+  checkpointIntervalEntries: 100_000,
+  checkpointIntervalMs: 10 * 60_000,
+  checkpointKeep: 3,
+  checkpointCheckMs: 5_000,
 };
 
 export interface NodeRuntimeDeps {
@@ -90,6 +103,11 @@ export interface NodeRuntimeDeps {
    * `memberIntervalMs`) are used.
    */
   readonly probePeer?: (member: MemberRecord) => Promise<{ role: string; appliedSeq: number }>;
+  /**
+   * The cluster's checkpoints. Without it a node never writes one, restores only by folding a
+   * stream that still starts at entry 1, and the stream is never trimmed.
+   */
+  readonly checkpoints?: CheckpointStore;
   /** Receives each API request's time to answer, by op (the node's `/metrics`). */
   readonly metrics?: RequestObserver;
   /** An XState inspection observer (`--inspect`): sees every actor, event and snapshot. */

@@ -5,6 +5,7 @@ import type {
   NodeRole,
 } from '../../machines/masterNode.machine.ts';
 import type { LeaderView } from '../ports/elector.ts';
+import type { CheckpointStats } from './checkpoints.ts';
 import type { VerificationStats } from './verification.ts';
 
 /** One node's view of itself, for `status`, `/status` and tests. */
@@ -21,6 +22,10 @@ export interface NodeStatus {
   readonly fences: number;
   /** Verification and full-sync counters (a copy). */
   readonly verification: VerificationStats;
+  /** Why the node refuses to become eligible (no state it may serve); absent when it does not. */
+  readonly failClosed?: string;
+  /** Checkpoint counters and the newest checkpoint known (a copy). */
+  readonly checkpoints?: CheckpointStats;
 }
 
 export type MasterNodeActor = Actor<typeof masterNodeMachine>;
@@ -41,8 +46,11 @@ export function roleOf(snapshot: SnapshotFrom<typeof masterNodeMachine>): NodeRo
   return 'fenced';
 }
 
+/** The role a member record shows: the node's, or `failedClosed` while it refuses to start. */
+export type MemberRole = NodeRole | 'failedClosed';
+
 /** This node's epoch when primary; otherwise the current leader's, 0 when unknown. */
-export function currentEpoch(role: NodeRole, context: MasterNodeContext): number {
+export function currentEpoch(role: MemberRole, context: MasterNodeContext): number {
   return role === 'primary' ? context.epoch : (context.leader?.epoch ?? 0);
 }
 
@@ -53,8 +61,11 @@ export function nodeStatus(
   context: MasterNodeContext,
   appliedSeq: number,
   verification: VerificationStats,
+  checkpoints?: CheckpointStats,
 ): NodeStatus {
   return {
+    ...(checkpoints?.failClosed === undefined ? {} : { failClosed: checkpoints.failClosed }),
+    ...(checkpoints === undefined ? {} : { checkpoints: { ...checkpoints } }),
     nodeId,
     role,
     epoch: currentEpoch(role, context),

@@ -243,6 +243,27 @@ export function describeOpLogContract(
       });
     });
 
+    it('trims through a stream message and keeps the real last sequence when emptied', async (test) => {
+      const log = await makeLog();
+      if (log.trimThrough === undefined) return test.skip();
+      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+      await writer.append(testEntries(1, 4));
+      await writer.append(testEntries(5, 6));
+      await writer.append(testEntries(7, 9));
+      await log.trimThrough(1);
+      expect(await log.bounds()).toEqual({ firstSeq: 5, lastSeq: 9, lastStreamSeq: 3 });
+      expect(seqs(await collectUntil(log.follow(5), 9))).toEqual(range(5, 9));
+      await log.trimThrough(3);
+      expect(await (await makeLog()).bounds()).toEqual({
+        firstSeq: 0,
+        lastSeq: 0,
+        lastStreamSeq: 3,
+      });
+      const follower = log.follow(10);
+      await log.openWriter({ expectedLastStreamSeq: 3 }).append(testEntries(10, 11));
+      expect(seqs(await collectUntil(follower, 11))).toEqual([10, 11]);
+    });
+
     it('lets a closed follower end its iteration', async () => {
       const log = await makeLog();
       const follower = log.follow(1);

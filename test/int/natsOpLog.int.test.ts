@@ -334,4 +334,26 @@ describe('NATS OpLog', { timeout: 180_000 }, () => {
     expect((err as NotRetainedError).firstRetainedSeq).toBe(41);
     expect(await readUntil(log.follow(43), 50)).toEqual(range(43, 50));
   });
+
+  it('trimThrough keeps every later message; an emptied stream still reports its last sequence', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await openLog(nc);
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    for (let seq = 1; seq <= 50; seq += 5) await writer.append(entries(seq, 5));
+    await log.trimThrough(7);
+    expect(await log.bounds()).toEqual({ firstSeq: 36, lastSeq: 50, lastStreamSeq: 10 });
+    expect(await readUntil(log.follow(36), 50)).toEqual(range(36, 50));
+    await log.trimThrough(10);
+    // nats-server 2.9 keeps last_seq after a purge: the stream is empty but not new.
+    expect(await log.bounds()).toEqual({ firstSeq: 0, lastSeq: 0, lastStreamSeq: 10 });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(log.streamName);
+    expect(await log.bounds()).toEqual({ firstSeq: 0, lastSeq: 0, lastStreamSeq: 10 });
+    // A follower of the empty stream gets the next entry; a writer fenced on seq 10 goes on.
+    const follower = log.follow(51);
+    const next = log.openWriter({ expectedLastStreamSeq: 10 });
+    expect(await next.append(entries(51, 3))).toMatchObject({ streamSeq: 11, lastSeq: 53 });
+    expect(await readUntil(follower, 53)).toEqual(range(51, 53));
+  });
 });

@@ -20,6 +20,7 @@ describeOpLogContract('NATS JetStream', async () => {
         openWriter: (options) => log.openWriter(options),
         follow: (fromSeq) => log.follow(fromSeq),
         bounds: () => log.bounds(),
+        trimThrough: (streamSeq) => log.trimThrough(streamSeq),
         async close() {
           await log.close();
           await nc.close();

@@ -58,6 +58,7 @@ const row = (id: string, over: Partial<StatusRow>): StatusRow => ({
   leader: false,
   reachable: true,
   recordUpdatedAt: 0,
+  failClosed: null,
   ...over,
 });
 
@@ -131,6 +132,36 @@ describe('status rendering', () => {
     );
     expect(noPrimaryReason({ ...dead, leader: null, rows: [row('n2', {})] })).toMatch(
       /^no primary: nobody holds the leader key/,
+    );
+  });
+
+  it('marks a node that failed closed and prints its reason under the table', () => {
+    const status: ClusterStatus = {
+      cluster: 'c',
+      leader: null,
+      applyRate: null,
+      readAt: 0,
+      rows: [
+        {
+          id: 'n1',
+          state: 'starting',
+          epoch: 0,
+          appliedSeq: 0,
+          lagEntries: null,
+          lagMs: null,
+          verification: null,
+          address: 'http://127.0.0.1:11',
+          leader: false,
+          reachable: true,
+          recordUpdatedAt: 0,
+          failClosed: 'the stream starts at entry 41 and there is no checkpoint',
+        },
+      ],
+    };
+    const lines = renderStatusTable(status, 0).trimEnd().split('\n');
+    expect(lines[2]).toMatch(/^n1\s+starting\(failed closed\)\s/);
+    expect(lines[3]).toBe(
+      'n1 failed closed: the stream starts at entry 41 and there is no checkpoint',
     );
   });
 });

@@ -95,6 +95,12 @@ export class MemoryLogStore {
     this.notify();
   }
 
+  /** Retention by checkpoint: drops every message up to and including stream message `streamSeq`. */
+  trimThrough(streamSeq: number): void {
+    this.stored = this.stored.filter((message) => message.streamSeq > streamSeq);
+    this.notify();
+  }
+
   /** Cuts `nodeId` off: its appends and reads wait (or time out), its followers stall. */
   partition(nodeId: string): void {
     this.partitioned.add(nodeId);
@@ -423,6 +429,11 @@ export function createMemoryOpLog(
         });
       }
       return store.bounds();
+    },
+    trimThrough(streamSeq: number) {
+      if (closed) return Promise.reject(new OpLogClosedError('trimThrough'));
+      store.trimThrough(streamSeq);
+      return Promise.resolve();
     },
     close() {
       closed = true;

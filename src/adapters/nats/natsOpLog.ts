@@ -41,9 +41,13 @@ export interface NatsOpLogOptions {
   readonly cluster: string;
   /** Stream replicas (default 1). */
   readonly replicas?: 1 | 3;
-  /** Retention by age (default 24 h). */
+  /**
+   * Retention by age (default 0: none). The stream is trimmed by checkpoints
+   * ({@link OpLog.trimThrough}); an age limit is a guard the node checks against its
+   * checkpoint interval (see runtime/retention.ts).
+   */
   readonly maxAgeMs?: number;
-  /** Retention by size (default unlimited). */
+  /** Retention by size (default -1: unlimited). */
   readonly maxBytes?: number;
   /** Group commit: at most this many entries per message (default 100). */
   readonly maxBatchEntries?: number;
@@ -64,6 +68,7 @@ export interface NatsOpLogOptions {
 export interface NatsOpLog extends OpLog {
   readonly streamName: string;
   readonly subject: string;
+  trimThrough(streamSeq: number): Promise<void>;
 }
 
 /** A follower found a hole or a reordering between stored entries: the stream is not a log. */
@@ -544,7 +549,9 @@ class NatsOpLogImpl implements NatsOpLog {
 
   async bounds(): Promise<LogBounds> {
     const info = await this.jsm.streams.info(this.streamName);
-    if (info.state.messages === 0) return { firstSeq: 0, lastSeq: 0, lastStreamSeq: 0 };
+    // Empty (never written, trimmed or purged): last_seq is still the last message's sequence.
+    if (info.state.messages === 0)
+      return { firstSeq: 0, lastSeq: 0, lastStreamSeq: info.state.last_seq };
     const first = await this.entriesAt(info.state.first_seq);
     const last = await this.entriesAt(info.state.last_seq);
     return {
@@ -552,6 +559,11 @@ class NatsOpLogImpl implements NatsOpLog {
       lastSeq: last?.[last.length - 1]?.seq ?? 0,
       lastStreamSeq: info.state.last_seq,
     };
+  }
+
+  async trimThrough(streamSeq: number): Promise<void> {
+    // purge's `seq` keeps that message and every later one.
+    await this.jsm.streams.purge(this.streamName, { seq: streamSeq + 1 });
   }
 
   async close(): Promise<void> {
@@ -615,7 +627,7 @@ export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOp
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
     num_replicas: options.replicas ?? 1,
-    max_age: nanos(options.maxAgeMs ?? 24 * 60 * 60 * 1000),
+    max_age: nanos(options.maxAgeMs ?? 0),
     max_bytes: options.maxBytes ?? -1,
     duplicate_window: nanos(options.duplicateWindowMs ?? 2 * 60 * 1000),
     allow_direct: false,

@@ -1,0 +1,75 @@
+// `npm run bench -- chunkCodec [--objects N]`: the binary chunk codec (binaryChunk.ts) against
+// the JSON one (snapshot.ts) on a state of N objects (default 1M; 2 replicas, 8 segments), cut
+// into chunks of 10,000 records. Encode and decode every chunk, 3 runs each, medians.
+// The last stdout line is one JSON object with the figures.
+import { decodeBinaryChunk, encodeBinaryChunk } from '../src/domain/binaryChunk.ts';
+import {
+  decodeChunk,
+  encodeChunk,
+  snapshotChunks,
+  type SnapshotChunk,
+} from '../src/domain/snapshot.ts';
+import { emptyState } from '../src/domain/state.ts';
+import { numberFlag } from './lib/args.ts';
+import { median, ms } from './lib/stats.ts';
+import { foldEvents, SyntheticWrites } from './lib/syntheticWrites.ts';
+import { printTable } from './lib/table.ts';
+
+const RUNS = 3;
+
+interface Codec {
+  readonly name: string;
+  readonly encode: (chunk: SnapshotChunk) => Uint8Array;
+  readonly decode: (bytes: Uint8Array) => SnapshotChunk;
+}
+
+const CODECS: readonly Codec[] = [
+  { name: 'json', encode: encodeChunk, decode: decodeChunk },
+  { name: 'binary', encode: encodeBinaryChunk, decode: decodeBinaryChunk },
+];
+
+export async function run(args: string[]): Promise<void> {
+  const objects = numberFlag(args, '--objects', 1_000_000);
+  const writes = new SyntheticWrites();
+  let state = foldEvents(emptyState(), writes.mounts());
+  for (let done = 0; done < objects; done += 10_000)
+    state = foldEvents(state, writes.objects(Math.min(10_000, objects - done)));
+  const chunks = [...snapshotChunks(state, 10_000)];
+  const figures: Record<string, number> = { objects };
+  const rows: (string | number)[][] = [];
+  for (const codec of CODECS) {
+    const encodeMs: number[] = [];
+    const decodeMs: number[] = [];
+    let bytes = 0;
+    for (let r = 0; r < RUNS; r++) {
+      globalThis.gc?.();
+      let t = performance.now();
+      const encoded = chunks.map(codec.encode);
+      encodeMs.push(performance.now() - t);
+      bytes = encoded.reduce((n, b) => n + b.length, 0);
+      globalThis.gc?.();
+      t = performance.now();
+      for (const b of encoded) codec.decode(b);
+      decodeMs.push(performance.now() - t);
+    }
+    const enc = median(encodeMs);
+    const dec = median(decodeMs);
+    figures[`${codec.name}EncodeMs`] = ms(enc);
+    figures[`${codec.name}DecodeMs`] = ms(dec);
+    figures[`${codec.name}Bytes`] = bytes;
+    rows.push([
+      codec.name,
+      ms(enc),
+      ms(dec),
+      bytes,
+      ms(bytes / 1e6 / (enc / 1000)),
+      ms(bytes / 1e6 / (dec / 1000)),
+    ]);
+  }
+  console.log(
+    `chunk codec benchmark: ${objects} objects in ${chunks.length} chunks, ${RUNS} runs, median; node ${process.version}`,
+  );
+  printTable(['codec', 'encode ms', 'decode ms', 'bytes', 'encode MB/s', 'decode MB/s'], rows);
+  await Promise.resolve();
+  console.log(JSON.stringify(figures));
+}

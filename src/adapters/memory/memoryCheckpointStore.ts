@@ -1,0 +1,118 @@
+import {
+  checkpointName,
+  CheckpointMissingError,
+  newestFirst,
+  type CheckpointDescription,
+  type CheckpointInfo,
+  type CheckpointStore,
+  type StagedCheckpoint,
+} from '../../ports/checkpointStore.ts';
+import type { Clock } from '../../ports/clock.ts';
+
+interface Stored {
+  readonly pieces: readonly Uint8Array[];
+}
+
+/**
+ * The checkpoint store in memory, for the simulation and unit tests. Shared by the nodes of one
+ * simulated cluster, as the NATS bucket is; it survives their restarts.
+ */
+export class MemoryCheckpointStore implements CheckpointStore {
+  readonly #listed = new Map<string, Stored & { readonly info: CheckpointInfo }>();
+  readonly #staged = new Map<string, Stored & { readonly stagedAt: number }>();
+  #next = 0;
+
+  constructor(private readonly clock: Clock) {}
+
+  list(): Promise<CheckpointInfo[]> {
+    return Promise.resolve([...this.#listed.values()].map((s) => s.info).sort(newestFirst));
+  }
+
+  write(frames: Iterable<Uint8Array>): Promise<StagedCheckpoint> {
+    const pieces = [...frames].map((frame) => frame.slice());
+    const staging = `tmp.${this.#next++}`;
+    this.#staged.set(staging, { pieces, stagedAt: this.clock.monotonicNow() });
+    const stored = (): Stored => {
+      const staged = this.#staged.get(staging);
+      if (staged === undefined) throw new CheckpointMissingError(staging);
+      return staged;
+    };
+    return Promise.resolve({
+      read: () => iterate(stored().pieces),
+      publish: (description: CheckpointDescription) => {
+        const staged = stored();
+        this.#staged.delete(staging);
+        const listed: CheckpointInfo = {
+          ...description,
+          name: checkpointName(description.appliedSeq, description.writer),
+          createdAt: this.clock.wallNow(),
+          bytes: staged.pieces.reduce((n, p) => n + p.length, 0),
+        };
+        this.#listed.set(listed.name, { info: listed, pieces: staged.pieces });
+        return Promise.resolve(listed);
+      },
+      discard: () => {
+        this.#staged.delete(staging);
+        return Promise.resolve();
+      },
+    });
+  }
+
+  read(name: string): AsyncIterable<Uint8Array> {
+    const stored = this.#listed.get(name);
+    if (stored === undefined) return failing(new CheckpointMissingError(name));
+    return iterate(stored.pieces);
+  }
+
+  remove(name: string): Promise<void> {
+    this.#listed.delete(name);
+    this.#staged.delete(name);
+    return Promise.resolve();
+  }
+
+  removeLeftovers(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    for (const [name, staged] of this.#staged) {
+      if (this.clock.monotonicNow() - staged.stagedAt < olderThanMs) continue;
+      this.#staged.delete(name);
+      removed++;
+    }
+    return Promise.resolve(removed);
+  }
+
+  /** TEST ONLY: flips one byte of a listed checkpoint, as a disk fault would. */
+  corrupt(name: string, at: number): void {
+    const stored = this.#listed.get(name);
+    if (stored === undefined) throw new CheckpointMissingError(name);
+    let offset = at;
+    for (const piece of stored.pieces) {
+      if (offset < piece.length) {
+        piece[offset] = (piece[offset] as number) ^ 0xff;
+        return;
+      }
+      offset -= piece.length;
+    }
+  }
+
+  /** Checkpoints written but never published (a writer died between the two). */
+  get stagedCount(): number {
+    return this.#staged.size;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+async function* iterate(pieces: readonly Uint8Array[]): AsyncIterable<Uint8Array> {
+  for (const piece of pieces) {
+    await Promise.resolve();
+    yield piece;
+  }
+}
+
+// eslint-disable-next-line require-yield
+async function* failing(err: Error): AsyncIterable<Uint8Array> {
+  await Promise.resolve();
+  throw err;
+}

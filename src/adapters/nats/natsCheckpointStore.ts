@@ -1,0 +1,226 @@
+/**
+ * Checkpoints in a JetStream object store bucket (`@nats-io/obj`), one bucket per cluster.
+ *
+ * The object store writes an object's data chunks first and its metadata message last, and
+ * lists only objects whose metadata is there: a writer that dies midway leaves chunks nobody
+ * lists. On top of that a checkpoint is stored under a staging name (`tmp.…`), read back and
+ * checked by its writer, and only then renamed to its final name (`cp.…`), the only names
+ * {@link NatsCheckpointStore.list} shows.
+ */
+import { JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
+import { nuid, type NatsConnection } from '@nats-io/nats-core';
+import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import {
+  checkpointName,
+  CheckpointMissingError,
+  newestFirst,
+  type CheckpointDescription,
+  type CheckpointInfo,
+  type CheckpointStore,
+  type StagedCheckpoint,
+} from '../../ports/checkpointStore.ts';
+
+export interface NatsCheckpointStoreOptions {
+  /** The caller owns it: `close()` does not close it. */
+  readonly nc: NatsConnection;
+  /** Names the bucket `understudy_<cluster>` (stream `OBJ_understudy_<cluster>`). */
+  readonly cluster: string;
+  /** Bucket replicas (default 1). */
+  readonly replicas?: 1 | 3;
+}
+
+/** `understudy_<cluster>`, with anything but `A-Za-z0-9_-` replaced by `_`. */
+export function checkpointBucketName(cluster: string): string {
+  return `understudy_${cluster.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
+
+const FINAL = 'cp.';
+const STAGING = 'tmp.';
+
+/** The metadata strings a checkpoint object carries. */
+function metadataOf(description: CheckpointDescription): Record<string, string> {
+  return {
+    appliedSeq: String(description.appliedSeq),
+    lastStreamSeq: String(description.lastStreamSeq),
+    stateDigest: String(description.stateDigest),
+    epoch: String(description.epoch),
+    objectCount: String(description.objectCount),
+    sessionCount: String(description.sessionCount),
+    writer: description.writer,
+  };
+}
+
+/** The checkpoint an object's metadata describes, or undefined when it is not one of ours. */
+function infoOf(object: ObjectInfo): CheckpointInfo | undefined {
+  const m = object.metadata ?? {};
+  const int = (key: string): number | undefined => {
+    const text = m[key];
+    if (text === undefined || !/^\d+$/.test(text)) return undefined;
+    const n = Number(text);
+    return Number.isSafeInteger(n) ? n : undefined;
+  };
+  const appliedSeq = int('appliedSeq');
+  const lastStreamSeq = int('lastStreamSeq');
+  const stateDigest = int('stateDigest');
+  const epoch = int('epoch');
+  const objectCount = int('objectCount');
+  const sessionCount = int('sessionCount');
+  const writer = m['writer'];
+  if (
+    appliedSeq === undefined ||
+    lastStreamSeq === undefined ||
+    stateDigest === undefined ||
+    epoch === undefined ||
+    objectCount === undefined ||
+    sessionCount === undefined ||
+    writer === undefined
+  )
+    return undefined;
+  const createdAt = Date.parse(object.mtime);
+  return {
+    name: object.name,
+    appliedSeq,
+    lastStreamSeq,
+    stateDigest,
+    epoch,
+    objectCount,
+    sessionCount,
+    writer,
+    createdAt: Number.isNaN(createdAt) ? 0 : createdAt,
+    bytes: object.size,
+  };
+}
+
+function framesStream(frames: Iterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const iterator = frames[Symbol.iterator]();
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const next = iterator.next();
+      if (next.done === true) controller.close();
+      else controller.enqueue(next.value);
+    },
+    cancel() {
+      iterator.return?.();
+    },
+  });
+}
+
+/** The checkpoint store on a JetStream object store bucket. */
+export class NatsCheckpointStore implements CheckpointStore {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly os: ObjectStore,
+    readonly bucket: string,
+  ) {}
+
+  /** Opens (creating it when missing) the cluster's bucket. */
+  static async open(options: NatsCheckpointStoreOptions): Promise<NatsCheckpointStore> {
+    const bucket = checkpointBucketName(options.cluster);
+    const os = await new Objm(options.nc).create(bucket, {
+      storage: StorageType.File,
+      replicas: options.replicas ?? 1,
+    });
+    return new NatsCheckpointStore(options.nc, os, bucket);
+  }
+
+  async list(): Promise<CheckpointInfo[]> {
+    const objects = await this.os.list();
+    const out: CheckpointInfo[] = [];
+    for (const object of objects) {
+      if (object.deleted || !object.name.startsWith(FINAL)) continue;
+      const info = infoOf(object);
+      if (info !== undefined) out.push(info);
+    }
+    return out.sort(newestFirst);
+  }
+
+  async write(frames: Iterable<Uint8Array>): Promise<StagedCheckpoint> {
+    const staging = `${STAGING}${Date.now().toString(36)}.${nuid.next()}`;
+    await this.os.put({ name: staging }, framesStream(frames));
+    return {
+      read: () => this.#read(staging),
+      publish: async (description: CheckpointDescription) => {
+        const final = checkpointName(description.appliedSeq, description.writer);
+        // A checkpoint of the same seq by the same writer (an earlier try) gives way.
+        const existing = await this.os.info(final);
+        if (existing !== null && !existing.deleted) await this.os.delete(final);
+        // update() keeps only what it is given: the metadata goes along.
+        await this.os.update(staging, { name: final, metadata: metadataOf(description) });
+        const info = await this.os.info(final);
+        const listed = info === null ? undefined : infoOf(info);
+        if (listed === undefined) throw new CheckpointMissingError(final);
+        return listed;
+      },
+      discard: async () => {
+        await this.os.delete(staging);
+      },
+    };
+  }
+
+  read(name: string): AsyncIterable<Uint8Array> {
+    return this.#read(name);
+  }
+
+  async *#read(name: string): AsyncIterable<Uint8Array> {
+    const result = await this.os.get(name);
+    if (result === null) throw new CheckpointMissingError(name);
+    const reader = result.data.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (value.length > 0) yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+    const error = await result.error;
+    if (error !== null && error !== undefined) throw error;
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.os.delete(name);
+  }
+
+  async removeLeftovers(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    for (const object of await this.os.list()) {
+      if (object.deleted || !object.name.startsWith(STAGING)) continue;
+      if (Date.parse(object.mtime) > cutoff) continue;
+      await this.os.delete(object.name);
+      removed++;
+    }
+    return removed + (await this.#removeOrphanChunks(cutoff));
+  }
+
+  /** Purges data chunks no object names (a writer died before its metadata): older than cutoff. */
+  async #removeOrphanChunks(cutoff: number): Promise<number> {
+    const status = await this.os.status();
+    const stream = status.streamInfo.config.name;
+    const jsm = await jetstreamManager(this.nc);
+    const prefix = `$O.${this.bucket}.C.`;
+    const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}>` });
+    const subjects = Object.keys(info.state.subjects ?? {});
+    if (subjects.length === 0) return 0;
+    const used = new Set((await this.os.list()).map((object) => object.nuid));
+    let removed = 0;
+    for (const subject of subjects) {
+      if (used.has(subject.slice(prefix.length))) continue;
+      try {
+        const last = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+        if (last === null || last.time.getTime() > cutoff) continue;
+      } catch (err) {
+        if (err instanceof JetStreamApiError) continue;
+        throw err;
+      }
+      await jsm.streams.purge(stream, { filter: subject });
+      removed++;
+    }
+    return removed;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

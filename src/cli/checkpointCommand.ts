@@ -1,0 +1,247 @@
+// `understudy checkpoint list|verify|create`: the checkpoints in a cluster's object store bucket.
+import type { Command } from 'commander';
+import { connect } from '@nats-io/transport-node';
+import { readMasterView } from '../adapters/etcd/etcdElector.ts';
+import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
+import { digestHex, stateDigest } from '../domain/checksum.ts';
+import type { CheckpointInfo } from '../ports/checkpointStore.ts';
+import { chooseCheckpointWriter, loadCheckpoint } from '../runtime/checkpoints.ts';
+import { natsConnectionOptions } from '../runtime/credentials.ts';
+import { CHECKPOINT_PATH } from '../runtime/checkpointRoute.ts';
+import { ConfigError } from '../runtime/settings.ts';
+import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
+import { addNatsSourceOptions, loadNatsSourceConfig, type NatsSourceConfig } from './logSource.ts';
+
+/** Exit codes of `understudy checkpoint`. */
+export const CHECKPOINT_EXIT = {
+  ok: 0,
+  /** The store or a node could not be reached, or the write failed. */
+  failed: 1,
+  usage: 2,
+  /** `verify`: at least one checkpoint is corrupt. */
+  corrupt: 3,
+} as const;
+
+/** A usage error of `understudy checkpoint` (exit 2): a name or node that does not exist. */
+export class CheckpointUsageError extends Error {
+  override readonly name = 'CheckpointUsageError';
+}
+
+/** One checkpoint as `verify` judged it. */
+export interface VerifiedCheckpoint {
+  readonly name: string;
+  readonly appliedSeq: number;
+  readonly ok: boolean;
+  /** What was wrong; undefined when ok. */
+  readonly problem?: string;
+  readonly tookMs: number;
+}
+
+async function withStore<T>(
+  config: NatsSourceConfig,
+  use: (store: NatsCheckpointStore) => Promise<T>,
+): Promise<T> {
+  const nc = await connect({
+    servers: [...config.servers],
+    name: 'understudy-checkpoint',
+    timeout: 5_000,
+    ...natsConnectionOptions(config.security),
+  });
+  try {
+    return await use(await NatsCheckpointStore.open({ nc, cluster: config.cluster }));
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Reads every checkpoint (or the one named) back and checks its chunk CRCs and digest. */
+export async function verifyCheckpoints(
+  store: NatsCheckpointStore,
+  name?: string,
+): Promise<VerifiedCheckpoint[]> {
+  const listed = await store.list();
+  const chosen = name === undefined ? listed : listed.filter((c) => c.name === name);
+  if (name !== undefined && chosen.length === 0)
+    throw new CheckpointUsageError(`no checkpoint ${name}`);
+  const out: VerifiedCheckpoint[] = [];
+  for (const info of chosen) {
+    const started = performance.now();
+    try {
+      const state = await loadCheckpoint(store, info);
+      const digest = stateDigest(state);
+      out.push(
+        digest === info.stateDigest
+          ? {
+              name: info.name,
+              appliedSeq: info.appliedSeq,
+              ok: true,
+              tookMs: performance.now() - started,
+            }
+          : {
+              name: info.name,
+              appliedSeq: info.appliedSeq,
+              ok: false,
+              problem: `digest ${digest}, the metadata says ${info.stateDigest}`,
+              tookMs: performance.now() - started,
+            },
+      );
+    } catch (err) {
+      out.push({
+        name: info.name,
+        appliedSeq: info.appliedSeq,
+        ok: false,
+        problem: String(err),
+        tookMs: performance.now() - started,
+      });
+    }
+  }
+  return out;
+}
+
+function ageText(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** The `list` table: newest first. */
+export function renderCheckpointTable(listed: readonly CheckpointInfo[], now: number): string {
+  if (listed.length === 0) return 'no checkpoints\n';
+  return table(
+    ['NAME', 'SEQ', 'STREAM_SEQ', 'OBJECTS', 'SESSIONS', 'BYTES', 'AGE', 'WRITER', 'DIGEST'],
+    listed.map((c) => [
+      c.name,
+      String(c.appliedSeq),
+      String(c.lastStreamSeq),
+      String(c.objectCount),
+      String(c.sessionCount),
+      String(c.bytes),
+      ageText(now - c.createdAt),
+      c.writer,
+      digestHex(c.stateDigest),
+    ]),
+  );
+}
+
+function fail(err: unknown): never {
+  if (err instanceof CheckpointUsageError || err instanceof ConfigError) {
+    process.stderr.write(`understudy checkpoint: ${err.message}\n`);
+    process.exit(CHECKPOINT_EXIT.usage);
+  }
+  process.stderr.write(`understudy checkpoint: ${String(err)}\n`);
+  process.exit(CHECKPOINT_EXIT.failed);
+}
+
+export function registerCheckpointCommand(program: Command): void {
+  const checkpoint = program
+    .command('checkpoint')
+    .description("list, verify or create the cluster's checkpoints (NATS object store bucket)");
+
+  addNatsSourceOptions(checkpoint.command('list').description('the checkpoints, newest first'))
+    .option('--json', 'a JSON array')
+    .action(async (flags: Record<string, unknown>) => {
+      try {
+        const listed = await withStore(loadNatsSourceConfig(flags), (store) => store.list());
+        process.stdout.write(
+          flags['json'] === true
+            ? `${JSON.stringify(listed, null, 2)}\n`
+            : renderCheckpointTable(listed, Date.now()),
+        );
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  addNatsSourceOptions(
+    checkpoint
+      .command('verify [name]')
+      .description('read checkpoints back, check every chunk CRC and the state digest'),
+  )
+    .option('--json', 'a JSON array')
+    .action(async (name: string | undefined, flags: Record<string, unknown>) => {
+      try {
+        const results = await withStore(loadNatsSourceConfig(flags), (store) =>
+          verifyCheckpoints(store, name),
+        );
+        process.stdout.write(
+          flags['json'] === true
+            ? `${JSON.stringify(results, null, 2)}\n`
+            : results.length === 0
+              ? 'no checkpoints\n'
+              : table(
+                  ['NAME', 'SEQ', 'RESULT', 'MS'],
+                  results.map((r) => [
+                    r.name,
+                    String(r.appliedSeq),
+                    r.ok ? 'ok' : `CORRUPT: ${r.problem ?? ''}`,
+                    String(Math.round(r.tookMs)),
+                  ]),
+                ),
+        );
+        process.exitCode = results.every((r) => r.ok)
+          ? CHECKPOINT_EXIT.ok
+          : CHECKPOINT_EXIT.corrupt;
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  addClusterOptions(
+    checkpoint
+      .command('create')
+      .description(
+        'ask a node to write a checkpoint now (default: the standby that writes them, else the primary)',
+      ),
+  )
+    .option('--node <id>', 'the node to ask')
+    .option('--json', 'the new checkpoint as JSON')
+    .action(async (flags: Record<string, unknown>) => {
+      try {
+        const access = loadClusterAccess(flags);
+        const client = await openClusterEtcd(access);
+        let view;
+        try {
+          view = await readMasterView(client, access.cluster);
+        } finally {
+          client.close();
+        }
+        const wanted =
+          typeof flags['node'] === 'string'
+            ? flags['node']
+            : (chooseCheckpointWriter(
+                view.members,
+                Math.max(0, ...view.members.map((m) => m.appliedSeq)),
+                Date.now(),
+                1000,
+                10_000,
+              ) ?? view.leader?.nodeId);
+        const member = view.members.find((m) => m.nodeId === wanted);
+        if (member === undefined)
+          throw new CheckpointUsageError(
+            wanted === undefined ? 'no node to ask (no members)' : `no member ${wanted}`,
+          );
+        const res = await fetch(`${member.address}${CHECKPOINT_PATH}`, {
+          method: 'POST',
+          signal: AbortSignal.timeout(10 * 60_000),
+        });
+        const body = (await res.json()) as CheckpointInfo & { error?: string };
+        if (!res.ok) throw new Error(`${member.nodeId}: ${body.error ?? res.statusText}`);
+        process.stdout.write(
+          flags['json'] === true
+            ? `${JSON.stringify(body, null, 2)}\n`
+            : `checkpoint ${body.name} written by ${member.nodeId}: seq ${body.appliedSeq}, ${body.objectCount} objects, ${body.bytes} bytes\n`,
+        );
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

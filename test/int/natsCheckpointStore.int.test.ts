@@ -1,0 +1,132 @@
+// Checkpoints in a JetStream object store bucket against a real nats-server: staged then
+// published, read back whole, and never listed half written, even when the writer is killed.
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  checkpointBucketName,
+  NatsCheckpointStore,
+} from '../../src/adapters/nats/natsCheckpointStore.ts';
+import { checkpointFrames, readCheckpoint } from '../../src/domain/checkpoint.ts';
+import { stateDigest } from '../../src/domain/checksum.ts';
+import { CheckpointMissingError } from '../../src/ports/checkpointStore.ts';
+import { foldHistory } from '../fixtures/stateHistory.ts';
+import { startNats, type NatsServerHandle } from '../harness/index.ts';
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // keep cleaning up
+    }
+  }
+});
+
+async function setup(): Promise<{
+  nats: NatsServerHandle;
+  nc: NatsConnection;
+  cluster: string;
+  store: NatsCheckpointStore;
+}> {
+  const nats = await startNats();
+  cleanups.push(async () => {
+    await nats[Symbol.asyncDispose]();
+  });
+  const nc = await connect({ servers: nats.url });
+  cleanups.push(() => nc.close());
+  const cluster = `c${randomUUID().slice(0, 8)}`;
+  const store = await NatsCheckpointStore.open({ nc, cluster });
+  return { nats, nc, cluster, store };
+}
+
+async function collect(pieces: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const piece of pieces) out.push(piece);
+  return out;
+}
+
+const state = foldHistory(
+  Array.from({ length: 30 }, (_, i) => ({
+    command: { type: 'putStart' as const, key: `key-${i}`, size: 100, replicaNum: 2 },
+    client: i % 3,
+  })),
+);
+const description = {
+  appliedSeq: state.appliedSeq,
+  lastStreamSeq: 17,
+  stateDigest: stateDigest(state),
+  epoch: state.epoch,
+  objectCount: state.objectCount,
+  sessionCount: state.sessionCount,
+  writer: 'node-a',
+};
+
+describe('NatsCheckpointStore', () => {
+  it('lists a checkpoint only once published, and reads back the state it holds', async () => {
+    const { store } = await setup();
+    const staged = await store.write(checkpointFrames(state, 7));
+    expect(await store.list()).toEqual([]);
+    const back = readCheckpoint(await collect(staged.read()), description);
+    expect(stateDigest(back)).toBe(description.stateDigest);
+    const published = await staged.publish(description);
+    expect(published).toMatchObject({
+      ...description,
+      name: `cp.${String(state.appliedSeq).padStart(16, '0')}.node-a`,
+    });
+    expect(published.bytes).toBeGreaterThan(0);
+    expect(published.createdAt).toBeGreaterThan(Date.now() - 60_000);
+    expect(await store.list()).toEqual([published]);
+    const read = readCheckpoint(await collect(store.read(published.name)), description);
+    expect(stateDigest(read)).toBe(description.stateDigest);
+    expect(read.sessionCount).toBe(3);
+  });
+
+  it('lists newest first, forgets discarded and removed ones', async () => {
+    const { store } = await setup();
+    const older = await (
+      await store.write([new Uint8Array(3)])
+    ).publish({ ...description, appliedSeq: 9 });
+    const newer = await (await store.write([new Uint8Array(3)])).publish(description);
+    const dropped = await store.write([new Uint8Array(3)]);
+    await dropped.discard();
+    expect((await store.list()).map((c) => c.name)).toEqual([newer.name, older.name]);
+    await store.remove(older.name);
+    expect((await store.list()).map((c) => c.name)).toEqual([newer.name]);
+    await expect(collect(store.read(older.name))).rejects.toBeInstanceOf(CheckpointMissingError);
+  });
+
+  it('a writer killed midway leaves nothing listed, and its chunks are removed as leftovers', async () => {
+    const { nats, nc, cluster, store } = await setup();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/fixtures/checkpointWriter.ts'],
+      {
+        env: { ...process.env, NATS_URL: nats.url, CLUSTER: cluster },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    cleanups.push(() => {
+      child.kill('SIGKILL');
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    for await (const line of createInterface({ input: child.stdout })) {
+      if (line.includes('"midway"')) break;
+    }
+    child.kill('SIGKILL');
+    await exited;
+    expect(await store.list()).toEqual([]);
+    const jsm = await jetstreamManager(nc);
+    const stream = `OBJ_${checkpointBucketName(cluster)}`;
+    const before = await jsm.streams.info(stream);
+    expect(before.state.messages).toBeGreaterThanOrEqual(7); // the chunks it stored
+    expect(await store.removeLeftovers(0)).toBe(1);
+    expect((await jsm.streams.info(stream)).state.messages).toBe(0);
+    expect(await store.list()).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,241 @@
+// Durable restarts over the memory adapters on a simulated clock: checkpoints written by a
+// standby, the stream trimmed below them, whole-cluster crashes and restarts from them, a
+// corrupt newest checkpoint, and a node that fails closed when nothing reaches back.
+import { describe, expect, it } from 'vitest';
+import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
+import { MemoryCheckpointStore } from '../../src/adapters/memory/memoryCheckpointStore.ts';
+import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
+import { SimClock } from '../../src/adapters/memory/simClock.ts';
+import { decodeJson, encodeJson } from '../../src/api/wire.ts';
+import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { stateDigest } from '../../src/domain/checksum.ts';
+import type { Elector } from '../../src/ports/elector.ts';
+import { NodeRuntime, type NodeRuntimeConfig } from '../../src/runtime/nodeRuntime.ts';
+
+const TTL = 2000;
+const CLUSTER = 'sim';
+
+interface LogLine {
+  readonly level: string;
+  readonly fields: Record<string, unknown>;
+  readonly msg: string;
+}
+
+/** The shared, durable part of a cluster (stream, checkpoints, etcd) and its node processes. */
+class World {
+  readonly clock = new SimClock(1_000_000);
+  readonly coord = new MemoryCoordinator(this.clock);
+  readonly log = new MemoryLogStore();
+  readonly checkpoints = new MemoryCheckpointStore(this.clock);
+  readonly bus = new MemoryApiBus({ clock: this.clock });
+  readonly lines: LogLine[] = [];
+  nodes: { runtime: NodeRuntime; elector: Elector }[] = [];
+
+  start(config: Partial<NodeRuntimeConfig> = {}, ids = ['n1', 'n2', 'n3']): void {
+    this.nodes = ids.map((nodeId) => {
+      const elector = createMemoryElector(this.coord, { nodeId, ttlMs: TTL, clock: this.clock });
+      const line =
+        (level: string) =>
+        (fields: object, msg: string): void => {
+          this.lines.push({ level, fields: { node: nodeId, ...fields }, msg });
+        };
+      const runtime = new NodeRuntime({
+        nodeId,
+        address: `sim://${nodeId}`,
+        opLog: createMemoryOpLog(this.log, { nodeId, clock: this.clock, timeoutMs: 1000 }),
+        elector,
+        apiServer: this.bus.serverTransport(CLUSTER),
+        checkpoints: this.checkpoints,
+        clock: this.clock,
+        logger: { info: line('info'), warn: line('warn'), error: line('error') },
+        config: { leaseTtlMs: TTL, checkpointCheckMs: 500, ...config },
+      }).start();
+      return { runtime, elector };
+    });
+  }
+
+  /** Every node dies at once (kill -9): machines, checkpointers and keep-alives stop. */
+  async crashAll(): Promise<void> {
+    for (const { runtime, elector } of this.nodes) {
+      runtime.actor.stop();
+      await runtime.checkpointer?.stop();
+      await elector.close();
+    }
+    this.nodes = [];
+  }
+
+  async run(ms: number, step = 10): Promise<void> {
+    for (let t = 0; t < ms; t += step) {
+      this.clock.advance(step);
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  async settle<T>(promise: Promise<T>, limitMs = 60_000): Promise<T> {
+    let done = false;
+    const watched = promise.finally(() => {
+      done = true;
+    });
+    for (let t = 0; !done && t < limitMs; t += 10) await this.run(10);
+    return watched;
+  }
+
+  async until(what: string, condition: () => boolean, limitMs = 30_000): Promise<void> {
+    for (let t = 0; !condition(); t += 50) {
+      if (t > limitMs) throw new Error(`timed out waiting for ${what}`);
+      await this.run(50);
+    }
+  }
+
+  primaries(): NodeRuntime[] {
+    return this.nodes.map((n) => n.runtime).filter((r) => r.serving);
+  }
+
+  client(sessionId?: string): Promise<UnderstudyClient> {
+    return createClient({
+      cluster: CLUSTER,
+      transport: this.bus.clientTransport(CLUSTER),
+      clock: this.clock,
+      requestTimeoutMs: 500,
+      deadlineMs: 30_000,
+      random: () => 0.5,
+      ...(sessionId === undefined ? {} : { sessionId }),
+    });
+  }
+
+  /** Sends one write as a client retrying request `requestNo` of `sessionId` would. */
+  async rawWrite(op: string, body: Record<string, unknown>): Promise<unknown> {
+    const transport = this.bus.clientTransport(CLUSTER);
+    return decodeJson(await this.settle(transport.request(op, encodeJson(body), 1000)));
+  }
+}
+
+const SESSION = 'c0ffee'.repeat(5) + 'ab';
+
+async function writeSome(w: World, api: UnderstudyClient, from: number, to: number) {
+  for (let i = from; i < to; i++) await w.settle(api.putStart(`key-${i}`, 100, 1));
+}
+
+describe('durable restarts (memory adapters, simulated clock)', () => {
+  it('restarts the whole cluster from a checkpoint after the stream was trimmed: every write there, retries answered as before', async () => {
+    const w = new World();
+    w.start({ checkpointIntervalEntries: 20, checkpointKeep: 2 });
+    await w.until('a primary', () => w.primaries().length === 1);
+    const api = await w.client();
+    await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
+    await w.settle(api.mountSegment('seg-b', 'sn-b', 1 << 24));
+    // A putStart whose answer the client never saw: it will retry after the restart.
+    const retried = {
+      key: 'retried',
+      size: 100,
+      replicaNum: 2,
+      session: { id: SESSION, requestNo: 1, oldestPending: 1 },
+    };
+    const original = await w.rawWrite('putStart', retried);
+    expect(original).toMatchObject({ ok: true, result: { key: 'retried' } });
+    for (let from = 0; from < 75; from += 25) {
+      await writeSome(w, api, from, from + 25);
+      await w.run(1000);
+    }
+    await w.until('the stream trimmed', () => w.log.bounds().firstSeq > 1);
+    const primary = w.primaries()[0]!;
+    const writers = new Set((await w.checkpoints.list()).map((c) => c.writer));
+    // A caught-up standby writes them, not the primary.
+    expect(writers.has(primary.status().nodeId)).toBe(false);
+    expect((await w.checkpoints.list()).length).toBeLessThanOrEqual(2);
+    // Its entry is no longer in the stream: only a checkpoint's session table has it.
+    const retriedSeq = (original as { result: { seq?: number } }).result.seq;
+    expect(w.log.bounds().firstSeq).toBeGreaterThan(retriedSeq ?? 0);
+    const digest = stateDigest(primary.store.state);
+    const appliedSeq = primary.store.appliedSeq;
+
+    await w.crashAll();
+    await w.run(TTL + 500);
+    w.start({ checkpointIntervalEntries: 20, checkpointKeep: 2 });
+    await w.until('a primary after restart', () => w.primaries().length === 1);
+    await w.until('every node at the old end', () =>
+      w.nodes.every((n) => n.runtime.store.appliedSeq > appliedSeq),
+    );
+    for (const { runtime } of w.nodes) {
+      expect(runtime.checkpointStats.loadedFrom).toMatch(/^cp\./);
+      expect(runtime.status().failClosed).toBeUndefined();
+    }
+    const after = await w.client();
+    for (let i = 0; i < 75; i++)
+      expect((await w.settle(after.get(`key-${i}`))).key).toBe(`key-${i}`);
+    // The retried putStart (its answer was lost in the crash) gets its original result, and
+    // nothing is applied twice.
+    const before = w.nodes[0]!.runtime.store.appliedSeq;
+    const retry = await w.rawWrite('putStart', retried);
+    expect(retry).toEqual(original);
+    await w.run(500);
+    expect(w.nodes[0]!.runtime.store.appliedSeq).toBe(before);
+    // Digests: the state at the old end folds on equally everywhere.
+    await w.run(1000);
+    const digests = new Set(w.nodes.map((n) => stateDigest(n.runtime.store.state)));
+    expect(digests.size).toBe(1);
+    expect(digest).not.toBe(0);
+  });
+
+  it('a corrupt newest checkpoint is reported and the older one used', async () => {
+    const w = new World();
+    w.start({ checkpointIntervalEntries: 15, checkpointKeep: 3 });
+    await w.until('a primary', () => w.primaries().length === 1);
+    const api = await w.client();
+    await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
+    await writeSome(w, api, 0, 20);
+    await w.until('a checkpoint', () =>
+      w.nodes.some((n) => n.runtime.checkpointStats.written >= 1),
+    );
+    await writeSome(w, api, 20, 40);
+    await w.until('two checkpoints', () =>
+      w.nodes.some((n) => n.runtime.checkpointStats.written >= 2),
+    );
+    expect(w.log.bounds().firstSeq).toBeGreaterThan(1);
+    await w.crashAll();
+    const [newest, older] = await w.checkpoints.list();
+    w.checkpoints.corrupt(newest!.name, 100);
+    await w.run(TTL + 500);
+    w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });
+    await w.until('a primary after restart', () => w.primaries().length === 1);
+    for (const { runtime } of w.nodes) {
+      expect(runtime.checkpointStats.loadedFrom).toBe(older!.name);
+      expect(runtime.checkpointStats.corrupt).toBe(1);
+      expect(runtime.checkpointStats.lastCorrupt).toContain(newest!.name);
+    }
+    expect(w.lines.some((l) => l.fields['event'] === 'checkpointCorrupt')).toBe(true);
+    const after = await w.client();
+    for (let i = 0; i < 40; i++)
+      expect((await w.settle(after.get(`key-${i}`))).key).toBe(`key-${i}`);
+  });
+
+  it('with no checkpoint and a trimmed stream every node fails closed and says why', async () => {
+    const w = new World();
+    w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });
+    await w.until('a primary', () => w.primaries().length === 1);
+    const api = await w.client();
+    await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
+    await writeSome(w, api, 0, 10);
+    await w.crashAll();
+    w.log.trimBefore(5);
+    await w.run(TTL + 500);
+    w.start();
+    await w.run(5000);
+    expect(w.primaries()).toEqual([]);
+    for (const { runtime } of w.nodes) {
+      expect(runtime.role).toBe('starting');
+      expect(runtime.status().failClosed).toMatch(
+        /stream starts at entry \d+ and there is no checkpoint/,
+      );
+    }
+    expect(w.lines.filter((l) => l.fields['event'] === 'failClosed').length).toBeGreaterThanOrEqual(
+      3,
+    );
+    // Purged entirely: no entries left, but it was written: still closed.
+    w.log.trimBefore(1_000);
+    await w.run(2000);
+    for (const { runtime } of w.nodes)
+      expect(runtime.status().failClosed).toMatch(/holds no entries/);
+  });
+});

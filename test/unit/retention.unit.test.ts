@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import type { MemberRecord } from '../../src/ports/elector.ts';
+import { chooseCheckpointWriter, streamContinues } from '../../src/runtime/checkpoints.ts';
+import { loadNodeConfig, retentionProblems } from '../../src/runtime/config.ts';
+
+const info = {
+  name: 'cp.0000000000000100.n1',
+  appliedSeq: 100,
+  lastStreamSeq: 40,
+  stateDigest: 1,
+  epoch: 1,
+  objectCount: 0,
+  sessionCount: 0,
+  writer: 'n1',
+  createdAt: 0,
+  bytes: 0,
+};
+
+describe('retention guards', () => {
+  const base = { checkpointInterval: 600_000 };
+
+  it('accept no limits and an age of at least three checkpoint intervals', () => {
+    expect(retentionProblems({ ...base, streamMaxAge: 0, streamMaxBytes: -1 })).toEqual([]);
+    expect(retentionProblems({ ...base, streamMaxAge: 1_800_000, streamMaxBytes: -1 })).toEqual([]);
+  });
+
+  it('refuse a shorter age and any size limit, naming the setting and what to set', () => {
+    const problems = retentionProblems({ ...base, streamMaxAge: 60_000, streamMaxBytes: 1 << 30 });
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(
+      /^streamMaxAge: 1m could trim .* at least 3 × checkpointInterval \(30m\)/,
+    );
+    expect(problems[1]).toMatch(/^streamMaxBytes: .* set -1/);
+    expect(() => loadNodeConfig({ id: 'n1', cluster: 'c', streamMaxAge: '1m' }, {})).toThrow(
+      /bad configuration: --stream-max-age \(UNDERSTUDY_STREAM_MAX_AGE\): 1m could trim/,
+    );
+    expect(loadNodeConfig({ id: 'n1', cluster: 'c' }, {}).streamMaxAge).toBe(0);
+  });
+});
+
+describe('checkpoint writer and coverage', () => {
+  const member = (
+    nodeId: string,
+    role: string,
+    appliedSeq: number,
+    updatedAt = 1000,
+  ): MemberRecord => ({
+    nodeId,
+    role,
+    epoch: 1,
+    appliedSeq,
+    address: '',
+    updatedAt,
+  });
+
+  it('the caught-up standby with the smallest id writes; none qualifying means the primary', () => {
+    const members = [
+      member('n3', 'standby', 500),
+      member('n2', 'standby', 10),
+      member('n1', 'primary', 500),
+      member('n0', 'standby', 500, 0),
+    ];
+    expect(chooseCheckpointWriter(members, 500, 1000, 100, 500)).toBe('n3');
+    expect(chooseCheckpointWriter(members, 500, 1000, 1000, 500)).toBe('n2');
+    expect(chooseCheckpointWriter(members, 500, 1000, 1000, 5000)).toBe('n0');
+    expect(chooseCheckpointWriter([member('n1', 'primary', 5)], 5, 1000, 10, 500)).toBeUndefined();
+  });
+
+  it('a checkpoint is usable when the stream holds S+1, or is empty and no newer message was written', () => {
+    expect(streamContinues({ firstSeq: 101, lastSeq: 200, lastStreamSeq: 90 }, info)).toBe(true);
+    expect(streamContinues({ firstSeq: 50, lastSeq: 100, lastStreamSeq: 40 }, info)).toBe(true);
+    expect(streamContinues({ firstSeq: 102, lastSeq: 200, lastStreamSeq: 90 }, info)).toBe(false);
+    expect(streamContinues({ firstSeq: 0, lastSeq: 0, lastStreamSeq: 40 }, info)).toBe(true);
+    expect(streamContinues({ firstSeq: 0, lastSeq: 0, lastStreamSeq: 41 }, info)).toBe(false);
+  });
+});
