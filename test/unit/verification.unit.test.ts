@@ -7,8 +7,23 @@ import { foldAll } from '../../src/domain/fold.ts';
 import { shardOf } from '../../src/domain/shard.ts';
 import { emptyState, getObject } from '../../src/domain/state.ts';
 import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
-import { AdminClient, AdminError, adminBusKey, adminHandler } from '../../src/runtime/adminApi.ts';
-import { fetchFullSync, FullSyncSource } from '../../src/runtime/fullSync.ts';
+import {
+  AdminClient,
+  AdminError,
+  adminBusKey,
+  adminHandler,
+  jsonReply,
+  parseRequest,
+  partReply,
+} from '../../src/runtime/adminApi.ts';
+import {
+  fetchFullSync,
+  FullSyncSource,
+  type SyncChunkRequest,
+  type SyncStartReply,
+} from '../../src/runtime/fullSync.ts';
+import { decodeBinaryChunk, isBinaryChunk } from '../../src/domain/binaryChunk.ts';
+import { encodeChunk, snapshotChunks } from '../../src/domain/snapshot.ts';
 import {
   CORRUPTION_KINDS,
   CorruptionError,
@@ -120,6 +135,44 @@ describe('full sync over the admin channel', () => {
     expect(stateDigest(result.state)).toBe(stateDigest(primary));
     expect(source.sessions).toBe(0);
     await listener.close();
+  });
+
+  it('sends chunks in the binary encoding, and reads the JSON chunks of an earlier primary', async () => {
+    const primary = stateWith(1500);
+    const bus = new MemoryApiBus();
+    const listener = await primaryOn(bus, () => primary).listening;
+    const admin = new AdminClient(bus.clientTransport(adminBusKey('c')), 5000);
+    const start = await admin.json<SyncStartReply>('syncStart', {});
+    const first = await admin.part('syncChunk', { syncId: start.syncId, index: 0, part: 0 });
+    expect(isBinaryChunk(first.bytes)).toBe(true);
+    expect(decodeBinaryChunk(first.bytes)).toEqual([...snapshotChunks(primary, 1000)][0]);
+    await listener.close();
+
+    // A primary that sends JSON chunks (snapshot.ts's encoding).
+    const old = new MemoryApiBus();
+    const chunks = [...snapshotChunks(primary, 1000)];
+    const oldListener = await old.serverTransport(adminBusKey('c')).listen(
+      adminHandler({
+        syncStart: () =>
+          jsonReply({
+            syncId: 'old',
+            total: chunks.length,
+            appliedSeq: primary.appliedSeq,
+            lastStreamSeq: primary.appliedSeq,
+            objectCount: primary.objectCount,
+          }),
+        syncChunk: (body) =>
+          partReply(
+            1,
+            encodeChunk(chunks[parseRequest<SyncChunkRequest>('syncChunk', body).index]!),
+          ),
+      }),
+    );
+    const result = await fetchFullSync(
+      new AdminClient(old.clientTransport(adminBusKey('c')), 5000),
+    );
+    expect(stateDigest(result.state)).toBe(stateDigest(primary));
+    await oldListener.close();
   });
 
   it('an empty state syncs as one chunk', async () => {
