@@ -6,19 +6,13 @@
  * and the others are still decided. Items are read field by field, without a schema library:
  * this is the request every coalesced write arrives in.
  */
+import { COMMAND_TYPES } from '../domain/decide.ts';
 import type { Command, RequestOrigin } from '../domain/types.ts';
 import { MAX_BATCH_ITEMS } from './schema.ts';
 import { ApiError } from './wire.ts';
 
-/** The ops a `writeBatch` item may carry. */
-export const WRITE_OPS = [
-  'mountSegment',
-  'unmountSegment',
-  'putStart',
-  'putEnd',
-  'putRevoke',
-  'remove',
-] as const;
+/** The ops a `writeBatch` item may carry: one per command type. */
+export const WRITE_OPS = COMMAND_TYPES;
 export type WriteOp = (typeof WRITE_OPS)[number];
 
 /** One item of a `writeBatch` request, as it goes on the wire. */
