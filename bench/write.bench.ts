@@ -23,7 +23,14 @@
 //   through sessions against the same objects written without).
 // Each phase runs on a fresh cluster (fresh nodes and stream), on one etcd and one nats-server.
 // The last stdout line is one JSON object with the figures.
+//
+// `--cpu-prof DIR [--profile-load single|batch]` runs only a profile: the nodes run under
+// `node --cpu-prof`, a closed-loop load at 256 single requests (or 32 batches) outstanding runs
+// for `--seconds`, the nodes stop gracefully (so they write their profiles to DIR), and the
+// top of the primary's profile is printed.
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { createNatsApiClientTransport } from '../src/adapters/nats/natsApiTransport.ts';
 import { createClient, type UnderstudyClient } from '../src/client/client.ts';
@@ -35,6 +42,7 @@ import type { NodeHandle } from '../src/localCluster/nodeFleet.ts';
 import { numberFlag } from './lib/args.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { closedLoop, openLoop, type BenchCall, type LoadResult } from './lib/load.ts';
+import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
 import { cpuTimeUs } from './lib/proc.ts';
 import { distribution, median, ms, ratio1, round } from './lib/stats.ts';
 import { printTable } from './lib/table.ts';
@@ -513,7 +521,52 @@ async function primaryCpu(
   });
 }
 
+/** Profiles the primary under a closed-loop load; prints the top of its profile. */
+async function profilePrimary(
+  servers: BenchServers,
+  dir: string,
+  load: 'single' | 'batch',
+  seconds: number,
+): Promise<void> {
+  const profileDir = resolve(dir);
+  await using cluster = await BenchCluster.start(servers, {
+    cluster: `bench${randomUUID().slice(0, 8)}`,
+    nodeIds: ['n1', 'n2'],
+    leaseTtlMs: LEASE_TTL_MS,
+    extraArgs: ['--oplog', 'nats'],
+    runtimeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir],
+  });
+  const pid = cluster.primary.pid ?? 0;
+  const fromUs = monotonicUs();
+  const f =
+    load === 'single'
+      ? await measure(cluster.primary, singleCall(cluster.client, 'profile'), 256, seconds)
+      : await measure(cluster.primary, batchCall(cluster.client, 'profile'), 32, seconds);
+  const window = { fromUs, toUs: monotonicUs() };
+  console.log(
+    `profiled ${load} load: ${round(f.perSec)} writes/s, p99 ${ms(f.p99Ms)} ms, primary CPU ${round(f.primaryCpuPct)} %, client CPU ${round(f.clientCpuPct)} %`,
+  );
+  // A graceful stop writes the profile (the primary hands over first).
+  await cluster.primary.terminate();
+  for (const standby of cluster.standbys) await standby.terminate();
+  const file = readdirSync(profileDir).find(
+    (n) => n.includes(`.${pid}.`) && n.endsWith('.cpuprofile'),
+  );
+  if (file === undefined) throw new Error(`no profile of pid ${pid} in ${profileDir}`);
+  console.log(`primary profile: ${join(profileDir, file)}`);
+  console.log(formatProfile(summariseProfile(join(profileDir, file), process.cwd(), window)));
+}
+
 export async function run(args: string[]): Promise<void> {
+  const profileAt = args.indexOf('--cpu-prof');
+  if (profileAt >= 0) {
+    const dir = args[profileAt + 1];
+    if (dir === undefined) throw new Error('--cpu-prof needs a directory');
+    const load = args[args.indexOf('--profile-load') + 1] === 'batch' ? 'batch' : 'single';
+    await using servers = await BenchServers.start();
+    await profilePrimary(servers, dir, load, numberFlag(args, '--seconds', 10));
+    return;
+  }
   const quick = args.includes('--quick');
   const settings: Settings = {
     quick,

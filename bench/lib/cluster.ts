@@ -39,6 +39,8 @@ export interface BenchClusterOptions {
   readonly leaseTtlMs: number;
   /** More `understudy node` flags (e.g. `--oplog etcd`). */
   readonly extraArgs?: readonly string[];
+  /** Node.js runtime flags of the nodes (e.g. `--cpu-prof`). */
+  readonly runtimeArgs?: readonly string[];
   /** Storage nodes to mount one segment on each (default 4). */
   readonly storageNodes?: number;
   /** Per-attempt timeout of the client (default 5000 ms). */
@@ -65,6 +67,7 @@ export class BenchCluster implements AsyncDisposable {
       etcd: [servers.etcd.endpoint],
       leaseTtlMs: options.leaseTtlMs,
       extraArgs: ['--log-level', 'info', ...(options.extraArgs ?? [])],
+      ...(options.runtimeArgs === undefined ? {} : { runtimeArgs: options.runtimeArgs }),
     });
     let client: UnderstudyClient | undefined;
     try {

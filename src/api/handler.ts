@@ -15,6 +15,7 @@ import {
   type ApiResponse,
   type SessionField,
 } from './schema.ts';
+import { parseWriteBatch } from './writeBatch.ts';
 import {
   ApiError,
   decodeJson,
@@ -154,6 +155,13 @@ function badRequestThrow(message: string, field: string | undefined): never {
   throw badRequest(message, field);
 }
 
+/** What a write call answers: its placement (putStart) or its seq. */
+function resultOf(command: Command, result: ExecuteResult): unknown {
+  return command.type === 'putStart'
+    ? placementOf(command.key, command.size, result)
+    : { seq: result.seq };
+}
+
 function placementOf(key: string, size: number, result: ExecuteResult): ApiResponse<'putStart'> {
   if (result.replicas === undefined) throw new Error('the service returned no placement');
   return { key, size, replicas: [...result.replicas], seq: result.seq };
@@ -254,6 +262,28 @@ async function dispatch(
           ),
         ),
       };
+    }
+    case 'writeBatch': {
+      const parsed = parseWriteBatch(body);
+      const valid: { command: Command; origin: RequestOrigin | undefined; at: number }[] = [];
+      parsed.forEach((item, at) => {
+        if (item.ok) valid.push({ command: item.command, origin: item.origin, at });
+      });
+      const results: unknown[] = parsed.map((item) =>
+        item.ok ? undefined : { ok: false, error: item.error.toWire() },
+      );
+      if (valid.length > 0) {
+        const items = await service.executeBatch(
+          valid.map((v) => v.command),
+          valid.some((v) => v.origin !== undefined) ? valid.map((v) => v.origin) : undefined,
+        );
+        if (items.length !== valid.length) throw new Error('batch result count mismatch');
+        items.forEach((item, i) => {
+          const { command, at } = valid[i]!;
+          results[at] = batchItem(op, item, (res) => resultOf(command, res), options);
+        });
+      }
+      return { results };
     }
     case 'putEndBatch': {
       const r = parse(requestSchemas.putEndBatch, body);

@@ -50,6 +50,15 @@ export const putEndBatchRequest = z.strictObject({
   session,
 });
 
+/**
+ * `writeBatch`: write calls of any op, each with its own request number (see writeBatch.ts,
+ * which checks each item on its own; this schema is the envelope's shape only).
+ */
+export const writeBatchRequest = z.strictObject({
+  items: z.array(z.unknown()).max(MAX_BATCH_ITEMS),
+  session: z.strictObject({ id: z.string(), oldestPending: count }).optional(),
+});
+
 /** The request schema of every op. */
 export const requestSchemas = {
   mountSegment: mountSegmentRequest,
@@ -62,6 +71,7 @@ export const requestSchemas = {
   exists: keyRequest,
   putStartBatch: putStartBatchRequest,
   putEndBatch: putEndBatchRequest,
+  writeBatch: writeBatchRequest,
 } as const;
 
 /** The operations of the client API. */
@@ -125,6 +135,8 @@ export const responseSchemas = {
   exists: existsSchema,
   putStartBatch: batchOf(placementSchema),
   putEndBatch: batchOf(ackSchema),
+  /** One result per item, each of its own op's result schema (read by the client per item). */
+  writeBatch: batchOf(z.unknown()),
 } as const satisfies Record<ApiOp, z.ZodType>;
 
 export type ApiResponse<Op extends ApiOp> = z.infer<(typeof responseSchemas)[Op]>;

@@ -21,6 +21,7 @@ import {
   type PutStartItem,
 } from '../api/schema.ts';
 import { assertClusterName } from '../api/subjects.ts';
+import { WRITE_OPS, type WriteOp } from '../api/writeBatch.ts';
 import {
   ApiError,
   decodeJson,
@@ -41,8 +42,16 @@ import {
 } from '../ports/apiTransport.ts';
 import type { Clock } from '../ports/clock.ts';
 import { systemClock } from '../adapters/systemClock.ts';
+import { WriteCoalescer, type CoalesceOptions, type WriteFields } from './coalescer.ts';
+
+const WRITE_OP_SET: ReadonlySet<string> = new Set(WRITE_OPS);
+
+function isWriteOp(op: ApiOp): op is WriteOp {
+  return WRITE_OP_SET.has(op);
+}
 
 export type { Ack, ObjectExistsDetails, Placement, PutStartItem } from '../api/schema.ts';
+export type { CoalesceOptions } from './coalescer.ts';
 export { ApiError, type ApiErrorCode } from '../api/wire.ts';
 
 /** Backoff between retries: full jitter over `min(maxMs, initialMs * 2^(attempt-1))`. */
@@ -87,6 +96,12 @@ export interface ClientOptions {
    * only to make a test deterministic; two clients must never share one.
    */
   readonly sessionId?: string;
+  /**
+   * Coalescing of write calls (default on): calls made while the client's requests are in
+   * flight go out together as one request, each with its own request number, result and error.
+   * `false` sends every call as its own request.
+   */
+  readonly coalesce?: CoalesceOptions | false;
 }
 
 /** The result of one batch item: its value, or the error that refused it. */
@@ -197,6 +212,7 @@ class Client implements UnderstudyClient {
   readonly #pending = new Set<number>();
   /** No number below this is pending (the lowest pending one, or #nextRequestNo). */
   #oldestPending = 1;
+  readonly #coalescer: WriteCoalescer | undefined;
 
   constructor(
     private readonly transport: ApiClientTransport,
@@ -215,6 +231,17 @@ class Client implements UnderstudyClient {
       throw new TypeError('createClient: sessionId must be 32 lowercase hex digits');
     // A new primary announces itself: whoever is waiting out a backoff retries now.
     this.#stopHearing = transport.onListening?.(() => this.#wakeSleepers());
+    this.#coalescer =
+      options.coalesce === false
+        ? undefined
+        : new WriteCoalescer(
+            {
+              call: (op, encode, deadline) => this.#call(op, encode, deadline),
+              session: () => ({ id: this.sessionId, oldestPending: this.#lowestPending() }),
+              now: () => this.#clock.monotonicNow(),
+            },
+            options.coalesce,
+          );
   }
 
   mountSegment(segmentId: string, nodeId: string, size: number): Promise<Ack> {
@@ -262,6 +289,7 @@ class Client implements UnderstudyClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#coalescer?.close((op) => this.#closedError(op));
     this.#stopHearing?.();
     this.#wakeSleepers();
     if (this.ownsTransport) await this.transport.close();
@@ -344,6 +372,11 @@ class Client implements UnderstudyClient {
     this.#nextRequestNo += Math.max(1, count);
     for (let n = requestNo; n < this.#nextRequestNo; n++) this.#pending.add(n);
     try {
+      if (count === 1 && this.#coalescer !== undefined && isWriteOp(op)) {
+        const deadline = this.#clock.monotonicNow() + this.#deadlineMs;
+        const fields = request as WriteFields;
+        return await this.#coalescer.submit(op, fields, requestNo, deadline);
+      }
       return await this.#call(op, () =>
         encodeJson({
           ...request,
@@ -363,12 +396,14 @@ class Client implements UnderstudyClient {
   }
 
   /**
-   * One call: attempts with retries of the retryable failures until `deadlineMs`. `encode`
-   * makes each attempt's body (a write's tells the current lowest pending request number).
+   * One call: attempts with retries of the retryable failures until `deadlineMs` (or the given
+   * absolute `deadline`). `encode` makes each attempt's body (a write's tells the current lowest
+   * pending request number).
    */
   async #call<Op extends ApiOp>(
     op: Op,
     encode: ApiRequest<Op> | (() => Uint8Array),
+    deadlineAt?: number,
   ): Promise<ApiResponse<Op>> {
     if (this.#closed) throw this.#closedError(op);
     const bodyOf = typeof encode === 'function' ? encode : (): Uint8Array => encodeJson(encode);
@@ -382,7 +417,7 @@ class Client implements UnderstudyClient {
       });
     }
     const start = this.#clock.monotonicNow();
-    const deadline = start + this.#deadlineMs;
+    const deadline = deadlineAt ?? start + this.#deadlineMs;
     let lastRetryable: ApiError | undefined;
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) body = bodyOf();

@@ -2,7 +2,14 @@ import CRC32 from 'crc-32';
 import { addChar, addJsonString, addNumber, addString, crcDone, crcText } from './crc32Text.ts';
 import { allSegments, allSessions, shardRecords } from './state.ts';
 import { SHARD_COUNT } from './shard.ts';
-import type { MetadataState, ObjectRecord, Replica, Segment, SessionRecord } from './types.ts';
+import type {
+  MetadataState,
+  ObjectRecord,
+  Replica,
+  Segment,
+  SessionRecord,
+  ShardSummary,
+} from './types.ts';
 
 const encoder = new TextEncoder();
 
@@ -44,6 +51,40 @@ function addReplicas(c: number, replicas: readonly Replica[]): number {
 }
 
 /**
+ * The hash of one record in a shard's verification summary: CRC32 of its key's UTF-8 bytes
+ * seeded with its {@link objectChecksum}.
+ */
+export function recordVerifyHash(record: ObjectRecord): number {
+  return CRC32.str(record.key, objectChecksum(record)) >>> 0;
+}
+
+/**
+ * The verification digest of a shard with this summary: CRC32 of
+ * `${keyCount},${sum},${xor}`; 0 for an empty shard. Independent of the order of the records.
+ */
+export function summaryDigest(summary: ShardSummary): number {
+  if (summary.keyCount === 0) return 0;
+  return CRC32.str(`${summary.keyCount},${summary.sum},${summary.xor}`, 0) >>> 0;
+}
+
+/** The verification summary of a shard holding `records`, counted as changed at `changedSeq`. */
+export function summariseRecords(
+  records: Iterable<ObjectRecord>,
+  changedSeq: number,
+): ShardSummary {
+  let keyCount = 0;
+  let sum = 0;
+  let xor = 0;
+  for (const record of records) {
+    const hash = recordVerifyHash(record);
+    keyCount++;
+    sum = (sum + hash) >>> 0;
+    xor = (xor ^ hash) >>> 0;
+  }
+  return Object.freeze({ keyCount, sum, xor, changedSeq });
+}
+
+/**
  * Digest of one shard: CRC32 over `${JSON.stringify(key)}=${objectChecksum(record)};` for its
  * records in sorted key order. Equal for equal shard contents, whatever the history that built
  * them.
@@ -54,14 +95,33 @@ export function shardDigest(state: MetadataState, shardId: number): number {
 
 /** {@link shardDigest} of a shard holding `records` (sorted in place). */
 export function recordsDigest(records: ObjectRecord[]): number {
-  if (records.length === 0) return 0;
+  return digestAndSummarise(records, 0).digest;
+}
+
+/**
+ * {@link recordsDigest} and {@link summariseRecords} of the same records (sorted in place),
+ * each record's checksum computed once.
+ */
+export function digestAndSummarise(
+  records: ObjectRecord[],
+  changedSeq: number,
+): { digest: number; summary: ShardSummary } {
+  if (records.length === 0)
+    return { digest: 0, summary: Object.freeze({ keyCount: 0, sum: 0, xor: 0, changedSeq }) };
   records.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   let c = crcText;
+  let sum = 0;
+  let xor = 0;
   for (const record of records) {
+    const checksum = objectChecksum(record);
     c = addChar(addJsonString(c, record.key), EQUALS);
-    c = addChar(addNumber(c, objectChecksum(record)), SEMICOLON);
+    c = addChar(addNumber(c, checksum), SEMICOLON);
+    const hash = CRC32.str(record.key, checksum) >>> 0;
+    sum = (sum + hash) >>> 0;
+    xor = (xor ^ hash) >>> 0;
   }
-  return crcDone(c);
+  const summary = Object.freeze({ keyCount: records.length, sum, xor, changedSeq });
+  return { digest: crcDone(c), summary };
 }
 
 /**

@@ -55,7 +55,8 @@ function isSafeNonNegative(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }
 
-function checkEntryFields(entry: OpLogEntry, keyBytes: Uint8Array): void {
+/** The checks of {@link checkEntryFields} that need no hashing. */
+function checkEntryShape(entry: OpLogEntry, keyBytes: Uint8Array): void {
   if (!isSafeNonNegative(entry.seq) || entry.seq < 1)
     throw new CodecError('garbled', `bad seq ${String(entry.seq)}`);
   if (!isSafeNonNegative(entry.epoch))
@@ -68,35 +69,100 @@ function checkEntryFields(entry: OpLogEntry, keyBytes: Uint8Array): void {
     throw new CodecError('garbled', `key longer than ${MAX_KEY} bytes`);
   if (entry.payload.length > MAX_PAYLOAD_BYTES)
     throw new CodecError('garbled', `payload over ${MAX_PAYLOAD_BYTES} bytes`);
+}
+
+function checkEntryFields(entry: OpLogEntry, keyBytes: Uint8Array): void {
+  checkEntryShape(entry, keyBytes);
   if (entry.checksum !== crc(entry.payload))
     throw new CodecError('checksum', `entry ${entry.seq}: checksum != CRC32(payload)`);
   if (entry.prefixHash !== prefixHash(entry.key))
     throw new CodecError('checksum', `entry ${entry.seq}: prefixHash does not match key`);
 }
 
-/** Encodes one entry. Throws CodecError when the entry itself is inconsistent (bad checksum...). */
-export function encodeEntry(entry: OpLogEntry): Uint8Array {
-  const keyBytes = encoder.encode(entry.key);
-  checkEntryFields(entry, keyBytes);
-  const out = new Uint8Array(MIN_ENTRY_BYTES + keyBytes.length + entry.payload.length);
-  const view = new DataView(out.buffer);
-  let at = 0;
-  view.setUint8(at, VERSION);
-  view.setUint8(at + 1, OP_CODE.get(entry.op) ?? 0);
-  view.setFloat64(at + 2, entry.seq);
-  view.setFloat64(at + 10, entry.epoch);
-  view.setFloat64(at + 18, entry.ts);
-  view.setUint32(at + 26, entry.checksum);
-  view.setUint32(at + 30, entry.prefixHash);
-  view.setUint32(at + 34, keyBytes.length);
-  at += HEADER_BYTES;
+/**
+ * The frames of entries made by {@link frameEntry}, and the entries {@link decodeEntry} checked:
+ * both are consistent (checksum, prefixHash) by construction, so they are not hashed again.
+ */
+const frames = new WeakMap<OpLogEntry, Uint8Array>();
+const checked = new WeakSet<OpLogEntry>();
+
+/** Writes the frame of an entry whose key is `keyBytes` into `out` (exactly its size). */
+function writeFrame(out: Uint8Array, entry: OpLogEntry, keyBytes: Uint8Array): void {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint8(0, VERSION);
+  view.setUint8(1, OP_CODE.get(entry.op) ?? 0);
+  view.setFloat64(2, entry.seq);
+  view.setFloat64(10, entry.epoch);
+  view.setFloat64(18, entry.ts);
+  view.setUint32(26, entry.checksum);
+  view.setUint32(30, entry.prefixHash);
+  view.setUint32(34, keyBytes.length);
+  let at = HEADER_BYTES;
   out.set(keyBytes, at);
   at += keyBytes.length;
   view.setUint32(at, entry.payload.length);
   at += 4;
-  out.set(entry.payload, at);
+  if (out.buffer !== entry.payload.buffer || out.byteOffset + at !== entry.payload.byteOffset)
+    out.set(entry.payload, at);
   at += entry.payload.length;
   view.setUint32(at, crc(out.subarray(0, at)));
+}
+
+/**
+ * Makes the entry of a new event and its frame at once, from the payload's text: the text is
+ * encoded straight into the frame, the key encoded once, payload and key hashed once, and the
+ * entry's `payload` is a view into the frame. {@link encodeEntry} and {@link encodeBatch} then
+ * use that frame as it is. Throws CodecError for bad fields.
+ */
+export function frameEntry(
+  head: Pick<OpLogEntry, 'seq' | 'epoch' | 'ts' | 'op' | 'key'>,
+  payloadText: string,
+): OpLogEntry {
+  const keyBytes = encoder.encode(head.key);
+  const payloadAt = HEADER_BYTES + keyBytes.length + 4;
+  // ASCII text (the usual payload) is as many bytes as characters: encoded in place.
+  let frame = new Uint8Array(MIN_ENTRY_BYTES + keyBytes.length + payloadText.length);
+  let payloadLength = payloadText.length;
+  const { read, written } = encoder.encodeInto(payloadText, frame.subarray(payloadAt, -4));
+  if (read !== payloadText.length || written !== payloadText.length) {
+    const bytes = encoder.encode(payloadText);
+    payloadLength = bytes.length;
+    frame = new Uint8Array(MIN_ENTRY_BYTES + keyBytes.length + payloadLength);
+    frame.set(bytes, payloadAt);
+  }
+  const payload = frame.subarray(payloadAt, payloadAt + payloadLength);
+  const entry: OpLogEntry = {
+    seq: head.seq,
+    epoch: head.epoch,
+    ts: head.ts,
+    op: head.op,
+    key: head.key,
+    payload,
+    checksum: crc(payload),
+    prefixHash: CRC32.buf(keyBytes.subarray(0, 8), 0) >>> 0,
+  };
+  checkEntryShape(entry, keyBytes);
+  writeFrame(frame, entry, keyBytes);
+  frames.set(entry, frame);
+  return entry;
+}
+
+/**
+ * True when `entry` was made by {@link frameEntry} or checked by {@link decodeEntry}: its
+ * checksum matches its payload and its prefixHash its key.
+ */
+export function isCheckedEntry(entry: OpLogEntry): boolean {
+  return checked.has(entry) || frames.has(entry);
+}
+
+/** Encodes one entry. Throws CodecError when the entry itself is inconsistent (bad checksum...). */
+export function encodeEntry(entry: OpLogEntry): Uint8Array {
+  const framed = frames.get(entry);
+  if (framed !== undefined) return framed;
+  const keyBytes = encoder.encode(entry.key);
+  checkEntryFields(entry, keyBytes);
+  const out = new Uint8Array(MIN_ENTRY_BYTES + keyBytes.length + entry.payload.length);
+  writeFrame(out, entry, keyBytes);
   return out;
 }
 
@@ -138,6 +204,7 @@ export function decodeEntry(bytes: Uint8Array): OpLogEntry {
     prefixHash: view.getUint32(30),
   };
   checkEntryFields(entry, bytes.subarray(HEADER_BYTES, HEADER_BYTES + keyLen));
+  checked.add(entry);
   return entry;
 }
 

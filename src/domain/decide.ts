@@ -33,14 +33,16 @@ export type Decision =
   | { readonly ok: true; readonly event: MetadataEvent }
   | { readonly ok: false; readonly error: DomainError };
 
-const COMMAND_TYPES = [
+/** Every command type. */
+export const COMMAND_TYPES = [
   'mountSegment',
   'unmountSegment',
   'putStart',
   'putEnd',
   'putRevoke',
   'remove',
-];
+] as const satisfies readonly Command['type'][];
+const COMMAND_TYPE_NAMES: readonly string[] = COMMAND_TYPES;
 
 function fail(error: DomainError): Decision {
   return { ok: false, error };
@@ -60,12 +62,12 @@ export function decide(state: MetadataState, command: Command, ctx: DecideContex
   const raw: unknown = command;
   if (!isRecord(raw)) return fail(invalidArgument('command', 'must be an object'));
   const type = raw['type'];
-  if (typeof type !== 'string' || !COMMAND_TYPES.includes(type)) {
+  if (typeof type !== 'string' || !COMMAND_TYPE_NAMES.includes(type)) {
     return fail(
       invalidArgument(
         'type',
         `unknown command type ${JSON.stringify(type)}`,
-        COMMAND_TYPES.join('|'),
+        COMMAND_TYPE_NAMES.join('|'),
       ),
     );
   }

@@ -1,6 +1,6 @@
 import CRC32 from 'crc-32';
 import { prefixHash } from './checksum.ts';
-import { CodecError } from './codec.ts';
+import { CodecError, frameEntry, isCheckedEntry } from './codec.ts';
 import { eventKey } from './eventKey.ts';
 import type { OpLogEntry } from './entry.ts';
 import {
@@ -20,34 +20,41 @@ import { checkInteger, checkString, isRecord } from './validate.ts';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** A canonical plain copy of the event (fixed field order, no extra fields). */
-function canonical(event: MetadataEvent): MetadataEvent {
+const str = JSON.stringify;
+
+/** What JSON.stringify prints for a number. */
+function num(n: number): string {
+  return Number.isFinite(n) ? `${n}` : 'null';
+}
+
+function replicaJson(r: Replica): string {
+  return `{"segmentId":${str(r.segmentId)},"nodeId":${str(r.nodeId)},"offset":${num(r.offset)},"length":${num(r.length)},"status":${str(r.status)}}`;
+}
+
+/**
+ * The canonical JSON of an event (fixed field order, no extra fields): the text
+ * JSON.stringify gives for `{op, ...fields}` in the order of the event's type, written
+ * directly (no copy of the event is made).
+ */
+function eventJson(event: MetadataEvent): string {
   switch (event.op) {
     case 'MOUNT_SEGMENT':
-      return { op: event.op, segmentId: event.segmentId, nodeId: event.nodeId, size: event.size };
+      return `{"op":"MOUNT_SEGMENT","segmentId":${str(event.segmentId)},"nodeId":${str(event.nodeId)},"size":${num(event.size)}`;
     case 'UNMOUNT_SEGMENT':
-      return { op: event.op, segmentId: event.segmentId };
-    case 'PUT_START':
-      return {
-        op: event.op,
-        key: event.key,
-        size: event.size,
-        replicas: event.replicas.map((r) => ({
-          segmentId: r.segmentId,
-          nodeId: r.nodeId,
-          offset: r.offset,
-          length: r.length,
-          status: r.status,
-        })),
-      };
+      return `{"op":"UNMOUNT_SEGMENT","segmentId":${str(event.segmentId)}`;
+    case 'PUT_START': {
+      let replicas = '';
+      for (const r of event.replicas) replicas += (replicas === '' ? '' : ',') + replicaJson(r);
+      return `{"op":"PUT_START","key":${str(event.key)},"size":${num(event.size)},"replicas":[${replicas}]`;
+    }
     case 'PUT_END':
     case 'PUT_REVOKE':
     case 'REMOVE':
-      return { op: event.op, key: event.key };
+      return `{"op":"${event.op}","key":${str(event.key)}`;
     case 'EVICTION':
-      return { op: event.op, keys: [...event.keys] };
+      return `{"op":"EVICTION","keys":${str(event.keys)}`;
     case 'EPOCH':
-      return { op: event.op, epoch: event.epoch, nodeId: event.nodeId };
+      return `{"op":"EPOCH","epoch":${num(event.epoch)},"nodeId":${str(event.nodeId)}`;
   }
 }
 
@@ -175,14 +182,18 @@ function parsePayload(payload: unknown): { event: MetadataEvent; origin?: Reques
 }
 
 /**
- * Encodes an event (and the request it answers) as its payload bytes: canonical JSON, UTF-8,
- * the event's fields then `"origin":[sessionId, requestNo, oldestPending]` when there is one.
+ * The payload text of an event (and the request it answers): canonical JSON, the event's
+ * fields then `"origin":[sessionId, requestNo, oldestPending]` when there is one.
  */
+function payloadJson(event: MetadataEvent, origin?: RequestOrigin): string {
+  const json = eventJson(event);
+  if (origin === undefined) return `${json}}`;
+  return `${json},"origin":[${str(origin.sessionId)},${num(origin.requestNo)},${num(origin.oldestPending)}]}`;
+}
+
+/** Encodes an event (and the request it answers) as its payload bytes: UTF-8 of its JSON. */
 export function encodeEvent(event: MetadataEvent, origin?: RequestOrigin): Uint8Array {
-  const value: Record<string, unknown> = { ...canonical(event) };
-  if (origin !== undefined)
-    value['origin'] = [origin.sessionId, origin.requestNo, origin.oldestPending];
-  return encoder.encode(JSON.stringify(value));
+  return encoder.encode(payloadJson(event, origin));
 }
 
 /** Decodes and validates payload bytes. Throws CodecError. */
@@ -200,20 +211,22 @@ function decodePayload(payload: Uint8Array): { event: MetadataEvent; origin?: Re
   return parsePayload(value);
 }
 
-/** The OpLog entry of a logged event: fills op, key, payload, checksum and prefixHash. */
+/**
+ * The OpLog entry of a logged event: fills op, key, payload, checksum and prefixHash, and makes
+ * its binary frame at the same time (codec.ts `frameEntry`), so appending it encodes nothing
+ * again.
+ */
 export function toEntry(logged: LoggedEvent): OpLogEntry {
-  const payload = encodeEvent(logged.event, logged.origin);
-  const key = eventKey(logged.event);
-  return {
-    seq: logged.seq,
-    epoch: logged.epoch,
-    ts: logged.ts,
-    op: logged.event.op,
-    key,
-    payload,
-    checksum: CRC32.buf(payload, 0) >>> 0,
-    prefixHash: prefixHash(key),
-  };
+  return frameEntry(
+    {
+      seq: logged.seq,
+      epoch: logged.epoch,
+      ts: logged.ts,
+      op: logged.event.op,
+      key: eventKey(logged.event),
+    },
+    payloadJson(logged.event, logged.origin),
+  );
 }
 
 /**
@@ -221,11 +234,14 @@ export function toEntry(logged: LoggedEvent): OpLogEntry {
  * not match, the payload is not a valid event, or its op/key disagree with the entry's.
  */
 export function fromEntry(entry: OpLogEntry): LoggedEvent {
-  if (CRC32.buf(entry.payload, 0) >>> 0 !== entry.checksum) {
-    throw new CodecError('checksum', `entry ${entry.seq}: checksum != CRC32(payload)`);
-  }
-  if (prefixHash(entry.key) !== entry.prefixHash) {
-    throw new CodecError('checksum', `entry ${entry.seq}: prefixHash does not match key`);
+  // An entry decoded from its frame (decodeEntry) had both checked already.
+  if (!isCheckedEntry(entry)) {
+    if (CRC32.buf(entry.payload, 0) >>> 0 !== entry.checksum) {
+      throw new CodecError('checksum', `entry ${entry.seq}: checksum != CRC32(payload)`);
+    }
+    if (prefixHash(entry.key) !== entry.prefixHash) {
+      throw new CodecError('checksum', `entry ${entry.seq}: prefixHash does not match key`);
+    }
   }
   const { event, origin } = decodePayload(entry.payload);
   if (event.op !== entry.op)

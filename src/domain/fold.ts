@@ -1,5 +1,6 @@
-import { freeze, produce, type Draft } from 'immer';
+import { freeze } from 'immer';
 import { allocateInPlace, releaseInPlace } from './allocator.ts';
+import { recordVerifyHash } from './checksum.ts';
 import { eventKey } from './eventKey.ts';
 import {
   MAX_SESSION_RESULTS,
@@ -26,6 +27,7 @@ import type {
   FreeRange,
   SessionRecord,
   SessionResult,
+  ShardSummary,
 } from './types.ts';
 
 /** An event that cannot be folded: out of sequence, or inconsistent with the state. */
@@ -46,6 +48,10 @@ export class FoldError extends Error {
 
 type Bucket = ObjectRecord[];
 type MutableSegment = { -readonly [K in keyof Segment]: Segment[K] } & { free: FreeRange[] };
+type MutableSummary = { -readonly [K in keyof ShardSummary]: ShardSummary[K] };
+type MutableSession = { -readonly [K in keyof SessionRecord]: SessionRecord[K] } & {
+  results: SessionResult[];
+};
 type Scalars = {
   -readonly [K in ScalarKey]: MetadataState[K];
 };
@@ -59,26 +65,20 @@ type ScalarKey =
   | 'sessionCount'
   | 'logTime'
   | 'sessionsSweptAt';
-const SCALARS: readonly ScalarKey[] = [
-  'appliedSeq',
-  'epoch',
-  'epochNodeId',
-  'objectCount',
-  'capacity',
-  'used',
-  'sessionCount',
-  'logTime',
-  'sessionsSweptAt',
-];
 
 /** A plain copy of a replica (the state never aliases the caller's event objects). */
 function copyReplica(r: Replica, status: Replica['status'] = r.status): Replica {
-  return { segmentId: r.segmentId, nodeId: r.nodeId, offset: r.offset, length: r.length, status };
+  return Object.freeze({
+    segmentId: r.segmentId,
+    nodeId: r.nodeId,
+    offset: r.offset,
+    length: r.length,
+    status,
+  });
 }
 
-/** Deep-freezes a record this fold created (so immer's finalization can skip it). */
+/** Deep-freezes a record this fold created (its replicas are frozen already). */
 function frozenRecord(record: ObjectRecord): ObjectRecord {
-  for (const replica of record.replicas) Object.freeze(replica);
   Object.freeze(record.replicas);
   return Object.freeze(record);
 }
@@ -87,29 +87,31 @@ function frozenRecord(record: ObjectRecord): ObjectRecord {
 // (measured ~38 us for 1024 elements against ~1 us for spread).
 
 /**
- * One `produce` call's view of the state. The collections (shard array, a shard's bucket
- * array, a bucket, the segment map, a segment and its free list) are copied on first write by
- * this class, shared by every event of the call, and frozen in `finish()`; immer drafts only
- * the root object. Measured: letting immer draft the 1024-element shard array cost ~100 us
- * per produce (it walks every element when finalizing); a spread copy and `Object.freeze`
- * cost a few us. Untouched parts are shared with the input state, which stays valid.
+ * The next state while it is being folded. The collections (shard array, a shard's bucket
+ * array, a bucket, the shard summaries, the segment map, a segment and its free list, the
+ * session table, a session bucket and a session) are copied on first write, shared by every
+ * event folded into this draft, and frozen in `finish()`; untouched parts are shared with the
+ * base state, which stays valid. `view` reads the draft as a state at every step, so a caller
+ * can decide the next command against what is folded so far and freeze once per batch.
  */
 class Working {
   #shards: Bucket[][] | undefined;
   readonly #shardCopies = new Map<number, Bucket[]>();
   readonly #buckets = new Map<number, Bucket>();
+  #summaries: ShardSummary[] | undefined;
+  readonly #ownSummaries = new Map<number, MutableSummary>();
   #segments: Map<string, Segment> | undefined;
-  /** Segments copied (mutable) in this call. */
+  /** Segments copied (mutable) in this draft. */
   readonly #ownSegments = new Set<string>();
   #sessions: (readonly SessionRecord[])[] | undefined;
   readonly #sessionBuckets = new Map<number, SessionRecord[]>();
+  /** Sessions copied (mutable, their results too) in this draft, by id. */
+  readonly #ownSessions = new Map<string, MutableSession>();
   readonly #root: Scalars;
   #seq = 0;
+  #view: MetadataState | undefined;
 
-  constructor(
-    readonly base: MetadataState,
-    readonly draft: Draft<MetadataState>,
-  ) {
+  constructor(readonly base: MetadataState) {
     this.#root = {
       appliedSeq: base.appliedSeq,
       epoch: base.epoch,
@@ -121,6 +123,28 @@ class Working {
       logTime: base.logTime,
       sessionsSweptAt: base.sessionsSweptAt,
     };
+  }
+
+  /** The draft read as a state (made on first use: fold() and foldAll() never need it). */
+  get view(): MetadataState {
+    this.#view ??= new DraftView(this.#root, this);
+    return this.#view;
+  }
+
+  get shards(): readonly (readonly ObjectRecord[])[][] {
+    return this.#shards ?? (this.base.shards as Bucket[][]);
+  }
+
+  get shardSummaries(): readonly ShardSummary[] {
+    return this.#summaries ?? this.base.shardSummaries;
+  }
+
+  get segments(): ReadonlyMap<string, Segment> {
+    return this.#segments ?? this.base.segments;
+  }
+
+  get sessions(): MetadataState['sessions'] {
+    return this.#sessions ?? this.base.sessions;
   }
 
   fail(message: string): never {
@@ -139,17 +163,14 @@ class Working {
     root.appliedSeq = logged.seq;
   }
 
-  /** Freezes the copies and hands them to the draft. */
-  finish(): void {
-    const root = this.#root;
-    const draft = this.draft as Scalars;
-    for (const key of SCALARS) {
-      if (draft[key] !== root[key]) (draft as Record<ScalarKey, unknown>)[key] = root[key];
+  /** Freezes the copies and returns the new frozen state (the base when nothing was folded). */
+  finish(): MetadataState {
+    if (this.#root.appliedSeq === this.base.appliedSeq) return this.base;
+    for (const session of this.#ownSessions.values()) {
+      Object.freeze(session.results);
+      Object.freeze(session);
     }
     for (const bucket of this.#sessionBuckets.values()) Object.freeze(bucket);
-    if (this.#sessions !== undefined) {
-      (this.draft as { sessions: unknown }).sessions = Object.freeze(this.#sessions);
-    }
     for (const id of this.#ownSegments) {
       const segment = this.#segments?.get(id);
       if (segment === undefined) continue;
@@ -159,12 +180,17 @@ class Working {
     }
     for (const bucket of this.#buckets.values()) Object.freeze(bucket);
     for (const shard of this.#shardCopies.values()) Object.freeze(shard);
-    if (this.#shards !== undefined) {
-      (this.draft as { shards: unknown }).shards = Object.freeze(this.#shards);
-    }
-    if (this.#segments !== undefined) {
-      (this.draft as { segments: unknown }).segments = freeze(this.#segments);
-    }
+    for (const summary of this.#ownSummaries.values()) Object.freeze(summary);
+    const base = this.base;
+    const state: MetadataState = {
+      ...this.#root,
+      segments: this.#segments === undefined ? base.segments : freeze(this.#segments),
+      shards: this.#shards === undefined ? base.shards : Object.freeze(this.#shards),
+      shardSummaries:
+        this.#summaries === undefined ? base.shardSummaries : Object.freeze(this.#summaries),
+      sessions: this.#sessions === undefined ? base.sessions : Object.freeze(this.#sessions),
+    };
+    return Object.freeze(state);
   }
 
   #readBucket(index: number): Bucket {
@@ -192,30 +218,72 @@ class Working {
     return copy;
   }
 
+  /** The summary of `shardId`, copied once per draft so it can be changed in place. */
+  #writeSummary(shardId: number): MutableSummary {
+    const own = this.#ownSummaries.get(shardId);
+    if (own !== undefined) return own;
+    this.#summaries ??= [...this.base.shardSummaries];
+    const summary = this.#summaries[shardId] ?? this.fail(`no shard summary ${shardId}`);
+    const copy: MutableSummary = { ...summary };
+    this.#ownSummaries.set(shardId, copy);
+    this.#summaries[shardId] = copy;
+    return copy;
+  }
+
+  /** Takes `removed` out of and puts `added` into the summary of the shard of bucket `index`. */
+  #summarise(index: number, removed: ObjectRecord | undefined, added: ObjectRecord | undefined) {
+    const summary = this.#writeSummary(index % SHARD_COUNT);
+    let { keyCount, sum, xor } = summary;
+    if (removed !== undefined) {
+      const hash = recordVerifyHash(removed);
+      keyCount--;
+      sum = (sum - hash) >>> 0;
+      xor = (xor ^ hash) >>> 0;
+    }
+    if (added !== undefined) {
+      const hash = recordVerifyHash(added);
+      keyCount++;
+      sum = (sum + hash) >>> 0;
+      xor = (xor ^ hash) >>> 0;
+    }
+    summary.keyCount = keyCount;
+    summary.sum = sum;
+    summary.xor = xor;
+    summary.changedSeq = this.#seq;
+  }
+
+  /** The bucket (index over every shard) that holds `key`. */
   static bucketIndex(key: string): number {
     const hash = keyHash(key);
     return (hash % SHARD_COUNT) + bucketOf(hash) * SHARD_COUNT;
   }
 
-  getObject(key: string): ObjectRecord | undefined {
-    for (const record of this.#readBucket(Working.bucketIndex(key))) {
+  getObject(key: string, index = Working.bucketIndex(key)): ObjectRecord | undefined {
+    const bucket = this.#readBucket(index);
+    for (let i = 0; i < bucket.length; i++) {
+      const record = bucket[i] as ObjectRecord;
       if (record.key === key) return record;
     }
     return undefined;
   }
 
   /** Replaces the record of `record.key` in place, or appends it. */
-  setObject(record: ObjectRecord): void {
-    const bucket = this.#writeBucket(Working.bucketIndex(record.key));
+  setObject(record: ObjectRecord, index = Working.bucketIndex(record.key)): void {
+    const bucket = this.#writeBucket(index);
+    const frozen = frozenRecord(record);
     const at = bucket.findIndex((r) => r.key === record.key);
-    if (at < 0) bucket.push(frozenRecord(record));
-    else bucket[at] = frozenRecord(record);
+    this.#summarise(index, bucket[at], frozen);
+    if (at < 0) bucket.push(frozen);
+    else bucket[at] = frozen;
   }
 
-  deleteObject(key: string): void {
-    const bucket = this.#writeBucket(Working.bucketIndex(key));
+  deleteObject(key: string, index = Working.bucketIndex(key)): void {
+    const bucket = this.#writeBucket(index);
     const at = bucket.findIndex((r) => r.key === key);
-    if (at >= 0) bucket.splice(at, 1);
+    if (at >= 0) {
+      this.#summarise(index, bucket[at], undefined);
+      bucket.splice(at, 1);
+    }
     this.#root.objectCount -= 1;
   }
 
@@ -284,13 +352,13 @@ class Working {
     this.#root.used -= replica.length;
   }
 
-  #dropObject(record: ObjectRecord): void {
+  #dropObject(record: ObjectRecord, index?: number): void {
     for (const replica of record.replicas) this.#releaseReplica(replica);
-    this.deleteObject(record.key);
+    this.deleteObject(record.key, index);
   }
 
-  #existing(key: string): ObjectRecord {
-    const record = this.getObject(key);
+  #existing(key: string, index: number): ObjectRecord {
+    const record = this.getObject(key, index);
     if (record === undefined) this.fail(`object ${JSON.stringify(key)} not found`);
     return record;
   }
@@ -309,58 +377,74 @@ class Working {
     return this.#sessionBuckets.get(index) ?? this.base.sessions[index] ?? [];
   }
 
+  /** Removes the session at `at` of session bucket `index` (copied for writing). */
+  #forgetSession(index: number, at: number): void {
+    const own = this.#writeSessionBucket(index);
+    const [gone] = own.splice(at, 1);
+    if (gone !== undefined) this.#ownSessions.delete(gone.sessionId);
+    this.#root.sessionCount -= 1;
+  }
+
   /**
    * Keeps the result of a client's request in its session, forgetting the results the client
    * no longer waits for. The primary never logs a request twice nor one below the session's
-   * oldest pending number: such an entry is a fold error.
+   * oldest pending number: such an entry is a fold error. A session is copied once per draft,
+   * then changed in place, so a batch of one client's requests costs one copy of its results.
    */
   #recordResult(origin: RequestOrigin, logged: LoggedEvent): void {
     const { event, seq } = logged;
     if (event.op === 'EVICTION' || event.op === 'EPOCH')
       this.fail(`${event.op} has a request origin`);
-    const index = sessionBucketOf(origin.sessionId);
-    const bucket = this.#writeSessionBucket(index);
-    let at = bucket.findIndex((s) => s.sessionId === origin.sessionId);
-    const previous = at < 0 ? undefined : bucket[at];
-    if (previous === undefined && this.#root.sessionCount >= MAX_SESSIONS) {
-      this.#forgetIdlestSession();
-      at = bucket.findIndex((s) => s.sessionId === origin.sessionId);
+    const { sessionId, requestNo } = origin;
+    const index = sessionBucketOf(sessionId);
+    let session = this.#ownSessions.get(sessionId);
+    if (session === undefined) {
+      const bucket = this.#readSessionBucket(index);
+      const at = bucket.findIndex((s) => s.sessionId === sessionId);
+      const previous = at < 0 ? undefined : bucket[at];
+      if (previous === undefined && this.#root.sessionCount >= MAX_SESSIONS)
+        this.#forgetIdlestSession();
+      session = {
+        sessionId,
+        oldestPending: previous?.oldestPending ?? 0,
+        lastSeq: previous?.lastSeq ?? 0,
+        lastTs: previous?.lastTs ?? 0,
+        results: previous === undefined ? [] : [...previous.results],
+      };
+      const own = this.#writeSessionBucket(index);
+      if (at < 0) {
+        own.push(session);
+        this.#root.sessionCount += 1;
+      } else own[at] = session;
+      this.#ownSessions.set(sessionId, session);
     }
-    const floor = previous?.oldestPending ?? 0;
-    if (origin.requestNo < floor)
-      this.fail(`request ${origin.requestNo} of session ${origin.sessionId} is below ${floor}`);
+    const floor = session.oldestPending;
+    if (requestNo < floor)
+      this.fail(`request ${requestNo} of session ${sessionId} is below ${floor}`);
     let oldestPending = Math.max(floor, origin.oldestPending);
-    const results: SessionResult[] = [];
-    for (const result of previous?.results ?? []) {
-      if (result.requestNo === origin.requestNo)
-        this.fail(`request ${origin.requestNo} of session ${origin.sessionId} applied twice`);
-      if (result.requestNo >= oldestPending) results.push(result);
-    }
+    const results = session.results;
+    // Ascending by request number: drop those below oldestPending, find where this one goes.
+    const below = lowerBound(results, oldestPending);
+    if (below > 0) results.splice(0, below);
+    const i = lowerBound(results, requestNo);
+    if (results[i]?.requestNo === requestNo)
+      this.fail(`request ${requestNo} of session ${sessionId} applied twice`);
     const key = eventKey(event);
     const replicas = event.op === 'PUT_START' ? this.getObject(key)?.replicas : undefined;
     const result: SessionResult = Object.freeze(
       replicas === undefined
-        ? { requestNo: origin.requestNo, seq, op: event.op, key }
-        : { requestNo: origin.requestNo, seq, op: event.op, key, replicas },
+        ? { requestNo, seq, op: event.op, key }
+        : { requestNo, seq, op: event.op, key, replicas },
     );
-    let i = results.length;
-    while (i > 0 && (results[i - 1] as SessionResult).requestNo > origin.requestNo) i--;
-    results.splice(i, 0, result);
+    if (i === results.length) results.push(result);
+    else results.splice(i, 0, result);
     if (results.length > MAX_SESSION_RESULTS) {
       results.splice(0, results.length - MAX_SESSION_RESULTS);
       oldestPending = Math.max(oldestPending, (results[0] as SessionResult).requestNo);
     }
-    const record: SessionRecord = Object.freeze({
-      sessionId: origin.sessionId,
-      oldestPending,
-      lastSeq: seq,
-      lastTs: this.#root.logTime,
-      results: Object.freeze(results),
-    });
-    if (at < 0) {
-      bucket.push(record);
-      this.#root.sessionCount += 1;
-    } else bucket[at] = record;
+    session.oldestPending = oldestPending;
+    session.lastSeq = seq;
+    session.lastTs = this.#root.logTime;
   }
 
   /** Forgets every session idle for SESSION_TTL_MS of logged time. */
@@ -371,13 +455,8 @@ class Working {
     const cutoff = root.logTime - SESSION_TTL_MS;
     for (let i = 0; i < SESSION_BUCKETS; i++) {
       const bucket = this.#readSessionBucket(i);
-      if (!bucket.some((s) => s.lastTs <= cutoff)) continue;
-      const own = this.#writeSessionBucket(i);
-      for (let j = own.length - 1; j >= 0; j--) {
-        if ((own[j] as SessionRecord).lastTs <= cutoff) {
-          own.splice(j, 1);
-          root.sessionCount -= 1;
-        }
+      for (let j = bucket.length - 1; j >= 0; j--) {
+        if ((bucket[j] as SessionRecord).lastTs <= cutoff) this.#forgetSession(i, j);
       }
     }
   }
@@ -392,13 +471,11 @@ class Working {
       }
     }
     if (oldest === undefined) return;
-    const own = this.#writeSessionBucket(oldest.bucket);
     const id = oldest.id;
-    own.splice(
-      own.findIndex((s) => s.sessionId === id),
-      1,
+    this.#forgetSession(
+      oldest.bucket,
+      this.#readSessionBucket(oldest.bucket).findIndex((s) => s.sessionId === id),
     );
-    this.#root.sessionCount -= 1;
   }
 
   #event(event: MetadataEvent, seq: number): void {
@@ -430,7 +507,8 @@ class Working {
         return;
       }
       case 'PUT_START': {
-        if (this.getObject(event.key) !== undefined)
+        const index = Working.bucketIndex(event.key);
+        if (this.getObject(event.key, index) !== undefined)
           this.fail(`object ${JSON.stringify(event.key)} exists`);
         const nodes = new Set<string>();
         for (const replica of event.replicas) {
@@ -442,45 +520,55 @@ class Working {
           this.#allocateReplica(replica);
         }
         if (event.replicas.length === 0) this.fail('an object needs a replica');
-        this.setObject({
-          key: event.key,
-          size: event.size,
-          replicas: event.replicas.map((r) => copyReplica(r)),
-          lastSeq: seq,
-        });
+        this.setObject(
+          {
+            key: event.key,
+            size: event.size,
+            replicas: event.replicas.map((r) => copyReplica(r)),
+            lastSeq: seq,
+          },
+          index,
+        );
         this.#root.objectCount += 1;
         return;
       }
       case 'PUT_END': {
-        const record = this.#existing(event.key);
+        const index = Working.bucketIndex(event.key);
+        const record = this.#existing(event.key, index);
         if (record.replicas.every((r) => r.status === 'complete'))
           this.fail('put already complete');
-        this.setObject({
-          ...record,
-          replicas: record.replicas.map((r) => copyReplica(r, 'complete')),
-          lastSeq: seq,
-        });
+        this.setObject(
+          {
+            ...record,
+            replicas: record.replicas.map((r) => copyReplica(r, 'complete')),
+            lastSeq: seq,
+          },
+          index,
+        );
         return;
       }
       case 'PUT_REVOKE': {
-        const record = this.#existing(event.key);
+        const index = Working.bucketIndex(event.key);
+        const record = this.#existing(event.key, index);
         if (record.replicas.every((r) => r.status === 'complete'))
           this.fail('put already complete');
-        this.#dropObject(record);
+        this.#dropObject(record, index);
         return;
       }
       case 'REMOVE': {
-        const record = this.#existing(event.key);
+        const index = Working.bucketIndex(event.key);
+        const record = this.#existing(event.key, index);
         if (record.replicas.some((r) => r.status === 'processing')) this.fail('put in progress');
-        this.#dropObject(record);
+        this.#dropObject(record, index);
         return;
       }
       case 'EVICTION': {
         for (const key of event.keys) {
-          const record = this.#existing(key);
+          const index = Working.bucketIndex(key);
+          const record = this.#existing(key, index);
           if (record.replicas.some((r) => r.status === 'processing'))
             this.fail(`evicting ${key}: put in progress`);
-          this.#dropObject(record);
+          this.#dropObject(record, index);
         }
         return;
       }
@@ -495,29 +583,131 @@ class Working {
   }
 }
 
+/** The first index of `results` (ascending by requestNo) whose requestNo is >= `requestNo`. */
+function lowerBound(results: readonly SessionResult[], requestNo: number): number {
+  let lo = 0;
+  let hi = results.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((results[mid] as SessionResult).requestNo < requestNo) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * A state whose every field reads the draft as it is now (nothing is copied). A class, not an
+ * object literal with getters: V8 gives each such literal (its closures) a hidden class of its
+ * own, which kept the young generation's survivors, and the fold's GC time, several times
+ * higher (measured with --trace-gc-nvp: 39 % of new space surviving a scavenge against 18 %).
+ */
+class DraftView implements MetadataState {
+  constructor(
+    readonly root: Readonly<Scalars>,
+    readonly working: Working,
+  ) {}
+  get appliedSeq(): number {
+    return this.root.appliedSeq;
+  }
+  get epoch(): number {
+    return this.root.epoch;
+  }
+  get epochNodeId(): string {
+    return this.root.epochNodeId;
+  }
+  get objectCount(): number {
+    return this.root.objectCount;
+  }
+  get capacity(): number {
+    return this.root.capacity;
+  }
+  get used(): number {
+    return this.root.used;
+  }
+  get sessionCount(): number {
+    return this.root.sessionCount;
+  }
+  get logTime(): number {
+    return this.root.logTime;
+  }
+  get sessionsSweptAt(): number {
+    return this.root.sessionsSweptAt;
+  }
+  get segments(): ReadonlyMap<string, Segment> {
+    return this.working.segments;
+  }
+  get shards(): MetadataState['shards'] {
+    return this.working.shards;
+  }
+  get shardSummaries(): readonly ShardSummary[] {
+    return this.working.shardSummaries;
+  }
+  get sessions(): MetadataState['sessions'] {
+    return this.working.sessions;
+  }
+}
+
+/**
+ * The next state while events are folded into it one at a time: {@link FoldDraft.state} reads
+ * it as a state after every event (to decide the next command against), and
+ * {@link FoldDraft.finish} freezes it once. The base state is never changed and stays valid.
+ */
+export class FoldDraft {
+  readonly #working: Working;
+  #broken: FoldError | undefined;
+
+  constructor(base: MetadataState) {
+    this.#working = new Working(base);
+  }
+
+  /**
+   * The draft as a state: everything folded so far. Read it only (it is not frozen) and not
+   * after `finish()`.
+   */
+  get state(): MetadataState {
+    return this.#working.view;
+  }
+
+  /**
+   * Folds the next event. Throws {@link FoldError} when it is out of sequence or cannot
+   * apply; the draft is then unusable (a later call throws the same error), the base unchanged.
+   */
+  apply(logged: LoggedEvent): void {
+    if (this.#broken !== undefined) throw this.#broken;
+    try {
+      this.#working.apply(logged);
+    } catch (err) {
+      if (err instanceof FoldError) this.#broken = err;
+      throw err;
+    }
+  }
+
+  /** The frozen state with every event applied (the base itself when none was). */
+  finish(): MetadataState {
+    if (this.#broken !== undefined) throw this.#broken;
+    return this.#working.finish();
+  }
+}
+
 /**
  * Folds one event: returns the next frozen state; `state` is untouched and stays valid.
  * Throws {@link FoldError} (and changes nothing) when `logged.seq !== state.appliedSeq + 1` or
  * the event cannot apply (it contradicts the state: a decision the fold would have to make).
  */
 export function fold(state: MetadataState, logged: LoggedEvent): MetadataState {
-  return produce(state, (draft) => {
-    const working = new Working(state, draft);
-    working.apply(logged);
-    working.finish();
-  });
+  const working = new Working(state);
+  working.apply(logged);
+  return working.finish();
 }
 
 /**
- * Folds consecutive events in one `produce`: the same result as folding them one by one,
- * faster. All or nothing: on a {@link FoldError} the input state is unchanged and nothing of
- * the batch is applied.
+ * Folds consecutive events at once: the same result as folding them one by one, faster. All
+ * or nothing: on a {@link FoldError} the input state is unchanged and nothing of the batch is
+ * applied.
  */
 export function foldAll(state: MetadataState, logged: readonly LoggedEvent[]): MetadataState {
   if (logged.length === 0) return state;
-  return produce(state, (draft) => {
-    const working = new Working(state, draft);
-    for (const item of logged) working.apply(item);
-    working.finish();
-  });
+  const working = new Working(state);
+  for (const item of logged) working.apply(item);
+  return working.finish();
 }

@@ -7,7 +7,14 @@ import {
   sessionBucketOf,
   SHARD_COUNT,
 } from './shard.ts';
-import type { MetadataState, ObjectRecord, Segment, SessionRecord, ShardBuckets } from './types.ts';
+import type {
+  MetadataState,
+  ObjectRecord,
+  Segment,
+  SessionRecord,
+  ShardBuckets,
+  ShardSummary,
+} from './types.ts';
 
 enableMapSet();
 
@@ -35,6 +42,7 @@ function buildEmptyState(): MetadataState {
     );
   }
   const noSessions: readonly SessionRecord[] = Object.freeze([]);
+  const emptyShard: ShardSummary = Object.freeze({ keyCount: 0, sum: 0, xor: 0, changedSeq: 0 });
   const state: MetadataState = {
     appliedSeq: 0,
     epoch: 0,
@@ -44,6 +52,7 @@ function buildEmptyState(): MetadataState {
     used: 0,
     segments: new Map(),
     shards,
+    shardSummaries: Object.freeze(new Array<ShardSummary>(SHARD_COUNT).fill(emptyShard)),
     sessions: Object.freeze(new Array<readonly SessionRecord[]>(SESSION_BUCKETS).fill(noSessions)),
     sessionCount: 0,
     logTime: 0,

@@ -89,6 +89,22 @@ export interface SessionRecord {
   readonly results: readonly SessionResult[];
 }
 
+/**
+ * What verification needs of one shard, kept up to date by every fold (so a primary answers a
+ * round without reading the shard's records): the number of records, the sum (mod 2^32) and
+ * xor of their `recordVerifyHash`es (checksum.ts), and a seq at or after the last change.
+ */
+export interface ShardSummary {
+  readonly keyCount: number;
+  readonly sum: number;
+  readonly xor: number;
+  /**
+   * The seq of the last event that changed the shard, or a later seq: a shard rebuilt from a
+   * snapshot or repaired counts as changed at that state's appliedSeq.
+   */
+  readonly changedSeq: number;
+}
+
 /** The session table, in SESSION_BUCKETS frozen buckets (internal: read it with sessions.ts). */
 export type SessionBuckets = readonly (readonly SessionRecord[])[];
 
@@ -111,6 +127,8 @@ export interface MetadataState {
   readonly segments: ReadonlyMap<string, Segment>;
   /** SHARD_COUNT shards, each BUCKETS_PER_SHARD buckets of records. */
   readonly shards: readonly ShardBuckets[];
+  /** The verification summary of each shard (SHARD_COUNT of them, internal). */
+  readonly shardSummaries: readonly ShardSummary[];
   /** The client sessions (exactly-once writes): see sessions.ts. */
   readonly sessions: SessionBuckets;
   /** Number of sessions in `sessions`. */

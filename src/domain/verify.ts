@@ -18,9 +18,10 @@
  *    not name). Otherwise the key is skipped.
  *
  * Per sampled shard. A shard is *quiet* when the primary knows every removal in (S, P] (as in
- * rule 3), none of them is in this shard, and no record of the shard has `lastSeq > S`: a quiet
- * shard is the same at S and at P, so its digest ({@link shardVerifyDigest}) must equal the
- * standby's.
+ * rule 3), none of them is in this shard, and nothing changed the shard after S (the summary
+ * the fold keeps per shard, `changedSeq`): a quiet shard is the same at S and at P, so its
+ * digest ({@link shardVerifyDigest}) must equal the standby's. The primary reads that digest
+ * from the summary; the standby computes it from its records (so a corrupted record shows).
  * - Quiet, equal digests: OK, without looking at the keys.
  * - Quiet, digests differ, the standby sent only a sample of the shard (it holds more than
  *   `maxKeysPerShard` keys): the primary sends the whole shard (a shard reset).
@@ -33,7 +34,13 @@
  */
 import { freeze, produce } from 'immer';
 import CRC32 from 'crc-32';
-import { objectChecksum, prefixHash, sessionChecksum } from './checksum.ts';
+import {
+  objectChecksum,
+  prefixHash,
+  sessionChecksum,
+  summariseRecords,
+  summaryDigest,
+} from './checksum.ts';
 import { isSessionId } from './eventCodec.ts';
 import {
   bucketOf,
@@ -240,16 +247,14 @@ export function buildVerifyRequest(
 // ---------------------------------------------------------------------------------------------
 // Shard summaries, memoised per (immutable) shard
 
-interface ShardSummary {
+interface ShardMemo {
   readonly keyCount: number;
-  readonly maxLastSeq: number;
-  /** Computed on first use (a busy shard on the primary never needs it). */
+  /** Computed on first use. */
   digest: number | undefined;
 }
 
-/** The same for one bucket; `sum` and `xor` (of its records' hashes) on first use. */
+/** The same for one bucket: `sum` and `xor` of its records' hashes, on first use. */
 interface BucketSummary {
-  readonly maxLastSeq: number;
   sum: number | undefined;
   xor: number;
 }
@@ -259,7 +264,7 @@ interface BucketSummary {
 // its changed buckets, and those only their changed records' hashes (measured at 1M objects,
 // one record removed in each of the 103 sampled shards: answerVerify 11-24 ms with bucket
 // summaries, 110-120 ms with record checksums memoised only, 300-320 ms with no memo).
-const summaries = new WeakMap<ShardBuckets, ShardSummary>();
+const summaries = new WeakMap<ShardBuckets, ShardMemo>();
 const bucketSummaries = new WeakMap<readonly ObjectRecord[], BucketSummary>();
 const checksums = new WeakMap<ObjectRecord, number>();
 const sessionChecksums = new WeakMap<SessionRecord, number>();
@@ -285,31 +290,24 @@ function checksumOf(record: ObjectRecord): number {
 function bucketSummary(bucket: readonly ObjectRecord[]): BucketSummary {
   const cached = bucketSummaries.get(bucket);
   if (cached !== undefined) return cached;
-  let maxLastSeq = 0;
-  for (const record of bucket) if (record.lastSeq > maxLastSeq) maxLastSeq = record.lastSeq;
-  const summary: BucketSummary = { maxLastSeq, sum: undefined, xor: 0 };
+  const summary: BucketSummary = { sum: undefined, xor: 0 };
   if (Object.isFrozen(bucket)) bucketSummaries.set(bucket, summary);
   return summary;
 }
 
-function shardSummary(state: MetadataState, shardId: number): ShardSummary {
+function shardSummary(state: MetadataState, shardId: number): ShardMemo {
   const buckets = state.shards[shardId];
-  if (buckets === undefined) return { digest: 0, keyCount: 0, maxLastSeq: 0 };
+  if (buckets === undefined) return { digest: 0, keyCount: 0 };
   const cached = summaries.get(buckets);
   if (cached !== undefined) return cached;
   let keyCount = 0;
-  let maxLastSeq = 0;
-  for (const bucket of buckets) {
-    if (bucket.length === 0) continue;
-    keyCount += bucket.length;
-    maxLastSeq = Math.max(maxLastSeq, bucketSummary(bucket).maxLastSeq);
-  }
-  const summary: ShardSummary = { keyCount, maxLastSeq, digest: undefined };
+  for (const bucket of buckets) keyCount += bucket.length;
+  const summary: ShardMemo = { keyCount, digest: undefined };
   if (Object.isFrozen(buckets)) summaries.set(buckets, summary);
   return summary;
 }
 
-function digestOf(state: MetadataState, shardId: number, summary: ShardSummary): number {
+function digestOf(state: MetadataState, shardId: number, summary: ShardMemo): number {
   if (summary.digest !== undefined) return summary.digest;
   let sum = 0;
   let xor = 0;
@@ -319,7 +317,7 @@ function digestOf(state: MetadataState, shardId: number, summary: ShardSummary):
     if (part.sum === undefined) {
       let bucketSum = 0;
       for (const record of bucket) {
-        const hash = CRC32.str(record.key, checksumOf(record)) >>> 0;
+        const hash = CRC32.str(record.key, checksumOf(record)) >>> 0; // recordVerifyHash
         bucketSum = (bucketSum + hash) >>> 0;
         part.xor = (part.xor ^ hash) >>> 0;
       }
@@ -328,8 +326,7 @@ function digestOf(state: MetadataState, shardId: number, summary: ShardSummary):
     sum = (sum + part.sum) >>> 0;
     xor = (xor ^ part.xor) >>> 0;
   }
-  const digest =
-    summary.keyCount === 0 ? 0 : CRC32.str(`${summary.keyCount},${sum},${xor}`, 0) >>> 0;
+  const digest = summaryDigest({ keyCount: summary.keyCount, sum, xor, changedSeq: 0 });
   summary.digest = digest;
   return digest;
 }
@@ -578,10 +575,15 @@ export function answerVerify(
   for (const [shardId, entries] of byShard) {
     const keyCount = request.shardKeyCounts?.[shardId];
     const complete = keyCount === entries.length;
-    const summary = shardSummary(primary, shardId);
-    const quiet = knowledge.exact && !knowledge.shards.has(shardId) && summary.maxLastSeq <= S;
+    // The summary the fold keeps: no record of the shard is read for a quiet, equal shard.
+    const summary = primary.shardSummaries[shardId];
+    const quiet =
+      summary !== undefined &&
+      knowledge.exact &&
+      !knowledge.shards.has(shardId) &&
+      summary.changedSeq <= S;
     if (quiet) {
-      if (digestOf(primary, shardId, summary) === request.shardDigests?.[shardId]) {
+      if (summaryDigest(summary) === request.shardDigests?.[shardId]) {
         keysChecked += entries.length;
         continue;
       }
@@ -770,6 +772,14 @@ export function applyCorrections(
   for (const bucket of bucketCopies.values()) Object.freeze(bucket);
   for (const shard of shardCopies.values()) Object.freeze(shard);
   const newShards = Object.freeze(shards) as readonly ShardBuckets[];
+  // The summaries of the changed shards, from their records (counted as changed now).
+  let shardSummaries = state.shardSummaries;
+  if (shardCopies.size > 0) {
+    const copy = [...state.shardSummaries];
+    for (const [shardId, buckets] of shardCopies)
+      copy[shardId] = summariseRecords(buckets.flat(), state.appliedSeq);
+    shardSummaries = Object.freeze(copy);
+  }
 
   // Recompute the affected segments from every record that lies on them.
   const ranges = new Map<string, [number, number, string][]>();
@@ -809,7 +819,10 @@ export function applyCorrections(
     capacity += segment.size;
   }
   return produce(state, (draft) => {
-    if (bucketCopies.size > 0) (draft as { shards: unknown }).shards = newShards;
+    if (bucketCopies.size > 0) {
+      (draft as { shards: unknown }).shards = newShards;
+      (draft as { shardSummaries: unknown }).shardSummaries = shardSummaries;
+    }
     if (sessions !== undefined) {
       (draft as { sessions: unknown }).sessions = sessions.buckets;
       draft.sessionCount = sessions.count;

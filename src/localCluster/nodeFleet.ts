@@ -40,6 +40,8 @@ export interface FleetOptions {
   readonly extraArgs?: readonly string[];
   /** More flags for one node (`--record <its file>`). */
   readonly nodeArgs?: (id: string) => readonly string[];
+  /** Flags of the Node.js runtime itself for every node (e.g. `--cpu-prof`). */
+  readonly runtimeArgs?: readonly string[];
   /** Echo node logs to stderr (debugging). */
   readonly echo?: boolean;
 }
@@ -91,6 +93,7 @@ export class NodeHandle {
 
   #spawn(): void {
     const args = [
+      ...(this.options.runtimeArgs ?? []),
       cliEntry(),
       'node',
       '--id',

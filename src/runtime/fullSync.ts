@@ -5,11 +5,20 @@
  * order, rebuilds the state, checks the whole-state digest (the last chunk carries it), and
  * then follows the log from S+1.
  *
- * A chunk larger than a transport message is sent in parts: the standby asks for part 0, learns
- * how many there are, and fetches the rest. The primary encodes each chunk once, when it is
- * first asked for, so it encodes chunk i+1 while the standby decodes chunk i.
+ * Chunks travel in the binary chunk encoding checkpoints use (binaryChunk.ts: varints, a names
+ * table, a CRC per chunk); the standby also reads the JSON one (snapshot.ts), which a primary of
+ * an earlier version sends. A chunk larger than a transport message is sent in parts: the
+ * standby asks for part 0, learns how many there are, and fetches the rest. The primary encodes
+ * each chunk once, when it is first asked for, so it encodes chunk i+1 while the standby decodes
+ * chunk i.
  */
-import { decodeChunk, encodeChunk, SnapshotBuilder, snapshotChunks } from '../domain/snapshot.ts';
+import { decodeBinaryChunk, encodeBinaryChunk, isBinaryChunk } from '../domain/binaryChunk.ts';
+import {
+  decodeChunk,
+  SnapshotBuilder,
+  snapshotChunkCount,
+  snapshotChunks,
+} from '../domain/snapshot.ts';
 import type { SnapshotChunk } from '../domain/snapshot.ts';
 import type { MetadataState } from '../domain/types.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -86,8 +95,7 @@ export class FullSyncSource {
       this.#sessions.delete(oldest);
     }
     const { state, lastStreamSeq } = this.options.committed();
-    const segmentCount = state.segments.size;
-    const total = Math.max(1, Math.ceil((segmentCount + state.objectCount) / this.#chunkSize));
+    const total = snapshotChunkCount(state, this.#chunkSize);
     const id = `${this.options.clock.monotonicNow().toString(36)}-${(this.#next++).toString(36)}`;
     this.#sessions.set(id, {
       id,
@@ -116,7 +124,7 @@ export class FullSyncSource {
       const next = session.chunks.next();
       if (next.done === true)
         throw new AdminError('syncChunk', 'BAD_REQUEST', false, `no chunk ${request.index}`);
-      session.bytes = encodeChunk(next.value);
+      session.bytes = encodeBinaryChunk(next.value);
       session.index = request.index;
     } else if (request.index !== session.index || session.bytes === undefined) {
       this.#sessions.delete(session.id);
@@ -207,7 +215,7 @@ export async function fetchFullSync(
       pending.catch(() => undefined);
     }
     bytes += encoded.length;
-    builder.add(decodeChunk(encoded));
+    builder.add(isBinaryChunk(encoded) ? decodeBinaryChunk(encoded) : decodeChunk(encoded));
   }
   const state = builder.finish();
   return { state, lastStreamSeq: start.lastStreamSeq, chunks: start.total, bytes };

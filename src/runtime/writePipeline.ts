@@ -2,7 +2,7 @@ import { decide, type DecideContext } from '../domain/decide.ts';
 import { invalidArgument, objectNotFound } from '../domain/errors.ts';
 import { checkOrigin, toEntry } from '../domain/eventCodec.ts';
 import { decideEviction, type EvictionPolicy } from '../domain/eviction.ts';
-import { fold } from '../domain/fold.ts';
+import { FoldDraft } from '../domain/fold.ts';
 import { requestStatus } from '../domain/sessions.ts';
 import { getObject } from '../domain/state.ts';
 import type {
@@ -103,53 +103,68 @@ export class WritePipeline implements MetadataService {
     origins?: readonly (RequestOrigin | undefined)[],
   ): Promise<BatchItem[]> {
     this.#assertServing();
+    // One pass: every command is decided against the draft of the next speculative state
+    // (committed, in flight, and this batch's earlier commands), folded into it, and the
+    // draft frozen once; each entry is encoded once, with its frame.
+    const draft = new FoldDraft(this.#spec);
+    const state = draft.state;
+    const firstSeq = this.#nextSeq;
+    const ts = this.options.clock.wallNow();
     const entries: OpLogEntry[] = [];
     const items: Array<BatchItem | { pending: ExecuteResult }> = [];
-    for (const [i, command] of commands.entries()) {
-      const origin = origins?.[i];
-      if (origin !== undefined) {
-        const bad = checkOrigin(origin);
-        if (bad !== undefined) {
-          items.push({ ok: false, error: invalidArgument(bad.field, bad.message) });
+    try {
+      for (const [i, command] of commands.entries()) {
+        const origin = origins?.[i];
+        if (origin !== undefined) {
+          const bad = checkOrigin(origin);
+          if (bad !== undefined) {
+            items.push({ ok: false, error: invalidArgument(bad.field, bad.message) });
+            continue;
+          }
+          const known = requestStatus(state, origin, command);
+          if (known.kind === 'applied') {
+            const { seq, replicas } = known.result;
+            items.push({ ok: true, result: replicas === undefined ? { seq } : { seq, replicas } });
+            continue;
+          }
+          if (known.kind === 'refused') {
+            items.push({ ok: false, error: known.error });
+            continue;
+          }
+        }
+        let decision = decide(state, command, this.#ctx);
+        if (!decision.ok && decision.error.code === 'NO_SPACE' && command.type === 'putStart') {
+          const eviction = decideEviction(state, this.options.eviction, this.#ctx);
+          if (eviction !== null) {
+            entries.push(this.#speculate(draft, ts, eviction));
+            decision = decide(state, command, this.#ctx);
+          }
+        }
+        if (!decision.ok) {
+          items.push({ ok: false, error: decision.error });
           continue;
         }
-        const known = requestStatus(this.#spec, origin, command);
-        if (known.kind === 'applied') {
-          const { seq, replicas } = known.result;
-          items.push({ ok: true, result: replicas === undefined ? { seq } : { seq, replicas } });
-          continue;
-        }
-        if (known.kind === 'refused') {
-          items.push({ ok: false, error: known.error });
-          continue;
-        }
+        const entry = this.#speculate(draft, ts, decision.event, origin);
+        entries.push(entry);
+        const event = decision.event;
+        items.push({
+          pending:
+            event.op === 'PUT_START'
+              ? { seq: entry.seq, replicas: event.replicas }
+              : { seq: entry.seq },
+        });
       }
-      let decision = decide(this.#spec, command, this.#ctx);
-      if (!decision.ok && decision.error.code === 'NO_SPACE' && command.type === 'putStart') {
-        const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
-        if (eviction !== null) {
-          entries.push(this.#speculate(eviction));
-          decision = decide(this.#spec, command, this.#ctx);
-        }
-      }
-      if (!decision.ok) {
-        items.push({ ok: false, error: decision.error });
-        continue;
-      }
-      const entry = this.#speculate(decision.event, origin);
-      entries.push(entry);
-      const event = decision.event;
-      items.push({
-        pending:
-          event.op === 'PUT_START'
-            ? { seq: entry.seq, replicas: event.replicas }
-            : { seq: entry.seq },
-      });
+    } catch (err) {
+      // A bug (the fold refused what decide chose): nothing of the batch is kept or appended.
+      this.#nextSeq = firstSeq;
+      throw err;
     }
     // Every answer of the batch (refusals and replayed results too) was judged against state
     // that includes whatever is in flight: answer once all of it is committed.
-    if (entries.length > 0) await this.#append(entries);
-    else if (this.options.refusalsBeforeCommit !== true) await this.#committed();
+    if (entries.length > 0) {
+      this.#spec = draft.finish();
+      await this.#append(entries);
+    } else if (this.options.refusalsBeforeCommit !== true) await this.#committed();
     this.#assertServing(false);
     return items.map((item) => ('pending' in item ? { ok: true, result: item.pending } : item));
   }
@@ -207,15 +222,17 @@ export class WritePipeline implements MetadataService {
     }
   }
 
-  #speculate(event: MetadataEvent, origin?: RequestOrigin): OpLogEntry {
-    const entry = {
-      seq: this.#nextSeq++,
-      epoch: this.options.epoch,
-      ts: this.options.clock.wallNow(),
-      event,
-    };
+  /** Folds `event` into `draft` as the next entry and returns that entry, encoded. */
+  #speculate(
+    draft: FoldDraft,
+    ts: number,
+    event: MetadataEvent,
+    origin?: RequestOrigin,
+  ): OpLogEntry {
+    const entry = { seq: this.#nextSeq, epoch: this.options.epoch, ts, event };
     const logged: LoggedEvent = origin === undefined ? entry : { ...entry, origin };
-    this.#spec = fold(this.#spec, logged);
+    draft.apply(logged);
+    this.#nextSeq++;
     return toEntry(logged);
   }
 
@@ -282,6 +299,9 @@ export class WritePipeline implements MetadataService {
     if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) return;
     const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
     if (eviction === null) return;
-    this.#append([this.#speculate(eviction)]).catch(() => undefined);
+    const draft = new FoldDraft(this.#spec);
+    const entry = this.#speculate(draft, this.options.clock.wallNow(), eviction);
+    this.#spec = draft.finish();
+    this.#append([entry]).catch(() => undefined);
   }
 }

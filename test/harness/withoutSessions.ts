@@ -2,7 +2,8 @@ import { decodeJson, encodeJson } from '../../src/api/wire.ts';
 import type { ApiClientTransport } from '../../src/ports/apiTransport.ts';
 
 /**
- * A client transport whose requests lose their `session` on the way: the nodes see writes
+ * A client transport whose requests lose their `session` (and a `writeBatch`'s items their
+ * `requestNo`) on the way: the nodes see writes
  * without a client session, so nothing is deduplicated. The broken variant "no session table"
  * of the simulation, and the baseline of the sessions' cost in the write bench.
  */
@@ -11,6 +12,9 @@ export function withoutSessions(transport: ApiClientTransport): ApiClientTranspo
     request: (op, body, timeoutMs) => {
       const value = decodeJson(body) as Record<string, unknown>;
       delete value['session'];
+      // A coalesced request's items carry their own request numbers.
+      if (op === 'writeBatch' && Array.isArray(value['items']))
+        for (const item of value['items'] as Record<string, unknown>[]) delete item['requestNo'];
       return transport.request(op, encodeJson(value), timeoutMs);
     },
     ...(transport.onListening === undefined

@@ -6,7 +6,7 @@ import { decide, type DecideContext } from '../../src/domain/decide.ts';
 import { DomainError } from '../../src/domain/errors.ts';
 import { fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
 import { decideEviction } from '../../src/domain/eviction.ts';
-import { fold, foldAll } from '../../src/domain/fold.ts';
+import { fold, foldAll, FoldDraft } from '../../src/domain/fold.ts';
 import { SESSION_TTL_MS } from '../../src/domain/limits.ts';
 import { requestStatus } from '../../src/domain/sessions.ts';
 import { shardOf, SHARD_COUNT } from '../../src/domain/shard.ts';
@@ -26,6 +26,7 @@ import type {
   SessionResult,
 } from '../../src/domain/types.ts';
 import { propRuns } from './runs.ts';
+import { expectSummariesOfRecords } from './shardSummaries.ts';
 
 /**
  * A step of a generated history: a client command (of one of three client sessions, or of no
@@ -197,12 +198,17 @@ function checkInvariants(state: MetadataState): void {
   expect(state.capacity).toBe(capacity);
 }
 
-/** Runs a history through decide + fold; returns the log and the final state. */
+/**
+ * Runs a history through decide + fold; returns the log and the final state. With `draft`, the
+ * whole history is decided against and folded into one {@link FoldDraft} (as the primary's
+ * write pipeline does with a batch), frozen once at the end.
+ */
 function play(
   steps: readonly Step[],
   check: boolean,
+  draft?: FoldDraft,
 ): { log: LoggedEvent[]; state: MetadataState; replays: number } {
-  let state = emptyState();
+  let state = draft?.state ?? emptyState();
   let epoch = 1;
   let now = 1_700_000_000_000;
   let replays = 0;
@@ -282,7 +288,8 @@ function play(
     const entry = { seq: state.appliedSeq + 1, epoch, ts: now, event };
     const logged: LoggedEvent = origin === undefined ? entry : { ...entry, origin };
     log.push(logged);
-    state = fold(state, logged);
+    if (draft === undefined) state = fold(state, logged);
+    else draft.apply(logged);
     if (origin !== undefined) {
       const client = clients.find((c) => c.sessionId === origin.sessionId);
       if (client?.last?.origin === origin) {
@@ -294,7 +301,7 @@ function play(
     }
     if (check) checkInvariants(state);
   }
-  return { log, state, replays };
+  return { log, state: draft?.finish() ?? state, replays };
 }
 
 function contents(state: MetadataState): unknown {
@@ -374,10 +381,14 @@ describe('domain properties', () => {
             decodeBatch(encodeBatch(log.map(toEntry))).map(fromEntry),
           );
           const oneByOne = log.reduce(fold, emptyState());
-          for (const other of [again, batched, viaCodec, oneByOne]) {
+          const drafted = play(steps, false, new FoldDraft(emptyState()));
+          expect(drafted.log).toEqual(log);
+          for (const other of [again, batched, viaCodec, oneByOne, drafted.state]) {
             expect(contents(other)).toEqual(contents(state));
             expect(stateDigest(other)).toBe(stateDigest(state));
+            expect(other.shardSummaries).toEqual(state.shardSummaries);
           }
+          expectSummariesOfRecords(state);
           for (const record of allObjects(state)) {
             const shard = shardOf(record.key);
             expect(shardDigest(batched, shard)).toBe(shardDigest(state, shard));

@@ -16,6 +16,7 @@ import { allObjects, allSegments, emptyState, getObject } from '../../src/domain
 import type { Command, LoggedEvent, MetadataState, ObjectRecord } from '../../src/domain/types.ts';
 import { answerVerify, applyCorrections, buildVerifyRequest } from '../../src/domain/verify.ts';
 import { propRuns } from './runs.ts';
+import { expectSummariesOfRecords } from './shardSummaries.ts';
 
 /** A step of a generated history: a client command, an eviction round, or a new primary. */
 type Step =
@@ -340,6 +341,7 @@ describe('verification properties', () => {
           const repaired = applyCorrections(standby, response);
           expect(shardDigest(repaired, shardOf(key))).toBe(shardDigest(clean, shardOf(key)));
           expect(stateDigest(repaired)).toBe(stateDigest(clean));
+          expectSummariesOfRecords(repaired);
         },
       ),
       { numRuns: propRuns() },
@@ -361,6 +363,7 @@ describe('verification properties', () => {
           }
           const rebuilt = builder.finish();
           expect(stateDigest(rebuilt)).toBe(stateDigest(source));
+          expectSummariesOfRecords(rebuilt);
           expect(contents(rebuilt)).toEqual(contents(source));
           expect([...allObjects(rebuilt)]).toEqual([...allObjects(source)]);
           expect([...allSegments(rebuilt)].map((s) => s.id)).toEqual(
@@ -370,6 +373,7 @@ describe('verification properties', () => {
           let follower = rebuilt;
           for (const logged of log) follower = fold(follower, logged);
           expect(contents(follower)).toEqual(contents(next));
+          expectSummariesOfRecords(follower);
         },
       ),
       { numRuns: propRuns() },

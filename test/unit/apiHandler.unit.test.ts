@@ -209,6 +209,156 @@ describe('api handler: every op', () => {
   });
 });
 
+describe('api handler: writeBatch', () => {
+  const session = { id: 'ab'.repeat(16), oldestPending: 3 };
+
+  it('decides every op in one batch, each item with its own request number and result', async () => {
+    const s = new StubService();
+    const items = [
+      { op: 'mountSegment', segmentId: 'g', nodeId: 'n', size: 100, requestNo: 9 },
+      { op: 'putStart', key: 'k', size: 10, replicaNum: 1, requestNo: 3 },
+      { op: 'putEnd', key: 'k', requestNo: 12 },
+      { op: 'putRevoke', key: 'r', requestNo: 4 },
+      { op: 'remove', key: 'x', requestNo: 5 },
+      { op: 'unmountSegment', segmentId: 'g', requestNo: 6 },
+    ];
+    const reply = await call(s, 'writeBatch', { items, session });
+    expect(reply).toEqual({
+      ok: true,
+      result: {
+        results: [
+          { ok: true, result: { seq: 1 } },
+          { ok: true, result: { key: 'k', size: 10, replicas: [replica], seq: 2 } },
+          { ok: true, result: { seq: 3 } },
+          { ok: true, result: { seq: 4 } },
+          { ok: true, result: { seq: 5 } },
+          { ok: true, result: { seq: 6 } },
+        ],
+      },
+    });
+    expect(s.executeBatch).toHaveBeenCalledTimes(1);
+    const [commands, origins] = s.executeBatch.mock.calls[0] as unknown as [
+      Command[],
+      { sessionId: string; requestNo: number; oldestPending: number }[],
+    ];
+    expect(commands).toEqual([
+      { type: 'mountSegment', segmentId: 'g', nodeId: 'n', size: 100 },
+      { type: 'putStart', key: 'k', size: 10, replicaNum: 1 },
+      { type: 'putEnd', key: 'k' },
+      { type: 'putRevoke', key: 'r' },
+      { type: 'remove', key: 'x' },
+      { type: 'unmountSegment', segmentId: 'g' },
+    ]);
+    expect(origins.map((o) => o.requestNo)).toEqual([9, 3, 12, 4, 5, 6]);
+    expect(new Set(origins.map((o) => `${o.sessionId}/${o.oldestPending}`))).toEqual(
+      new Set([`${session.id}/3`]),
+    );
+    expect(s.execute).not.toHaveBeenCalled();
+  });
+
+  it('a malformed item gets its own BAD_REQUEST naming the field; the others are decided', async () => {
+    const s = new StubService();
+    const items = [
+      { op: 'putEnd', key: 'a', requestNo: 3 },
+      { op: 'putEnd', key: 7, requestNo: 4 },
+      { op: 'get', key: 'b', requestNo: 5 },
+      { op: 'putEnd', key: 'c', extra: 1, requestNo: 6 },
+      { op: 'putStart', key: 'd', size: 1, requestNo: 7 },
+      { op: 'putEnd', key: 'e' },
+      'not an item',
+      { op: 'remove', key: 'f', requestNo: 8 },
+    ];
+    const reply = await call(s, 'writeBatch', { items, session });
+    if (!reply.ok) throw new Error('expected results');
+    const results = (reply.result as { results: { ok: boolean; error?: { field?: string } }[] })
+      .results;
+    expect(results.map((r) => (r.ok ? 'ok' : r.error?.field))).toEqual([
+      'ok',
+      'items.1.key',
+      'items.2.op',
+      'items.3.extra',
+      'items.4.replicaNum',
+      'items.5.requestNo',
+      'items.6',
+      'ok',
+    ]);
+    for (const r of results.filter((x) => !x.ok))
+      expect(r).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    const [commands] = s.executeBatch.mock.calls[0] as unknown as [Command[]];
+    expect(commands).toEqual([
+      { type: 'putEnd', key: 'a' },
+      { type: 'remove', key: 'f' },
+    ]);
+    // Without a session, items carry no request number and pass no origins.
+    const plain = new StubService();
+    const noSession = await call(plain, 'writeBatch', {
+      items: [
+        { op: 'putEnd', key: 'a' },
+        { op: 'putEnd', key: 'b', requestNo: 1 },
+      ],
+    });
+    expect(
+      noSession.ok && (noSession.result as { results: { ok: boolean }[] }).results.map((r) => r.ok),
+    ).toEqual([true, false]);
+    expect((plain.executeBatch.mock.calls[0] as unknown[] | undefined)?.[1]).toBeUndefined();
+  });
+
+  it('a bad envelope is a BAD_REQUEST of the whole request, and nothing is decided', async () => {
+    const s = new StubService();
+    const tooMany = Array.from({ length: MAX_BATCH_ITEMS + 1 }, (_, i) => ({
+      op: 'putEnd',
+      key: `k${i}`,
+      requestNo: i + 3,
+    }));
+    for (const [body, field] of [
+      [{ items: 'x', session }, 'items'],
+      [{ items: [], session, more: 1 }, 'more'],
+      [{ items: [], session: { id: 'x' } }, 'session.oldestPending'],
+      [{ items: [], session: { ...session, requestNo: 1 } }, 'session.requestNo'],
+      [{ items: tooMany, session }, 'items'],
+      [[1, 2], 'body'],
+    ] as const) {
+      expect(await errorOf(s, 'writeBatch', body)).toMatchObject({ code: 'BAD_REQUEST', field });
+    }
+    expect(s.executeBatch).not.toHaveBeenCalled();
+  });
+
+  it('items refused by the service get their own typed error; NOT_PRIMARY fails the request', async () => {
+    const s = new StubService();
+    s.executeBatch.mockImplementationOnce((commands) =>
+      Promise.resolve(
+        commands.map((c, i): BatchItemResult =>
+          i === 0
+            ? { ok: false, error: new ObjectExistsError('k', [replica], true) }
+            : {
+                ok: true,
+                result: c.type === 'putStart' ? { seq: 2, replicas: [replica] } : { seq: 2 },
+              },
+        ),
+      ),
+    );
+    const items = [
+      { op: 'putStart', key: 'k', size: 10, replicaNum: 1, requestNo: 3 },
+      { op: 'putEnd', key: 'j', requestNo: 4 },
+    ];
+    const reply = await call(s, 'writeBatch', { items, session });
+    expect(reply).toMatchObject({
+      ok: true,
+      result: {
+        results: [
+          { ok: false, error: { code: 'OBJECT_EXISTS', details: { complete: true } } },
+          { ok: true, result: { seq: 2 } },
+        ],
+      },
+    });
+    s.executeBatch.mockImplementationOnce(() => Promise.reject(new NotPrimaryError('standby')));
+    expect(await errorOf(s, 'writeBatch', { items, session })).toMatchObject({
+      code: 'NOT_PRIMARY',
+      retryable: true,
+    });
+  });
+});
+
 describe('api handler: error mapping', () => {
   it('a DomainError keeps its code, field and limit; not retryable', async () => {
     const s = new StubService();

@@ -33,7 +33,68 @@ function codecError(fn: () => unknown): CodecError {
   throw new Error('expected a CodecError');
 }
 
+/** The canonical payload as JSON.stringify writes it: the event's fields in its type's order. */
+function canonicalJson(logged: LoggedEvent): string {
+  const e = logged.event;
+  const fields: Record<string, unknown> = (() => {
+    switch (e.op) {
+      case 'MOUNT_SEGMENT':
+        return { op: e.op, segmentId: e.segmentId, nodeId: e.nodeId, size: e.size };
+      case 'UNMOUNT_SEGMENT':
+        return { op: e.op, segmentId: e.segmentId };
+      case 'PUT_START':
+        return {
+          op: e.op,
+          key: e.key,
+          size: e.size,
+          replicas: e.replicas.map((r) => ({
+            segmentId: r.segmentId,
+            nodeId: r.nodeId,
+            offset: r.offset,
+            length: r.length,
+            status: r.status,
+          })),
+        };
+      case 'PUT_END':
+      case 'PUT_REVOKE':
+      case 'REMOVE':
+        return { op: e.op, key: e.key };
+      case 'EVICTION':
+        return { op: e.op, keys: e.keys };
+      case 'EPOCH':
+        return { op: e.op, epoch: e.epoch, nodeId: e.nodeId };
+    }
+  })();
+  const o = logged.origin;
+  return JSON.stringify(
+    o === undefined ? fields : { ...fields, origin: [o.sessionId, o.requestNo, o.oldestPending] },
+  );
+}
+
 describe('eventCodec', () => {
+  it('writes the canonical JSON payload, and the frame the generic encoder writes', () => {
+    const origin = { sessionId: 'ab'.repeat(16), requestNo: 12, oldestPending: 9 };
+    const events: LoggedEvent[] = [
+      put,
+      { ...put, origin },
+      { ...put, event: { ...put.event, key: 'tab\t"quote"\\ \u0001' } as LoggedEvent['event'] },
+      { ...put, event: { op: 'MOUNT_SEGMENT', segmentId: 's-ä', nodeId: 'n', size: 2 ** 50 } },
+      { ...put, event: { op: 'UNMOUNT_SEGMENT', segmentId: 's1' }, origin },
+      { ...put, event: { op: 'PUT_END', key: 'k' }, origin },
+      { ...put, event: { op: 'PUT_REVOKE', key: 'k' } },
+      { ...put, event: { op: 'REMOVE', key: '🔑' } },
+      { ...put, event: { op: 'EVICTION', keys: ['a', 'b"', 'ç'] } },
+      { ...put, event: { op: 'EPOCH', epoch: 4, nodeId: 'n2' } },
+    ];
+    for (const logged of events) {
+      const entry = toEntry(logged);
+      expect(new TextDecoder().decode(entry.payload)).toBe(canonicalJson(logged));
+      // A plain copy is not one toEntry framed: the generic (checking) encoder writes its frame.
+      expect(encodeEntry(entry)).toEqual(encodeEntry({ ...entry, payload: entry.payload.slice() }));
+      expect(fromEntry(decodeEntry(encodeEntry(entry)))).toEqual(logged);
+    }
+  });
+
   it('fills op, key, payload, checksum, prefixHash and round-trips', () => {
     const entry = toEntry(put);
     expect(entry.op).toBe('PUT_START');

@@ -7,8 +7,23 @@ import { foldAll } from '../../src/domain/fold.ts';
 import { shardOf } from '../../src/domain/shard.ts';
 import { emptyState, getObject } from '../../src/domain/state.ts';
 import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
-import { AdminClient, AdminError, adminBusKey, adminHandler } from '../../src/runtime/adminApi.ts';
-import { fetchFullSync, FullSyncSource } from '../../src/runtime/fullSync.ts';
+import {
+  AdminClient,
+  AdminError,
+  adminBusKey,
+  adminHandler,
+  jsonReply,
+  parseRequest,
+  partReply,
+} from '../../src/runtime/adminApi.ts';
+import {
+  fetchFullSync,
+  FullSyncSource,
+  type SyncChunkRequest,
+  type SyncStartReply,
+} from '../../src/runtime/fullSync.ts';
+import { decodeBinaryChunk, isBinaryChunk } from '../../src/domain/binaryChunk.ts';
+import { encodeChunk, snapshotChunks } from '../../src/domain/snapshot.ts';
 import {
   CORRUPTION_KINDS,
   CorruptionError,
@@ -92,6 +107,72 @@ describe('full sync over the admin channel', () => {
     expect(result.bytes).toBeGreaterThan(16 * 1024);
     expect(source.sessions).toBe(0);
     await listener.close();
+  });
+
+  it('counts the sessions in its chunks: a state of mostly sessions syncs whole', async () => {
+    const bus = new MemoryApiBus();
+    const base = stateWith(0);
+    // 2,500 sessions, one object each: 5,002 items, 6 chunks of 1,000 (3 without the sessions).
+    const logged: LoggedEvent[] = [];
+    for (let i = 0; i < 2500; i++) {
+      logged.push({
+        seq: base.appliedSeq + i + 1,
+        epoch: 1,
+        ts: 0,
+        event: { op: 'MOUNT_SEGMENT', segmentId: `seg${i}`, nodeId: 'n9', size: 1 << 20 },
+        origin: { sessionId: i.toString(16).padStart(32, '0'), requestNo: 1, oldestPending: 1 },
+      });
+    }
+    const primary = foldAll(base, logged);
+    expect(primary.sessionCount).toBe(2500);
+    const { source, listening } = primaryOn(bus, () => primary);
+    const listener = await listening;
+    const result = await fetchFullSync(
+      new AdminClient(bus.clientTransport(adminBusKey('c')), 5000),
+    );
+    expect(result.chunks).toBe(6);
+    expect(result.state.sessionCount).toBe(2500);
+    expect(stateDigest(result.state)).toBe(stateDigest(primary));
+    expect(source.sessions).toBe(0);
+    await listener.close();
+  });
+
+  it('sends chunks in the binary encoding, and reads the JSON chunks of an earlier primary', async () => {
+    const primary = stateWith(1500);
+    const bus = new MemoryApiBus();
+    const listener = await primaryOn(bus, () => primary).listening;
+    const admin = new AdminClient(bus.clientTransport(adminBusKey('c')), 5000);
+    const start = await admin.json<SyncStartReply>('syncStart', {});
+    const first = await admin.part('syncChunk', { syncId: start.syncId, index: 0, part: 0 });
+    expect(isBinaryChunk(first.bytes)).toBe(true);
+    expect(decodeBinaryChunk(first.bytes)).toEqual([...snapshotChunks(primary, 1000)][0]);
+    await listener.close();
+
+    // A primary that sends JSON chunks (snapshot.ts's encoding).
+    const old = new MemoryApiBus();
+    const chunks = [...snapshotChunks(primary, 1000)];
+    const oldListener = await old.serverTransport(adminBusKey('c')).listen(
+      adminHandler({
+        syncStart: () =>
+          jsonReply({
+            syncId: 'old',
+            total: chunks.length,
+            appliedSeq: primary.appliedSeq,
+            lastStreamSeq: primary.appliedSeq,
+            objectCount: primary.objectCount,
+          }),
+        syncChunk: (body) =>
+          partReply(
+            1,
+            encodeChunk(chunks[parseRequest<SyncChunkRequest>('syncChunk', body).index]!),
+          ),
+      }),
+    );
+    const result = await fetchFullSync(
+      new AdminClient(old.clientTransport(adminBusKey('c')), 5000),
+    );
+    expect(stateDigest(result.state)).toBe(stateDigest(primary));
+    await oldListener.close();
   });
 
   it('an empty state syncs as one chunk', async () => {
