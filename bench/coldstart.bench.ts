@@ -137,7 +137,15 @@ async function createCheckpoint(etcd: string, node: NodeHandle): Promise<Checkpo
   const from = node.logs.length;
   const args = ['checkpoint', 'create', '--cluster', CLUSTER, '--etcd', etcd, '--node', node.id];
   const result = await runCli([...args, '--json'], LONG_MS);
-  if (result.code !== 0) throw new Error(`checkpoint create failed: ${result.stderr}`);
+  if (result.code !== 0) {
+    const last = node.logs
+      .slice(from)
+      .slice(-3)
+      .map((l) => JSON.stringify(l));
+    throw new Error(
+      `checkpoint create failed: ${result.stderr}${node.id} ${node.running ? 'running' : 'exited'}; its last log lines:\n${last.join('\n')}`,
+    );
+  }
   const info = JSON.parse(result.stdout) as CheckpointInfo;
   const line = await node.waitForLog(
     (l) => l.event === 'checkpointWritten' && l['checkpoint'] === info.name,
