@@ -1,5 +1,6 @@
-// `npm run bench -- failover [--quick] [--kills N] [--switchovers N]`: how long the cluster
-// stops serving writes when its primary dies or is stopped, as a client sees it.
+// `npm run bench -- failover [--quick] [--kills N] [--switchovers N] [--pauses N]`: how long the
+// cluster stops serving writes when its primary dies, is stopped or is paused, as a client sees
+// it.
 //
 // Three master nodes as processes (lease TTL 2 s) on one etcd and one nats-server, under a
 // steady write load through the client library (8 writers, putStart then putEnd per key):
@@ -9,6 +10,10 @@
 //   restarted and waited for as a standby before the next kill, so three nodes stay;
 // - switchover: the primary gets SIGTERM (graceful stop: hands over, exits) N times; the time
 //   from the signal to the first acknowledged write of the new primary; the node is restarted;
+// - pause: the primary gets SIGSTOP for PAUSE_MS (twice the TTL) N times (default 3), then
+//   SIGCONT; the client's write throughput (acks/s) from TTL + 1 s after the SIGSTOP to the
+//   SIGCONT, as a ratio to the PAUSE_MS before the SIGSTOP (`pauseThroughputRatio`: 1 is no
+//   loss; a paused primary that still got requests would cost each a request timeout);
 // - lost acknowledged writes: at the end the whole OpLog is read back and every write the
 //   client saw acknowledged is looked up at its seq (same op, key and placement).
 // The last stdout line is one JSON object with the figures.
@@ -19,7 +24,7 @@ import { readLoggedEvents } from '../src/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../src/localCluster/workload.ts';
 import { numberFlag } from './lib/args.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
-import { distribution, round, type Distribution } from './lib/stats.ts';
+import { distribution, median, ms, round, type Distribution } from './lib/stats.ts';
 import { printTable } from './lib/table.ts';
 
 const LEASE_TTL_MS = 2000;
@@ -27,6 +32,8 @@ const WRITERS = 8;
 /** Acknowledgements to see between two faults (steady load before each). */
 const ACKS_BETWEEN = 300;
 const WAIT_MS = 60_000;
+/** How long the primary stays stopped (SIGSTOP) in the pause case. */
+const PAUSE_MS = 2 * LEASE_TTL_MS;
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -125,6 +132,43 @@ async function takeover(
   return result;
 }
 
+/** One pause of the primary and the client throughput around it. */
+interface Pause {
+  readonly from: string;
+  readonly to: string | undefined;
+  /** Acks per second in the PAUSE_MS before the SIGSTOP. */
+  readonly beforePerSec: number;
+  /** Acks per second from TTL + 1 s after the SIGSTOP to the SIGCONT. */
+  readonly duringPerSec: number;
+}
+
+/** Pauses the primary (SIGSTOP) for PAUSE_MS, resumes it, waits for it to be a standby. */
+async function pause(cluster: BenchCluster, load: Workload): Promise<Pause> {
+  const { fleet } = cluster;
+  const old = await fleet.primary(WAIT_MS);
+  const ackMark = load.acks.length;
+  await load.until(() => load.acks.length >= ackMark + ACKS_BETWEEN, WAIT_MS, 'steady load');
+  // A full window of steady load before the pause.
+  await new Promise((r) => setTimeout(r, PAUSE_MS));
+  const pausedAt = Date.now();
+  old.pause();
+  await new Promise((r) => setTimeout(r, PAUSE_MS));
+  const resumedAt = Date.now();
+  const count = (from: number, to: number): number =>
+    load.acks.filter((a) => a.ackedAt >= from && a.ackedAt < to).length;
+  const from = pausedAt + LEASE_TTL_MS + 1000;
+  const result: Pause = {
+    from: old.id,
+    to: undefined,
+    beforePerSec: (count(pausedAt - PAUSE_MS, pausedAt) * 1000) / PAUSE_MS,
+    duringPerSec: (count(from, resumedAt) * 1000) / Math.max(1, resumedAt - from),
+  };
+  old.resume();
+  const next = await fleet.primary(WAIT_MS, old);
+  await old.waitForStatus((s) => s.role === 'standby', WAIT_MS);
+  return { ...result, to: next.id };
+}
+
 /** Acknowledged writes that are not in the log as acknowledged. */
 function lostAcks(acks: readonly AckRecord[], entries: readonly LoggedEvent[]): AckRecord[] {
   return acks.filter((ack) => {
@@ -182,9 +226,10 @@ export async function run(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   const kills = numberFlag(args, '--kills', quick ? 3 : 10);
   const switchovers = numberFlag(args, '--switchovers', quick ? 3 : 10);
+  const pauses = numberFlag(args, '--pauses', quick ? 1 : 3);
   console.log(
     `failover bench: 3 nodes as processes, lease TTL ${LEASE_TTL_MS} ms, ${WRITERS} writers; ` +
-      `${kills} kill -9 and ${switchovers} SIGTERM switchovers of the primary${quick ? ' (--quick)' : ''}`,
+      `${kills} kill -9, ${switchovers} SIGTERM switchovers and ${pauses} ${PAUSE_MS} ms SIGSTOPs of the primary${quick ? ' (--quick)' : ''}`,
   );
   await using servers = await BenchServers.start();
   const name = `failover${randomUUID().slice(0, 8)}`;
@@ -202,6 +247,7 @@ export async function run(args: string[]): Promise<void> {
 
   const failovers: Takeover[] = [];
   const handovers: Takeover[] = [];
+  const paused: Pause[] = [];
   try {
     for (let i = 0; i < kills; i++) {
       const t = await takeover(cluster, load, 'kill');
@@ -214,6 +260,13 @@ export async function run(args: string[]): Promise<void> {
         `  SIGTERM ${i + 1}/${switchovers}: ${t.from} -> ${t.to}, first ack after ${t.clientMs} ms`,
       );
       handovers.push(t);
+    }
+    for (let i = 0; i < pauses; i++) {
+      const p = await pause(cluster, load);
+      log(
+        `  SIGSTOP ${i + 1}/${pauses}: ${p.from} -> ${String(p.to)}, ${round(p.beforePerSec)} acks/s before, ${round(p.duringPerSec)} acks/s from TTL + 1 s into the pause`,
+      );
+      paused.push(p);
     }
     const mark = load.acks.length;
     await load.until(() => load.acks.length >= mark + ACKS_BETWEEN, WAIT_MS, 'final load');
@@ -229,6 +282,7 @@ export async function run(args: string[]): Promise<void> {
   const rto = phase(failovers, (t) => t.clientMs);
   const rtoFence = phase(failovers, (t) => t.fenceMs);
   const switchover = phase(handovers, (t) => t.clientMs);
+  const pauseRatios = paused.map((p) => p.duringPerSec / Math.max(1e-9, p.beforePerSec));
   console.log('');
   const rows = (list: readonly Takeover[], phases: [string, TimingField][]) =>
     phases.map(([name, field]) =>
@@ -260,6 +314,18 @@ export async function run(args: string[]): Promise<void> {
       ]),
     ],
   );
+  if (paused.length > 0) {
+    console.log('');
+    printTable(
+      ['SIGSTOP of the primary', 'acks/s before', 'acks/s from TTL + 1 s', 'ratio'],
+      paused.map((p) => [
+        `${p.from} -> ${String(p.to)}`,
+        round(p.beforePerSec),
+        round(p.duringPerSec),
+        ms(p.duringPerSec / Math.max(1e-9, p.beforePerSec)),
+      ]),
+    );
+  }
   console.log('');
   printTable(
     ['writes', 'count'],
@@ -289,6 +355,11 @@ export async function run(args: string[]): Promise<void> {
       switchoverP50Ms: round(switchover.p50),
       switchoverP99Ms: round(switchover.p99),
       switchoverMaxMs: round(switchover.max),
+      pauses: pauseRatios.length,
+      pauseMs: PAUSE_MS,
+      // The median over the pauses of (acks/s from TTL + 1 s into the pause) / (acks/s before).
+      pauseThroughputRatio: ms(median(pauseRatios)),
+      pauseThroughputRatioMin: ms(Math.min(...pauseRatios, Infinity)),
       ackedWrites: load.acks.length,
       failedWrites: load.failures.length,
       lostAckedWrites: lost.length,

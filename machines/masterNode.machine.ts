@@ -112,9 +112,16 @@ export const masterNodeMachine = setup({
     campaign: fromPromise<CampaignResult, { nodeId: string }>(() => {
       throw new Error('campaign is provided by the runtime');
     }),
-    /** Drains the log to its end and appends the EPOCH fence. */
+    /**
+     * Drains the log to its end and appends the EPOCH fence. Stopped (the machine leaves
+     * `promoting`), it appends nothing more and undoes what it started.
+     */
     promote: fromPromise<PromotionOutput, { nodeId: string; epoch: number }>(() => {
       throw new Error('promote is provided by the runtime');
+    }),
+    /** Sends `lease.lost` once the lease is lost or its local deadline passes (while promoting). */
+    watchLease: fromCallback<MasterNodeEvent, { nodeId: string }>(() => {
+      throw new Error('watchLease is provided by the runtime');
     }),
     /** Serves clients as primary; sends `oplog.fenced` / `lease.lost`. */
     serve: fromCallback<MasterNodeEvent, { nodeId: string; epoch: number }>(() => {
@@ -146,6 +153,16 @@ export const masterNodeMachine = setup({
       context.leader === null &&
       context.verificationHealthy &&
       context.logLastSeq - context.appliedSeq <= context.maxLagForPromotion,
+    /**
+     * The start failed with an error marked `fatal` (another process runs with this node's id):
+     * the node stops instead of retrying.
+     */
+    startRefused: ({ event }) => {
+      const error: unknown = 'error' in event ? event.error : undefined;
+      return (
+        typeof error === 'object' && error !== null && 'fatal' in error && error.fatal === true
+      );
+    },
     /** A leader exists (a campaign is pointless). */
     leaderPresent: ({ context }) => context.leader !== null && context.leader !== undefined,
     /** The leader key names someone else, or is gone: a primary must stop. */
@@ -194,8 +211,12 @@ export const masterNodeMachine = setup({
         : context,
     ),
     recordFault: assign({
-      lastFault: ({ event }) =>
-        'reason' in event && typeof event.reason === 'string' ? event.reason : event.type,
+      lastFault: ({ event }) => {
+        if ('reason' in event && typeof event.reason === 'string') return event.reason;
+        // A failed actor (`xstate.error.actor.<id>`): what failed, and why.
+        const error: unknown = 'error' in event ? event.error : undefined;
+        return error instanceof Error ? `${event.type}: ${error.message}` : event.type;
+      },
     }),
   },
 }).createMachine({
@@ -225,7 +246,10 @@ export const masterNodeMachine = setup({
           target: 'running',
           actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
         },
-        onError: { target: 'startFailed', actions: 'recordFault' },
+        onError: [
+          { guard: 'startRefused', target: 'stopping', actions: 'recordFault' },
+          { target: 'startFailed', actions: 'recordFault' },
+        ],
       },
       on: { 'node.stop': 'stopping' },
     },
@@ -334,20 +358,27 @@ export const masterNodeMachine = setup({
               },
             },
             promoting: {
-              invoke: {
-                id: 'promote',
-                src: 'promote',
-                input: ({ context }) => ({ nodeId: context.nodeId, epoch: context.epoch }),
-                onDone: {
-                  target: '#masterNode.running.primary',
-                  actions: assign({
-                    appliedSeq: ({ event }) => event.output.appliedSeq,
-                    logLastSeq: ({ event }) => event.output.appliedSeq,
-                    promotions: ({ context }) => context.promotions + 1,
-                  }),
+              invoke: [
+                {
+                  id: 'promote',
+                  src: 'promote',
+                  input: ({ context }) => ({ nodeId: context.nodeId, epoch: context.epoch }),
+                  onDone: {
+                    target: '#masterNode.running.primary',
+                    actions: assign({
+                      appliedSeq: ({ event }) => event.output.appliedSeq,
+                      logLastSeq: ({ event }) => event.output.appliedSeq,
+                      promotions: ({ context }) => context.promotions + 1,
+                    }),
+                  },
+                  onError: { target: '#masterNode.running.fenced', actions: 'recordFault' },
                 },
-                onError: { target: '#masterNode.running.fenced', actions: 'recordFault' },
-              },
+                {
+                  id: 'watchLease',
+                  src: 'watchLease',
+                  input: ({ context }) => ({ nodeId: context.nodeId }),
+                },
+              ],
               on: {
                 'lease.lost': { target: '#masterNode.running.fenced', actions: 'recordFault' },
               },

@@ -2,9 +2,12 @@
  * NATS subjects of the client API, one per cluster and operation:
  * `understudy.<cluster>.api.<op>`. Only the primary subscribes (to
  * `understudy.<cluster>.api.*`, in the queue group {@link API_QUEUE_GROUP}): the queue group is
- * a safety net for the short overlap in which a fenced primary has not yet unsubscribed while
- * its successor already has (each request then reaches one of them, and a fenced one answers
- * `NOT_PRIMARY`). A request nobody subscribes to gets NATS "no responders".
+ * the fallback for a client that does not know the current primary yet. A primary also serves
+ * its term's own subjects, `understudy.<cluster>.api.e<epoch>.<op>` ({@link termSubject}), and
+ * answers `understudy.<cluster>.api.term.current` ({@link currentTermSubject}) with its epoch:
+ * a client addresses the current term's primary, so a paused (SIGSTOP) former primary whose
+ * subscriptions NATS still holds gets none of its requests. A request nobody subscribes to gets
+ * NATS "no responders".
  */
 
 /** The queue group every serving primary subscribes in. */
@@ -59,4 +62,26 @@ export function opOfSubject(
   if (!subject.startsWith(prefix)) return undefined;
   const op = subject.slice(prefix.length);
   return op.length > 0 && !op.includes('.') ? op : undefined;
+}
+
+/** The subject only the primary of term `epoch` serves `op` on (outside {@link apiWildcard}). */
+export function termSubject(cluster: string, epoch: number, op: string): string {
+  const subject = apiSubject(cluster, op);
+  return `${termWildcard(cluster, epoch).slice(0, -1)}${subject.slice(subject.lastIndexOf('.') + 1)}`;
+}
+
+/** The wildcard the primary of term `epoch` subscribes to (see {@link termSubject}). */
+export function termWildcard(cluster: string, epoch: number): string {
+  assertClusterName(cluster);
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`bad epoch ${epoch}`);
+  return `understudy.${cluster}.api.e${epoch}.*`;
+}
+
+/**
+ * The subject every serving primary answers with its epoch (no queue group: a paused one does
+ * not answer, so the first answer comes from one that runs).
+ */
+export function currentTermSubject(cluster: string): string {
+  assertClusterName(cluster);
+  return `understudy.${cluster}.api.term.current`;
 }

@@ -9,7 +9,7 @@ export const NODE_EXIT = {
   ok: 0,
   /** It could not start, or stopping failed. */
   failed: 1,
-  /** Bad flags, environment or config file. */
+  /** Bad flags, environment or config file, or another live node runs with this `--id`. */
   usage: 2,
 } as const;
 
@@ -21,14 +21,17 @@ Examples:
   understudy node --id n1 --cluster main --print-config    (the settings it would run with)
 
 Exit codes: 0 stopped by SIGTERM/SIGINT (a primary hands over first); 1 could not start;
-2 bad flags, environment or config file.`;
+2 bad flags, environment or config file, or another live node runs with this --id.`;
 
 function fail(code: number, message: string): void {
   process.stderr.write(`understudy node: ${message}\n`);
   process.exitCode = code;
 }
 
-/** `understudy node`: runs one master node until SIGTERM/SIGINT (then hands over and exits 0). */
+/**
+ * `understudy node`: runs one master node until SIGTERM/SIGINT (then hands over and exits 0);
+ * exits 2 when another live process is registered with its `--id`.
+ */
 export function registerNodeCommand(program: Command): void {
   const command = program
     .command('node')
@@ -76,6 +79,15 @@ export function registerNodeCommand(program: Command): void {
         // Whatever it had opened (a NATS connection) must not keep the process alive.
         process.exit();
       }
+      // Another live process runs with this id: say where, and exit 2 (a usage error).
+      void node.runtime.whenStopped().then(async () => {
+        const refusal = node.runtime.refusal;
+        if (refusal === undefined) return;
+        logger.error({ event: 'refused', err: refusal.message }, refusal.message);
+        await node.stop().catch(() => undefined);
+        fail(NODE_EXIT.usage, refusal.message);
+        process.exit();
+      });
       const onSignal = (signal: string): void => {
         logger.info({ event: 'signal', signal }, 'stopping');
         node.stop().then(

@@ -313,7 +313,10 @@ class Client implements UnderstudyClient {
     let result: ApiResponse<Op>;
     try {
       reply = wireReplySchema.parse(decodeJson(bytes));
-      if (!reply.ok) return { ok: false, error: new ApiError(reply.error) };
+      if (!reply.ok) {
+        if (reply.error.code === 'NOT_PRIMARY') this.transport.notPrimary?.();
+        return { ok: false, error: new ApiError(reply.error) };
+      }
       result = (responseSchemas[op] as unknown as z.ZodType<ApiResponse<Op>>).parse(reply.result);
     } catch (err) {
       return {

@@ -98,12 +98,24 @@ export function sessionChecksum(session: SessionRecord): number {
  * for an empty table.
  */
 export function sessionsDigest(sessions: Iterable<SessionRecord>): number {
-  const sorted = [...sessions].sort((a, b) =>
+  return combineSessionChecksums(sortedSessions(sessions).map(sessionChecksum));
+}
+
+/** The sessions in id order, as {@link sessionsDigest} hashes them. */
+export function sortedSessions(sessions: Iterable<SessionRecord>): SessionRecord[] {
+  return [...sessions].sort((a, b) =>
     a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0,
   );
-  if (sorted.length === 0) return 0;
+}
+
+/**
+ * {@link sessionsDigest} from the {@link sessionChecksum}s of the sessions in id order: for a
+ * caller that computed them piece by piece.
+ */
+export function combineSessionChecksums(checksums: readonly number[]): number {
+  if (checksums.length === 0) return 0;
   let c = crcText;
-  for (const session of sorted) c = addChar(addNumber(c, sessionChecksum(session)), SEMICOLON);
+  for (const checksum of checksums) c = addChar(addNumber(c, checksum), SEMICOLON);
   return crcDone(c);
 }
 

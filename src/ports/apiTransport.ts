@@ -17,6 +17,16 @@ export interface ApiListener {
   close(): Promise<void>;
 }
 
+/** How a primary listens. */
+export interface ApiListenOptions {
+  /**
+   * The primary's epoch: the transport also serves requests addressed to this term's primary
+   * alone, and tells clients the term, so they stop sending to a former primary that is paused
+   * but still subscribed.
+   */
+  readonly epoch?: number;
+}
+
 /** The server side: only the primary listens, so requests reach only the primary. */
 export interface ApiServerTransport {
   /**
@@ -25,7 +35,7 @@ export interface ApiServerTransport {
    * if the listener cannot be set up. Every reply `handler` returns is sent back to the
    * requester.
    */
-  listen(handler: ApiRequestHandler): Promise<ApiListener>;
+  listen(handler: ApiRequestHandler, options?: ApiListenOptions): Promise<ApiListener>;
 }
 
 /** The client side. */
@@ -46,6 +56,11 @@ export interface ApiClientTransport {
    * without announcements leaves it out.
    */
   onListening?(listener: () => void): () => void;
+  /**
+   * The server addressed last answered `NOT_PRIMARY`: address the current primary anew.
+   * Optional: a transport that always reaches whoever serves leaves it out.
+   */
+  notPrimary?(): void;
   /** Releases the transport (and the connection, when the transport owns it). Idempotent. */
   close(): Promise<void>;
 }

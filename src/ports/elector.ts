@@ -78,7 +78,12 @@ export interface Elector {
    * first rewrites the key's value with that hint (see {@link LeaderView.handoverTo}).
    */
   resign(options?: ResignOptions): Promise<void>;
-  /** Registers or updates this node's member record (bound to its lease). */
+  /**
+   * Registers this node's member record, bound to its lease: creates the key only when no member
+   * holds the id, and updates it when this elector holds it (on its current lease or one it had
+   * before). Rejects with {@link MemberIdTakenError} when another lease holds it: another
+   * process runs with this id (or one that died has a lease that has not expired yet).
+   */
   publishMember(record: MemberRecord): Promise<void>;
   /** Every registered member. */
   members(): Promise<MemberRecord[]>;
@@ -99,5 +104,26 @@ export class ElectorStateError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
+  }
+}
+
+/**
+ * The member key of this node's id is held by another lease: another process with the same
+ * `--id` is registered (or one that died, until its lease expires). Carries the holder's
+ * record. Retryable only in the sense that a dead holder's lease expires within one TTL.
+ */
+export class MemberIdTakenError extends Error {
+  override readonly name = 'MemberIdTakenError';
+  readonly retryable = true;
+  constructor(
+    readonly nodeId: string,
+    /** The record the other holder published. */
+    readonly holder: MemberRecord,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `node id ${nodeId} is registered by another process (at ${holder.address || 'an unknown address'})`,
+      options,
+    );
   }
 }

@@ -10,11 +10,13 @@ import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts'
  * The `followLog` actor: folds the log's entries after `store.appliedSeq` into `store` as they
  * come, reports progress (`oplog.progress`) every `progressIntervalMs`, retries a broken
  * subscription after `retryDelayMs`, and sends `oplog.needsSync` when the log cannot be
- * followed from where the store is. Returns its closer.
+ * followed from where the store is. A follower that delivers nothing for `followStallMs` while
+ * the log holds entries the store has not applied (a consumer the server forgot, e.g. after a
+ * restart) is dropped and replaced at once. Returns its closer.
  */
 export function followLog(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'clock' | 'logger'>,
-  config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'retryDelayMs'>,
+  config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'retryDelayMs' | 'followStallMs'>,
   store: CommittedStore,
   sendBack: (event: MasterNodeEvent) => void,
 ): () => void {
@@ -22,31 +24,59 @@ export function followLog(
   let stopped = false;
   let follower: LogFollower | undefined;
   let logLastSeq = 0;
-  let timer: TimerHandle | undefined;
+  let tickTimer: TimerHandle | undefined;
+  let retryTimer: TimerHandle | undefined;
+  /** When the current follower was opened or last delivered (monotonic). */
+  let deliveredAt = clock.monotonicNow();
+  /** The watchdog closed the follower: follow again without the retry wait. */
+  let replaced = false;
+  let boundsFailing = false;
   const report = (): void => {
     sendBack({ type: 'oplog.progress', appliedSeq: store.appliedSeq, logLastSeq });
+  };
+  const watch = (lastSeq: number): void => {
+    const idleMs = clock.monotonicNow() - deliveredAt;
+    if (follower === undefined || lastSeq <= store.appliedSeq || idleMs < config.followStallMs) {
+      return;
+    }
+    logger.warn(
+      { event: 'followStalled', appliedSeq: store.appliedSeq, logLastSeq: lastSeq, idleMs },
+      'the follower delivers nothing while the log holds more; following again',
+    );
+    replaced = true;
+    follower.close();
   };
   const tick = (): void => {
     if (stopped) return;
     opLog.bounds().then(
       (bounds) => {
+        boundsFailing = false;
         logLastSeq = Math.max(logLastSeq, bounds.lastSeq);
-        if (!stopped) report();
+        if (stopped) return;
+        report();
+        watch(bounds.lastSeq);
       },
-      () => undefined,
+      (err: unknown) => {
+        if (stopped || boundsFailing) return;
+        boundsFailing = true;
+        logger.warn({ event: 'logBoundsFailed', err: String(err) }, 'cannot read the log bounds');
+      },
     );
-    timer = clock.setTimeout(tick, config.progressIntervalMs);
+    tickTimer = clock.setTimeout(tick, config.progressIntervalMs);
   };
   const wait = (ms: number): Promise<void> =>
     new Promise((resolve) => {
-      timer = clock.setTimeout(resolve, ms);
+      retryTimer = clock.setTimeout(resolve, ms);
     });
   const run = async (): Promise<void> => {
     while (!stopped) {
       try {
+        replaced = false;
+        deliveredAt = clock.monotonicNow();
         follower = opLog.follow(store.appliedSeq + 1);
         for await (const batch of follower) {
           if (stopped) return;
+          deliveredAt = clock.monotonicNow();
           store.applyEntries(batch.entries, batch.streamSeq);
           logLastSeq = Math.max(logLastSeq, store.appliedSeq);
         }
@@ -63,14 +93,15 @@ export function followLog(
         }
         logger.warn({ event: 'followRetry', err: String(err) }, 'following failed; retrying');
       }
-      if (!stopped) await wait(config.retryDelayMs);
+      if (!stopped && !replaced) await wait(config.retryDelayMs);
     }
   };
   tick();
   void run();
   return () => {
     stopped = true;
-    timer?.clear();
+    tickTimer?.clear();
+    retryTimer?.clear();
     follower?.close();
   };
 }

@@ -170,9 +170,13 @@ export interface FullSyncResult {
 /**
  * Fetches a full sync from the primary and rebuilds the state. Resolves with a frozen state
  * whose `stateDigest` equals the primary's at the frozen seq; rejects with the transport's
- * errors, {@link AdminError}, `SnapshotCodecError` or `SnapshotError` (nothing is installed).
+ * errors, {@link AdminError}, `SnapshotCodecError` or `SnapshotError` (nothing is installed),
+ * and with `signal`'s reason once it aborts.
  */
-export async function fetchFullSync(admin: AdminClient): Promise<FullSyncResult> {
+export async function fetchFullSync(
+  admin: AdminClient,
+  signal?: AbortSignal,
+): Promise<FullSyncResult> {
   const start = await admin.json<SyncStartReply>('syncStart', {});
   const fetchChunk = async (index: number): Promise<Uint8Array> => {
     const first = await admin.part('syncChunk', { syncId: start.syncId, index, part: 0 });
@@ -195,6 +199,8 @@ export async function fetchFullSync(admin: AdminClient): Promise<FullSyncResult>
   let pending = fetchChunk(0);
   for (let index = 0; index < start.total; index++) {
     const encoded = await pending;
+    // Cancelled (the node stops): no more chunks are asked for.
+    signal?.throwIfAborted();
     // Ask for the next chunk before decoding this one: the primary encodes while we decode.
     if (index + 1 < start.total) {
       pending = fetchChunk(index + 1);

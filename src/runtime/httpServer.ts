@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeRole } from '../../machines/masterNode.machine.ts';
-import { digestHex, shardDigest, stateDigest } from '../domain/checksum.ts';
-import { SHARD_COUNT } from '../domain/shard.ts';
+import { digestHex } from '../domain/checksum.ts';
 import {
   PROMETHEUS_CONTENT_TYPE,
   type NodeMetrics,
@@ -10,6 +9,7 @@ import {
   type VerificationCounters,
 } from './metrics.ts';
 import type { NodeRuntime } from './nodeRuntime.ts';
+import { DigestBusyError, StatusDigest } from './statusDigest.ts';
 
 /** Every role a node can report, in the order `/metrics` lists them. */
 export const NODE_ROLES: readonly NodeRole[] = [
@@ -113,6 +113,8 @@ export function verificationCounters(runtime: NodeRuntime): VerificationCounters
 export class NodeHttpServer {
   #sampler: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  /** The answers while the node starts (see serveStarting). */
+  #starting: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   private constructor(
     readonly server: Server,
@@ -126,9 +128,35 @@ export class NodeHttpServer {
     return new NodeHttpServer(server, await listenOn(server, address));
   }
 
+  /**
+   * Answers while the node connects, before it has a runtime: `/healthz` 200, `/readyz` 503 and
+   * `/status` with role `starting` and `waitingFor()` (the dependency it waits for);
+   * {@link serve} takes over.
+   */
+  serveStarting(nodeId: string, waitingFor: () => string | undefined): void {
+    this.#starting = (req: IncomingMessage, res: ServerResponse) => {
+      const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+      const waited = waitingFor();
+      const reason = waited === undefined ? 'the node is starting' : `waiting for ${waited}`;
+      if (pathname === '/healthz') return sendJson(res, 200, { ok: true });
+      if (pathname === '/status') {
+        return sendJson(res, 200, {
+          nodeId,
+          role: 'starting',
+          ...(waited === undefined ? {} : { waitingFor: waited }),
+        });
+      }
+      return sendJson(res, 503, { ready: false, role: 'starting', reason });
+    };
+    this.server.on('request', this.#starting);
+  }
+
   /** Starts answering for `runtime`. */
   serve(runtime: NodeRuntime, options: NodeHttpOptions): void {
+    if (this.#starting !== undefined) this.server.off('request', this.#starting);
+    this.#starting = undefined;
     const { metrics } = options;
+    const digests = new StatusDigest();
     const sample = (): void => metrics.sampleApplied(runtime.store.appliedSeq);
     sample();
     this.#sampler = setInterval(sample, options.sampleIntervalMs ?? 1000);
@@ -143,10 +171,18 @@ export class NodeHttpServer {
         });
         return;
       }
+      const fail = (err: unknown): void => {
+        if (err instanceof DigestBusyError) {
+          res.setHeader('retry-after', '1');
+          sendJson(res, 429, { error: err.message });
+        } else if (!res.headersSent) sendJson(res, 500, { error: String(err) });
+        else res.end();
+      };
       try {
-        answer(runtime, options, url, res);
+        const answering = answer(runtime, options, digests, url, res);
+        if (answering !== undefined) answering.catch(fail);
       } catch (err) {
-        sendJson(res, 500, { error: String(err) });
+        fail(err);
       }
     });
   }
@@ -161,7 +197,13 @@ export class NodeHttpServer {
   }
 }
 
-function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: ServerResponse) {
+function answer(
+  runtime: NodeRuntime,
+  options: NodeHttpOptions,
+  digests: StatusDigest,
+  url: URL,
+  res: ServerResponse,
+): Promise<void> | void {
   switch (url.pathname) {
     case '/healthz':
       return sendJson(res, 200, { ok: true });
@@ -195,17 +237,17 @@ function answer(runtime: NodeRuntime, options: NodeHttpOptions, url: URL, res: S
     case '/status': {
       const status = runtime.status();
       if (url.searchParams.has('digest')) {
+        // The digest is computed in slices off the event loop's critical path (statusDigest.ts).
         const state = runtime.store.state;
-        const shards = url.searchParams.has('shards')
-          ? Array.from({ length: SHARD_COUNT }, (_, i) => digestHex(shardDigest(state, i)))
-          : undefined;
-        return sendJson(res, 200, {
-          ...status,
-          digestSeq: state.appliedSeq,
-          digest: digestHex(stateDigest(state)),
-          objectCount: state.objectCount,
-          shards,
-        });
+        return digests.of(state).then((computed) =>
+          sendJson(res, 200, {
+            ...status,
+            digestSeq: state.appliedSeq,
+            digest: digestHex(computed.digest),
+            objectCount: state.objectCount,
+            shards: url.searchParams.has('shards') ? computed.shards.map(digestHex) : undefined,
+          }),
+        );
       }
       return sendJson(res, 200, status);
     }

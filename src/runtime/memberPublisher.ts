@@ -1,5 +1,6 @@
 import type { MasterNodeContext } from '../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../ports/clock.ts';
+import { MemberIdTakenError, type MemberRecord } from '../ports/elector.ts';
 import type { CommittedStore } from './committedStore.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 import { currentEpoch, type MemberRole } from './nodeStatus.ts';
@@ -10,9 +11,14 @@ import { currentEpoch, type MemberRole } from './nodeStatus.ts';
  */
 export class MemberPublisher {
   #timer: TimerHandle | undefined;
+  /** The last publish found the id taken by another process. */
+  #taken = false;
 
   constructor(
-    private readonly deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'nodeId' | 'address'>,
+    private readonly deps: Pick<
+      NodeRuntimeDeps,
+      'elector' | 'clock' | 'logger' | 'nodeId' | 'address'
+    >,
     private readonly config: Pick<NodeRuntimeConfig, 'memberIntervalMs'>,
     private readonly store: CommittedStore,
     private readonly role: () => MemberRole,
@@ -32,29 +38,40 @@ export class MemberPublisher {
     this.#timer = undefined;
   }
 
-  /** Publishes the record now, unless the node is starting or stopping; failures are ignored. */
+  /** This node's record now, in `role`. */
+  record(role: MemberRole): MemberRecord {
+    return {
+      nodeId: this.deps.nodeId,
+      role,
+      epoch: currentEpoch(role, this.context()),
+      appliedSeq: this.store.appliedSeq,
+      address: this.deps.address,
+      updatedAt: this.deps.clock.wallNow(),
+    };
+  }
+
+  /**
+   * Publishes the record now, unless the node is starting or stopping; failures are ignored,
+   * but the id taken by another process is logged (once until it is registered again).
+   */
   publish(): void {
     const role = this.role();
     if (role === 'starting' || role === 'stopped' || role === 'stopping') return;
-    const context = this.context();
-    const { elector, clock } = this.deps;
-    // A standby whose lease lapsed (etcd was unreachable) takes a new one to stay registered.
-    const leased =
-      role === 'standby' && clock.monotonicNow() >= elector.leaseDeadline()
-        ? elector.start()
-        : Promise.resolve();
+    const { elector } = this.deps;
+    // A standby whose lease lapsed (etcd was unreachable) or was given up takes a new one to
+    // stay registered (start() does nothing while the lease is live).
+    const leased = role === 'standby' ? elector.start() : Promise.resolve();
     leased
-      .then(() => {
-        const now = this.role();
-        return elector.publishMember({
-          nodeId: this.deps.nodeId,
-          role: now,
-          epoch: currentEpoch(now, context),
-          appliedSeq: this.store.appliedSeq,
-          address: this.deps.address,
-          updatedAt: clock.wallNow(),
-        });
-      })
-      .catch(() => undefined);
+      .then(() => elector.publishMember(this.record(this.role())))
+      .then(
+        () => {
+          this.#taken = false;
+        },
+        (err: unknown) => {
+          if (!(err instanceof MemberIdTakenError) || this.#taken) return;
+          this.#taken = true;
+          this.deps.logger.error({ event: 'memberIdTaken', err: err.message }, err.message);
+        },
+      );
   }
 }

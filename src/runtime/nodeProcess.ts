@@ -12,6 +12,7 @@ import {
 import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
+import type { OpLog } from '../ports/opLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import type { NodeConfig } from './config.ts';
 import { etcdConnectionOptions, natsConnectionOptions, redact } from './credentials.ts';
@@ -25,6 +26,7 @@ import { NodeRuntime } from './nodeRuntime.ts';
 import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
 import { packageVersion } from './packageInfo.ts';
 import { testHookRoutes } from './testHooks.ts';
+import { Waiting } from './waitingFor.ts';
 import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
 
 /** A running node process: the runtime, its connections and its HTTP status server. */
@@ -35,101 +37,96 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Longest wait between two attempts to reach NATS or etcd at start-up (ms). */
-const MAX_RETRY_WAIT_MS = 5000;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The wait before attempt `attempt + 1`: 500 ms, doubling, at most {@link MAX_RETRY_WAIT_MS}. */
-const retryWait = (attempt: number): number =>
-  Math.min(MAX_RETRY_WAIT_MS, 500 * 2 ** (attempt - 1));
-
 /**
- * Connects to NATS, retrying while no server answers, with a warning per attempt naming the
- * servers. A refused login is not retried: it rejects.
+ * Connects NATS, waits for etcd to answer and opens the OpLog and the checkpoint store, each
+ * retried with a warning
+ * naming its address; closes what it opened when it fails.
  */
-async function connectNats(config: NodeConfig, log: Logger): Promise<NatsConnection> {
+async function connectDependencies(
+  config: NodeConfig,
+  waiting: Waiting,
+  log: Logger,
+): Promise<{ nc: NatsConnection; opLog: OpLog; checkpoints: NatsCheckpointStore }> {
+  const deps = { logger: log, clock: systemClock };
   const servers = (redact({ nats: config.nats })['nats'] as string[]).join(',');
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const nc = await connect({
+  const nc = await waiting.retry(deps, {
+    what: `NATS at ${servers}`,
+    event: 'nats',
+    attempt: () =>
+      connect({
         servers: config.nats,
         name: `understudy-${config.cluster}-${config.id}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
         ...natsConnectionOptions(config),
-      });
-      if (attempt > 1)
-        log.info({ event: 'natsConnected', servers }, `connected to NATS at ${servers}`);
-      return nc;
-    } catch (err) {
-      if (err instanceof AuthorizationError) {
-        throw new Error(`NATS at ${servers} refused the login: ${err.message}`, { cause: err });
-      }
-      const waitMs = retryWait(attempt);
-      log.warn(
-        { event: 'natsUnavailable', servers, attempt, retryInMs: waitMs, err: String(err) },
-        `waiting for NATS at ${servers}: ${err instanceof Error ? err.message : String(err)}; retrying in ${waitMs} ms`,
-      );
-      await sleep(waitMs);
-    }
+      }),
+    fatal: (err) =>
+      err instanceof AuthorizationError
+        ? new Error(`NATS at ${servers} refused the login: ${err.message}`, { cause: err })
+        : undefined,
+  });
+  try {
+    const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
+    await waiting
+      .retry(deps, {
+        what: `etcd at ${etcdEndpoints(config)}`,
+        event: 'etcd',
+        attempt: () => client.get(`/understudy/${config.cluster}/leader`).string(),
+      })
+      .finally(() => client.close());
+    const opLog =
+      config.oplog === 'etcd'
+        ? createEtcdOpLog({
+            client: etcdConnectionOptions(config, config.etcd),
+            cluster: config.cluster,
+          })
+        : await waiting.retry(deps, {
+            what: `NATS JetStream at ${servers} (the OpLog stream of cluster ${config.cluster})`,
+            event: 'jetStream',
+            attempt: () =>
+              createNatsOpLog({
+                nc,
+                cluster: config.cluster,
+                replicas: config.streamReplicas,
+                maxAgeMs: config.streamMaxAge,
+                maxBytes: config.streamMaxBytes,
+              }),
+            // The connection is gone for good: no attempt can succeed.
+            fatal: (err) =>
+              nc.isClosed()
+                ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
+                : undefined,
+          });
+    const checkpoints = await waiting.retry(deps, {
+      what: `NATS JetStream at ${servers} (the checkpoint store of cluster ${config.cluster})`,
+      event: 'jetStream',
+      attempt: () =>
+        NatsCheckpointStore.open({ nc, cluster: config.cluster, replicas: config.streamReplicas }),
+      fatal: (err) =>
+        nc.isClosed()
+          ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
+          : undefined,
+    });
+    return { nc, opLog, checkpoints };
+  } catch (err) {
+    await nc.close();
+    throw err;
   }
 }
 
-/** Waits until etcd answers a read, with a warning per failed attempt naming the endpoints. */
-async function waitForEtcd(config: NodeConfig, log: Logger): Promise<void> {
-  const endpoints = (redact({ etcd: config.etcd })['etcd'] as string[]).join(',');
-  const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
-  try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.get(`/understudy/${config.cluster}/leader`).string();
-        if (attempt > 1)
-          log.info({ event: 'etcdConnected', endpoints }, `connected to etcd at ${endpoints}`);
-        return;
-      } catch (err) {
-        const waitMs = retryWait(attempt);
-        log.warn(
-          { event: 'etcdUnavailable', endpoints, attempt, retryInMs: waitMs, err: String(err) },
-          `waiting for etcd at ${endpoints}: ${err instanceof Error ? err.message : String(err)}; retrying in ${waitMs} ms`,
-        );
-        await sleep(waitMs);
-      }
-    }
-  } finally {
-    client.close();
-  }
-}
+/** The etcd endpoints, credentials masked, as logs name them. */
+const etcdEndpoints = (config: NodeConfig): string =>
+  (redact({ etcd: config.etcd })['etcd'] as string[]).join(',');
 
 /**
- * Starts a node from its configuration: connects NATS and waits for etcd (retrying, with a
- * warning per attempt), serves HTTP, starts the machine.
+ * Starts a node from its configuration: serves HTTP (`/status` says what it waits for while it
+ * starts), connects NATS, waits for etcd and the OpLog stream, starts the machine. Each
+ * dependency is retried with a warning naming its address (see {@link Waiting}); a refused login
+ * is not retried.
  */
 export async function startNode(config: NodeConfig, logger: Logger = pino()): Promise<RunningNode> {
   const log = logger.child({ node: config.id });
-  const nc = await connectNats(config, log);
-  await waitForEtcd(config, log).catch(async (err: unknown) => {
-    await nc.close();
-    throw err;
-  });
-  const opLog =
-    config.oplog === 'etcd'
-      ? createEtcdOpLog({
-          client: etcdConnectionOptions(config, config.etcd),
-          cluster: config.cluster,
-        })
-      : await createNatsOpLog({
-          nc,
-          cluster: config.cluster,
-          replicas: config.streamReplicas,
-          maxAgeMs: config.streamMaxAge,
-          maxBytes: config.streamMaxBytes,
-        });
-  const checkpoints = await NatsCheckpointStore.open({
-    nc,
-    cluster: config.cluster,
-    replicas: config.streamReplicas,
-  });
+  const waiting = new Waiting();
   const http = await NodeHttpServer.listen(config.http);
   const httpAddress = config.advertise ?? http.url;
   if (config.advertise === undefined && /^http:\/\/(0\.0\.0\.0|\[::\]):/.test(http.url)) {
@@ -138,6 +135,13 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       'the HTTP server listens on every interface: set --advertise to the URL other nodes and `understudy status` reach it at',
     );
   }
+  http.serveStarting(config.id, () => waiting.current);
+  const { nc, opLog, checkpoints } = await connectDependencies(config, waiting, log).catch(
+    async (err: unknown) => {
+      await http.close();
+      throw err;
+    },
+  );
   const metrics = new NodeMetrics();
   // The machine's inspection records: served at /inspect/events, recorded, sent to --inspect.
   const inspection = new NodeInspection({ nodeId: config.id, now: () => Date.now() });
@@ -161,6 +165,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   });
   const runtime = new NodeRuntime({
     nodeId: config.id,
+    coordinatorName: `etcd at ${etcdEndpoints(config)}`,
     address: httpAddress,
     opLog,
     elector,

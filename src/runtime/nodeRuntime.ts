@@ -24,9 +24,10 @@ import {
 } from './nodeRuntimeConfig.ts';
 import { nodeStatus, roleOf, type MasterNodeActor, type NodeStatus } from './nodeStatus.ts';
 import { PrimaryTerm } from './primaryTerm.ts';
-import { campaign, promote } from './promote.ts';
+import { campaign, promote, watchLease } from './promote.ts';
 import { ReadLeases } from './readLeases.ts';
 import { failingClosed, runFullSync, syncFromPrimary } from './runFullSync.ts';
+import { DuplicateNodeIdError, startNode } from './startNode.ts';
 import { serve } from './serve.ts';
 import { handOver, stepDown } from './stepDown.ts';
 import { switchover, type SwitchoverResult } from './switchover.ts';
@@ -37,6 +38,7 @@ import {
   type VerificationStats,
 } from './verification.ts';
 import { verifyStandby } from './verifyStandby.ts';
+import { Waiting } from './waitingFor.ts';
 
 export {
   DEFAULT_RUNTIME_CONFIG,
@@ -63,6 +65,9 @@ export class NodeRuntime {
   readonly #members: MemberPublisher;
   #role: NodeRole = 'starting';
   readonly #stopped: Promise<void>;
+  /** What the node waits for while it starts (`/status`). */
+  readonly #waiting = new Waiting();
+  #refusal: DuplicateNodeIdError | undefined;
   /** Verification and full-sync counters; `/status` shows them under `verification`. */
   readonly verificationStats: VerificationStats = emptyVerificationStats();
   /** Checkpoint counters and the fail-closed reason; `/status` shows them under `checkpoints`. */
@@ -108,7 +113,7 @@ export class NodeRuntime {
           });
     const machine = masterNodeMachine.provide({
       actors: {
-        startNode: fromPromise(() => this.#startNode()),
+        startNode: fromPromise(({ signal }) => this.#startNode(signal)),
         followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(({ sendBack }) =>
           followLog(deps, config, store, sendBack),
         ),
@@ -118,12 +123,17 @@ export class NodeRuntime {
         verify: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           verifyStandby(deps, config, store, stats, sendBack),
         ),
-        fullSync: fromPromise(() => runFullSync(deps, config, store, stats, checkpointStats)),
-        campaign: fromPromise(() => campaign(deps)),
+        fullSync: fromPromise(({ signal }) =>
+          runFullSync(deps, config, store, stats, checkpointStats, signal),
+        ),
+        campaign: fromPromise(({ signal }) => campaign(deps, signal)),
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
           { nodeId: string; epoch: number }
-        >(({ input }) => promote(deps, store, leases, term, input.epoch)),
+        >(({ input, signal }) => promote(deps, config, store, leases, term, input.epoch, signal)),
+        watchLease: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
+          watchLease(deps, sendBack),
+        ),
         serve: fromCallback<MasterNodeEvent, { nodeId: string; epoch: number }>(
           ({ sendBack, input }) =>
             serve(
@@ -143,7 +153,7 @@ export class NodeRuntime {
         handOver: fromPromise<
           { appliedSeq: number },
           { nodeId: string; target: string | undefined; keepRunning: boolean }
-        >(({ input }) =>
+        >(({ input, signal }) =>
           handOver(
             deps,
             config,
@@ -153,6 +163,7 @@ export class NodeRuntime {
             () => this.actor.getSnapshot().context.switchover !== undefined,
             input.target,
             input.keepRunning,
+            signal,
           ),
         ),
         shutdown: fromPromise(() => this.#shutdown()),
@@ -200,6 +211,16 @@ export class NodeRuntime {
   start(): this {
     this.actor.start();
     return this;
+  }
+
+  /** Resolves once the machine has stopped (after {@link stop}, or when the node refused to start). */
+  whenStopped(): Promise<void> {
+    return this.#stopped;
+  }
+
+  /** Why the node refused to start (another process runs with its id), if it did. */
+  get refusal(): DuplicateNodeIdError | undefined {
+    return this.#refusal;
   }
 
   /** Stops the node: a primary hands over first. Resolves when the machine has stopped. */
@@ -254,6 +275,7 @@ export class NodeRuntime {
       context,
       this.store.appliedSeq,
       this.verificationStats,
+      this.#waiting.current,
       this.checkpointStats,
     );
   }
@@ -267,13 +289,21 @@ export class NodeRuntime {
     this.deps.logger.warn({ event: 'corrupted', key, kind }, 'test hook corrupted the state');
   }
 
-  async #startNode(): Promise<{ appliedSeq: number }> {
-    await this.deps.elector.start();
+  async #startNode(signal: AbortSignal): Promise<{ appliedSeq: number }> {
+    try {
+      await startNode(this.deps, this.#config, this.#members, this.#waiting, signal);
+    } catch (err) {
+      if (err instanceof DuplicateNodeIdError) this.#refusal = err;
+      throw err;
+    }
+    // Cancelled (stopped while starting): the shutdown closes the elector; nothing is scheduled.
+    signal.throwIfAborted();
     if (!this.#started) {
       this.#started = true;
       this.#members.schedule();
     }
     await this.#coldStart();
+    signal.throwIfAborted();
     this.checkpointer?.start();
     return { appliedSeq: this.store.appliedSeq };
   }

@@ -42,6 +42,18 @@ export interface NodeRuntimeConfig {
   readonly maxMismatches: number;
   /** Timeout of one admin request (verification round, full-sync chunk) (ms). */
   readonly adminTimeoutMs: number;
+  /**
+   * A primary whose oldest append has not been acknowledged for this long (ms; default the
+   * lease TTL) cannot reach the log: it steps down, so a node that can takes over.
+   */
+  readonly appendStallMs?: number;
+  /** A promotion (drain and fence) not done within this long (ms; default the TTL) gives up. */
+  readonly promoteTimeoutMs?: number;
+  /**
+   * A standby whose follower delivered nothing for this long (ms) while the log holds entries
+   * it has not applied drops the follower and follows again (default 1000).
+   */
+  readonly followStallMs: number;
   /** A checkpoint is due after this many entries since the newest one (default 100,000). */
   readonly checkpointIntervalEntries: number;
   /** ...or once the newest one is this old and entries came since (ms; default 10 min). */
@@ -70,6 +82,7 @@ export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
   maxSyncGap: 1000,
   maxMismatches: 100,
   adminTimeoutMs: 10_000,
+  followStallMs: 1000,
   checkpointIntervalEntries: 100_000,
   checkpointIntervalMs: 10 * 60_000,
   checkpointKeep: 3,
@@ -78,6 +91,8 @@ export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
 
 export interface NodeRuntimeDeps {
   readonly nodeId: string;
+  /** How logs and `/status` name the elector's store while waiting for it (`etcd at ...`). */
+  readonly coordinatorName?: string;
   /** Where this node answers status requests (published in the leader key and member record). */
   readonly address: string;
   readonly opLog: OpLog;

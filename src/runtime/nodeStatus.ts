@@ -22,6 +22,8 @@ export interface NodeStatus {
   readonly fences: number;
   /** Verification and full-sync counters (a copy). */
   readonly verification: VerificationStats;
+  /** While starting: the dependency the node is waiting for (e.g. `etcd at http://...`). */
+  readonly waitingFor?: string;
   /** Why the node refuses to become eligible (no state it may serve); absent when it does not. */
   readonly failClosed?: string;
   /** Checkpoint counters and the newest checkpoint known (a copy). */
@@ -61,6 +63,7 @@ export function nodeStatus(
   context: MasterNodeContext,
   appliedSeq: number,
   verification: VerificationStats,
+  waitingFor?: string,
   checkpoints?: CheckpointStats,
 ): NodeStatus {
   return {
@@ -76,5 +79,6 @@ export function nodeStatus(
     promotions: context.promotions,
     fences: context.fences,
     verification: { ...verification },
+    ...(waitingFor === undefined ? {} : { waitingFor }),
   };
 }

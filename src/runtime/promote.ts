@@ -1,59 +1,154 @@
+import type { MasterNodeEvent } from '../../machines/masterNode.machine.ts';
 import { toEntry } from '../domain/eventCodec.ts';
 import { fold } from '../domain/fold.ts';
 import type { LoggedEvent } from '../domain/types.ts';
-import type { Elector } from '../ports/elector.ts';
+import type { CampaignResult } from '../ports/elector.ts';
+import type { OpLogWriter } from '../ports/opLog.ts';
 import type { CommittedStore } from './committedStore.ts';
-import type { NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
+import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 import type { PrimaryTerm } from './primaryTerm.ts';
 import type { ReadLeases } from './readLeases.ts';
 
-/** The `campaign` actor: takes a new lease when the last one lapsed, then campaigns. */
+/**
+ * The `campaign` actor: takes a new lease when the last one was lost or given up, then
+ * campaigns once. A campaign whose outcome is unknown (it failed: a timeout may hide a commit)
+ * or that nobody waits for any more (`signal` aborted: the machine left `campaigning`) gives the
+ * lease up, so a leader key it may have created does not stay bound to a node that is not
+ * promoting; the next campaign takes a new lease.
+ */
 export async function campaign(
-  deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'nodeId' | 'address'>,
-): ReturnType<Elector['campaign']> {
-  const { elector, clock } = deps;
-  if (clock.monotonicNow() >= elector.leaseDeadline()) await elector.start();
-  return elector.campaign({ nodeId: deps.nodeId, address: deps.address });
+  deps: Pick<NodeRuntimeDeps, 'elector' | 'logger' | 'nodeId' | 'address'>,
+  signal: AbortSignal,
+): Promise<CampaignResult> {
+  const { elector, logger } = deps;
+  await elector.start();
+  const undo = async (why: string): Promise<void> => {
+    logger.warn({ event: 'campaignUndone', why }, 'giving up the lease of this campaign');
+    await elector.resign().catch(() => undefined);
+  };
+  let result: CampaignResult;
+  try {
+    result = await elector.campaign({ nodeId: deps.nodeId, address: deps.address });
+  } catch (err) {
+    await undo(`the campaign failed: ${String(err)}`);
+    throw err;
+  }
+  if (signal.aborted && result.won) await undo('the campaign was cancelled');
+  return result;
+}
+
+/** A promotion that stopped before its fence was appended: cancelled, or out of time. */
+export class PromotionStoppedError extends Error {
+  override readonly name = 'PromotionStoppedError';
+  constructor(
+    readonly reason: 'cancelled' | 'timeout' | 'leaseDeadline',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 /**
- * The `promote` actor: drains the log into `store`, opens the writer (kept in `term`) and
- * appends the `EPOCH` fence of `epoch`; every object counts as read-leased afterwards.
+ * The `promote` actor: drains the log into `store`, opens a writer and appends the `EPOCH` fence
+ * of `epoch`; once the fence is acknowledged, the writer is the term's (`term.writer`) and every
+ * object counts as read-leased. It stops (rejects with {@link PromotionStoppedError}) when
+ * `signal` aborts (the machine left `promoting`, e.g. on `lease.lost`), when it has not finished
+ * within `promoteTimeoutMs` (default the TTL: a node that cannot reach the log must not hold the
+ * leader key), or when the lease deadline passes before the fence is written. Stopped after it
+ * opened a writer, it closes it, appends nothing more and gives the lease up.
  */
 export async function promote(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'elector' | 'clock' | 'logger' | 'nodeId'>,
+  config: Pick<NodeRuntimeConfig, 'leaseTtlMs' | 'promoteTimeoutMs'>,
   store: CommittedStore,
   leases: ReadLeases,
   term: PrimaryTerm,
   epoch: number,
+  signal: AbortSignal,
 ): Promise<{ epoch: number; appliedSeq: number }> {
   const { opLog, elector, clock, logger } = deps;
-  const bounds = await opLog.bounds();
-  if (bounds.lastSeq > store.appliedSeq) {
-    const follower = opLog.follow(store.appliedSeq + 1);
-    try {
-      for await (const batch of follower) {
-        store.applyEntries(batch.entries, batch.streamSeq);
-        if (store.appliedSeq >= bounds.lastSeq) break;
-      }
-    } finally {
-      follower.close();
-    }
-  }
-  if (clock.monotonicNow() >= elector.leaseDeadline())
-    throw new Error('lease deadline passed while draining');
-  const writer = opLog.openWriter({ expectedLastStreamSeq: store.lastStreamSeq });
-  term.writer = writer;
-  const logged: LoggedEvent = {
-    seq: store.appliedSeq + 1,
-    epoch,
-    ts: clock.wallNow(),
-    event: { op: 'EPOCH', epoch, nodeId: deps.nodeId },
+  const timeoutMs = config.promoteTimeoutMs ?? config.leaseTtlMs;
+  let stopped: PromotionStoppedError | undefined;
+  const wakers = new Set<() => void>();
+  const stop = (error: PromotionStoppedError): void => {
+    stopped ??= error;
+    for (const wake of [...wakers]) wake();
   };
-  const next = fold(store.state, logged);
-  const ack = await writer.append([toEntry(logged)]);
-  store.commit(next, ack.streamSeq);
-  leases.leaseAll();
-  logger.info({ event: 'fenceWritten', epoch, seq: logged.seq }, 'EPOCH fence appended');
-  return { epoch, appliedSeq: store.appliedSeq };
+  const onAbort = (): void => stop(new PromotionStoppedError('cancelled', 'promotion cancelled'));
+  signal.addEventListener('abort', onAbort);
+  if (signal.aborted) onAbort();
+  const timer = clock.setTimeout(
+    () => stop(new PromotionStoppedError('timeout', `promotion not done within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  /** Settles like `step`, or rejects as soon as the promotion is stopped. */
+  const unlessStopped = <T>(step: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const wake = (): void =>
+        reject(stopped ?? new PromotionStoppedError('cancelled', 'promotion cancelled'));
+      if (stopped !== undefined) return wake();
+      wakers.add(wake);
+      step.then(resolve, reject).finally(() => wakers.delete(wake));
+    });
+  let writer: OpLogWriter | undefined;
+  try {
+    const bounds = await unlessStopped(opLog.bounds());
+    if (bounds.lastSeq > store.appliedSeq) {
+      const follower = opLog.follow(store.appliedSeq + 1);
+      const closeFollower = (): void => follower.close();
+      wakers.add(closeFollower);
+      try {
+        for await (const batch of follower) {
+          if (stopped !== undefined) break;
+          store.applyEntries(batch.entries, batch.streamSeq);
+          if (store.appliedSeq >= bounds.lastSeq) break;
+        }
+      } finally {
+        wakers.delete(closeFollower);
+        follower.close();
+      }
+      if (stopped !== undefined) throw stopped;
+    }
+    if (clock.monotonicNow() >= elector.leaseDeadline())
+      throw new PromotionStoppedError('leaseDeadline', 'lease deadline passed while draining');
+    const opened = opLog.openWriter({ expectedLastStreamSeq: store.lastStreamSeq });
+    writer = opened;
+    const logged: LoggedEvent = {
+      seq: store.appliedSeq + 1,
+      epoch,
+      ts: clock.wallNow(),
+      event: { op: 'EPOCH', epoch, nodeId: deps.nodeId },
+    };
+    const next = fold(store.state, logged);
+    const ack = await unlessStopped(opened.append([toEntry(logged)]));
+    if (stopped !== undefined) throw stopped;
+    store.commit(next, ack.streamSeq);
+    term.writer = opened;
+    writer = undefined;
+    leases.leaseAll();
+    logger.info({ event: 'fenceWritten', epoch, seq: logged.seq }, 'EPOCH fence appended');
+    return { epoch, appliedSeq: store.appliedSeq };
+  } catch (err) {
+    if (stopped !== undefined) {
+      // Whatever this promotion opened goes: the writer (its fence may still land, which only
+      // fences this node's own epoch) and the lease, so no key stays bound to a node that does
+      // not serve.
+      logger.warn({ event: 'promotionStopped', epoch, why: stopped.message }, 'promotion stopped');
+      writer?.close().catch(() => undefined);
+      await elector.resign().catch(() => undefined);
+    } else writer?.close().catch(() => undefined);
+    throw err;
+  } finally {
+    timer.clear();
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The `watchLease` actor: sends `lease.lost` once the lease is lost. Returns its closer. */
+export function watchLease(
+  deps: Pick<NodeRuntimeDeps, 'elector'>,
+  sendBack: (event: MasterNodeEvent) => void,
+): () => void {
+  return deps.elector.onLeaseLost((reason) => sendBack({ type: 'lease.lost', reason }));
 }

@@ -17,12 +17,18 @@ export async function syncFromPrimary(
   config: Pick<NodeRuntimeConfig, 'adminTimeoutMs'>,
   store: CommittedStore,
   stats: VerificationStats,
+  signal?: AbortSignal,
 ): Promise<boolean> {
   const { admin, clock, logger } = deps;
   if (admin === undefined) return false;
   const started = clock.monotonicNow();
   try {
-    const result = await fetchFullSync(new AdminClient(admin.client, config.adminTimeoutMs));
+    const result = await fetchFullSync(
+      new AdminClient(admin.client, config.adminTimeoutMs),
+      signal,
+    );
+    // Cancelled (the machine left `syncing`): the store is left as it is.
+    signal?.throwIfAborted();
     store.reset(result.state, result.lastStreamSeq);
     stats.fullSyncs++;
     stats.lastFullSyncMs = clock.monotonicNow() - started;
@@ -72,7 +78,8 @@ export async function failingClosed<T>(
  * The `fullSync` actor: replaces `store` with the primary's state; with no primary to ask,
  * restores it from the newest valid checkpoint the stream continues, or by re-folding a stream
  * that still starts at entry 1. Otherwise it fails closed ({@link FailClosedError}, retried by
- * the machine): the node never goes on with a partial or empty state.
+ * the machine): the node never goes on with a partial or empty state. Cancelled (`signal`), it
+ * asks for no more chunks and leaves `store` as it is.
  */
 export async function runFullSync(
   deps: SyncDeps,
@@ -80,10 +87,13 @@ export async function runFullSync(
   store: CommittedStore,
   stats: VerificationStats,
   checkpointStats: CheckpointStats,
+  signal?: AbortSignal,
 ): Promise<{ appliedSeq: number }> {
   return failingClosed(deps, checkpointStats, async () => {
-    if (!(await syncFromPrimary(deps, config, store, stats)))
+    if (!(await syncFromPrimary(deps, config, store, stats, signal))) {
+      signal?.throwIfAborted();
       await restoreWithoutPrimary(deps, store, checkpointStats);
+    }
     return { appliedSeq: store.appliedSeq };
   });
 }

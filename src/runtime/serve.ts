@@ -21,7 +21,10 @@ export function serve(
     NodeRuntimeDeps,
     'nodeId' | 'elector' | 'clock' | 'apiServer' | 'logger' | 'metrics' | 'brokenForTest'
   >,
-  config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'eviction' | 'evictionIntervalMs'>,
+  config: Pick<
+    NodeRuntimeConfig,
+    'progressIntervalMs' | 'eviction' | 'evictionIntervalMs' | 'leaseTtlMs' | 'appendStallMs'
+  >,
   store: CommittedStore,
   leases: ReadLeases,
   term: PrimaryTerm,
@@ -64,19 +67,27 @@ export function serve(
     }, wait);
   };
   armDeadline();
+  const appendStallMs = config.appendStallMs ?? config.leaseTtlMs;
   const progress = (): void => {
     sendBack({
       type: 'oplog.progress',
       appliedSeq: store.appliedSeq,
       logLastSeq: store.appliedSeq,
     });
+    // An append that is not acknowledged for this long: the log cannot be reached from here.
+    const since = pipeline.oldestInFlightSentAt;
+    const stalled = since === undefined ? 0 : clock.monotonicNow() - since;
+    if (stalled >= appendStallMs) {
+      fault('oplog.fenced', `an append has not been acknowledged for ${stalled} ms`);
+      return;
+    }
     progressTimer = clock.setTimeout(progress, config.progressIntervalMs);
   };
   progressTimer = clock.setTimeout(progress, config.progressIntervalMs);
   const closeAdmin = listenAdmin();
   const handler = createApiHandler(pipeline);
   const metrics = deps.metrics;
-  apiServer.listen(metrics ? timeRequests(handler, metrics, API_OPS) : handler).then(
+  apiServer.listen(metrics ? timeRequests(handler, metrics, API_OPS) : handler, { epoch }).then(
     (l) => {
       if (stopped) void l.close();
       else {

@@ -5,8 +5,22 @@ import type { ReadLeases } from './readLeases.ts';
 import { waitForStandby } from './waitForStandby.ts';
 
 /**
- * The `stepDown` actor: fails the pipeline's pending writes with `reason`, closes the writer,
- * drops the read leases and resigns the leader key (a failed resign leaves the lease to expire).
+ * Closes the term's writer without waiting: its appends in flight settle on their own (a NATS
+ * writer's can take the ack timeout plus the read-back window), and nothing waits for them.
+ * Their entries, if stored, are in the log the node follows next.
+ */
+function dropWriter(deps: Pick<NodeRuntimeDeps, 'logger'>, term: PrimaryTerm): void {
+  const writer = term.writer;
+  term.writer = undefined;
+  writer?.close().catch((err: unknown) => {
+    deps.logger.warn({ event: 'writerCloseFailed', err: String(err) }, 'closing the writer failed');
+  });
+}
+
+/**
+ * The `stepDown` actor: fails the pipeline's pending writes with `reason`, drops the read
+ * leases, resigns the leader key (a failed resign leaves the lease to expire) and only then
+ * closes the writer, without waiting for its appends in flight.
  */
 export async function stepDown(
   deps: Pick<NodeRuntimeDeps, 'elector' | 'logger'>,
@@ -18,24 +32,24 @@ export async function stepDown(
   const { elector, logger } = deps;
   term.pipeline?.close(reason);
   term.pipeline = undefined;
-  await term.writer?.close();
-  term.writer = undefined;
   leases.clear();
   logger.warn({ event: 'fenced', reason, appliedSeq: store.appliedSeq }, 'stepped down');
-  // The leader key may still be ours (a missed deadline with a live lease): give it up so
-  // another node can take over without waiting for the TTL. Even when etcd cannot be reached
-  // the resign stops the keep-alives, so the lease and the key expire within one TTL; a
-  // standby takes a new lease when it needs one.
+  // The leader key may still be ours (a missed deadline with a live lease, a writer that cannot
+  // reach the log): give it up first, so another node can take over without waiting for the
+  // TTL or for this writer's appends. Even when etcd cannot be reached the resign stops the
+  // keep-alives, so the lease and the key expire within one TTL; a standby takes a new lease
+  // when it needs one.
   await elector.resign().catch((err: unknown) => {
     logger.warn({ event: 'resignFailed', err: String(err) }, 'the lease is left to expire');
   });
+  dropWriter(deps, term);
   return { appliedSeq: store.appliedSeq };
 }
 
 /**
  * The `handOver` actor (stop, switchover): lets in-flight writes commit, waits for a caught-up
- * standby (`handoverTo` when named), closes the pipeline and writer and resigns with the
- * hint. A switchover that goes on as a standby (`keepRunning` and `switchoverPending()`)
+ * standby (`handoverTo` when named), closes the pipeline, resigns with the hint and closes the
+ * writer. A switchover that goes on as a standby (`keepRunning` and `switchoverPending()`)
  * takes a new lease.
  */
 export async function handOver(
@@ -47,19 +61,22 @@ export async function handOver(
   switchoverPending: () => boolean,
   handoverTo: string | undefined,
   keepRunning: boolean,
+  signal?: AbortSignal,
 ): Promise<{ appliedSeq: number }> {
   const { elector, clock, logger } = deps;
   const started = clock.monotonicNow();
   await term.pipeline?.drain();
   const drained = clock.monotonicNow();
   const target = store.appliedSeq;
-  await waitForStandby(deps, config, handoverTo, () => target);
+  await waitForStandby(deps, config, handoverTo, () => target, signal);
   const standbyReady = clock.monotonicNow();
   term.pipeline?.close('handed over');
   term.pipeline = undefined;
-  await term.writer?.close();
-  term.writer = undefined;
-  await elector.resign(handoverTo === undefined ? {} : { handoverTo });
+  try {
+    await elector.resign(handoverTo === undefined ? {} : { handoverTo });
+  } finally {
+    dropWriter(deps, term);
+  }
   const resigned = clock.monotonicNow();
   logger.info(
     {

@@ -4,13 +4,14 @@ import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts'
 /**
  * Polls until a standby (`target`, or any other node when undefined) is within
  * `maxLagForPromotion` of `seq()`, asking it through `probePeer` when there is one;
- * false after `handoverTimeoutMs`.
+ * false after `handoverTimeoutMs` or once `signal` aborts.
  */
 export async function waitForStandby(
   deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'probePeer' | 'nodeId'>,
   config: Pick<NodeRuntimeConfig, 'handoverTimeoutMs' | 'maxLagForPromotion'>,
   target: string | undefined,
   seq: () => number,
+  signal?: AbortSignal,
 ): Promise<boolean> {
   const { elector, clock, probePeer } = deps;
   const deadline = clock.monotonicNow() + config.handoverTimeoutMs;
@@ -22,7 +23,7 @@ export async function waitForStandby(
       probePeer === undefined ? m : await probePeer(m).catch(() => ({ role: '', appliedSeq: 0 }));
     return seen.role === 'standby' && seq() - seen.appliedSeq <= config.maxLagForPromotion;
   };
-  while (clock.monotonicNow() < deadline) {
+  while (clock.monotonicNow() < deadline && signal?.aborted !== true) {
     const members = await elector.members().catch(() => []);
     if (await anyOf(members.map(isReady))) return true;
     await new Promise<void>((resolve) => clock.setTimeout(resolve, 20));

@@ -47,6 +47,8 @@ interface InFlight {
   readonly state: MetadataState;
   streamSeq: number | undefined;
   readonly committed: Deferred<void>;
+  /** When it was handed to the writer (monotonic). */
+  readonly sentAt: number;
 }
 
 /**
@@ -82,6 +84,11 @@ export class WritePipeline implements MetadataService {
   /** Entries appended and not yet acknowledged. */
   get inFlightCount(): number {
     return this.#inFlight.length;
+  }
+
+  /** When the oldest append not yet acknowledged was handed to the writer (monotonic), if any. */
+  get oldestInFlightSentAt(): number | undefined {
+    return this.#inFlight[0]?.sentAt;
   }
 
   async execute(command: Command, origin?: RequestOrigin): Promise<ExecuteResult> {
@@ -219,6 +226,7 @@ export class WritePipeline implements MetadataService {
       state: this.#spec,
       streamSeq: undefined,
       committed: deferred<void>(),
+      sentAt: this.options.clock.monotonicNow(),
     };
     this.#inFlight.push(flight);
     this.options.writer.append(entries).then(

@@ -196,6 +196,32 @@ export function describeElectorContract(
       expect((await b.members()).map((m) => m.nodeId)).toEqual(['b']);
     });
 
+    it('registers an id once: a second process with it is refused and told the holder', async () => {
+      const a = await started('a');
+      const twin = await started('a');
+      const record = (address: string, role: string) => ({
+        nodeId: 'a',
+        role,
+        epoch: 0,
+        appliedSeq: 0,
+        address,
+        updatedAt: now(),
+      });
+      await a.publishMember(record('http://first', 'standby'));
+      await expect(twin.publishMember(record('http://second', 'starting'))).rejects.toMatchObject({
+        name: 'MemberIdTakenError',
+        nodeId: 'a',
+        holder: { address: 'http://first' },
+      });
+      // The holder updates its own record; the record stays the holder's.
+      await a.publishMember(record('http://first', 'primary'));
+      expect(await twin.members()).toMatchObject([{ address: 'http://first', role: 'primary' }]);
+      // Once the holder's lease is gone, the id is free.
+      await a.resign();
+      await twin.publishMember(record('http://second', 'standby'));
+      expect(await a.members()).toMatchObject([{ address: 'http://second' }]);
+    });
+
     it('loses the lease of a node whose keep-alives stop, and lets another win', async () => {
       const fixture = current();
       const a = await started('a');

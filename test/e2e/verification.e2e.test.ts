@@ -179,5 +179,5 @@ describe('full sync under load', () => {
     expect(status.role).toBe('standby');
     expect(status.appliedSeq).toBeGreaterThan(0);
     expect((await stats(fresh)).fullSyncs).toBe(1);
-  });
+  }, 180_000);
 });

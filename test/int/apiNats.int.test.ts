@@ -236,4 +236,37 @@ describe('the client API over a real nats-server', () => {
     expect(failovers[0]!.waitedMs).toBeLessThan(10_000);
     await listener.close();
   });
+
+  it("a paused former primary, still subscribed, gets none of the new term's requests", async () => {
+    // SIGSTOP: NATS keeps the old primary's subscriptions, but it never answers.
+    const pausedNc = await conn();
+    await createNatsApiServerTransport({ nc: pausedNc, cluster: 'sp' }).listen(
+      () => new Promise<Uint8Array>(() => undefined),
+      { epoch: 1 },
+    );
+    const failovers: FailoverEvent[] = [];
+    await using client = await createClient({
+      servers: nats.url,
+      cluster: 'sp',
+      requestTimeoutMs: 300,
+      deadlineMs: 20_000,
+      backoff: { initialMs: 10, maxMs: 50 },
+      onFailover: (e) => failovers.push(e),
+    });
+    const service = new MapService();
+    const next = await createNatsApiServerTransport({ nc: await conn(), cluster: 'sp' }).listen(
+      createApiHandler(service),
+      { epoch: 2 },
+    );
+    const calls = 40;
+    for (let i = 0; i < calls; i++) {
+      expect(await client.putStart(`k${i}`, 1, 1)).toMatchObject({ key: `k${i}` });
+    }
+    // Through the queue group about half the calls would wait out a timeout; addressed to
+    // term 2, at most the first (if it went out before the client heard of term 2) does.
+    expect(failovers.length).toBeLessThanOrEqual(1);
+    expect(service.seq).toBe(calls);
+    await next.close();
+    await pausedNc.close();
+  });
 });

@@ -14,11 +14,14 @@ describeElectorContract('etcd', async () => {
   const cluster = `c${randomUUID().slice(0, 8)}`;
   // Every elector reaches etcd through its own proxy, so one node can be cut off alone.
   const proxies = new Map<string, TcpProxyHandle>();
+  /** Every proxy opened (two electors may share a node id). */
+  const opened: TcpProxyHandle[] = [];
   const electors: Elector[] = [];
   return {
     async makeElector(nodeId: string, ttlMs: number): Promise<Elector> {
       const proxy = await startTcpProxy(etcd.port);
       proxies.set(nodeId, proxy);
+      opened.push(proxy);
       const elector = createEtcdElector({
         client: { endpoints: [`http://127.0.0.1:${proxy.port}`] },
         cluster,
@@ -38,7 +41,7 @@ describeElectorContract('etcd', async () => {
     },
     async cleanup() {
       await Promise.allSettled(electors.map((elector) => elector.close()));
-      await Promise.allSettled([...proxies.values()].map((proxy) => proxy.close()));
+      await Promise.allSettled(opened.map((proxy) => proxy.close()));
       await etcd[Symbol.asyncDispose]();
     },
   };

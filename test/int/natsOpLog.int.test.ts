@@ -240,6 +240,58 @@ describe('NATS OpLog', { timeout: 180_000 }, () => {
     expect(await readUntil(followLog.follow(150), 300)).toEqual(range(150, 300));
   });
 
+  // Regression: with the v3 client, an ordered consumer recreated after a kill -9 and restart
+  // of nats-server asked for 0 messages and never again; the follower stalled silently (for
+  // 30 s and more in every run) while the writer went on.
+  it('a follower catches up within seconds of a nats-server kill -9 and restart under a steady write load', async () => {
+    await using server = await startNats();
+    const writerNc = await connectTo(server.url);
+    const followerNc = await connectTo(server.url);
+    const log = await openLog(writerNc);
+    const followLog = await openLogOn(followerNc, log.subject.split('.')[1] ?? '');
+    let written = 0;
+    let stop = false;
+    // The writer goes on after the restart from where the stream is, as a primary would.
+    const writing = (async () => {
+      while (!stop) {
+        try {
+          const bounds = await log.bounds();
+          written = bounds.lastSeq;
+          const writer = log.openWriter({ expectedLastStreamSeq: bounds.lastStreamSeq });
+          while (!stop) {
+            await writer.append(entries(written + 1, 10));
+            written += 10;
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    })();
+    cleanups.push(async () => {
+      stop = true;
+      await writing;
+    });
+    let followed = 0;
+    const follower = followLog.follow(1);
+    const reading = (async () => {
+      for await (const batch of follower) followed = batch.entries[batch.entries.length - 1]!.seq;
+    })().catch(() => undefined);
+    cleanups.push(() => follower.close());
+    await until(() => followed >= 1000, 'the follower to read 1,000 entries');
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await server.restart();
+    const restartedAt = written;
+    await until(() => written >= restartedAt + 200, 'the writer to append again');
+    const target = written;
+    await until(() => followed >= target, `the follower to reach ${target}`, 10_000);
+    stop = true;
+    await writing;
+    follower.close();
+    await reading;
+  });
+
   it('restart while appends are in flight: acknowledged entries are stored once, failed ones not at all', async () => {
     await using server = await startNats();
     const nc = await connectTo(server.url);

@@ -249,7 +249,7 @@ describe('verification properties', () => {
     expect([...seen].sort()).toEqual(
       ['extra', 'fix', 'lagging, all judged', 'removals after S', 'reset'].sort(),
     );
-  });
+  }, 180_000);
 
   it('any single corruption is found when its shard is sampled, and repair restores equal digests', () => {
     fc.assert(

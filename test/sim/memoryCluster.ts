@@ -2,7 +2,11 @@
 // scenarios (the fault-schedule simulation has its own world in simWorld.ts).
 import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
-import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
+import {
+  createMemoryOpLog,
+  MemoryLogStore,
+  type MemoryOpLogOptions,
+} from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { Elector } from '../../src/ports/elector.ts';
@@ -31,6 +35,8 @@ export interface MemoryCluster {
 export interface MemoryClusterOptions {
   /** How a handing-over primary asks a peer for its role and seq (default: its member record). */
   readonly probePeer?: NodeRuntimeDeps['probePeer'];
+  /** How the nodes' OpLogs time appends (default: a 1000 ms ack timeout, no read-back). */
+  readonly opLog?: Pick<MemoryOpLogOptions, 'timeoutMs' | 'resolveTimeoutMs' | 'latencyMs'>;
 }
 
 export function memoryCluster(ttlMs: number, options: MemoryClusterOptions = {}): MemoryCluster {
@@ -45,7 +51,7 @@ export function memoryCluster(ttlMs: number, options: MemoryClusterOptions = {})
     return new NodeRuntime({
       nodeId,
       address: `sim://${nodeId}`,
-      opLog: createMemoryOpLog(store, { nodeId, clock, timeoutMs: 1000 }),
+      opLog: createMemoryOpLog(store, { nodeId, clock, timeoutMs: 1000, ...options.opLog }),
       elector,
       apiServer: bus.serverTransport(SIM_CLUSTER),
       clock,

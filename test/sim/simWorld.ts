@@ -40,6 +40,11 @@ export const SIM_TTL_MS = 2000;
  * campaign delay, a fenced node's retry delay and the client's retry backoff.
  */
 export const LIVENESS_SLACK_MS = 4000;
+/**
+ * No node holds the leader key for longer than one TTL + this (ms) while it is not a running
+ * primary: the keep-alive granularity and the coordinator's expiry check.
+ */
+export const LEADER_KEY_SLACK_MS = 100;
 const START_MS = 1_000_000;
 
 /** Deterministic PRNG (mulberry32) for the run-time choices of one schedule. */
@@ -305,6 +310,45 @@ export class SimWorld {
   async #tick(): Promise<void> {
     await tick();
     this.#noteEvictions();
+    this.#checkLeaderKey();
+  }
+
+  /** Since when the leader key's holder has not been a running primary, and who it is. */
+  #keyNotServing: { readonly nodeId: string; readonly since: number } | undefined;
+
+  /**
+   * Invariant, checked after every turn: no node holds the leader key for longer than one TTL
+   * (+ {@link LEADER_KEY_SLACK_MS}) while it is not a running primary (crashed, paused,
+   * partitioned, a standby, or promoting: promotion gives the lease up within one TTL).
+   */
+  #checkLeaderKey(): void {
+    const holder = this.coord.currentLeader();
+    const slot = holder === null ? undefined : this.slots.find((s) => s.id === holder.nodeId);
+    const serving =
+      slot !== undefined && !slot.crashed && !slot.paused && slot.runtime?.role === 'primary';
+    if (holder === null || serving) {
+      this.#keyNotServing = undefined;
+      return;
+    }
+    const now = this.sim.now();
+    if (this.#keyNotServing?.nodeId !== holder.nodeId) {
+      this.#keyNotServing = { nodeId: holder.nodeId, since: now };
+    }
+    const held = now - this.#keyNotServing.since;
+    if (held > SIM_TTL_MS + LEADER_KEY_SLACK_MS) {
+      const state =
+        slot === undefined
+          ? 'unknown'
+          : slot.crashed
+            ? 'crashed'
+            : slot.paused
+              ? 'paused'
+              : (slot.runtime?.role ?? 'none');
+      this.#violation(
+        'the leader key is held only by a running primary, but for one TTL',
+        `${holder.nodeId} (${state}) has held the leader key for ${held} ms without serving`,
+      );
+    }
   }
 
   /**

@@ -56,7 +56,7 @@ describe('masterNode machine (pure transitions)', () => {
     const [initial] = initialTransition(masterNodeMachine, input);
     const failed = drive(initial, { type: 'xstate.error.actor.startNode', error: new Error('x') });
     expect(failed.value).toBe('startFailed');
-    expect(failed.context.lastFault).toBe('xstate.error.actor.startNode');
+    expect(failed.context.lastFault).toBe('xstate.error.actor.startNode: x');
     expect(drive(failed, { type: 'xstate.after.retryDelay.masterNode.startFailed' }).value).toBe(
       'starting',
     );
@@ -222,5 +222,45 @@ describe('masterNode machine (actors on a simulated clock)', () => {
     expect(far.campaigns).toHaveLength(1);
     near.actor.stop();
     far.actor.stop();
+  });
+
+  it('a lease lost while promoting fences the node and stops the promotion', async () => {
+    const clock = new SimulatedClock();
+    let loseLease: (reason: string) => void = () => undefined;
+    let promotion: AbortSignal | undefined;
+    const machine = masterNodeMachine.provide({
+      actors: {
+        startNode: fromPromise(() => Promise.resolve({ appliedSeq: 0 })),
+        watchLeader: fromCallback(({ sendBack }) => {
+          sendBack({ type: 'leader.changed', leader: null });
+        }),
+        followLog: fromCallback(() => undefined),
+        campaign: fromPromise<CampaignResult, { nodeId: string }>(() =>
+          Promise.resolve({ won: true, epoch: 3 }),
+        ),
+        promote: fromPromise<
+          { epoch: number; appliedSeq: number },
+          { nodeId: string; epoch: number }
+        >(({ signal }) => {
+          promotion = signal;
+          return new Promise(() => undefined);
+        }),
+        watchLease: fromCallback(({ sendBack }) => {
+          loseLease = (reason) => sendBack({ type: 'lease.lost', reason });
+        }),
+        stepDown: fromPromise(() => new Promise<{ appliedSeq: number }>(() => undefined)),
+      },
+    });
+    const actor = createActor(machine, { input, clock });
+    actor.start();
+    await new Promise((r) => setImmediate(r));
+    clock.increment(input.campaignBaseDelayMs);
+    await new Promise((r) => setImmediate(r));
+    expect(actor.getSnapshot().value).toEqual({ running: { candidate: 'promoting' } });
+    loseLease('lease deadline passed');
+    expect(actor.getSnapshot().value).toEqual({ running: 'fenced' });
+    expect(actor.getSnapshot().context.lastFault).toBe('lease deadline passed');
+    expect(promotion?.aborted).toBe(true);
+    actor.stop();
   });
 });

@@ -28,6 +28,8 @@ const rawEvents: { type: string; [k: string]: unknown }[] = [
   { type: 'leader.changed', leader: { ...other, handoverTo: 'n1' } },
   { type: 'xstate.done.actor.startNode', output: { appliedSeq: 10 } },
   { type: 'xstate.error.actor.startNode', error: 'x' },
+  // Another process holds the node's id (DuplicateNodeIdError is marked fatal).
+  { type: 'xstate.error.actor.startNode', error: { fatal: true } },
   { type: 'xstate.done.actor.fullSync', output: { appliedSeq: 10 } },
   { type: 'xstate.error.actor.fullSync', error: 'x' },
   { type: 'xstate.done.actor.campaign', output: { won: true, epoch: 3 } },

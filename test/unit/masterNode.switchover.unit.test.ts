@@ -120,7 +120,7 @@ describe('masterNode machine: planned switchover (pure transitions)', () => {
       { type: 'xstate.error.actor.handOver', error: new Error('etcd gone') },
     );
     expect(s.value).toEqual({ running: 'fenced' });
-    expect(s.context.lastFault).toBe('xstate.error.actor.handOver');
+    expect(s.context.lastFault).toBe('xstate.error.actor.handOver: etcd gone');
     s = drive(s, { type: 'xstate.done.actor.stepDown', output: { appliedSeq: 1 } });
     expect(s.value).toMatchObject({ running: { standby: expect.any(String) as unknown } });
     const stopped = drive(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CoordinatorReplyLostError,
   CoordinatorUnavailableError,
   MemoryCoordinator,
   createMemoryElector,
@@ -128,5 +129,52 @@ describe('memory elector', () => {
     expect(coord.members('observer')).toEqual([]);
     expect(reasons).toEqual([]);
     expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('a campaign whose answer is lost takes effect: the caller fails after its call timeout', async () => {
+    const { clock, coord, elector } = world();
+    const a = elector('a');
+    await a.start();
+    coord.setReplyFate('a', { kind: 'lose' });
+    const outcome = a.campaign(info('a')).then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    await clock.advanceAsync(0);
+    // The key exists (bound to a's lease) while a still waits for the answer.
+    expect(coord.currentLeader()?.nodeId).toBe('a');
+    await clock.advanceAsync(TTL);
+    expect(await outcome).toBeInstanceOf(CoordinatorReplyLostError);
+    expect(coord.currentLeader()?.nodeId).toBe('a');
+    await a.close();
+  });
+
+  it('a late answer arrives after the delay; later than the call timeout, the call fails', async () => {
+    const { clock, coord, elector } = world();
+    const a = elector('a');
+    const b = elector('b');
+    await Promise.all([a.start(), b.start()]);
+    coord.setReplyFate('a', { kind: 'delay', ms: 200 });
+    let won: boolean | undefined;
+    void a.campaign(info('a')).then((r) => {
+      won = r.won;
+    });
+    await clock.advanceAsync(199);
+    expect(won).toBeUndefined();
+    await clock.advanceAsync(1);
+    expect(won).toBe(true);
+    // Resigning with a lost answer still deletes the key and gives the lease up locally.
+    coord.setReplyFate('a', { kind: 'lose' });
+    const resigned = a.resign().then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    await clock.advanceAsync(0);
+    expect(coord.currentLeader()).toBeNull();
+    await clock.advanceAsync(TTL);
+    expect(await resigned).toBeInstanceOf(CoordinatorReplyLostError);
+    coord.setReplyFate('a', undefined);
+    await expect(b.campaign(info('b'))).resolves.toMatchObject({ won: true });
+    await Promise.all([a.close(), b.close()]);
   });
 });

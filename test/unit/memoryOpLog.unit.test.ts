@@ -201,4 +201,77 @@ describe('MemoryLogStore', () => {
       { numRuns: propRuns() },
     );
   });
+
+  it('reads an overdue append back once the partition heals within the window, and close() waits for it', async () => {
+    const clock = new SimClock();
+    const store = new MemoryLogStore();
+    const log = createMemoryOpLog(store, {
+      nodeId: 'a',
+      clock,
+      timeoutMs: 1_000,
+      resolveTimeoutMs: 3_000,
+      latencyMs: () => 5,
+    });
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    const first = writer.append(testEntries(1, 1));
+    await clock.advanceAsync(4);
+    expect(store.messages()).toEqual([]);
+    await clock.advanceAsync(1);
+    expect(store.entries().map((e) => e.seq)).toEqual([1]);
+    // The acknowledgement takes as long to come back.
+    await clock.advanceAsync(5);
+    expect(await first).toEqual({ streamSeq: 1, firstSeq: 1, lastSeq: 1 });
+    store.partition('a');
+    const second = writer.append(testEntries(2, 2));
+    let closed = false;
+    void writer.close().then(() => {
+      closed = true;
+    });
+    await clock.advanceAsync(2_000);
+    expect(closed).toBe(false);
+    store.heal('a');
+    await clock.advanceAsync(20);
+    expect(await second).toEqual({ streamSeq: 2, firstSeq: 2, lastSeq: 2 });
+    expect(closed).toBe(true);
+  });
+
+  it('gives an overdue append up as ambiguous when the window passes', async () => {
+    const clock = new SimClock();
+    const store = new MemoryLogStore();
+    const log = createMemoryOpLog(store, {
+      nodeId: 'a',
+      clock,
+      timeoutMs: 1_000,
+      resolveTimeoutMs: 3_000,
+    });
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    store.dropAcks('a');
+    const outcome = writer.append(testEntries(1, 1)).then(
+      () => 'stored',
+      (err: unknown) => err,
+    );
+    await clock.advanceAsync(3_999);
+    expect(store.entries().map((e) => e.seq)).toEqual([1]);
+    await clock.advanceAsync(1);
+    expect(await outcome).toBeInstanceOf(AmbiguousAppendError);
+  });
+
+  it('a stalled follower stops delivering without ending; a new one reads on', async () => {
+    const store = new MemoryLogStore();
+    const log = createMemoryOpLog(store, { nodeId: 'a' });
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    await writer.append(testEntries(1, 1));
+    const stalled = log.follow(1)[Symbol.asyncIterator]();
+    expect(seqsOf(await stalled.next())).toEqual([1]);
+    store.stallFollowers('a');
+    let moved = false;
+    void stalled.next().then(() => {
+      moved = true;
+    });
+    await writer.append(testEntries(2, 2));
+    await settle();
+    expect(moved).toBe(false);
+    const fresh = log.follow(2)[Symbol.asyncIterator]();
+    expect(seqsOf(await fresh.next())).toEqual([2]);
+  });
 });

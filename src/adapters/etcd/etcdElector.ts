@@ -3,6 +3,7 @@ import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
 import {
   ElectorStateError,
+  MemberIdTakenError,
   type CampaignResult,
   type Elector,
   type LeaderInfo,
@@ -77,6 +78,18 @@ function parseMember(value: Buffer): MemberRecord | null {
   }
 }
 
+/** A member value that does not parse: the holder is unknown but real. */
+function holderless(value: Buffer): MemberRecord {
+  return {
+    nodeId: '',
+    role: '',
+    epoch: 0,
+    appliedSeq: 0,
+    address: `(unreadable record: ${value.toString('utf8').slice(0, 80)})`,
+    updatedAt: 0,
+  };
+}
+
 async function readLeader(
   client: Etcd3,
   cluster: string,
@@ -149,6 +162,8 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
   const key = leaderKey(cluster);
 
   let leaseId: string | null = null;
+  /** Every lease this elector was granted: a member record on one of them is its own. */
+  const granted = new Set<string>();
   let starting: Promise<void> | null = null;
   let closed = false;
   let keepAliveTimer: TimerHandle | null = null;
@@ -211,7 +226,9 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     let nextDelay = keepAliveIntervalMs;
     try {
       const ttl = await keepAliveOnce(id);
-      if (closed) return;
+      // The answer is about lease `id`: once a new lease was granted meanwhile it says nothing
+      // about the current one, whose own loop keeps it alive.
+      if (closed || leaseId !== id) return;
       if (ttl <= 0) {
         lease.lose('lease expired or revoked in etcd');
         return;
@@ -220,6 +237,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
       lease.confirm(sentAt);
       if (lease.lostReason !== undefined) return;
     } catch {
+      if (leaseId !== id) return;
       // Unreachable etcd: retry sooner; the deadline passes on its own if this keeps failing.
       nextDelay = Math.min(keepAliveIntervalMs, 250);
     }
@@ -233,6 +251,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
       callTimeoutMs,
       'lease grant',
     );
+    granted.add(response.ID);
     if (closed) return;
     leaseId = response.ID;
     lease.confirm(sentAt);
@@ -256,6 +275,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     start() {
       if (closed)
         return Promise.reject(new ElectorStateError('closed', 'start: elector is closed'));
+      if (leaseId !== null) lease.check();
       if (lease.lostReason !== undefined) {
         // The lease is gone for good: a new start grants a new one.
         lease.reset();
@@ -407,15 +427,46 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
 
     async publishMember(record: MemberRecord) {
       const id = requireLease('publishMember');
-      await withTimeout(
-        client
-          .put(`${membersPrefix(cluster)}${record.nodeId}`)
-          .value(JSON.stringify(record))
-          .lease(id)
-          .exec(),
-        callTimeoutMs,
-        'publishMember',
-      );
+      const memberKey = `${membersPrefix(cluster)}${record.nodeId}`;
+      const value = JSON.stringify(record);
+      // Create the key if absent; else update it only if one of this elector's leases holds it
+      // (compare-and-set on its mod revision, so a holder that changed meanwhile is seen).
+      for (let attempt = 0; ; attempt++) {
+        const created = await withTimeout(
+          client
+            .if(memberKey, 'Create', '==', 0)
+            .then(client.put(memberKey).value(value).lease(id))
+            .else(client.get(memberKey))
+            .commit(),
+          callTimeoutMs,
+          'publishMember',
+        );
+        if (created.succeeded) return;
+        const kv = created.responses[0]?.response_range.kvs[0];
+        if (kv !== undefined && kv.lease !== id && !granted.has(kv.lease)) {
+          throw new MemberIdTakenError(
+            record.nodeId,
+            parseMember(kv.value) ?? holderless(kv.value),
+          );
+        }
+        if (kv !== undefined) {
+          const updated = await withTimeout(
+            client
+              .if(memberKey, 'Mod', '==', kv.mod_revision)
+              .then(client.put(memberKey).value(value).lease(id))
+              .commit(),
+            callTimeoutMs,
+            'publishMember',
+          );
+          if (updated.succeeded) return;
+        }
+        if (attempt >= 3) {
+          throw new EtcdUnavailableError(
+            'publishMember (the member key keeps changing)',
+            undefined,
+          );
+        }
+      }
     },
 
     members() {

@@ -2,6 +2,7 @@ import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
 import {
   ElectorStateError,
+  MemberIdTakenError,
   type CampaignResult,
   type Elector,
   type LeaderInfo,
@@ -20,6 +21,30 @@ export class CoordinatorUnavailableError extends Error {
     options?: ErrorOptions,
   ) {
     super(`${operation} from ${nodeId}: the coordinator is unreachable`, options);
+  }
+}
+
+/**
+ * What becomes of the answer to a call a node makes (the call itself reaches the coordinator
+ * and takes effect): delivered, lost (the caller's call fails after its timeout, as an etcd
+ * call whose answer never came), or late by `ms`.
+ */
+export type CoordinatorReplyFate =
+  | { readonly kind: 'deliver' }
+  | { readonly kind: 'lose' }
+  | { readonly kind: 'delay'; readonly ms: number };
+
+/** The call took effect (or not) in the coordinator, but its answer never reached the caller. */
+export class CoordinatorReplyLostError extends Error {
+  override readonly name = 'CoordinatorReplyLostError';
+  readonly retryable = true;
+  constructor(
+    readonly nodeId: string,
+    readonly operation: string,
+    readonly timeoutMs: number,
+    options?: ErrorOptions,
+  ) {
+    super(`${operation} from ${nodeId}: no answer within ${timeoutMs} ms`, options);
   }
 }
 
@@ -63,8 +88,30 @@ export class MemoryCoordinator {
   private readonly watchers = new Set<Watcher>();
   private readonly leaseListeners = new Map<number, (reason: string) => void>();
   private readonly partitioned = new Set<string>();
+  private readonly replyFates = new Map<
+    string,
+    { readonly fate: CoordinatorReplyFate; readonly operation: string | undefined }
+  >();
 
   constructor(readonly clock: Clock) {}
+
+  /**
+   * From now on, the answers to `nodeId`'s calls (`operation` only, when given: `campaign`,
+   * `resign`, `keepAlive`, `grant`, `publishMember`, ...) are lost or late, while the calls
+   * themselves still take effect; undefined: delivered again.
+   */
+  setReplyFate(nodeId: string, fate: CoordinatorReplyFate | undefined, operation?: string): void {
+    if (fate === undefined || fate.kind === 'deliver') this.replyFates.delete(nodeId);
+    else this.replyFates.set(nodeId, { fate, operation });
+  }
+
+  /** What becomes of the answer to `nodeId`'s call `operation` made now. */
+  replyFate(nodeId: string, operation: string): CoordinatorReplyFate {
+    const set = this.replyFates.get(nodeId);
+    return set !== undefined && (set.operation === undefined || set.operation === operation)
+      ? set.fate
+      : { kind: 'deliver' };
+  }
 
   /** The store revision: bumped by every write. */
   get revision(): number {
@@ -168,10 +215,24 @@ export class MemoryCoordinator {
     }
   }
 
-  putMember(nodeId: string, leaseId: number, record: MemberRecord): void {
+  /**
+   * Creates `record` bound to `leaseId` when no member holds its id, or updates it when the
+   * holder's lease is `leaseId` or one of `ownLeases`; throws {@link MemberIdTakenError} when
+   * another lease holds it.
+   */
+  putMember(
+    nodeId: string,
+    leaseId: number,
+    record: MemberRecord,
+    ownLeases: ReadonlySet<number> = new Set(),
+  ): void {
     this.reach(nodeId, 'publishMember');
     if (!this.leases.has(leaseId)) {
       throw new ElectorStateError('leaseLost', `publishMember: lease ${leaseId} not found`);
+    }
+    const held = this.memberRecords.get(record.nodeId);
+    if (held !== undefined && held.leaseId !== leaseId && !ownLeases.has(held.leaseId)) {
+      throw new MemberIdTakenError(record.nodeId, held.record);
     }
     this.revisionValue++;
     this.memberRecords.set(record.nodeId, { record, leaseId });
@@ -253,6 +314,13 @@ export interface MemoryElectorOptions {
   /** Keep-alive period; default ttl/3. */
   readonly keepAliveIntervalMs?: number;
   readonly clock: Clock;
+  /**
+   * How long one way of a call takes on `clock` (ms), asked per call; default 0 (the call
+   * reaches the coordinator in a microtask).
+   */
+  readonly latencyMs?: () => number;
+  /** A call whose answer is lost or later than this fails (ms); default min(3000, ttl), as etcd. */
+  readonly callTimeoutMs?: number;
 }
 
 /**
@@ -260,7 +328,10 @@ export interface MemoryElectorOptions {
  * semantics: keep-alives every ttl/3 on the clock; `leaseDeadline()` = when the last
  * successful keep-alive (or the grant) was sent + ttl - margin; `onLeaseLost` fires once on
  * expiry, revocation (`resign`) or the deadline passing; `observe` reports the leader at
- * once and on every change. All calls settle asynchronously (microtasks).
+ * once and on every change. All calls settle asynchronously: each reaches the coordinator
+ * after `latencyMs` (a microtask by default) and is answered as long after, unless the
+ * coordinator loses or delays the answer ({@link MemoryCoordinator.setReplyFate}): then the
+ * call fails after `callTimeoutMs` although it took effect.
  */
 export function createMemoryElector(
   coord: MemoryCoordinator,
@@ -269,7 +340,11 @@ export function createMemoryElector(
   const { nodeId, ttlMs, clock } = options;
   const marginMs = options.marginMs ?? Math.min(500, ttlMs / 5);
   const intervalMs = options.keepAliveIntervalMs ?? ttlMs / 3;
+  const callTimeoutMs = options.callTimeoutMs ?? Math.min(3000, ttlMs);
+  const latency = options.latencyMs;
   let leaseId: number | undefined;
+  /** Every lease this elector was granted: a member record on one of them is its own. */
+  const ownLeases = new Set<number>();
   let starting: Promise<void> | undefined;
   let closed = false;
   let keepAliveTimer: TimerHandle | undefined;
@@ -280,28 +355,61 @@ export function createMemoryElector(
     keepAliveTimer = undefined;
   });
 
+  /** One way of a call: `latencyMs` on the clock, or a microtask. */
+  function travel(): Promise<void> {
+    const ms = latency?.() ?? 0;
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => clock.setTimeout(resolve, ms));
+  }
+
+  /**
+   * A call to the coordinator, as over a network: `apply` runs when the request arrives (and
+   * takes effect there); its answer travels back, or is lost or late as the coordinator says.
+   */
+  async function call<T>(operation: string, apply: () => T): Promise<T> {
+    const sentAt = clock.monotonicNow();
+    await travel();
+    const fate = coord.replyFate(nodeId, operation);
+    const outcome = (() => {
+      try {
+        return { ok: true as const, value: apply() };
+      } catch (err) {
+        return { ok: false as const, err };
+      }
+    })();
+    if (fate.kind === 'deliver') await travel();
+    else {
+      const late = fate.kind === 'delay' ? fate.ms : Number.POSITIVE_INFINITY;
+      const left = Math.max(0, callTimeoutMs - (clock.monotonicNow() - sentAt));
+      await new Promise<void>((resolve) => clock.setTimeout(() => resolve(), Math.min(late, left)));
+      if (late > left) throw new CoordinatorReplyLostError(nodeId, operation, callTimeoutMs);
+    }
+    if (!outcome.ok) throw outcome.err;
+    return outcome.value;
+  }
+
   function keepAliveLoop(): void {
     keepAliveTimer = clock.setTimeout(() => {
       keepAliveTimer = undefined;
       if (lease.lostReason !== undefined || closed || leaseId === undefined) return;
       const sentAt = clock.monotonicNow();
       const id = leaseId;
-      // The request reaches the coordinator asynchronously, as over a network.
-      void Promise.resolve().then(() => {
-        if (lease.lostReason !== undefined || closed) return;
-        try {
-          if (coord.keepAlive(nodeId, id)) {
-            lease.confirm(sentAt);
-            if (lease.lostReason !== undefined) return;
-          } else {
+      call('keepAlive', () => coord.keepAlive(nodeId, id)).then(
+        (alive) => {
+          // An answer about an earlier lease says nothing about the current one.
+          if (lease.lostReason !== undefined || closed || leaseId !== id) return;
+          if (!alive) {
             lease.lose('lease expired');
             return;
           }
-        } catch {
+          lease.confirm(sentAt);
+          if (lease.lostReason === undefined) keepAliveLoop();
+        },
+        () => {
           // Unreachable: keep trying; the deadline timer decides when it is lost.
-        }
-        keepAliveLoop();
-      });
+          if (lease.lostReason === undefined && !closed && leaseId === id) keepAliveLoop();
+        },
+      );
     }, intervalMs);
   }
 
@@ -321,6 +429,7 @@ export function createMemoryElector(
 
   return {
     start() {
+      if (leaseId !== undefined) lease.check();
       if (lease.lostReason !== undefined && !closed) {
         // The lease is gone: a new start grants a new one.
         lease.reset();
@@ -332,9 +441,15 @@ export function createMemoryElector(
         if (closed) throw new ElectorStateError('closed', 'start: elector closed');
         const sentAt = clock.monotonicNow();
         // An old lease expiring in the coordinator must not end a newer one.
-        const id: number = coord.grant(nodeId, ttlMs, (reason) => {
-          if (leaseId === id) lease.lose(reason);
+        let granted: number | undefined;
+        const id = await call('grant', () => {
+          granted = coord.grant(nodeId, ttlMs, (reason) => {
+            if (granted !== undefined && leaseId === granted) lease.lose(reason);
+          });
+          return granted;
         });
+        ownLeases.add(id);
+        if (closed) throw new ElectorStateError('closed', 'start: elector closed');
         leaseId = id;
         lease.confirm(sentAt);
         keepAliveLoop();
@@ -350,12 +465,11 @@ export function createMemoryElector(
     async campaign(info) {
       await Promise.resolve();
       const id = requireLease('campaign');
-      return coord.campaign(nodeId, id, info);
+      return call('campaign', () => coord.campaign(nodeId, id, info));
     },
 
-    async leader() {
-      await Promise.resolve();
-      return coord.leader(nodeId);
+    leader() {
+      return call('leader', () => coord.leader(nodeId));
     },
 
     observe(onChange) {
@@ -381,9 +495,11 @@ export function createMemoryElector(
       const id = leaseId;
       if (id === undefined || closed) return;
       try {
-        coord.resign(nodeId, id, options?.handoverTo);
-        coord.forget(id);
-        coord.revoke(nodeId, id);
+        await call('resign', () => {
+          coord.resign(nodeId, id, options?.handoverTo);
+          coord.forget(id);
+          coord.revoke(nodeId, id);
+        });
       } finally {
         // Given up locally whatever the coordinator answered: keep-alives stop, so the lease
         // expires within one TTL even when the coordinator cannot be reached now.
@@ -393,12 +509,12 @@ export function createMemoryElector(
 
     async publishMember(record) {
       await Promise.resolve();
-      coord.putMember(nodeId, requireLease('publishMember'), record);
+      const id = requireLease('publishMember');
+      await call('publishMember', () => coord.putMember(nodeId, id, record, ownLeases));
     },
 
-    async members() {
-      await Promise.resolve();
-      return coord.members(nodeId);
+    members() {
+      return call('members', () => coord.members(nodeId));
     },
 
     close() {

@@ -53,6 +53,7 @@ export class MemoryLogStore {
   private lastEntrySeqValue = 0;
   private readonly partitioned = new Set<string>();
   private readonly ackless = new Set<string>();
+  private readonly followerStalls = new Map<string, number>();
   private readonly listeners = new Set<() => void>();
 
   /** Every retained message, oldest first (a copy). */
@@ -116,6 +117,19 @@ export class MemoryLogStore {
     this.partitioned.delete(nodeId);
     this.ackless.delete(nodeId);
     this.notify();
+  }
+
+  /**
+   * Every follower `nodeId` has open now stops delivering, silently and for good (it neither
+   * yields nor ends), as an ordered consumer the server forgot; followers opened later work.
+   */
+  stallFollowers(nodeId: string): void {
+    this.followerStalls.set(nodeId, this.stallCount(nodeId) + 1);
+  }
+
+  /** How many times `nodeId`'s followers were stalled (a follower remembers it at open). */
+  stallCount(nodeId: string): number {
+    return this.followerStalls.get(nodeId) ?? 0;
   }
 
   acksDropped(nodeId: string): boolean {
@@ -187,7 +201,16 @@ export interface MemoryOpLogOptions {
   readonly schedule?: (step: () => void) => void;
   /** With `timeoutMs`: calls that wait on a partition fail after that long on this clock. */
   readonly clock?: Clock;
+  /** How long an append waits for its acknowledgement (ms; needs `clock`), as a publish does. */
   readonly timeoutMs?: number;
+  /**
+   * How long, after `timeoutMs`, an unacknowledged append keeps being read back before it is
+   * ambiguous (ms; default 0): as the NATS writer, it settles as it really went once the node
+   * reaches the log again within this window.
+   */
+  readonly resolveTimeoutMs?: number;
+  /** One way of an append or a read, on `clock` (ms), asked per call; default 0. */
+  readonly latencyMs?: () => number;
 }
 
 /** An {@link OpLog} over a {@link MemoryLogStore}, with the node id it uses for partitions. */
@@ -201,7 +224,15 @@ interface PendingAppend {
   readonly entries: readonly OpLogEntry[];
   readonly resolve: (ack: AppendAck) => void;
   readonly reject: (err: Error) => void;
+  /** When it may reach the store (monotonic; its request's travel). */
+  readonly arrivesAt: number;
   timer: TimerHandle | undefined;
+  /** Its acknowledgement is overdue: it is being read back. */
+  overdue: boolean;
+  /** What the store did with it, while the answer could not come back. */
+  outcome: { readonly ack: AppendAck } | { readonly err: Error } | undefined;
+  /** Resolved or rejected. */
+  done: boolean;
 }
 
 /**
@@ -213,10 +244,13 @@ interface PendingAppend {
  * is older than what is retained.
  *
  * Appends settle asynchronously: each reaches the store in a step run by `schedule`
- * (microtasks by default), so nothing is stored during the `append` call itself.
- * A partitioned node's appends, and appends whose acks are dropped, time out (with `clock`
- * and `timeoutMs`) as {@link AmbiguousAppendError}, after which the writer rejects every
- * later append the same way, as its fate is unknown to it.
+ * (microtasks by default) after its `latencyMs`, so nothing is stored during the `append` call
+ * itself, and its acknowledgement takes `latencyMs` to come back. A partitioned node's
+ * appends, and appends whose acks are dropped, are not acknowledged: after `timeoutMs` (with
+ * `clock`) they are read back for `resolveTimeoutMs` (settling as they really went once the
+ * node reaches the log again), then reject as {@link AmbiguousAppendError}, after which the
+ * writer rejects every later append the same way, as its fate is unknown to it. `close()`
+ * resolves once every append in flight has settled, as the NATS writer's does.
  */
 export function createMemoryOpLog(
   store: MemoryLogStore,
@@ -225,23 +259,32 @@ export function createMemoryOpLog(
   const nodeId = options.nodeId ?? `log-${nextLogId++}`;
   const schedule = options.schedule ?? queueMicrotask;
   const { clock, timeoutMs } = options;
+  const resolveTimeoutMs = options.resolveTimeoutMs ?? 0;
   let closed = false;
   const followers = new Set<LogFollower>();
 
-  const armTimeout = (onTimeout: () => void): TimerHandle | undefined =>
-    clock !== undefined && timeoutMs !== undefined
-      ? clock.setTimeout(onTimeout, timeoutMs)
-      : undefined;
+  const armTimeout = (onTimeout: () => void, ms = timeoutMs): TimerHandle | undefined =>
+    clock !== undefined && ms !== undefined ? clock.setTimeout(onTimeout, ms) : undefined;
+
+  /** One way of a call: `latencyMs` on the clock (at once without a clock or latency). */
+  const oneWay = (): number => (clock === undefined ? 0 : Math.max(0, options.latencyMs?.() ?? 0));
+  const after = (ms: number, step: () => void): void => {
+    if (ms <= 0 || clock === undefined) step();
+    else clock.setTimeout(step, ms);
+  };
+  const now = (): number => clock?.monotonicNow() ?? 0;
+
+  const canReach = (): boolean => !store.isPartitioned(nodeId);
 
   /** Resolves once `nodeId` is not partitioned (at once when it is not). */
   const reachable = (): Promise<void> =>
     new Promise((resolve) => {
-      if (!store.isPartitioned(nodeId)) {
+      if (canReach()) {
         resolve();
         return;
       }
       const unsubscribe = store.subscribe(() => {
-        if (!store.isPartitioned(nodeId)) {
+        if (canReach()) {
           unsubscribe();
           resolve();
         }
@@ -255,13 +298,23 @@ export function createMemoryOpLog(
     let writerClosed = false;
     const queue: PendingAppend[] = [];
     /** Stored (or fenced) while acks were dropped: waiting for a reply that never comes. */
-    const unacknowledged = new Set<PendingAppend>();
+    const unacknowledged: PendingAppend[] = [];
+    const inFlight = new Set<Promise<unknown>>();
     let delivering = false;
+    let lastArrival = 0;
+
+    /** Marks `pending` answered; false when it already was. */
+    const settle = (pending: PendingAppend): boolean => {
+      pending.timer?.clear();
+      pending.timer = undefined;
+      if (pending.done) return false;
+      pending.done = true;
+      return true;
+    };
 
     const failAll = (makeError: (pending: PendingAppend) => Error): void => {
       for (const pending of queue.splice(0)) {
-        pending.timer?.clear();
-        pending.reject(makeError(pending));
+        if (settle(pending)) pending.reject(makeError(pending));
       }
     };
 
@@ -272,38 +325,82 @@ export function createMemoryOpLog(
         cause === undefined ? undefined : { cause },
       );
 
-    /** Delivers the head of the queue to the store (after any partition heals). */
+    /** The store rejected `err` for `pending`: a fence fails everything after it too. */
+    const rejectWith = (pending: PendingAppend, err: unknown): void => {
+      if (err instanceof FencedError) {
+        fenced ??= new FencedError(err.expectedStreamSeq, err.actualStreamSeq);
+        pending.reject(err);
+        for (const lost of unacknowledged.splice(0)) {
+          if (settle(lost)) lost.reject(new FencedError(expected, fenced.actualStreamSeq));
+        }
+        failAll(() => new FencedError(expected, fenced?.actualStreamSeq));
+      } else {
+        pending.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+
+    /** Overdue appends whose outcome is known learn it once the node reaches the log again. */
+    const readBack = (): void => {
+      if (!canReach() || store.acksDropped(nodeId)) return;
+      while (unacknowledged[0]?.overdue === true && unacknowledged[0].outcome !== undefined) {
+        const pending = unacknowledged.shift()!;
+        if (!settle(pending)) continue;
+        const outcome = pending.outcome!;
+        if ('ack' in outcome) pending.resolve(outcome.ack);
+        else rejectWith(pending, outcome.err);
+      }
+    };
+    const unsubscribe = store.subscribe(readBack);
+
+    /** No answer and nothing learned within the window: this and every later append is unknown. */
+    const giveUp = (pending: PendingAppend): void => {
+      const cause = ambiguous(pending.entries);
+      broken = cause;
+      for (const lost of unacknowledged.splice(0)) {
+        if (settle(lost)) lost.reject(lost === pending ? cause : ambiguous(lost.entries, cause));
+      }
+      failAll((p) => (p === pending ? cause : ambiguous(p.entries, cause)));
+      if (settle(pending)) pending.reject(cause);
+    };
+
+    /** Delivers the head of the queue to the store (after its travel, and any partition). */
     const deliverNext = (): void => {
       if (delivering) return;
       const head = queue[0];
       if (head === undefined) return;
       delivering = true;
-      schedule(() => {
-        void reachable().then(() => {
-          delivering = false;
-          const pending = queue.shift();
-          if (pending === undefined) return;
-          const replyLost = store.acksDropped(nodeId);
-          if (replyLost) unacknowledged.add(pending);
-          else pending.timer?.clear();
-          try {
-            const ack = store.append(expected, pending.entries);
-            expected = ack.streamSeq;
-            if (!replyLost) pending.resolve(ack);
-          } catch (err) {
-            if (replyLost) {
-              // The rejection is lost too: the writer will time out, not learn of the fence.
-            } else if (err instanceof FencedError) {
-              fenced = new FencedError(err.expectedStreamSeq, err.actualStreamSeq);
-              pending.reject(err);
-              failAll(() => new FencedError(expected, fenced?.actualStreamSeq));
-            } else {
-              pending.reject(err instanceof Error ? err : new Error(String(err)));
+      after(head.arrivesAt - now(), () =>
+        schedule(() => {
+          void reachable().then(() => {
+            delivering = false;
+            const pending = queue.shift();
+            if (pending === undefined) return;
+            const replyLost = store.acksDropped(nodeId);
+            let outcome: PendingAppend['outcome'];
+            try {
+              const ack = store.append(expected, pending.entries);
+              expected = ack.streamSeq;
+              outcome = { ack };
+            } catch (err) {
+              outcome = { err: err instanceof Error ? err : new Error(String(err)) };
             }
-          }
-          deliverNext();
-        });
-      });
+            if (replyLost) {
+              // The answer is lost: the writer times out and reads it back (or gives up).
+              pending.outcome = outcome;
+              unacknowledged.push(pending);
+              readBack();
+            } else {
+              const known = outcome;
+              after(oneWay(), () => {
+                if (!settle(pending)) return;
+                if ('ack' in known) pending.resolve(known.ack);
+                else rejectWith(pending, known.err);
+              });
+            }
+            deliverNext();
+          });
+        }),
+      );
     };
 
     return {
@@ -319,33 +416,43 @@ export function createMemoryOpLog(
         if (entries.length === 0) {
           return Promise.reject(new AppendOrderError(undefined, undefined, 'empty append'));
         }
-        return new Promise<AppendAck>((resolve, reject) => {
+        lastArrival = Math.max(lastArrival, now() + oneWay());
+        const promise = new Promise<AppendAck>((resolve, reject) => {
           const pending: PendingAppend = {
             entries: [...entries],
             resolve,
             reject,
+            arrivesAt: lastArrival,
             timer: undefined,
+            overdue: false,
+            outcome: undefined,
+            done: false,
           };
           pending.timer = armTimeout(() => {
-            // No reply came: whether the store took it is unknown to the writer, so this and
-            // everything after it is ambiguous.
-            const cause = ambiguous(pending.entries);
-            broken = cause;
-            pending.reject(cause);
-            for (const lost of unacknowledged) {
-              lost.timer?.clear();
-              if (lost !== pending) lost.reject(ambiguous(lost.entries, cause));
+            if (resolveTimeoutMs <= 0) {
+              giveUp(pending);
+              return;
             }
-            unacknowledged.clear();
-            failAll((p) => (p === pending ? cause : ambiguous(p.entries, cause)));
+            // No answer yet: read it back until the window closes.
+            pending.overdue = true;
+            pending.timer = armTimeout(() => giveUp(pending), resolveTimeoutMs);
+            readBack();
           });
           queue.push(pending);
           deliverNext();
         });
+        const tracked = promise.then(
+          () => undefined,
+          () => undefined,
+        );
+        inFlight.add(tracked);
+        void tracked.then(() => inFlight.delete(tracked));
+        return promise;
       },
-      close() {
+      async close() {
         writerClosed = true;
-        return Promise.resolve();
+        while (inFlight.size > 0) await Promise.all([...inFlight]);
+        unsubscribe();
       },
     };
   }
@@ -353,6 +460,7 @@ export function createMemoryOpLog(
   function follow(fromSeq: number): LogFollower {
     let position = Math.max(1, fromSeq);
     let followerClosed = false;
+    const stalls = store.stallCount(nodeId);
     let wake: (() => void) | undefined;
     const unsubscribe = store.subscribe(() => wake?.());
 
@@ -367,7 +475,7 @@ export function createMemoryOpLog(
     const next = async (): Promise<IteratorResult<LogBatch>> => {
       for (;;) {
         if (followerClosed || closed) return { done: true, value: undefined };
-        if (store.isPartitioned(nodeId)) {
+        if (store.isPartitioned(nodeId) || store.stallCount(nodeId) > stalls) {
           await waitForChange();
           continue;
         }
@@ -418,7 +526,7 @@ export function createMemoryOpLog(
     follow,
     async bounds() {
       if (closed) throw new OpLogClosedError('bounds');
-      await Promise.resolve();
+      await new Promise<void>((resolve) => after(oneWay(), resolve));
       if (store.isPartitioned(nodeId)) {
         await new Promise<void>((resolve, reject) => {
           const timer = armTimeout(() => reject(new OpLogUnavailableError(nodeId, 'bounds')));
@@ -428,7 +536,9 @@ export function createMemoryOpLog(
           });
         });
       }
-      return store.bounds();
+      const bounds = store.bounds();
+      await new Promise<void>((resolve) => after(oneWay(), resolve));
+      return bounds;
     },
     trimThrough(streamSeq: number) {
       if (closed) return Promise.reject(new OpLogClosedError('trimThrough'));

@@ -434,6 +434,27 @@ class NatsOpLogWriter implements OpLogWriter {
   }
 }
 
+/**
+ * What the follower asks of its ordered consumer: batches of 100, and a server heartbeat every
+ * second while there is nothing to deliver, so a dead subscription is noticed in about two.
+ */
+const CONSUME_OPTIONS = { max_messages: 100, expires: 30_000, idle_heartbeat: 1_000 } as const;
+
+/**
+ * Consumer statuses after which the client's ordered consumer cannot be trusted to deliver
+ * again: after a server restart the v3 client recreates it (`reset`,
+ * `ordered_consumer_recreated`) with a pull for 0 messages and never pulls again, so the
+ * follower stalls silently (seen with nats-server 2.9.10 killed -9 and restarted).
+ */
+const LOST_CONSUMER = new Set([
+  'heartbeats_missed',
+  'consumer_not_found',
+  'consumer_deleted',
+  'stream_not_found',
+  'reset',
+  'ordered_consumer_recreated',
+]);
+
 class NatsLogFollower implements LogFollower {
   private closed = false;
   private messages: ConsumerMessages | undefined;
@@ -455,6 +476,19 @@ class NatsLogFollower implements LogFollower {
     return this.closed;
   }
 
+  /**
+   * Ends `messages` (the follower then opens a new ordered consumer where it stopped) as soon as
+   * the client reports that the consumer was lost.
+   */
+  private async replaceWhenLost(messages: ConsumerMessages): Promise<void> {
+    for await (const status of messages.status()) {
+      if (LOST_CONSUMER.has(status.type)) {
+        messages.stop();
+        return;
+      }
+    }
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<LogBatch> {
     try {
       let nextStreamSeq = await this.log.streamSeqOf(this.fromSeq);
@@ -468,7 +502,7 @@ class NatsLogFollower implements LogFollower {
             opt_start_seq: nextStreamSeq,
           });
           if (this.closed) break;
-          messages = await consumer.consume();
+          messages = await consumer.consume(CONSUME_OPTIONS);
         } catch {
           // Not connected, or the server is restarting: try again until close().
           await sleep(250);
@@ -479,6 +513,7 @@ class NatsLogFollower implements LogFollower {
           messages.stop();
           break;
         }
+        void this.replaceWhenLost(messages);
         try {
           for await (const msg of messages) {
             if (this.closed) break;

@@ -1,0 +1,104 @@
+// The campaign and promotion actors against the memory adapters on a simulated clock: what a
+// promotion that is cancelled, or cannot finish, leaves behind.
+import { describe, expect, it } from 'vitest';
+import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
+import { SimClock } from '../../src/adapters/memory/simClock.ts';
+import { toEntry } from '../../src/domain/eventCodec.ts';
+import { CommittedStore } from '../../src/runtime/committedStore.ts';
+import { PrimaryTerm } from '../../src/runtime/primaryTerm.ts';
+import { promote, PromotionStoppedError } from '../../src/runtime/promote.ts';
+import { ReadLeases } from '../../src/runtime/readLeases.ts';
+
+const TTL = 2000;
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A node that won epoch `epoch`'s campaign, one entry behind a log of one entry. */
+async function candidate(opLogTimeoutMs?: number) {
+  const clock = new SimClock(1_000_000);
+  const coord = new MemoryCoordinator(clock);
+  const logStore = new MemoryLogStore();
+  const opLog = createMemoryOpLog(logStore, {
+    nodeId: 'n1',
+    clock,
+    ...(opLogTimeoutMs === undefined ? {} : { timeoutMs: opLogTimeoutMs }),
+  });
+  // Epoch 1 was n0's: it campaigned, wrote its fence and resigned.
+  const previous = createMemoryElector(coord, { nodeId: 'n0', ttlMs: TTL, clock });
+  await previous.start();
+  await previous.campaign({ nodeId: 'n0', address: 'sim://n0' });
+  await previous.resign();
+  const seed = opLog.openWriter({ expectedLastStreamSeq: 0 });
+  const first = {
+    seq: 1,
+    epoch: 1,
+    ts: 0,
+    event: { op: 'EPOCH' as const, epoch: 1, nodeId: 'n0' },
+  };
+  const seeding = seed.append([toEntry(first)]);
+  await clock.advanceAsync(0);
+  await seeding;
+  const elector = createMemoryElector(coord, { nodeId: 'n1', ttlMs: TTL, clock });
+  const starting = elector.start();
+  await clock.advanceAsync(0);
+  await starting;
+  const campaigning = elector.campaign({ nodeId: 'n1', address: 'sim://n1' });
+  await clock.advanceAsync(0);
+  const won = await campaigning;
+  if (!won.won) throw new Error('lost the campaign');
+  const store = new CommittedStore();
+  const term = new PrimaryTerm();
+  const deps = { opLog, elector, clock, logger: quiet, nodeId: 'n1' };
+  const run = (signal: AbortSignal) =>
+    promote(deps, { leaseTtlMs: TTL }, store, new ReadLeases(clock, TTL), term, won.epoch, signal);
+  return { clock, coord, logStore, store, term, run };
+}
+
+const outcome = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    (value) => value,
+    (err: unknown) => err,
+  );
+
+describe('promotion', () => {
+  it('a cancelled promotion appends no fence, keeps no writer and gives the leader key up', async () => {
+    const c = await candidate(1000);
+    // The drain cannot read the log: it waits.
+    c.logStore.partition('n1');
+    const abort = new AbortController();
+    const result = outcome(c.run(abort.signal));
+    await c.clock.advanceAsync(100);
+    abort.abort();
+    await c.clock.advanceAsync(10);
+    c.logStore.heal('n1');
+    await c.clock.advanceAsync(100);
+    expect(await result).toMatchObject({ name: 'PromotionStoppedError', reason: 'cancelled' });
+    expect(c.logStore.entries().map((e) => e.op)).toEqual(['EPOCH']);
+    expect(c.term.writer).toBeUndefined();
+    expect(c.coord.currentLeader()).toBeNull();
+  });
+
+  it('a promotion that cannot reach the log gives up within its timeout (the TTL)', async () => {
+    // Without a call timeout of its own, the log would keep the promotion waiting for ever.
+    const c = await candidate(undefined);
+    c.logStore.partition('n1');
+    const result = outcome(c.run(new AbortController().signal));
+    await c.clock.advanceAsync(TTL - 1);
+    expect(c.coord.currentLeader()?.nodeId).toBe('n1');
+    await c.clock.advanceAsync(10);
+    const err = await result;
+    expect(err).toBeInstanceOf(PromotionStoppedError);
+    expect(err).toMatchObject({ reason: 'timeout' });
+    expect(c.term.writer).toBeUndefined();
+    expect(c.coord.currentLeader()).toBeNull();
+  });
+
+  it('a promotion that can reach the log drains it and writes the fence', async () => {
+    const c = await candidate(1000);
+    const result = outcome(c.run(new AbortController().signal));
+    await c.clock.advanceAsync(10);
+    expect(await result).toEqual({ epoch: expect.any(Number) as unknown, appliedSeq: 2 });
+    expect(c.logStore.entries().map((e) => e.op)).toEqual(['EPOCH', 'EPOCH']);
+    expect(c.term.writer).toBeDefined();
+  });
+});
