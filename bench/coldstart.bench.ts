@@ -1,0 +1,405 @@
+// `npm run bench -- coldstart [--quick] [--objects N] [--runs N]`: durable restarts at scale,
+// with master nodes as processes (`understudy node`) on a real etcd and nats-server.
+//
+// The stream is seeded directly through the NATS OpLog (not the write path): 8 segment mounts,
+// then N synthetic objects (PUT_START + PUT_END each, 2 replicas; bench/lib/syntheticWrites.ts),
+// so the history holds 2N + 8 entries, 100 per message as a primary's group commit stores them.
+// A primary (n1) starts on it, then a standby (n2). Measured, in this order:
+// 1. re-fold: n2 started (and killed -9 and started again) with no checkpoint: the time from
+//    spawning the process to eligible (/readyz 200 as a standby, applied within
+//    --max-lag-for-promotion of the stream's last entry), folding the whole history;
+// 2. checkpoint writes: `understudy checkpoint create --node n2 --json`, no other load, 100
+//    writes between two (so each is at a new seq): its size, and the writer's own time (its
+//    `checkpointWritten` log line: freezing the state to publishing, read-back checked). The
+//    first one trims the stream below it;
+// 3. a 10k-entry tail written through the client (putStartBatch of 100), then n2 killed -9 and
+//    started again, loading the newest checkpoint and folding the tail: spawn to eligible, and
+//    spawn to its `checkpointLoaded` log line;
+// 4. the primary's write throughput (putStart, 64 outstanding) while n2 writes a checkpoint,
+//    against the same load's rate outside that window (the window is the writer's own, from its
+//    log line), as a ratio.
+// Nodes never write checkpoints on their own (intervals set out of reach). Every figure is the
+// median of --runs runs (default 3), each with the 1-minute load average when it ended.
+// The last stdout line is one JSON object with the figures.
+import { loadavg } from 'node:os';
+import { connect } from '@nats-io/transport-node';
+import { createNatsOpLog } from '../src/adapters/nats/natsOpLog.ts';
+import { createClient, type UnderstudyClient } from '../src/client/client.ts';
+import { toEntry } from '../src/domain/eventCodec.ts';
+import type { MetadataEvent } from '../src/domain/types.ts';
+import { NodeHandle, type FleetOptions } from '../src/localCluster/nodeFleet.ts';
+import type { CheckpointInfo } from '../src/ports/checkpointStore.ts';
+import { runCli } from '../test/harness/cli.ts';
+import { numberFlag } from './lib/args.ts';
+import { BenchServers } from './lib/cluster.ts';
+import { closedLoop } from './lib/load.ts';
+import { median, round } from './lib/stats.ts';
+import { SyntheticWrites } from './lib/syntheticWrites.ts';
+import { printTable } from './lib/table.ts';
+
+const CLUSTER = 'coldstartbench';
+const MAX_LAG = 1000;
+const TAIL_ENTRIES = 10_000;
+const BATCH_ITEMS = 100;
+const SEED_OBJECTS_PER_APPEND = 5000;
+const WRITE_CONCURRENCY = 64;
+/** Seconds of load before and after the checkpoint window. */
+const OUTSIDE_SECONDS = 10;
+const POLL_MS = 50;
+const LONG_MS = 30 * 60_000;
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+const load1 = (): number => Math.round((loadavg()[0] ?? 0) * 10) / 10;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const ratio2 = (n: number): number => Math.round(n * 100) / 100;
+
+/** `1M`, `100k`, or the number itself: the size in the JSON keys. */
+function sizeLabel(n: number): string {
+  if (n % 1_000_000 === 0) return `${n / 1_000_000}M`;
+  if (n % 1000 === 0) return `${n / 1000}k`;
+  return String(n);
+}
+
+/** Appends the mounts and `objects` synthetic objects to the cluster's empty stream; the last seq. */
+async function seedHistory(natsUrl: string, objects: number): Promise<number> {
+  const nc = await connect({ servers: natsUrl, name: 'coldstart-bench-seed' });
+  try {
+    const opLog = await createNatsOpLog({ nc, cluster: CLUSTER });
+    const writer = opLog.openWriter({ expectedLastStreamSeq: 0 });
+    const writes = new SyntheticWrites();
+    let seq = 0;
+    const append = (events: readonly MetadataEvent[]) =>
+      writer.append(
+        events.map((event) => toEntry({ seq: ++seq, epoch: 1, ts: Date.now(), event })),
+      );
+    await append(writes.mounts());
+    for (let done = 0; done < objects; done += SEED_OBJECTS_PER_APPEND) {
+      await append(writes.objects(Math.min(SEED_OBJECTS_PER_APPEND, objects - done)));
+    }
+    await writer.close();
+    await opLog.close();
+    return seq;
+  } finally {
+    await nc.close();
+  }
+}
+
+interface ColdStart {
+  readonly eligibleMs: number;
+  /** Spawn to the `checkpointLoaded` log line, when a checkpoint was loaded. */
+  readonly loadedMs: number | undefined;
+  readonly load: number;
+}
+
+/**
+ * Spawns `node` (killed first if running) and waits until it is eligible: /readyz 200 as a
+ * standby with its applied seq within MAX_LAG of `targetSeq`.
+ */
+async function coldStart(node: NodeHandle, targetSeq: number): Promise<ColdStart> {
+  await node.kill();
+  const from = node.logs.length;
+  const started = Date.now();
+  await node.restart();
+  for (;;) {
+    if (Date.now() - started > LONG_MS) throw new Error(`${node.id}: not eligible in time`);
+    if (!node.running) throw new Error(`${node.id} exited during its cold start`);
+    try {
+      const ready = await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      if (ready.status === 200) {
+        const status = await node.status();
+        if (status.role === 'standby' && status.appliedSeq >= targetSeq - MAX_LAG) break;
+      }
+    } catch {
+      // not listening yet
+    }
+    await sleep(POLL_MS);
+  }
+  const eligibleMs = Date.now() - started;
+  const loaded = node.logs.slice(from).find((l) => l.event === 'checkpointLoaded');
+  return {
+    eligibleMs,
+    loadedMs: loaded === undefined ? undefined : loaded.time - started,
+    load: load1(),
+  };
+}
+
+interface CheckpointWrite {
+  readonly info: CheckpointInfo;
+  /** The writer's own time for it (freeze to publish). */
+  readonly writeMs: number;
+  /** Wall time (ms) when the writer logged it written. */
+  readonly writtenAt: number;
+  readonly load: number;
+}
+
+/** `understudy checkpoint create --node <node> --json`, and the writer's log line for it. */
+async function createCheckpoint(etcd: string, node: NodeHandle): Promise<CheckpointWrite> {
+  const from = node.logs.length;
+  const args = ['checkpoint', 'create', '--cluster', CLUSTER, '--etcd', etcd, '--node', node.id];
+  const result = await runCli([...args, '--json'], LONG_MS);
+  if (result.code !== 0) {
+    const last = node.logs
+      .slice(from)
+      .slice(-3)
+      .map((l) => JSON.stringify(l));
+    throw new Error(
+      `checkpoint create failed: ${result.stderr}${node.id} ${node.running ? 'running' : 'exited'}; its last log lines:\n${last.join('\n')}`,
+    );
+  }
+  const info = JSON.parse(result.stdout) as CheckpointInfo;
+  const line = await node.waitForLog(
+    (l) => l.event === 'checkpointWritten' && l['checkpoint'] === info.name,
+    10_000,
+    from,
+  );
+  return { info, writeMs: round(Number(line['tookMs'])), writtenAt: line.time, load: load1() };
+}
+
+/** `count` putStart of 1 replica in batches of 100; resolves when all committed. */
+async function writeBatches(client: UnderstudyClient, prefix: string, count: number) {
+  for (let done = 0; done < count; done += BATCH_ITEMS) {
+    const items = Array.from({ length: Math.min(BATCH_ITEMS, count - done) }, (_, j) => ({
+      key: `${prefix}/${done + j}`,
+      size: 4096,
+      replicaNum: 1,
+    }));
+    const results = await client.putStartBatch(items);
+    const failed = results.find((r) => !r.ok);
+    if (failed !== undefined) throw new Error(`putStartBatch: ${JSON.stringify(failed)}`);
+  }
+}
+
+interface RatioRun {
+  readonly withPerSec: number;
+  readonly withoutPerSec: number;
+  readonly ratio: number;
+  readonly checkpoint: CheckpointWrite;
+}
+
+/**
+ * putStart with WRITE_CONCURRENCY outstanding for OUTSIDE_SECONDS, then through a checkpoint
+ * written by `writer`, then OUTSIDE_SECONDS more (the load's length is set from `expectedMs`;
+ * the window is clipped to it). Rates by acknowledgement time.
+ */
+async function writeRatio(
+  client: UnderstudyClient,
+  etcd: string,
+  writer: NodeHandle,
+  expectedMs: number,
+  run: number,
+): Promise<RatioRun> {
+  const seconds = 2 * OUTSIDE_SECONDS + Math.ceil((3 * expectedMs) / 1000);
+  const loadStart = performance.now() + 1000; // closedLoop's warm-up
+  const loadRun = closedLoop(
+    async (i) => {
+      const placement = await client.putStart(`ratio/${run}/${i}`, 4096, 1);
+      return { writes: 1, seq: placement.seq };
+    },
+    WRITE_CONCURRENCY,
+    seconds,
+  );
+  await sleep(1000 + OUTSIDE_SECONDS * 1000);
+  const checkpoint = await createCheckpoint(etcd, writer);
+  const result = await loadRun;
+  const loadEnd = loadStart + seconds * 1000;
+  const cpEnd = Math.min(loadEnd, checkpoint.writtenAt - performance.timeOrigin);
+  const cpStart = Math.max(loadStart, cpEnd - checkpoint.writeMs);
+  if (cpEnd === loadEnd) log(`  run ${run}: the checkpoint outlasted the load; window clipped`);
+  let inside = 0;
+  let outside = 0;
+  for (const call of result.calls) {
+    if (call.ackedAt >= cpStart && call.ackedAt <= cpEnd) inside += call.writes;
+    else outside += call.writes;
+  }
+  if (result.failures > 0)
+    log(`  run ${run}: ${result.failures} failed calls: ${result.firstFailure}`);
+  const withPerSec = inside / ((cpEnd - cpStart) / 1000);
+  const withoutPerSec = outside / ((loadEnd - loadStart - (cpEnd - cpStart)) / 1000);
+  return { withPerSec, withoutPerSec, ratio: withPerSec / withoutPerSec, checkpoint };
+}
+
+export async function run(args: string[]): Promise<void> {
+  const quick = args.includes('--quick');
+  const objects = numberFlag(args, '--objects', quick ? 100_000 : 1_000_000);
+  const runs = numberFlag(args, '--runs', 3);
+  const size = sizeLabel(objects);
+  log(
+    `coldstart benchmark: ${objects} objects, ${runs} runs each (median); node ${process.version}; load ${load1()}`,
+  );
+  await using servers = await BenchServers.start();
+  const etcd = servers.etcd.endpoint;
+  const options: FleetOptions = {
+    cluster: CLUSTER,
+    nats: [servers.nats.url],
+    etcd: [etcd],
+    leaseTtlMs: 5000,
+    extraArgs: [
+      '--log-level',
+      'info',
+      '--max-lag-for-promotion',
+      String(MAX_LAG),
+      '--checkpoint-interval-entries',
+      '1000000000',
+      '--checkpoint-interval',
+      '1000m',
+    ],
+  };
+
+  let started = performance.now();
+  const historySeq = await seedHistory(servers.nats.url, objects);
+  log(`seeded ${historySeq} entries in ${round(performance.now() - started)} ms`);
+
+  const nodes: NodeHandle[] = [];
+  let client: UnderstudyClient | undefined;
+  try {
+    started = performance.now();
+    const primary = await NodeHandle.start('n1', options);
+    nodes.push(primary);
+    await primary.waitForStatus((s) => s.role === 'primary', LONG_MS);
+    const primaryStartMs = performance.now() - started;
+    log(`n1 primary after folding the history: ${round(primaryStartMs)} ms (load ${load1()})`);
+    const targetSeq = (await primary.status()).appliedSeq; // the history and n1's EPOCH fence
+
+    const standby = await NodeHandle.start('n2', options);
+    nodes.push(standby);
+    const refold: ColdStart[] = [];
+    for (let r = 0; r < runs; r++) {
+      refold.push(await coldStart(standby, targetSeq));
+      log(
+        `re-fold run ${r + 1}: eligible after ${refold[r]?.eligibleMs} ms (load ${refold[r]?.load})`,
+      );
+    }
+
+    client = await createClient({
+      servers: servers.nats.url,
+      cluster: CLUSTER,
+      requestTimeoutMs: 5000,
+      deadlineMs: 60_000,
+      backoff: { initialMs: 10, maxMs: 100 },
+    });
+    const quiet: CheckpointWrite[] = [];
+    for (let r = 0; r < runs; r++) {
+      if (r > 0) await writeBatches(client, `between/${r}`, BATCH_ITEMS);
+      quiet.push(await createCheckpoint(etcd, standby));
+      const q = quiet[r];
+      log(
+        `checkpoint ${r + 1}: ${q?.info.name}, ${q?.info.objectCount} objects, ${q?.info.bytes} bytes, written in ${q?.writeMs} ms (load ${q?.load})`,
+      );
+    }
+    const newest = quiet[quiet.length - 1]?.info as CheckpointInfo;
+
+    await writeBatches(client, 'tail', TAIL_ENTRIES);
+    const tailSeq = (await primary.status()).appliedSeq;
+    log(`tail: ${tailSeq - newest.appliedSeq} entries after ${newest.name}`);
+    const fromCheckpoint: ColdStart[] = [];
+    for (let r = 0; r < runs; r++) {
+      fromCheckpoint.push(await coldStart(standby, tailSeq));
+      const c = fromCheckpoint[r];
+      log(
+        `checkpoint cold start run ${r + 1}: loaded after ${c?.loadedMs} ms, eligible after ${c?.eligibleMs} ms (load ${c?.load})`,
+      );
+    }
+
+    const ratios: RatioRun[] = [];
+    const expectedMs = median(quiet.map((q) => q.writeMs));
+    for (let r = 0; r < runs; r++) {
+      ratios.push(await writeRatio(client, etcd, standby, expectedMs, r + 1));
+      const x = ratios[r];
+      log(
+        `write ratio run ${r + 1}: ${round(x?.withPerSec ?? 0)}/s during the checkpoint (${x?.checkpoint.writeMs} ms), ${round(x?.withoutPerSec ?? 0)}/s outside: ${ratio2(x?.ratio ?? 0)} (load ${x?.checkpoint.load})`,
+      );
+    }
+
+    const loads = (xs: readonly { load: number }[]): string => xs.map((x) => x.load).join(' / ');
+    console.log(
+      `coldstart benchmark: ${objects} objects (${historySeq} entries of history), ${runs} runs, medians; load average (1 min) after each run`,
+    );
+    printTable(
+      ['figure', 'median', 'runs', 'load'],
+      [
+        [
+          'cold start, re-fold (ms)',
+          round(median(refold.map((c) => c.eligibleMs))),
+          refold.map((c) => c.eligibleMs).join(' / '),
+          loads(refold),
+        ],
+        [
+          `cold start, checkpoint + ${tailSeq - newest.appliedSeq} tail (ms)`,
+          round(median(fromCheckpoint.map((c) => c.eligibleMs))),
+          fromCheckpoint.map((c) => c.eligibleMs).join(' / '),
+          loads(fromCheckpoint),
+        ],
+        [
+          '  of which to checkpointLoaded (ms)',
+          round(median(fromCheckpoint.map((c) => c.loadedMs ?? 0))),
+          fromCheckpoint.map((c) => c.loadedMs).join(' / '),
+          '',
+        ],
+        [
+          'checkpoint write, quiet (ms)',
+          round(median(quiet.map((q) => q.writeMs))),
+          quiet.map((q) => q.writeMs).join(' / '),
+          loads(quiet),
+        ],
+        [
+          'checkpoint bytes',
+          median(quiet.map((q) => q.info.bytes)),
+          quiet.map((q) => q.info.bytes).join(' / '),
+          '',
+        ],
+        [
+          'checkpoint write, under load (ms)',
+          round(median(ratios.map((x) => x.checkpoint.writeMs))),
+          ratios.map((x) => x.checkpoint.writeMs).join(' / '),
+          loads(ratios.map((x) => x.checkpoint)),
+        ],
+        [
+          'writes/s during a checkpoint',
+          round(median(ratios.map((x) => x.withPerSec))),
+          ratios.map((x) => round(x.withPerSec)).join(' / '),
+          '',
+        ],
+        [
+          'writes/s outside it',
+          round(median(ratios.map((x) => x.withoutPerSec))),
+          ratios.map((x) => round(x.withoutPerSec)).join(' / '),
+          '',
+        ],
+        [
+          'ratio',
+          ratio2(median(ratios.map((x) => x.ratio))),
+          ratios.map((x) => ratio2(x.ratio)).join(' / '),
+          '',
+        ],
+      ],
+    );
+    console.log(
+      JSON.stringify({
+        bench: 'coldstart',
+        objects,
+        historyEntries: historySeq,
+        tailEntries: tailSeq - newest.appliedSeq,
+        runs,
+        primaryStartMs: round(primaryStartMs),
+        [`coldStartCheckpoint${size}Ms`]: round(median(fromCheckpoint.map((c) => c.eligibleMs))),
+        [`checkpointLoad${size}Ms`]: round(median(fromCheckpoint.map((c) => c.loadedMs ?? 0))),
+        [`coldStartRefold${size}Ms`]: round(median(refold.map((c) => c.eligibleMs))),
+        [`checkpointWrite${size}Ms`]: round(median(quiet.map((q) => q.writeMs))),
+        [`checkpointBytes${size}`]: median(quiet.map((q) => q.info.bytes)),
+        checkpointWriteUnderLoadMs: round(median(ratios.map((x) => x.checkpoint.writeMs))),
+        writesPerSecDuringCheckpoint: round(median(ratios.map((x) => x.withPerSec))),
+        writesPerSecWithout: round(median(ratios.map((x) => x.withoutPerSec))),
+        writeRatioDuringCheckpoint: ratio2(median(ratios.map((x) => x.ratio))),
+        load: {
+          refold: refold.map((c) => c.load),
+          checkpointColdStart: fromCheckpoint.map((c) => c.load),
+          checkpointWrite: quiet.map((q) => q.load),
+          ratio: ratios.map((x) => x.checkpoint.load),
+        },
+      }),
+    );
+  } finally {
+    await client?.close().catch(() => undefined);
+    await Promise.all(nodes.map((n) => n.kill()));
+  }
+}
