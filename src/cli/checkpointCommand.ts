@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdElector.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
+import { systemClock } from '../adapters/systemClock.ts';
 import { digestHex, stateDigest } from '../domain/checksum.ts';
 import type { CheckpointInfo } from '../ports/checkpointStore.ts';
 import { chooseCheckpointWriter, loadCheckpoint } from '../runtime/checkpoints.ts';
@@ -67,7 +68,7 @@ export async function verifyCheckpoints(
   for (const info of chosen) {
     const started = performance.now();
     try {
-      const state = await loadCheckpoint(store, info);
+      const state = await loadCheckpoint(store, info, systemClock);
       const digest = stateDigest(state);
       out.push(
         digest === info.stateDigest

@@ -11,6 +11,7 @@ import { decodeJson, encodeJson } from '../../src/api/wire.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import { stateDigest } from '../../src/domain/checksum.ts';
 import type { Elector } from '../../src/ports/elector.ts';
+import { CHECKPOINT_READ_STALL_MS } from '../../src/runtime/checkpoints.ts';
 import { NodeRuntime, type NodeRuntimeConfig } from '../../src/runtime/nodeRuntime.ts';
 
 const TTL = 2000;
@@ -205,6 +206,47 @@ describe('durable restarts (memory adapters, simulated clock)', () => {
       expect(runtime.checkpointStats.lastCorrupt).toContain(newest!.name);
     }
     expect(w.lines.some((l) => l.fields['event'] === 'checkpointCorrupt')).toBe(true);
+    const after = await w.client();
+    for (let i = 0; i < 40; i++)
+      expect((await w.settle(after.get(`key-${i}`))).key).toBe(`key-${i}`);
+  });
+
+  // Seen with real servers (bench coldstart, 1M objects): a read of the newest checkpoint
+  // delivered its chunks and then never ended; the node waited in `starting` for over 7 minutes.
+  it('a newest checkpoint whose read stalls is given up and the older one used', async () => {
+    const w = new World();
+    w.start({ checkpointIntervalEntries: 15, checkpointKeep: 3 });
+    await w.until('a primary', () => w.primaries().length === 1);
+    const api = await w.client();
+    await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
+    await writeSome(w, api, 0, 20);
+    await w.until('a checkpoint', () =>
+      w.nodes.some((n) => n.runtime.checkpointStats.written >= 1),
+    );
+    await writeSome(w, api, 20, 40);
+    await w.until('two checkpoints', () =>
+      w.nodes.some((n) => n.runtime.checkpointStats.written >= 2),
+    );
+    await w.crashAll();
+    const [newest, older] = await w.checkpoints.list();
+    w.checkpoints.stall(newest!.name, 1);
+    await w.run(TTL + 500);
+    w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });
+    await w.until(
+      'a primary after restart',
+      () => w.primaries().length === 1,
+      CHECKPOINT_READ_STALL_MS + 10_000,
+    );
+    for (const { runtime } of w.nodes) {
+      expect(runtime.checkpointStats.loadedFrom).toBe(older!.name);
+      expect(runtime.checkpointStats.corrupt).toBe(0);
+    }
+    expect(
+      w.lines.some(
+        (l) =>
+          l.fields['event'] === 'checkpointUnreadable' && l.fields['checkpoint'] === newest!.name,
+      ),
+    ).toBe(true);
     const after = await w.client();
     for (let i = 0; i < 40; i++)
       expect((await w.settle(after.get(`key-${i}`))).key).toBe(`key-${i}`);

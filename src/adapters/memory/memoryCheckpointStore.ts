@@ -20,6 +20,8 @@ interface Stored {
 export class MemoryCheckpointStore implements CheckpointStore {
   readonly #listed = new Map<string, Stored & { readonly info: CheckpointInfo }>();
   readonly #staged = new Map<string, Stored & { readonly stagedAt: number }>();
+  /** Names whose reads stall after this many pieces (test only). */
+  readonly #stalled = new Map<string, number>();
   #next = 0;
 
   constructor(private readonly clock: Clock) {}
@@ -61,7 +63,19 @@ export class MemoryCheckpointStore implements CheckpointStore {
   read(name: string): AsyncIterable<Uint8Array> {
     const stored = this.#listed.get(name);
     if (stored === undefined) return failing(new CheckpointMissingError(name));
-    return iterate(stored.pieces);
+    const stalledAfter = this.#stalled.get(name);
+    return stalledAfter === undefined
+      ? iterate(stored.pieces)
+      : stalling(stored.pieces.slice(0, stalledAfter));
+  }
+
+  /**
+   * TEST ONLY: reads of `name` deliver its first `pieces` pieces and then nothing, never
+   * ending (as an object store read whose stream stops).
+   */
+  stall(name: string, pieces: number): void {
+    if (!this.#listed.has(name)) throw new CheckpointMissingError(name);
+    this.#stalled.set(name, pieces);
   }
 
   remove(name: string): Promise<void> {
@@ -109,6 +123,11 @@ async function* iterate(pieces: readonly Uint8Array[]): AsyncIterable<Uint8Array
     await Promise.resolve();
     yield piece;
   }
+}
+
+async function* stalling(pieces: readonly Uint8Array[]): AsyncIterable<Uint8Array> {
+  yield* iterate(pieces);
+  await new Promise<never>(() => undefined);
 }
 
 // eslint-disable-next-line require-yield
