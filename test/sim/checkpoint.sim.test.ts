@@ -180,76 +180,31 @@ describe('durable restarts (memory adapters, simulated clock)', () => {
   });
 
   it('a corrupt newest checkpoint is reported and the older one used', async () => {
-    const w = new World();
-    w.start({ checkpointIntervalEntries: 15, checkpointKeep: 3 });
-    await w.until('a primary', () => w.primaries().length === 1);
-    const api = await w.client();
-    await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
-    await writeSome(w, api, 0, 20);
-    await w.until('a checkpoint', () =>
-      w.nodes.some((n) => n.runtime.checkpointStats.written >= 1),
-    );
-    await writeSome(w, api, 20, 40);
-    await w.until('two checkpoints', () =>
-      w.nodes.some((n) => n.runtime.checkpointStats.written >= 2),
-    );
-    expect(w.log.bounds().firstSeq).toBeGreaterThan(1);
-    await w.crashAll();
+    const w = await twoCheckpointsThenCrash();
     const [newest, older] = await w.checkpoints.list();
     w.checkpoints.corrupt(newest!.name, 100);
-    await w.run(TTL + 500);
-    w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });
-    await w.until('a primary after restart', () => w.primaries().length === 1);
+    await restartFromOlder(w, older!.name);
     for (const { runtime } of w.nodes) {
-      expect(runtime.checkpointStats.loadedFrom).toBe(older!.name);
       expect(runtime.checkpointStats.corrupt).toBe(1);
       expect(runtime.checkpointStats.lastCorrupt).toContain(newest!.name);
     }
     expect(w.lines.some((l) => l.fields['event'] === 'checkpointCorrupt')).toBe(true);
-    const after = await w.client();
-    for (let i = 0; i < 40; i++)
-      expect((await w.settle(after.get(`key-${i}`))).key).toBe(`key-${i}`);
   });
 
   // Seen with real servers (bench coldstart, 1M objects): a read of the newest checkpoint
   // delivered its chunks and then never ended; the node waited in `starting` for over 7 minutes.
   it('a newest checkpoint whose read stalls is given up and the older one used', async () => {
-    const w = new World();
-    w.start({ checkpointIntervalEntries: 15, checkpointKeep: 3 });
-    await w.until('a primary', () => w.primaries().length === 1);
-    const api = await w.client();
-    await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
-    await writeSome(w, api, 0, 20);
-    await w.until('a checkpoint', () =>
-      w.nodes.some((n) => n.runtime.checkpointStats.written >= 1),
-    );
-    await writeSome(w, api, 20, 40);
-    await w.until('two checkpoints', () =>
-      w.nodes.some((n) => n.runtime.checkpointStats.written >= 2),
-    );
-    await w.crashAll();
+    const w = await twoCheckpointsThenCrash();
     const [newest, older] = await w.checkpoints.list();
     w.checkpoints.stall(newest!.name, 1);
-    await w.run(TTL + 500);
-    w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });
-    await w.until(
-      'a primary after restart',
-      () => w.primaries().length === 1,
-      CHECKPOINT_READ_STALL_MS + 10_000,
-    );
-    for (const { runtime } of w.nodes) {
-      expect(runtime.checkpointStats.loadedFrom).toBe(older!.name);
-      expect(runtime.checkpointStats.corrupt).toBe(0);
-    }
+    await restartFromOlder(w, older!.name, CHECKPOINT_READ_STALL_MS + 10_000);
+    for (const { runtime } of w.nodes) expect(runtime.checkpointStats.corrupt).toBe(0);
     expect(
       w.lines.some(
         (l) =>
           l.fields['event'] === 'checkpointUnreadable' && l.fields['checkpoint'] === newest!.name,
       ),
     ).toBe(true);
-    const after = await w.client();
-    for (let i = 0; i < 40; i++)
-      expect((await w.settle(after.get(`key-${i}`))).key).toBe(`key-${i}`);
   });
 
   it('with no checkpoint and a trimmed stream every node fails closed and says why', async () => {
@@ -281,3 +236,31 @@ describe('durable restarts (memory adapters, simulated clock)', () => {
       expect(runtime.status().failClosed).toMatch(/holds no entries/);
   });
 });
+
+/** A cluster that wrote two checkpoints (40 keys, the stream trimmed below them), all crashed. */
+async function twoCheckpointsThenCrash(): Promise<World> {
+  const w = new World();
+  w.start({ checkpointIntervalEntries: 15, checkpointKeep: 3 });
+  await w.until('a primary', () => w.primaries().length === 1);
+  const api = await w.client();
+  await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
+  await writeSome(w, api, 0, 20);
+  await w.until('a checkpoint', () => w.nodes.some((n) => n.runtime.checkpointStats.written >= 1));
+  await writeSome(w, api, 20, 40);
+  await w.until('two checkpoints', () =>
+    w.nodes.some((n) => n.runtime.checkpointStats.written >= 2),
+  );
+  expect(w.log.bounds().firstSeq).toBeGreaterThan(1);
+  await w.crashAll();
+  return w;
+}
+
+/** Restarts the crashed cluster: every node loads checkpoint `older` and every key reads back. */
+async function restartFromOlder(w: World, older: string, limitMs?: number): Promise<void> {
+  await w.run(TTL + 500);
+  w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });
+  await w.until('a primary after restart', () => w.primaries().length === 1, limitMs);
+  for (const { runtime } of w.nodes) expect(runtime.checkpointStats.loadedFrom).toBe(older);
+  const after = await w.client();
+  for (let i = 0; i < 40; i++) expect((await w.settle(after.get(`key-${i}`))).key).toBe(`key-${i}`);
+}
