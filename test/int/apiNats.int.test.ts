@@ -97,7 +97,15 @@ describe('the client API over a real nats-server', () => {
     const listener = await createNatsApiServerTransport({ nc: await conn(), cluster: 'rr' }).listen(
       createApiHandler(service),
     );
-    await using client = await createClient({ servers: nats.url, cluster: 'rr', deadlineMs: 1500 });
+    // One attempt per call (the first backoff outlasts the deadline): under load a retry late in
+    // the deadline gets only milliseconds and times out, which would hide NO_RESPONDERS.
+    await using client = await createClient({
+      servers: nats.url,
+      cluster: 'rr',
+      deadlineMs: 1500,
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+      random: () => 0.9,
+    });
     const placement = await client.putStart('k', 10, 1);
     expect(placement).toMatchObject({ key: 'k', size: 10, seq: 1 });
     expect(await client.get('k')).toMatchObject({ key: 'k', lastSeq: 1 });
@@ -248,7 +256,9 @@ describe('the client API over a real nats-server', () => {
     await using client = await createClient({
       servers: nats.url,
       cluster: 'sp',
-      requestTimeoutMs: 300,
+      // Long enough that a call to the serving term-2 listener never times out on a loaded
+      // machine; a call sent to the paused one waits it out all the same.
+      requestTimeoutMs: 2000,
       deadlineMs: 20_000,
       backoff: { initialMs: 10, maxMs: 50 },
       onFailover: (e) => failovers.push(e),
