@@ -48,24 +48,28 @@ describeElectorContract('etcd', async () => {
 });
 
 for (const pipelining of ['coalesce', 'concurrent'] as const satisfies EtcdOpLogPipelining[]) {
-  describeOpLogContract(`etcd (${pipelining})`, async () => {
-    const etcd = await startEtcd();
-    const cluster = `c${randomUUID().slice(0, 8)}`;
-    const logs: OpLog[] = [];
-    return {
-      makeLog(): Promise<OpLog> {
-        const log = createEtcdOpLog({
-          client: { endpoints: [etcd.endpoint] },
-          cluster,
-          pipelining,
-        });
-        logs.push(log);
-        return Promise.resolve(log);
-      },
-      async cleanup() {
-        await Promise.allSettled(logs.map((log) => log.close()));
-        await etcd[Symbol.asyncDispose]();
-      },
-    };
-  });
+  describeOpLogContract(
+    `etcd (${pipelining})`,
+    async () => {
+      const etcd = await startEtcd();
+      const cluster = `c${randomUUID().slice(0, 8)}`;
+      const logs: OpLog[] = [];
+      return {
+        makeLog(): Promise<OpLog> {
+          const log = createEtcdOpLog({
+            client: { endpoints: [etcd.endpoint] },
+            cluster,
+            pipelining,
+          });
+          logs.push(log);
+          return Promise.resolve(log);
+        },
+        async cleanup() {
+          await Promise.allSettled(logs.map((log) => log.close()));
+          await etcd[Symbol.asyncDispose]();
+        },
+      };
+    },
+    { trims: false },
+  );
 }

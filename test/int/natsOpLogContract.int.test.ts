@@ -7,29 +7,33 @@ import type { OpLog } from '../../src/ports/opLog.ts';
 import { describeOpLogContract } from '../contract/opLog.contract.ts';
 import { startNats } from '../harness/index.ts';
 
-describeOpLogContract('NATS JetStream', async () => {
-  const server = await startNats();
-  const cluster = `c${randomUUID().slice(0, 8)}`;
-  const connections: NatsConnection[] = [];
-  return {
-    async makeLog(): Promise<OpLog> {
-      const nc = await connect({ servers: server.url });
-      connections.push(nc);
-      const log = await createNatsOpLog({ nc, cluster });
-      return {
-        openWriter: (options) => log.openWriter(options),
-        follow: (fromSeq) => log.follow(fromSeq),
-        bounds: () => log.bounds(),
-        trimThrough: (streamSeq) => log.trimThrough(streamSeq),
-        async close() {
-          await log.close();
-          await nc.close();
-        },
-      };
-    },
-    async cleanup() {
-      await Promise.allSettled(connections.map((nc) => nc.close()));
-      await server[Symbol.asyncDispose]();
-    },
-  };
-});
+describeOpLogContract(
+  'NATS JetStream',
+  async () => {
+    const server = await startNats();
+    const cluster = `c${randomUUID().slice(0, 8)}`;
+    const connections: NatsConnection[] = [];
+    return {
+      async makeLog(): Promise<OpLog> {
+        const nc = await connect({ servers: server.url });
+        connections.push(nc);
+        const log = await createNatsOpLog({ nc, cluster });
+        return {
+          openWriter: (options) => log.openWriter(options),
+          follow: (fromSeq) => log.follow(fromSeq),
+          bounds: () => log.bounds(),
+          trimThrough: (streamSeq) => log.trimThrough(streamSeq),
+          async close() {
+            await log.close();
+            await nc.close();
+          },
+        };
+      },
+      async cleanup() {
+        await Promise.allSettled(connections.map((nc) => nc.close()));
+        await server[Symbol.asyncDispose]();
+      },
+    };
+  },
+  { trims: true },
+);

@@ -4,13 +4,17 @@ import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { describeElectorContract } from '../contract/elector.contract.ts';
 import { describeOpLogContract } from '../contract/opLog.contract.ts';
 
-describeOpLogContract('memory', () => {
-  const store = new MemoryLogStore();
-  return Promise.resolve({
-    makeLog: () => Promise.resolve(createMemoryOpLog(store)),
-    cleanup: () => Promise.resolve(),
-  });
-});
+describeOpLogContract(
+  'memory',
+  () => {
+    const store = new MemoryLogStore();
+    return Promise.resolve({
+      makeLog: () => Promise.resolve(createMemoryOpLog(store)),
+      cleanup: () => Promise.resolve(),
+    });
+  },
+  { trims: true },
+);
 
 describeElectorContract('memory', () => {
   const clock = new SimClock(1_000_000);
