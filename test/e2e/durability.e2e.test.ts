@@ -2,14 +2,14 @@
 // at once (kill -9) after the stream was trimmed below older writes, or purged, with and without
 // checkpoints, with a corrupt newest checkpoint.
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsCheckpointStore } from '../../src/adapters/nats/natsCheckpointStore.ts';
 import { opLogStreamName } from '../../src/adapters/nats/natsOpLog.ts';
-import { createClient, type Placement, type UnderstudyClient } from '../../src/client/client.ts';
+import type { Placement, UnderstudyClient } from '../../src/client/client.ts';
 import { runCli } from '../harness/cli.ts';
-import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { expectEqualDigests, startE2eCluster, type E2eCluster } from '../harness/e2eCluster.ts';
+import type { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
 
 const CLUSTER = 'durable';
 const TTL = 2000;
@@ -19,44 +19,18 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
-interface Cluster {
-  readonly etcd: EtcdHandle;
-  readonly nats: NatsServerHandle;
-  readonly nc: NatsConnection;
-  readonly fleet: NodeFleet;
-  readonly client: UnderstudyClient;
-}
-
-async function startCluster(extraArgs: readonly string[]): Promise<Cluster> {
-  const etcd = await startEtcd();
-  cleanups.push(async () => {
-    await etcd[Symbol.asyncDispose]();
-  });
-  const nats = await startNats();
-  cleanups.push(async () => {
-    await nats[Symbol.asyncDispose]();
-  });
-  const nc = await connect({ servers: nats.url });
-  cleanups.push(() => nc.close());
-  const fleet = await NodeFleet.start(['n1', 'n2', 'n3'], {
+function startCluster(extraArgs: readonly string[]): Promise<E2eCluster> {
+  return startE2eCluster(cleanups, {
     cluster: CLUSTER,
-    nats: [nats.url],
-    etcd: [etcd.endpoint],
     leaseTtlMs: TTL,
     extraArgs,
-  });
-  cleanups.push(() => fleet[Symbol.asyncDispose]());
-  await fleet.primary(60_000);
-  const client = await createClient({
-    servers: nats.url,
-    cluster: CLUSTER,
-    requestTimeoutMs: 500,
     deadlineMs: 60_000,
-    backoff: { initialMs: 10, maxMs: 200 },
+    maxBackoffMs: 200,
+    segments: [
+      ['s1-seg', 's1'],
+      ['s2-seg', 's2'],
+    ],
   });
-  cleanups.push(() => client.close());
-  for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
-  return { etcd, nats, nc, fleet, client };
 }
 
 async function put(
@@ -88,15 +62,6 @@ async function expectAllPresent(client: UnderstudyClient, acked: Map<string, Pla
     expect(record.replicas.map((r) => [r.segmentId, r.offset])).toEqual(
       placement.replicas.map((r) => [r.segmentId, r.offset]),
     );
-  }
-}
-
-async function expectEqualDigests(fleet: NodeFleet): Promise<void> {
-  const primary = await fleet.primary(30_000);
-  const target = await primary.status(true);
-  for (const node of fleet.nodes.filter((n) => n !== primary)) {
-    const status = await node.waitForStatus((s) => s.appliedSeq >= target.appliedSeq, 30_000, true);
-    if (status.appliedSeq === target.appliedSeq) expect(status.digest).toBe(target.digest);
   }
 }
 

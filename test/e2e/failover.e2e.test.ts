@@ -1,68 +1,34 @@
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { expectEqualDigests, startE2eCluster, type E2eCluster } from '../harness/e2eCluster.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
-import { NodeFleet, type NodeHandle } from '../../src/localCluster/nodeFleet.ts';
+import type { NodeHandle } from '../../src/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
 import { Workload } from '../../src/localCluster/workload.ts';
 
 const CLUSTER = 'e2e';
-
-interface Cluster {
-  readonly etcd: EtcdHandle;
-  readonly nats: NatsServerHandle;
-  readonly fleet: NodeFleet;
-  readonly client: UnderstudyClient;
-}
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
-async function startCluster(leaseTtlMs: number): Promise<Cluster> {
-  const etcd = await startEtcd();
-  cleanups.push(async () => {
-    await etcd[Symbol.asyncDispose]();
-  });
-  const nats = await startNats();
-  cleanups.push(async () => {
-    await nats[Symbol.asyncDispose]();
-  });
-  const fleet = await NodeFleet.start(['n1', 'n2', 'n3'], {
+function startCluster(leaseTtlMs: number): Promise<E2eCluster> {
+  const segments = ['s1', 's2', 's3'].flatMap((node) =>
+    [0, 1].map((n) => [`${node}-seg${n}`, node] as const),
+  );
+  return startE2eCluster(cleanups, {
     cluster: CLUSTER,
-    nats: [nats.url],
-    etcd: [etcd.endpoint],
     leaseTtlMs,
-  });
-  cleanups.push(() => fleet[Symbol.asyncDispose]());
-  await fleet.primary(60_000);
-  const client = await createClient({
-    servers: nats.url,
-    cluster: CLUSTER,
-    requestTimeoutMs: 500,
     deadlineMs: 30_000,
-    backoff: { initialMs: 10, maxMs: 100 },
+    maxBackoffMs: 100,
+    segments,
   });
-  cleanups.push(() => client.close());
-  for (const node of ['s1', 's2', 's3']) {
-    for (const n of [0, 1]) await client.mountSegment(`${node}-seg${n}`, node, 1 << 30);
-  }
-  return { etcd, nats, fleet, client };
 }
 
 async function fenceSeqOf(node: NodeHandle, from: number): Promise<number> {
   const line = await node.waitForLog((l) => l.event === 'fenceWritten', 30_000, from);
   return line['seq'] as number;
-}
-
-async function expectEqualDigests(fleet: NodeFleet, primary: NodeHandle): Promise<void> {
-  const target = await primary.status(true);
-  for (const node of fleet.nodes.filter((n) => n.running && n !== primary)) {
-    const status = await node.waitForStatus((s) => s.appliedSeq >= target.appliedSeq, 30_000, true);
-    if (status.appliedSeq === target.appliedSeq) expect(status.digest).toBe(target.digest);
-  }
 }
 
 describe('failover end to end (three node processes, real etcd and nats-server)', () => {
