@@ -313,13 +313,19 @@ export class SimWorld {
     this.#checkLeaderKey();
   }
 
-  /** Since when the leader key's holder has not been a running primary, and who it is. */
-  #keyNotServing: { readonly nodeId: string; readonly since: number } | undefined;
+  /**
+   * Since when the leader key's holder has not been a running primary, who it is, and whether
+   * it was down (crashed or paused) then.
+   */
+  #keyNotServing:
+    { readonly nodeId: string; readonly since: number; readonly down: boolean } | undefined;
 
   /**
    * Invariant, checked after every turn: no node holds the leader key for longer than one TTL
-   * (+ {@link LEADER_KEY_SLACK_MS}) while it is not a running primary (crashed, paused,
-   * partitioned, a standby, or promoting: promotion gives the lease up within one TTL).
+   * (+ {@link LEADER_KEY_SLACK_MS}) while it is not a running primary (partitioned, a standby,
+   * or promoting: promotion gives the lease up within one TTL), nor for longer than one TTL
+   * after it went down (crashed or paused): its last keep-alive was at most then, as with
+   * etcd, so the count starts again when the holder goes down.
    */
   #checkLeaderKey(): void {
     const holder = this.coord.currentLeader();
@@ -331,8 +337,9 @@ export class SimWorld {
       return;
     }
     const now = this.sim.now();
-    if (this.#keyNotServing?.nodeId !== holder.nodeId) {
-      this.#keyNotServing = { nodeId: holder.nodeId, since: now };
+    const down = slot === undefined || slot.crashed || slot.paused;
+    if (this.#keyNotServing?.nodeId !== holder.nodeId || (down && !this.#keyNotServing.down)) {
+      this.#keyNotServing = { nodeId: holder.nodeId, since: now, down };
     }
     const held = now - this.#keyNotServing.since;
     if (held > SIM_TTL_MS + LEADER_KEY_SLACK_MS) {
