@@ -29,6 +29,8 @@ export interface NodeStatusJson {
   readonly objectCount?: number;
   readonly fences: number;
   readonly promotions: number;
+  /** Stream messages passed over because they were not batches of entries. */
+  readonly skipped: number;
 }
 
 export interface FleetOptions {

@@ -12,6 +12,13 @@ export interface AppendAck {
 export interface LogBatch {
   readonly streamSeq: number;
   readonly entries: readonly OpLogEntry[];
+  /**
+   * Set when stream message `streamSeq` is not a batch of entries (it does not decode: a
+   * corrupt message, or bytes an outsider published): why. `entries` is then empty. Such a
+   * message is no part of the log (the entries' own contiguous seqs define it); a follower
+   * delivers it only so that it can be reported, and goes on after it.
+   */
+  readonly undecodable?: string;
 }
 
 /** The first and last entry the stream still retains (both 0 when it holds none). */
@@ -30,7 +37,10 @@ export interface LogBounds {
  *
  * Promises: entries are stored in append order; a message is stored only when the stream's
  * last sequence equals the sequence the writer expected (fencing), so two writers can never
- * both extend one history; a follower sees every stored entry exactly once, in seq order.
+ * both extend one history; a follower sees every stored entry exactly once, in seq order, and
+ * every stored message that does not decode as a batch with `undecodable` set, which it skips.
+ * An undecodable message takes a stream slot (so it fences the writer that expected that slot)
+ * but holds no entry: `bounds` looks past it.
  */
 export interface OpLog {
   /**

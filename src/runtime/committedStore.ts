@@ -3,6 +3,7 @@ import { fromEntry } from '../domain/eventCodec.ts';
 import { foldAll } from '../domain/fold.ts';
 import { emptyState } from '../domain/state.ts';
 import type { LoggedEvent, MetadataState } from '../domain/types.ts';
+import type { LogBatch } from '../ports/opLog.ts';
 
 /**
  * The committed state of one node: only entries the OpLog acknowledged (primary) or
@@ -12,6 +13,7 @@ import type { LoggedEvent, MetadataState } from '../domain/types.ts';
 export class CommittedStore {
   #state: MetadataState = emptyState();
   #lastStreamSeq = 0;
+  #skippedMessages = 0;
 
   /** The frozen committed state. */
   get state(): MetadataState {
@@ -26,6 +28,27 @@ export class CommittedStore {
   /** The stream sequence of the message that held the last entry folded in. */
   get lastStreamSeq(): number {
     return this.#lastStreamSeq;
+  }
+
+  /** Stream messages passed over because they were not batches of entries, since start. */
+  get skippedMessages(): number {
+    return this.#skippedMessages;
+  }
+
+  /**
+   * Folds a batch a follower delivered ({@link applyEntries}), or passes over a message that
+   * is no batch of entries (counted; the stream position still moves past it). True when the
+   * batch was passed over.
+   */
+  applyBatch(batch: LogBatch): boolean {
+    if (batch.undecodable === undefined) {
+      this.applyEntries(batch.entries, batch.streamSeq);
+      return false;
+    }
+    // Counted once: a message at or before the last one passed is a redelivery.
+    if (batch.streamSeq > this.#lastStreamSeq) this.#skippedMessages++;
+    this.#lastStreamSeq = Math.max(this.#lastStreamSeq, batch.streamSeq);
+    return true;
   }
 
   /**

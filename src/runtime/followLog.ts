@@ -2,9 +2,17 @@ import type { MasterNodeEvent } from '../../machines/masterNode.machine.ts';
 import { CodecError } from '../domain/codec.ts';
 import { FoldError } from '../domain/fold.ts';
 import type { TimerHandle } from '../ports/clock.ts';
-import { NotRetainedError, type LogFollower } from '../ports/opLog.ts';
+import { NotRetainedError, type LogBatch, type LogFollower } from '../ports/opLog.ts';
 import type { CommittedStore } from './committedStore.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
+
+/** Says that stream message `batch.streamSeq` was passed over, and why. */
+export function warnSkipped(logger: NodeRuntimeDeps['logger'], batch: LogBatch): void {
+  logger.warn(
+    { event: 'logMessageSkipped', streamSeq: batch.streamSeq, why: batch.undecodable },
+    `stream message ${batch.streamSeq} is not a batch of entries; skipped`,
+  );
+}
 
 /**
  * The `followLog` actor: folds the log's entries after `store.appliedSeq` into `store` as they
@@ -12,7 +20,8 @@ import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts'
  * subscription after `retryDelayMs`, and sends `oplog.needsSync` when the log cannot be
  * followed from where the store is. A follower that delivers nothing for `followStallMs` while
  * the log holds entries the store has not applied (a consumer the server forgot, e.g. after a
- * restart) is dropped and replaced at once. Returns its closer.
+ * restart) is dropped and replaced at once. A stream message that is no batch of entries is
+ * reported and passed over. Returns its closer.
  */
 export function followLog(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'clock' | 'logger'>,
@@ -77,7 +86,7 @@ export function followLog(
         for await (const batch of follower) {
           if (stopped) return;
           deliveredAt = clock.monotonicNow();
-          store.applyEntries(batch.entries, batch.streamSeq);
+          if (store.applyBatch(batch)) warnSkipped(logger, batch);
           logLastSeq = Math.max(logLastSeq, store.appliedSeq);
         }
       } catch (err) {

@@ -224,6 +224,7 @@ function answer(
           logLastSeq: status.logLastSeq,
           promotions: status.promotions,
           fences: status.fences,
+          skippedMessages: status.skipped,
           verificationHealthy: runtime.actor.getSnapshot().context.verificationHealthy,
           verification: verificationCounters(runtime),
           checkpoints: runtime.checkpointStats,

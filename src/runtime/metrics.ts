@@ -213,6 +213,8 @@ export interface NodeMetricsSnapshot {
   readonly logLastSeq: number;
   readonly promotions: number;
   readonly fences: number;
+  /** Stream messages passed over (no batches of entries); absent counts as 0. */
+  readonly skippedMessages?: number;
   readonly verificationHealthy: boolean;
   readonly verification: VerificationCounters | undefined;
   /** Checkpoint counters; absent for a node without a checkpoint store. */
@@ -384,6 +386,11 @@ export class NodeMetrics implements RequestObserver {
         'understudy_fences_total',
         'Times this node was fenced and stepped down.',
         node.fences,
+      ),
+      counter(
+        'understudy_log_messages_skipped_total',
+        'OpLog stream messages this node passed over because they were not batches of entries (corrupt, or published by an outsider).',
+        node.skippedMessages ?? 0,
       ),
     ];
   }

@@ -274,6 +274,7 @@ export class NodeRuntime {
       this.#role,
       context,
       this.store.appliedSeq,
+      this.store.skippedMessages,
       this.verificationStats,
       this.#waiting.current,
       this.checkpointStats,

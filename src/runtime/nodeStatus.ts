@@ -20,6 +20,8 @@ export interface NodeStatus {
   readonly lastFault: string | undefined;
   readonly promotions: number;
   readonly fences: number;
+  /** Stream messages passed over since start because they were no batches of entries. */
+  readonly skipped: number;
   /** Verification and full-sync counters (a copy). */
   readonly verification: VerificationStats;
   /** While starting: the dependency the node is waiting for (e.g. `etcd at http://...`). */
@@ -62,6 +64,7 @@ export function nodeStatus(
   role: NodeRole,
   context: MasterNodeContext,
   appliedSeq: number,
+  skipped: number,
   verification: VerificationStats,
   waitingFor?: string,
   checkpoints?: CheckpointStats,
@@ -78,6 +81,7 @@ export function nodeStatus(
     lastFault: context.lastFault,
     promotions: context.promotions,
     fences: context.fences,
+    skipped,
     verification: { ...verification },
     ...(waitingFor === undefined ? {} : { waitingFor }),
   };

@@ -5,6 +5,7 @@ import type { LoggedEvent } from '../domain/types.ts';
 import type { CampaignResult } from '../ports/elector.ts';
 import type { OpLogWriter } from '../ports/opLog.ts';
 import type { CommittedStore } from './committedStore.ts';
+import { warnSkipped } from './followLog.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 import type { PrimaryTerm } from './primaryTerm.ts';
 import type { ReadLeases } from './readLeases.ts';
@@ -101,7 +102,7 @@ export async function promote(
       try {
         for await (const batch of follower) {
           if (stopped !== undefined) break;
-          store.applyEntries(batch.entries, batch.streamSeq);
+          if (store.applyBatch(batch)) warnSkipped(logger, batch);
           if (store.appliedSeq >= bounds.lastSeq) break;
         }
       } finally {
@@ -112,7 +113,13 @@ export async function promote(
     }
     if (clock.monotonicNow() >= elector.leaseDeadline())
       throw new PromotionStoppedError('leaseDeadline', 'lease deadline passed while draining');
-    const opened = opLog.openWriter({ expectedLastStreamSeq: store.lastStreamSeq });
+    // Every entry stored up to bounds.lastStreamSeq is folded now (bounds.lastSeq is the last
+    // one), so the fence goes right after the stream's last message as it was then, even when
+    // that message is no batch of entries (undecodable messages after the last entry hold none).
+    // Anything stored since fences this append.
+    const opened = opLog.openWriter({
+      expectedLastStreamSeq: Math.max(store.lastStreamSeq, bounds.lastStreamSeq),
+    });
     writer = opened;
     const logged: LoggedEvent = {
       seq: store.appliedSeq + 1,

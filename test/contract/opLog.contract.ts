@@ -5,6 +5,7 @@ import {
   AppendOrderError,
   FencedError,
   OpLogClosedError,
+  type LogBatch,
   type LogFollower,
   type OpLog,
 } from '../../src/ports/opLog.ts';
@@ -13,6 +14,12 @@ import { testEntries } from './entries.ts';
 export interface OpLogContractSetup {
   /** A log over the same stream as every other `makeLog()` of this setup (another node). */
   makeLog(): Promise<OpLog>;
+  /**
+   * Stores a message that is not a batch of entries, as an outsider publishing to the log
+   * would (no expected last sequence); resolves with its stream sequence. Required when the
+   * adapter declares `undecodable`.
+   */
+  publishUndecodable?(): Promise<number>;
   cleanup(): Promise<void>;
 }
 
@@ -20,6 +27,11 @@ export interface OpLogContractSetup {
 export interface OpLogCapabilities {
   /** `trimThrough` is implemented: the trim case runs (and fails if it is missing). */
   readonly trims: boolean;
+  /**
+   * Others can store messages that do not decode (a NATS subject anyone may publish to, a
+   * corrupt stream file): the case of passing over them runs.
+   */
+  readonly undecodable: boolean;
 }
 
 /** How long a follower may take to deliver what is already stored (real servers, loaded CI). */
@@ -43,6 +55,27 @@ export async function collectUntil(follower: LogFollower, untilSeq: number): Pro
   }
   if ((seen[seen.length - 1]?.seq ?? 0) < untilSeq) {
     throw new Error(`follower stopped at ${seen[seen.length - 1]?.seq ?? 0}, wanted ${untilSeq}`);
+  }
+  return seen;
+}
+
+/** Reads `follower` until it has delivered stream message `untilStreamSeq`; closes it. */
+async function collectBatches(follower: LogFollower, untilStreamSeq: number): Promise<LogBatch[]> {
+  const seen: LogBatch[] = [];
+  const timer = setTimeout(() => follower.close(), FOLLOW_TIMEOUT_MS);
+  try {
+    for await (const batch of follower) {
+      seen.push(batch);
+      if (batch.streamSeq >= untilStreamSeq) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    follower.close();
+  }
+  if ((seen[seen.length - 1]?.streamSeq ?? 0) < untilStreamSeq) {
+    throw new Error(
+      `follower stopped at stream message ${seen[seen.length - 1]?.streamSeq ?? 0}, wanted ${untilStreamSeq}`,
+    );
   }
   return seen;
 }
@@ -275,6 +308,43 @@ export function describeOpLogContract(
         const follower = log.follow(10);
         await log.openWriter({ expectedLastStreamSeq: 3 }).append(testEntries(10, 11));
         expect(seqs(await collectUntil(follower, 11))).toEqual([10, 11]);
+      });
+    }
+
+    if (capabilities.undecodable) {
+      it('passes over a stored message that is not a batch of entries: followers report it in place and go on, bounds look past it, the writer whose slot it took is fenced', async () => {
+        const setup = ctx;
+        if (setup?.publishUndecodable === undefined) {
+          throw new Error(`${name} has no publishUndecodable`);
+        }
+        const publish = (): Promise<number> => setup.publishUndecodable!();
+        const log = await makeLog();
+        const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+        await writer.append(testEntries(1, 3));
+        expect(await publish()).toBe(2);
+        expect(await log.bounds()).toEqual({ firstSeq: 1, lastSeq: 3, lastStreamSeq: 2 });
+        await expect(writer.append(testEntries(4, 4))).rejects.toBeInstanceOf(FencedError);
+        await log.openWriter({ expectedLastStreamSeq: 2 }).append(testEntries(4, 5));
+        expect(await publish()).toBe(4);
+        expect(await log.bounds()).toEqual({ firstSeq: 1, lastSeq: 5, lastStreamSeq: 4 });
+        const shape = (batches: readonly LogBatch[]): (number[] | string)[] =>
+          batches.map((b) =>
+            b.undecodable === undefined ? seqs(b.entries) : `bad@${b.streamSeq}`,
+          );
+        expect(shape(await collectBatches(log.follow(1), 4))).toEqual([
+          [1, 2, 3],
+          'bad@2',
+          [4, 5],
+          'bad@4',
+        ]);
+        // From entry 4: the message holding it first; the bad message before it is not this
+        // follower's (it starts after it).
+        expect(shape(await collectBatches(log.follow(4), 4))).toEqual([[4, 5], 'bad@4']);
+        expect(shape(await collectBatches(log.follow(5), 4))).toEqual([[5], 'bad@4']);
+        // From an entry not stored yet: what comes after the stream's end.
+        const follower = log.follow(6);
+        await log.openWriter({ expectedLastStreamSeq: 4 }).append(testEntries(6, 6));
+        expect(shape(await collectBatches(follower, 5))).toEqual([[6]]);
       });
     }
 

@@ -70,6 +70,6 @@ for (const pipelining of ['coalesce', 'concurrent'] as const satisfies EtcdOpLog
         },
       };
     },
-    { trims: false },
+    { trims: false, undecodable: false },
   );
 }

@@ -2,7 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
+import { jetstream } from '@nats-io/jetstream';
+import { createNatsOpLog, opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
 import type { OpLog } from '../../src/ports/opLog.ts';
 import { describeOpLogContract } from '../contract/opLog.contract.ts';
 import { startNats } from '../harness/index.ts';
@@ -29,11 +30,21 @@ describeOpLogContract(
           },
         };
       },
+      async publishUndecodable(): Promise<number> {
+        const nc = await connect({ servers: server.url });
+        connections.push(nc);
+        // 64 bytes that are no batch, published as an outsider would (no expected sequence).
+        const ack = await jetstream(nc).publish(
+          opLogSubject(cluster),
+          new Uint8Array(64).fill(0x5a),
+        );
+        return ack.seq;
+      },
       async cleanup() {
         await Promise.allSettled(connections.map((nc) => nc.close()));
         await server[Symbol.asyncDispose]();
       },
     };
   },
-  { trims: true },
+  { trims: true, undecodable: true },
 );

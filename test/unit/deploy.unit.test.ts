@@ -82,7 +82,7 @@ describe('alert rules and dashboard', () => {
     }
   });
 
-  it('alert on a missing primary, lag, verification failures and fences', () => {
+  it('alert on a missing primary, lag, verification failures, fences and skipped messages', () => {
     const byMetric = (metric: string): string[] =>
       rules.filter((r) => r.expr.includes(metric)).map((r) => r.alert);
     expect(byMetric('understudy_node_state')).toContain('UnderstudyNoPrimary');
@@ -94,6 +94,9 @@ describe('alert rules and dashboard', () => {
       'UnderstudyVerificationMismatch',
     ]);
     expect(byMetric('understudy_fences_total')).toEqual(['UnderstudyFenced']);
+    expect(byMetric('understudy_log_messages_skipped_total')).toEqual([
+      'UnderstudyLogMessagesSkipped',
+    ]);
     for (const rule of rules) {
       expect(['critical', 'warning'], rule.alert).toContain(rule.labels?.['severity']);
       expect(rule.annotations?.['summary'], rule.alert).toBeTruthy();

@@ -10,10 +10,11 @@ describeOpLogContract(
     const store = new MemoryLogStore();
     return Promise.resolve({
       makeLog: () => Promise.resolve(createMemoryOpLog(store)),
+      publishUndecodable: () => Promise.resolve(store.publishUndecodable()),
       cleanup: () => Promise.resolve(),
     });
   },
-  { trims: true },
+  { trims: true, undecodable: true },
 );
 
 describeElectorContract('memory', () => {

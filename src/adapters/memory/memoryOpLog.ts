@@ -18,6 +18,8 @@ import {
 export interface StoredMessage {
   readonly streamSeq: number;
   readonly entries: readonly OpLogEntry[];
+  /** Set for a message that does not decode (see {@link MemoryLogStore.publishUndecodable}). */
+  readonly undecodable?: string;
 }
 
 /** A call from a partitioned node timed out (only with a clock and `timeoutMs`). Retryable. */
@@ -66,17 +68,22 @@ export class MemoryLogStore {
     return this.stored.flatMap((message) => message.entries);
   }
 
+  /** The first retained message holding entries (undecodable ones hold none). */
+  #firstWithEntries(): StoredMessage | undefined {
+    return this.stored.find((message) => message.entries.length > 0);
+  }
+
   get lastStreamSeq(): number {
     return this.lastStreamSeqValue;
   }
 
   /** The first entry still retained, or the next one to come when none is. */
   get firstRetainedSeq(): number {
-    return this.stored[0]?.entries[0]?.seq ?? this.lastEntrySeqValue + 1;
+    return this.#firstWithEntries()?.entries[0]?.seq ?? this.lastEntrySeqValue + 1;
   }
 
   bounds(): LogBounds {
-    const first = this.stored[0]?.entries[0]?.seq;
+    const first = this.#firstWithEntries()?.entries[0]?.seq;
     return {
       firstSeq: first ?? 0,
       lastSeq: first === undefined ? 0 : this.lastEntrySeqValue,
@@ -89,10 +96,10 @@ export class MemoryLogStore {
    * holding `entrySeq` stays whole, as a stream drops whole messages).
    */
   trimBefore(entrySeq: number): void {
-    this.stored = this.stored.filter((message) => {
-      const last = message.entries[message.entries.length - 1];
-      return last !== undefined && last.seq >= entrySeq;
-    });
+    const keepFrom = this.stored.findIndex(
+      (message) => (message.entries[message.entries.length - 1]?.seq ?? -1) >= entrySeq,
+    );
+    this.stored = keepFrom < 0 ? [] : this.stored.slice(keepFrom);
     this.notify();
   }
 
@@ -175,6 +182,19 @@ export class MemoryLogStore {
     this.stored.push({ streamSeq, entries: [...entries] });
     this.notify();
     return { streamSeq, firstSeq: first.seq, lastSeq: last.seq };
+  }
+
+  /**
+   * Stores a message that is not a batch of entries, with no expected last sequence, as bytes an
+   * outsider published to the OpLog subject (or a message corrupted on disk) would be: it takes
+   * the next stream slot, so the writer that expected that slot is fenced. Returns its stream
+   * sequence.
+   */
+  publishUndecodable(reason = 'not a batch of entries'): number {
+    const streamSeq = ++this.lastStreamSeqValue;
+    this.stored.push({ streamSeq, entries: [], undecodable: reason });
+    this.notify();
+    return streamSeq;
   }
 
   /** Calls `listener` after every change (append, trim, heal) until the returned function is called. */
@@ -472,6 +492,12 @@ export function createMemoryOpLog(
         };
       });
 
+    /**
+     * The last stream message delivered; until the first delivery, the one before the message
+     * holding `fromSeq` (undecodable messages before it are not this follower's to report).
+     */
+    let streamPosition: number | undefined;
+
     const next = async (): Promise<IteratorResult<LogBatch>> => {
       for (;;) {
         if (followerClosed || closed) return { done: true, value: undefined };
@@ -484,12 +510,35 @@ export function createMemoryOpLog(
           follower.close();
           throw new NotRetainedError(position, first);
         }
-        const message = store
-          .messages()
-          .find((m) => (m.entries[m.entries.length - 1]?.seq ?? 0) >= position);
+        const messages = store.messages();
+        if (streamPosition === undefined) {
+          const holding = messages.find(
+            (m) => (m.entries[m.entries.length - 1]?.seq ?? 0) >= position,
+          );
+          if (holding === undefined) {
+            // Not stored yet: what comes after the stream's last message is this follower's.
+            streamPosition = store.lastStreamSeq;
+            continue;
+          }
+          streamPosition = holding.streamSeq - 1;
+        }
+        const after = streamPosition;
+        const message = messages.find(
+          (m) =>
+            m.streamSeq > after &&
+            (m.undecodable !== undefined ||
+              (m.entries[m.entries.length - 1]?.seq ?? 0) >= position),
+        );
         if (message === undefined) {
           await waitForChange();
           continue;
+        }
+        streamPosition = message.streamSeq;
+        if (message.undecodable !== undefined) {
+          return {
+            done: false,
+            value: { streamSeq: message.streamSeq, entries: [], undecodable: message.undecodable },
+          };
         }
         const entries = message.entries.filter((entry) => entry.seq >= position);
         const last = entries[entries.length - 1];

@@ -18,7 +18,7 @@ import {
   type StoredMsg,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import { decodeBatch, encodeBatch } from '../../domain/codec.ts';
+import { CodecError, decodeBatch, encodeBatch } from '../../domain/codec.ts';
 import type { OpLogEntry } from '../../domain/entry.ts';
 import {
   AmbiguousAppendError,
@@ -517,7 +517,17 @@ class NatsLogFollower implements LogFollower {
         try {
           for await (const msg of messages) {
             if (this.closed) break;
-            const entries = decodeBatch(msg.data);
+            let entries: OpLogEntry[];
+            try {
+              entries = decodeBatch(msg.data);
+            } catch (err) {
+              if (!(err instanceof CodecError)) throw err;
+              // Not a batch of entries: no part of the log. Reported, then passed over.
+              nextStreamSeq = msg.seq + 1;
+              yield { streamSeq: msg.seq, entries: [], undecodable: err.message };
+              if (this.closed) break;
+              continue;
+            }
             const fresh = entries.filter((entry) => entry.seq > lastYielded);
             nextStreamSeq = msg.seq + 1;
             const head = fresh[0];
@@ -584,15 +594,16 @@ class NatsOpLogImpl implements NatsOpLog {
 
   async bounds(): Promise<LogBounds> {
     const info = await this.jsm.streams.info(this.streamName);
+    const { first_seq: firstStreamSeq, last_seq: lastStreamSeq } = info.state;
     // Empty (never written, trimmed or purged): last_seq is still the last message's sequence.
-    if (info.state.messages === 0)
-      return { firstSeq: 0, lastSeq: 0, lastStreamSeq: info.state.last_seq };
-    const first = await this.entriesAt(info.state.first_seq);
-    const last = await this.entriesAt(info.state.last_seq);
+    if (info.state.messages === 0) return { firstSeq: 0, lastSeq: 0, lastStreamSeq };
+    const first = await this.entriesFrom(firstStreamSeq, lastStreamSeq, 1);
+    if (first === undefined) return { firstSeq: 0, lastSeq: 0, lastStreamSeq };
+    const last = await this.entriesFrom(lastStreamSeq, first.streamSeq, -1);
     return {
-      firstSeq: first?.[0]?.seq ?? 0,
-      lastSeq: last?.[last.length - 1]?.seq ?? 0,
-      lastStreamSeq: info.state.last_seq,
+      firstSeq: first.entries[0]?.seq ?? 0,
+      lastSeq: last?.entries[last.entries.length - 1]?.seq ?? 0,
+      lastStreamSeq,
     };
   }
 
@@ -606,10 +617,33 @@ class NatsOpLogImpl implements NatsOpLog {
     await Promise.all([...this.writers].map((writer) => writer.close()));
   }
 
-  /** The entries of stream message `streamSeq`, or undefined when it is gone. */
+  /** The entries of stream message `streamSeq`; undefined when it is gone or does not decode. */
   async entriesAt(streamSeq: number): Promise<OpLogEntry[] | undefined> {
     const stored = await this.jsm.streams.getMessage(this.streamName, { seq: streamSeq });
-    return stored === null ? undefined : decodeBatch(stored.data);
+    if (stored === null) return undefined;
+    try {
+      const entries = decodeBatch(stored.data);
+      return entries.length > 0 ? entries : undefined;
+    } catch (err) {
+      if (err instanceof CodecError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The first message from `streamSeq` towards `bound` (step +1 or -1, both inclusive) that
+   * holds entries, passing over undecodable (and vanished) ones; undefined when none does.
+   */
+  async entriesFrom(
+    streamSeq: number,
+    bound: number,
+    step: 1 | -1,
+  ): Promise<{ readonly streamSeq: number; readonly entries: OpLogEntry[] } | undefined> {
+    for (let seq = streamSeq; step > 0 ? seq <= bound : seq >= bound; seq += step) {
+      const entries = await this.entriesAt(seq);
+      if (entries !== undefined) return { streamSeq: seq, entries };
+    }
+    return undefined;
   }
 
   /**
@@ -621,21 +655,24 @@ class NatsOpLogImpl implements NatsOpLog {
     const { first_seq: firstStreamSeq, last_seq: lastStreamSeq, messages } = info.state;
     // Empty: the first message to come must hold fromSeq (checked by the follower).
     if (messages === 0) return lastStreamSeq + 1;
-    const firstEntries = await this.entriesAt(firstStreamSeq);
-    const firstRetained = firstEntries?.[0]?.seq;
-    if (firstRetained === undefined) return firstStreamSeq;
+    const first = await this.entriesFrom(firstStreamSeq, lastStreamSeq, 1);
+    const firstRetained = first?.entries[0]?.seq;
+    // Nothing but undecodable messages: the first to come must hold fromSeq.
+    if (first === undefined || firstRetained === undefined) return lastStreamSeq + 1;
     if (fromSeq < firstRetained) throw new NotRetainedError(fromSeq, firstRetained);
-    const lastEntries = await this.entriesAt(lastStreamSeq);
-    const lastStored = lastEntries?.[lastEntries.length - 1]?.seq ?? 0;
-    if (fromSeq > lastStored) return lastStreamSeq + 1;
-    // Binary search: the last message whose first entry is <= fromSeq.
-    let low = firstStreamSeq;
-    let high = lastStreamSeq;
+    const last = await this.entriesFrom(lastStreamSeq, first.streamSeq, -1);
+    const lastStored = last?.entries[last.entries.length - 1]?.seq ?? 0;
+    if (last === undefined || fromSeq > lastStored) return lastStreamSeq + 1;
+    // Binary search: the last message holding entries whose first entry is <= fromSeq. Messages
+    // without entries (undecodable, vanished) belong to the next message holding entries.
+    let low = first.streamSeq;
+    let high = last.streamSeq;
     while (low < high) {
       const mid = Math.ceil((low + high) / 2);
-      const head = (await this.entriesAt(mid))?.[0]?.seq;
-      if (head === undefined || head <= fromSeq) low = mid;
-      else high = mid - 1;
+      const found = await this.entriesFrom(mid, high, 1);
+      const head = found?.entries[0]?.seq;
+      if (found === undefined || head === undefined || head > fromSeq) high = mid - 1;
+      else low = found.streamSeq;
     }
     return low;
   }
