@@ -17,7 +17,7 @@ import {
   type StreamConfig,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { nanos, type NatsConnection, type Status } from '@nats-io/nats-core';
 import { CodecError, decodeBatch, encodeBatch } from '../../domain/codec.ts';
 import type { OpLogEntry } from '../../domain/entry.ts';
 import {
@@ -489,7 +489,22 @@ class NatsLogFollower implements LogFollower {
     }
   }
 
+  /**
+   * Ends the current consumer (the follower then opens a new one where it stopped) whenever the
+   * connection reconnects: a pull the server lost with the old connection is never made again
+   * by the client, which then hears heartbeats but no messages (seen with a TCP proxy cutting
+   * the follower's connection, about one run in two).
+   */
+  private async replaceOnReconnect(statuses: AsyncIterable<Status>): Promise<void> {
+    for await (const status of statuses) {
+      if (this.closed) return;
+      if (status.type === 'reconnect') this.messages?.stop();
+    }
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<LogBatch> {
+    const statuses = this.log.nc.status() as AsyncIterable<Status> & { stop?: () => void };
+    void this.replaceOnReconnect(statuses);
     try {
       let nextStreamSeq = await this.log.streamSeqOf(this.fromSeq);
       let lastYielded = this.fromSeq - 1;
@@ -551,6 +566,7 @@ class NatsLogFollower implements LogFollower {
         if (!this.closed) await sleep(100);
       }
     } finally {
+      statuses.stop?.();
       this.close();
     }
   }
@@ -562,6 +578,7 @@ class NatsOpLogImpl implements NatsOpLog {
   private readonly followers = new Set<NatsLogFollower>();
 
   constructor(
+    readonly nc: NatsConnection,
     readonly jsm: JetStreamManager,
     readonly streamName: string,
     readonly subject: string,
@@ -705,7 +722,7 @@ export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOp
     allow_direct: false,
   };
   await ensureStream(jsm, streamName, wanted);
-  return new NatsOpLogImpl(jsm, streamName, subject, {
+  return new NatsOpLogImpl(options.nc, jsm, streamName, subject, {
     maxBatchEntries: Math.max(1, options.maxBatchEntries ?? 100),
     maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,
     ackTimeoutMs: options.ackTimeoutMs ?? 5_000,
