@@ -26,6 +26,8 @@ export type Step =
   | { readonly k: 'cmd'; readonly client: number; readonly op: ClientOp; readonly key: number }
   /** `n`: a node index modulo the node count; -1 is the node that was primary first. */
   | { readonly k: 'crash' | 'restart' | 'pause' | 'resume' | 'heal'; readonly n: number }
+  /** SIGTERM of node `n` (a primary hands over), and a planned switchover (to node `n`). */
+  | { readonly k: 'stop' | 'switchover'; readonly n: number }
   | { readonly k: 'cut'; readonly n: number; readonly what: 'etcd' | 'nats' | 'both' | 'acks' }
   /**
    * Pauses the node at the worst moment: while a write of it is in flight (its append is held
@@ -102,6 +104,13 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('heal' as const), n: nodeArb }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constantFrom('stop' as const, 'switchover' as const),
+      n: nodeArb,
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -307,6 +316,12 @@ async function applyStep(
       return;
     case 'pause':
       world.pause(step.n);
+      return;
+    case 'stop':
+      track(world.stop(step.n));
+      return;
+    case 'switchover':
+      track(world.switchover(step.n));
       return;
     case 'resume':
       world.resume(step.n);

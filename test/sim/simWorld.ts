@@ -491,6 +491,32 @@ export class SimWorld {
     await slot.elector?.close();
   }
 
+  /**
+   * Graceful stop (SIGTERM): a primary hands over first. Resolves at once; once the machine has
+   * stopped the node counts as crashed (a restart brings it back).
+   */
+  stop(i: number): Promise<void> {
+    const slot = this.#slot(i);
+    const runtime = slot.runtime;
+    if (slot.crashed || slot.paused || runtime === undefined) return Promise.resolve();
+    const incarnation = slot.incarnation;
+    return runtime.stop().then(async () => {
+      if (slot.crashed || slot.incarnation !== incarnation) return;
+      slot.crashed = true;
+      slot.clock.kill();
+      slot.held = [];
+      await slot.elector?.close();
+    });
+  }
+
+  /** Planned switchover on the running primary, if there is one (to `target`'s id, if given). */
+  switchover(target?: number): Promise<unknown> {
+    const [primary] = this.primaries();
+    if (primary === undefined) return Promise.resolve();
+    const to = target === undefined ? undefined : this.#slot(target).id;
+    return primary.switchover(to === primary.status().nodeId ? undefined : to);
+  }
+
   /** Restart: a new runtime with an empty committed store that re-follows the log from 1. */
   restart(i: number): void {
     const slot = this.#slot(i);
