@@ -10,9 +10,21 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+/** SIGKILL to every process of the group `pid` leads (none left: nothing happens). */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: the group is gone.
+  }
+}
+
 /**
  * Runs `command args` in `cwd` with `env` and resolves when it exits; kills it and rejects
- * after `timeoutMs`.
+ * after `timeoutMs`. The child leads a process group of its own, and whatever of that group
+ * is left when it exits or times out (the servers and nodes `understudy demo` starts) is
+ * killed with it, so no test leaves processes behind.
  */
 export function runProcess(
   command: string,
@@ -24,13 +36,14 @@ export function runProcess(
       cwd: options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: options.env,
+      detached: true,
     });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      killGroup(child.pid);
       reject(
         new Error(
           `${command} ${args.join(' ')}: no exit within ${options.timeoutMs} ms\n${stderr}`,
@@ -40,6 +53,7 @@ export function runProcess(
     child.once('error', reject);
     child.once('exit', (code) => {
       clearTimeout(timer);
+      killGroup(child.pid);
       resolve({ code, stdout, stderr });
     });
   });
