@@ -5,7 +5,10 @@
  * clients, crash and restart, graceful stop and switchover, pause (also mid-write) and resume,
  * partitions from etcd, NATS or
  * both, lost acks, lost and delayed replies, clock offset and drift within +-5 %, wall-clock
- * steps. Every invariant (simWorld.ts) is checked after every step and at the end, and the
+ * steps. The nodes verify against the primary over an admin channel (rounds every 500 ms,
+ * repairs, full sync), write a checkpoint every few entries and trim the stream below it, so
+ * cold starts from a checkpoint and full syncs of a node left behind by a trim run too.
+ * Every invariant (simWorld.ts) is checked after every step and at the end, and the
  * history of every client call is checked for linearizability against the model of the API.
  *
  * Budget: 1,000 schedules by default; `UNDERSTUDY_SIM_RUNS=N` sets how many, e.g.
@@ -46,6 +49,15 @@ describe('failover simulation: every invariant holds on generated schedules', ()
           `${stats.reduce((n, s) => n + s.acked, 0)} writes acknowledged; ` +
           `${stats.reduce((n, s) => n + s.calls, 0)} client calls (${stats.reduce((n, s) => n + s.unknownOutcomes, 0)} with an unknown outcome) checked linearizable; ` +
           `slowest recovery after the faults ${maxRecovery} ms (bound ${SIM_TTL_MS + LIVENESS_SLACK_MS} ms)`,
+      );
+      const count = (event: string): number =>
+        stats.reduce((n, s) => n + (s.events.get(event) ?? 0), 0);
+      const runsWith = (event: string): number =>
+        stats.filter((s) => (s.events.get(event) ?? 0) > 0).length;
+      console.log(
+        `failover simulation: ${count('checkpointWritten')} checkpoints written and ${count('streamTrimmed')} stream trims in ${runsWith('streamTrimmed')} schedules; ` +
+          `${count('fullSynced')} full syncs in ${runsWith('fullSynced')}; ${count('checkpointLoaded')} starts from a checkpoint; ` +
+          `${stats.reduce((n, s) => n + s.verifyRounds, 0)} verification rounds, ${count('verifyMismatch')} mismatches, ${count('verifyFailed')} failed rounds`,
       );
       // The generator must actually exercise failovers, or the property proves little.
       if (stats.length >= 100) expect(promotions).toBeGreaterThan(stats.length / 10);

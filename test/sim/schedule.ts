@@ -185,6 +185,10 @@ export interface RunStats {
   readonly recoveryMs: number;
   /** CRC-32 of the trace: equal for two plays of one schedule (determinism). */
   readonly traceCrc: number;
+  /** How many times the nodes logged each event (checkpoints, trims, full syncs, rounds). */
+  readonly events: ReadonlyMap<string, number>;
+  /** Verification rounds the running nodes' last incarnations completed. */
+  readonly verifyRounds: number;
 }
 
 /**
@@ -258,7 +262,9 @@ export async function runSchedule(
       acked: world.acked.length,
       calls: world.history.ops.length,
       unknownOutcomes: world.history.ops.filter((op) => op.output === undefined).length,
-      epochs: world.store.entries().filter((e) => e.op === 'EPOCH').length,
+      epochs: world.logEntries().filter((e) => e.op === 'EPOCH').length,
+      events: world.events,
+      verifyRounds: world.live().reduce((n, node) => n + node.status().verification.rounds, 0),
       logLength: lastSeq(),
       recoveryMs,
       traceCrc: CRC32.str(world.formatTrace()) >>> 0,

@@ -7,6 +7,7 @@
  * nodes. A {@link SimChecker} records every answer a node gives and checks the invariants.
  */
 import { MemoryApiBus, type ReplyFate } from '../../src/adapters/memory/memoryApiTransport.ts';
+import { MemoryCheckpointStore } from '../../src/adapters/memory/memoryCheckpointStore.ts';
 import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
 import {
   createMemoryOpLog,
@@ -22,7 +23,12 @@ import { stateDigest } from '../../src/domain/checksum.ts';
 import { fold } from '../../src/domain/fold.ts';
 import { allObjects, emptyState } from '../../src/domain/state.ts';
 import type { MetadataState } from '../../src/domain/types.ts';
-import type { ApiRequestHandler, ApiServerTransport } from '../../src/ports/apiTransport.ts';
+import {
+  TransportTimeoutError,
+  type ApiClientTransport,
+  type ApiRequestHandler,
+  type ApiServerTransport,
+} from '../../src/ports/apiTransport.ts';
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { AppendAck, OpLog, OpLogWriter } from '../../src/ports/opLog.ts';
@@ -45,6 +51,22 @@ export const LIVENESS_SLACK_MS = 4000;
  * primary: the keep-alive granularity and the coordinator's expiry check.
  */
 export const LEADER_KEY_SLACK_MS = 100;
+/** Nodes write a checkpoint every this many entries; the stream keeps what the newest one needs. */
+export const SIM_CHECKPOINT_EVERY = 4;
+/**
+ * The node settings of the simulation beyond the TTL: verification rounds every 500 ms (each a
+ * quarter of the shards), a checkpoint check every 250 ms, and admin requests (rounds,
+ * full-sync chunks) that give up after 1 s.
+ */
+const SIM_NODE_CONFIG = {
+  leaseTtlMs: SIM_TTL_MS,
+  verifyIntervalMs: 500,
+  verifyFraction: 0.25,
+  adminTimeoutMs: 1000,
+  checkpointIntervalEntries: SIM_CHECKPOINT_EVERY,
+  checkpointKeep: 1,
+  checkpointCheckMs: 250,
+} as const;
 const START_MS = 1_000_000;
 
 /** Deterministic PRNG (mulberry32) for the run-time choices of one schedule. */
@@ -247,6 +269,21 @@ export class SimWorld {
   /** Node that acknowledged writes per epoch. */
   readonly writerOfEpoch = new Map<number, string>();
   readonly #traceLimit: number;
+  /**
+   * The admin channel (verification rounds, repairs, full sync from the primary): a bus of its
+   * own, as the admin subjects are NATS subjects of their own.
+   */
+  readonly adminBus: MemoryApiBus;
+  /**
+   * The cluster's checkpoints. Nodes write one every {@link SIM_CHECKPOINT_EVERY} entries and
+   * the stream is trimmed below the oldest one kept (the real retention): entries the checks
+   * read are kept in {@link SimWorld.#trimmed} first.
+   */
+  readonly checkpoints = new MemoryCheckpointStore(this.sim);
+  /** How many times the nodes logged each event (`checkpointWritten`, `fullSynced`, ...). */
+  readonly events = new Map<string, number>();
+  /** Entries retention trimmed from the stream, in seq order (the checks read the whole log). */
+  readonly #trimmed: OpLogEntry[] = [];
   #reference: MetadataState = emptyState();
   #referenceDigest: { seq: number; digest: number } | undefined;
   #checkedEntries = 0;
@@ -264,6 +301,7 @@ export class SimWorld {
     this.#traceLimit = options.traceLimit ?? 400;
     this.store =
       this.breakage === 'appendWithoutExpectedSeq' ? new UnfencedLogStore() : new MemoryLogStore();
+    this.adminBus = new MemoryApiBus({ clock: this.sim, queueGroup: true });
     this.bus = new MemoryApiBus({
       clock: this.sim,
       queueGroup: true,
@@ -370,7 +408,7 @@ export class SimWorld {
         applied = Math.max(applied, slot.runtime.store.appliedSeq);
     }
     if (applied < 0) return;
-    for (const entry of this.store.entries()) {
+    for (const entry of this.logEntries()) {
       if (entry.seq > applied) break;
       if (entry.op === 'EVICTION' && !this.#evictionVisibleAt.has(entry.seq))
         this.#evictionVisibleAt.set(entry.seq, this.sim.now());
@@ -423,6 +461,7 @@ export class SimWorld {
       timeoutMs: 1000,
     });
     if (this.breakage === 'foldBeforeAck') opLog = ackingAtSend(opLog);
+    opLog = this.#archiving(opLog);
     const logger = this.#logger(slot);
     const runtime = new NodeRuntime({
       nodeId: id,
@@ -430,9 +469,14 @@ export class SimWorld {
       opLog,
       elector,
       apiServer: this.#serverFor(slot, incarnation),
+      admin: {
+        server: this.#adminServerFor(slot, incarnation),
+        client: this.#adminClientFor(slot),
+      },
+      checkpoints: this.checkpoints,
       clock: nodeClock,
       logger,
-      config: { leaseTtlMs: SIM_TTL_MS },
+      config: SIM_NODE_CONFIG,
       inspect: slot.tape.inspect,
       ...(this.breakage === 'refusalsBeforeCommit'
         ? { brokenForTest: { refusalsBeforeCommit: true } }
@@ -456,6 +500,8 @@ export class SimWorld {
 
   #logger(slot: NodeSlot): RuntimeLogger {
     const put = (level: string, fields: object, msg: string): void => {
+      const event = (fields as { event?: unknown }).event;
+      if (typeof event === 'string') this.events.set(event, (this.events.get(event) ?? 0) + 1);
       const extra = Object.entries(fields)
         .filter(([k]) => k !== 'event' && k !== 'state')
         .map(([k, v]) => `${k}=${String(v)}`)
@@ -614,6 +660,61 @@ export class SimWorld {
     if (slot.acksCut && !this.store.acksDropped(id)) this.store.dropAcks(id);
   }
 
+  /** The whole log: what retention trimmed, then what the stream holds. */
+  logEntries(): OpLogEntry[] {
+    const held = this.store.entries();
+    return this.#trimmed.length === 0 ? held : [...this.#trimmed, ...held];
+  }
+
+  /** `opLog`, keeping what its trims remove in {@link SimWorld.#trimmed} first. */
+  #archiving(opLog: OpLog): OpLog {
+    return {
+      openWriter: (options) => opLog.openWriter(options),
+      follow: (fromSeq) => opLog.follow(fromSeq),
+      bounds: () => opLog.bounds(),
+      close: () => opLog.close(),
+      trimThrough: (streamSeq) => {
+        for (const message of this.store.messages()) {
+          if (message.streamSeq <= streamSeq) this.#trimmed.push(...message.entries);
+        }
+        return opLog.trimThrough?.(streamSeq) ?? Promise.resolve();
+      },
+    };
+  }
+
+  /** The admin server of `slot`'s incarnation: silent while it is down or cut off from NATS. */
+  #adminServerFor(slot: NodeSlot, incarnation: number): ApiServerTransport {
+    const inner = this.adminBus.serverTransport(SIM_CLUSTER);
+    return {
+      listen: (handler, options) =>
+        inner.listen((op, body) => {
+          if (slot.crashed || slot.incarnation !== incarnation || slot.natsCut) {
+            return new Promise(() => undefined);
+          }
+          if (!slot.paused) return handler(op, body);
+          return new Promise((resolve, reject) => {
+            slot.held.push(() => {
+              handler(op, body).then(resolve, reject);
+            });
+          });
+        }, options),
+    };
+  }
+
+  /** The admin client of `slot`: a request from a node cut off from NATS gets no answer. */
+  #adminClientFor(slot: NodeSlot): ApiClientTransport {
+    const inner = this.adminBus.clientTransport(SIM_CLUSTER);
+    return {
+      request: (op, body, timeoutMs) => {
+        if (!slot.natsCut) return inner.request(op, body, timeoutMs);
+        return new Promise((_resolve, reject) => {
+          slot.clock.setTimeout(() => reject(new TransportTimeoutError(op, timeoutMs)), timeoutMs);
+        });
+      },
+      close: () => inner.close(),
+    };
+  }
+
   /** Node -1 stands for the first primary (see {@link SimWorld.markFirstPrimary}). */
   #firstPrimary = 0;
 
@@ -770,7 +871,7 @@ export class SimWorld {
    * the original result from the session table) an earlier one.
    */
   #checkAcked(write: AckedWrite): void {
-    const entry = this.store.entries().find((e) => e.seq === write.seq);
+    const entry = this.logEntries().find((e) => e.seq === write.seq);
     if (entry?.op !== write.op || entry.key !== write.key || entry.epoch > write.epoch) {
       this.#violation(
         'acknowledged writes are in the log',
@@ -782,7 +883,7 @@ export class SimWorld {
 
   /** Folds new log entries into the reference state, checking the log is one linear history. */
   #scanLog(): void {
-    const entries = this.store.entries();
+    const entries = this.logEntries();
     for (; this.#checkedEntries < entries.length; this.#checkedEntries++) {
       const entry = entries[this.#checkedEntries]!;
       const expected = this.#reference.appliedSeq + 1;
@@ -847,7 +948,7 @@ export class SimWorld {
    */
   #checkLeasesAfterPromotion(): void {
     if (this.leasedReads.length === 0) return;
-    const entries = this.store.entries();
+    const entries = this.logEntries();
     const promotions = entries.filter((e) => e.op === 'EPOCH');
     for (const promotion of promotions) {
       const leased = new Set(
@@ -947,7 +1048,7 @@ export class SimWorld {
    */
   checkHistory(): void {
     const evictions: ApiOperation[] = [];
-    for (const entry of this.store.entries()) {
+    for (const entry of this.logEntries()) {
       if (entry.op !== 'EVICTION') continue;
       const event = fromEntry(entry).event;
       if (event.op !== 'EVICTION') continue;
