@@ -691,10 +691,17 @@ export class SimWorld {
           if (slot.crashed || slot.incarnation !== incarnation || slot.natsCut) {
             return new Promise(() => undefined);
           }
-          if (!slot.paused) return handler(op, body);
+          // As for the API: an answer produced after the incarnation died is lost.
+          const answer = (): Promise<Uint8Array> =>
+            handler(op, body).then((reply) =>
+              slot.crashed || slot.incarnation !== incarnation
+                ? new Promise<Uint8Array>(() => undefined)
+                : reply,
+            );
+          if (!slot.paused) return answer();
           return new Promise((resolve, reject) => {
             slot.held.push(() => {
-              handler(op, body).then(resolve, reject);
+              answer().then(resolve, reject);
             });
           });
         }, options),
@@ -795,6 +802,10 @@ export class SimWorld {
             const epoch = slot.runtime?.actor.getSnapshot().context.epoch ?? 0;
             const fenceAtStart = this.#currentFenceEpoch();
             return handler(op, body).then((reply) => {
+              // A killed process sends nothing: an answer its runtime produces later is lost.
+              if (slot.crashed || slot.incarnation !== incarnation) {
+                return new Promise<Uint8Array>(() => undefined);
+              }
               this.#recordAnswer(slot, op, body, reply, epoch, fenceAtStart);
               return reply;
             });
