@@ -27,9 +27,19 @@ export class DuplicateNodeIdError extends Error {
 const CLAIM_RETRY_MS = 250;
 
 /**
+ * How long a node waits for the lease of a silent holder of its id to expire: two TTLs + 1 s on
+ * its own clock, so that a clock running up to 2.5 times fast still outwaits a dead holder's
+ * lease (one TTL from its last keep-alive, on etcd's clock). A live holder is found sooner: it
+ * refreshes its record every second.
+ */
+function claimWaitMs(leaseTtlMs: number): number {
+  return 2 * leaseTtlMs + 1000;
+}
+
+/**
  * The `startNode` actor: takes a lease and registers the node's id. A member key of this id
  * held by another lease is another process: if that process refreshes its record, or its lease
- * outlives one TTL (+1 s) from when this node first saw it, it is live and this node refuses to
+ * outlives two TTLs (+1 s) from when this node first saw it, it is live and this node refuses to
  * start ({@link DuplicateNodeIdError}); if its lease expires (a process that died), the id is
  * this node's. Each wait is logged within a second and shown in `/status` (`waiting`).
  */
@@ -60,10 +70,10 @@ export async function startNode(
       const now = clock.monotonicNow();
       if (first === undefined) {
         first = holder;
-        deadline = now + config.leaseTtlMs + 1000;
+        deadline = now + claimWaitMs(config.leaseTtlMs);
         logger.warn(
           { event: 'waiting', dependency: 'node id', holder: holder.address },
-          `node id ${nodeId} is registered at ${holder.address}: waiting up to ${config.leaseTtlMs + 1000} ms for its lease to expire`,
+          `node id ${nodeId} is registered at ${holder.address}: waiting up to ${claimWaitMs(config.leaseTtlMs)} ms for its lease to expire`,
         );
       } else if (holder.updatedAt !== first.updatedAt || now >= deadline) {
         throw new DuplicateNodeIdError(nodeId, holder.address, { cause: err });

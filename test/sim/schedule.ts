@@ -29,6 +29,8 @@ export type Step =
   /** SIGTERM of node `n` (a primary hands over), and a planned switchover (to node `n`). */
   | { readonly k: 'stop' | 'switchover'; readonly n: number }
   | { readonly k: 'cut'; readonly n: number; readonly what: 'etcd' | 'nats' | 'both' | 'acks' }
+  /** Node `n`'s clock runs at `rate` from now on, beyond the +-5 % margin (see SimWorld.drift). */
+  | { readonly k: 'drift'; readonly n: number; readonly rate: number }
   /**
    * Pauses the node at the worst moment: while a write of it is in flight (its append is held
    * by a short NATS cut, then the pause, and goes out when the node resumes).
@@ -66,7 +68,7 @@ const nodeArb = fc.oneof(
   { weight: 3, arbitrary: fc.integer({ min: 0, max: 4 }) },
 );
 
-const stepArb: fc.Arbitrary<Step> = fc.oneof(
+const faultSteps: fc.WeightedArbitrary<Step>[] = [
   {
     weight: 8,
     arbitrary: fc.record({
@@ -152,10 +154,30 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       ms: fc.constantFrom(-8000, -3000, 3000, 8000),
     }),
   },
-);
+];
 
-/** Schedules of 2-5 nodes and up to `maxSteps` steps. */
-export function scheduleArb(maxSteps = 24): fc.Arbitrary<Schedule> {
+/** Each kind of step and how often it comes; the drift beyond the margin last. */
+const stepArb: fc.Arbitrary<Step> = fc.oneof(...faultSteps, {
+  weight: 1,
+  arbitrary: fc.record({
+    k: fc.constant('drift' as const),
+    n: nodeArb,
+    rate: fc.constantFrom(0.5, 0.8, 1.25, 2),
+  }),
+});
+
+/** The steps as they were before drift beyond the margin (the broken-variant searches). */
+const stepArbWithoutDrift: fc.Arbitrary<Step> = fc.oneof(...faultSteps);
+
+/**
+ * Schedules of 2-5 nodes and up to `maxSteps` steps; without `drift` (true by default) no step
+ * runs a clock beyond the margin.
+ */
+export function scheduleArb(
+  maxSteps = 24,
+  options: { readonly drift?: boolean } = {},
+): fc.Arbitrary<Schedule> {
+  const steps = options.drift === false ? stepArbWithoutDrift : stepArb;
   return fc.integer({ min: 2, max: 5 }).chain((nodes) =>
     fc.record({
       nodes: fc.constant(nodes),
@@ -167,7 +189,7 @@ export function scheduleArb(maxSteps = 24): fc.Arbitrary<Schedule> {
         }),
         { minLength: nodes, maxLength: nodes },
       ),
-      steps: fc.array(stepArb, { minLength: 1, maxLength: maxSteps }),
+      steps: fc.array(steps, { minLength: 1, maxLength: maxSteps }),
     }),
   );
 }
@@ -334,6 +356,9 @@ async function applyStep(
       return;
     case 'cut':
       world.cut(step.n, step.what);
+      return;
+    case 'drift':
+      world.drift(step.n, step.rate);
       return;
     case 'heal':
       world.heal(step.n);
