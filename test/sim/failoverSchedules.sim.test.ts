@@ -13,11 +13,12 @@
  *
  * Budget: 1,000 schedules by default; `UNDERSTUDY_SIM_RUNS=N` sets how many, e.g.
  * `UNDERSTUDY_SIM_RUNS=100000 npx vitest run test/sim/failoverSchedules.sim.test.ts`
- * (`UNDERSTUDY_SIM_PROGRESS=<file>` appends a progress line per 1,000 schedules).
+ * (`UNDERSTUDY_SIM_PROGRESS=<file>` appends a progress line per 1,000 schedules;
+ * `UNDERSTUDY_SIM_LAST=<file>` keeps the schedule being run, for a run that hangs).
  * A failure prints the fast-check seed and path (replay with `{ seed, path }`), the shrunk
  * schedule and the trace (time, node, machine state, event) of the failing run.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runSchedule, scheduleArb, simRuns, type RunStats } from './schedule.ts';
@@ -30,6 +31,9 @@ describe('failover simulation: every invariant holds on generated schedules', ()
       const stats: RunStats[] = [];
       await fc.assert(
         fc.asyncProperty(scheduleArb(), async (s) => {
+          // A run that hangs leaves the schedule it was on in UNDERSTUDY_SIM_LAST (a file).
+          const last = process.env['UNDERSTUDY_SIM_LAST'];
+          if (last !== undefined) writeFileSync(last, `${JSON.stringify(s)}\n`);
           stats.push(await runSchedule(s));
           // Progress of long runs: one line per 1,000 schedules to UNDERSTUDY_SIM_PROGRESS (a file).
           const progress = process.env['UNDERSTUDY_SIM_PROGRESS'];
