@@ -368,7 +368,7 @@ export class SimWorld {
 
   /**
    * Since when the leader key's holder has not been a running primary, who it is, and whether
-   * it was down (crashed or paused) then.
+   * it was down (crashed, paused or cut off from etcd) then.
    */
   #keyNotServing:
     { readonly nodeId: string; readonly since: number; readonly down: boolean } | undefined;
@@ -377,8 +377,9 @@ export class SimWorld {
    * Invariant, checked after every turn: no node holds the leader key for longer than one TTL
    * (+ {@link LEADER_KEY_SLACK_MS}) while it is not a running primary (partitioned, a standby,
    * or promoting: promotion gives the lease up within one TTL), nor for longer than one TTL
-   * after it went down (crashed or paused): its last keep-alive was at most then, as with
-   * etcd, so the count starts again when the holder goes down.
+   * after it went down (crashed, paused, or cut off from etcd, so that it can neither keep the
+   * lease alive nor give it up): its last keep-alive was at most then, as with etcd, so the
+   * count starts again when the holder goes down.
    */
   #checkLeaderKey(): void {
     const holder = this.coord.currentLeader();
@@ -390,7 +391,7 @@ export class SimWorld {
       return;
     }
     const now = this.sim.now();
-    const down = slot === undefined || slot.crashed || slot.paused;
+    const down = slot === undefined || slot.crashed || slot.paused || slot.etcdCut;
     if (this.#keyNotServing?.nodeId !== holder.nodeId || (down && !this.#keyNotServing.down)) {
       this.#keyNotServing = { nodeId: holder.nodeId, since: now, down };
     }
