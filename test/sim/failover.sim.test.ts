@@ -223,6 +223,34 @@ describe('failover simulation: named scenarios (regressions)', () => {
     });
   });
 
+  // Hang found by a long run (the schedule kept by UNDERSTUDY_SIM_LAST; earlier runs hung the
+  // same way once). A standby full-synced from a node still answering on the admin channel
+  // whose state the trimmed stream no longer continued, failed to follow (not retained), and
+  // synced again: with admin replies taking no simulated time the loop never let time pass,
+  // so that node never stepped down. Admin replies now take 1 ms, like a network round trip.
+  it('a standby that full-syncs from a stale admin answer tries again as time passes, and the run ends', async () => {
+    await runSchedule({
+      nodes: 4,
+      seed: 1700459269,
+      clocks: [
+        { offsetMs: 39694, rate: 1.013 },
+        { offsetMs: 40221, rate: 0.959 },
+        { offsetMs: -487, rate: 1.006 },
+        { offsetMs: -264, rate: 1.022 },
+      ],
+      steps: [
+        { k: 'resume', n: 2 },
+        { k: 'cut', n: -1, what: 'acks' },
+        { k: 'pauseMidWrite', n: 1, client: 1, key: 7 },
+        cmd('unmountSegment', 5, 2),
+        cmd('exists', 4, 0),
+        { k: 'pause', n: -1 },
+        cmd('putEnd', 1, 2),
+        cmd('putEnd', 1, 0),
+      ],
+    });
+  });
+
   // Counterexample found by the simulation once drift beyond the margin was a step (seed
   // -113798846, path "428:2:0:0:0:0:0:0:0:0:0:0:0:0:1:2:0:0:2:0:0:1:2:2:2:2"). The primary's
   // clock ran at twice the rate, then it was killed and restarted: waiting for its dead

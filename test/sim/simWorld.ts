@@ -316,7 +316,14 @@ export class SimWorld {
     this.#traceLimit = options.traceLimit ?? 400;
     this.store =
       this.breakage === 'appendWithoutExpectedSeq' ? new UnfencedLogStore() : new MemoryLogStore();
-    this.adminBus = new MemoryApiBus({ clock: this.sim, queueGroup: true });
+    // Each admin reply takes 1 ms, as a network round trip does: a loop of full syncs from a
+    // deposed primary (whose state the stream no longer continues) then lets time pass, so the
+    // deposed primary steps down, instead of spinning at one instant for good.
+    this.adminBus = new MemoryApiBus({
+      clock: this.sim,
+      queueGroup: true,
+      replyFate: () => ({ kind: 'delay', ms: 1 }),
+    });
     this.bus = new MemoryApiBus({
       clock: this.sim,
       queueGroup: true,
