@@ -726,28 +726,7 @@ export class SimWorld {
 
   /** The admin server of `slot`'s incarnation: silent while it is down or cut off from NATS. */
   #adminServerFor(slot: NodeSlot, incarnation: number): ApiServerTransport {
-    const inner = this.adminBus.serverTransport(SIM_CLUSTER);
-    return {
-      listen: (handler, options) =>
-        inner.listen((op, body) => {
-          if (slot.crashed || slot.incarnation !== incarnation || slot.natsCut) {
-            return new Promise(() => undefined);
-          }
-          // As for the API: an answer produced after the incarnation died is lost.
-          const answer = (): Promise<Uint8Array> =>
-            handler(op, body).then((reply) =>
-              slot.crashed || slot.incarnation !== incarnation
-                ? new Promise<Uint8Array>(() => undefined)
-                : reply,
-            );
-          if (!slot.paused) return answer();
-          return new Promise((resolve, reject) => {
-            slot.held.push(() => {
-              answer().then(resolve, reject);
-            });
-          });
-        }, options),
-    };
+    return this.#incarnationServer(this.adminBus, slot, incarnation, () => slot.natsCut);
   }
 
   /** The admin client of `slot`: a request from a node cut off from NATS gets no answer. */
@@ -835,20 +814,44 @@ export class SimWorld {
 
   /** Each node's API server: held while paused, and every answer recorded and checked. */
   #serverFor(slot: NodeSlot, incarnation: number): ApiServerTransport {
-    const inner = this.bus.serverTransport(SIM_CLUSTER);
+    return this.#incarnationServer(
+      this.bus,
+      slot,
+      incarnation,
+      () => false,
+      (op, body) => {
+        const epoch = slot.runtime?.actor.getSnapshot().context.epoch ?? 0;
+        const fenceAtStart = this.#currentFenceEpoch();
+        return (reply) => this.#recordAnswer(slot, op, body, reply, epoch, fenceAtStart);
+      },
+    );
+  }
+
+  /**
+   * A server transport on `bus` for `slot`'s `incarnation`, as a process would serve it: a
+   * request reaching a dead incarnation, or one `silent()` says cannot be reached, gets no
+   * answer; one reaching a paused node waits for its resume; an answer produced after the
+   * incarnation died is lost (a killed process sends nothing). `onServe`, called as a request
+   * is served, may return what to do with its answer.
+   */
+  #incarnationServer(
+    bus: MemoryApiBus,
+    slot: NodeSlot,
+    incarnation: number,
+    silent: () => boolean,
+    onServe?: (op: string, body: Uint8Array) => (reply: Uint8Array) => void,
+  ): ApiServerTransport {
+    const inner = bus.serverTransport(SIM_CLUSTER);
+    const dead = (): boolean => slot.crashed || slot.incarnation !== incarnation;
     return {
-      listen: (handler) => {
+      listen: (handler, options) => {
         const wrapped: ApiRequestHandler = (op, body) => {
-          if (slot.crashed || slot.incarnation !== incarnation) return new Promise(() => undefined);
+          if (dead() || silent()) return new Promise(() => undefined);
           const serve = (): Promise<Uint8Array> => {
-            const epoch = slot.runtime?.actor.getSnapshot().context.epoch ?? 0;
-            const fenceAtStart = this.#currentFenceEpoch();
+            const answered = onServe?.(op, body);
             return handler(op, body).then((reply) => {
-              // A killed process sends nothing: an answer its runtime produces later is lost.
-              if (slot.crashed || slot.incarnation !== incarnation) {
-                return new Promise<Uint8Array>(() => undefined);
-              }
-              this.#recordAnswer(slot, op, body, reply, epoch, fenceAtStart);
+              if (dead()) return new Promise<Uint8Array>(() => undefined);
+              answered?.(reply);
               return reply;
             });
           };
@@ -859,7 +862,7 @@ export class SimWorld {
             });
           });
         };
-        return inner.listen(wrapped);
+        return inner.listen(wrapped, options);
       },
     };
   }
