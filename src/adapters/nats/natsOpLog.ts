@@ -532,19 +532,18 @@ class NatsLogFollower implements LogFollower {
         try {
           for await (const msg of messages) {
             if (this.closed) break;
+            nextStreamSeq = msg.seq + 1;
             let entries: OpLogEntry[];
             try {
               entries = decodeBatch(msg.data);
             } catch (err) {
               if (!(err instanceof CodecError)) throw err;
               // Not a batch of entries: no part of the log. Reported, then passed over.
-              nextStreamSeq = msg.seq + 1;
               yield { streamSeq: msg.seq, entries: [], undecodable: err.message };
               if (this.closed) break;
               continue;
             }
             const fresh = entries.filter((entry) => entry.seq > lastYielded);
-            nextStreamSeq = msg.seq + 1;
             const head = fresh[0];
             if (head === undefined) continue;
             if (head.seq !== lastYielded + 1) {
