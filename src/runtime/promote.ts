@@ -133,7 +133,7 @@ export async function promote(
     store.commit(next, ack.streamSeq);
     term.writer = opened;
     writer = undefined;
-    leases.leaseAll();
+    leases.leaseAll(store.state);
     logger.info({ event: 'fenceWritten', epoch, seq: logged.seq }, 'EPOCH fence appended');
     return { epoch, appliedSeq: store.appliedSeq };
   } catch (err) {

@@ -1,13 +1,19 @@
+import { getObject } from '../domain/state.ts';
+import type { MetadataState } from '../domain/types.ts';
 import type { Clock } from '../ports/clock.ts';
 
 /**
  * Read leases a primary grants with `get`. They are not in the log and not in checksums. After
- * promotion every object counts as leased for one lease TTL (`leaseAll`), so nothing a reader
- * of the previous primary may still be reading is removed or evicted during a failover.
+ * promotion every object of the state promoted from counts as leased for one lease TTL
+ * (`leaseAll`), so nothing a reader of the previous primary may still be reading is removed or
+ * evicted during a failover. Objects created after the promotion were never served by another
+ * primary: only their own reads lease them.
  */
 export class ReadLeases {
   readonly #expiry = new Map<string, number>();
   #allUntil = 0;
+  /** The committed state at the last promotion (immutable, so keeping it costs no copy). */
+  #promotedFrom: MetadataState | undefined;
 
   constructor(
     private readonly clock: Clock,
@@ -22,14 +28,18 @@ export class ReadLeases {
     return until;
   }
 
-  /** Treats every object as leased for one TTL from now. */
-  leaseAll(): void {
+  /** Treats every object of `state` (the committed state at promotion) as leased for one TTL. */
+  leaseAll(state: MetadataState): void {
     this.#allUntil = this.clock.monotonicNow() + this.ttlMs;
+    this.#promotedFrom = state;
   }
 
   isReadLeased = (key: string): boolean => {
     const now = this.clock.monotonicNow();
-    if (now < this.#allUntil) return true;
+    if (this.#promotedFrom !== undefined) {
+      if (now >= this.#allUntil) this.#promotedFrom = undefined;
+      else if (getObject(this.#promotedFrom, key) !== undefined) return true;
+    }
     const until = this.#expiry.get(key);
     if (until === undefined) return false;
     if (until > now) return true;
@@ -40,6 +50,7 @@ export class ReadLeases {
   clear(): void {
     this.#expiry.clear();
     this.#allUntil = 0;
+    this.#promotedFrom = undefined;
   }
 
   #sweep(): void {

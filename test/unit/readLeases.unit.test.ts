@@ -1,0 +1,71 @@
+// Read leases on a simulated clock: what `get` grants, and what a promotion leases.
+import { describe, expect, it } from 'vitest';
+import { SimClock } from '../../src/adapters/memory/simClock.ts';
+import { decide } from '../../src/domain/decide.ts';
+import { fold } from '../../src/domain/fold.ts';
+import { emptyState } from '../../src/domain/state.ts';
+import type { Command, MetadataState } from '../../src/domain/types.ts';
+import { ReadLeases } from '../../src/runtime/readLeases.ts';
+
+const TTL = 2000;
+
+function run(state: MetadataState, commands: readonly Command[]): MetadataState {
+  let s = state;
+  for (const command of commands) {
+    const d = decide(s, command, { isReadLeased: () => false });
+    if (!d.ok) throw d.error;
+    s = fold(s, { seq: s.appliedSeq + 1, epoch: 1, ts: 1000, event: d.event });
+  }
+  return s;
+}
+
+const put = (key: string): Command[] => [
+  { type: 'putStart', key, size: 10, replicaNum: 1 },
+  { type: 'putEnd', key },
+];
+
+describe('read leases', () => {
+  it('a get leases its key for one TTL', () => {
+    const clock = new SimClock(1000);
+    const leases = new ReadLeases(clock, TTL);
+    expect(leases.grant('k')).toBe(1000 + TTL);
+    expect(leases.isReadLeased('k')).toBe(true);
+    expect(leases.isReadLeased('other')).toBe(false);
+    clock.advance(TTL);
+    expect(leases.isReadLeased('k')).toBe(false);
+  });
+
+  it('a promotion leases every object of the state it promoted from for one TTL, and no object created after it', () => {
+    const clock = new SimClock(1000);
+    const leases = new ReadLeases(clock, TTL);
+    const before = run(emptyState(), [
+      { type: 'mountSegment', segmentId: 's', nodeId: 'n', size: 1000 },
+      ...put('old'),
+    ]);
+    leases.leaseAll(before);
+    const after = run(before, put('new'));
+    expect(after.objectCount).toBe(2);
+    expect(leases.isReadLeased('old')).toBe(true);
+    expect(leases.isReadLeased('new')).toBe(false);
+    // A remove of the new object is decided against the leases: allowed; of the old one: LEASED.
+    const ctx = { isReadLeased: leases.isReadLeased };
+    expect(decide(after, { type: 'remove', key: 'new' }, ctx).ok).toBe(true);
+    const refused = decide(after, { type: 'remove', key: 'old' }, ctx);
+    expect(refused.ok ? undefined : refused.error.code).toBe('LEASED');
+    clock.advance(TTL - 1);
+    expect(leases.isReadLeased('old')).toBe(true);
+    clock.advance(1);
+    expect(leases.isReadLeased('old')).toBe(false);
+    expect(decide(after, { type: 'remove', key: 'old' }, ctx).ok).toBe(true);
+  });
+
+  it('a get after a promotion leases a new object too; clear ends every lease', () => {
+    const clock = new SimClock(0);
+    const leases = new ReadLeases(clock, TTL);
+    leases.leaseAll(emptyState());
+    leases.grant('new');
+    expect(leases.isReadLeased('new')).toBe(true);
+    leases.clear();
+    expect(leases.isReadLeased('new')).toBe(false);
+  });
+});
