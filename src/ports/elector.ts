@@ -119,6 +119,11 @@ export class MemberIdTakenError extends Error {
     readonly nodeId: string,
     /** The record the other holder published. */
     readonly holder: MemberRecord,
+    /**
+     * How long the coordinator still keeps the holder's lease (ms; at most 0 once it expired and
+     * only waits to be revoked), or undefined when it could not be read.
+     */
+    readonly holderLeaseRemainingMs?: number,
     options?: ErrorOptions,
   ) {
     super(

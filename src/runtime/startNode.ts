@@ -30,7 +30,8 @@ const CLAIM_RETRY_MS = 250;
  * How long a node waits for the lease of a silent holder of its id to expire: two TTLs + 1 s on
  * its own clock, so that a clock running up to 2.5 times fast still outwaits a dead holder's
  * lease (one TTL from its last keep-alive, on etcd's clock). A live holder is found sooner: it
- * refreshes its record every second.
+ * refreshes its record every second. A lease that etcd says has expired (and only waits to be
+ * revoked, which etcd does late under load) is a dead holder's, however long that takes.
  */
 function claimWaitMs(leaseTtlMs: number): number {
   return 2 * leaseTtlMs + 1000;
@@ -39,9 +40,10 @@ function claimWaitMs(leaseTtlMs: number): number {
 /**
  * The `startNode` actor: takes a lease and registers the node's id. A member key of this id
  * held by another lease is another process: if that process refreshes its record, or its lease
- * outlives two TTLs (+1 s) from when this node first saw it, it is live and this node refuses to
- * start ({@link DuplicateNodeIdError}); if its lease expires (a process that died), the id is
- * this node's. Each wait is logged within a second and shown in `/status` (`waiting`).
+ * is still unexpired in etcd two TTLs (+1 s) after this node first saw it, it is live and this
+ * node refuses to start ({@link DuplicateNodeIdError}); if its lease expires (a process that
+ * died), the id is this node's. Each wait is logged within a second and shown in `/status`
+ * (`waiting`).
  */
 export async function startNode(
   deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'logger' | 'nodeId' | 'coordinatorName'>,
@@ -56,6 +58,7 @@ export async function startNode(
   signal.throwIfAborted();
   let first: MemberRecord | undefined;
   let deadline = 0;
+  let saidExpired = false;
   for (;;) {
     try {
       await waiting.for(
@@ -75,8 +78,17 @@ export async function startNode(
           { event: 'waiting', dependency: 'node id', holder: holder.address },
           `node id ${nodeId} is registered at ${holder.address}: waiting up to ${claimWaitMs(config.leaseTtlMs)} ms for its lease to expire`,
         );
-      } else if (holder.updatedAt !== first.updatedAt || now >= deadline) {
+      } else if (
+        holder.updatedAt !== first.updatedAt ||
+        (now >= deadline && (err.holderLeaseRemainingMs ?? 1) > 0)
+      ) {
         throw new DuplicateNodeIdError(nodeId, holder.address, { cause: err });
+      } else if (now >= deadline && !saidExpired) {
+        saidExpired = true;
+        logger.warn(
+          { event: 'waiting', dependency: 'node id', holder: holder.address },
+          `the lease of node id ${nodeId} at ${holder.address} has expired: waiting for ${coordinator} to revoke it`,
+        );
       }
     }
     await new Promise<void>((resolve) => clock.setTimeout(resolve, CLAIM_RETRY_MS));

@@ -1,6 +1,11 @@
 // The Elector port's contract, run against every adapter (memory, etcd).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ElectorStateError, type Elector, type LeaderView } from '../../src/ports/elector.ts';
+import {
+  ElectorStateError,
+  type Elector,
+  type LeaderView,
+  type MemberIdTakenError,
+} from '../../src/ports/elector.ts';
 
 export interface ElectorContractSetup {
   /** An elector for `nodeId` (not started) over the same store as every other of this setup. */
@@ -208,11 +213,19 @@ export function describeElectorContract(
         updatedAt: now(),
       });
       await a.publishMember(record('http://first', 'standby'));
-      await expect(twin.publishMember(record('http://second', 'starting'))).rejects.toMatchObject({
+      const taken = await twin.publishMember(record('http://second', 'starting')).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(taken).toMatchObject({
         name: 'MemberIdTakenError',
         nodeId: 'a',
         holder: { address: 'http://first' },
       });
+      // The holder's lease is live: the coordinator keeps it for a while yet (whole seconds in
+      // etcd; keep-alives every TTL/3 keep it above 1 s).
+      expect((taken as MemberIdTakenError).holderLeaseRemainingMs).toBeGreaterThanOrEqual(1000);
+      expect((taken as MemberIdTakenError).holderLeaseRemainingMs).toBeLessThanOrEqual(TTL_MS);
       // The holder updates its own record; the record stays the holder's.
       await a.publishMember(record('http://first', 'primary'));
       expect(await twin.members()).toMatchObject([{ address: 'http://first', role: 'primary' }]);

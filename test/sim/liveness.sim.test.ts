@@ -229,4 +229,19 @@ describe('liveness under faults (simulation)', () => {
       address: 'sim://restarted',
     });
   });
+
+  it("a node restarted while etcd is slow to revoke its dead predecessor's expired lease waits for the revocation and starts", async () => {
+    // CI failure (failover.e2e 'a restarted standby catches up', loaded machine): the restarted
+    // node refused to start, 'another node is running with id n1', because its predecessor's
+    // lease was still in etcd two TTLs + 1 s after it first saw it. etcd revokes expired leases
+    // late under load (and retries a failed revocation 3 s later); an expired lease is no twin.
+    const s = await started();
+    s.c.coord.revocationDelayMs = 3 * TTL;
+    const dead = s.standbys()[0]!;
+    const id = dead.status().nodeId;
+    await s.crash(dead);
+    const restarted = twin(s.c, id, 'sim://restarted');
+    expect(await s.runUntil(() => restarted.role === 'standby', 4 * TTL + 2000)).toBe(true);
+    expect(restarted.refusal).toBeUndefined();
+  });
 });

@@ -258,6 +258,24 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     scheduleKeepAlive(keepAliveIntervalMs);
   }
 
+  /**
+   * How long etcd still keeps lease `leaseId` (ms, whole seconds: etcd answers "expires in under
+   * TTL + 1 s"; at most 0 once it expired and waits to be revoked, -1000 when it is gone), or
+   * undefined when etcd does not answer.
+   */
+  async function leaseRemainingMs(leaseId: string): Promise<number | undefined> {
+    try {
+      const response = await withTimeout(
+        client.leaseClient.leaseTimeToLive({ ID: leaseId }),
+        callTimeoutMs,
+        'lease time to live',
+      );
+      return Number(response.TTL) * 1000;
+    } catch {
+      return undefined;
+    }
+  }
+
   function requireLease(operation: string): string {
     if (closed) throw new ElectorStateError('closed', `${operation}: elector is closed`);
     if (leaseId === null)
@@ -447,6 +465,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
           throw new MemberIdTakenError(
             record.nodeId,
             parseMember(kv.value) ?? holderless(kv.value),
+            await leaseRemainingMs(kv.lease),
           );
         }
         if (kv !== undefined) {

@@ -54,6 +54,8 @@ interface Lease {
   readonly ttlMs: number;
   expiresAt: number;
   timer: TimerHandle;
+  /** Expired, its keys not yet deleted (see {@link MemoryCoordinator.revocationDelayMs}). */
+  expired?: boolean;
 }
 
 interface LeaderKey {
@@ -80,6 +82,11 @@ interface Watcher {
  * after the TTL) and its watchers hear nothing; on `heal` they get the current leader.
  */
 export class MemoryCoordinator {
+  /**
+   * How long an expired lease's keys outlive it, as with etcd, which revokes expired leases in
+   * a loop, later under load (and retries a failed revocation 3 s later). Default 0: at once.
+   */
+  revocationDelayMs = 0;
   private revisionValue = 0;
   private nextLeaseId = 1;
   private readonly leases = new Map<number, Lease>();
@@ -166,7 +173,7 @@ export class MemoryCoordinator {
   keepAlive(nodeId: string, leaseId: number): boolean {
     this.reach(nodeId, 'keepAlive');
     const lease = this.leases.get(leaseId);
-    if (lease === undefined) return false;
+    if (lease === undefined || lease.expired === true) return false;
     lease.timer.clear();
     lease.expiresAt = this.clock.monotonicNow() + lease.ttlMs;
     lease.timer = this.clock.setTimeout(() => this.expire(leaseId), lease.ttlMs);
@@ -232,7 +239,9 @@ export class MemoryCoordinator {
     }
     const held = this.memberRecords.get(record.nodeId);
     if (held !== undefined && held.leaseId !== leaseId && !ownLeases.has(held.leaseId)) {
-      throw new MemberIdTakenError(record.nodeId, held.record);
+      const lease = this.leases.get(held.leaseId);
+      const remainingMs = (lease?.expiresAt ?? 0) - this.clock.monotonicNow();
+      throw new MemberIdTakenError(record.nodeId, held.record, remainingMs);
     }
     this.revisionValue++;
     this.memberRecords.set(record.nodeId, { record, leaseId });
@@ -263,6 +272,14 @@ export class MemoryCoordinator {
   private expire(leaseId: number): void {
     const lease = this.leases.get(leaseId);
     if (lease === undefined || this.clock.monotonicNow() < lease.expiresAt) return;
+    if (this.revocationDelayMs > 0 && lease.expired !== true) {
+      lease.expired = true;
+      lease.timer = this.clock.setTimeout(
+        () => this.dropLease(leaseId, 'lease expired'),
+        this.revocationDelayMs,
+      );
+      return;
+    }
     this.dropLease(leaseId, 'lease expired');
   }
 
