@@ -11,9 +11,11 @@ import type { Clock } from '../ports/clock.ts';
  */
 export class ReadLeases {
   readonly #expiry = new Map<string, number>();
-  #allUntil = 0;
-  /** The committed state at the last promotion (immutable, so keeping it costs no copy). */
-  #promotedFrom: MetadataState | undefined;
+  /**
+   * The committed state at the last promotion (immutable, so keeping it costs no copy) and when
+   * its objects' leases end; undefined once they have.
+   */
+  #promotion: { readonly state: MetadataState; readonly until: number } | undefined;
 
   constructor(
     private readonly clock: Clock,
@@ -30,15 +32,14 @@ export class ReadLeases {
 
   /** Treats every object of `state` (the committed state at promotion) as leased for one TTL. */
   leaseAll(state: MetadataState): void {
-    this.#allUntil = this.clock.monotonicNow() + this.ttlMs;
-    this.#promotedFrom = state;
+    this.#promotion = { state, until: this.clock.monotonicNow() + this.ttlMs };
   }
 
   isReadLeased = (key: string): boolean => {
     const now = this.clock.monotonicNow();
-    if (this.#promotedFrom !== undefined) {
-      if (now >= this.#allUntil) this.#promotedFrom = undefined;
-      else if (getObject(this.#promotedFrom, key) !== undefined) return true;
+    if (this.#promotion !== undefined) {
+      if (now >= this.#promotion.until) this.#promotion = undefined;
+      else if (getObject(this.#promotion.state, key) !== undefined) return true;
     }
     const until = this.#expiry.get(key);
     if (until === undefined) return false;
@@ -49,8 +50,7 @@ export class ReadLeases {
 
   clear(): void {
     this.#expiry.clear();
-    this.#allUntil = 0;
-    this.#promotedFrom = undefined;
+    this.#promotion = undefined;
   }
 
   #sweep(): void {
