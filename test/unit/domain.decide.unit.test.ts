@@ -10,17 +10,12 @@ import {
 } from '../../src/domain/limits.ts';
 import { emptyState, getObject, getSegment } from '../../src/domain/state.ts';
 import type { Command, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+import { runCommands } from '../fixtures/runCommands.ts';
 
 const free: DecideContext = { isReadLeased: () => false };
 
 function run(state: MetadataState, commands: readonly Command[], ctx = free): MetadataState {
-  let s = state;
-  for (const command of commands) {
-    const d = decide(s, command, ctx);
-    if (!d.ok) throw d.error;
-    s = fold(s, { seq: s.appliedSeq + 1, epoch: 1, ts: 1000, event: d.event });
-  }
-  return s;
+  return runCommands(state, commands, { ctx, ts: 1000 });
 }
 
 function accepted(state: MetadataState, command: Command, ctx = free): MetadataEvent {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { objectChecksum, prefixHash, shardDigest, stateDigest } from '../../src/domain/checksum.ts';
-import { decide, type DecideContext } from '../../src/domain/decide.ts';
+import type { DecideContext } from '../../src/domain/decide.ts';
 import { DEFAULT_EVICTION_POLICY, decideEviction } from '../../src/domain/eviction.ts';
 import { fold, foldAll, FoldError } from '../../src/domain/fold.ts';
 import { SHARD_COUNT, shardOf } from '../../src/domain/shard.ts';
@@ -12,17 +12,12 @@ import {
   shardObjects,
 } from '../../src/domain/state.ts';
 import type { Command, LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+import { runCommands } from '../fixtures/runCommands.ts';
 
 const free: DecideContext = { isReadLeased: () => false };
 
 function run(state: MetadataState, commands: readonly Command[]): MetadataState {
-  let s = state;
-  for (const command of commands) {
-    const d = decide(s, command, free);
-    if (!d.ok) throw d.error;
-    s = fold(s, { seq: s.appliedSeq + 1, epoch: 1, ts: 0, event: d.event });
-  }
-  return s;
+  return runCommands(state, commands, { ctx: free });
 }
 
 const at = (state: MetadataState, event: MetadataEvent): LoggedEvent => ({

@@ -2,22 +2,15 @@
 import { describe, expect, it } from 'vitest';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decide } from '../../src/domain/decide.ts';
-import { fold } from '../../src/domain/fold.ts';
 import { emptyState } from '../../src/domain/state.ts';
 import type { Command, MetadataState } from '../../src/domain/types.ts';
 import { ReadLeases } from '../../src/runtime/readLeases.ts';
+import { runCommands } from '../fixtures/runCommands.ts';
 
 const TTL = 2000;
 
-function run(state: MetadataState, commands: readonly Command[]): MetadataState {
-  let s = state;
-  for (const command of commands) {
-    const d = decide(s, command, { isReadLeased: () => false });
-    if (!d.ok) throw d.error;
-    s = fold(s, { seq: s.appliedSeq + 1, epoch: 1, ts: 1000, event: d.event });
-  }
-  return s;
-}
+const run = (state: MetadataState, commands: readonly Command[]): MetadataState =>
+  runCommands(state, commands, { ts: 1000 });
 
 const put = (key: string): Command[] => [
   { type: 'putStart', key, size: 10, replicaNum: 1 },
