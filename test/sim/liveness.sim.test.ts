@@ -216,13 +216,17 @@ describe('liveness under faults (simulation)', () => {
     expect(s.c.primaries()).toHaveLength(1);
   });
 
-  it('a node restarted with the id of one that died (its lease still live) takes the id once the lease expires', async () => {
-    const s = await started();
+  /** A standby killed (kill -9: its lease is neither resigned nor kept alive any more) and a new process with its id at `sim://restarted`. */
+  async function restartStandby(s: Scenario): Promise<{ id: string; restarted: NodeRuntime }> {
     const dead = s.standbys()[0]!;
     const id = dead.status().nodeId;
-    // kill -9: the lease is neither resigned nor kept alive any more.
     await s.crash(dead);
-    const restarted = twin(s.c, id, 'sim://restarted');
+    return { id, restarted: twin(s.c, id, 'sim://restarted') };
+  }
+
+  it('a node restarted with the id of one that died (its lease still live) takes the id once the lease expires', async () => {
+    const s = await started();
+    const { id, restarted } = await restartStandby(s);
     expect(await s.runUntil(() => restarted.role === 'standby', 2 * TTL + 2000)).toBe(true);
     expect(restarted.refusal).toBeUndefined();
     expect(s.c.coord.members('observer').find((m) => m.nodeId === id)).toMatchObject({
@@ -237,10 +241,7 @@ describe('liveness under faults (simulation)', () => {
     // late under load (and retries a failed revocation 3 s later); an expired lease is no twin.
     const s = await started();
     s.c.coord.revocationDelayMs = 3 * TTL;
-    const dead = s.standbys()[0]!;
-    const id = dead.status().nodeId;
-    await s.crash(dead);
-    const restarted = twin(s.c, id, 'sim://restarted');
+    const { restarted } = await restartStandby(s);
     expect(await s.runUntil(() => restarted.role === 'standby', 4 * TTL + 2000)).toBe(true);
     expect(restarted.refusal).toBeUndefined();
   });
