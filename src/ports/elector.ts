@@ -29,6 +29,16 @@ export type CampaignResult =
   | { readonly won: true; readonly epoch: number }
   | { readonly won: false; readonly leader: LeaderView | null };
 
+/**
+ * What the coordinator says of an `EPOCH` entry's claim that `nodeId` won the leader key at
+ * `epoch` (the key's create revision): a real election, none, or no way to tell (etcd has
+ * compacted that revision away).
+ */
+export type ElectionVerdict =
+  | { readonly kind: 'elected' }
+  | { readonly kind: 'notElected'; readonly why: string }
+  | { readonly kind: 'unverifiable'; readonly why: string };
+
 /** One node's registration in the member registry, bound to its lease. */
 export interface MemberRecord {
   readonly nodeId: string;
@@ -59,6 +69,12 @@ export interface Elector {
   campaign(info: LeaderInfo): Promise<CampaignResult>;
   /** The current leader, read now. */
   leader(): Promise<LeaderView | null>;
+  /**
+   * Whether `nodeId` won the leader key at `epoch`: the key was created at revision `epoch`
+   * with `nodeId` as its holder. Read now (linearizable), from the key as it is or as it was at
+   * that revision. Needs no lease. Rejects when the coordinator cannot be reached.
+   */
+  election(epoch: number, nodeId: string): Promise<ElectionVerdict>;
   /**
    * Calls `onChange` with the leader (or null when the key is gone) at once and on every
    * change, until the returned function is called.

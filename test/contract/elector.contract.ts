@@ -101,6 +101,28 @@ export function describeElectorContract(
       expect(third.epoch).toBeGreaterThan(second.epoch);
     });
 
+    it('tells a real election (held now, or given up since, handed over too) from a claimed one', async () => {
+      const a = await started('a');
+      const b = await started('b');
+      const observer = await current().makeElector('o', TTL_MS); // needs no lease
+      electors.push(observer);
+      const first = await a.campaign(info('a'));
+      if (!first.won) throw new Error('a should win an empty election');
+      expect(await observer.election(first.epoch, 'a')).toEqual({ kind: 'elected' });
+      expect((await observer.election(first.epoch, 'b')).kind).toBe('notElected');
+      await a.resign({ handoverTo: 'b' });
+      const second = await b.campaign(info('b'));
+      if (!second.won) throw new Error('b should win after a resigned');
+      // a's election is history now: still a real one, by a only.
+      expect(await observer.election(first.epoch, 'a')).toEqual({ kind: 'elected' });
+      expect((await observer.election(first.epoch, 'b')).kind).toBe('notElected');
+      expect(await observer.election(second.epoch, 'b')).toEqual({ kind: 'elected' });
+      // Revisions at which nobody won, and ones beyond the store's: no election.
+      expect((await observer.election(second.epoch - 1, 'b')).kind).toBe('notElected');
+      expect((await observer.election(second.epoch + 1, 'b')).kind).toBe('notElected');
+      expect((await observer.election(1_000_000_000, 'b')).kind).toBe('notElected');
+    });
+
     it('lets observers see the leader and its deletion', async () => {
       const a = await started('a');
       const watcher = await started('w');

@@ -237,6 +237,29 @@ describe('EtcdElector against a real etcd', () => {
     await expect(winner.campaign({ nodeId: winnerId, address: '' })).rejects.toThrow(/lease lost/);
   });
 
+  it('an election whose revision etcd compacted away is unverifiable, not refused; the current one still verifies', async () => {
+    await using etcd = await startEtcd();
+    const cluster = newCluster();
+    const a = elector(etcd.endpoint, cluster, 'a');
+    await a.start();
+    const first = await a.campaign({ nodeId: 'a', address: '' });
+    if (!first.won) throw new Error('a should win an empty election');
+    await a.resign();
+    const b = elector(etcd.endpoint, cluster, 'b');
+    await b.start();
+    const second = await b.campaign({ nodeId: 'b', address: '' });
+    if (!second.won) throw new Error('b should win after a resigned');
+    const client = new Etcd3({ hosts: [etcd.endpoint] });
+    cleanups.push(() => client.close());
+    await client.put(`${leaderKey(cluster)}-unrelated`).value('x');
+    const { header } = await client.get('x').exec();
+    await client.kv.compact({ revision: header.revision });
+    const verdict = await b.election(first.epoch, 'a');
+    expect(verdict.kind).toBe('unverifiable');
+    expect(await b.election(second.epoch, 'b')).toEqual({ kind: 'elected' });
+    expect((await b.election(second.epoch, 'a')).kind).toBe('notElected');
+  });
+
   it('frees the leader key within TTL + 1 s of a kill -9 of its holder, and a contender wins with a larger epoch', async () => {
     await using etcd = await startEtcd();
     const cluster = newCluster();

@@ -1229,6 +1229,7 @@ function withoutLeaseDeadline(elector: Elector): Elector {
     start: () => elector.start(),
     campaign: (info) => elector.campaign(info),
     leader: () => elector.leader(),
+    election: (epoch, nodeId) => elector.election(epoch, nodeId),
     observe: (onChange) => elector.observe(onChange),
     leaseDeadline: () => Number.POSITIVE_INFINITY,
     onLeaseLost: () => () => undefined,

@@ -5,6 +5,7 @@ import {
   ElectorStateError,
   MemberIdTakenError,
   type CampaignResult,
+  type ElectionVerdict,
   type Elector,
   type LeaderInfo,
   type LeaderView,
@@ -102,6 +103,53 @@ async function readLeader(
   );
   const kv = response.kvs[0];
   return kv === undefined ? null : parseLeader(kv);
+}
+
+/**
+ * Whether `nodeId` won the leader key at revision `epoch`: the key as it is now (it still holds
+ * that election), else as it was at that revision (etcd's MVCC history, until compacted).
+ */
+export async function readElection(
+  client: Etcd3,
+  cluster: string,
+  epoch: number,
+  nodeId: string,
+  timeoutMs: number,
+): Promise<ElectionVerdict> {
+  const key = leaderKey(cluster);
+  const now = await withTimeout(client.get(key).exec(), timeoutMs, 'get leader');
+  const judge = (kv: IKeyValue | undefined, when: string): ElectionVerdict => {
+    const holder = kv === undefined ? null : parseLeader(kv);
+    if (holder === null || holder.epoch !== epoch) {
+      return { kind: 'notElected', why: `the leader key was not created at revision ${epoch}` };
+    }
+    return holder.nodeId === nodeId
+      ? { kind: 'elected' }
+      : { kind: 'notElected', why: `revision ${epoch} elected ${holder.nodeId} ${when}` };
+  };
+  const current = now.kvs[0];
+  if (current !== undefined && Number(current.create_revision) === epoch) return judge(current, '');
+  // A real win committed before its EPOCH entry was appended, so before this read.
+  if (epoch > Number(now.header.revision)) {
+    return {
+      kind: 'notElected',
+      why: `revision ${epoch} is beyond etcd's current revision ${now.header.revision}`,
+    };
+  }
+  try {
+    const then = await withTimeout(
+      client.get(key).revision(epoch).exec(),
+      timeoutMs,
+      'get leader at revision',
+    );
+    return judge(then.kvs[0], `at that revision`);
+  } catch (err) {
+    const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+    if (/compacted/i.test(String(cause))) {
+      return { kind: 'unverifiable', why: `etcd compacted revision ${epoch} (${String(cause)})` };
+    }
+    throw err;
+  }
 }
 
 async function readMembers(
@@ -331,6 +379,10 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
 
     leader() {
       return readLeader(client, cluster, callTimeoutMs);
+    },
+
+    election(epoch, claimant) {
+      return readElection(client, cluster, epoch, claimant, callTimeoutMs);
     },
 
     observe(onChange) {

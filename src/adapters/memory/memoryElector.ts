@@ -4,6 +4,7 @@ import {
   ElectorStateError,
   MemberIdTakenError,
   type CampaignResult,
+  type ElectionVerdict,
   type Elector,
   type LeaderInfo,
   type LeaderView,
@@ -91,6 +92,8 @@ export class MemoryCoordinator {
   private nextLeaseId = 1;
   private readonly leases = new Map<number, Lease>();
   private leaderKey: LeaderKey | null = null;
+  /** Who won the leader key at each epoch (its create revision): the store's history. */
+  private readonly elections = new Map<number, string>();
   private readonly memberRecords = new Map<string, { record: MemberRecord; leaseId: number }>();
   private readonly watchers = new Set<Watcher>();
   private readonly leaseListeners = new Map<number, (reason: string) => void>();
@@ -194,6 +197,7 @@ export class MemoryCoordinator {
     }
     if (this.leaderKey !== null) return { won: false, leader: this.leaderKey.view };
     const epoch = ++this.revisionValue;
+    this.elections.set(epoch, info.nodeId);
     this.leaderKey = {
       view: { nodeId: info.nodeId, address: info.address, epoch },
       leaseId,
@@ -205,6 +209,20 @@ export class MemoryCoordinator {
   leader(nodeId: string): LeaderView | null {
     this.reach(nodeId, 'leader');
     return this.currentLeader();
+  }
+
+  /** Whether `claimant` won the leader key at revision `epoch` (asked by `nodeId`). */
+  election(nodeId: string, epoch: number, claimant: string): ElectionVerdict {
+    this.reach(nodeId, 'election');
+    const winner = this.elections.get(epoch);
+    if (winner === claimant) return { kind: 'elected' };
+    return {
+      kind: 'notElected',
+      why:
+        winner === undefined
+          ? `the leader key was not created at revision ${epoch}`
+          : `revision ${epoch} elected ${winner}`,
+    };
   }
 
   /** Deletes the leader key if it is bound to `leaseId` (after writing the handover hint, if any). */
@@ -487,6 +505,10 @@ export function createMemoryElector(
 
     leader() {
       return call('leader', () => coord.leader(nodeId));
+    },
+
+    election(epoch, claimant) {
+      return call('election', () => coord.election(nodeId, epoch, claimant));
     },
 
     observe(onChange) {
