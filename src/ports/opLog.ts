@@ -21,6 +21,11 @@ export interface LogBatch {
   readonly undecodable?: string;
 }
 
+/** Where a follower starts (see {@link OpLog.follow}). */
+export interface FollowOptions {
+  readonly afterStreamSeq?: number;
+}
+
 /** The first and last entry the stream still retains (both 0 when it holds none). */
 export interface LogBounds {
   readonly firstSeq: number;
@@ -37,8 +42,9 @@ export interface LogBounds {
  *
  * Promises: entries are stored in append order; a message is stored only when the stream's
  * last sequence equals the sequence the writer expected (fencing), so two writers can never
- * both extend one history; a follower sees every stored entry exactly once, in seq order, and
- * every stored message that does not decode as a batch with `undecodable` set, which it skips.
+ * both extend one history; a follower sees every stored message after its start exactly once,
+ * in stream order (the writers' entries in seq order), and a message that does not decode as a
+ * batch with `undecodable` set, which it skips.
  * An undecodable message takes a stream slot (so it fences the writer that expected that slot)
  * but holds no entry: `bounds` looks past it.
  */
@@ -49,10 +55,16 @@ export interface OpLog {
    */
   openWriter(options: { readonly expectedLastStreamSeq: number }): OpLogWriter;
   /**
-   * Follows the log from entry `fromSeq` on, batch by batch, until `close()` or an error.
-   * Fails with {@link NotRetainedError} when `fromSeq` is older than the first retained entry.
+   * Follows the log from entry `fromSeq` on, message by message in stream order, until
+   * `close()` or an error: every message after the first one holding `fromSeq`, with entries
+   * before `fromSeq` left out, whatever seqs their entries carry (an outsider's may carry any:
+   * telling the log's entries from foreign ones is the reader's part). With `afterStreamSeq`
+   * (the stream message that held entry `fromSeq - 1`, when the reader knows it), it starts
+   * right after that message instead of where the entries' seqs point. Fails with
+   * {@link NotRetainedError} when `fromSeq` (or the message after `afterStreamSeq`) is no
+   * longer retained.
    */
-  follow(fromSeq: number): LogFollower;
+  follow(fromSeq: number, options?: FollowOptions): LogFollower;
   /** The retained range, read now from the stream. */
   bounds(): Promise<LogBounds>;
   /**

@@ -1,9 +1,20 @@
+import { admit, type ElectedCheck, type ForeignEntry } from '../domain/admission.ts';
 import type { OpLogEntry } from '../domain/entry.ts';
 import { fromEntry } from '../domain/eventCodec.ts';
 import { foldAll } from '../domain/fold.ts';
 import { emptyState } from '../domain/state.ts';
 import type { LoggedEvent, MetadataState } from '../domain/types.ts';
-import type { LogBatch } from '../ports/opLog.ts';
+import type { FollowOptions, LogBatch } from '../ports/opLog.ts';
+
+/** What became of a batch: passed over (it does not decode), or folded but for foreign entries. */
+export interface BatchOutcome {
+  /** Set when the message is no batch of entries: why. */
+  readonly undecodable?: string;
+  /** Entries not folded because they are no elected primary's (see domain/admission.ts). */
+  readonly foreign: readonly ForeignEntry[];
+  /** False for a message at or before the last one folded or passed (a redelivery). */
+  readonly fresh: boolean;
+}
 
 /**
  * The committed state of one node: only entries the OpLog acknowledged (primary) or
@@ -14,6 +25,7 @@ export class CommittedStore {
   #state: MetadataState = emptyState();
   #lastStreamSeq = 0;
   #skippedMessages = 0;
+  #foreignEntries = 0;
 
   /** The frozen committed state. */
   get state(): MetadataState {
@@ -30,40 +42,66 @@ export class CommittedStore {
     return this.#lastStreamSeq;
   }
 
+  /**
+   * Where a follower of the log picks up after this state: right after the last stream message
+   * folded or passed over, when there is one (the entries' seqs cannot place it: an outsider's
+   * may carry any).
+   */
+  followFrom(): FollowOptions {
+    return this.#lastStreamSeq > 0 ? { afterStreamSeq: this.#lastStreamSeq } : {};
+  }
+
   /** Stream messages passed over because they were not batches of entries, since start. */
   get skippedMessages(): number {
     return this.#skippedMessages;
   }
 
-  /**
-   * Folds a batch a follower delivered ({@link applyEntries}), or passes over a message that
-   * is no batch of entries (counted; the stream position still moves past it). True when the
-   * batch was passed over.
-   */
-  applyBatch(batch: LogBatch): boolean {
-    if (batch.undecodable === undefined) {
-      this.applyEntries(batch.entries, batch.streamSeq);
-      return false;
-    }
-    // Counted once: a message at or before the last one passed is a redelivery.
-    if (batch.streamSeq > this.#lastStreamSeq) this.#skippedMessages++;
-    this.#lastStreamSeq = Math.max(this.#lastStreamSeq, batch.streamSeq);
-    return true;
+  /** Entries passed over because they were no elected primary's, since start. */
+  get foreignEntries(): number {
+    return this.#foreignEntries;
   }
 
   /**
-   * Folds entries delivered by the log. Entries at or below `appliedSeq` are skipped (a
-   * redelivery); anything else out of order, or an entry failing its checksum, throws
-   * (`FoldError`, `CodecError`) and changes nothing.
+   * Folds a batch a follower delivered ({@link applyEntries}), or passes over a message that
+   * is no batch of entries; either way the stream position moves past it. What was passed
+   * over is counted once, not again on a redelivery.
    */
-  applyEntries(entries: readonly OpLogEntry[], streamSeq: number): void {
+  applyBatch(batch: LogBatch, elected: ElectedCheck): BatchOutcome {
+    const fresh = batch.streamSeq > this.#lastStreamSeq;
+    if (batch.undecodable === undefined) {
+      const foreign = this.applyEntries(batch.entries, batch.streamSeq, elected);
+      if (fresh) this.#foreignEntries += foreign.length;
+      return { foreign, fresh };
+    }
+    if (fresh) this.#skippedMessages++;
+    this.#lastStreamSeq = Math.max(this.#lastStreamSeq, batch.streamSeq);
+    return { undecodable: batch.undecodable, foreign: [], fresh };
+  }
+
+  /**
+   * Folds the entries delivered by the log that are the elected primary's (domain/admission.ts),
+   * and returns the foreign ones. Entries at or below `appliedSeq` are skipped (a redelivery);
+   * anything else out of order, or an entry failing its checksum, throws (`FoldError`,
+   * `CodecError`) and changes nothing.
+   */
+  applyEntries(
+    entries: readonly OpLogEntry[],
+    streamSeq: number,
+    elected: ElectedCheck,
+  ): readonly ForeignEntry[] {
     const fresh: LoggedEvent[] = [];
     for (const entry of entries) {
       if (entry.seq <= this.#state.appliedSeq) continue;
       fresh.push(fromEntry(entry));
     }
-    if (fresh.length > 0) this.#state = foldAll(this.#state, fresh);
+    let foreign: readonly ForeignEntry[] = [];
+    if (fresh.length > 0) {
+      const split = admit(this.#state.epoch, fresh, elected);
+      this.#state = foldAll(this.#state, split.admitted);
+      foreign = split.foreign;
+    }
     this.#lastStreamSeq = Math.max(this.#lastStreamSeq, streamSeq);
+    return foreign;
   }
 
   /**

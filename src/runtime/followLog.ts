@@ -2,16 +2,45 @@ import type { MasterNodeEvent } from '../../machines/masterNode.machine.ts';
 import { CodecError } from '../domain/codec.ts';
 import { FoldError } from '../domain/fold.ts';
 import type { TimerHandle } from '../ports/clock.ts';
-import { NotRetainedError, type LogBatch, type LogFollower } from '../ports/opLog.ts';
-import type { CommittedStore } from './committedStore.ts';
+import {
+  NotRetainedError,
+  type LogBatch,
+  type LogBounds,
+  type LogFollower,
+} from '../ports/opLog.ts';
+import type { BatchOutcome, CommittedStore } from './committedStore.ts';
+import type { ElectionChecks } from './electionChecks.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 
-/** Says that stream message `batch.streamSeq` was passed over, and why. */
-export function warnSkipped(logger: NodeRuntimeDeps['logger'], batch: LogBatch): void {
-  logger.warn(
-    { event: 'logMessageSkipped', streamSeq: batch.streamSeq, why: batch.undecodable },
-    `stream message ${batch.streamSeq} is not a batch of entries; skipped`,
-  );
+/**
+ * Folds `batch` into `store` once the election claims of its `EPOCH` entries are checked, and
+ * says what was passed over (once: not again on a redelivery): a message that is no batch of
+ * entries, or entries no elected primary wrote.
+ */
+export async function foldBatch(
+  logger: NodeRuntimeDeps['logger'],
+  checks: ElectionChecks,
+  store: CommittedStore,
+  batch: LogBatch,
+  stopped: () => boolean,
+): Promise<BatchOutcome | undefined> {
+  await checks.settle(batch, store.state, stopped);
+  if (stopped()) return undefined;
+  const outcome = store.applyBatch(batch, checks.elected);
+  if (!outcome.fresh) return outcome;
+  if (outcome.undecodable !== undefined) {
+    logger.warn(
+      { event: 'logMessageSkipped', streamSeq: batch.streamSeq, why: outcome.undecodable },
+      `stream message ${batch.streamSeq} is not a batch of entries; skipped`,
+    );
+  }
+  for (const foreign of outcome.foreign) {
+    logger.warn(
+      { event: 'foreignEntrySkipped', streamSeq: batch.streamSeq, ...foreign },
+      `entry ${foreign.seq} (${foreign.op}) of stream message ${batch.streamSeq} is no elected primary's: ${foreign.why}; skipped`,
+    );
+  }
+  return outcome;
 }
 
 /**
@@ -20,13 +49,15 @@ export function warnSkipped(logger: NodeRuntimeDeps['logger'], batch: LogBatch):
  * subscription after `retryDelayMs`, and sends `oplog.needsSync` when the log cannot be
  * followed from where the store is. A follower that delivers nothing for `followStallMs` while
  * the log holds entries the store has not applied (a consumer the server forgot, e.g. after a
- * restart) is dropped and replaced at once. A stream message that is no batch of entries is
- * reported and passed over. Returns its closer.
+ * restart) is dropped and replaced at once. A stream message that is no batch of entries, and
+ * an entry no elected primary wrote (domain/admission.ts), are reported and passed over: the log
+ * goes on after them. Returns its closer.
  */
 export function followLog(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'clock' | 'logger'>,
   config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'retryDelayMs' | 'followStallMs'>,
   store: CommittedStore,
+  checks: ElectionChecks,
   sendBack: (event: MasterNodeEvent) => void,
 ): () => void {
   const { opLog, clock, logger } = deps;
@@ -39,15 +70,26 @@ export function followLog(
   let deliveredAt = clock.monotonicNow();
   /** The watchdog closed the follower: follow again without the retry wait. */
   let replaced = false;
+  /** A batch waits for its election claims to be checked: the follower is not stalled. */
+  let settling = false;
   let boundsFailing = false;
   const report = (): void => {
     sendBack({ type: 'oplog.progress', appliedSeq: store.appliedSeq, logLastSeq });
   };
-  const watch = (lastSeq: number): void => {
+  /** Whether the log holds messages after the last one the store folded or passed over. */
+  const behind = (bounds: LogBounds): boolean => bounds.lastStreamSeq > store.lastStreamSeq;
+  const watch = (bounds: LogBounds): void => {
     const idleMs = clock.monotonicNow() - deliveredAt;
-    if (follower === undefined || lastSeq <= store.appliedSeq || idleMs < config.followStallMs) {
+    if (
+      follower === undefined ||
+      settling ||
+      bounds.lastSeq <= store.appliedSeq ||
+      !behind(bounds) ||
+      idleMs < config.followStallMs
+    ) {
       return;
     }
+    const lastSeq = bounds.lastSeq;
     logger.warn(
       { event: 'followStalled', appliedSeq: store.appliedSeq, logLastSeq: lastSeq, idleMs },
       'the follower delivers nothing while the log holds more; following again',
@@ -60,10 +102,12 @@ export function followLog(
     opLog.bounds().then(
       (bounds) => {
         boundsFailing = false;
-        logLastSeq = Math.max(logLastSeq, bounds.lastSeq);
+        // The last message's seq says how far the log goes only while this node has not read
+        // it: it may be a foreign entry's, of any seq.
+        logLastSeq = behind(bounds) ? Math.max(bounds.lastSeq, store.appliedSeq) : store.appliedSeq;
         if (stopped) return;
         report();
-        watch(bounds.lastSeq);
+        watch(bounds);
       },
       (err: unknown) => {
         if (stopped || boundsFailing) return;
@@ -82,11 +126,17 @@ export function followLog(
       try {
         replaced = false;
         deliveredAt = clock.monotonicNow();
-        follower = opLog.follow(store.appliedSeq + 1);
+        follower = opLog.follow(store.appliedSeq + 1, store.followFrom());
         for await (const batch of follower) {
           if (stopped) return;
           deliveredAt = clock.monotonicNow();
-          if (store.applyBatch(batch)) warnSkipped(logger, batch);
+          settling = true;
+          try {
+            await foldBatch(logger, checks, store, batch, () => stopped);
+          } finally {
+            settling = false;
+          }
+          deliveredAt = clock.monotonicNow();
           logLastSeq = Math.max(logLastSeq, store.appliedSeq);
         }
       } catch (err) {

@@ -225,6 +225,7 @@ function answer(
           promotions: status.promotions,
           fences: status.fences,
           skippedMessages: status.skipped,
+          foreignEntries: status.foreign,
           verificationHealthy: runtime.actor.getSnapshot().context.verificationHealthy,
           verification: verificationCounters(runtime),
           checkpoints: runtime.checkpointStats,

@@ -215,6 +215,8 @@ export interface NodeMetricsSnapshot {
   readonly fences: number;
   /** Stream messages passed over (no batches of entries); absent counts as 0. */
   readonly skippedMessages?: number;
+  /** Entries passed over because no elected primary wrote them; absent counts as 0. */
+  readonly foreignEntries?: number;
   readonly verificationHealthy: boolean;
   readonly verification: VerificationCounters | undefined;
   /** Checkpoint counters; absent for a node without a checkpoint store. */
@@ -391,6 +393,11 @@ export class NodeMetrics implements RequestObserver {
         'understudy_log_messages_skipped_total',
         'OpLog stream messages this node passed over because they were not batches of entries (corrupt, or published by an outsider).',
         node.skippedMessages ?? 0,
+      ),
+      counter(
+        'understudy_log_entries_foreign_total',
+        'OpLog entries this node passed over because no elected primary wrote them (an EPOCH fence of no real election, or an entry stamped with another epoch than the current one).',
+        node.foreignEntries ?? 0,
       ),
     ];
   }

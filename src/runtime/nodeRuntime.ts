@@ -25,6 +25,7 @@ import {
 import { nodeStatus, roleOf, type MasterNodeActor, type NodeStatus } from './nodeStatus.ts';
 import { PrimaryTerm } from './primaryTerm.ts';
 import { campaign, promote, watchLease } from './promote.ts';
+import { ElectionChecks } from './electionChecks.ts';
 import { ReadLeases } from './readLeases.ts';
 import { failingClosed, runFullSync, syncFromPrimary } from './runFullSync.ts';
 import { DuplicateNodeIdError, startNode } from './startNode.ts';
@@ -83,6 +84,7 @@ export class NodeRuntime {
     const { store, verificationStats: stats } = this;
     const leases = this.#leases;
     const term = this.#term;
+    const checks = new ElectionChecks(deps, config.retryDelayMs);
     const checkpointStats = this.checkpointStats;
     // A node that failed closed publishes its member record, so `status` lists it and says why.
     this.#members = new MemberPublisher(
@@ -115,7 +117,7 @@ export class NodeRuntime {
       actors: {
         startNode: fromPromise(({ signal }) => this.#startNode(signal)),
         followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(({ sendBack }) =>
-          followLog(deps, config, store, sendBack),
+          followLog(deps, config, store, checks, sendBack),
         ),
         watchLeader: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           deps.elector.observe((leader) => sendBack({ type: 'leader.changed', leader })),
@@ -130,7 +132,9 @@ export class NodeRuntime {
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
           { nodeId: string; epoch: number }
-        >(({ input, signal }) => promote(deps, config, store, leases, term, input.epoch, signal)),
+        >(({ input, signal }) =>
+          promote(deps, config, store, checks, leases, term, input.epoch, signal),
+        ),
         watchLease: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           watchLease(deps, sendBack),
         ),
@@ -274,7 +278,7 @@ export class NodeRuntime {
       this.#role,
       context,
       this.store.appliedSeq,
-      this.store.skippedMessages,
+      { skipped: this.store.skippedMessages, foreign: this.store.foreignEntries },
       this.verificationStats,
       this.#waiting.current,
       this.checkpointStats,

@@ -22,6 +22,8 @@ export interface NodeStatus {
   readonly fences: number;
   /** Stream messages passed over since start because they were no batches of entries. */
   readonly skipped: number;
+  /** Entries passed over since start because no elected primary wrote them (foreign). */
+  readonly foreign: number;
   /** Verification and full-sync counters (a copy). */
   readonly verification: VerificationStats;
   /** While starting: the dependency the node is waiting for (e.g. `etcd at http://...`). */
@@ -64,7 +66,7 @@ export function nodeStatus(
   role: NodeRole,
   context: MasterNodeContext,
   appliedSeq: number,
-  skipped: number,
+  passedOver: { readonly skipped: number; readonly foreign: number },
   verification: VerificationStats,
   waitingFor?: string,
   checkpoints?: CheckpointStats,
@@ -81,7 +83,8 @@ export function nodeStatus(
     lastFault: context.lastFault,
     promotions: context.promotions,
     fences: context.fences,
-    skipped,
+    skipped: passedOver.skipped,
+    foreign: passedOver.foreign,
     verification: { ...verification },
     ...(waitingFor === undefined ? {} : { waitingFor }),
   };

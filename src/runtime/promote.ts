@@ -5,7 +5,8 @@ import type { LoggedEvent } from '../domain/types.ts';
 import type { CampaignResult } from '../ports/elector.ts';
 import type { OpLogWriter } from '../ports/opLog.ts';
 import type { CommittedStore } from './committedStore.ts';
-import { warnSkipped } from './followLog.ts';
+import type { ElectionChecks } from './electionChecks.ts';
+import { foldBatch } from './followLog.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 import type { PrimaryTerm } from './primaryTerm.ts';
 import type { ReadLeases } from './readLeases.ts';
@@ -63,6 +64,7 @@ export async function promote(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'elector' | 'clock' | 'logger' | 'nodeId'>,
   config: Pick<NodeRuntimeConfig, 'leaseTtlMs' | 'promoteTimeoutMs'>,
   store: CommittedStore,
+  checks: ElectionChecks,
   leases: ReadLeases,
   term: PrimaryTerm,
   epoch: number,
@@ -95,15 +97,23 @@ export async function promote(
   let writer: OpLogWriter | undefined;
   try {
     const bounds = await unlessStopped(opLog.bounds());
-    if (bounds.lastSeq > store.appliedSeq) {
-      const follower = opLog.follow(store.appliedSeq + 1);
+    // Drained when every message stored then is folded or passed over: the last entry's seq
+    // says nothing (it may be a foreign entry's, of any seq). The follower starts right after
+    // the last message this store read; a store that read none has to drain only when the log
+    // holds entries it lacks.
+    const unread =
+      store.lastStreamSeq > 0
+        ? bounds.lastStreamSeq > store.lastStreamSeq
+        : bounds.lastSeq > store.appliedSeq;
+    if (unread) {
+      const follower = opLog.follow(store.appliedSeq + 1, store.followFrom());
       const closeFollower = (): void => follower.close();
       wakers.add(closeFollower);
       try {
         for await (const batch of follower) {
           if (stopped !== undefined) break;
-          if (store.applyBatch(batch)) warnSkipped(logger, batch);
-          if (store.appliedSeq >= bounds.lastSeq) break;
+          await foldBatch(logger, checks, store, batch, () => stopped !== undefined);
+          if (store.lastStreamSeq >= bounds.lastStreamSeq) break;
         }
       } finally {
         wakers.delete(closeFollower);

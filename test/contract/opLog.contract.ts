@@ -4,6 +4,7 @@ import type { OpLogEntry } from '../../src/domain/entry.ts';
 import {
   AppendOrderError,
   FencedError,
+  NotRetainedError,
   OpLogClosedError,
   type LogBatch,
   type LogFollower,
@@ -20,6 +21,11 @@ export interface OpLogContractSetup {
    * adapter declares `undecodable`.
    */
   publishUndecodable?(): Promise<number>;
+  /**
+   * Stores well-formed `entries` as one message the same way (no expected last sequence, any
+   * seqs); resolves with its stream sequence. Required when the adapter declares `undecodable`.
+   */
+  publishOutsider?(entries: readonly OpLogEntry[]): Promise<number>;
   cleanup(): Promise<void>;
 }
 
@@ -345,6 +351,51 @@ export function describeOpLogContract(
         const follower = log.follow(6);
         await log.openWriter({ expectedLastStreamSeq: 4 }).append(testEntries(6, 6));
         expect(shape(await collectBatches(follower, 5))).toEqual([[6]]);
+      });
+    }
+
+    if (capabilities.undecodable) {
+      it("delivers an outsider's entries in stream order whatever their seqs; a follower told the last message it read starts right after it", async () => {
+        const setup = ctx;
+        if (setup?.publishOutsider === undefined) throw new Error(`${name} has no publishOutsider`);
+        const log = await makeLog();
+        await log.openWriter({ expectedLastStreamSeq: 0 }).append(testEntries(1, 3));
+        // Forged: entry 4 (of another epoch), and one far ahead.
+        expect(await setup.publishOutsider(testEntries(4, 4, 99))).toBe(2);
+        expect(await setup.publishOutsider(testEntries(1000, 1000, 99))).toBe(3);
+        await log.openWriter({ expectedLastStreamSeq: 3 }).append(testEntries(4, 5));
+        const shape = (batches: readonly LogBatch[]): string[] =>
+          batches.map(
+            (b) => `${b.streamSeq}:${b.entries.map((e) => `${e.seq}@${e.epoch}`).join(',')}`,
+          );
+        expect(shape(await collectBatches(log.follow(1), 4))).toEqual([
+          '1:1@1,2@1,3@1',
+          '2:4@99',
+          '3:1000@99',
+          '4:4@1,5@1',
+        ]);
+        // The reader folded message 1 and passed over 2: it goes on from message 3.
+        expect(shape(await collectBatches(log.follow(4, { afterStreamSeq: 2 }), 4))).toEqual([
+          '3:1000@99',
+          '4:4@1,5@1',
+        ]);
+        expect(shape(await collectBatches(log.follow(4, { afterStreamSeq: 3 }), 4))).toEqual([
+          '4:4@1,5@1',
+        ]);
+        // Bounds say where the stream ends; the last entry is the last message's, whoever's.
+        await setup.publishOutsider(testEntries(7, 7, 99));
+        expect(await log.bounds()).toEqual({ firstSeq: 1, lastSeq: 7, lastStreamSeq: 5 });
+        if (capabilities.trims && log.trimThrough !== undefined) {
+          await log.trimThrough(2);
+          await expect(
+            collectBatches(log.follow(4, { afterStreamSeq: 1 }), 5),
+          ).rejects.toBeInstanceOf(NotRetainedError);
+          expect(shape(await collectBatches(log.follow(4, { afterStreamSeq: 2 }), 5))).toEqual([
+            '3:1000@99',
+            '4:4@1,5@1',
+            '5:7@99',
+          ]);
+        }
       });
     }
 

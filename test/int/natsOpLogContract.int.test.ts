@@ -4,6 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
 import { createNatsOpLog, opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
+import { encodeBatch } from '../../src/domain/codec.ts';
 import type { OpLog } from '../../src/ports/opLog.ts';
 import { describeOpLogContract } from '../contract/opLog.contract.ts';
 import { startNats } from '../harness/index.ts';
@@ -21,7 +22,7 @@ describeOpLogContract(
         const log = await createNatsOpLog({ nc, cluster });
         return {
           openWriter: (options) => log.openWriter(options),
-          follow: (fromSeq) => log.follow(fromSeq),
+          follow: (fromSeq, options) => log.follow(fromSeq, options),
           bounds: () => log.bounds(),
           trimThrough: (streamSeq) => log.trimThrough(streamSeq),
           async close() {
@@ -38,6 +39,12 @@ describeOpLogContract(
           opLogSubject(cluster),
           new Uint8Array(64).fill(0x5a),
         );
+        return ack.seq;
+      },
+      async publishOutsider(entries): Promise<number> {
+        const nc = await connect({ servers: server.url });
+        connections.push(nc);
+        const ack = await jetstream(nc).publish(opLogSubject(cluster), encodeBatch(entries));
         return ack.seq;
       },
       async cleanup() {

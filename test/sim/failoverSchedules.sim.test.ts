@@ -5,7 +5,8 @@
  * clients, crash and restart, graceful stop and switchover, pause (also mid-write) and resume,
  * partitions from etcd, NATS or
  * both, lost acks, lost and delayed replies, clock offset and drift within +-5 %, wall-clock
- * steps. The nodes verify against the primary over an admin channel (rounds every 500 ms,
+ * steps, an outsider publishing to the OpLog subject (garbage, a forged fence, entries of a
+ * foreign or an earlier epoch). The nodes verify against the primary over an admin channel (rounds every 500 ms,
  * repairs, full sync), write a checkpoint every few entries and trim the stream below it, so
  * cold starts from a checkpoint and full syncs of a node left behind by a trim run too.
  * Every invariant (simWorld.ts) is checked after every step and at the end, and the
@@ -61,7 +62,8 @@ describe('failover simulation: every invariant holds on generated schedules', ()
       console.log(
         `failover simulation: ${count('checkpointWritten')} checkpoints written and ${count('streamTrimmed')} stream trims in ${runsWith('streamTrimmed')} schedules; ` +
           `${count('fullSynced')} full syncs in ${runsWith('fullSynced')}; ${count('checkpointLoaded')} starts from a checkpoint; ` +
-          `${stats.reduce((n, s) => n + s.verifyRounds, 0)} verification rounds, ${count('verifyMismatch')} mismatches, ${count('verifyFailed')} failed rounds`,
+          `${stats.reduce((n, s) => n + s.verifyRounds, 0)} verification rounds, ${count('verifyMismatch')} mismatches, ${count('verifyFailed')} failed rounds; ` +
+          `${count('logMessageSkipped')} undecodable messages and ${count('foreignEntrySkipped')} foreign entries passed over in ${runsWith('logMessageSkipped') + runsWith('foreignEntrySkipped')} schedules`,
       );
       // The generator must actually exercise failovers, or the property proves little.
       if (stats.length >= 100) expect(promotions).toBeGreaterThan(stats.length / 10);

@@ -46,7 +46,17 @@ export type Step =
   /** Steps node `n`'s wall clock by `ms` (NTP): entry timestamps jump, deadlines must not. */
   | { readonly k: 'clockStep'; readonly n: number; readonly ms: number }
   /** The next `count` replies are lost (the requests were served): the clients retry. */
-  | { readonly k: 'dropReplies'; readonly count: number };
+  | { readonly k: 'dropReplies'; readonly count: number }
+  /**
+   * An outsider publishes to the OpLog subject (see SimWorld.outsider): garbage, a forged fence,
+   * an entry of a foreign or an earlier epoch, with seq `ahead` past the log's last (key `key`).
+   */
+  | {
+      readonly k: 'outsider';
+      readonly what: 'garbage' | 'fence' | 'foreign' | 'stale';
+      readonly ahead: number;
+      readonly key: number;
+    };
 
 export interface Schedule {
   readonly nodes: number;
@@ -156,17 +166,40 @@ const faultSteps: fc.WeightedArbitrary<Step>[] = [
   },
 ];
 
-/** Each kind of step and how often it comes; the drift beyond the margin last. */
-const stepArb: fc.Arbitrary<Step> = fc.oneof(...faultSteps, {
-  weight: 1,
-  arbitrary: fc.record({
-    k: fc.constant('drift' as const),
-    n: nodeArb,
-    rate: fc.constantFrom(0.5, 0.8, 1.25, 2),
-  }),
-});
+/**
+ * Each kind of step and how often it comes; the drift beyond the margin and the outsider's
+ * messages last.
+ */
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  ...faultSteps,
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('drift' as const),
+      n: nodeArb,
+      rate: fc.constantFrom(0.5, 0.8, 1.25, 2),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('outsider' as const),
+      what: fc.constantFrom(
+        'garbage' as const,
+        'fence' as const,
+        'foreign' as const,
+        'stale' as const,
+      ),
+      ahead: fc.constantFrom(1, 1, 2, 1000),
+      key: fc.nat(KEYS - 1),
+    }),
+  },
+);
 
-/** The steps as they were before drift beyond the margin (the broken-variant searches). */
+/**
+ * The steps as they were before drift beyond the margin and outsiders (the broken-variant
+ * searches: their budgets were measured on this stream).
+ */
 const stepArbWithoutDrift: fc.Arbitrary<Step> = fc.oneof(...faultSteps);
 
 /**
@@ -389,6 +422,9 @@ async function applyStep(
       return;
     case 'dropReplies':
       world.dropReplies(step.count);
+      return;
+    case 'outsider':
+      world.outsider(step.what, step.ahead, `k${step.key}`);
       return;
   }
 }

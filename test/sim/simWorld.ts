@@ -18,11 +18,11 @@ import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decodeJson } from '../../src/api/wire.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
-import { fromEntry } from '../../src/domain/eventCodec.ts';
+import { fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
 import { stateDigest } from '../../src/domain/checksum.ts';
 import { fold } from '../../src/domain/fold.ts';
 import { allObjects, emptyState } from '../../src/domain/state.ts';
-import type { MetadataState } from '../../src/domain/types.ts';
+import type { LoggedEvent, MetadataState } from '../../src/domain/types.ts';
 import {
   TransportTimeoutError,
   type ApiClientTransport,
@@ -702,22 +702,63 @@ export class SimWorld {
     if (slot.acksCut && !this.store.acksDropped(id)) this.store.dropAcks(id);
   }
 
-  /** The whole log: what retention trimmed, then what the stream holds. */
+  /**
+   * The whole log: what retention trimmed, then what the stream holds; never what an outsider
+   * published ({@link SimWorld.outsider}).
+   */
   logEntries(): OpLogEntry[] {
-    const held = this.store.entries();
+    const held =
+      this.#outsiderMessages.size === 0
+        ? this.store.entries()
+        : this.store
+            .messages()
+            .filter((m) => !this.#outsiderMessages.has(m.streamSeq))
+            .flatMap((m) => m.entries);
     return this.#trimmed.length === 0 ? held : [...this.#trimmed, ...held];
+  }
+
+  /** Stream messages an outsider published: no part of the log. */
+  readonly #outsiderMessages = new Set<number>();
+
+  /**
+   * Publishes to the OpLog subject as an outsider would (or a disk corrupts): `garbage` that does
+   * not decode; a forged `fence` (an EPOCH of no election); an entry stamped with an epoch
+   * nobody was elected at (`foreign`) or with an earlier one (`stale`). Its seq is `ahead` past
+   * the log's last entry. Its message takes the next stream slot: the primary's next append
+   * is fenced.
+   */
+  outsider(what: 'garbage' | 'fence' | 'foreign' | 'stale', ahead: number, key: string): void {
+    if (what === 'garbage') {
+      this.#outsiderMessages.add(this.store.publishUndecodable("an outsider's garbage"));
+      return;
+    }
+    const log = this.logEntries();
+    const seq = (log[log.length - 1]?.seq ?? 0) + ahead;
+    const current = this.#lastEpochSeen;
+    const forged: LoggedEvent =
+      what === 'fence'
+        ? { seq, epoch: 1e9, ts: 0, event: { op: 'EPOCH', epoch: 1e9, nodeId: 'n1' } }
+        : {
+            seq,
+            epoch: what === 'foreign' ? current + 1e6 : current - 1,
+            ts: 0,
+            event: { op: 'REMOVE', key },
+          };
+    this.#outsiderMessages.add(this.store.publishOutsider([toEntry(forged)]));
   }
 
   /** `opLog`, keeping what its trims remove in {@link SimWorld.#trimmed} first. */
   #archiving(opLog: OpLog): OpLog {
     return {
       openWriter: (options) => opLog.openWriter(options),
-      follow: (fromSeq) => opLog.follow(fromSeq),
+      follow: (fromSeq, options) => opLog.follow(fromSeq, options),
       bounds: () => opLog.bounds(),
       close: () => opLog.close(),
       trimThrough: (streamSeq) => {
         for (const message of this.store.messages()) {
-          if (message.streamSeq <= streamSeq) this.#trimmed.push(...message.entries);
+          if (message.streamSeq <= streamSeq && !this.#outsiderMessages.has(message.streamSeq)) {
+            this.#trimmed.push(...message.entries);
+          }
         }
         return opLog.trimThrough?.(streamSeq) ?? Promise.resolve();
       },

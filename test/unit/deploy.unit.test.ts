@@ -82,7 +82,7 @@ describe('alert rules and dashboard', () => {
     }
   });
 
-  it('alert on a missing primary, lag, verification failures, fences and skipped messages', () => {
+  it('alert on a missing primary, lag, verification failures, fences, skipped messages and foreign entries', () => {
     const byMetric = (metric: string): string[] =>
       rules.filter((r) => r.expr.includes(metric)).map((r) => r.alert);
     expect(byMetric('understudy_node_state')).toContain('UnderstudyNoPrimary');
@@ -96,6 +96,9 @@ describe('alert rules and dashboard', () => {
     expect(byMetric('understudy_fences_total')).toEqual(['UnderstudyFenced']);
     expect(byMetric('understudy_log_messages_skipped_total')).toEqual([
       'UnderstudyLogMessagesSkipped',
+    ]);
+    expect(byMetric('understudy_log_entries_foreign_total')).toEqual([
+      'UnderstudyForeignLogEntries',
     ]);
     for (const rule of rules) {
       expect(['critical', 'warning'], rule.alert).toContain(rule.labels?.['severity']);

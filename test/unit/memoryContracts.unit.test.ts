@@ -11,6 +11,7 @@ describeOpLogContract(
     return Promise.resolve({
       makeLog: () => Promise.resolve(createMemoryOpLog(store)),
       publishUndecodable: () => Promise.resolve(store.publishUndecodable()),
+      publishOutsider: (entries) => Promise.resolve(store.publishOutsider(entries)),
       cleanup: () => Promise.resolve(),
     });
   },

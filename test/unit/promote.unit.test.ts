@@ -6,6 +6,7 @@ import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/mem
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { toEntry } from '../../src/domain/eventCodec.ts';
 import { CommittedStore } from '../../src/runtime/committedStore.ts';
+import { ElectionChecks } from '../../src/runtime/electionChecks.ts';
 import { PrimaryTerm } from '../../src/runtime/primaryTerm.ts';
 import { promote, PromotionStoppedError } from '../../src/runtime/promote.ts';
 import { ReadLeases } from '../../src/runtime/readLeases.ts';
@@ -50,7 +51,16 @@ async function candidate(opLogTimeoutMs?: number) {
   const term = new PrimaryTerm();
   const deps = { opLog, elector, clock, logger: quiet, nodeId: 'n1' };
   const run = (signal: AbortSignal) =>
-    promote(deps, { leaseTtlMs: TTL }, store, new ReadLeases(clock, TTL), term, won.epoch, signal);
+    promote(
+      deps,
+      { leaseTtlMs: TTL },
+      store,
+      new ElectionChecks(deps, 100),
+      new ReadLeases(clock, TTL),
+      term,
+      won.epoch,
+      signal,
+    );
   return { clock, coord, logStore, store, term, run };
 }
 

@@ -8,6 +8,7 @@ import {
   OpLogClosedError,
   type AppendAck,
   type LogBatch,
+  type FollowOptions,
   type LogBounds,
   type LogFollower,
   type OpLog,
@@ -84,9 +85,11 @@ export class MemoryLogStore {
 
   bounds(): LogBounds {
     const first = this.#firstWithEntries()?.entries[0]?.seq;
+    // As a stream's: the last entry of the last message holding entries, whoever published it.
+    const last = this.stored.findLast((message) => message.entries.length > 0);
     return {
       firstSeq: first ?? 0,
-      lastSeq: first === undefined ? 0 : this.lastEntrySeqValue,
+      lastSeq: last?.entries[last.entries.length - 1]?.seq ?? 0,
       lastStreamSeq: this.lastStreamSeqValue,
     };
   }
@@ -193,6 +196,19 @@ export class MemoryLogStore {
   publishUndecodable(reason = 'not a batch of entries'): number {
     const streamSeq = ++this.lastStreamSeqValue;
     this.stored.push({ streamSeq, entries: [], undecodable: reason });
+    this.notify();
+    return streamSeq;
+  }
+
+  /**
+   * Stores well-formed `entries` as one message, with no expected last sequence and no check of
+   * their seqs, as an outsider publishing to the OpLog subject could (a forged `EPOCH`, an entry
+   * of a foreign epoch): it takes the next stream slot, so the writer that expected that slot is
+   * fenced. Returns its stream sequence.
+   */
+  publishOutsider(entries: readonly OpLogEntry[]): number {
+    const streamSeq = ++this.lastStreamSeqValue;
+    this.stored.push({ streamSeq, entries: [...entries] });
     this.notify();
     return streamSeq;
   }
@@ -477,7 +493,7 @@ export function createMemoryOpLog(
     };
   }
 
-  function follow(fromSeq: number): LogFollower {
+  function follow(fromSeq: number, followOptions?: FollowOptions): LogFollower {
     let position = Math.max(1, fromSeq);
     let followerClosed = false;
     const stalls = store.stallCount(nodeId);
@@ -497,6 +513,9 @@ export function createMemoryOpLog(
      * holding `fromSeq` (undecodable messages before it are not this follower's to report).
      */
     let streamPosition: number | undefined;
+    const known = followOptions?.afterStreamSeq;
+    // Right after a message the reader knows, unless the stream never got that far (recreated).
+    if (known !== undefined && known > 0 && known <= store.lastStreamSeq) streamPosition = known;
 
     const next = async (): Promise<IteratorResult<LogBatch>> => {
       for (;;) {
@@ -506,11 +525,17 @@ export function createMemoryOpLog(
           continue;
         }
         const first = store.firstRetainedSeq;
-        if (position < first) {
+        const messages = store.messages();
+        // Before the first delivery: is `fromSeq` still retained? After: was anything after the
+        // last message delivered trimmed away?
+        const trimmedAway =
+          streamPosition === undefined
+            ? position < first
+            : (messages[0]?.streamSeq ?? store.lastStreamSeq + 1) > streamPosition + 1;
+        if (trimmedAway) {
           follower.close();
           throw new NotRetainedError(position, first);
         }
-        const messages = store.messages();
         if (streamPosition === undefined) {
           const holding = messages.find(
             (m) => (m.entries[m.entries.length - 1]?.seq ?? 0) >= position,
@@ -522,13 +547,10 @@ export function createMemoryOpLog(
           }
           streamPosition = holding.streamSeq - 1;
         }
+        // Every message after the last delivered, in stream order: the entries' seqs need not
+        // rise (an outsider's may hold any), the reader tells the log's from foreign ones.
         const after = streamPosition;
-        const message = messages.find(
-          (m) =>
-            m.streamSeq > after &&
-            (m.undecodable !== undefined ||
-              (m.entries[m.entries.length - 1]?.seq ?? 0) >= position),
-        );
+        const message = messages.find((m) => m.streamSeq > after);
         if (message === undefined) {
           await waitForChange();
           continue;
@@ -540,9 +562,9 @@ export function createMemoryOpLog(
             value: { streamSeq: message.streamSeq, entries: [], undecodable: message.undecodable },
           };
         }
-        const entries = message.entries.filter((entry) => entry.seq >= position);
+        const entries = message.entries.filter((entry) => entry.seq >= fromSeq);
         const last = entries[entries.length - 1];
-        if (last !== undefined) position = last.seq + 1;
+        if (last !== undefined) position = Math.max(position, last.seq + 1);
         return { done: false, value: { streamSeq: message.streamSeq, entries } };
       }
     };

@@ -28,6 +28,7 @@ import {
   OpLogClosedError,
   type AppendAck,
   type LogBatch,
+  type FollowOptions,
   type LogBounds,
   type LogFollower,
   type OpLog,
@@ -69,22 +70,6 @@ export interface NatsOpLog extends OpLog {
   readonly streamName: string;
   readonly subject: string;
   trimThrough(streamSeq: number): Promise<void>;
-}
-
-/** A follower found a hole or a reordering between stored entries: the stream is not a log. */
-export class LogContinuityError extends Error {
-  override readonly name = 'LogContinuityError';
-  constructor(
-    readonly expectedSeq: number,
-    readonly actualSeq: number,
-    readonly streamSeq: number,
-    options?: ErrorOptions,
-  ) {
-    super(
-      `stream message ${streamSeq} holds entry ${actualSeq} where entry ${expectedSeq} was expected`,
-      options,
-    );
-  }
 }
 
 const MSG_ID_HEADER = 'Nats-Msg-Id';
@@ -462,6 +447,7 @@ class NatsLogFollower implements LogFollower {
   constructor(
     private readonly log: NatsOpLogImpl,
     private readonly fromSeq: number,
+    private readonly afterStreamSeq: number | undefined,
     private readonly onClose: () => void,
   ) {}
 
@@ -506,8 +492,7 @@ class NatsLogFollower implements LogFollower {
     const statuses = this.log.nc.status() as AsyncIterable<Status> & { stop?: () => void };
     void this.replaceOnReconnect(statuses);
     try {
-      let nextStreamSeq = await this.log.streamSeqOf(this.fromSeq);
-      let lastYielded = this.fromSeq - 1;
+      let nextStreamSeq = await this.log.streamSeqOf(this.fromSeq, this.afterStreamSeq);
       let delivered = false;
       while (!this.closed) {
         let messages: ConsumerMessages;
@@ -543,17 +528,14 @@ class NatsLogFollower implements LogFollower {
               if (this.closed) break;
               continue;
             }
-            const fresh = entries.filter((entry) => entry.seq > lastYielded);
+            // Every message in stream order, whatever seqs its entries carry: the reader tells
+            // the log's entries from an outsider's. Only the start is checked here.
+            const fresh = entries.filter((entry) => entry.seq >= this.fromSeq);
             const head = fresh[0];
-            if (head === undefined) continue;
-            if (head.seq !== lastYielded + 1) {
-              if (!delivered && head.seq > this.fromSeq) {
-                throw new NotRetainedError(this.fromSeq, head.seq);
-              }
-              throw new LogContinuityError(lastYielded + 1, head.seq, msg.seq);
+            if (!delivered && this.afterStreamSeq === undefined && head !== undefined) {
+              if (head.seq > this.fromSeq) throw new NotRetainedError(this.fromSeq, head.seq);
             }
-            lastYielded = fresh[fresh.length - 1]?.seq ?? lastYielded;
-            delivered = true;
+            if (head !== undefined) delivered = true;
             yield { streamSeq: msg.seq, entries: fresh };
             if (this.closed) break;
           }
@@ -600,9 +582,12 @@ class NatsOpLogImpl implements NatsOpLog {
     return writer;
   }
 
-  follow(fromSeq: number): LogFollower {
-    const follower: NatsLogFollower = new NatsLogFollower(this, fromSeq, () =>
-      this.followers.delete(follower),
+  follow(fromSeq: number, options?: FollowOptions): LogFollower {
+    const follower: NatsLogFollower = new NatsLogFollower(
+      this,
+      fromSeq,
+      options?.afterStreamSeq,
+      () => this.followers.delete(follower),
     );
     this.followers.add(follower);
     return follower;
@@ -663,12 +648,21 @@ class NatsOpLogImpl implements NatsOpLog {
   }
 
   /**
-   * The stream sequence to follow from so that entry `fromSeq` is the first delivered: the
-   * message holding it, or the next message to be stored when it is not stored yet.
+   * The stream sequence to follow from so that entry `fromSeq` is the first delivered: right
+   * after message `afterStreamSeq` when the reader knows it (and the stream got that far), else
+   * the message holding `fromSeq`, or the next message to be stored when it is not stored yet.
    */
-  async streamSeqOf(fromSeq: number): Promise<number> {
+  async streamSeqOf(fromSeq: number, afterStreamSeq?: number): Promise<number> {
     const info = await this.jsm.streams.info(this.streamName);
     const { first_seq: firstStreamSeq, last_seq: lastStreamSeq, messages } = info.state;
+    if (afterStreamSeq !== undefined && afterStreamSeq > 0 && afterStreamSeq <= lastStreamSeq) {
+      // Messages after it were trimmed away (first_seq is last_seq + 1 in an emptied stream).
+      if (firstStreamSeq > afterStreamSeq + 1) {
+        const first = await this.entriesFrom(firstStreamSeq, lastStreamSeq, 1);
+        throw new NotRetainedError(fromSeq, first?.entries[0]?.seq ?? fromSeq + 1);
+      }
+      return afterStreamSeq + 1;
+    }
     // Empty: the first message to come must hold fromSeq (checked by the follower).
     if (messages === 0) return lastStreamSeq + 1;
     const first = await this.entriesFrom(firstStreamSeq, lastStreamSeq, 1);
