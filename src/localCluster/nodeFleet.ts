@@ -31,6 +31,8 @@ export interface NodeStatusJson {
   readonly promotions: number;
   /** Stream messages passed over because they were not batches of entries. */
   readonly skipped: number;
+  /** Entries passed over because no elected primary wrote them. */
+  readonly foreign: number;
 }
 
 export interface FleetOptions {

@@ -8,6 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
 import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
 import { Workload } from '../../src/localCluster/workload.ts';
+import { encodeBatch } from '../../src/domain/codec.ts';
+import { toEntry } from '../../src/domain/eventCodec.ts';
+import type { LoggedEvent } from '../../src/domain/types.ts';
 import { expectEqualDigests, startE2eCluster } from '../harness/e2eCluster.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
 
@@ -83,6 +86,115 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     expectAcksInLog(load.acks, log);
     // Every acknowledged write reads back with the placement it was acknowledged with.
     for (const a of load.acks.filter((a) => a.op === 'putStart')) {
+      const record = await client.get(a.key);
+      expect(
+        record.replicas.map((r) => [r.segmentId, r.offset]),
+        a.key,
+      ).toEqual(a.replicas?.map((r) => [r.segmentId, r.offset]));
+    }
+  });
+
+  it('a forged EPOCH (epoch 1e9) and a REMOVE of an acknowledged key stamped with a foreign epoch, published as entry seq + 1: every node passes over each and says so, a primary serves within TTL + 1 s of each, nothing is lost, digests equal', async () => {
+    const { fleet, client, nats, nc, etcd } = await startE2eCluster(cleanups, {
+      cluster: CLUSTER,
+      leaseTtlMs: TTL,
+      deadlineMs: 30_000,
+      maxBackoffMs: 100,
+      segments: [
+        ['s1-seg', 's1'],
+        ['s2-seg', 's2'],
+      ],
+    });
+    const load = new Workload(client, { concurrency: 4 }).start();
+    await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
+    await load.stop();
+    const victim = load.acks.find((a) => a.op === 'putStart')!.key;
+
+    /** Publishes `forge(next seq, epoch)` as an outsider once every node has the same log. */
+    const publishForged = async (
+      forge: (seq: number, epoch: number) => Omit<LoggedEvent, 'ts'>,
+    ): Promise<{ streamSeq: number; publishedAt: number; marks: number[] }> => {
+      const primary = await fleet.primary(30_000);
+      const { appliedSeq, epoch } = await primary.status();
+      for (const node of fleet.nodes) {
+        for (let i = 0; (await node.status()).appliedSeq < appliedSeq; i++) {
+          if (i > 300) throw new Error(`${node.id} did not catch up to ${appliedSeq}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      const marks = fleet.nodes.map((n) => n.logs.length);
+      const entry = toEntry({ ...forge(appliedSeq + 1, epoch), ts: Date.now() });
+      const publishedAt = Date.now();
+      const ack = await jetstream(nc).publish(opLogSubject(CLUSTER), encodeBatch([entry]));
+      return { streamSeq: ack.seq, publishedAt, marks };
+    };
+    /** A write is acknowledged within TTL + 1 s of `publishedAt` (the forged message fenced the primary). */
+    const expectServed = async (publishedAt: number, key: string): Promise<void> => {
+      await client.putStart(key, 100, 1);
+      const servedMs = Date.now() - publishedAt;
+      console.log(`${key}: acknowledged ${servedMs} ms after the forged entry (TTL ${TTL} ms)`);
+      expect(servedMs).toBeLessThan(TTL + 1000);
+    };
+    /** Every node that followed the log when it came reported the entry and did not fold it. */
+    const expectReported = async (
+      forged: { streamSeq: number; marks: number[] },
+      followers: readonly (typeof fleet.nodes)[number][],
+    ): Promise<void> => {
+      for (const node of followers) {
+        const i = fleet.nodes.indexOf(node);
+        const line = await node.waitForLog(
+          (l) => l.event === 'foreignEntrySkipped' && l['streamSeq'] === forged.streamSeq,
+          30_000,
+          forged.marks[i] ?? 0,
+        );
+        expect(line['level']).toBe(40); // pino's warn
+      }
+    };
+
+    let primary = await fleet.primary(30_000);
+    let followers = fleet.nodes.filter((n) => n !== primary);
+    const fence = await publishForged((seq) => ({
+      seq,
+      epoch: 1e9,
+      event: { op: 'EPOCH', epoch: 1e9, nodeId: followers[0]!.id },
+    }));
+    await expectServed(fence.publishedAt, 'after-fence');
+    await expectReported(fence, followers);
+
+    primary = await fleet.primary(30_000);
+    followers = fleet.nodes.filter((n) => n !== primary);
+    const remove = await publishForged((seq, epoch) => ({
+      seq,
+      epoch: epoch + 1000,
+      event: { op: 'REMOVE', key: victim },
+    }));
+    await expectServed(remove.publishedAt, 'after-remove');
+    await expectReported(remove, followers);
+
+    const more = new Workload(client, { concurrency: 4, keyPrefix: 'more' }).start();
+    await more.until(() => more.acks.length >= 100, 30_000, 'acks after the forgeries');
+    await more.stop();
+
+    for (const node of fleet.nodes) {
+      const status = await node.status();
+      expect(status.role, node.id).not.toBe('syncing');
+      expect(status.foreign, node.id).toBeGreaterThanOrEqual(1);
+      expect(status.foreign, node.id).toBeLessThanOrEqual(2);
+      expect(status.epoch, node.id).toBeLessThan(1e9);
+    }
+    primary = await fleet.primary(30_000);
+    await expectEqualDigests(fleet, primary);
+    const foreign: number[] = [];
+    const log = await readLoggedEvents(nats.url, CLUSTER, {
+      etcd: [etcd.endpoint],
+      onForeign: (_entry, streamSeq) => foreign.push(streamSeq),
+    });
+    expect(foreign).toEqual([fence.streamSeq, remove.streamSeq]);
+    expectLinearHistory(log);
+    const acks = [...load.acks, ...more.acks];
+    expectAcksInLog(acks, log);
+    expect(await client.exists(victim)).toBe(true);
+    for (const a of acks.filter((a) => a.op === 'putStart')) {
       const record = await client.get(a.key);
       expect(
         record.replicas.map((r) => [r.segmentId, r.offset]),
