@@ -1,3 +1,4 @@
+import { admitItems } from './admitItems.ts';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
@@ -31,8 +32,8 @@ async function writeLine(stream: Writable, line: string): Promise<void> {
 /**
  * Runs `understudy export` and returns its exit code: writes a header line and one NDJSON line
  * per entry of `--from..--to` (default: the whole log as it is now) to `--out` or stdout; a
- * summary goes to stderr. A corrupt stream message stops it with exit 1 (the file then ends
- * before it) unless `--skip-bad`.
+ * summary goes to stderr. A corrupt stream message or a foreign entry (see admitItems) stops it
+ * with exit 1 (the file then ends before it) unless `--skip-bad`, which leaves them out.
  */
 export async function runExport(
   flags: ExportFlags,
@@ -80,16 +81,20 @@ export async function runExport(
     let first = 0;
     let last = 0;
     let skipped = 0;
+    let foreign = 0;
     let code: number = EXIT_CODES.ok;
-    for await (const item of source.read(fromSeq, flags.to)) {
+    for await (const item of admitItems(source.read(fromSeq, flags.to))) {
       if (writeError !== undefined) break;
-      if (item.kind === 'bad') {
-        out.stderr(`understudy export: corrupt ${item.error.message}\n`);
+      if (item.kind === 'bad' || item.kind === 'foreign') {
+        out.stderr(
+          `understudy export: ${item.kind === 'bad' ? 'corrupt ' : ''}${item.error.message}\n`,
+        );
         if (flags.skipBad !== true) {
           code = EXIT_CODES.corrupt;
           break;
         }
-        skipped += 1;
+        if (item.kind === 'bad') skipped += 1;
+        else foreign += 1;
         continue;
       }
       await writeLine(target, exportEntryLine(item.entry));
@@ -105,7 +110,7 @@ export async function runExport(
     }
     if (writeError !== undefined) throw new OutputError(flags.out ?? '', writeError);
     out.stderr(
-      `understudy export: ${count} entries${count > 0 ? ` (seqs ${first}..${last})` : ''} from ${source.description} to ${toFile ? flags.out : 'stdout'}${skipped > 0 ? `; ${skipped} corrupt messages skipped` : ''}${code === EXIT_CODES.corrupt ? '; stopped at a corrupt message' : ''}\n`,
+      `understudy export: ${count} entries${count > 0 ? ` (seqs ${first}..${last})` : ''} from ${source.description} to ${toFile ? flags.out : 'stdout'}${skipped > 0 ? `; ${skipped} corrupt messages skipped` : ''}${foreign > 0 ? `; ${foreign} foreign entries skipped` : ''}${code === EXIT_CODES.corrupt ? '; stopped at a corrupt message or foreign entry' : ''}\n`,
     );
     return code;
   } catch (error) {
@@ -149,7 +154,10 @@ export function registerExportCommand(program: Command): void {
     .option('--from <seq>', 'first seq (default 1)', parseSeqFlag)
     .option('--to <seq>', 'last seq (default: the end of the log now)', parseSeqFlag)
     .option('--out <file>', "output file, '-' for stdout", '-')
-    .option('--skip-bad', 'leave corrupt stream messages out instead of stopping');
+    .option(
+      '--skip-bad',
+      'leave corrupt stream messages and foreign entries out instead of stopping',
+    );
   addNatsSourceOptions(command)
     .addHelpText(
       'after',

@@ -36,7 +36,17 @@ export type LogItem =
       readonly logged: LoggedEvent;
       readonly position: EntryPosition;
     }
-  | { readonly kind: 'bad'; readonly error: CorruptEntryError };
+  | { readonly kind: 'bad'; readonly error: CorruptEntryError }
+  /**
+   * A well-formed entry no elected primary wrote ({@link admitItems}): no part of the log, and
+   * no loss either (the entry of that seq may follow).
+   */
+  | {
+      readonly kind: 'foreign';
+      readonly entry: OpLogEntry;
+      readonly logged: LoggedEvent;
+      readonly error: CorruptEntryError;
+    };
 
 /** A readable OpLog. */
 export interface LogSource {
@@ -293,11 +303,13 @@ class NatsLogSource implements LogSource {
         let done = false;
         for (const entry of entries) {
           if (entry.seq < fromSeq) continue;
-          if (toSeq !== undefined && entry.seq > toSeq) {
+          // Past the range once the next entry in order is (an outsider's entry may carry any
+          // seq: it is yielded, and told apart by admitItems).
+          if (toSeq !== undefined && entry.seq > toSeq && entry.seq === (expected ?? entry.seq)) {
             done = true;
             break;
           }
-          expected = entry.seq + 1;
+          if (entry.seq === (expected ?? entry.seq)) expected = entry.seq + 1;
           const position = { seq: entry.seq, streamSeq: msg.seq };
           let logged: LoggedEvent | undefined;
           let bad: CorruptEntryError | undefined;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { admitItems } from './admitItems.ts';
 import { ConfigError } from '../runtime/settings.ts';
 import type { CorruptEntryError } from './exportFormat.ts';
 import {
@@ -50,8 +51,9 @@ export const EXIT_CODES_HELP = `
 Exit codes:
   ${EXIT_CODES.ok}  done (with --skip-bad also when bad entries were skipped; they are listed on stderr)
   ${EXIT_CODES.corrupt}  a corrupt entry stopped it (bad JSON or base64, CRC or checksum mismatch,
-     seq gap or reordering, an event that does not fold); the message names its seq
-     (or its line / stream message when the seq is unreadable)
+     seq gap or reordering, an event that does not fold) or a foreign entry (one no elected
+     primary wrote: a fence the log does not continue, an entry of another epoch); the
+     message names its seq (or its line / stream message when the seq is unreadable)
   ${EXIT_CODES.usage}  bad or conflicting flags
   ${EXIT_CODES.unavailable}  the log cannot be read (no server, no stream, no file) or lacks the range
      asked for (starts after seq 1 when the state is needed, ends before --at)
@@ -122,17 +124,17 @@ export async function runReplay(
   try {
     const plan = planReplay(options);
     source = await openLogSource(flags);
-    const result = await replayLog(source.read(plan.fromSeq, plan.readTo), options, {
+    const result = await replayLog(admitItems(source.read(plan.fromSeq, plan.readTo)), options, {
       onHistory: (item) =>
         out.stdout(`${json ? JSON.stringify(historyJson(item)) : formatHistoryLine(item)}\n`),
       onProblem: (error) =>
         out.stderr(
-          `understudy replay: corrupt ${error.message}${options.skipBad === true ? ' (skipped)' : ''}\n`,
+          `understudy replay: ${error.reason.startsWith('foreign') ? '' : 'corrupt '}${error.message}${options.skipBad === true ? ' (skipped)' : ''}\n`,
         ),
     });
     if (result.stoppedBy !== undefined) {
       out.stderr(
-        `understudy replay: stopped at the corrupt entry (last good seq ${result.lastSeq}); --skip-bad goes on past bad entries\n`,
+        `understudy replay: stopped at the corrupt or foreign entry (last good seq ${result.lastSeq}); --skip-bad goes on past bad entries\n`,
       );
     } else if (result.unavailable !== undefined) {
       out.stderr(`understudy replay: ${source.description}: ${result.unavailable}\n`);
@@ -185,7 +187,7 @@ export function registerReplayCommand(program: Command): void {
     .option('--to <seq>', 'last seq to read (default: the end of the log)', parseSeqFlag)
     .option('--at <seq>', 'print the state summary at this seq', parseSeqFlag)
     .option('--key <key>', "the key's history, or with --at its record at that seq")
-    .option('--skip-bad', 'report corrupt entries and go on instead of stopping')
+    .option('--skip-bad', 'report corrupt and foreign entries and go on instead of stopping')
     .option('--json', 'JSON output (one object per history entry, or one summary)');
   addNatsSourceOptions(command)
     .addHelpText('after', REPLAY_HELP)

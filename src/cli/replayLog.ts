@@ -19,7 +19,7 @@ import type { LogItem } from './logSource.ts';
 export const EXIT_CODES = {
   /** Done; with `--skip-bad`, also when bad entries were skipped (they are on stderr). */
   ok: 0,
-  /** A corrupt entry (bad JSON/base64, CRC or checksum mismatch, seq gap, does not fold) stopped it. */
+  /** A corrupt entry (bad JSON/base64, CRC or checksum mismatch, seq gap, does not fold) or a foreign one stopped it. */
   corrupt: 1,
   /** Bad or conflicting flags. */
   usage: 2,
@@ -248,6 +248,16 @@ export async function replayLog(
   };
 
   for await (const item of items) {
+    if (item.kind === 'foreign') {
+      // No part of the log, and no loss: the state stays exact, the seq count goes on.
+      problems.push(item.error);
+      onProblem(item.error);
+      if (!skipBad) {
+        stoppedBy = item.error;
+        break;
+      }
+      continue;
+    }
     if (item.kind === 'bad') {
       if (bad(item.error)) break;
       const seq = item.error.seq;

@@ -11,6 +11,7 @@ import { Workload } from '../../src/localCluster/workload.ts';
 import { encodeBatch } from '../../src/domain/codec.ts';
 import { toEntry } from '../../src/domain/eventCodec.ts';
 import type { LoggedEvent } from '../../src/domain/types.ts';
+import { runCli as cli } from '../harness/cli.ts';
 import { expectEqualDigests, startE2eCluster } from '../harness/e2eCluster.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
 
@@ -194,6 +195,32 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     const acks = [...load.acks, ...more.acks];
     expectAcksInLog(acks, log);
     expect(await client.exists(victim)).toBe(true);
+    // `understudy export` (the real CLI) stops at the first forged entry, naming it; with
+    // --skip-bad it exports the log without them and says how many it skipped.
+    const exported = await cli([
+      'export',
+      '--cluster',
+      CLUSTER,
+      '--nats',
+      nats.url,
+      '--out',
+      '/dev/null',
+    ]);
+    expect(exported.code, exported.stderr).toBe(1);
+    expect(exported.stderr).toContain(`stream message ${fence.streamSeq}): foreign entry`);
+    const skipping = await cli([
+      'export',
+      '--cluster',
+      CLUSTER,
+      '--nats',
+      nats.url,
+      '--out',
+      '/dev/null',
+      '--skip-bad',
+    ]);
+    expect(skipping.code, skipping.stderr).toBe(0);
+    expect(skipping.stderr).toContain(`${log.length} entries (seqs 1..${log.length})`);
+    expect(skipping.stderr).toContain('2 foreign entries skipped');
     for (const a of acks.filter((a) => a.op === 'putStart')) {
       const record = await client.get(a.key);
       expect(

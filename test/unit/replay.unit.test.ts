@@ -8,6 +8,7 @@ import {
   exportHeaderLine,
   parseExportLine,
 } from '../../src/cli/exportFormat.ts';
+import { admitItems } from '../../src/cli/admitItems.ts';
 import { fileLogSource, loadNatsSourceConfig, type LogItem } from '../../src/cli/logSource.ts';
 import {
   formatHistoryLine,
@@ -83,7 +84,7 @@ function itemsOf(lines: readonly string[]): AsyncIterable<LogItem> {
 
 async function replayLines(lines: readonly string[], options: ReplayOptions) {
   const history: HistoryItem[] = [];
-  const result = await replayLog(itemsOf(lines), options, {
+  const result = await replayLog(admitItems(itemsOf(lines)), options, {
     onHistory: (item) => history.push(item),
   });
   return { result, history };
@@ -264,6 +265,52 @@ describe('replayLog', () => {
     expect(approx.result.summary?.approximate).toBe(false);
     const later = await replayLines(lines, { atSeq: 7, skipBad: true });
     expect(later.result.summary).toMatchObject({ seq: 7, approximate: true });
+  });
+
+  it('tells foreign entries (a forged fence, another epoch) from the log: stops at one, or skips it and keeps the state exact', async () => {
+    const forged = (seq: number, epoch: number, event: MetadataEvent): string =>
+      exportEntryLine(toEntry({ seq, epoch, ts: T0, event }));
+    // Each slipped in before the real entry of the same seq: a forged fence of epoch 1e9, a
+    // REMOVE of k2 stamped with an epoch nobody was elected at, one of an earlier epoch.
+    const lines = [
+      ...LINES.slice(0, 4),
+      forged(5, 1e9, { op: 'EPOCH', epoch: 1e9, nodeId: 'intruder' }),
+      ...LINES.slice(4, 6),
+      forged(7, 1007, { op: 'REMOVE', key: 'k2' }),
+      LINES[6]!,
+      forged(8, 6, { op: 'REMOVE', key: 'k2' }),
+      ...LINES.slice(7),
+    ];
+    const exact = await replayLines(LINES, { atSeq: 9 });
+    const stopped = await replayLines(lines, { atSeq: 9 });
+    expect(stopped.result.stoppedBy?.line).toBe(5);
+    expect(stopped.result.stoppedBy?.reason).toMatch(/foreign entry.*EPOCH 1000000000 fence/);
+    expect(replayExitCode(stopped.result)).toBe(1);
+
+    const skipped = await replayLines(lines, { atSeq: 9, skipBad: true });
+    expect(replayExitCode(skipped.result)).toBe(0);
+    expect(skipped.result.problems.map((p) => [p.seq, p.line])).toEqual([
+      [5, 5],
+      [7, 8],
+      [8, 10],
+    ]);
+    expect(skipped.result.summary).toEqual(exact.result.summary);
+    expect(skipped.result.summary?.approximate).toBe(false);
+    // Folding goes on (the skipped entries are no loss): the history has the side effects too.
+    const history = await replayLines(lines, { key: 'k2', skipBad: true });
+    const exactHistory = await replayLines(LINES, { key: 'k2' });
+    expect(history.history.map((h) => h.entry.seq)).toEqual([6, 7, 9]);
+    expect(history.history).toEqual(exactHistory.history);
+  });
+
+  it('counts a real fence that ends the log, or that the next fence follows at once', async () => {
+    const fence = (seq: number, epoch: number): string =>
+      exportEntryLine(toEntry({ seq, epoch, ts: T0, event: { op: 'EPOCH', epoch, nodeId: 'n2' } }));
+    // A primary that died right after its fence (epoch 8), then one that wrote nothing yet (9).
+    const lines = [...LINES, fence(10, 8), fence(11, 9)];
+    const { result } = await replayLines(lines, {});
+    expect(result.problems).toEqual([]);
+    expect(result.summary).toMatchObject({ seq: 11, epoch: 9, epochNodeId: 'n2' });
   });
 
   it('reports a seq gap and a reordering as corrupt', async () => {
