@@ -1,4 +1,3 @@
-import { admitItems } from './admitItems.ts';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
@@ -15,6 +14,7 @@ import {
 } from './logSource.ts';
 import { EXIT_CODES_HELP, processOutput, type CommandOutput } from './replayCommand.ts';
 import { EXIT_CODES } from './replayLog.ts';
+import { admitItems } from './admitItems.ts';
 
 /** The flags of `understudy export`, as commander parses them. */
 export interface ExportFlags extends Readonly<Record<string, unknown>> {

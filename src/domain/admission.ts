@@ -1,5 +1,3 @@
-import type { LoggedEvent } from './types.ts';
-
 /**
  * Which entries are the log's: only the elected primary's. An `EPOCH` entry counts when it is a
  * real election (`elected`: its epoch is a create revision of the leader key held by the node it
@@ -10,6 +8,9 @@ import type { LoggedEvent } from './types.ts';
  * What this cannot tell: a forged entry stamped with the current epoch (only signed batches can,
  * see docs/design.md). Whether the entries that count are contiguous is the fold's check.
  */
+import type { LoggedEvent } from './types.ts';
+
+/** An entry that is not the log's, and why. */
 export interface ForeignEntry {
   readonly seq: number;
   readonly epoch: number;
@@ -69,13 +70,4 @@ function foreignWhy(
     return `an EPOCH ${event.epoch} fence of ${event.nodeId}, who was not elected at that epoch`;
   }
   return undefined;
-}
-
-/** The election claims of the `EPOCH` entries among `events`. */
-export function electionClaims(events: readonly LoggedEvent[]): ElectionClaim[] {
-  const claims: ElectionClaim[] = [];
-  for (const { event } of events) {
-    if (event.op === 'EPOCH') claims.push({ epoch: event.epoch, nodeId: event.nodeId });
-  }
-  return claims;
 }

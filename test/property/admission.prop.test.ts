@@ -2,7 +2,7 @@
 // entries slipped in anywhere, admits exactly the primaries' entries.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admit, electionClaims, type ElectionClaim } from '../../src/domain/admission.ts';
+import { admit, type ElectionClaim } from '../../src/domain/admission.ts';
 import type { LoggedEvent } from '../../src/domain/types.ts';
 import { propRuns } from './runs.ts';
 
@@ -126,14 +126,5 @@ describe('admission (property)', () => {
       }),
       { numRuns: propRuns(500) },
     );
-  });
-
-  it('electionClaims lists the EPOCH fences of a batch, in order', () => {
-    const { log, elections } = primariesLog([
-      { node: 'n1', entries: 2 },
-      { node: 'n2', entries: 0 },
-      { node: 'n3', entries: 1 },
-    ]);
-    expect(electionClaims(log)).toEqual(elections);
   });
 });
