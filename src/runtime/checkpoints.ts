@@ -363,7 +363,8 @@ export class Checkpointer {
     const { options } = this;
     const { stats, logger, clock } = options;
     const state = options.committed.state;
-    const lastStreamSeq = options.committed.lastStreamSeq;
+    // The message holding the state's last entry, not a foreign or undecodable one after it.
+    const lastStreamSeq = options.committed.entryStreamSeq;
     const started = clock.monotonicNow();
     try {
       let digest: number | undefined;

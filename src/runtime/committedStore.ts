@@ -24,6 +24,7 @@ export interface BatchOutcome {
 export class CommittedStore {
   #state: MetadataState = emptyState();
   #lastStreamSeq = 0;
+  #entryStreamSeq = 0;
   #skippedMessages = 0;
   #foreignEntries = 0;
 
@@ -40,6 +41,16 @@ export class CommittedStore {
   /** The stream sequence of the message that held the last entry folded in. */
   get lastStreamSeq(): number {
     return this.#lastStreamSeq;
+  }
+
+  /**
+   * The stream sequence of the message that held the last entry folded in: at or before
+   * {@link lastStreamSeq}, which also counts messages passed over after it. What a checkpoint
+   * records, so retention keeps the message holding its last entry and the stream's first
+   * entry then shows it continues the checkpoint (a foreign message after it may carry any seq).
+   */
+  get entryStreamSeq(): number {
+    return this.#entryStreamSeq;
   }
 
   /**
@@ -99,6 +110,8 @@ export class CommittedStore {
       const split = admit(this.#state.epoch, fresh, elected);
       this.#state = foldAll(this.#state, split.admitted);
       foreign = split.foreign;
+      if (split.admitted.length > 0)
+        this.#entryStreamSeq = Math.max(this.#entryStreamSeq, streamSeq);
     }
     this.#lastStreamSeq = Math.max(this.#lastStreamSeq, streamSeq);
     return foreign;
@@ -114,11 +127,13 @@ export class CommittedStore {
     }
     this.#state = state;
     this.#lastStreamSeq = Math.max(this.#lastStreamSeq, streamSeq);
+    this.#entryStreamSeq = Math.max(this.#entryStreamSeq, streamSeq);
   }
 
   /** Replaces everything (full sync). */
   reset(state: MetadataState = emptyState(), streamSeq = 0): void {
     this.#state = state;
     this.#lastStreamSeq = streamSeq;
+    this.#entryStreamSeq = streamSeq;
   }
 }

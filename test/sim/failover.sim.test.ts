@@ -223,6 +223,32 @@ describe('failover simulation: named scenarios (regressions)', () => {
     });
   });
 
+  // Counterexample found by a 4,000-schedule run once outsider steps were in the schedules
+  // (the liveness check failed: both nodes refused to start, "the stream starts at entry 7 and
+  // no checkpoint continues it"). A foreign entry of seq 7 (two past the log's end) was passed
+  // over, and the checkpoint at seq 5 recorded that message's stream seq as its own, so
+  // retention trimmed away the message holding seq 5 and the forged entry became the stream's
+  // first: its seq said the stream no longer continued the checkpoint. A checkpoint now records
+  // the message holding its last entry (CommittedStore.entryStreamSeq).
+  it('a checkpoint taken after a foreign entry was passed over is still continued by the stream after retention', async () => {
+    await runSchedule({
+      nodes: 2,
+      seed: 0,
+      clocks: [
+        { offsetMs: 0, rate: 1 },
+        { offsetMs: 0, rate: 1 },
+      ],
+      steps: [
+        cmd('putStart', 0, 0),
+        cmd('putStart', 0, 0),
+        { k: 'outsider', what: 'foreign', ahead: 2, key: 0 },
+        { k: 'crash', n: -1 },
+        cmd('putStart', 0, 0),
+        { k: 'crash', n: 1 },
+      ],
+    });
+  });
+
   // Hang found by a long run (the schedule kept by UNDERSTUDY_SIM_LAST; earlier runs hung the
   // same way once). A standby full-synced from a node still answering on the admin channel
   // whose state the trimmed stream no longer continued, failed to follow (not retained), and
