@@ -159,6 +159,13 @@ export interface VerifyRequest {
    */
   readonly sessionBuckets?: readonly number[];
   readonly sessions?: readonly VerifySession[];
+  /**
+   * The standby's epoch and the node its fence names: the epoch history it folded ends there,
+   * and a foreign fence folded by mistake shows (see {@link epochDisagreement}). Absent in
+   * requests of nodes from before it.
+   */
+  readonly epoch?: number;
+  readonly epochNodeId?: string;
 }
 
 export interface VerifyRequestOptions {
@@ -241,6 +248,8 @@ export function buildVerifyRequest(
     shardKeyCounts,
     sessionBuckets,
     sessions,
+    epoch: state.epoch,
+    epochNodeId: state.epochNodeId,
   };
 }
 
@@ -363,7 +372,7 @@ export interface ShardReset {
   readonly records: readonly ObjectRecord[];
 }
 
-export type NeedFullSyncReason = 'gap' | 'mismatches';
+export type NeedFullSyncReason = 'gap' | 'mismatches' | 'epoch';
 
 /** The primary's answer. `forSeq` is the request's appliedSeq. JSON-serialisable. */
 export type VerifyResponse =
@@ -412,6 +421,43 @@ interface RemovalKnowledge {
   readonly removed: ReadonlySet<string>;
   /** Shards holding a key of `removed`. */
   readonly shards: ReadonlySet<number>;
+}
+
+/**
+ * Why the standby's epoch at S cannot be the log's, or undefined. Folding the log faithfully, a
+ * standby at S holds the epoch of the last fence at or before S: the primary's own epoch when
+ * no fence lies in (S, P] (known when S = P, or from `recentEvents`), an epoch below the first
+ * fence in (S, P] otherwise, and never one above the primary's. A standby that folded a
+ * foreign fence (an epoch of no election) fails this whatever its objects say; shard repairs
+ * cannot mend an epoch, so it takes a full sync.
+ */
+export function epochDisagreement(
+  primary: MetadataState,
+  request: VerifyRequest,
+  recentEvents: readonly LoggedEvent[] | undefined,
+): string | undefined {
+  const { epoch, epochNodeId } = request;
+  if (epoch === undefined) return undefined;
+  const S = request.appliedSeq;
+  const P = primary.appliedSeq;
+  const fence = (logged: LoggedEvent): boolean =>
+    logged.seq > S && logged.seq <= P && logged.event.op === 'EPOCH';
+  const inRange = recentEvents?.filter((e) => e.seq > S && e.seq <= P);
+  const known = S === P || (inRange !== undefined && inRange.length === P - S);
+  const firstFence = inRange?.find(fence);
+  const mine = `${epoch} (${epochNodeId ?? '?'})`;
+  if (epoch > primary.epoch) {
+    return `standby epoch ${mine} is above the primary's ${primary.epoch}`;
+  }
+  if (firstFence !== undefined && firstFence.event.op === 'EPOCH') {
+    return epoch < firstFence.event.epoch
+      ? undefined
+      : `standby epoch ${mine} at seq ${S} is not below the fence of epoch ${firstFence.event.epoch} at seq ${firstFence.seq}`;
+  }
+  if (known && (epoch !== primary.epoch || epochNodeId !== primary.epochNodeId)) {
+    return `standby epoch ${mine} at seq ${S}, primary's ${primary.epoch} (${primary.epochNodeId}) with no fence after it`;
+  }
+  return undefined;
 }
 
 function removalsSince(
@@ -566,6 +612,10 @@ export function answerVerify(
     };
   }
   if (S > P) return { status: 'OK', forSeq: S, keysChecked: 0, shardsUnjudged: byShard.size };
+  const epochProblem = epochDisagreement(primary, request, options.recentEvents);
+  if (epochProblem !== undefined) {
+    return { status: 'NEED_FULL_SYNC', forSeq: S, reason: 'epoch', detail: epochProblem };
+  }
   const knowledge = removalsSince(S, P, options.recentEvents);
   const sessionCorrections = judgeSessions(primary, S, checkSessions(request));
   const corrections: Correction[] = [];

@@ -314,6 +314,36 @@ describe('answerVerify', () => {
     });
   });
 
+  it("asks a standby whose epoch is not the log's (a foreign fence folded) for a full sync", () => {
+    const fence = (epoch: number, nodeId: string): MetadataEvent => ({
+      op: 'EPOCH',
+      epoch,
+      nodeId,
+    });
+    const { log, state: primary } = run(base(), [fence(5, 'n1'), ...put('d', 100)]);
+    const shards = shardsOf('a');
+    const ok = (standby: MetadataState, recentEvents?: readonly LoggedEvent[]) =>
+      answerVerify(
+        primary,
+        buildVerifyRequest(standby, shards),
+        recentEvents === undefined ? {} : { recentEvents },
+      ).status;
+    // Faithful standbys: caught up, before the fence, after it.
+    expect(ok(primary)).toBe('OK');
+    expect(ok(base(), log)).toBe('OK');
+    expect(ok(base())).toBe('OK');
+    expect(ok(run(base(), [fence(5, 'n1')]).state, log)).toBe('OK');
+    // Folded a forged fence instead of the real one, or as well.
+    const forged = run(base(), [fence(1e9, 'x'), ...put('d', 100)]).state;
+    expect(answerVerify(primary, buildVerifyRequest(forged, shards))).toMatchObject({
+      status: 'NEED_FULL_SYNC',
+      reason: 'epoch',
+    });
+    expect(ok(run(base(), [fence(1e9, 'x')]).state)).toBe('NEED_FULL_SYNC');
+    expect(ok(run(base(), [fence(5, 'n2'), ...put('d', 100)]).state)).toBe('NEED_FULL_SYNC');
+    expect(ok(run(base(), [fence(3, 'n2')]).state, log)).toBe('NEED_FULL_SYNC');
+  });
+
   it('asks for a full sync past maxGap or maxMismatches', () => {
     const standby = base();
     const primary = run(standby, put('d', 100)).state;
