@@ -7,7 +7,8 @@ import { jetstream } from '@nats-io/jetstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
 import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
-import { Workload } from '../../src/localCluster/workload.ts';
+import { Workload, type AckRecord } from '../../src/localCluster/workload.ts';
+import type { UnderstudyClient } from '../../src/client/client.ts';
 import { encodeBatch } from '../../src/domain/codec.ts';
 import { toEntry } from '../../src/domain/eventCodec.ts';
 import type { LoggedEvent } from '../../src/domain/types.ts';
@@ -23,18 +24,37 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
+/** Three nodes under TTL 2 s, two storage segments. */
+function startCluster(): ReturnType<typeof startE2eCluster> {
+  return startE2eCluster(cleanups, {
+    cluster: CLUSTER,
+    leaseTtlMs: TTL,
+    deadlineMs: 30_000,
+    maxBackoffMs: 100,
+    segments: [
+      ['s1-seg', 's1'],
+      ['s2-seg', 's2'],
+    ],
+  });
+}
+
+/** Every acknowledged put reads back with the placement it was acknowledged with. */
+async function expectAcksReadBack(
+  client: UnderstudyClient,
+  acks: readonly AckRecord[],
+): Promise<void> {
+  for (const a of acks.filter((a) => a.op === 'putStart')) {
+    const record = await client.get(a.key);
+    expect(
+      record.replicas.map((r) => [r.segmentId, r.offset]),
+      a.key,
+    ).toEqual(a.replicas?.map((r) => [r.segmentId, r.offset]));
+  }
+}
+
 describe('OpLog integrity end to end (three node processes, real etcd and nats-server)', () => {
   it('garbage published to the OpLog subject under load: every standby passes over it and says so, a primary serves within TTL + 1 s, no acknowledged write is lost, digests equal', async () => {
-    const { fleet, client, nats, nc } = await startE2eCluster(cleanups, {
-      cluster: CLUSTER,
-      leaseTtlMs: TTL,
-      deadlineMs: 30_000,
-      maxBackoffMs: 100,
-      segments: [
-        ['s1-seg', 's1'],
-        ['s2-seg', 's2'],
-      ],
-    });
+    const { fleet, client, nats, nc } = await startCluster();
     const load = new Workload(client, { concurrency: 4 }).start();
     await load.until(() => load.acks.length >= 200, 30_000, '200 acks');
 
@@ -85,27 +105,11 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     const log = await readLoggedEvents(nats.url, CLUSTER);
     expectLinearHistory(log);
     expectAcksInLog(load.acks, log);
-    // Every acknowledged write reads back with the placement it was acknowledged with.
-    for (const a of load.acks.filter((a) => a.op === 'putStart')) {
-      const record = await client.get(a.key);
-      expect(
-        record.replicas.map((r) => [r.segmentId, r.offset]),
-        a.key,
-      ).toEqual(a.replicas?.map((r) => [r.segmentId, r.offset]));
-    }
+    await expectAcksReadBack(client, load.acks);
   });
 
   it('a forged EPOCH (epoch 1e9) and a REMOVE of an acknowledged key stamped with a foreign epoch, published as entry seq + 1: every node passes over each and says so, a primary serves within TTL + 1 s of each, nothing is lost, digests equal', async () => {
-    const { fleet, client, nats, nc, etcd } = await startE2eCluster(cleanups, {
-      cluster: CLUSTER,
-      leaseTtlMs: TTL,
-      deadlineMs: 30_000,
-      maxBackoffMs: 100,
-      segments: [
-        ['s1-seg', 's1'],
-        ['s2-seg', 's2'],
-      ],
-    });
+    const { fleet, client, nats, nc, etcd } = await startCluster();
     const load = new Workload(client, { concurrency: 4 }).start();
     await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
     await load.stop();
@@ -197,36 +201,14 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     expect(await client.exists(victim)).toBe(true);
     // `understudy export` (the real CLI) stops at the first forged entry, naming it; with
     // --skip-bad it exports the log without them and says how many it skipped.
-    const exported = await cli([
-      'export',
-      '--cluster',
-      CLUSTER,
-      '--nats',
-      nats.url,
-      '--out',
-      '/dev/null',
-    ]);
+    const exportArgs = ['export', '--cluster', CLUSTER, '--nats', nats.url, '--out', '/dev/null'];
+    const exported = await cli(exportArgs);
     expect(exported.code, exported.stderr).toBe(1);
     expect(exported.stderr).toContain(`stream message ${fence.streamSeq}): foreign entry`);
-    const skipping = await cli([
-      'export',
-      '--cluster',
-      CLUSTER,
-      '--nats',
-      nats.url,
-      '--out',
-      '/dev/null',
-      '--skip-bad',
-    ]);
+    const skipping = await cli([...exportArgs, '--skip-bad']);
     expect(skipping.code, skipping.stderr).toBe(0);
     expect(skipping.stderr).toContain(`${log.length} entries (seqs 1..${log.length})`);
     expect(skipping.stderr).toContain('2 foreign entries skipped');
-    for (const a of acks.filter((a) => a.op === 'putStart')) {
-      const record = await client.get(a.key);
-      expect(
-        record.replicas.map((r) => [r.segmentId, r.offset]),
-        a.key,
-      ).toEqual(a.replicas?.map((r) => [r.segmentId, r.offset]));
-    }
+    await expectAcksReadBack(client, acks);
   });
 });
