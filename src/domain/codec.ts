@@ -16,7 +16,7 @@ import { prefixHash } from './checksum.ts';
 import { OP_TYPES, type OpLogEntry, type OpType } from './entry.ts';
 import { MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES } from './limits.ts';
 
-export type CodecErrorReason = 'truncated' | 'garbled' | 'checksum';
+export type CodecErrorReason = 'truncated' | 'garbled' | 'checksum' | 'signature';
 
 /** Bytes that are not a valid encoded entry or batch. Never retryable: the bytes are bad. */
 export class CodecError extends Error {

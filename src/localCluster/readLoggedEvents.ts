@@ -17,12 +17,18 @@ export async function readLoggedEvents(
   options: {
     readonly etcd?: readonly string[];
     readonly onForeign?: ReadLogOptions['onForeign'];
+    /** The cluster's OpLog key: messages without its signature are no part of the log. */
+    readonly signingKey?: Uint8Array;
   } = {},
 ): Promise<LoggedEvent[]> {
   const nc = await connect({ servers: natsUrl });
   const etcd = options.etcd === undefined ? undefined : new Etcd3({ hosts: [...options.etcd] });
   try {
-    const opLog = await createNatsOpLog({ nc, cluster });
+    const opLog = await createNatsOpLog({
+      nc,
+      cluster,
+      ...(options.signingKey === undefined ? {} : { signingKey: options.signingKey }),
+    });
     const entries = await readLog(opLog, {
       ...(etcd === undefined
         ? {}

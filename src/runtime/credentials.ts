@@ -62,6 +62,17 @@ function secret(
   return path !== undefined ? readSecret(file, path) : cfg[inline];
 }
 
+/** The OpLog signing key (`oplogKey`, or the content of `oplogKeyFile`), or undefined. */
+export function oplogSigningKey(cfg: SecurityConfig): Uint8Array | undefined {
+  const key =
+    cfg.oplogKeyFile !== undefined ? readSecret('oplogKeyFile', cfg.oplogKeyFile) : cfg.oplogKey;
+  if (key === undefined) return undefined;
+  if (key.length < 16) {
+    throw new SecurityConfigError([`the OpLog signing key must be at least 16 characters`]);
+  }
+  return Buffer.from(key, 'utf8');
+}
+
 /**
  * The NATS connection options for `cfg` (spread them into `connect({...})`): `user`/`pass`,
  * or `token`, or an `authenticator` for a creds file or an nkey seed (the file is read again

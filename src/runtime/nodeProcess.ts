@@ -15,7 +15,12 @@ import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import type { OpLog } from '../ports/opLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import type { NodeConfig } from './config.ts';
-import { etcdConnectionOptions, natsConnectionOptions, redact } from './credentials.ts';
+import {
+  etcdConnectionOptions,
+  natsConnectionOptions,
+  oplogSigningKey,
+  redact,
+} from './credentials.ts';
 import { NodeHttpServer } from './httpServer.ts';
 import { FlightRecorder } from '../inspect/flightRecorder.ts';
 import { INSPECT_EVENTS_PATH, inspectEventsRoute } from '../inspect/inspectRoute.ts';
@@ -49,6 +54,8 @@ async function connectDependencies(
 ): Promise<{ nc: NatsConnection; opLog: OpLog; checkpoints: NatsCheckpointStore }> {
   const deps = { logger: log, clock: systemClock };
   const servers = (redact({ nats: config.nats })['nats'] as string[]).join(',');
+  // Read first: a bad key file fails the start at once, before any connection.
+  const signingKey = oplogSigningKey(config);
   const nc = await waiting.retry(deps, {
     what: `NATS at ${servers}`,
     event: 'nats',
@@ -87,6 +94,7 @@ async function connectDependencies(
               createNatsOpLog({
                 nc,
                 cluster: config.cluster,
+                ...(signingKey === undefined ? {} : { signingKey }),
                 replicas: config.streamReplicas,
                 maxAgeMs: config.streamMaxAge,
                 maxBytes: config.streamMaxBytes,

@@ -23,6 +23,10 @@ export const securitySettings = {
   etcdTlsCa: optional(filePath, 'CA certificate (PEM) for etcd TLS; use https:// endpoints'),
   etcdTlsCert: optional(filePath, 'client certificate (PEM) for etcd TLS'),
   etcdTlsKey: optional(filePath, 'client key (PEM) for etcd TLS'),
+  oplogKey: secret(
+    'OpLog signing key (the same on every node): each batch carries an HMAC-SHA256 under it, and a node folds no message without a valid one',
+  ),
+  oplogKeyFile: optional(filePath, 'file holding the OpLog signing key'),
 } as const;
 
 /** The NATS ones (for the commands that read the OpLog). */
@@ -73,6 +77,7 @@ export function validateSecurityConfig(cfg: SecurityConfig): string[] {
   both('natsPassword', 'natsPasswordFile');
   both('natsToken', 'natsTokenFile');
   both('etcdPassword', 'etcdPasswordFile');
+  both('oplogKey', 'oplogKeyFile');
   const natsMethods = [
     cfg.natsUser !== undefined ? 'natsUser' : undefined,
     cfg.natsToken !== undefined || cfg.natsTokenFile !== undefined ? 'natsToken' : undefined,

@@ -3,9 +3,14 @@
 // local cluster stops it; deploy/nats/auth.conf does in the compose set-up). Regression test
 // of: one undecodable message fenced the primary, sent every standby into full sync in a loop
 // and left the cluster without a primary for good.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
+import { oplogSigningKey } from '../../src/runtime/credentials.ts';
 import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../../src/localCluster/workload.ts';
 import type { UnderstudyClient } from '../../src/client/client.ts';
@@ -25,8 +30,9 @@ afterEach(async () => {
 });
 
 /** Three nodes under TTL 2 s, two storage segments. */
-function startCluster(): ReturnType<typeof startE2eCluster> {
+function startCluster(extraArgs: readonly string[] = []): ReturnType<typeof startE2eCluster> {
   return startE2eCluster(cleanups, {
+    extraArgs,
     cluster: CLUSTER,
     leaseTtlMs: TTL,
     deadlineMs: 30_000,
@@ -49,6 +55,59 @@ async function expectAcksReadBack(
       record.replicas.map((r) => [r.segmentId, r.offset]),
       a.key,
     ).toEqual(a.replicas?.map((r) => [r.segmentId, r.offset]));
+  }
+}
+
+type Fleet = Awaited<ReturnType<typeof startE2eCluster>>['fleet'];
+
+/** Publishes `forge(next seq, epoch)` as an outsider once every node has the same log. */
+async function publishForged(
+  fleet: Fleet,
+  nc: NatsConnection,
+  forge: (seq: number, epoch: number) => Omit<LoggedEvent, 'ts'>,
+): Promise<{ streamSeq: number; publishedAt: number; marks: number[] }> {
+  const primary = await fleet.primary(30_000);
+  const { appliedSeq, epoch } = await primary.status();
+  for (const node of fleet.nodes) {
+    for (let i = 0; (await node.status()).appliedSeq < appliedSeq; i++) {
+      if (i > 300) throw new Error(`${node.id} did not catch up to ${appliedSeq}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const marks = fleet.nodes.map((n) => n.logs.length);
+  const entry = toEntry({ ...forge(appliedSeq + 1, epoch), ts: Date.now() });
+  const publishedAt = Date.now();
+  const ack = await jetstream(nc).publish(opLogSubject(CLUSTER), encodeBatch([entry]));
+  return { streamSeq: ack.seq, publishedAt, marks };
+}
+
+/** A write is acknowledged within TTL + 1 s of `publishedAt` (the forged message fenced the primary). */
+async function expectServed(
+  client: UnderstudyClient,
+  publishedAt: number,
+  key: string,
+): Promise<void> {
+  await client.putStart(key, 100, 1);
+  const servedMs = Date.now() - publishedAt;
+  console.log(`${key}: acknowledged ${servedMs} ms after the forged entry (TTL ${TTL} ms)`);
+  expect(servedMs).toBeLessThan(TTL + 1000);
+}
+
+/** Every node that followed the log when it came warned `event` for that message. */
+async function expectReported(
+  fleet: Fleet,
+  forged: { streamSeq: number; marks: number[] },
+  followers: readonly Fleet['nodes'][number][],
+  event: 'foreignEntrySkipped' | 'logMessageSkipped',
+): Promise<void> {
+  for (const node of followers) {
+    const i = fleet.nodes.indexOf(node);
+    const line = await node.waitForLog(
+      (l) => l.event === event && l['streamSeq'] === forged.streamSeq,
+      30_000,
+      forged.marks[i] ?? 0,
+    );
+    expect(line['level']).toBe(40); // pino's warn
   }
 }
 
@@ -115,66 +174,25 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     await load.stop();
     const victim = load.acks.find((a) => a.op === 'putStart')!.key;
 
-    /** Publishes `forge(next seq, epoch)` as an outsider once every node has the same log. */
-    const publishForged = async (
-      forge: (seq: number, epoch: number) => Omit<LoggedEvent, 'ts'>,
-    ): Promise<{ streamSeq: number; publishedAt: number; marks: number[] }> => {
-      const primary = await fleet.primary(30_000);
-      const { appliedSeq, epoch } = await primary.status();
-      for (const node of fleet.nodes) {
-        for (let i = 0; (await node.status()).appliedSeq < appliedSeq; i++) {
-          if (i > 300) throw new Error(`${node.id} did not catch up to ${appliedSeq}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      const marks = fleet.nodes.map((n) => n.logs.length);
-      const entry = toEntry({ ...forge(appliedSeq + 1, epoch), ts: Date.now() });
-      const publishedAt = Date.now();
-      const ack = await jetstream(nc).publish(opLogSubject(CLUSTER), encodeBatch([entry]));
-      return { streamSeq: ack.seq, publishedAt, marks };
-    };
-    /** A write is acknowledged within TTL + 1 s of `publishedAt` (the forged message fenced the primary). */
-    const expectServed = async (publishedAt: number, key: string): Promise<void> => {
-      await client.putStart(key, 100, 1);
-      const servedMs = Date.now() - publishedAt;
-      console.log(`${key}: acknowledged ${servedMs} ms after the forged entry (TTL ${TTL} ms)`);
-      expect(servedMs).toBeLessThan(TTL + 1000);
-    };
-    /** Every node that followed the log when it came reported the entry and did not fold it. */
-    const expectReported = async (
-      forged: { streamSeq: number; marks: number[] },
-      followers: readonly (typeof fleet.nodes)[number][],
-    ): Promise<void> => {
-      for (const node of followers) {
-        const i = fleet.nodes.indexOf(node);
-        const line = await node.waitForLog(
-          (l) => l.event === 'foreignEntrySkipped' && l['streamSeq'] === forged.streamSeq,
-          30_000,
-          forged.marks[i] ?? 0,
-        );
-        expect(line['level']).toBe(40); // pino's warn
-      }
-    };
-
     let primary = await fleet.primary(30_000);
     let followers = fleet.nodes.filter((n) => n !== primary);
-    const fence = await publishForged((seq) => ({
+    const fence = await publishForged(fleet, nc, (seq) => ({
       seq,
       epoch: 1e9,
       event: { op: 'EPOCH', epoch: 1e9, nodeId: followers[0]!.id },
     }));
-    await expectServed(fence.publishedAt, 'after-fence');
-    await expectReported(fence, followers);
+    await expectServed(client, fence.publishedAt, 'after-fence');
+    await expectReported(fleet, fence, followers, 'foreignEntrySkipped');
 
     primary = await fleet.primary(30_000);
     followers = fleet.nodes.filter((n) => n !== primary);
-    const remove = await publishForged((seq, epoch) => ({
+    const remove = await publishForged(fleet, nc, (seq, epoch) => ({
       seq,
       epoch: epoch + 1000,
       event: { op: 'REMOVE', key: victim },
     }));
-    await expectServed(remove.publishedAt, 'after-remove');
-    await expectReported(remove, followers);
+    await expectServed(client, remove.publishedAt, 'after-remove');
+    await expectReported(fleet, remove, followers, 'foreignEntrySkipped');
 
     const more = new Workload(client, { concurrency: 4, keyPrefix: 'more' }).start();
     await more.until(() => more.acks.length >= 100, 30_000, 'acks after the forgeries');
@@ -210,5 +228,40 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     expect(skipping.stderr).toContain(`${log.length} entries (seqs 1..${log.length})`);
     expect(skipping.stderr).toContain('2 foreign entries skipped');
     await expectAcksReadBack(client, acks);
+  });
+
+  it("with an OpLog key, a REMOVE of an acknowledged key stamped with the current epoch (only a signature tells it from the primary's) is passed over by every follower: the key stays, digests equal", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'understudy-key-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const keyFile = join(dir, 'oplog.key');
+    await writeFile(keyFile, 'a cluster key of this test, 32 B\n');
+    const { fleet, client, nats, nc } = await startCluster(['--oplog-key-file', keyFile]);
+    const load = new Workload(client, { concurrency: 4 }).start();
+    await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
+    await load.stop();
+    const victim = load.acks.find((a) => a.op === 'putStart')!.key;
+    let primary = await fleet.primary(30_000);
+    const followers = fleet.nodes.filter((n) => n !== primary);
+    const remove = await publishForged(fleet, nc, (seq, epoch) => ({
+      seq,
+      epoch,
+      event: { op: 'REMOVE', key: victim },
+    }));
+    await expectServed(client, remove.publishedAt, 'after-unsigned');
+    await expectReported(fleet, remove, followers, 'logMessageSkipped');
+    expect(await client.exists(victim)).toBe(true);
+    for (const node of fleet.nodes) {
+      const status = await node.status();
+      expect(status.role, node.id).not.toBe('syncing');
+      expect(status.skipped, node.id).toBeLessThanOrEqual(1);
+    }
+    primary = await fleet.primary(30_000);
+    await expectEqualDigests(fleet, primary);
+    const log = await readLoggedEvents(nats.url, CLUSTER, {
+      signingKey: oplogSigningKey({ oplogKeyFile: keyFile })!,
+    });
+    expectLinearHistory(log);
+    expectAcksInLog(load.acks, log);
+    await expectAcksReadBack(client, load.acks);
   });
 });

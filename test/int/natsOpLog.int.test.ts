@@ -2,16 +2,18 @@
 // restarts, reconnects, a replicated stream losing a server, and retention.
 import { randomUUID } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNatsOpLog, type NatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
-import { decodeBatch } from '../../src/domain/codec.ts';
+import { BatchSignature } from '../../src/adapters/nats/batchSignature.ts';
+import { decodeBatch, encodeBatch } from '../../src/domain/codec.ts';
 import type { OpLogEntry } from '../../src/domain/entry.ts';
 import {
   FencedError,
   NotRetainedError,
   type AppendAck,
+  type LogBatch,
   type LogFollower,
 } from '../../src/ports/opLog.ts';
 import { testEntries } from '../contract/entries.ts';
@@ -370,6 +372,48 @@ describe('NATS OpLog', { timeout: 180_000 }, () => {
     expect(more.lastSeq).toBe(next + 4);
     const stored = new Set(await streamEntries(nc, log));
     for (const seq of acked) expect(stored.has(seq)).toBe(true);
+  });
+
+  it('with an OpLog key, a message without its valid HMAC is no batch: passed over, even well-formed entries', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const cluster = `t${randomUUID().slice(0, 8)}`;
+    const key = new Uint8Array(32).fill(7);
+    const signed = await createNatsOpLog({ nc, cluster, signingKey: key });
+    cleanups.push(() => signed.close());
+    await signed.openWriter({ expectedLastStreamSeq: 0 }).append(entries(1, 3));
+    const js = jetstream(nc);
+    // An outsider's well-formed batches: unsigned, and signed with another key.
+    await js.publish(signed.subject, encodeBatch(entries(4, 1)));
+    const wrong = new BatchSignature(new Uint8Array(32).fill(8));
+    const bytes = encodeBatch(entries(4, 1, 2));
+    await js.publish(signed.subject, bytes, { headers: wrong.headersFor(bytes)! });
+    await signed.openWriter({ expectedLastStreamSeq: 3 }).append(entries(4, 2));
+    const batches: LogBatch[] = [];
+    const follower = signed.follow(1);
+    for await (const batch of follower) {
+      batches.push(batch);
+      if (batch.streamSeq >= 4) break;
+    }
+    follower.close();
+    expect(
+      batches.map((b) =>
+        b.undecodable === undefined ? b.entries.map((e) => e.seq) : b.undecodable,
+      ),
+    ).toEqual([
+      [1, 2, 3],
+      'signature: the batch is not signed',
+      'signature: the batch signature does not match the cluster key',
+      [4, 5],
+    ]);
+    expect(await signed.bounds()).toEqual({ firstSeq: 1, lastSeq: 5, lastStreamSeq: 4 });
+    // A log without the key reads the signed messages too (and cannot tell the others apart).
+    const plain = await openLogOn(nc, cluster);
+    expect((await readUntil(plain.follow(1), 5)).length).toBeGreaterThanOrEqual(5);
+    // Another key refuses the primary's own messages.
+    const other = await createNatsOpLog({ nc, cluster, signingKey: new Uint8Array(32).fill(9) });
+    cleanups.push(() => other.close());
+    expect(await other.bounds()).toEqual({ firstSeq: 0, lastSeq: 0, lastStreamSeq: 4 });
   });
 
   it('following from an entry the stream no longer retains fails with NotRetainedError', async () => {

@@ -10,6 +10,7 @@ import {
   SecurityConfigError,
   etcdConnectionOptions,
   natsConnectionOptions,
+  oplogSigningKey,
   redact,
 } from '../../src/runtime/credentials.ts';
 import { securitySettings, validateSecurityConfig } from '../../src/runtime/securitySettings.ts';
@@ -90,6 +91,20 @@ describe('securitySettings', () => {
     );
     const text = problems.join(' ');
     for (const s of ['hunter2', 'tok-secret', 'etcd-secret']) expect(text).not.toContain(s);
+  });
+});
+
+describe('oplogSigningKey', () => {
+  it('inline or from a file (trailing newline dropped); too short or both is refused', () => {
+    expect(oplogSigningKey({})).toBeUndefined();
+    const key = 'sixteen chars ok';
+    expect(Buffer.from(oplogSigningKey({ oplogKey: key })!).toString()).toBe(key);
+    const path = file('oplog.key', `${key}\n`);
+    expect(oplogSigningKey({ oplogKeyFile: path })).toEqual(oplogSigningKey({ oplogKey: key }));
+    expect(() => oplogSigningKey({ oplogKey: 'short' })).toThrow(SecurityConfigError);
+    expect(validateSecurityConfig({ oplogKey: key, oplogKeyFile: path })).toEqual([
+      'set oplogKey or oplogKeyFile, not both',
+    ]);
   });
 });
 

@@ -17,8 +17,9 @@ import {
   type StreamConfig,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import { nanos, type NatsConnection, type Status } from '@nats-io/nats-core';
-import { CodecError, decodeBatch, encodeBatch } from '../../domain/codec.ts';
+import { nanos, type MsgHdrs, type NatsConnection, type Status } from '@nats-io/nats-core';
+import { CodecError, encodeBatch } from '../../domain/codec.ts';
+import { BatchSignature } from './batchSignature.ts';
 import type { OpLogEntry } from '../../domain/entry.ts';
 import {
   AmbiguousAppendError,
@@ -63,6 +64,12 @@ export interface NatsOpLogOptions {
   readonly resolveTimeoutMs?: number;
   /** The stream's duplicate window (default 2 min). */
   readonly duplicateWindowMs?: number;
+  /**
+   * The cluster's OpLog key: every message this log writes carries the HMAC-SHA256 of its bytes
+   * under it, and a message without a valid one is no batch of entries (reported and passed
+   * over like an undecodable one). Every node of a cluster needs the same key. Default: none.
+   */
+  readonly signingKey?: Uint8Array;
 }
 
 /** The NATS OpLog, with the names of its stream and subject. */
@@ -135,6 +142,7 @@ interface Settings {
   readonly maxBatchBytes: number;
   readonly ackTimeoutMs: number;
   readonly resolveTimeoutMs: number;
+  readonly signature: BatchSignature;
 }
 
 class NatsOpLogWriter implements OpLogWriter {
@@ -301,7 +309,9 @@ class NatsOpLogWriter implements OpLogWriter {
     message: OutgoingMessage,
     chained = true,
   ): ReturnType<JetStreamClient['publish']> {
+    const headers = this.settings.signature.headersFor(message.bytes);
     return this.js.publish(this.subject, message.bytes, {
+      ...(headers === undefined ? {} : { headers }),
       msgID: message.msgId,
       expect:
         chained && message.previousMsgId !== undefined
@@ -520,10 +530,10 @@ class NatsLogFollower implements LogFollower {
             nextStreamSeq = msg.seq + 1;
             let entries: OpLogEntry[];
             try {
-              entries = decodeBatch(msg.data);
+              entries = this.log.decode(msg.data, msg.headers);
             } catch (err) {
               if (!(err instanceof CodecError)) throw err;
-              // Not a batch of entries: no part of the log. Reported, then passed over.
+              // Not a batch of entries (or, with a key, not signed by it): no part of the log. Reported, then passed over.
               yield { streamSeq: msg.seq, entries: [], undecodable: err.message };
               if (this.closed) break;
               continue;
@@ -619,11 +629,16 @@ class NatsOpLogImpl implements NatsOpLog {
   }
 
   /** The entries of stream message `streamSeq`; undefined when it is gone or does not decode. */
+  /** The entries of a stored message (see {@link BatchSignature.decode}). */
+  decode(bytes: Uint8Array, headers: MsgHdrs | undefined): OpLogEntry[] {
+    return this.settings.signature.decode(bytes, headers);
+  }
+
   async entriesAt(streamSeq: number): Promise<OpLogEntry[] | undefined> {
     const stored = await this.jsm.streams.getMessage(this.streamName, { seq: streamSeq });
     if (stored === null) return undefined;
     try {
-      const entries = decodeBatch(stored.data);
+      const entries = this.decode(stored.data, stored.header);
       return entries.length > 0 ? entries : undefined;
     } catch (err) {
       if (err instanceof CodecError) return undefined;
@@ -720,6 +735,7 @@ export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOp
     maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,
     ackTimeoutMs: options.ackTimeoutMs ?? 5_000,
     resolveTimeoutMs: options.resolveTimeoutMs ?? 30_000,
+    signature: new BatchSignature(options.signingKey),
   });
 }
 
