@@ -18,12 +18,13 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { InvalidArgumentError, type Command } from 'commander';
 import { opLogStreamName } from '../adapters/nats/natsOpLog.ts';
-import { CodecError, decodeBatch } from '../domain/codec.ts';
+import { CodecError } from '../domain/codec.ts';
 import type { OpLogEntry } from '../domain/entry.ts';
 import { fromEntry } from '../domain/eventCodec.ts';
 import type { LoggedEvent } from '../domain/types.ts';
 import { loadCommandSettings, natsSourceSettings } from '../runtime/config.ts';
-import { natsConnectionOptions } from '../runtime/credentials.ts';
+import { natsConnectionOptions, oplogSigningKey } from '../runtime/credentials.ts';
+import { BatchSignature } from '../adapters/nats/batchSignature.ts';
 import { NATS_SECURITY_KEYS, type SecurityConfig } from '../runtime/securitySettings.ts';
 import { addSettingOptions } from './settingOptions.ts';
 import { CorruptEntryError, parseExportLine, type EntryPosition } from './exportFormat.ts';
@@ -146,6 +147,8 @@ export interface NatsSourceConfig {
   readonly servers: readonly string[];
   /** NATS credentials and TLS (the `nats*` settings of `understudy node`). */
   readonly security: SecurityConfig;
+  /** The cluster's OpLog key (`oplogKey`): a message without its signature is a bad one. */
+  readonly signingKey?: Uint8Array | undefined;
 }
 
 /**
@@ -162,7 +165,12 @@ export function loadNatsSourceConfig(
   for (const key of NATS_SECURITY_KEYS) {
     if (settings[key] !== undefined) security[key] = settings[key];
   }
-  return { cluster: settings.cluster, servers: settings.nats, security };
+  return {
+    cluster: settings.cluster,
+    servers: settings.nats,
+    security,
+    signingKey: oplogSigningKey(settings),
+  };
 }
 
 /** Connects to NATS (failing fast when no server answers) and opens the cluster's stream. */
@@ -187,7 +195,13 @@ export async function natsLogSource(config: NatsSourceConfig): Promise<LogSource
     await nc.close();
     throw new LogUnavailableError(description, 'JetStream is not available', { cause });
   }
-  const source = new NatsLogSource(nc, jsm, streamName, description);
+  const source = new NatsLogSource(
+    nc,
+    jsm,
+    streamName,
+    description,
+    new BatchSignature(config.signingKey),
+  );
   try {
     await source.streamState(); // fails now, before anything is written, when there is no stream
   } catch (error) {
@@ -206,6 +220,7 @@ class NatsLogSource implements LogSource {
     private readonly jsm: JetStreamManager,
     private readonly streamName: string,
     readonly description: string,
+    private readonly signature: BatchSignature,
   ) {}
 
   async close(): Promise<void> {
@@ -236,7 +251,9 @@ class NatsLogSource implements LogSource {
   async #headSeq(streamSeq: number): Promise<number | undefined> {
     try {
       const stored = await this.jsm.streams.getMessage(this.streamName, { seq: streamSeq });
-      return stored === null ? undefined : decodeBatch(stored.data)[0]?.seq;
+      return stored === null
+        ? undefined
+        : this.signature.decode(stored.data, stored.header)[0]?.seq;
     } catch {
       return undefined;
     }
@@ -289,7 +306,7 @@ class NatsLogSource implements LogSource {
         arm();
         let entries: OpLogEntry[];
         try {
-          entries = decodeBatch(msg.data);
+          entries = this.signature.decode(msg.data, msg.headers);
         } catch (cause) {
           const reason = cause instanceof CodecError ? cause.message : String(cause);
           yield {

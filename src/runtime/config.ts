@@ -193,6 +193,8 @@ export const natsSourceSettings = pickSettings(nodeSettings, [
   'cluster',
   'nats',
   ...NATS_SECURITY_KEYS,
+  'oplogKey',
+  'oplogKeyFile',
 ]);
 export type NatsSource = SettingsOf<typeof natsSourceSettings>;
 

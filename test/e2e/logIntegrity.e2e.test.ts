@@ -263,5 +263,16 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     expectLinearHistory(log);
     expectAcksInLog(load.acks, log);
     await expectAcksReadBack(client, load.acks);
+    // `understudy export` with the key names the unsigned message; --skip-bad leaves it out.
+    const exportArgs = ['export', '--cluster', CLUSTER, '--nats', nats.url, '--out', '/dev/null'];
+    const exported = await cli([...exportArgs, '--oplog-key-file', keyFile]);
+    expect(exported.code, exported.stderr).toBe(1);
+    expect(exported.stderr).toContain(
+      `stream message ${remove.streamSeq} (seq unreadable): stream message: signature: the batch is not signed`,
+    );
+    const skipping = await cli([...exportArgs, '--oplog-key-file', keyFile, '--skip-bad']);
+    expect(skipping.code, skipping.stderr).toBe(0);
+    expect(skipping.stderr).toContain(`${log.length} entries (seqs 1..${log.length})`);
+    expect(skipping.stderr).toContain('1 corrupt messages skipped');
   });
 });
