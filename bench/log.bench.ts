@@ -1,6 +1,7 @@
 // OpLog throughput: NATS JetStream (R1 on one server, R3 on a three-server cluster), one entry
 // per message and group-committed, its follower read rate, and the etcd OpLog as a baseline.
 // Starts its own servers through the test harness. Each figure is the median of 3 runs.
+// Also R1 and its follower with an OpLog key (every message signed and checked, oplogKey).
 // Usage: npm run bench -- log [--seconds N] [--follow-entries N]
 import { randomUUID } from 'node:crypto';
 import CRC32 from 'crc-32';
@@ -15,6 +16,7 @@ import { median, ms, percentile, round } from './lib/stats.ts';
 
 const RUNS = 3;
 const PAYLOAD_BYTES = 200;
+const SIGNING_KEY = new TextEncoder().encode('a bench key of 32 characters ok!');
 
 function makeEntry(seq: number): OpLogEntry {
   const key = `bench/key-${seq}`;
@@ -99,6 +101,7 @@ async function natsAppends(
   maxBatchEntries: number,
   inFlight: number,
   seconds: number,
+  signingKey?: Uint8Array,
 ): Promise<AppendFigures> {
   const nc = await connect({ servers: [...urls] });
   try {
@@ -108,6 +111,7 @@ async function natsAppends(
         cluster: `bench${randomUUID().slice(0, 8)}`,
         replicas,
         maxBatchEntries,
+        ...(signingKey === undefined ? {} : { signingKey }),
       });
       try {
         return await measureAppends(log, inFlight, seconds);
@@ -120,12 +124,20 @@ async function natsAppends(
   }
 }
 
-async function natsFollowRate(url: string, entryCount: number): Promise<number> {
+async function natsFollowRate(
+  url: string,
+  entryCount: number,
+  signingKey?: Uint8Array,
+): Promise<number> {
   const nc = await connect({ servers: url });
   try {
     const rates: number[] = [];
     for (let run = 0; run < RUNS; run++) {
-      const log = await createNatsOpLog({ nc, cluster: `follow${randomUUID().slice(0, 8)}` });
+      const log = await createNatsOpLog({
+        nc,
+        cluster: `follow${randomUUID().slice(0, 8)}`,
+        ...(signingKey === undefined ? {} : { signingKey }),
+      });
       const writer = log.openWriter({ expectedLastStreamSeq: 0 });
       const appends: Promise<unknown>[] = [];
       for (let seq = 1; seq <= entryCount; seq += 100) {
@@ -187,11 +199,16 @@ export async function run(args: string[]): Promise<void> {
   let r1: AppendFigures;
   let r1Batch1: AppendFigures;
   let followPerSec: number;
+  let r1Signed: AppendFigures;
+  let followSignedPerSec: number;
   {
     await using server = await startNats();
     r1 = await natsAppends([server.url], 1, 100, inFlight, seconds);
     r1Batch1 = await natsAppends([server.url], 1, 1, inFlight, seconds);
     followPerSec = await natsFollowRate(server.url, followEntries);
+    // With an OpLog key (oplogKey): an HMAC-SHA256 per message, written and checked.
+    r1Signed = await natsAppends([server.url], 1, 100, inFlight, seconds, SIGNING_KEY);
+    followSignedPerSec = await natsFollowRate(server.url, followEntries, SIGNING_KEY);
   }
   let r3: AppendFigures;
   let r3Batch1: AppendFigures;
@@ -205,6 +222,7 @@ export async function run(args: string[]): Promise<void> {
   const rows: [string, AppendFigures | string][] = [
     ['NATS R1, group commit <= 100', r1],
     ['NATS R1, 1 entry per message', r1Batch1],
+    ['NATS R1, group commit <= 100, signed (oplogKey)', r1Signed],
     ['NATS R3, group commit <= 100', r3],
     ['NATS R3, 1 entry per message', r3Batch1],
     ['etcd OpLog, 64 in flight', etcd],
@@ -220,6 +238,9 @@ export async function run(args: string[]): Promise<void> {
       );
   }
   console.log(`| NATS R1 follower (${followEntries} entries) | ${round(followPerSec)} | | |`);
+  console.log(
+    `| NATS R1 follower, signed (${followEntries} entries) | ${round(followSignedPerSec)} | | |`,
+  );
   console.log('');
 
   const etcdPerSec = typeof etcd === 'string' ? null : round(etcd.perSec);
@@ -242,6 +263,11 @@ export async function run(args: string[]): Promise<void> {
       etcdP99Ms: typeof etcd === 'string' ? null : ms(etcd.p99Ms),
       ratioVsEtcd: etcdPerSec === null ? null : Math.round((r1.perSec / etcdPerSec) * 10) / 10,
       followPerSec: round(followPerSec),
+      appendPerSecR1Signed: round(r1Signed.perSec),
+      appendP99MsR1Signed: ms(r1Signed.p99Ms),
+      followSignedPerSec: round(followSignedPerSec),
+      signedRatioR1: Math.round((r1Signed.perSec / r1.perSec) * 100) / 100,
+      signedRatioFollow: Math.round((followSignedPerSec / followPerSec) * 100) / 100,
     }),
   );
 }
