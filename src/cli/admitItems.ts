@@ -1,4 +1,4 @@
-import { admit } from '../domain/admission.ts';
+import { admit, startingEpoch } from '../domain/admission.ts';
 import { CorruptEntryError } from './exportFormat.ts';
 import type { LogItem } from './logSource.ts';
 
@@ -43,7 +43,7 @@ export async function* admitItems(items: AsyncIterable<LogItem>): AsyncIterable<
       }
       pending = undefined;
     }
-    epoch ??= logged.event.op === 'EPOCH' || logged.seq === 1 ? 0 : logged.epoch;
+    epoch ??= startingEpoch(logged);
     const [rejected] = admit(epoch, [logged], () => true).foreign;
     if (rejected !== undefined) yield foreign(item, rejected.why);
     else if (logged.event.op === 'EPOCH') pending = item;

@@ -71,3 +71,31 @@ function foreignWhy(
   }
   return undefined;
 }
+
+/**
+ * The current epoch before the first entry a read sees: 0 when the read starts at the log's
+ * beginning or at a fence, else (a stream trimmed below its term's fence) that entry's own.
+ */
+export function startingEpoch(first: LoggedEvent): number {
+  return first.seq === 1 || first.event.op === 'EPOCH' ? 0 : first.epoch;
+}
+
+/** Verdicts on election claims, once each (the coordinator is asked only about new ones). */
+export class ElectionVerdicts {
+  readonly #verdicts = new Map<string, boolean>();
+
+  has(claim: ElectionClaim): boolean {
+    return this.#verdicts.has(verdictKey(claim));
+  }
+
+  set(claim: ElectionClaim, elected: boolean): void {
+    this.#verdicts.set(verdictKey(claim), elected);
+  }
+
+  /** Whether a claim with a verdict is a real election (false without one). */
+  readonly elected: ElectedCheck = (claim) => this.#verdicts.get(verdictKey(claim)) === true;
+}
+
+function verdictKey(claim: ElectionClaim): string {
+  return `${claim.epoch}:${claim.nodeId}`;
+}

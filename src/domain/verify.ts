@@ -440,11 +440,9 @@ export function epochDisagreement(
   if (epoch === undefined) return undefined;
   const S = request.appliedSeq;
   const P = primary.appliedSeq;
-  const fence = (logged: LoggedEvent): boolean =>
-    logged.seq > S && logged.seq <= P && logged.event.op === 'EPOCH';
   const inRange = recentEvents?.filter((e) => e.seq > S && e.seq <= P);
   const known = S === P || (inRange !== undefined && inRange.length === P - S);
-  const firstFence = inRange?.find(fence);
+  const firstFence = inRange?.find((e) => e.event.op === 'EPOCH');
   const mine = `${epoch} (${epochNodeId ?? '?'})`;
   if (epoch > primary.epoch) {
     return `standby epoch ${mine} is above the primary's ${primary.epoch}`;

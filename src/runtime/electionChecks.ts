@@ -1,4 +1,4 @@
-import type { ElectedCheck, ElectionClaim } from '../domain/admission.ts';
+import { ElectionVerdicts, type ElectedCheck, type ElectionClaim } from '../domain/admission.ts';
 import { fromEntry } from '../domain/eventCodec.ts';
 import type { LogBatch } from '../ports/opLog.ts';
 import type { NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
@@ -9,7 +9,7 @@ import type { NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
  * with a warning: an entry the log has held that long was folded by every node that followed it.
  */
 export class ElectionChecks {
-  readonly #verdicts = new Map<string, boolean>();
+  readonly #verdicts = new ElectionVerdicts();
 
   constructor(
     private readonly deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'logger'>,
@@ -17,7 +17,7 @@ export class ElectionChecks {
   ) {}
 
   /** Whether a claim settled by {@link settle} is a real election. */
-  readonly elected: ElectedCheck = (claim) => this.#verdicts.get(key(claim)) === true;
+  readonly elected: ElectedCheck = this.#verdicts.elected;
 
   /**
    * Settles the claims of the `EPOCH` entries in `batch` after `appliedSeq` whose epoch is above
@@ -34,7 +34,7 @@ export class ElectionChecks {
       const { event } = fromEntry(entry);
       if (event.op !== 'EPOCH' || event.epoch <= state.epoch) continue;
       const claim = { epoch: event.epoch, nodeId: event.nodeId };
-      if (!this.#verdicts.has(key(claim))) await this.#ask(claim, batch.streamSeq, stopped);
+      if (!this.#verdicts.has(claim)) await this.#ask(claim, batch.streamSeq, stopped);
     }
   }
 
@@ -50,7 +50,7 @@ export class ElectionChecks {
             `the election of epoch ${claim.epoch} cannot be checked any more; its fence counts`,
           );
         }
-        this.#verdicts.set(key(claim), verdict.kind !== 'notElected');
+        this.#verdicts.set(claim, verdict.kind !== 'notElected');
         return;
       } catch (err) {
         if (!failing) {
@@ -64,8 +64,4 @@ export class ElectionChecks {
       }
     }
   }
-}
-
-function key(claim: ElectionClaim): string {
-  return `${claim.epoch}:${claim.nodeId}`;
 }

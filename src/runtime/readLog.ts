@@ -1,4 +1,10 @@
-import { admit, type ElectionClaim, type ForeignEntry } from '../domain/admission.ts';
+import {
+  admit,
+  ElectionVerdicts,
+  startingEpoch,
+  type ElectionClaim,
+  type ForeignEntry,
+} from '../domain/admission.ts';
 import type { OpLogEntry } from '../domain/entry.ts';
 import { fromEntry } from '../domain/eventCodec.ts';
 import type { LoggedEvent } from '../domain/types.ts';
@@ -28,10 +34,9 @@ export async function readLog(opLog: OpLog, options: ReadLogOptions = {}): Promi
   const last = options.toSeq ?? Number.POSITIVE_INFINITY;
   const entries: OpLogEntry[] = [];
   if (bounds.lastSeq < fromSeq) return entries;
-  const verdicts = new Map<string, boolean>();
-  const key = (claim: ElectionClaim): string => `${claim.epoch}:${claim.nodeId}`;
-  /** The current epoch; for a stream trimmed below its first term's fence, that of its first entry. */
-  let epoch: number | undefined = bounds.firstSeq <= 1 ? 0 : undefined;
+  const verdicts = new ElectionVerdicts();
+  /** The current epoch, from the first entry read on (see startingEpoch). */
+  let epoch: number | undefined;
   let appliedSeq = 0;
   const follower = opLog.follow(Math.max(1, bounds.firstSeq));
   try {
@@ -41,19 +46,13 @@ export async function readLog(opLog: OpLog, options: ReadLogOptions = {}): Promi
         if (entry.seq > appliedSeq) fresh.set(fromEntry(entry), entry);
       }
       for (const logged of fresh.keys()) {
-        epoch ??= logged.event.op === 'EPOCH' ? 0 : logged.epoch;
+        epoch ??= startingEpoch(logged);
         const { event } = logged;
         if (event.op !== 'EPOCH' || event.epoch <= epoch) continue;
         const claim = { epoch: event.epoch, nodeId: event.nodeId };
-        if (!verdicts.has(key(claim))) {
-          verdicts.set(key(claim), (await options.elected?.(claim)) ?? true);
-        }
+        if (!verdicts.has(claim)) verdicts.set(claim, (await options.elected?.(claim)) ?? true);
       }
-      const { admitted, foreign } = admit(
-        epoch ?? 0,
-        [...fresh.keys()],
-        (claim) => verdicts.get(key(claim)) === true,
-      );
+      const { admitted, foreign } = admit(epoch ?? 0, [...fresh.keys()], verdicts.elected);
       for (const f of foreign) options.onForeign?.(f, batch.streamSeq);
       for (const logged of admitted) {
         if (logged.event.op === 'EPOCH') epoch = logged.event.epoch;
