@@ -44,6 +44,16 @@ function startCluster(extraArgs: readonly string[] = []): ReturnType<typeof star
   });
 }
 
+/** 100 acknowledged writes under load, then quiet; `victim` is a key they put. */
+async function writeThenStop(
+  client: UnderstudyClient,
+): Promise<{ load: Workload; victim: string }> {
+  const load = new Workload(client, { concurrency: 4 }).start();
+  await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
+  await load.stop();
+  return { load, victim: load.acks.find((a) => a.op === 'putStart')!.key };
+}
+
 /** Every acknowledged put reads back with the placement it was acknowledged with. */
 async function expectAcksReadBack(
   client: UnderstudyClient,
@@ -169,10 +179,7 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
 
   it('a forged EPOCH (epoch 1e9) and a REMOVE of an acknowledged key stamped with a foreign epoch, published as entry seq + 1: every node passes over each and says so, a primary serves within TTL + 1 s of each, nothing is lost, digests equal', async () => {
     const { fleet, client, nats, nc, etcd } = await startCluster();
-    const load = new Workload(client, { concurrency: 4 }).start();
-    await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
-    await load.stop();
-    const victim = load.acks.find((a) => a.op === 'putStart')!.key;
+    const { load, victim } = await writeThenStop(client);
 
     let primary = await fleet.primary(30_000);
     let followers = fleet.nodes.filter((n) => n !== primary);
@@ -236,10 +243,7 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     const keyFile = join(dir, 'oplog.key');
     await writeFile(keyFile, 'a cluster key of this test, 32 B\n');
     const { fleet, client, nats, nc } = await startCluster(['--oplog-key-file', keyFile]);
-    const load = new Workload(client, { concurrency: 4 }).start();
-    await load.until(() => load.acks.length >= 100, 30_000, '100 acks');
-    await load.stop();
-    const victim = load.acks.find((a) => a.op === 'putStart')!.key;
+    const { load, victim } = await writeThenStop(client);
     let primary = await fleet.primary(30_000);
     const followers = fleet.nodes.filter((n) => n !== primary);
     const remove = await publishForged(fleet, nc, (seq, epoch) => ({
