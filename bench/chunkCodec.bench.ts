@@ -2,14 +2,14 @@
 // the JSON one (snapshot.ts) on a state of N objects (default 1M; 2 replicas, 8 segments), cut
 // into chunks of 10,000 records. Encode and decode every chunk, 3 runs each, medians.
 // The last stdout line is one JSON object with the figures.
-import { decodeBinaryChunk, encodeBinaryChunk } from '../src/domain/binaryChunk.ts';
+import { decodeBinaryChunk, encodeBinaryChunk } from '../src/domain/snapshot/binaryChunk.ts';
 import {
   decodeChunk,
   encodeChunk,
   snapshotChunks,
   type SnapshotChunk,
-} from '../src/domain/snapshot.ts';
-import { emptyState } from '../src/domain/state.ts';
+} from '../src/domain/snapshot/snapshot.ts';
+import { emptyState } from '../src/domain/model/state.ts';
 import { numberFlag } from './lib/args.ts';
 import { median, ms } from './lib/stats.ts';
 import { foldEvents, SyntheticWrites } from './lib/syntheticWrites.ts';

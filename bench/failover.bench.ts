@@ -18,7 +18,7 @@
 //   client saw acknowledged is looked up at its seq (same op, key and placement).
 // The last stdout line is one JSON object with the figures.
 import { randomUUID } from 'node:crypto';
-import type { LoggedEvent } from '../src/domain/types.ts';
+import type { LoggedEvent } from '../src/domain/model/types.ts';
 import type { NodeHandle, NodeLogLine } from '../src/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../src/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../src/localCluster/workload.ts';

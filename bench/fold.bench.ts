@@ -8,16 +8,16 @@
 // - decide+fold per command (us) at N objects;
 // - heap bytes per object: heapUsed difference (after `global.gc()`) over a 1M-object state.
 // The last stdout line is one JSON object with the figures.
-import { decide, type DecideContext } from '../src/domain/decide.ts';
-import { fold, foldAll } from '../src/domain/fold.ts';
-import { emptyState } from '../src/domain/state.ts';
+import { decide, type DecideContext } from '../src/domain/decide/decide.ts';
+import { fold, foldAll } from '../src/domain/fold/fold.ts';
+import { emptyState } from '../src/domain/model/state.ts';
 import type {
   Command,
   LoggedEvent,
   MetadataEvent,
   MetadataState,
   Replica,
-} from '../src/domain/types.ts';
+} from '../src/domain/model/types.ts';
 
 const SEGMENTS = 8;
 const REPLICAS = 2;

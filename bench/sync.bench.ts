@@ -23,11 +23,11 @@ import {
   maxAdminReplyBytes,
 } from '../src/adapters/nats/natsAdminTransport.ts';
 import { systemClock } from '../src/adapters/systemClock.ts';
-import { stateDigest } from '../src/domain/checksum.ts';
-import { foldAll } from '../src/domain/fold.ts';
-import { emptyState, shardRecords } from '../src/domain/state.ts';
-import { planRound } from '../src/domain/verify.ts';
-import type { LoggedEvent, MetadataEvent, MetadataState } from '../src/domain/types.ts';
+import { stateDigest } from '../src/domain/log/checksum.ts';
+import { foldAll } from '../src/domain/fold/fold.ts';
+import { emptyState, shardRecords } from '../src/domain/model/state.ts';
+import { planRound } from '../src/domain/verify/verify.ts';
+import type { LoggedEvent, MetadataEvent, MetadataState } from '../src/domain/model/types.ts';
 import { AdminClient, adminHandler } from '../src/runtime/adminApi.ts';
 import { fetchFullSync, FullSyncSource } from '../src/runtime/fullSync.ts';
 import { runVerificationRound, verifyOp } from '../src/runtime/verification.ts';

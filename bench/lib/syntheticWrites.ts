@@ -1,7 +1,12 @@
 // Synthetic writes for the benchmarks that need a large state: N objects of OBJECT_SIZE bytes,
 // REPLICAS replicas each, placed one after the other on SEGMENTS segments.
-import { foldAll } from '../../src/domain/fold.ts';
-import type { LoggedEvent, MetadataEvent, MetadataState, Replica } from '../../src/domain/types.ts';
+import { foldAll } from '../../src/domain/fold/fold.ts';
+import type {
+  LoggedEvent,
+  MetadataEvent,
+  MetadataState,
+  Replica,
+} from '../../src/domain/model/types.ts';
 
 export const SEGMENTS = 8;
 export const REPLICAS = 2;

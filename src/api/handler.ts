@@ -4,8 +4,8 @@
  * wire error; the handler never throws.
  */
 import type { z } from 'zod';
-import { DomainError, ObjectExistsError } from '../domain/errors.ts';
-import type { Command, ObjectRecord, Replica, RequestOrigin } from '../domain/types.ts';
+import { DomainError, ObjectExistsError } from '../domain/model/errors.ts';
+import type { Command, ObjectRecord, Replica, RequestOrigin } from '../domain/model/types.ts';
 import type { ApiRequestHandler } from '../ports/apiTransport.ts';
 import {
   isApiOp,

@@ -1,7 +1,7 @@
 /**
  * Request and response schemas of the client API (zod). Requests are strict objects: an
  * unknown field is a `BAD_REQUEST`. The schemas check shape and types only; the domain
- * (`decide`) checks every value against the limits of `domain/limits.ts` and answers
+ * (`decide`) checks every value against the limits of `domain/model/limits.ts` and answers
  * `INVALID_ARGUMENT` naming the field and the limit, so there is one place that knows them.
  * Responses are read leniently (unknown fields are dropped) so servers can add fields.
  */

@@ -4,7 +4,7 @@
  * `{"ok":false,"error":{code,message,retryable,field?,limit?,details?}}`.
  */
 import { z } from 'zod';
-import type { DomainErrorCode } from '../domain/errors.ts';
+import type { DomainErrorCode } from '../domain/model/errors.ts';
 
 /** Largest request body the server parses, in bytes; larger ones get `REQUEST_TOO_LARGE`. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;

@@ -6,8 +6,8 @@
  * and the others are still decided. Items are read field by field, without a schema library:
  * this is the request every coalesced write arrives in.
  */
-import { COMMAND_TYPES } from '../domain/decide.ts';
-import type { Command, RequestOrigin } from '../domain/types.ts';
+import { COMMAND_TYPES } from '../domain/decide/decide.ts';
+import type { Command, RequestOrigin } from '../domain/model/types.ts';
 import { MAX_BATCH_ITEMS } from './schema.ts';
 import { ApiError } from './wire.ts';
 

@@ -1,4 +1,4 @@
-import { admit, startingEpoch } from '../domain/admission.ts';
+import { admit, startingEpoch } from '../domain/log/admission.ts';
 import { CorruptEntryError } from './exportFormat.ts';
 import type { LogItem } from './logSource.ts';
 
@@ -6,7 +6,7 @@ type EntryItem = Extract<LogItem, { kind: 'entry' }>;
 
 /**
  * The items of a log source with the entries no elected primary wrote marked `foreign`, as a
- * node tells them (domain/admission.ts), for `export` and `replay`. These commands do not ask
+ * node tells them (domain/log/admission.ts), for `export` and `replay`. These commands do not ask
  * etcd, so a fence is judged by the log instead: it counts when the entry after it is stamped
  * with its epoch or is a higher fence (or when it is the last entry read). That tells a forged
  * fence from a real one unless the forger also wrote entries of its epoch after it.

@@ -4,7 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdElector.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { systemClock } from '../adapters/systemClock.ts';
-import { digestHex, stateDigest } from '../domain/checksum.ts';
+import { digestHex, stateDigest } from '../domain/log/checksum.ts';
 import type { CheckpointInfo } from '../ports/checkpointStore.ts';
 import { chooseCheckpointWriter, loadCheckpoint } from '../runtime/checkpoints.ts';
 import { natsConnectionOptions } from '../runtime/credentials.ts';

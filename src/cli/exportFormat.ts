@@ -9,10 +9,10 @@
  * own CRC and the payload's checksum, so a changed byte anywhere in `raw` is detected, and a
  * readable field that disagrees with `raw` is detected too.
  */
-import { CodecError, decodeEntry, encodeEntry } from '../domain/codec.ts';
-import type { OpLogEntry } from '../domain/entry.ts';
-import { entryToJSON, fromEntry } from '../domain/eventCodec.ts';
-import type { LoggedEvent } from '../domain/types.ts';
+import { CodecError, decodeEntry, encodeEntry } from '../domain/log/codec.ts';
+import type { OpLogEntry } from '../domain/log/entry.ts';
+import { entryToJSON, fromEntry } from '../domain/log/eventCodec.ts';
+import type { LoggedEvent } from '../domain/model/types.ts';
 
 /** The `format` field of an export's header line. */
 export const EXPORT_FORMAT = 'understudy-oplog';

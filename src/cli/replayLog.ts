@@ -6,12 +6,17 @@
  * State needs every entry from seq 1: `--from` above 1 only works for history listing.
  */
 import { produce } from 'immer';
-import { digestHex, stateDigest } from '../domain/checksum.ts';
-import type { OpLogEntry } from '../domain/entry.ts';
-import { entryToJSON } from '../domain/eventCodec.ts';
-import { fold, FoldError } from '../domain/fold.ts';
-import { allSegments, emptyState, getObject } from '../domain/state.ts';
-import type { LoggedEvent, MetadataEvent, MetadataState, ObjectRecord } from '../domain/types.ts';
+import { digestHex, stateDigest } from '../domain/log/checksum.ts';
+import type { OpLogEntry } from '../domain/log/entry.ts';
+import { entryToJSON } from '../domain/log/eventCodec.ts';
+import { fold, FoldError } from '../domain/fold/fold.ts';
+import { allSegments, emptyState, getObject } from '../domain/model/state.ts';
+import type {
+  LoggedEvent,
+  MetadataEvent,
+  MetadataState,
+  ObjectRecord,
+} from '../domain/model/types.ts';
 import { CorruptEntryError, type EntryPosition } from './exportFormat.ts';
 import type { LogItem } from './logSource.ts';
 

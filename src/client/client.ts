@@ -31,7 +31,7 @@ import {
   wireReplySchema,
   type ApiErrorCode,
 } from '../api/wire.ts';
-import type { ObjectRecord } from '../domain/types.ts';
+import type { ObjectRecord } from '../domain/model/types.ts';
 import {
   NoRespondersError,
   RequestTooLargeError,

@@ -13,4 +13,4 @@ export {
   type PutStartItem,
   type UnderstudyClient,
 } from './client.ts';
-export type { ObjectRecord, Replica } from '../domain/types.ts';
+export type { ObjectRecord, Replica } from '../domain/model/types.ts';

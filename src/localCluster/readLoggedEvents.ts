@@ -2,8 +2,8 @@ import { connect } from '@nats-io/transport-node';
 import { Etcd3 } from 'etcd3';
 import { readElection } from '../adapters/etcd/etcdElector.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
-import { fromEntry } from '../domain/eventCodec.ts';
-import type { LoggedEvent } from '../domain/types.ts';
+import { fromEntry } from '../domain/log/eventCodec.ts';
+import type { LoggedEvent } from '../domain/model/types.ts';
 import { readLog, type ReadLogOptions } from '../runtime/readLog.ts';
 
 /**

@@ -1,4 +1,4 @@
-import type { OpLogEntry } from '../domain/entry.ts';
+import type { OpLogEntry } from '../domain/log/entry.ts';
 
 /** Where a message sits in the stream, and which entries it holds. */
 export interface AppendAck {

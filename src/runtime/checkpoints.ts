@@ -4,8 +4,8 @@
  * checkpoint reaches back far enough, and the {@link Checkpointer} that writes them, verifies
  * them and trims the stream below them.
  */
-import { checkpointFrames, CheckpointReader } from '../domain/checkpoint.ts';
-import type { MetadataState } from '../domain/types.ts';
+import { checkpointFrames, CheckpointReader } from '../domain/snapshot/checkpoint.ts';
+import type { MetadataState } from '../domain/model/types.ts';
 import type { CheckpointInfo, CheckpointStore } from '../ports/checkpointStore.ts';
 import type { Clock, TimerHandle } from '../ports/clock.ts';
 import type { MemberRecord } from '../ports/elector.ts';

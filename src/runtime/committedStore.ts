@@ -1,16 +1,16 @@
-import { admit, type ElectedCheck, type ForeignEntry } from '../domain/admission.ts';
-import type { OpLogEntry } from '../domain/entry.ts';
-import { fromEntry } from '../domain/eventCodec.ts';
-import { foldAll } from '../domain/fold.ts';
-import { emptyState } from '../domain/state.ts';
-import type { LoggedEvent, MetadataState } from '../domain/types.ts';
+import { admit, type ElectedCheck, type ForeignEntry } from '../domain/log/admission.ts';
+import type { OpLogEntry } from '../domain/log/entry.ts';
+import { fromEntry } from '../domain/log/eventCodec.ts';
+import { foldAll } from '../domain/fold/fold.ts';
+import { emptyState } from '../domain/model/state.ts';
+import type { LoggedEvent, MetadataState } from '../domain/model/types.ts';
 import type { FollowOptions, LogBatch } from '../ports/opLog.ts';
 
 /** What became of a batch: passed over (it does not decode), or folded but for foreign entries. */
 export interface BatchOutcome {
   /** Set when the message is no batch of entries: why. */
   readonly undecodable?: string;
-  /** Entries not folded because they are no elected primary's (see domain/admission.ts). */
+  /** Entries not folded because they are no elected primary's (see domain/log/admission.ts). */
   readonly foreign: readonly ForeignEntry[];
   /** False for a message at or before the last one folded or passed (a redelivery). */
   readonly fresh: boolean;
@@ -90,7 +90,7 @@ export class CommittedStore {
   }
 
   /**
-   * Folds the entries delivered by the log that are the elected primary's (domain/admission.ts),
+   * Folds the entries delivered by the log that are the elected primary's (domain/log/admission.ts),
    * and returns the foreign ones. Entries at or below `appliedSeq` are skipped (a redelivery);
    * anything else out of order, or an entry failing its checksum, throws (`FoldError`,
    * `CodecError`) and changes nothing.

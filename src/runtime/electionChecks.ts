@@ -1,11 +1,15 @@
-import { ElectionVerdicts, type ElectedCheck, type ElectionClaim } from '../domain/admission.ts';
-import { fromEntry } from '../domain/eventCodec.ts';
+import {
+  ElectionVerdicts,
+  type ElectedCheck,
+  type ElectionClaim,
+} from '../domain/log/admission.ts';
+import { fromEntry } from '../domain/log/eventCodec.ts';
 import type { LogBatch } from '../ports/opLog.ts';
 import type { NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 
 /**
  * The verdicts on `EPOCH` entries' election claims, asked of the coordinator once each (see
- * domain/admission.ts). A claim etcd can no longer check (its revision compacted away) counts,
+ * domain/log/admission.ts). A claim etcd can no longer check (its revision compacted away) counts,
  * with a warning: an entry the log has held that long was folded by every node that followed it.
  */
 export class ElectionChecks {

@@ -1,6 +1,6 @@
 import type { MasterNodeEvent } from '../../machines/masterNode.machine.ts';
-import { CodecError } from '../domain/codec.ts';
-import { FoldError } from '../domain/fold.ts';
+import { CodecError } from '../domain/log/codec.ts';
+import { FoldError } from '../domain/fold/fold.ts';
 import type { TimerHandle } from '../ports/clock.ts';
 import {
   NotRetainedError,
@@ -50,7 +50,7 @@ export async function foldBatch(
  * followed from where the store is. A follower that delivers nothing for `followStallMs` while
  * the log holds entries the store has not applied (a consumer the server forgot, e.g. after a
  * restart) is dropped and replaced at once. A stream message that is no batch of entries, and
- * an entry no elected primary wrote (domain/admission.ts), are reported and passed over: the log
+ * an entry no elected primary wrote (domain/log/admission.ts), are reported and passed over: the log
  * goes on after them. Returns its closer.
  */
 export function followLog(

@@ -12,15 +12,19 @@
  * each chunk once, when it is first asked for, so it encodes chunk i+1 while the standby decodes
  * chunk i.
  */
-import { decodeBinaryChunk, encodeBinaryChunk, isBinaryChunk } from '../domain/binaryChunk.ts';
+import {
+  decodeBinaryChunk,
+  encodeBinaryChunk,
+  isBinaryChunk,
+} from '../domain/snapshot/binaryChunk.ts';
 import {
   decodeChunk,
   SnapshotBuilder,
   snapshotChunkCount,
   snapshotChunks,
-} from '../domain/snapshot.ts';
-import type { SnapshotChunk } from '../domain/snapshot.ts';
-import type { MetadataState } from '../domain/types.ts';
+} from '../domain/snapshot/snapshot.ts';
+import type { SnapshotChunk } from '../domain/snapshot/snapshot.ts';
+import type { MetadataState } from '../domain/model/types.ts';
 import type { Clock } from '../ports/clock.ts';
 import { AdminError, jsonReply, parseRequest, partReply, type AdminClient } from './adminApi.ts';
 

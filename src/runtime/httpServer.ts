@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeRole } from '../../machines/masterNode.machine.ts';
-import { digestHex } from '../domain/checksum.ts';
+import { digestHex } from '../domain/log/checksum.ts';
 import {
   PROMETHEUS_CONTENT_TYPE,
   type NodeMetrics,

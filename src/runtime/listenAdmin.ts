@@ -1,4 +1,4 @@
-import type { MetadataState } from '../domain/types.ts';
+import type { MetadataState } from '../domain/model/types.ts';
 import type { ApiListener } from '../ports/apiTransport.ts';
 import { adminHandler } from './adminApi.ts';
 import type { CommittedStore } from './committedStore.ts';

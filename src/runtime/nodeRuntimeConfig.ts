@@ -1,5 +1,5 @@
 import type { InspectionEvent, Observer } from 'xstate';
-import { DEFAULT_EVICTION_POLICY, type EvictionPolicy } from '../domain/eviction.ts';
+import { DEFAULT_EVICTION_POLICY, type EvictionPolicy } from '../domain/decide/eviction.ts';
 import type { ApiClientTransport, ApiServerTransport } from '../ports/apiTransport.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { CheckpointStore } from '../ports/checkpointStore.ts';

@@ -1,7 +1,7 @@
 import type { MasterNodeEvent } from '../../machines/masterNode.machine.ts';
-import { toEntry } from '../domain/eventCodec.ts';
-import { fold } from '../domain/fold.ts';
-import type { LoggedEvent } from '../domain/types.ts';
+import { toEntry } from '../domain/log/eventCodec.ts';
+import { fold } from '../domain/fold/fold.ts';
+import type { LoggedEvent } from '../domain/model/types.ts';
 import type { CampaignResult } from '../ports/elector.ts';
 import type { OpLogWriter } from '../ports/opLog.ts';
 import type { CommittedStore } from './committedStore.ts';

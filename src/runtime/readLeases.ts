@@ -1,5 +1,5 @@
-import { getObject } from '../domain/state.ts';
-import type { MetadataState } from '../domain/types.ts';
+import { getObject } from '../domain/model/state.ts';
+import type { MetadataState } from '../domain/model/types.ts';
 import type { Clock } from '../ports/clock.ts';
 
 /**

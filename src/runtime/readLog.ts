@@ -4,10 +4,10 @@ import {
   startingEpoch,
   type ElectionClaim,
   type ForeignEntry,
-} from '../domain/admission.ts';
-import type { OpLogEntry } from '../domain/entry.ts';
-import { fromEntry } from '../domain/eventCodec.ts';
-import type { LoggedEvent } from '../domain/types.ts';
+} from '../domain/log/admission.ts';
+import type { OpLogEntry } from '../domain/log/entry.ts';
+import { fromEntry } from '../domain/log/eventCodec.ts';
+import type { LoggedEvent } from '../domain/model/types.ts';
 import type { OpLog } from '../ports/opLog.ts';
 
 export interface ReadLogOptions {
@@ -25,7 +25,7 @@ export interface ReadLogOptions {
 
 /**
  * Reads the log's entries `fromSeq..toSeq` in seq order: the entries of the elected primaries
- * only, as a node folds them (domain/admission.ts). Messages that do not decode are passed
+ * only, as a node folds them (domain/log/admission.ts). Messages that do not decode are passed
  * over. For tests and the demo; a node follows the log instead.
  */
 export async function readLog(opLog: OpLog, options: ReadLogOptions = {}): Promise<OpLogEntry[]> {

@@ -4,10 +4,10 @@ import {
   sessionChecksum,
   shardDigest,
   sortedSessions,
-} from '../domain/checksum.ts';
-import { SHARD_COUNT } from '../domain/shard.ts';
-import { allSegments, allSessions } from '../domain/state.ts';
-import type { MetadataState } from '../domain/types.ts';
+} from '../domain/log/checksum.ts';
+import { SHARD_COUNT } from '../domain/model/shard.ts';
+import { allSegments, allSessions } from '../domain/model/state.ts';
+import type { MetadataState } from '../domain/model/types.ts';
 
 /** The whole-state digest of one frozen state, and its shard digests (in shard order). */
 export interface StateDigests {

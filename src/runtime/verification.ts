@@ -4,9 +4,9 @@
  * the counters both keep, and a test-only corruption of a standby's state.
  */
 import { produce } from 'immer';
-import { bucketOf, keyHash, SHARD_COUNT } from '../domain/shard.ts';
-import { getObject } from '../domain/state.ts';
-import type { MetadataState, ObjectRecord } from '../domain/types.ts';
+import { bucketOf, keyHash, SHARD_COUNT } from '../domain/model/shard.ts';
+import { getObject } from '../domain/model/state.ts';
+import type { MetadataState, ObjectRecord } from '../domain/model/types.ts';
 import {
   answerVerify,
   applyCorrections,
@@ -15,7 +15,7 @@ import {
   RepairError,
   type VerifyRequest,
   type VerifyResponse,
-} from '../domain/verify.ts';
+} from '../domain/verify/verify.ts';
 import { jsonReply, parseRequest, type AdminClient } from './adminApi.ts';
 
 /** Counters of verification and full sync, as `/status` shows them under `verification`. */

@@ -1,10 +1,10 @@
-import { decide, type DecideContext } from '../domain/decide.ts';
-import { invalidArgument, objectNotFound } from '../domain/errors.ts';
-import { checkOrigin, toEntry } from '../domain/eventCodec.ts';
-import { decideEviction, type EvictionPolicy } from '../domain/eviction.ts';
-import { FoldDraft } from '../domain/fold.ts';
-import { requestStatus } from '../domain/sessions.ts';
-import { getObject } from '../domain/state.ts';
+import { decide, type DecideContext } from '../domain/decide/decide.ts';
+import { invalidArgument, objectNotFound } from '../domain/model/errors.ts';
+import { checkOrigin, toEntry } from '../domain/log/eventCodec.ts';
+import { decideEviction, type EvictionPolicy } from '../domain/decide/eviction.ts';
+import { FoldDraft } from '../domain/fold/fold.ts';
+import { requestStatus } from '../domain/decide/sessions.ts';
+import { getObject } from '../domain/model/state.ts';
 import type {
   Command,
   LoggedEvent,
@@ -12,8 +12,8 @@ import type {
   MetadataState,
   ObjectRecord,
   RequestOrigin,
-} from '../domain/types.ts';
-import type { OpLogEntry } from '../domain/entry.ts';
+} from '../domain/model/types.ts';
+import type { OpLogEntry } from '../domain/log/entry.ts';
 import { NotPrimaryError, type ExecuteResult, type MetadataService } from '../api/handler.ts';
 import type { Clock, TimerHandle } from '../ports/clock.ts';
 import type { OpLogWriter } from '../ports/opLog.ts';

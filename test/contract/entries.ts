@@ -1,6 +1,6 @@
 // Small OpLog entries for contract tests, independent of the domain codec.
 import CRC32 from 'crc-32';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 
 const encoder = new TextEncoder();
 

@@ -1,6 +1,6 @@
 // The OpLog port's contract, run against every adapter (memory, NATS JetStream, etcd).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import {
   AppendOrderError,
   FencedError,

@@ -1,7 +1,7 @@
 // Checks of a cluster's OpLog read back after a test: one linear history, and every
 // acknowledged write where it was acknowledged.
 import { expect } from 'vitest';
-import type { LoggedEvent } from '../../src/domain/types.ts';
+import type { LoggedEvent } from '../../src/domain/model/types.ts';
 import type { AckRecord } from '../../src/localCluster/workload.ts';
 
 /** One linear history: seqs 1..n, epochs never go back, each epoch opened by its EPOCH fence. */

@@ -1,7 +1,7 @@
 /**
  * The sequential specification of understudy's client API, for the linearizability checker:
  * one object's lifecycle (absent, processing, complete) with its placement, its lastSeq and the
- * exact refusal codes of `src/domain/decide.ts`, plus the segments it may be placed on.
+ * exact refusal codes of `src/domain/decide/decide.ts`, plus the segments it may be placed on.
  *
  * P-compositionality: each key is checked on its own, with every segment operation in every
  * key's part (an unmount drops replicas of any key) and in a part of its own. What one key

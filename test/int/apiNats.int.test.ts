@@ -14,7 +14,7 @@ import {
 import { apiSubject } from '../../src/api/subjects.ts';
 import { ApiError, decodeJson } from '../../src/api/wire.ts';
 import { createClient, type FailoverEvent } from '../../src/client/index.ts';
-import type { Command, ObjectRecord } from '../../src/domain/types.ts';
+import type { Command, ObjectRecord } from '../../src/domain/model/types.ts';
 import {
   NoRespondersError,
   RequestTooLargeError,

@@ -6,7 +6,7 @@ import {
   messageKey,
   type EtcdOpLogPipelining,
 } from '../../src/adapters/etcd/etcdOpLog.ts';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import {
   AmbiguousAppendError,
   AppendOrderError,

@@ -11,8 +11,8 @@ import {
   checkpointBucketName,
   NatsCheckpointStore,
 } from '../../src/adapters/nats/natsCheckpointStore.ts';
-import { checkpointFrames, readCheckpoint } from '../../src/domain/checkpoint.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
+import { checkpointFrames, readCheckpoint } from '../../src/domain/snapshot/checkpoint.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
 import { CheckpointMissingError } from '../../src/ports/checkpointStore.ts';
 import { foldHistory } from '../fixtures/stateHistory.ts';
 import { startNats, type NatsServerHandle } from '../harness/index.ts';

@@ -7,8 +7,8 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNatsOpLog, type NatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
 import { BatchSignature } from '../../src/adapters/nats/batchSignature.ts';
-import { decodeBatch, encodeBatch } from '../../src/domain/codec.ts';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
+import { decodeBatch, encodeBatch } from '../../src/domain/log/codec.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import {
   FencedError,
   NotRetainedError,

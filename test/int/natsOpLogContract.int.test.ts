@@ -4,7 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
 import { createNatsOpLog, opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
-import { encodeBatch } from '../../src/domain/codec.ts';
+import { encodeBatch } from '../../src/domain/log/codec.ts';
 import type { OpLog } from '../../src/ports/opLog.ts';
 import { describeOpLogContract } from '../contract/opLog.contract.ts';
 import { startNats } from '../harness/index.ts';

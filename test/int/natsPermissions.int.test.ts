@@ -17,7 +17,7 @@ import {
   createNatsApiServerTransport,
 } from '../../src/adapters/nats/natsApiTransport.ts';
 import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import { natsConnectionOptions } from '../../src/runtime/credentials.ts';
 import { startNats, type NatsServerHandle } from '../harness/index.ts';
 

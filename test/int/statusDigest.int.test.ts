@@ -7,10 +7,10 @@
 // task that holds the loop uses CPU for the whole gap, while a gap in which the process merely
 // waited for a core (a loaded machine) uses little.
 import { describe, expect, it } from 'vitest';
-import { digestHex, shardDigest, stateDigest } from '../../src/domain/checksum.ts';
-import { foldAll } from '../../src/domain/fold.ts';
-import { emptyState } from '../../src/domain/state.ts';
-import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+import { digestHex, shardDigest, stateDigest } from '../../src/domain/log/checksum.ts';
+import { foldAll } from '../../src/domain/fold/fold.ts';
+import { emptyState } from '../../src/domain/model/state.ts';
+import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/model/types.ts';
 import { NodeHttpServer } from '../../src/runtime/httpServer.ts';
 import { NodeMetrics } from '../../src/runtime/metrics.ts';
 import type { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';

@@ -1,9 +1,9 @@
-// The admission rule (domain/admission.ts): a log written by elected primaries, with foreign
+// The admission rule (domain/log/admission.ts): a log written by elected primaries, with foreign
 // entries slipped in anywhere, admits exactly the primaries' entries.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admit, type ElectionClaim } from '../../src/domain/admission.ts';
-import type { LoggedEvent } from '../../src/domain/types.ts';
+import { admit, type ElectionClaim } from '../../src/domain/log/admission.ts';
+import type { LoggedEvent } from '../../src/domain/model/types.ts';
 import { propRuns } from './runs.ts';
 
 /** A log of `terms` (each: its epoch's node and how many entries it wrote after its fence). */

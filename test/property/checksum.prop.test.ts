@@ -1,15 +1,15 @@
 import CRC32 from 'crc-32';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { objectChecksum } from '../../src/domain/checksum.ts';
+import { objectChecksum } from '../../src/domain/log/checksum.ts';
 import {
   addJsonString,
   addNumber,
   addString,
   crcDone,
   crcText,
-} from '../../src/domain/crc32Text.ts';
-import type { ObjectRecord } from '../../src/domain/types.ts';
+} from '../../src/domain/log/crc32Text.ts';
+import type { ObjectRecord } from '../../src/domain/model/types.ts';
 import { propRuns } from './runs.ts';
 
 // The checksum is defined as CRC32 of a canonical text (DESIGN.md: verification); the code

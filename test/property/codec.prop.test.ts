@@ -6,9 +6,9 @@ import {
   decodeEntry,
   encodeBatch,
   encodeEntry,
-} from '../../src/domain/codec.ts';
-import { fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
-import type { LoggedEvent, MetadataEvent, Replica } from '../../src/domain/types.ts';
+} from '../../src/domain/log/codec.ts';
+import { fromEntry, toEntry } from '../../src/domain/log/eventCodec.ts';
+import type { LoggedEvent, MetadataEvent, Replica } from '../../src/domain/model/types.ts';
 import { propRuns } from './runs.ts';
 
 const idArb = fc.string({ unit: 'binary', minLength: 1, maxLength: 40 });

@@ -1,15 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { shardDigest, stateDigest } from '../../src/domain/checksum.ts';
-import { decodeBatch, encodeBatch } from '../../src/domain/codec.ts';
-import { decide, type DecideContext } from '../../src/domain/decide.ts';
-import { DomainError } from '../../src/domain/errors.ts';
-import { fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
-import { decideEviction } from '../../src/domain/eviction.ts';
-import { fold, foldAll, FoldDraft } from '../../src/domain/fold.ts';
-import { SESSION_TTL_MS } from '../../src/domain/limits.ts';
-import { requestStatus } from '../../src/domain/sessions.ts';
-import { shardOf, SHARD_COUNT } from '../../src/domain/shard.ts';
+import { shardDigest, stateDigest } from '../../src/domain/log/checksum.ts';
+import { decodeBatch, encodeBatch } from '../../src/domain/log/codec.ts';
+import { decide, type DecideContext } from '../../src/domain/decide/decide.ts';
+import { DomainError } from '../../src/domain/model/errors.ts';
+import { fromEntry, toEntry } from '../../src/domain/log/eventCodec.ts';
+import { decideEviction } from '../../src/domain/decide/eviction.ts';
+import { fold, foldAll, FoldDraft } from '../../src/domain/fold/fold.ts';
+import { SESSION_TTL_MS } from '../../src/domain/model/limits.ts';
+import { requestStatus } from '../../src/domain/decide/sessions.ts';
+import { shardOf, SHARD_COUNT } from '../../src/domain/model/shard.ts';
 import {
   allObjects,
   allSegments,
@@ -17,14 +17,14 @@ import {
   emptyState,
   getSession,
   shardObjects,
-} from '../../src/domain/state.ts';
+} from '../../src/domain/model/state.ts';
 import type {
   Command,
   LoggedEvent,
   MetadataState,
   RequestOrigin,
   SessionResult,
-} from '../../src/domain/types.ts';
+} from '../../src/domain/model/types.ts';
 import { propRuns } from './runs.ts';
 import { expectSummariesOfRecords } from './shardSummaries.ts';
 

@@ -1,8 +1,8 @@
 import { expect } from 'vitest';
-import { summariseRecords } from '../../src/domain/checksum.ts';
-import { SHARD_COUNT } from '../../src/domain/shard.ts';
-import { shardRecords } from '../../src/domain/state.ts';
-import type { MetadataState } from '../../src/domain/types.ts';
+import { summariseRecords } from '../../src/domain/log/checksum.ts';
+import { SHARD_COUNT } from '../../src/domain/model/shard.ts';
+import { shardRecords } from '../../src/domain/model/state.ts';
+import type { MetadataState } from '../../src/domain/model/types.ts';
 
 /**
  * Checks the verification summary the fold keeps for every shard against the shard's records:

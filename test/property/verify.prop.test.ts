@@ -1,20 +1,29 @@
 import fc from 'fast-check';
 import { produce } from 'immer';
 import { describe, expect, it } from 'vitest';
-import { shardDigest, stateDigest } from '../../src/domain/checksum.ts';
-import { decide, type DecideContext } from '../../src/domain/decide.ts';
-import { decideEviction } from '../../src/domain/eviction.ts';
-import { fold } from '../../src/domain/fold.ts';
-import { bucketOf, keyHash, SHARD_COUNT, shardOf } from '../../src/domain/shard.ts';
+import { shardDigest, stateDigest } from '../../src/domain/log/checksum.ts';
+import { decide, type DecideContext } from '../../src/domain/decide/decide.ts';
+import { decideEviction } from '../../src/domain/decide/eviction.ts';
+import { fold } from '../../src/domain/fold/fold.ts';
+import { bucketOf, keyHash, SHARD_COUNT, shardOf } from '../../src/domain/model/shard.ts';
 import {
   decodeChunk,
   encodeChunk,
   SnapshotBuilder,
   snapshotChunks,
-} from '../../src/domain/snapshot.ts';
-import { allObjects, allSegments, emptyState, getObject } from '../../src/domain/state.ts';
-import type { Command, LoggedEvent, MetadataState, ObjectRecord } from '../../src/domain/types.ts';
-import { answerVerify, applyCorrections, buildVerifyRequest } from '../../src/domain/verify.ts';
+} from '../../src/domain/snapshot/snapshot.ts';
+import { allObjects, allSegments, emptyState, getObject } from '../../src/domain/model/state.ts';
+import type {
+  Command,
+  LoggedEvent,
+  MetadataState,
+  ObjectRecord,
+} from '../../src/domain/model/types.ts';
+import {
+  answerVerify,
+  applyCorrections,
+  buildVerifyRequest,
+} from '../../src/domain/verify/verify.ts';
 import { propRuns } from './runs.ts';
 import { expectSummariesOfRecords } from './shardSummaries.ts';
 

@@ -9,7 +9,7 @@ import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/mem
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decodeJson, encodeJson } from '../../src/api/wire.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import { CHECKPOINT_READ_STALL_MS } from '../../src/runtime/checkpoints.ts';
 import { NodeRuntime, type NodeRuntimeConfig } from '../../src/runtime/nodeRuntime.ts';

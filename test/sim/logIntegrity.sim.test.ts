@@ -4,7 +4,7 @@
  * corrupted on disk) is passed over by every follower and by a promoting node, and reported;
  * it never stops the cluster. Regression tests of: one undecodable message fenced the primary,
  * sent every standby into full sync in a loop, and left the cluster without a primary.
- * Likewise for well-formed entries no elected primary wrote (domain/admission.ts): a forged
+ * Likewise for well-formed entries no elected primary wrote (domain/log/admission.ts): a forged
  * `EPOCH` fence (epoch 1e9) and an entry stamped with an epoch nobody was elected at are passed
  * over and reported (`foreign`), never folded. Regression tests of: a forged EPOCH 1e9 left the
  * cluster without a primary for good; a forged REMOVE of an acknowledged key was folded by
@@ -16,9 +16,9 @@
  * a primary writes the log and does not read it back).
  */
 import { describe, expect, it } from 'vitest';
-import { stateDigest } from '../../src/domain/checksum.ts';
-import { toEntry } from '../../src/domain/eventCodec.ts';
-import type { LoggedEvent } from '../../src/domain/types.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { toEntry } from '../../src/domain/log/eventCodec.ts';
+import type { LoggedEvent } from '../../src/domain/model/types.ts';
 import type { UnderstudyClient } from '../../src/client/client.ts';
 import { memoryCluster, type MemoryCluster } from './memoryCluster.ts';
 

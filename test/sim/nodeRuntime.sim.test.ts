@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stateDigest } from '../../src/domain/checksum.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
 import { memoryCluster } from './memoryCluster.ts';
 
 const TTL = 2000;

@@ -17,12 +17,12 @@ import {
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decodeJson } from '../../src/api/wire.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
-import { fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
-import { fold } from '../../src/domain/fold.ts';
-import { allObjects, emptyState } from '../../src/domain/state.ts';
-import type { LoggedEvent, MetadataState } from '../../src/domain/types.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
+import { fromEntry, toEntry } from '../../src/domain/log/eventCodec.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { fold } from '../../src/domain/fold/fold.ts';
+import { allObjects, emptyState } from '../../src/domain/model/state.ts';
+import type { LoggedEvent, MetadataState } from '../../src/domain/model/types.ts';
 import {
   TransportTimeoutError,
   type ApiClientTransport,

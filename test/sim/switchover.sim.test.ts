@@ -3,8 +3,8 @@
 // and refusals leave the primary serving.
 import { describe, expect, it } from 'vitest';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
-import { fromEntry } from '../../src/domain/eventCodec.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { fromEntry } from '../../src/domain/log/eventCodec.ts';
 import { SwitchoverError } from '../../src/runtime/nodeRuntime.ts';
 import { readLog } from '../../src/runtime/readLog.ts';
 import { memoryCluster } from './memoryCluster.ts';

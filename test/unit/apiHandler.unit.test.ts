@@ -9,10 +9,10 @@ import {
 } from '../../src/api/handler.ts';
 import { MAX_BATCH_ITEMS } from '../../src/api/schema.ts';
 import { decodeJson, MAX_REQUEST_BYTES, wireReplySchema } from '../../src/api/wire.ts';
-import { decide } from '../../src/domain/decide.ts';
-import { DomainError, invalidArgument, ObjectExistsError } from '../../src/domain/errors.ts';
-import { emptyState } from '../../src/domain/state.ts';
-import type { Command, ObjectRecord, Replica } from '../../src/domain/types.ts';
+import { decide } from '../../src/domain/decide/decide.ts';
+import { DomainError, invalidArgument, ObjectExistsError } from '../../src/domain/model/errors.ts';
+import { emptyState } from '../../src/domain/model/state.ts';
+import type { Command, ObjectRecord, Replica } from '../../src/domain/model/types.ts';
 import { propRuns } from '../property/runs.ts';
 
 const replica: Replica = {

@@ -3,16 +3,16 @@ import {
   decodeBinaryChunk,
   encodeBinaryChunk,
   isBinaryChunk,
-} from '../../src/domain/binaryChunk.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
+} from '../../src/domain/snapshot/binaryChunk.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
 import {
   encodeChunk,
   SnapshotBuilder,
   snapshotChunks,
   SnapshotCodecError,
   type SnapshotChunk,
-} from '../../src/domain/snapshot.ts';
-import { emptyState } from '../../src/domain/state.ts';
+} from '../../src/domain/snapshot/snapshot.ts';
+import { emptyState } from '../../src/domain/model/state.ts';
 import { foldHistory } from '../fixtures/stateHistory.ts';
 
 const sampleState = foldHistory([

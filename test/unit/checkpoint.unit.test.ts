@@ -4,9 +4,9 @@ import {
   CheckpointError,
   CheckpointReader,
   readCheckpoint,
-} from '../../src/domain/checkpoint.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
-import { allSessions } from '../../src/domain/state.ts';
+} from '../../src/domain/snapshot/checkpoint.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { allSessions } from '../../src/domain/model/state.ts';
 import { foldHistory } from '../fixtures/stateHistory.ts';
 
 const state = foldHistory(

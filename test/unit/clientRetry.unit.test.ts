@@ -19,11 +19,11 @@ import {
   type FailoverEvent,
   type UnderstudyClient,
 } from '../../src/client/index.ts';
-import { decide } from '../../src/domain/decide.ts';
-import { fold } from '../../src/domain/fold.ts';
-import { objectNotFound } from '../../src/domain/errors.ts';
-import { emptyState, getObject } from '../../src/domain/state.ts';
-import type { Command, MetadataState, ObjectRecord } from '../../src/domain/types.ts';
+import { decide } from '../../src/domain/decide/decide.ts';
+import { fold } from '../../src/domain/fold/fold.ts';
+import { objectNotFound } from '../../src/domain/model/errors.ts';
+import { emptyState, getObject } from '../../src/domain/model/state.ts';
+import type { Command, MetadataState, ObjectRecord } from '../../src/domain/model/types.ts';
 import type { ApiClientTransport, ApiListener } from '../../src/ports/apiTransport.ts';
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 

@@ -6,10 +6,10 @@ import {
   decodeEntry,
   encodeBatch,
   encodeEntry,
-} from '../../src/domain/codec.ts';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
-import { entryToJSON, fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
-import type { LoggedEvent } from '../../src/domain/types.ts';
+} from '../../src/domain/log/codec.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
+import { entryToJSON, fromEntry, toEntry } from '../../src/domain/log/eventCodec.ts';
+import type { LoggedEvent } from '../../src/domain/model/types.ts';
 
 const put: LoggedEvent = {
   seq: 7,

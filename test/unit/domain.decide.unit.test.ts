@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { decide, type DecideContext } from '../../src/domain/decide.ts';
-import { DomainError, ObjectExistsError } from '../../src/domain/errors.ts';
-import { fold } from '../../src/domain/fold.ts';
+import { decide, type DecideContext } from '../../src/domain/decide/decide.ts';
+import { DomainError, ObjectExistsError } from '../../src/domain/model/errors.ts';
+import { fold } from '../../src/domain/fold/fold.ts';
 import {
   MAX_KEY_BYTES,
   MAX_OBJECT_SIZE,
   MAX_REPLICAS,
   MAX_SEGMENT_SIZE,
-} from '../../src/domain/limits.ts';
-import { emptyState, getObject, getSegment } from '../../src/domain/state.ts';
-import type { Command, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+} from '../../src/domain/model/limits.ts';
+import { emptyState, getObject, getSegment } from '../../src/domain/model/state.ts';
+import type { Command, MetadataEvent, MetadataState } from '../../src/domain/model/types.ts';
 import { runCommands } from '../fixtures/runCommands.ts';
 
 const free: DecideContext = { isReadLeased: () => false };

@@ -1,17 +1,27 @@
 import { describe, expect, it } from 'vitest';
-import { objectChecksum, prefixHash, shardDigest, stateDigest } from '../../src/domain/checksum.ts';
-import type { DecideContext } from '../../src/domain/decide.ts';
-import { DEFAULT_EVICTION_POLICY, decideEviction } from '../../src/domain/eviction.ts';
-import { fold, foldAll, FoldError } from '../../src/domain/fold.ts';
-import { SHARD_COUNT, shardOf } from '../../src/domain/shard.ts';
+import {
+  objectChecksum,
+  prefixHash,
+  shardDigest,
+  stateDigest,
+} from '../../src/domain/log/checksum.ts';
+import type { DecideContext } from '../../src/domain/decide/decide.ts';
+import { DEFAULT_EVICTION_POLICY, decideEviction } from '../../src/domain/decide/eviction.ts';
+import { fold, foldAll, FoldError } from '../../src/domain/fold/fold.ts';
+import { SHARD_COUNT, shardOf } from '../../src/domain/model/shard.ts';
 import {
   allObjects,
   emptyState,
   getObject,
   getSegment,
   shardObjects,
-} from '../../src/domain/state.ts';
-import type { Command, LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+} from '../../src/domain/model/state.ts';
+import type {
+  Command,
+  LoggedEvent,
+  MetadataEvent,
+  MetadataState,
+} from '../../src/domain/model/types.ts';
 import { runCommands } from '../fixtures/runCommands.ts';
 
 const free: DecideContext = { isReadLeased: () => false };

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { toEntry } from '../../src/domain/eventCodec.ts';
+import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { LogBatch } from '../../src/ports/opLog.ts';
 import { ElectionChecks } from '../../src/runtime/electionChecks.ts';

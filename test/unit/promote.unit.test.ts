@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
 import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { toEntry } from '../../src/domain/eventCodec.ts';
+import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import { CommittedStore } from '../../src/runtime/committedStore.ts';
 import { ElectionChecks } from '../../src/runtime/electionChecks.ts';
 import { PrimaryTerm } from '../../src/runtime/primaryTerm.ts';

@@ -1,9 +1,9 @@
 // Read leases on a simulated clock: what `get` grants, and what a promotion leases.
 import { describe, expect, it } from 'vitest';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { decide } from '../../src/domain/decide.ts';
-import { emptyState } from '../../src/domain/state.ts';
-import type { Command, MetadataState } from '../../src/domain/types.ts';
+import { decide } from '../../src/domain/decide/decide.ts';
+import { emptyState } from '../../src/domain/model/state.ts';
+import type { Command, MetadataState } from '../../src/domain/model/types.ts';
 import { ReadLeases } from '../../src/runtime/readLeases.ts';
 import { runCommands } from '../fixtures/runCommands.ts';
 

@@ -21,9 +21,9 @@ import {
   type ReplayOptions,
 } from '../../src/cli/replayLog.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
-import { toEntry } from '../../src/domain/eventCodec.ts';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
-import type { MetadataEvent } from '../../src/domain/types.ts';
+import { toEntry } from '../../src/domain/log/eventCodec.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
+import type { MetadataEvent } from '../../src/domain/model/types.ts';
 import { ConfigError } from '../../src/runtime/settings.ts';
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);

@@ -1,29 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { sessionChecksum, stateDigest } from '../../src/domain/checksum.ts';
-import { decodeEntry, encodeEntry } from '../../src/domain/codec.ts';
-import { entryToJSON, fromEntry, toEntry } from '../../src/domain/eventCodec.ts';
-import { fold, FoldError, foldAll } from '../../src/domain/fold.ts';
+import { sessionChecksum, stateDigest } from '../../src/domain/log/checksum.ts';
+import { decodeEntry, encodeEntry } from '../../src/domain/log/codec.ts';
+import { entryToJSON, fromEntry, toEntry } from '../../src/domain/log/eventCodec.ts';
+import { fold, FoldError, foldAll } from '../../src/domain/fold/fold.ts';
 import {
   MAX_SESSION_RESULTS,
   SESSION_SWEEP_INTERVAL_MS,
   SESSION_TTL_MS,
-} from '../../src/domain/limits.ts';
-import { requestStatus } from '../../src/domain/sessions.ts';
-import { SESSION_BUCKETS, sessionBucketOf } from '../../src/domain/shard.ts';
+} from '../../src/domain/model/limits.ts';
+import { requestStatus } from '../../src/domain/decide/sessions.ts';
+import { SESSION_BUCKETS, sessionBucketOf } from '../../src/domain/model/shard.ts';
 import {
   decodeChunk,
   encodeChunk,
   SnapshotBuilder,
   snapshotChunks,
-} from '../../src/domain/snapshot.ts';
-import { emptyState, getSession } from '../../src/domain/state.ts';
+} from '../../src/domain/snapshot/snapshot.ts';
+import { emptyState, getSession } from '../../src/domain/model/state.ts';
 import type {
   LoggedEvent,
   MetadataEvent,
   MetadataState,
   RequestOrigin,
-} from '../../src/domain/types.ts';
-import { answerVerify, applyCorrections, buildVerifyRequest } from '../../src/domain/verify.ts';
+} from '../../src/domain/model/types.ts';
+import {
+  answerVerify,
+  applyCorrections,
+  buildVerifyRequest,
+} from '../../src/domain/verify/verify.ts';
 
 const T0 = 1_700_000_000_000;
 const A = 'a'.repeat(32);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { stateDigest } from '../../src/domain/checksum.ts';
-import { fold } from '../../src/domain/fold.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { fold } from '../../src/domain/fold/fold.ts';
 import {
   decodeChunk,
   encodeChunk,
@@ -9,9 +9,9 @@ import {
   SnapshotCodecError,
   SnapshotError,
   type SnapshotChunk,
-} from '../../src/domain/snapshot.ts';
-import { allObjects, allSegments, emptyState, getObject } from '../../src/domain/state.ts';
-import type { MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+} from '../../src/domain/snapshot/snapshot.ts';
+import { allObjects, allSegments, emptyState, getObject } from '../../src/domain/model/state.ts';
+import type { MetadataEvent, MetadataState } from '../../src/domain/model/types.ts';
 
 function build(events: readonly MetadataEvent[]): MetadataState {
   let state = emptyState();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { shardDigest, stateDigest } from '../../src/domain/checksum.ts';
-import { foldAll } from '../../src/domain/fold.ts';
-import { emptyState } from '../../src/domain/state.ts';
-import type { LoggedEvent, MetadataState } from '../../src/domain/types.ts';
+import { shardDigest, stateDigest } from '../../src/domain/log/checksum.ts';
+import { foldAll } from '../../src/domain/fold/fold.ts';
+import { emptyState } from '../../src/domain/model/state.ts';
+import type { LoggedEvent, MetadataState } from '../../src/domain/model/types.ts';
 import { DigestBusyError, StatusDigest } from '../../src/runtime/statusDigest.ts';
 
 /** A state with `n` mounted segments, each mount from client session `session`. */

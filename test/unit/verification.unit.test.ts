@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { systemClock } from '../../src/adapters/systemClock.ts';
-import { shardVerifyDigest } from '../../src/domain/verify.ts';
-import { stateDigest } from '../../src/domain/checksum.ts';
-import { foldAll } from '../../src/domain/fold.ts';
-import { shardOf } from '../../src/domain/shard.ts';
-import { emptyState, getObject } from '../../src/domain/state.ts';
-import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/types.ts';
+import { shardVerifyDigest } from '../../src/domain/verify/verify.ts';
+import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { foldAll } from '../../src/domain/fold/fold.ts';
+import { shardOf } from '../../src/domain/model/shard.ts';
+import { emptyState, getObject } from '../../src/domain/model/state.ts';
+import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/model/types.ts';
 import {
   AdminClient,
   AdminError,
@@ -22,8 +22,8 @@ import {
   type SyncChunkRequest,
   type SyncStartReply,
 } from '../../src/runtime/fullSync.ts';
-import { decodeBinaryChunk, isBinaryChunk } from '../../src/domain/binaryChunk.ts';
-import { encodeChunk, snapshotChunks } from '../../src/domain/snapshot.ts';
+import { decodeBinaryChunk, isBinaryChunk } from '../../src/domain/snapshot/binaryChunk.ts';
+import { encodeChunk, snapshotChunks } from '../../src/domain/snapshot/snapshot.ts';
 import {
   CORRUPTION_KINDS,
   CorruptionError,

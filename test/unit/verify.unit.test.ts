@@ -1,15 +1,15 @@
 import { produce } from 'immer';
 import { describe, expect, it } from 'vitest';
-import { objectChecksum, prefixHash, stateDigest } from '../../src/domain/checksum.ts';
-import { fold } from '../../src/domain/fold.ts';
-import { bucketOf, keyHash, SHARD_COUNT, shardOf } from '../../src/domain/shard.ts';
-import { allSegments, emptyState, getObject, getSegment } from '../../src/domain/state.ts';
+import { objectChecksum, prefixHash, stateDigest } from '../../src/domain/log/checksum.ts';
+import { fold } from '../../src/domain/fold/fold.ts';
+import { bucketOf, keyHash, SHARD_COUNT, shardOf } from '../../src/domain/model/shard.ts';
+import { allSegments, emptyState, getObject, getSegment } from '../../src/domain/model/state.ts';
 import type {
   LoggedEvent,
   MetadataEvent,
   MetadataState,
   ObjectRecord,
-} from '../../src/domain/types.ts';
+} from '../../src/domain/model/types.ts';
 import {
   answerVerify,
   applyCorrections,
@@ -19,7 +19,7 @@ import {
   RepairError,
   VerifyInputError,
   type VerifyRequest,
-} from '../../src/domain/verify.ts';
+} from '../../src/domain/verify/verify.ts';
 
 /** Folds `events` after `state`, returning the log and the state. */
 function run(

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { NotPrimaryError } from '../../src/api/handler.ts';
-import type { OpLogEntry } from '../../src/domain/entry.ts';
-import { DomainError } from '../../src/domain/errors.ts';
-import { DEFAULT_EVICTION_POLICY } from '../../src/domain/eviction.ts';
-import { getObject } from '../../src/domain/state.ts';
+import type { OpLogEntry } from '../../src/domain/log/entry.ts';
+import { DomainError } from '../../src/domain/model/errors.ts';
+import { DEFAULT_EVICTION_POLICY } from '../../src/domain/decide/eviction.ts';
+import { getObject } from '../../src/domain/model/state.ts';
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import { FencedError, type AppendAck, type OpLogWriter } from '../../src/ports/opLog.ts';
 import { CommittedStore } from '../../src/runtime/committedStore.ts';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Range, type IKeyValue, type Watcher } from 'etcd3';
-import { decodeBatch, encodeBatch } from '../../domain/codec.ts';
-import type { OpLogEntry } from '../../domain/entry.ts';
+import { decodeBatch, encodeBatch } from '../../domain/log/codec.ts';
+import type { OpLogEntry } from '../../domain/log/entry.ts';
 import {
   AmbiguousAppendError,
   AppendOrderError,

@@ -1,4 +1,4 @@
-import type { OpLogEntry } from '../../domain/entry.ts';
+import type { OpLogEntry } from '../../domain/log/entry.ts';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import {
   AmbiguousAppendError,

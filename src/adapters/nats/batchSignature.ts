@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
-import { CodecError, decodeBatch } from '../../domain/codec.ts';
-import type { OpLogEntry } from '../../domain/entry.ts';
+import { CodecError, decodeBatch } from '../../domain/log/codec.ts';
+import type { OpLogEntry } from '../../domain/log/entry.ts';
 
 /** The header of an OpLog message that carries its batch's HMAC-SHA256 (base64). */
 export const SIGNATURE_HEADER = 'Understudy-Batch-Hmac';

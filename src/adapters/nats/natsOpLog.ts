@@ -18,9 +18,9 @@ import {
   type StoredMsg,
 } from '@nats-io/jetstream';
 import { nanos, type MsgHdrs, type NatsConnection, type Status } from '@nats-io/nats-core';
-import { CodecError, encodeBatch } from '../../domain/codec.ts';
+import { CodecError, encodeBatch } from '../../domain/log/codec.ts';
 import { BatchSignature } from './batchSignature.ts';
-import type { OpLogEntry } from '../../domain/entry.ts';
+import type { OpLogEntry } from '../../domain/log/entry.ts';
 import {
   AmbiguousAppendError,
   AppendOrderError,

@@ -8,7 +8,7 @@
  * What this cannot tell: a forged entry stamped with the current epoch (only signed batches can,
  * see docs/design.md). Whether the entries that count are contiguous is the fold's check.
  */
-import type { LoggedEvent } from './types.ts';
+import type { LoggedEvent } from '../model/types.ts';
 
 /** An entry that is not the log's, and why. */
 export interface ForeignEntry {

@@ -40,8 +40,8 @@ import {
   sessionChecksum,
   summariseRecords,
   summaryDigest,
-} from './checksum.ts';
-import { isSessionId } from './eventCodec.ts';
+} from '../log/checksum.ts';
+import { isSessionId } from '../log/eventCodec.ts';
 import {
   bucketOf,
   keyHash,
@@ -49,8 +49,8 @@ import {
   sessionBucketOf,
   SHARD_COUNT,
   shardOf,
-} from './shard.ts';
-import { allObjects, getObject, getSession, shardRecords } from './state.ts';
+} from '../model/shard.ts';
+import { allObjects, getObject, getSession, shardRecords } from '../model/state.ts';
 import type {
   FreeRange,
   LoggedEvent,
@@ -59,7 +59,7 @@ import type {
   Segment,
   SessionRecord,
   ShardBuckets,
-} from './types.ts';
+} from '../model/types.ts';
 
 /** A bad argument or a malformed verification request: names the field and the limit. */
 export class VerifyInputError extends Error {

@@ -6,7 +6,7 @@
  */
 import { decodeBinaryChunk, encodeBinaryChunk } from './binaryChunk.ts';
 import { SnapshotBuilder, SnapshotCodecError, snapshotChunks, SnapshotError } from './snapshot.ts';
-import type { MetadataState } from './types.ts';
+import type { MetadataState } from '../model/types.ts';
 
 /** Records per checkpoint chunk. */
 export const CHECKPOINT_CHUNK_RECORDS = 10_000;

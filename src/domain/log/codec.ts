@@ -14,7 +14,7 @@
 import CRC32 from 'crc-32';
 import { prefixHash } from './checksum.ts';
 import { OP_TYPES, type OpLogEntry, type OpType } from './entry.ts';
-import { MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES } from './limits.ts';
+import { MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES } from '../model/limits.ts';
 
 export type CodecErrorReason = 'truncated' | 'garbled' | 'checksum' | 'signature';
 

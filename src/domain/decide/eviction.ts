@@ -1,6 +1,6 @@
 import type { DecideContext } from './decide.ts';
-import { allObjects } from './state.ts';
-import type { MetadataEvent, MetadataState, ObjectRecord } from './types.ts';
+import { allObjects } from '../model/state.ts';
+import type { MetadataEvent, MetadataState, ObjectRecord } from '../model/types.ts';
 
 /** When to evict: fractions of the total mounted capacity. */
 export interface EvictionPolicy {

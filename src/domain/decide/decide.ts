@@ -1,5 +1,5 @@
 import { place } from './allocator.ts';
-import type { DomainError } from './errors.ts';
+import type { DomainError } from '../model/errors.ts';
 import {
   invalidArgument,
   invalidState,
@@ -10,7 +10,7 @@ import {
   objectNotFound,
   segmentExists,
   segmentNotFound,
-} from './errors.ts';
+} from '../model/errors.ts';
 import {
   MAX_KEY_BYTES,
   MAX_NODE_ID_BYTES,
@@ -18,10 +18,10 @@ import {
   MAX_REPLICAS,
   MAX_SEGMENT_ID_BYTES,
   MAX_SEGMENT_SIZE,
-} from './limits.ts';
-import { getObject, getSegment } from './state.ts';
-import type { Command, MetadataEvent, MetadataState } from './types.ts';
-import { checkInteger, checkString, isRecord } from './validate.ts';
+} from '../model/limits.ts';
+import { getObject, getSegment } from '../model/state.ts';
+import type { Command, MetadataEvent, MetadataState } from '../model/types.ts';
+import { checkInteger, checkString, isRecord } from '../model/validate.ts';
 
 /** What decide needs to know that is not in the log. */
 export interface DecideContext {

@@ -13,9 +13,9 @@ import {
   MAX_SAFE,
   MAX_SEGMENT_ID_BYTES,
   MAX_SEGMENT_SIZE,
-} from './limits.ts';
-import type { LoggedEvent, MetadataEvent, Replica, RequestOrigin } from './types.ts';
-import { checkInteger, checkString, isRecord } from './validate.ts';
+} from '../model/limits.ts';
+import type { LoggedEvent, MetadataEvent, Replica, RequestOrigin } from '../model/types.ts';
+import { checkInteger, checkString, isRecord } from '../model/validate.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

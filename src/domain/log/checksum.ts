@@ -1,7 +1,7 @@
 import CRC32 from 'crc-32';
 import { addChar, addJsonString, addNumber, addString, crcDone, crcText } from './crc32Text.ts';
-import { allSegments, allSessions, shardRecords } from './state.ts';
-import { SHARD_COUNT } from './shard.ts';
+import { allSegments, allSessions, shardRecords } from '../model/state.ts';
+import { SHARD_COUNT } from '../model/shard.ts';
 import type {
   MetadataState,
   ObjectRecord,
@@ -9,7 +9,7 @@ import type {
   Segment,
   SessionRecord,
   ShardSummary,
-} from './types.ts';
+} from '../model/types.ts';
 
 const encoder = new TextEncoder();
 

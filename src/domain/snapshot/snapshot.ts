@@ -10,8 +10,13 @@
  */
 import CRC32 from 'crc-32';
 import { freeze } from 'immer';
-import { combineDigest, digestAndSummarise, recordsDigest, sessionsDigest } from './checksum.ts';
-import { OP_TYPES } from './entry.ts';
+import {
+  combineDigest,
+  digestAndSummarise,
+  recordsDigest,
+  sessionsDigest,
+} from '../log/checksum.ts';
+import { OP_TYPES } from '../log/entry.ts';
 import {
   BUCKETS_PER_SHARD,
   bucketOf,
@@ -19,8 +24,8 @@ import {
   SESSION_BUCKETS,
   sessionBucketOf,
   SHARD_COUNT,
-} from './shard.ts';
-import { allSegments, allSessions, shardRecords } from './state.ts';
+} from '../model/shard.ts';
+import { allSegments, allSessions, shardRecords } from '../model/state.ts';
 import type {
   FreeRange,
   MetadataState,
@@ -31,7 +36,7 @@ import type {
   SessionResult,
   ShardBuckets,
   ShardSummary,
-} from './types.ts';
+} from '../model/types.ts';
 
 /** One piece of a full-sync snapshot. */
 export interface SnapshotChunk {

@@ -1,13 +1,13 @@
 import { freeze } from 'immer';
-import { allocateInPlace, releaseInPlace } from './allocator.ts';
-import { recordVerifyHash } from './checksum.ts';
-import { eventKey } from './eventKey.ts';
+import { allocateInPlace, releaseInPlace } from '../decide/allocator.ts';
+import { recordVerifyHash } from '../log/checksum.ts';
+import { eventKey } from '../log/eventKey.ts';
 import {
   MAX_SESSION_RESULTS,
   MAX_SESSIONS,
   SESSION_SWEEP_INTERVAL_MS,
   SESSION_TTL_MS,
-} from './limits.ts';
+} from '../model/limits.ts';
 import {
   BUCKETS_PER_SHARD,
   bucketOf,
@@ -15,7 +15,7 @@ import {
   SESSION_BUCKETS,
   sessionBucketOf,
   SHARD_COUNT,
-} from './shard.ts';
+} from '../model/shard.ts';
 import type {
   LoggedEvent,
   MetadataEvent,
@@ -28,7 +28,7 @@ import type {
   SessionRecord,
   SessionResult,
   ShardSummary,
-} from './types.ts';
+} from '../model/types.ts';
 
 /** An event that cannot be folded: out of sequence, or inconsistent with the state. */
 export class FoldError extends Error {

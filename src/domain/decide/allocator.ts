@@ -1,5 +1,5 @@
-import { allSegments } from './state.ts';
-import type { FreeRange, MetadataState, Replica } from './types.ts';
+import { allSegments } from '../model/state.ts';
+import type { FreeRange, MetadataState, Replica } from '../model/types.ts';
 
 /**
  * Finds the lowest offset of a free range that holds `length` bytes (first fit), or undefined.

@@ -26,7 +26,7 @@
  * (snapshot.ts, "USC1").
  */
 import CRC32 from 'crc-32';
-import { OP_TYPES } from './entry.ts';
+import { OP_TYPES } from '../log/entry.ts';
 import { SnapshotCodecError, type SnapshotChunk } from './snapshot.ts';
 import type {
   FreeRange,
@@ -35,7 +35,7 @@ import type {
   Segment,
   SessionRecord,
   SessionResult,
-} from './types.ts';
+} from '../model/types.ts';
 
 const MAGIC = [0x55, 0x53, 0x42, 0x31]; // "USB1"
 const HEADER_BYTES = 8;

@@ -7,16 +7,16 @@
  * applied. The table is part of the state: every node folds it from the log, full sync and
  * digests carry it.
  */
-import type { DomainError } from './errors.ts';
-import { invalidArgument, requestExpired } from './errors.ts';
-import { getSession } from './state.ts';
+import type { DomainError } from '../model/errors.ts';
+import { invalidArgument, requestExpired } from '../model/errors.ts';
+import { getSession } from '../model/state.ts';
 import type {
   Command,
   MetadataEvent,
   MetadataState,
   RequestOrigin,
   SessionResult,
-} from './types.ts';
+} from '../model/types.ts';
 
 export type RequestStatus =
   /** Not seen: decide it. */

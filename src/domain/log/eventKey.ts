@@ -1,4 +1,4 @@
-import type { MetadataEvent } from './types.ts';
+import type { MetadataEvent } from '../model/types.ts';
 
 /** The entry key of an event: the object key, the segment id, or '' (EVICTION, EPOCH). */
 export function eventKey(event: MetadataEvent): string {
