@@ -27,7 +27,7 @@ import { createNatsOpLog } from '../src/adapters/nats/natsOpLog.ts';
 import { createClient, type UnderstudyClient } from '../src/client/client.ts';
 import { toEntry } from '../src/domain/log/eventCodec.ts';
 import type { MetadataEvent } from '../src/domain/model/types.ts';
-import { NodeHandle, type FleetOptions } from '../src/localCluster/nodeFleet.ts';
+import { NodeHandle, type FleetOptions } from '../src/tools/localCluster/nodeFleet.ts';
 import type { CheckpointInfo } from '../src/ports/checkpointStore.ts';
 import { runCli } from '../test/harness/cli.ts';
 import { numberFlag } from './lib/args.ts';

@@ -19,9 +19,9 @@
 // The last stdout line is one JSON object with the figures.
 import { randomUUID } from 'node:crypto';
 import type { LoggedEvent } from '../src/domain/model/types.ts';
-import type { NodeHandle, NodeLogLine } from '../src/localCluster/nodeFleet.ts';
-import { readLoggedEvents } from '../src/localCluster/readLoggedEvents.ts';
-import { Workload, type AckRecord } from '../src/localCluster/workload.ts';
+import type { NodeHandle, NodeLogLine } from '../src/tools/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../src/tools/localCluster/readLoggedEvents.ts';
+import { Workload, type AckRecord } from '../src/tools/localCluster/workload.ts';
 import { numberFlag } from './lib/args.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { distribution, median, ms, round, type Distribution } from './lib/stats.ts';

@@ -28,9 +28,9 @@ import { foldAll } from '../src/domain/fold/fold.ts';
 import { emptyState, shardRecords } from '../src/domain/model/state.ts';
 import { planRound } from '../src/domain/verify/verify.ts';
 import type { LoggedEvent, MetadataEvent, MetadataState } from '../src/domain/model/types.ts';
-import { AdminClient, adminHandler } from '../src/runtime/adminApi.ts';
-import { fetchFullSync, FullSyncSource } from '../src/runtime/fullSync.ts';
-import { runVerificationRound, verifyOp } from '../src/runtime/verification.ts';
+import { AdminClient, adminHandler } from '../src/admin/adminApi.ts';
+import { fetchFullSync, FullSyncSource } from '../src/admin/fullSync.ts';
+import { runVerificationRound, verifyOp } from '../src/admin/verification.ts';
 import { startNats } from '../test/harness/index.ts';
 import { foldEvents, logAfter, REPLICAS, SyntheticWrites } from './lib/syntheticWrites.ts';
 

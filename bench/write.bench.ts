@@ -38,7 +38,7 @@ import { foldAll } from '../src/domain/fold/fold.ts';
 import { emptyState } from '../src/domain/model/state.ts';
 import type { LoggedEvent, MetadataState } from '../src/domain/model/types.ts';
 import { withoutSessions } from '../test/harness/withoutSessions.ts';
-import type { NodeHandle } from '../src/localCluster/nodeFleet.ts';
+import type { NodeHandle } from '../src/tools/localCluster/nodeFleet.ts';
 import { numberFlag } from './lib/args.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { closedLoop, openLoop, type BenchCall, type LoadResult } from './lib/load.ts';

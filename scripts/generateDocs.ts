@@ -2,7 +2,7 @@
 // - docs/protocol.schema.json: the JSON Schema of the client API's wire format, from the zod
 //   schemas the server and the client library use (src/api/schema.ts, src/api/wire.ts), so a
 //   client in another language can be written from it;
-// - docs/settings.md: every setting of `understudy node`, from src/runtime/config.ts.
+// - docs/settings.md: every setting of `understudy node`, from src/config/config.ts.
 // test/unit/generatedDocs.unit.test.ts fails when a checked-in file is not what this writes.
 //
 //   npm run docs        (rewrites both)
@@ -12,8 +12,8 @@ import { z } from 'zod';
 import { API_OPS, MAX_BATCH_ITEMS, requestSchemas, responseSchemas } from '../src/api/schema.ts';
 import { API_QUEUE_GROUP, apiSubject, listeningSubject } from '../src/api/subjects.ts';
 import { MAX_REQUEST_BYTES, RETRYABLE_CODES, wireErrorSchema } from '../src/api/wire.ts';
-import { nodeSettings } from '../src/runtime/config.ts';
-import { defaultText, envName, flagName } from '../src/runtime/settings.ts';
+import { nodeSettings } from '../src/config/config.ts';
+import { defaultText, envName, flagName } from '../src/config/settings.ts';
 
 /** Where the generated schema is checked in. */
 export const PROTOCOL_SCHEMA_PATH = fileURLToPath(
@@ -110,7 +110,7 @@ export function settingsReferenceText(): string {
   return [
     '# Settings of `understudy node`',
     '',
-    '<!-- Generated from src/runtime/config.ts by `npm run docs`; a test checks it is current. -->',
+    '<!-- Generated from src/config/config.ts by `npm run docs`; a test checks it is current. -->',
     '',
     'Each setting is a flag, an environment variable and a key of the JSON config file',
     '(`--config FILE` or `UNDERSTUDY_CONFIG`); flags win over the environment, which wins over',

@@ -7,7 +7,7 @@ import {
   type EtcdHandle,
   type NatsServerHandle,
 } from '../../test/harness/index.ts';
-import { NodeFleet, type NodeHandle } from '../../src/localCluster/nodeFleet.ts';
+import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
 
 /** etcd and one nats-server (JetStream, file storage) on free ports. */
 export class BenchServers implements AsyncDisposable {

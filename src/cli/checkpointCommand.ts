@@ -6,12 +6,16 @@ import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import { digestHex, stateDigest } from '../domain/log/checksum.ts';
 import type { CheckpointInfo } from '../ports/checkpointStore.ts';
-import { chooseCheckpointWriter, loadCheckpoint } from '../runtime/checkpoints.ts';
-import { natsConnectionOptions } from '../runtime/credentials.ts';
-import { CHECKPOINT_PATH } from '../runtime/checkpointRoute.ts';
-import { ConfigError } from '../runtime/settings.ts';
+import { chooseCheckpointWriter, loadCheckpoint } from '../node/checkpoints.ts';
+import { natsConnectionOptions } from '../config/credentials.ts';
+import { CHECKPOINT_PATH } from '../process/checkpointRoute.ts';
+import { ConfigError } from '../config/settings.ts';
 import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
-import { addNatsSourceOptions, loadNatsSourceConfig, type NatsSourceConfig } from './logSource.ts';
+import {
+  addNatsSourceOptions,
+  loadNatsSourceConfig,
+  type NatsSourceConfig,
+} from '../tools/log/logSource.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {

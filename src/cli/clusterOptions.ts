@@ -6,11 +6,11 @@ import {
   clusterAccessSettings,
   loadCommandSettings,
   type ClusterAccess,
-} from '../runtime/config.ts';
-import { ConfigError, parseDuration, SettingValueError } from '../runtime/settings.ts';
+} from '../config/config.ts';
+import { ConfigError, parseDuration, SettingValueError } from '../config/settings.ts';
 import { addSettingOptions } from './settingOptions.ts';
 
-export type { ClusterAccess } from '../runtime/config.ts';
+export type { ClusterAccess } from '../config/config.ts';
 
 /** Adds `--config`, `--cluster`, `--etcd` and the etcd credential flags to `command`. */
 export function addClusterOptions(command: Command): Command {
@@ -35,7 +35,7 @@ export function loadClusterAccess(
 export async function openClusterEtcd(access: ClusterAccess): Promise<Etcd3> {
   const [{ openEtcd }, { etcdConnectionOptions }] = await Promise.all([
     import('../adapters/etcd/etcdClient.ts'),
-    import('../runtime/credentials.ts'),
+    import('../config/credentials.ts'),
   ]);
   return openEtcd(etcdConnectionOptions(access, access.etcd)).client;
 }

@@ -5,13 +5,13 @@ import { Etcd3 } from 'etcd3';
 import type { Command } from 'commander';
 import { leaderKey } from '../adapters/etcd/etcdElector.ts';
 import { createClient } from '../client/client.ts';
-import { startEtcd } from '../localCluster/etcd.ts';
-import { startNats } from '../localCluster/nats.ts';
-import { NodeFleet } from '../localCluster/nodeFleet.ts';
-import { readLoggedEvents } from '../localCluster/readLoggedEvents.ts';
-import { Workload } from '../localCluster/workload.ts';
-import { MIN_LEASE_TTL_MS } from '../runtime/config.ts';
-import { ConfigError, duration, integer, SettingValueError } from '../runtime/settings.ts';
+import { startEtcd } from '../tools/localCluster/etcd.ts';
+import { startNats } from '../tools/localCluster/nats.ts';
+import { NodeFleet } from '../tools/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../tools/localCluster/readLoggedEvents.ts';
+import { Workload } from '../tools/localCluster/workload.ts';
+import { MIN_LEASE_TTL_MS } from '../config/config.ts';
+import { ConfigError, duration, integer, SettingValueError } from '../config/settings.ts';
 
 interface DemoOptions {
   readonly leaseTtl: string;

@@ -2,8 +2,8 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { ConfigError } from '../runtime/settings.ts';
-import { exportEntryLine, exportHeaderLine } from './exportFormat.ts';
+import { ConfigError } from '../config/settings.ts';
+import { exportEntryLine, exportHeaderLine } from '../tools/log/exportFormat.ts';
 import {
   addNatsSourceOptions,
   loadNatsSourceConfig,
@@ -11,10 +11,10 @@ import {
   natsLogSource,
   parseSeqFlag,
   type LogSource,
-} from './logSource.ts';
+} from '../tools/log/logSource.ts';
 import { EXIT_CODES_HELP, processOutput, type CommandOutput } from './replayCommand.ts';
-import { EXIT_CODES } from './replayLog.ts';
-import { admitItems } from './admitItems.ts';
+import { EXIT_CODES } from '../tools/log/replayLog.ts';
+import { admitItems } from '../tools/log/admitItems.ts';
 
 /** The flags of `understudy export`, as commander parses them. */
 export interface ExportFlags extends Readonly<Record<string, unknown>> {

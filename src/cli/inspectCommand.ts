@@ -3,12 +3,12 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { Etcd3 } from 'etcd3';
 import { masterNodeMachine } from '../../machines/masterNode.machine.ts';
-import { ClusterSource } from '../inspect/clusterSource.ts';
-import { readRecording } from '../inspect/flightRecorder.ts';
-import { InspectHub } from '../inspect/inspectHub.ts';
-import type { InspectionRecord } from '../inspect/inspectionRecord.ts';
-import { InspectServer } from '../inspect/inspectServer.ts';
-import { ConfigError } from '../runtime/settings.ts';
+import { ClusterSource } from '../tools/inspect/clusterSource.ts';
+import { readRecording } from '../observe/flightRecorder.ts';
+import { InspectHub } from '../tools/inspect/inspectHub.ts';
+import type { InspectionRecord } from '../observe/inspectionRecord.ts';
+import { InspectServer } from '../tools/inspect/inspectServer.ts';
+import { ConfigError } from '../config/settings.ts';
 import {
   addClusterOptions,
   durationFlag,

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import type { AnyStateMachine } from 'xstate';
 import { masterNodeMachine } from '../../machines/masterNode.machine.ts';
-import { toMermaid, toPlantUml } from './diagram.ts';
+import { toMermaid, toPlantUml } from '../tools/diagram.ts';
 
 /** The state machines `understudy machines` draws, by name. */
 export const diagramMachines: Readonly<Record<string, AnyStateMachine>> = {

@@ -1,7 +1,7 @@
 // The `understudy` command. Each subcommand's module (and what it pulls in: NATS, etcd, the
 // machine) is imported only when that subcommand runs, so `understudy --help` starts fast.
 import { Command } from 'commander';
-import { packageVersion } from '../runtime/packageInfo.ts';
+import { packageVersion } from '../process/packageInfo.ts';
 
 type Register = (program: Command) => void;
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { loadNodeConfig, nodeSettings } from '../runtime/config.ts';
-import { ConfigError, settingLabel } from '../runtime/settings.ts';
+import { loadNodeConfig, nodeSettings } from '../config/config.ts';
+import { ConfigError, settingLabel } from '../config/settings.ts';
 import { addSettingOptions } from './settingOptions.ts';
 
 /** Exit codes of `understudy node`. */
@@ -51,8 +51,8 @@ export function registerNodeCommand(program: Command): void {
       }
       const [{ pino }, { startNode }, { CredentialsFileError, redact }] = await Promise.all([
         import('pino'),
-        import('../runtime/nodeProcess.ts'),
-        import('../runtime/credentials.ts'),
+        import('../process/nodeProcess.ts'),
+        import('../config/credentials.ts'),
       ]);
       if (flags['printConfig'] === true) {
         process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);

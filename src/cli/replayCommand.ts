@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { admitItems } from './admitItems.ts';
-import { ConfigError } from '../runtime/settings.ts';
-import type { CorruptEntryError } from './exportFormat.ts';
+import { admitItems } from '../tools/log/admitItems.ts';
+import { ConfigError } from '../config/settings.ts';
+import type { CorruptEntryError } from '../tools/log/exportFormat.ts';
 import {
   addNatsSourceOptions,
   fileLogSource,
@@ -10,7 +10,7 @@ import {
   natsLogSource,
   parseSeqFlag,
   type LogSource,
-} from './logSource.ts';
+} from '../tools/log/logSource.ts';
 import {
   EXIT_CODES,
   formatHistoryLine,
@@ -21,7 +21,7 @@ import {
   replayLog,
   ReplayUsageError,
   type ReplayOptions,
-} from './replayLog.ts';
+} from '../tools/log/replayLog.ts';
 
 /** Where a command writes (the process's stdout/stderr; tests capture them). */
 export interface CommandOutput {

@@ -1,7 +1,7 @@
-// The flags of a command's settings, generated from their definitions (src/runtime/settings.ts),
+// The flags of a command's settings, generated from their definitions (src/config/settings.ts),
 // so `--help` shows every setting with its default and environment variable.
 import type { Command } from 'commander';
-import { envName, flagName, settingHelp, type SettingTable } from '../runtime/settings.ts';
+import { envName, flagName, settingHelp, type SettingTable } from '../config/settings.ts';
 
 /**
  * Adds `--config <file>` and one flag per setting of `table` to `command`; secrets get no

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import type { Etcd3 } from 'etcd3';
 import type { LeaderView, MemberRecord } from '../ports/elector.ts';
-import { ConfigError } from '../runtime/settings.ts';
+import { ConfigError } from '../config/settings.ts';
 import {
   addClusterOptions,
   durationFlag,

@@ -5,10 +5,10 @@ import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nodeSettings } from '../../src/runtime/config.ts';
-import { packageRoot } from '../../src/runtime/packageInfo.ts';
-import { envName, flagName } from '../../src/runtime/settings.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { nodeSettings } from '../../src/config/config.ts';
+import { packageRoot } from '../../src/process/packageInfo.ts';
+import { envName, flagName } from '../../src/config/settings.ts';
+import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
 import { startEtcd, startNats } from '../harness/index.ts';
 import { runCli, type CliResult } from '../harness/cli.ts';
 

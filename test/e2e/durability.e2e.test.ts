@@ -9,7 +9,7 @@ import { opLogStreamName } from '../../src/adapters/nats/natsOpLog.ts';
 import type { Placement, UnderstudyClient } from '../../src/client/client.ts';
 import { runCli } from '../harness/cli.ts';
 import { expectEqualDigests, startE2eCluster, type E2eCluster } from '../harness/e2eCluster.ts';
-import type { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import type { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
 
 const CLUSTER = 'durable';
 const TTL = 2000;

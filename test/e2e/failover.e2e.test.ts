@@ -2,9 +2,9 @@ import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectEqualDigests, startE2eCluster, type E2eCluster } from '../harness/e2eCluster.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
-import type { NodeHandle } from '../../src/localCluster/nodeFleet.ts';
-import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
-import { Workload } from '../../src/localCluster/workload.ts';
+import type { NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
+import { Workload } from '../../src/tools/localCluster/workload.ts';
 
 const CLUSTER = 'e2e';
 

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/client.ts';
-import { parseRecording, readRecording } from '../../src/inspect/flightRecorder.ts';
+import { parseRecording, readRecording } from '../../src/observe/flightRecorder.ts';
 import { artifactDir, chromiumMissing, launchChromium } from '../harness/browser.ts';
 import { startCliServer } from '../harness/cli.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
 
 const CLUSTER = 'inspect';
 const PRIMARY = 'masterNode.running.primary';

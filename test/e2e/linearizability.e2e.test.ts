@@ -11,8 +11,8 @@ import { createClient, type UnderstudyClient } from '../../src/client/client.ts'
 import { startEtcd, startNats } from '../harness/index.ts';
 import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
 import { expectLinearHistory } from '../harness/logChecks.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
-import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
+import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 import type { ApiInput } from '../harness/understudyModel.ts';
 
 const CLUSTER = 'lin';

@@ -6,13 +6,13 @@ import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
 import { systemClock } from '../../src/adapters/systemClock.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { LeaderView } from '../../src/ports/elector.ts';
-import { cliEntry } from '../../src/runtime/packageInfo.ts';
+import { cliEntry } from '../../src/process/packageInfo.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { runCli, type CliResult } from '../harness/cli.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
-import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
-import { Workload } from '../../src/localCluster/workload.ts';
+import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
+import { Workload } from '../../src/tools/localCluster/workload.ts';
 
 const CLUSTER = 'ops';
 const TTL_MS = 5000;

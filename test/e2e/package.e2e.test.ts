@@ -8,8 +8,8 @@ import { connect } from '@nats-io/transport-node';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_SCHEMA_PATH } from '../../scripts/generateDocs.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
-import { packageRoot } from '../../src/runtime/packageInfo.ts';
+import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
+import { packageRoot } from '../../src/process/packageInfo.ts';
 import { envWithout, runProcess, type CliResult } from '../harness/cli.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 
@@ -193,8 +193,8 @@ describe('the npm package, installed into an empty project', () => {
       'dist/src/client/index.js',
       'dist/src/client/index.d.ts',
       'dist/src/client/index.js.map',
-      'dist/src/runtime/index.js',
-      'dist/src/runtime/index.d.ts',
+      'dist/src/process/index.js',
+      'dist/src/process/index.d.ts',
       'dist/src/cli/main.js',
       'bin/understudy.js',
       'CHANGELOG.md',

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNatsOpLog, opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
 import { runExport } from '../../src/cli/exportCommand.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
-import type { StateSummary } from '../../src/cli/replayLog.ts';
+import type { StateSummary } from '../../src/tools/log/replayLog.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import { digestHex, stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
@@ -20,8 +20,8 @@ import { emptyState } from '../../src/domain/model/state.ts';
 import type { LoggedEvent, MetadataEvent } from '../../src/domain/model/types.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { runCli as cli } from '../harness/cli.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
-import { readLoggedEvents } from '../../src/localCluster/readLoggedEvents.ts';
+import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
+import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 
 const CLUSTER = 'replay-e2e';
 

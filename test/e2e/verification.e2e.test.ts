@@ -6,10 +6,14 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opLogStreamName } from '../../src/adapters/nats/natsOpLog.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import type { VerificationStats } from '../../src/runtime/verification.ts';
+import type { VerificationStats } from '../../src/admin/verification.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet, NodeHandle, type FleetOptions } from '../../src/localCluster/nodeFleet.ts';
-import { Workload } from '../../src/localCluster/workload.ts';
+import {
+  NodeFleet,
+  NodeHandle,
+  type FleetOptions,
+} from '../../src/tools/localCluster/nodeFleet.ts';
+import { Workload } from '../../src/tools/localCluster/workload.ts';
 
 const CLUSTER = 'verify';
 // One verification cycle covers every shard in one round (fraction 1), every 300 ms.

@@ -2,7 +2,7 @@
 // program, as a child process for end-to-end tests. test/buildDist.ts builds dist/ before the
 // tests when it is stale.
 import { spawn } from 'node:child_process';
-import { cliEntry, packageRoot } from '../../src/runtime/packageInfo.ts';
+import { cliEntry, packageRoot } from '../../src/process/packageInfo.ts';
 
 export interface CliResult {
   readonly code: number | null;

@@ -4,7 +4,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { expect } from 'vitest';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
-import { NodeFleet, type NodeHandle } from '../../src/localCluster/nodeFleet.ts';
+import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from './index.ts';
 
 export interface E2eCluster {

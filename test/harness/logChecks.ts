@@ -2,7 +2,7 @@
 // acknowledged write where it was acknowledged.
 import { expect } from 'vitest';
 import type { LoggedEvent } from '../../src/domain/model/types.ts';
-import type { AckRecord } from '../../src/localCluster/workload.ts';
+import type { AckRecord } from '../../src/tools/localCluster/workload.ts';
 
 /** One linear history: seqs 1..n, epochs never go back, each epoch opened by its EPOCH fence. */
 export function expectLinearHistory(log: readonly LoggedEvent[]): void {

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyStateNode } from 'xstate';
 import { masterNodeMachine } from '../../machines/masterNode.machine.ts';
-import { diagramIds, toMermaid, toPlantUml } from '../../src/cli/diagram.ts';
+import { diagramIds, toMermaid, toPlantUml } from '../../src/tools/diagram.ts';
 import {
   artifactDir,
   CHROMIUM_FLAGS,

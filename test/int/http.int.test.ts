@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet, type NodeHandle } from '../../src/localCluster/nodeFleet.ts';
+import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
 
 const CLUSTER = 'http';
 

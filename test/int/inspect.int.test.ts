@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startEtcd, startNats } from '../harness/index.ts';
 import type { EtcdHandle, NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet } from '../../src/localCluster/nodeFleet.ts';
+import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -81,7 +81,7 @@ function runScript(
 function inspectorScript(url: string, stop: boolean): string {
   return `
     import { createActor, createMachine } from 'xstate';
-    import { createNodeInspector } from './src/runtime/inspect.ts';
+    import { createNodeInspector } from './src/process/wsInspector.ts';
     const log = { info() {}, warn() {}, error() {} };
     const inspector = createNodeInspector(${JSON.stringify(url)}, log, { reconnectDelayMs: 200 });
     const actor = createActor(

@@ -4,10 +4,10 @@ import { createWebSocketInspector } from '@statelyai/inspect';
 import { describe, expect, it } from 'vitest';
 import { createActor, createMachine } from 'xstate';
 import { masterNodeMachine } from '../../machines/masterNode.machine.ts';
-import type { ChartLayout } from '../../src/inspect/chartLayout.ts';
-import { InspectHub } from '../../src/inspect/inspectHub.ts';
-import { InspectServer } from '../../src/inspect/inspectServer.ts';
-import { diagramStateIds } from '../../src/cli/diagram.ts';
+import type { ChartLayout } from '../../src/tools/inspect/chartLayout.ts';
+import { InspectHub } from '../../src/tools/inspect/inspectHub.ts';
+import { InspectServer } from '../../src/tools/inspect/inspectServer.ts';
+import { diagramStateIds } from '../../src/tools/diagram.ts';
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -18,7 +18,7 @@ import {
 } from '../../src/adapters/nats/natsApiTransport.ts';
 import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
-import { natsConnectionOptions } from '../../src/runtime/credentials.ts';
+import { natsConnectionOptions } from '../../src/config/credentials.ts';
 import { startNats, type NatsServerHandle } from '../harness/index.ts';
 
 // A real nats-server with the users and permissions of deploy/nats/auth.conf (the file the

@@ -11,9 +11,9 @@ import { digestHex, shardDigest, stateDigest } from '../../src/domain/log/checks
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { emptyState } from '../../src/domain/model/state.ts';
 import type { LoggedEvent, MetadataEvent, MetadataState } from '../../src/domain/model/types.ts';
-import { NodeHttpServer } from '../../src/runtime/httpServer.ts';
-import { NodeMetrics } from '../../src/runtime/metrics.ts';
-import type { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
+import { NodeHttpServer } from '../../src/process/httpServer.ts';
+import { NodeMetrics } from '../../src/observe/metrics.ts';
+import type { NodeRuntime } from '../../src/node/nodeRuntime.ts';
 
 const OBJECTS = 150_000;
 /** Half the lease margin at a 2 s TTL: a longer hold of the loop fails the test. */

@@ -11,8 +11,8 @@ import { decodeJson, encodeJson } from '../../src/api/wire.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import type { Elector } from '../../src/ports/elector.ts';
-import { CHECKPOINT_READ_STALL_MS } from '../../src/runtime/checkpoints.ts';
-import { NodeRuntime, type NodeRuntimeConfig } from '../../src/runtime/nodeRuntime.ts';
+import { CHECKPOINT_READ_STALL_MS } from '../../src/node/checkpoints.ts';
+import { NodeRuntime, type NodeRuntimeConfig } from '../../src/node/nodeRuntime.ts';
 
 const TTL = 2000;
 const CLUSTER = 'sim';

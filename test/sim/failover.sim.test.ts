@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseRecording } from '../../src/inspect/flightRecorder.ts';
+import { parseRecording } from '../../src/observe/flightRecorder.ts';
 import { runSchedule, scheduleArb, type Schedule, type Step } from './schedule.ts';
 import { InvariantViolation, type Breakage } from './simWorld.ts';
 

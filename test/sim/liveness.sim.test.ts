@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
-import { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
+import { NodeRuntime } from '../../src/node/nodeRuntime.ts';
 import {
   memoryCluster,
   SIM_CLUSTER,

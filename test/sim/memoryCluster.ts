@@ -10,7 +10,7 @@ import {
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
 import type { Elector } from '../../src/ports/elector.ts';
-import { NodeRuntime, type NodeRuntimeDeps } from '../../src/runtime/nodeRuntime.ts';
+import { NodeRuntime, type NodeRuntimeDeps } from '../../src/node/nodeRuntime.ts';
 
 export const SIM_CLUSTER = 'sim';
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -32,8 +32,8 @@ import {
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { AppendAck, OpLog, OpLogWriter } from '../../src/ports/opLog.ts';
-import { InspectionTape, recordingText } from '../../src/inspect/inspectionTape.ts';
-import { NodeRuntime, type RuntimeLogger } from '../../src/runtime/nodeRuntime.ts';
+import { InspectionTape, recordingText } from '../../src/observe/inspectionTape.ts';
+import { NodeRuntime, type RuntimeLogger } from '../../src/node/nodeRuntime.ts';
 import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
 import type { ApiInput, ApiOperation, ApiOutput } from '../harness/understudyModel.ts';
 import { withoutSessions } from '../harness/withoutSessions.ts';

@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import { fromEntry } from '../../src/domain/log/eventCodec.ts';
-import { SwitchoverError } from '../../src/runtime/nodeRuntime.ts';
-import { readLog } from '../../src/runtime/readLog.ts';
+import { SwitchoverError } from '../../src/node/nodeRuntime.ts';
+import { readLog } from '../../src/tools/log/readLog.ts';
 import { memoryCluster } from './memoryCluster.ts';
 
 const TTL = 5000;

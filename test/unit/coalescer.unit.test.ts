@@ -8,9 +8,9 @@ import { createClient, type ClientOptions } from '../../src/client/client.ts';
 import { DEFAULT_EVICTION_POLICY } from '../../src/domain/decide/eviction.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import type { AppendAck, OpLogWriter } from '../../src/ports/opLog.ts';
-import { CommittedStore } from '../../src/runtime/committedStore.ts';
-import { ReadLeases } from '../../src/runtime/readLeases.ts';
-import { WritePipeline } from '../../src/runtime/writePipeline.ts';
+import { CommittedStore } from '../../src/node/state/committedStore.ts';
+import { ReadLeases } from '../../src/node/state/readLeases.ts';
+import { WritePipeline } from '../../src/node/writePipeline.ts';
 
 /** A writer that acknowledges at once, or holds every append while `held` until released. */
 class GatedWriter implements OpLogWriter {

@@ -4,12 +4,7 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { registerNodeCommand } from '../../src/cli/nodeCommand.ts';
-import {
-  envName,
-  loadNodeConfig,
-  nodeSettings,
-  type NodeConfig,
-} from '../../src/runtime/config.ts';
+import { envName, loadNodeConfig, nodeSettings, type NodeConfig } from '../../src/config/config.ts';
 
 // docker-compose.yml is for users (no Docker engine here): check that it agrees with the
 // CLI's flags and with the NATS config files it mounts.

@@ -12,9 +12,9 @@ import {
   natsConnectionOptions,
   oplogSigningKey,
   redact,
-} from '../../src/runtime/credentials.ts';
-import { securitySettings, validateSecurityConfig } from '../../src/runtime/securitySettings.ts';
-import { ConfigError, loadSettings } from '../../src/runtime/settings.ts';
+} from '../../src/config/credentials.ts';
+import { securitySettings, validateSecurityConfig } from '../../src/config/securitySettings.ts';
+import { ConfigError, loadSettings } from '../../src/config/settings.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-creds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { NodeMetrics, renderPrometheus } from '../../src/runtime/metrics.ts';
-import { NODE_ROLES } from '../../src/runtime/httpServer.ts';
+import { NodeMetrics, renderPrometheus } from '../../src/observe/metrics.ts';
+import { NODE_ROLES } from '../../src/process/httpServer.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(root, path), 'utf8');

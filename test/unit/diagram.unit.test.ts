@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { createMachine, type AnyStateMachine, type AnyStateNode } from 'xstate';
 import { masterNodeMachine } from '../../machines/masterNode.machine.ts';
-import { diagramTransitions, toMermaid, toPlantUml } from '../../src/cli/diagram.ts';
+import { diagramTransitions, toMermaid, toPlantUml } from '../../src/tools/diagram.ts';
 import { registerMachinesCommand, renderMachines } from '../../src/cli/machinesCommand.ts';
 
 // The expected states and transitions are read from each state node's *config* (what the

@@ -6,7 +6,7 @@ import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { LogBatch } from '../../src/ports/opLog.ts';
-import { ElectionChecks } from '../../src/runtime/electionChecks.ts';
+import { ElectionChecks } from '../../src/node/state/electionChecks.ts';
 
 function fence(seq: number, epoch: number, nodeId: string): LogBatch {
   return {

@@ -10,8 +10,8 @@ import {
   SETTINGS_PATH,
   settingsReferenceText,
 } from '../../scripts/generateDocs.ts';
-import { nodeSettings } from '../../src/runtime/config.ts';
-import { envName } from '../../src/runtime/settings.ts';
+import { nodeSettings } from '../../src/config/config.ts';
+import { envName } from '../../src/config/settings.ts';
 
 const checkedIn = readFileSync(PROTOCOL_SCHEMA_PATH, 'utf8');
 const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
@@ -22,7 +22,7 @@ const valid = (def: string, value: unknown): boolean =>
   ajv.validate({ $ref: `protocol#/$defs/${def}` }, value);
 
 describe('docs/settings.md', () => {
-  it('is what `npm run docs` generates from src/runtime/config.ts', () => {
+  it('is what `npm run docs` generates from src/config/config.ts', () => {
     expect(readFileSync(SETTINGS_PATH, 'utf8')).toBe(settingsReferenceText());
   });
 

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { assign, createActor, createMachine } from 'xstate';
-import { FlightRecorder, readRecording } from '../../src/inspect/flightRecorder.ts';
-import type { InspectionRecord } from '../../src/inspect/inspectionRecord.ts';
-import { NodeInspection } from '../../src/inspect/nodeInspection.ts';
-import { recordFromClient } from '../../src/inspect/inspectServer.ts';
+import { FlightRecorder, readRecording } from '../../src/observe/flightRecorder.ts';
+import type { InspectionRecord } from '../../src/observe/inspectionRecord.ts';
+import { NodeInspection } from '../../src/observe/nodeInspection.ts';
+import { recordFromClient } from '../../src/tools/inspect/inspectServer.ts';
 import { propRuns } from '../property/runs.ts';
 
 /** A small machine with the node's chatty event: progress moves it on once it reaches 100. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, encodeOk } from '../../src/api/wire.ts';
-import { readiness, splitHostPort, verificationCounters } from '../../src/runtime/httpServer.ts';
+import { readiness, splitHostPort, verificationCounters } from '../../src/process/httpServer.ts';
 import {
   ApplyRate,
   Histogram,
@@ -11,8 +11,8 @@ import {
   timeRequests,
   type MetricFamily,
   type NodeMetricsSnapshot,
-} from '../../src/runtime/metrics.ts';
-import type { NodeRuntime } from '../../src/runtime/nodeRuntime.ts';
+} from '../../src/observe/metrics.ts';
+import type { NodeRuntime } from '../../src/node/nodeRuntime.ts';
 
 /** Parses the text format strictly enough to catch malformed output. */
 function parseExposition(text: string): {

@@ -2,7 +2,7 @@
 // table and the last-verification cell.
 import { describe, expect, it } from 'vitest';
 import { durationFlag, loadClusterAccess } from '../../src/cli/clusterOptions.ts';
-import { ConfigError } from '../../src/runtime/settings.ts';
+import { ConfigError } from '../../src/config/settings.ts';
 import {
   noPrimaryReason,
   parseApplyRate,

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MemberRecord } from '../../src/ports/elector.ts';
-import { probePeerOverHttp } from '../../src/runtime/switchoverRoute.ts';
+import { probePeerOverHttp } from '../../src/process/switchoverRoute.ts';
 
 const servers: Server[] = [];
 

@@ -5,11 +5,11 @@ import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memor
 import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
-import { CommittedStore } from '../../src/runtime/committedStore.ts';
-import { ElectionChecks } from '../../src/runtime/electionChecks.ts';
-import { PrimaryTerm } from '../../src/runtime/primaryTerm.ts';
-import { promote, PromotionStoppedError } from '../../src/runtime/promote.ts';
-import { ReadLeases } from '../../src/runtime/readLeases.ts';
+import { CommittedStore } from '../../src/node/state/committedStore.ts';
+import { ElectionChecks } from '../../src/node/state/electionChecks.ts';
+import { PrimaryTerm } from '../../src/node/state/primaryTerm.ts';
+import { promote, PromotionStoppedError } from '../../src/node/actors/promote.ts';
+import { ReadLeases } from '../../src/node/state/readLeases.ts';
 
 const TTL = 2000;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -4,7 +4,7 @@ import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decide } from '../../src/domain/decide/decide.ts';
 import { emptyState } from '../../src/domain/model/state.ts';
 import type { Command, MetadataState } from '../../src/domain/model/types.ts';
-import { ReadLeases } from '../../src/runtime/readLeases.ts';
+import { ReadLeases } from '../../src/node/state/readLeases.ts';
 import { runCommands } from '../fixtures/runCommands.ts';
 
 const TTL = 2000;

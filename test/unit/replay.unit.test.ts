@@ -7,9 +7,13 @@ import {
   exportEntryLine,
   exportHeaderLine,
   parseExportLine,
-} from '../../src/cli/exportFormat.ts';
-import { admitItems } from '../../src/cli/admitItems.ts';
-import { fileLogSource, loadNatsSourceConfig, type LogItem } from '../../src/cli/logSource.ts';
+} from '../../src/tools/log/exportFormat.ts';
+import { admitItems } from '../../src/tools/log/admitItems.ts';
+import {
+  fileLogSource,
+  loadNatsSourceConfig,
+  type LogItem,
+} from '../../src/tools/log/logSource.ts';
 import {
   formatHistoryLine,
   formatSummary,
@@ -19,12 +23,12 @@ import {
   ReplayUsageError,
   type HistoryItem,
   type ReplayOptions,
-} from '../../src/cli/replayLog.ts';
+} from '../../src/tools/log/replayLog.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import type { MetadataEvent } from '../../src/domain/model/types.ts';
-import { ConfigError } from '../../src/runtime/settings.ts';
+import { ConfigError } from '../../src/config/settings.ts';
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 const SEG = 1 << 20;

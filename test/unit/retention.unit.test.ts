@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MemberRecord } from '../../src/ports/elector.ts';
-import { chooseCheckpointWriter, streamContinues } from '../../src/runtime/checkpoints.ts';
-import { loadNodeConfig, retentionProblems } from '../../src/runtime/config.ts';
+import { chooseCheckpointWriter, streamContinues } from '../../src/node/checkpoints.ts';
+import { loadNodeConfig, retentionProblems } from '../../src/config/config.ts';
 
 const info = {
   name: 'cp.0000000000000100.n1',

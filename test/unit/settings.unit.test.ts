@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadNodeConfig, MIN_LEASE_TTL_MS, nodeSettings } from '../../src/runtime/config.ts';
+import { loadNodeConfig, MIN_LEASE_TTL_MS, nodeSettings } from '../../src/config/config.ts';
 import {
   ConfigError,
   envName,
@@ -12,7 +12,7 @@ import {
   parseDuration,
   readConfigFile,
   SettingValueError,
-} from '../../src/runtime/settings.ts';
+} from '../../src/config/settings.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-settings-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import { shardDigest, stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { emptyState } from '../../src/domain/model/state.ts';
 import type { LoggedEvent, MetadataState } from '../../src/domain/model/types.ts';
-import { DigestBusyError, StatusDigest } from '../../src/runtime/statusDigest.ts';
+import { DigestBusyError, StatusDigest } from '../../src/admin/statusDigest.ts';
 
 /** A state with `n` mounted segments, each mount from client session `session`. */
 function mounted(n: number, session: string, from: MetadataState = emptyState()): MetadataState {

@@ -15,13 +15,13 @@ import {
   jsonReply,
   parseRequest,
   partReply,
-} from '../../src/runtime/adminApi.ts';
+} from '../../src/admin/adminApi.ts';
 import {
   fetchFullSync,
   FullSyncSource,
   type SyncChunkRequest,
   type SyncStartReply,
-} from '../../src/runtime/fullSync.ts';
+} from '../../src/admin/fullSync.ts';
 import { decodeBinaryChunk, isBinaryChunk } from '../../src/domain/snapshot/binaryChunk.ts';
 import { encodeChunk, snapshotChunks } from '../../src/domain/snapshot/snapshot.ts';
 import {
@@ -30,7 +30,7 @@ import {
   corruptState,
   runVerificationRound,
   verifyOp,
-} from '../../src/runtime/verification.ts';
+} from '../../src/admin/verification.ts';
 
 /** A state with `n` objects on two segments, folded from a log. */
 function stateWith(n: number, from: MetadataState = emptyState(), prefix = 'k'): MetadataState {

@@ -5,7 +5,7 @@ import {
   WAITING_EVERY_MS,
   Waiting,
   type WaitingDeps,
-} from '../../src/runtime/waitingFor.ts';
+} from '../../src/node/waitingFor.ts';
 
 interface Line {
   readonly level: 'info' | 'warn' | 'error';

@@ -2,7 +2,7 @@
 // spinning through failing calls (which would starve every timer of the process).
 import { describe, expect, it } from 'vitest';
 import { ApiError, type UnderstudyClient } from '../../src/client/client.ts';
-import { Workload } from '../../src/localCluster/workload.ts';
+import { Workload } from '../../src/tools/localCluster/workload.ts';
 
 describe('Workload', () => {
   it('stops its workers when the client is closed, and the process timers keep running', async () => {

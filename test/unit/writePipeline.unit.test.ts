@@ -6,10 +6,10 @@ import { DEFAULT_EVICTION_POLICY } from '../../src/domain/decide/eviction.ts';
 import { getObject } from '../../src/domain/model/state.ts';
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import { FencedError, type AppendAck, type OpLogWriter } from '../../src/ports/opLog.ts';
-import { CommittedStore } from '../../src/runtime/committedStore.ts';
-import { deferred, type Deferred } from '../../src/runtime/deferred.ts';
-import { ReadLeases } from '../../src/runtime/readLeases.ts';
-import { WritePipeline } from '../../src/runtime/writePipeline.ts';
+import { CommittedStore } from '../../src/node/state/committedStore.ts';
+import { deferred, type Deferred } from '../../src/node/deferred.ts';
+import { ReadLeases } from '../../src/node/state/readLeases.ts';
+import { WritePipeline } from '../../src/node/writePipeline.ts';
 
 /** A writer whose appends settle only when the test says so. */
 class HeldWriter implements OpLogWriter {

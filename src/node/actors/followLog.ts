@@ -1,0 +1,166 @@
+import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
+import { CodecError } from '../../domain/log/codec.ts';
+import { FoldError } from '../../domain/fold/fold.ts';
+import type { TimerHandle } from '../../ports/clock.ts';
+import {
+  NotRetainedError,
+  type LogBatch,
+  type LogBounds,
+  type LogFollower,
+} from '../../ports/opLog.ts';
+import type { BatchOutcome, CommittedStore } from '../state/committedStore.ts';
+import type { ElectionChecks } from '../state/electionChecks.ts';
+import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+
+/**
+ * Folds `batch` into `store` once the election claims of its `EPOCH` entries are checked, and
+ * says what was passed over (once: not again on a redelivery): a message that is no batch of
+ * entries, or entries no elected primary wrote.
+ */
+export async function foldBatch(
+  logger: NodeRuntimeDeps['logger'],
+  checks: ElectionChecks,
+  store: CommittedStore,
+  batch: LogBatch,
+  stopped: () => boolean,
+): Promise<BatchOutcome | undefined> {
+  await checks.settle(batch, store.state, stopped);
+  if (stopped()) return undefined;
+  const outcome = store.applyBatch(batch, checks.elected);
+  if (!outcome.fresh) return outcome;
+  if (outcome.undecodable !== undefined) {
+    logger.warn(
+      { event: 'logMessageSkipped', streamSeq: batch.streamSeq, why: outcome.undecodable },
+      `stream message ${batch.streamSeq} is not a batch of entries; skipped`,
+    );
+  }
+  for (const foreign of outcome.foreign) {
+    logger.warn(
+      { event: 'foreignEntrySkipped', streamSeq: batch.streamSeq, ...foreign },
+      `entry ${foreign.seq} (${foreign.op}) of stream message ${batch.streamSeq} is no elected primary's: ${foreign.why}; skipped`,
+    );
+  }
+  return outcome;
+}
+
+/**
+ * The `followLog` actor: folds the log's entries after `store.appliedSeq` into `store` as they
+ * come, reports progress (`oplog.progress`) every `progressIntervalMs`, retries a broken
+ * subscription after `retryDelayMs`, and sends `oplog.needsSync` when the log cannot be
+ * followed from where the store is. A follower that delivers nothing for `followStallMs` while
+ * the log holds entries the store has not applied (a consumer the server forgot, e.g. after a
+ * restart) is dropped and replaced at once. A stream message that is no batch of entries, and
+ * an entry no elected primary wrote (domain/log/admission.ts), are reported and passed over: the log
+ * goes on after them. Returns its closer.
+ */
+export function followLog(
+  deps: Pick<NodeRuntimeDeps, 'opLog' | 'clock' | 'logger'>,
+  config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'retryDelayMs' | 'followStallMs'>,
+  store: CommittedStore,
+  checks: ElectionChecks,
+  sendBack: (event: MasterNodeEvent) => void,
+): () => void {
+  const { opLog, clock, logger } = deps;
+  let stopped = false;
+  let follower: LogFollower | undefined;
+  let logLastSeq = 0;
+  let tickTimer: TimerHandle | undefined;
+  let retryTimer: TimerHandle | undefined;
+  /** When the current follower was opened or last delivered (monotonic). */
+  let deliveredAt = clock.monotonicNow();
+  /** The watchdog closed the follower: follow again without the retry wait. */
+  let replaced = false;
+  /** A batch waits for its election claims to be checked: the follower is not stalled. */
+  let settling = false;
+  let boundsFailing = false;
+  const report = (): void => {
+    sendBack({ type: 'oplog.progress', appliedSeq: store.appliedSeq, logLastSeq });
+  };
+  /** Whether the log holds messages after the last one the store folded or passed over. */
+  const behind = (bounds: LogBounds): boolean => bounds.lastStreamSeq > store.lastStreamSeq;
+  const watch = (bounds: LogBounds): void => {
+    const idleMs = clock.monotonicNow() - deliveredAt;
+    if (
+      follower === undefined ||
+      settling ||
+      bounds.lastSeq <= store.appliedSeq ||
+      !behind(bounds) ||
+      idleMs < config.followStallMs
+    ) {
+      return;
+    }
+    const lastSeq = bounds.lastSeq;
+    logger.warn(
+      { event: 'followStalled', appliedSeq: store.appliedSeq, logLastSeq: lastSeq, idleMs },
+      'the follower delivers nothing while the log holds more; following again',
+    );
+    replaced = true;
+    follower.close();
+  };
+  const tick = (): void => {
+    if (stopped) return;
+    opLog.bounds().then(
+      (bounds) => {
+        boundsFailing = false;
+        // The last message's seq says how far the log goes only while this node has not read
+        // it: it may be a foreign entry's, of any seq.
+        logLastSeq = behind(bounds) ? Math.max(bounds.lastSeq, store.appliedSeq) : store.appliedSeq;
+        if (stopped) return;
+        report();
+        watch(bounds);
+      },
+      (err: unknown) => {
+        if (stopped || boundsFailing) return;
+        boundsFailing = true;
+        logger.warn({ event: 'logBoundsFailed', err: String(err) }, 'cannot read the log bounds');
+      },
+    );
+    tickTimer = clock.setTimeout(tick, config.progressIntervalMs);
+  };
+  const wait = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      retryTimer = clock.setTimeout(resolve, ms);
+    });
+  const run = async (): Promise<void> => {
+    while (!stopped) {
+      try {
+        replaced = false;
+        deliveredAt = clock.monotonicNow();
+        follower = opLog.follow(store.appliedSeq + 1, store.followFrom());
+        for await (const batch of follower) {
+          if (stopped) return;
+          deliveredAt = clock.monotonicNow();
+          settling = true;
+          try {
+            await foldBatch(logger, checks, store, batch, () => stopped);
+          } finally {
+            settling = false;
+          }
+          deliveredAt = clock.monotonicNow();
+          logLastSeq = Math.max(logLastSeq, store.appliedSeq);
+        }
+      } catch (err) {
+        if (stopped) return;
+        if (
+          err instanceof NotRetainedError ||
+          err instanceof CodecError ||
+          err instanceof FoldError
+        ) {
+          logger.warn({ event: 'needsSync', err: String(err) }, 'the log cannot be followed');
+          sendBack({ type: 'oplog.needsSync', reason: String(err) });
+          return;
+        }
+        logger.warn({ event: 'followRetry', err: String(err) }, 'following failed; retrying');
+      }
+      if (!stopped && !replaced) await wait(config.retryDelayMs);
+    }
+  };
+  tick();
+  void run();
+  return () => {
+    stopped = true;
+    tickTimer?.clear();
+    retryTimer?.clear();
+    follower?.close();
+  };
+}

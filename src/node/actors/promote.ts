@@ -1,0 +1,171 @@
+import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
+import { toEntry } from '../../domain/log/eventCodec.ts';
+import { fold } from '../../domain/fold/fold.ts';
+import type { LoggedEvent } from '../../domain/model/types.ts';
+import type { CampaignResult } from '../../ports/elector.ts';
+import type { OpLogWriter } from '../../ports/opLog.ts';
+import type { CommittedStore } from '../state/committedStore.ts';
+import type { ElectionChecks } from '../state/electionChecks.ts';
+import { foldBatch } from './followLog.ts';
+import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+import type { PrimaryTerm } from '../state/primaryTerm.ts';
+import type { ReadLeases } from '../state/readLeases.ts';
+
+/**
+ * The `campaign` actor: takes a new lease when the last one was lost or given up, then
+ * campaigns once. A campaign whose outcome is unknown (it failed: a timeout may hide a commit)
+ * or that nobody waits for any more (`signal` aborted: the machine left `campaigning`) gives the
+ * lease up, so a leader key it may have created does not stay bound to a node that is not
+ * promoting; the next campaign takes a new lease.
+ */
+export async function campaign(
+  deps: Pick<NodeRuntimeDeps, 'elector' | 'logger' | 'nodeId' | 'address'>,
+  signal: AbortSignal,
+): Promise<CampaignResult> {
+  const { elector, logger } = deps;
+  await elector.start();
+  const undo = async (why: string): Promise<void> => {
+    logger.warn({ event: 'campaignUndone', why }, 'giving up the lease of this campaign');
+    await elector.resign().catch(() => undefined);
+  };
+  let result: CampaignResult;
+  try {
+    result = await elector.campaign({ nodeId: deps.nodeId, address: deps.address });
+  } catch (err) {
+    await undo(`the campaign failed: ${String(err)}`);
+    throw err;
+  }
+  if (signal.aborted && result.won) await undo('the campaign was cancelled');
+  return result;
+}
+
+/** A promotion that stopped before its fence was appended: cancelled, or out of time. */
+export class PromotionStoppedError extends Error {
+  override readonly name = 'PromotionStoppedError';
+  constructor(
+    readonly reason: 'cancelled' | 'timeout' | 'leaseDeadline',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * The `promote` actor: drains the log into `store`, opens a writer and appends the `EPOCH` fence
+ * of `epoch`; once the fence is acknowledged, the writer is the term's (`term.writer`) and every
+ * object counts as read-leased. It stops (rejects with {@link PromotionStoppedError}) when
+ * `signal` aborts (the machine left `promoting`, e.g. on `lease.lost`), when it has not finished
+ * within `promoteTimeoutMs` (default the TTL: a node that cannot reach the log must not hold the
+ * leader key), or when the lease deadline passes before the fence is written. Stopped after it
+ * opened a writer, it closes it, appends nothing more and gives the lease up.
+ */
+export async function promote(
+  deps: Pick<NodeRuntimeDeps, 'opLog' | 'elector' | 'clock' | 'logger' | 'nodeId'>,
+  config: Pick<NodeRuntimeConfig, 'leaseTtlMs' | 'promoteTimeoutMs'>,
+  store: CommittedStore,
+  checks: ElectionChecks,
+  leases: ReadLeases,
+  term: PrimaryTerm,
+  epoch: number,
+  signal: AbortSignal,
+): Promise<{ epoch: number; appliedSeq: number }> {
+  const { opLog, elector, clock, logger } = deps;
+  const timeoutMs = config.promoteTimeoutMs ?? config.leaseTtlMs;
+  let stopped: PromotionStoppedError | undefined;
+  const wakers = new Set<() => void>();
+  const stop = (error: PromotionStoppedError): void => {
+    stopped ??= error;
+    for (const wake of [...wakers]) wake();
+  };
+  const onAbort = (): void => stop(new PromotionStoppedError('cancelled', 'promotion cancelled'));
+  signal.addEventListener('abort', onAbort);
+  if (signal.aborted) onAbort();
+  const timer = clock.setTimeout(
+    () => stop(new PromotionStoppedError('timeout', `promotion not done within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  /** Settles like `step`, or rejects as soon as the promotion is stopped. */
+  const unlessStopped = <T>(step: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const wake = (): void =>
+        reject(stopped ?? new PromotionStoppedError('cancelled', 'promotion cancelled'));
+      if (stopped !== undefined) return wake();
+      wakers.add(wake);
+      step.then(resolve, reject).finally(() => wakers.delete(wake));
+    });
+  let writer: OpLogWriter | undefined;
+  try {
+    const bounds = await unlessStopped(opLog.bounds());
+    // Drained when every message stored then is folded or passed over: the last entry's seq
+    // says nothing (it may be a foreign entry's, of any seq). The follower starts right after
+    // the last message this store read; a store that read none has to drain only when the log
+    // holds entries it lacks.
+    const unread =
+      store.lastStreamSeq > 0
+        ? bounds.lastStreamSeq > store.lastStreamSeq
+        : bounds.lastSeq > store.appliedSeq;
+    if (unread) {
+      const follower = opLog.follow(store.appliedSeq + 1, store.followFrom());
+      const closeFollower = (): void => follower.close();
+      wakers.add(closeFollower);
+      try {
+        for await (const batch of follower) {
+          if (stopped !== undefined) break;
+          await foldBatch(logger, checks, store, batch, () => stopped !== undefined);
+          if (store.lastStreamSeq >= bounds.lastStreamSeq) break;
+        }
+      } finally {
+        wakers.delete(closeFollower);
+        follower.close();
+      }
+      if (stopped !== undefined) throw stopped;
+    }
+    if (clock.monotonicNow() >= elector.leaseDeadline())
+      throw new PromotionStoppedError('leaseDeadline', 'lease deadline passed while draining');
+    // Every entry stored up to bounds.lastStreamSeq is folded now (bounds.lastSeq is the last
+    // one), so the fence goes right after the stream's last message as it was then, even when
+    // that message is no batch of entries (undecodable messages after the last entry hold none).
+    // Anything stored since fences this append.
+    const opened = opLog.openWriter({
+      expectedLastStreamSeq: Math.max(store.lastStreamSeq, bounds.lastStreamSeq),
+    });
+    writer = opened;
+    const logged: LoggedEvent = {
+      seq: store.appliedSeq + 1,
+      epoch,
+      ts: clock.wallNow(),
+      event: { op: 'EPOCH', epoch, nodeId: deps.nodeId },
+    };
+    const next = fold(store.state, logged);
+    const ack = await unlessStopped(opened.append([toEntry(logged)]));
+    if (stopped !== undefined) throw stopped;
+    store.commit(next, ack.streamSeq);
+    term.writer = opened;
+    writer = undefined;
+    leases.leaseAll(store.state);
+    logger.info({ event: 'fenceWritten', epoch, seq: logged.seq }, 'EPOCH fence appended');
+    return { epoch, appliedSeq: store.appliedSeq };
+  } catch (err) {
+    if (stopped !== undefined) {
+      // Whatever this promotion opened goes: the writer (its fence may still land, which only
+      // fences this node's own epoch) and the lease, so no key stays bound to a node that does
+      // not serve.
+      logger.warn({ event: 'promotionStopped', epoch, why: stopped.message }, 'promotion stopped');
+      writer?.close().catch(() => undefined);
+      await elector.resign().catch(() => undefined);
+    } else writer?.close().catch(() => undefined);
+    throw err;
+  } finally {
+    timer.clear();
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The `watchLease` actor: sends `lease.lost` once the lease is lost. Returns its closer. */
+export function watchLease(
+  deps: Pick<NodeRuntimeDeps, 'elector'>,
+  sendBack: (event: MasterNodeEvent) => void,
+): () => void {
+  return deps.elector.onLeaseLost((reason) => sendBack({ type: 'lease.lost', reason }));
+}

@@ -1,0 +1,99 @@
+import { NoRespondersError, TransportTimeoutError } from '../../ports/apiTransport.ts';
+import { AdminClient } from '../../admin/adminApi.ts';
+import { FailClosedError, restoreWithoutPrimary, type CheckpointStats } from '../checkpoints.ts';
+import type { CommittedStore } from '../state/committedStore.ts';
+import { fetchFullSync } from '../../admin/fullSync.ts';
+import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+import type { VerificationStats } from '../../admin/verification.ts';
+
+type SyncDeps = Pick<NodeRuntimeDeps, 'admin' | 'clock' | 'logger' | 'opLog' | 'checkpoints'>;
+
+/**
+ * Replaces `store` with the primary's state over the admin channel (counted in `stats`).
+ * Resolves false, changing nothing, when no primary answers (or there is no admin channel).
+ */
+export async function syncFromPrimary(
+  deps: SyncDeps,
+  config: Pick<NodeRuntimeConfig, 'adminTimeoutMs'>,
+  store: CommittedStore,
+  stats: VerificationStats,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const { admin, clock, logger } = deps;
+  if (admin === undefined) return false;
+  const started = clock.monotonicNow();
+  try {
+    const result = await fetchFullSync(
+      new AdminClient(admin.client, config.adminTimeoutMs),
+      signal,
+    );
+    // Cancelled (the machine left `syncing`): the store is left as it is.
+    signal?.throwIfAborted();
+    store.reset(result.state, result.lastStreamSeq);
+    stats.fullSyncs++;
+    stats.lastFullSyncMs = clock.monotonicNow() - started;
+    stats.lastFullSyncBytes = result.bytes;
+    logger.info(
+      {
+        event: 'fullSynced',
+        appliedSeq: result.state.appliedSeq,
+        objects: result.state.objectCount,
+        chunks: result.chunks,
+        bytes: result.bytes,
+        tookMs: stats.lastFullSyncMs,
+      },
+      `full sync done at seq ${result.state.appliedSeq}`,
+    );
+    return true;
+  } catch (err) {
+    if (!(err instanceof NoRespondersError || err instanceof TransportTimeoutError)) throw err;
+    logger.warn({ event: 'fullSyncNoPrimary', err: String(err) }, 'no primary to sync from');
+    return false;
+  }
+}
+
+/** Records (and logs) that the node failed closed, then rethrows; clears the record on success. */
+export async function failingClosed<T>(
+  deps: Pick<NodeRuntimeDeps, 'logger'>,
+  checkpointStats: CheckpointStats,
+  restore: () => Promise<T>,
+): Promise<T> {
+  try {
+    const result = await restore();
+    checkpointStats.failClosed = undefined;
+    return result;
+  } catch (err) {
+    if (err instanceof FailClosedError) {
+      checkpointStats.failClosed = err.reason;
+      deps.logger.error(
+        { event: 'failClosed', reason: err.reason },
+        `refusing to become eligible: ${err.reason}`,
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * The `fullSync` actor: replaces `store` with the primary's state; with no primary to ask,
+ * restores it from the newest valid checkpoint the stream continues, or by re-folding a stream
+ * that still starts at entry 1. Otherwise it fails closed ({@link FailClosedError}, retried by
+ * the machine): the node never goes on with a partial or empty state. Cancelled (`signal`), it
+ * asks for no more chunks and leaves `store` as it is.
+ */
+export async function runFullSync(
+  deps: SyncDeps,
+  config: Pick<NodeRuntimeConfig, 'adminTimeoutMs'>,
+  store: CommittedStore,
+  stats: VerificationStats,
+  checkpointStats: CheckpointStats,
+  signal?: AbortSignal,
+): Promise<{ appliedSeq: number }> {
+  return failingClosed(deps, checkpointStats, async () => {
+    if (!(await syncFromPrimary(deps, config, store, stats, signal))) {
+      signal?.throwIfAborted();
+      await restoreWithoutPrimary(deps, store, checkpointStats);
+    }
+    return { appliedSeq: store.appliedSeq };
+  });
+}

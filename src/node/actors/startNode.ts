@@ -1,0 +1,97 @@
+import { MemberIdTakenError, type MemberRecord } from '../../ports/elector.ts';
+import type { MemberPublisher } from './memberPublisher.ts';
+import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+import type { Waiting } from '../waitingFor.ts';
+
+/**
+ * The node must not run: another live process is registered with its id. `fatal`: the machine
+ * stops instead of retrying (the CLI exits with code 2).
+ */
+export class DuplicateNodeIdError extends Error {
+  override readonly name = 'DuplicateNodeIdError';
+  readonly fatal = true;
+  constructor(
+    readonly nodeId: string,
+    /** Where the other process answers (its member record's address). */
+    readonly holderAddress: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `another node is running with id ${nodeId} at ${holderAddress || 'an unknown address'}; refusing to start`,
+      options,
+    );
+  }
+}
+
+/** How often a node waiting for its id to be free tries again (ms). */
+const CLAIM_RETRY_MS = 250;
+
+/**
+ * How long a node waits for the lease of a silent holder of its id to expire: two TTLs + 1 s on
+ * its own clock, so that a clock running up to 2.5 times fast still outwaits a dead holder's
+ * lease (one TTL from its last keep-alive, on etcd's clock). A live holder is found sooner: it
+ * refreshes its record every second. A lease that etcd says has expired (and only waits to be
+ * revoked, which etcd does late under load) is a dead holder's, however long that takes.
+ */
+function claimWaitMs(leaseTtlMs: number): number {
+  return 2 * leaseTtlMs + 1000;
+}
+
+/**
+ * The `startNode` actor: takes a lease and registers the node's id. A member key of this id
+ * held by another lease is another process: if that process refreshes its record, or its lease
+ * is still unexpired in etcd two TTLs (+1 s) after this node first saw it, it is live and this
+ * node refuses to start ({@link DuplicateNodeIdError}); if its lease expires (a process that
+ * died), the id is this node's. Each wait is logged within a second and shown in `/status`
+ * (`waiting`).
+ */
+export async function startNode(
+  deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'logger' | 'nodeId' | 'coordinatorName'>,
+  config: Pick<NodeRuntimeConfig, 'leaseTtlMs'>,
+  members: MemberPublisher,
+  waiting: Waiting,
+  signal: AbortSignal,
+): Promise<void> {
+  const { elector, clock, logger, nodeId } = deps;
+  const coordinator = deps.coordinatorName ?? 'the coordinator';
+  await waiting.for(deps, `${coordinator} (a lease)`, elector.start());
+  signal.throwIfAborted();
+  let first: MemberRecord | undefined;
+  let deadline = 0;
+  let saidExpired = false;
+  for (;;) {
+    try {
+      await waiting.for(
+        deps,
+        `${coordinator} (the member record)`,
+        elector.publishMember(members.record('starting')),
+      );
+      return;
+    } catch (err) {
+      if (!(err instanceof MemberIdTakenError)) throw err;
+      const holder = err.holder;
+      const now = clock.monotonicNow();
+      if (first === undefined) {
+        first = holder;
+        deadline = now + claimWaitMs(config.leaseTtlMs);
+        logger.warn(
+          { event: 'waiting', dependency: 'node id', holder: holder.address },
+          `node id ${nodeId} is registered at ${holder.address}: waiting up to ${claimWaitMs(config.leaseTtlMs)} ms for its lease to expire`,
+        );
+      } else if (
+        holder.updatedAt !== first.updatedAt ||
+        (now >= deadline && (err.holderLeaseRemainingMs ?? 1) > 0)
+      ) {
+        throw new DuplicateNodeIdError(nodeId, holder.address, { cause: err });
+      } else if (now >= deadline && !saidExpired) {
+        saidExpired = true;
+        logger.warn(
+          { event: 'waiting', dependency: 'node id', holder: holder.address },
+          `the lease of node id ${nodeId} at ${holder.address} has expired: waiting for ${coordinator} to revoke it`,
+        );
+      }
+    }
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, CLAIM_RETRY_MS));
+    signal.throwIfAborted();
+  }
+}

@@ -1,0 +1,101 @@
+import type { MasterNodeEvent, NodeRole } from '../../../machines/masterNode.machine.ts';
+import type { CommittedStore } from '../state/committedStore.ts';
+import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+import type { MasterNodeActor } from '../nodeStatus.ts';
+import { waitForStandby } from './waitForStandby.ts';
+
+/** Why a planned switchover was refused or failed. */
+export type SwitchoverFailure =
+  'notPrimary' | 'targetIsSelf' | 'unknownTarget' | 'targetNotReady' | 'handoverFailed';
+
+/** A planned switchover was refused (the node still serves) or failed while handing over. */
+export class SwitchoverError extends Error {
+  override readonly name = 'SwitchoverError';
+  constructor(
+    readonly reason: SwitchoverFailure,
+    message: string,
+    readonly target?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** What a switchover did, as seen by the primary that handed over. */
+export interface SwitchoverResult {
+  readonly from: string;
+  readonly target: string | undefined;
+  /** The last entry written before resigning: the next primary's fence follows it. */
+  readonly appliedSeq: number;
+  /** The epoch that ended. */
+  readonly epoch: number;
+  /** From the request to the leader key's deletion (ms). */
+  readonly tookMs: number;
+}
+
+/**
+ * Planned switchover of `actor`'s node (see `NodeRuntime.switchover`): checks the target,
+ * waits for it (or any standby) while still serving, then sends `node.switchover` through
+ * `requestHandover` and resolves once the machine is back in `standby`.
+ */
+export async function switchover(
+  deps: Pick<NodeRuntimeDeps, 'clock' | 'elector' | 'nodeId' | 'probePeer'>,
+  config: Pick<NodeRuntimeConfig, 'handoverTimeoutMs' | 'maxLagForPromotion'>,
+  store: CommittedStore,
+  actor: MasterNodeActor,
+  role: () => NodeRole,
+  requestHandover: (event: MasterNodeEvent) => void,
+  target: string | undefined,
+): Promise<SwitchoverResult> {
+  const { clock, elector } = deps;
+  const started = clock.monotonicNow();
+  if (!actor.getSnapshot().matches({ running: 'primary' })) {
+    throw new SwitchoverError('notPrimary', `${deps.nodeId} is ${role()}, not primary`);
+  }
+  if (target === deps.nodeId) {
+    throw new SwitchoverError('targetIsSelf', `${target} is already the primary`, target);
+  }
+  if (target !== undefined) {
+    const members = await elector.members();
+    if (!members.some((m) => m.nodeId === target)) {
+      throw new SwitchoverError('unknownTarget', `no member ${target} is registered`, target);
+    }
+  }
+  // Wait for the target (or any standby) while still serving: a refusal leaves this node primary.
+  if (!(await waitForStandby(deps, config, target, () => store.appliedSeq))) {
+    throw new SwitchoverError(
+      'targetNotReady',
+      `${target ?? 'no node'} is not a standby within ${config.maxLagForPromotion} entries after ${config.handoverTimeoutMs} ms`,
+      target,
+    );
+  }
+  const epoch = actor.getSnapshot().context.epoch;
+  let unsubscribe = (): void => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    const sub = actor.subscribe((snapshot) => {
+      if (snapshot.matches({ running: 'handingOver' })) return;
+      sub.unsubscribe();
+      if (snapshot.matches({ running: 'standby' })) resolve();
+      else {
+        const fault = snapshot.context.lastFault ?? 'unknown';
+        reject(new SwitchoverError('handoverFailed', `handover failed: ${fault}`, target));
+      }
+    });
+    unsubscribe = () => sub.unsubscribe();
+  });
+  requestHandover(
+    target === undefined ? { type: 'node.switchover' } : { type: 'node.switchover', target },
+  );
+  if (!actor.getSnapshot().matches({ running: 'handingOver' })) {
+    unsubscribe();
+    throw new SwitchoverError('notPrimary', `${deps.nodeId} is ${role()}, not primary`);
+  }
+  await done;
+  return {
+    from: deps.nodeId,
+    target,
+    appliedSeq: store.appliedSeq,
+    epoch,
+    tookMs: clock.monotonicNow() - started,
+  };
+}

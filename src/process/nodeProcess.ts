@@ -1,0 +1,238 @@
+import { AuthorizationError, type NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { pino, type Logger } from 'pino';
+import { openEtcd } from '../adapters/etcd/etcdClient.ts';
+import { createEtcdElector } from '../adapters/etcd/etcdElector.ts';
+import { createEtcdOpLog } from '../adapters/etcd/etcdOpLog.ts';
+import {
+  createNatsAdminClientTransport,
+  createNatsAdminServerTransport,
+  maxAdminReplyBytes,
+} from '../adapters/nats/natsAdminTransport.ts';
+import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
+import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
+import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
+import type { OpLog } from '../ports/opLog.ts';
+import { systemClock } from '../adapters/systemClock.ts';
+import type { NodeConfig } from '../config/config.ts';
+import {
+  etcdConnectionOptions,
+  natsConnectionOptions,
+  oplogSigningKey,
+  redact,
+} from '../config/credentials.ts';
+import { NodeHttpServer } from './httpServer.ts';
+import { FlightRecorder } from '../observe/flightRecorder.ts';
+import { INSPECT_EVENTS_PATH, inspectEventsRoute } from './inspectRoute.ts';
+import { NodeInspection } from '../observe/nodeInspection.ts';
+import { createNodeInspector } from './wsInspector.ts';
+import { NodeMetrics } from '../observe/metrics.ts';
+import { NodeRuntime } from '../node/nodeRuntime.ts';
+import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
+import { packageVersion } from './packageInfo.ts';
+import { testHookRoutes } from './testHooks.ts';
+import { Waiting } from '../node/waitingFor.ts';
+import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
+
+/** A running node process: the runtime, its connections and its HTTP status server. */
+export interface RunningNode {
+  readonly runtime: NodeRuntime;
+  readonly httpAddress: string;
+  /** Stops the node gracefully (a primary hands over) and closes everything. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Connects NATS, waits for etcd to answer and opens the OpLog and the checkpoint store, each
+ * retried with a warning
+ * naming its address; closes what it opened when it fails.
+ */
+async function connectDependencies(
+  config: NodeConfig,
+  waiting: Waiting,
+  log: Logger,
+): Promise<{ nc: NatsConnection; opLog: OpLog; checkpoints: NatsCheckpointStore }> {
+  const deps = { logger: log, clock: systemClock };
+  const servers = (redact({ nats: config.nats })['nats'] as string[]).join(',');
+  // Read first: a bad key file fails the start at once, before any connection.
+  const signingKey = oplogSigningKey(config);
+  const nc = await waiting.retry(deps, {
+    what: `NATS at ${servers}`,
+    event: 'nats',
+    attempt: () =>
+      connect({
+        servers: config.nats,
+        name: `understudy-${config.cluster}-${config.id}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...natsConnectionOptions(config),
+      }),
+    fatal: (err) =>
+      err instanceof AuthorizationError
+        ? new Error(`NATS at ${servers} refused the login: ${err.message}`, { cause: err })
+        : undefined,
+  });
+  try {
+    const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
+    await waiting
+      .retry(deps, {
+        what: `etcd at ${etcdEndpoints(config)}`,
+        event: 'etcd',
+        attempt: () => client.get(`/understudy/${config.cluster}/leader`).string(),
+      })
+      .finally(() => client.close());
+    const opLog =
+      config.oplog === 'etcd'
+        ? createEtcdOpLog({
+            client: etcdConnectionOptions(config, config.etcd),
+            cluster: config.cluster,
+          })
+        : await waiting.retry(deps, {
+            what: `NATS JetStream at ${servers} (the OpLog stream of cluster ${config.cluster})`,
+            event: 'jetStream',
+            attempt: () =>
+              createNatsOpLog({
+                nc,
+                cluster: config.cluster,
+                ...(signingKey === undefined ? {} : { signingKey }),
+                replicas: config.streamReplicas,
+                maxAgeMs: config.streamMaxAge,
+                maxBytes: config.streamMaxBytes,
+              }),
+            // The connection is gone for good: no attempt can succeed.
+            fatal: (err) =>
+              nc.isClosed()
+                ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
+                : undefined,
+          });
+    const checkpoints = await waiting.retry(deps, {
+      what: `NATS JetStream at ${servers} (the checkpoint store of cluster ${config.cluster})`,
+      event: 'jetStream',
+      attempt: () =>
+        NatsCheckpointStore.open({ nc, cluster: config.cluster, replicas: config.streamReplicas }),
+      fatal: (err) =>
+        nc.isClosed()
+          ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
+          : undefined,
+    });
+    return { nc, opLog, checkpoints };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}
+
+/** The etcd endpoints, credentials masked, as logs name them. */
+const etcdEndpoints = (config: NodeConfig): string =>
+  (redact({ etcd: config.etcd })['etcd'] as string[]).join(',');
+
+/**
+ * Starts a node from its configuration: serves HTTP (`/status` says what it waits for while it
+ * starts), connects NATS, waits for etcd and the OpLog stream, starts the machine. Each
+ * dependency is retried with a warning naming its address (see {@link Waiting}); a refused login
+ * is not retried.
+ */
+export async function startNode(config: NodeConfig, logger: Logger = pino()): Promise<RunningNode> {
+  const log = logger.child({ node: config.id });
+  const waiting = new Waiting();
+  const http = await NodeHttpServer.listen(config.http);
+  const httpAddress = config.advertise ?? http.url;
+  if (config.advertise === undefined && /^http:\/\/(0\.0\.0\.0|\[::\]):/.test(http.url)) {
+    log.warn(
+      { event: 'noAdvertise', http: http.url },
+      'the HTTP server listens on every interface: set --advertise to the URL other nodes and `understudy status` reach it at',
+    );
+  }
+  http.serveStarting(config.id, () => waiting.current);
+  const { nc, opLog, checkpoints } = await connectDependencies(config, waiting, log).catch(
+    async (err: unknown) => {
+      await http.close();
+      throw err;
+    },
+  );
+  const metrics = new NodeMetrics();
+  // The machine's inspection records: served at /inspect/events, recorded, sent to --inspect.
+  const inspection = new NodeInspection({ nodeId: config.id, now: () => Date.now() });
+  const inspector =
+    config.inspect === undefined ? undefined : createNodeInspector(config.inspect, log);
+  if (inspector !== undefined) inspection.subscribe((record) => inspector.send(record));
+  const recorder =
+    config.record === undefined
+      ? undefined
+      : new FlightRecorder(config.record, {
+          maxBytes: config.recordMaxBytes,
+          header: () => inspection.current(),
+        });
+  if (recorder !== undefined) inspection.subscribe((record) => recorder.write(record));
+  const elector = createEtcdElector({
+    client: etcdConnectionOptions(config, config.etcd),
+    cluster: config.cluster,
+    nodeId: config.id,
+    ttlMs: config.leaseTtl,
+    clock: systemClock,
+  });
+  const runtime = new NodeRuntime({
+    nodeId: config.id,
+    coordinatorName: `etcd at ${etcdEndpoints(config)}`,
+    address: httpAddress,
+    opLog,
+    elector,
+    apiServer: createNatsApiServerTransport({ nc, cluster: config.cluster }),
+    admin: {
+      server: createNatsAdminServerTransport({ nc, cluster: config.cluster }),
+      client: createNatsAdminClientTransport({ nc, cluster: config.cluster }),
+      maxReplyBytes: maxAdminReplyBytes(nc),
+    },
+    checkpoints,
+    clock: systemClock,
+    logger: log,
+    probePeer: (member) => probePeerOverHttp(member),
+    metrics,
+    inspect: inspection.inspect,
+    config: {
+      leaseTtlMs: config.leaseTtl,
+      maxLagForPromotion: config.maxLagForPromotion,
+      campaignBaseDelayMs: config.campaignBaseDelay,
+      campaignMaxDelayMs: config.campaignMaxDelay,
+      handoverTimeoutMs: config.handoverTimeout,
+      eviction: { highWater: config.evictionHighWater, lowWater: config.evictionLowWater },
+      verifyIntervalMs: config.verifyInterval,
+      verifyFraction: config.verifyFraction,
+      maxSyncGap: config.maxSyncGap,
+      maxMismatches: config.maxMismatches,
+      checkpointIntervalEntries: config.checkpointIntervalEntries,
+      checkpointIntervalMs: config.checkpointInterval,
+      checkpointKeep: config.checkpointKeep,
+    },
+  });
+  http.serve(runtime, {
+    maxLagForPromotion: config.maxLagForPromotion,
+    metrics,
+    routes: {
+      [SWITCHOVER_PATH]: switchoverRoute(runtime),
+      [CHECKPOINT_PATH]: checkpointRoute(runtime),
+      [INSPECT_EVENTS_PATH]: inspectEventsRoute(inspection),
+      ...testHookRoutes(runtime),
+    },
+  });
+  log.info(
+    { event: 'started', version: packageVersion(), http: httpAddress, config: redact(config) },
+    'node started',
+  );
+  runtime.start();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await runtime.stop();
+      await checkpoints.close();
+      await opLog.close();
+      await nc.drain().catch(() => nc.close());
+      await http.close();
+      inspection.flush();
+      recorder?.close();
+      inspector?.stop();
+      log.info({ event: 'stopped' }, 'node stopped');
+    })());
+  return { runtime, httpAddress, stop };
+}

@@ -1,0 +1,70 @@
+/**
+ * HTTP endpoints that exist only when a test enables them (`UNDERSTUDY_TEST_HOOKS=1` in the
+ * node's environment): they let an end-to-end test inject faults a real deployment must never
+ * be able to trigger.
+ *
+ * - `POST /test/corrupt` with JSON `{key, kind}` (`kind`: replica | size | missing | extra):
+ *   corrupts one record of this node's committed state in memory. 200 `{ok: true}`, 400 on a
+ *   bad body, 409 when the key does not fit the kind (absent, or present for `extra`).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpRoute } from './httpServer.ts';
+import type { NodeRuntime } from '../node/nodeRuntime.ts';
+import { CORRUPTION_KINDS, CorruptionError, type CorruptionKind } from '../admin/verification.ts';
+
+/** The environment variable that turns the test hooks on (value `1`). */
+export const TEST_HOOKS_ENV = 'UNDERSTUDY_TEST_HOOKS';
+
+/** The path of the corruption hook. */
+export const CORRUPT_PATH = '/test/corrupt';
+
+/** Whether `env` enables the test hooks. */
+export function testHooksEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[TEST_HOOKS_ENV] === '1';
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function readBody(req: IncomingMessage, limit = 64 * 1024): Promise<string> {
+  let body = '';
+  for await (const chunk of req) {
+    body += String(chunk);
+    if (body.length > limit) throw new Error('body too large');
+  }
+  return body;
+}
+
+/** The test-hook routes for `runtime`; empty unless {@link testHooksEnabled}. */
+export function testHookRoutes(
+  runtime: NodeRuntime,
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, HttpRoute> {
+  if (!testHooksEnabled(env)) return {};
+  return {
+    [CORRUPT_PATH]: async (req, res) => {
+      if (req.method !== 'POST') return send(res, 405, { error: 'POST only' });
+      let parsed: { key?: unknown; kind?: unknown };
+      try {
+        parsed = JSON.parse(await readBody(req)) as { key?: unknown; kind?: unknown };
+      } catch {
+        return send(res, 400, { error: 'the body must be JSON {key, kind}' });
+      }
+      const { key, kind } = parsed;
+      if (typeof key !== 'string' || !CORRUPTION_KINDS.includes(kind as CorruptionKind)) {
+        return send(res, 400, {
+          error: `key must be a string, kind one of ${CORRUPTION_KINDS.join(', ')}`,
+        });
+      }
+      try {
+        runtime.corruptForTest(key, kind as CorruptionKind);
+      } catch (err) {
+        if (err instanceof CorruptionError) return send(res, 409, { error: err.message });
+        throw err;
+      }
+      return send(res, 200, { ok: true, appliedSeq: runtime.store.appliedSeq });
+    },
+  };
+}

@@ -1,0 +1,373 @@
+/**
+ * Where `understudy export` and `understudy replay` read the OpLog from: the cluster's live
+ * JetStream stream (read-only: it never creates the stream or changes its settings), or an
+ * NDJSON export file. Both yield verified entries and bad ones, in log order, so the caller
+ * decides whether a bad entry stops it.
+ */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import {
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { InvalidArgumentError, type Command } from 'commander';
+import { opLogStreamName } from '../../adapters/nats/natsOpLog.ts';
+import { CodecError } from '../../domain/log/codec.ts';
+import type { OpLogEntry } from '../../domain/log/entry.ts';
+import { fromEntry } from '../../domain/log/eventCodec.ts';
+import type { LoggedEvent } from '../../domain/model/types.ts';
+import { loadCommandSettings, natsSourceSettings } from '../../config/config.ts';
+import { natsConnectionOptions, oplogSigningKey } from '../../config/credentials.ts';
+import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
+import { NATS_SECURITY_KEYS, type SecurityConfig } from '../../config/securitySettings.ts';
+import { addSettingOptions } from '../../cli/settingOptions.ts';
+import { CorruptEntryError, parseExportLine, type EntryPosition } from './exportFormat.ts';
+
+/** One item of a log source: a verified entry, or a bad one with its position. */
+export type LogItem =
+  | {
+      readonly kind: 'entry';
+      readonly entry: OpLogEntry;
+      readonly logged: LoggedEvent;
+      readonly position: EntryPosition;
+    }
+  | { readonly kind: 'bad'; readonly error: CorruptEntryError }
+  /**
+   * A well-formed entry no elected primary wrote ({@link admitItems}): no part of the log, and
+   * no loss either (the entry of that seq may follow).
+   */
+  | {
+      readonly kind: 'foreign';
+      readonly entry: OpLogEntry;
+      readonly logged: LoggedEvent;
+      readonly error: CorruptEntryError;
+    };
+
+/** A readable OpLog. */
+export interface LogSource {
+  /** "stream UNDERSTUDY_C_OPLOG on nats://..." or "file x.ndjson", for messages. */
+  readonly description: string;
+  /**
+   * The entries `fromSeq..toSeq` (default: to the end of the log as it is when called),
+   * and every bad entry met on the way, in log order. A bad entry whose seq is unreadable
+   * is yielded where it stands. Fails with {@link LogUnavailableError} when the log cannot
+   * be read at all.
+   */
+  read(fromSeq: number, toSeq?: number): AsyncIterable<LogItem>;
+  close(): Promise<void>;
+}
+
+/** The log cannot be read: no server, no stream, no file. Retryable: the log may come back. */
+export class LogUnavailableError extends Error {
+  override readonly name = 'LogUnavailableError';
+  readonly retryable = true;
+  constructor(
+    /** What was being read (the source's description). */
+    readonly source: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${source}: ${message}`, options);
+  }
+}
+
+/** An export file (or `-` for stdin) as a log source. Lines are verified as they are read. */
+export function fileLogSource(path: string): LogSource {
+  const description = path === '-' ? 'stdin' : `file ${path}`;
+  return {
+    description,
+    async *read(fromSeq: number, toSeq?: number): AsyncIterable<LogItem> {
+      let input: NodeJS.ReadableStream;
+      if (path === '-') {
+        input = process.stdin;
+      } else {
+        const stream = createReadStream(path, { encoding: 'utf8' });
+        try {
+          await new Promise<void>((resolve, reject) => {
+            stream.once('open', () => resolve());
+            stream.once('error', reject);
+          });
+        } catch (cause) {
+          throw new LogUnavailableError(description, 'cannot be read', { cause });
+        }
+        input = stream;
+      }
+      const lines = createInterface({ input, crlfDelay: Infinity });
+      let line = 0;
+      const texts = (async function* () {
+        try {
+          yield* lines;
+        } catch (cause) {
+          throw new LogUnavailableError(description, `read failed: ${String(cause)}`, { cause });
+        }
+      })();
+      try {
+        for await (const text of texts) {
+          line += 1;
+          let parsed;
+          try {
+            parsed = parseExportLine(text, line);
+          } catch (error) {
+            if (!(error instanceof CorruptEntryError)) throw error;
+            if (error.seq !== undefined && error.seq < fromSeq) continue;
+            if (error.seq !== undefined && toSeq !== undefined && error.seq > toSeq) break;
+            yield { kind: 'bad', error };
+            continue;
+          }
+          if (parsed === undefined || parsed.kind === 'header') continue;
+          const seq = parsed.entry.seq;
+          if (seq < fromSeq) continue;
+          if (toSeq !== undefined && seq > toSeq) break;
+          yield {
+            kind: 'entry',
+            entry: parsed.entry,
+            logged: parsed.logged,
+            position: { seq, line },
+          };
+          if (toSeq !== undefined && seq === toSeq) break;
+        }
+      } finally {
+        lines.close();
+        if (input !== process.stdin) (input as ReturnType<typeof createReadStream>).destroy();
+      }
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** How to reach a cluster's OpLog stream. */
+export interface NatsSourceConfig {
+  readonly cluster: string;
+  readonly servers: readonly string[];
+  /** NATS credentials and TLS (the `nats*` settings of `understudy node`). */
+  readonly security: SecurityConfig;
+  /** The cluster's OpLog key (`oplogKey`): a message without its signature is a bad one. */
+  readonly signingKey?: Uint8Array | undefined;
+}
+
+/**
+ * The NATS source settings from flags, the environment (`UNDERSTUDY_CLUSTER`,
+ * `UNDERSTUDY_NATS`, `UNDERSTUDY_NATS_USER`, ...) and the config file, as for `understudy
+ * node`. Throws {@link ConfigError} naming every problem.
+ */
+export function loadNatsSourceConfig(
+  flags: Readonly<Record<string, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): NatsSourceConfig {
+  const settings = loadCommandSettings(natsSourceSettings, flags, env);
+  const security: Record<string, unknown> = {};
+  for (const key of NATS_SECURITY_KEYS) {
+    if (settings[key] !== undefined) security[key] = settings[key];
+  }
+  return {
+    cluster: settings.cluster,
+    servers: settings.nats,
+    security,
+    signingKey: oplogSigningKey(settings),
+  };
+}
+
+/** Connects to NATS (failing fast when no server answers) and opens the cluster's stream. */
+export async function natsLogSource(config: NatsSourceConfig): Promise<LogSource> {
+  const streamName = opLogStreamName(config.cluster);
+  const description = `stream ${streamName} on ${config.servers.join(',')}`;
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: [...config.servers],
+      name: 'understudy-replay',
+      timeout: 5_000,
+      ...natsConnectionOptions(config.security),
+    });
+  } catch (cause) {
+    throw new LogUnavailableError(description, `cannot connect: ${String(cause)}`, { cause });
+  }
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc);
+  } catch (cause) {
+    await nc.close();
+    throw new LogUnavailableError(description, 'JetStream is not available', { cause });
+  }
+  const source = new NatsLogSource(
+    nc,
+    jsm,
+    streamName,
+    description,
+    new BatchSignature(config.signingKey),
+  );
+  try {
+    await source.streamState(); // fails now, before anything is written, when there is no stream
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+  return source;
+}
+
+/** How long the stream may stay silent before the read gives up (it should be streaming). */
+const IDLE_TIMEOUT_MS = 30_000;
+
+class NatsLogSource implements LogSource {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly streamName: string,
+    readonly description: string,
+    private readonly signature: BatchSignature,
+  ) {}
+
+  async close(): Promise<void> {
+    await this.nc.close();
+  }
+
+  /** The stream's first and last message and its message count, read now. */
+  async streamState(): Promise<{ first: number; last: number; messages: number }> {
+    try {
+      const info = await this.jsm.streams.info(this.streamName);
+      return {
+        first: info.state.first_seq,
+        last: info.state.last_seq,
+        messages: info.state.messages,
+      };
+    } catch (cause) {
+      const missing =
+        cause instanceof JetStreamApiError && cause.code === JetStreamApiCodes.StreamNotFound;
+      throw new LogUnavailableError(
+        this.description,
+        missing ? 'no such stream (wrong --cluster?)' : `stream info failed: ${String(cause)}`,
+        { cause },
+      );
+    }
+  }
+
+  /** The first entry seq of stream message `streamSeq`; undefined when gone or undecodable. */
+  async #headSeq(streamSeq: number): Promise<number | undefined> {
+    try {
+      const stored = await this.jsm.streams.getMessage(this.streamName, { seq: streamSeq });
+      return stored === null
+        ? undefined
+        : this.signature.decode(stored.data, stored.header)[0]?.seq;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The last message whose first entry is <= fromSeq (binary search), or `first`. */
+  async #startStreamSeq(fromSeq: number, first: number, last: number): Promise<number> {
+    if (fromSeq <= 1) return first;
+    let low = first;
+    let high = last;
+    while (low < high) {
+      const mid = Math.ceil((low + high) / 2);
+      const head = await this.#headSeq(mid);
+      if (head === undefined) return first; // a gap or a bad message: read from the start
+      if (head <= fromSeq) low = mid;
+      else high = mid - 1;
+    }
+    return low;
+  }
+
+  async *read(fromSeq: number, toSeq?: number): AsyncIterable<LogItem> {
+    const state = await this.streamState();
+    if (state.messages === 0) return;
+    const start = await this.#startStreamSeq(fromSeq, state.first, state.last);
+    let messages: ConsumerMessages;
+    try {
+      const consumer = await this.jsm.jetstream().consumers.get(this.streamName, {
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: start,
+      });
+      messages = await consumer.consume();
+    } catch (cause) {
+      throw new LogUnavailableError(this.description, `cannot consume: ${String(cause)}`, {
+        cause,
+      });
+    }
+    let idle: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const arm = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        timedOut = true;
+        messages.stop();
+      }, IDLE_TIMEOUT_MS);
+    };
+    let expected: number | undefined;
+    try {
+      arm();
+      for await (const msg of messages) {
+        arm();
+        let entries: OpLogEntry[];
+        try {
+          entries = this.signature.decode(msg.data, msg.headers);
+        } catch (cause) {
+          const reason = cause instanceof CodecError ? cause.message : String(cause);
+          yield {
+            kind: 'bad',
+            error: new CorruptEntryError({ streamSeq: msg.seq }, `stream message: ${reason}`, {
+              cause,
+            }),
+          };
+          entries = [];
+        }
+        let done = false;
+        for (const entry of entries) {
+          if (entry.seq < fromSeq) continue;
+          // Past the range once the next entry in order is (an outsider's entry may carry any
+          // seq: it is yielded, and told apart by admitItems).
+          if (toSeq !== undefined && entry.seq > toSeq && entry.seq === (expected ?? entry.seq)) {
+            done = true;
+            break;
+          }
+          if (entry.seq === (expected ?? entry.seq)) expected = entry.seq + 1;
+          const position = { seq: entry.seq, streamSeq: msg.seq };
+          let logged: LoggedEvent | undefined;
+          let bad: CorruptEntryError | undefined;
+          try {
+            logged = fromEntry(entry);
+          } catch (cause) {
+            if (!(cause instanceof CodecError)) throw cause;
+            bad = new CorruptEntryError(position, `payload: ${cause.message}`, { cause });
+          }
+          if (logged !== undefined) yield { kind: 'entry', entry, logged, position };
+          else if (bad !== undefined) yield { kind: 'bad', error: bad };
+          if (toSeq !== undefined && entry.seq === toSeq) done = true;
+        }
+        if (done || msg.seq >= state.last || msg.info.pending === 0) break;
+      }
+      if (timedOut) {
+        throw new LogUnavailableError(
+          this.description,
+          `no message for ${IDLE_TIMEOUT_MS} ms before the end (last expected seq ${expected ?? fromSeq})`,
+        );
+      }
+    } finally {
+      clearTimeout(idle);
+      messages.stop();
+    }
+  }
+}
+
+/** A seq flag's parser: an integer >= 1, else commander reports the flag (exit 2). */
+export function parseSeqFlag(value: string): number {
+  const seq = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(seq) || seq < 1) {
+    throw new InvalidArgumentError('a seq is an integer >= 1');
+  }
+  return seq;
+}
+
+/**
+ * Adds `--config`, `--cluster`, `--nats` and the NATS credential/TLS flags of `understudy node`
+ * (each with the same environment variable) to a command that reads the live stream.
+ */
+export function addNatsSourceOptions(command: Command): Command {
+  return addSettingOptions(command, natsSourceSettings);
+}

@@ -1,0 +1,401 @@
+/**
+ * The replay engine behind `understudy replay`: folds a log source (live stream or export
+ * file) to a seq and summarises the state there, or lists the history of one key, checking
+ * every entry (checksums, seq continuity, that it folds) on the way.
+ *
+ * State needs every entry from seq 1: `--from` above 1 only works for history listing.
+ */
+import { produce } from 'immer';
+import { digestHex, stateDigest } from '../../domain/log/checksum.ts';
+import type { OpLogEntry } from '../../domain/log/entry.ts';
+import { entryToJSON } from '../../domain/log/eventCodec.ts';
+import { fold, FoldError } from '../../domain/fold/fold.ts';
+import { allSegments, emptyState, getObject } from '../../domain/model/state.ts';
+import type {
+  LoggedEvent,
+  MetadataEvent,
+  MetadataState,
+  ObjectRecord,
+} from '../../domain/model/types.ts';
+import { CorruptEntryError, type EntryPosition } from './exportFormat.ts';
+import type { LogItem } from './logSource.ts';
+
+/** Exit codes of `understudy replay` and `understudy export`. */
+export const EXIT_CODES = {
+  /** Done; with `--skip-bad`, also when bad entries were skipped (they are on stderr). */
+  ok: 0,
+  /** A corrupt entry (bad JSON/base64, CRC or checksum mismatch, seq gap, does not fold) or a foreign one stopped it. */
+  corrupt: 1,
+  /** Bad or conflicting flags. */
+  usage: 2,
+  /** The log cannot be read (no server, stream or file), or lacks the range asked for. */
+  unavailable: 3,
+  /** `export` only: the output file cannot be written. */
+  output: 4,
+} as const;
+
+/** What to replay. */
+export interface ReplayOptions {
+  /** First seq to read (default 1). Above 1 only for history (`key` without `atSeq`). */
+  readonly fromSeq?: number | undefined;
+  /** Last seq to read (default: the log's end). */
+  readonly toSeq?: number | undefined;
+  /** Fold to this seq and summarise the state there (and `key`'s record). */
+  readonly atSeq?: number | undefined;
+  /** Without `atSeq`: list every entry that touched this key (object key or segment id). */
+  readonly key?: string | undefined;
+  /** Report bad entries and go on instead of stopping at the first. */
+  readonly skipBad?: boolean | undefined;
+}
+
+/** Options that contradict each other; nothing was read. */
+export class ReplayUsageError extends Error {
+  override readonly name = 'ReplayUsageError';
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** What a replay does, derived from its options. */
+export interface ReplayPlan {
+  readonly mode: 'state' | 'history';
+  readonly fromSeq: number;
+  /** The last seq to read (undefined: the log's end). */
+  readonly readTo: number | undefined;
+}
+
+/** Checks the options and derives the plan. Throws {@link ReplayUsageError}. */
+export function planReplay(options: ReplayOptions): ReplayPlan {
+  const fromSeq = options.fromSeq ?? 1;
+  for (const [name, value] of [
+    ['--from', options.fromSeq],
+    ['--to', options.toSeq],
+    ['--at', options.atSeq],
+  ] as const) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
+      throw new ReplayUsageError(`${name} must be a seq (an integer >= 1)`);
+    }
+  }
+  if (options.toSeq !== undefined && options.toSeq < fromSeq) {
+    throw new ReplayUsageError('--to is below --from');
+  }
+  if (options.atSeq !== undefined) {
+    if (fromSeq > 1) {
+      throw new ReplayUsageError(
+        '--at folds the state from seq 1: it cannot be combined with --from (use --key alone for history from a later seq)',
+      );
+    }
+    if (options.toSeq !== undefined && options.toSeq < options.atSeq) {
+      throw new ReplayUsageError('--at is beyond --to');
+    }
+    return { mode: 'state', fromSeq: 1, readTo: options.atSeq };
+  }
+  if (options.key !== undefined) return { mode: 'history', fromSeq, readTo: options.toSeq };
+  if (fromSeq > 1) {
+    throw new ReplayUsageError(
+      'the state needs every entry from seq 1: --from only works with --key (history)',
+    );
+  }
+  return { mode: 'state', fromSeq: 1, readTo: options.toSeq };
+}
+
+/** One entry of a key's history. */
+export interface HistoryItem {
+  readonly entry: OpLogEntry;
+  readonly logged: LoggedEvent;
+  /**
+   * The key's record right after the entry: null when absent, undefined when unknown (the
+   * replay did not start at seq 1, or an earlier entry was bad, so no state is folded).
+   */
+  readonly record: ObjectRecord | null | undefined;
+}
+
+/** A state at one seq, summarised. */
+export interface StateSummary {
+  readonly seq: number;
+  /** The time of the entry at `seq` (ISO), null for the empty state. */
+  readonly time: string | null;
+  readonly epoch: number;
+  readonly epochNodeId: string;
+  readonly objectCount: number;
+  readonly capacity: number;
+  readonly used: number;
+  readonly segments: readonly {
+    readonly id: string;
+    readonly nodeId: string;
+    readonly size: number;
+    readonly used: number;
+  }[];
+  /** `stateDigest` in hex ({@link digestHex}), as a node's `/status?digest` reports it. */
+  readonly digest: string;
+  /** True when bad entries were skipped before `seq`: the state is a best effort. */
+  readonly approximate: boolean;
+}
+
+/** The outcome of a replay. */
+export interface ReplayResult {
+  readonly plan: ReplayPlan;
+  /** Every bad entry met (with `skipBad`, each was skipped; without, only the first). */
+  readonly problems: readonly CorruptEntryError[];
+  /** The bad entry that stopped the replay (not set with `skipBad`). */
+  readonly stoppedBy: CorruptEntryError | undefined;
+  /** Why the log could not give what was asked (starts after seq 1, ends before --at). */
+  readonly unavailable: string | undefined;
+  /** The first and last seq read (0 when none). */
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** History mode: how many entries touched the key. */
+  readonly historyCount: number;
+  /** State mode: the state at `atSeq` (or the end of the range). */
+  readonly summary: StateSummary | undefined;
+  /** State mode with a key: its record at that point (null: absent). */
+  readonly keyRecord: ObjectRecord | null | undefined;
+}
+
+/** Whether an event names `key` (as object key, segment id or evicted key). */
+export function eventTouches(event: MetadataEvent, key: string): boolean {
+  switch (event.op) {
+    case 'MOUNT_SEGMENT':
+    case 'UNMOUNT_SEGMENT':
+      return event.segmentId === key;
+    case 'PUT_START':
+    case 'PUT_END':
+    case 'PUT_REVOKE':
+    case 'REMOVE':
+      return event.key === key;
+    case 'EVICTION':
+      return event.keys.includes(key);
+    case 'EPOCH':
+      return false;
+  }
+}
+
+/** The summary of `state` (the entry at its seq was written at `ts`). */
+export function summarizeState(
+  state: MetadataState,
+  ts: number | undefined,
+  approximate = false,
+): StateSummary {
+  return {
+    seq: state.appliedSeq,
+    time: ts === undefined ? null : new Date(ts).toISOString(),
+    epoch: state.epoch,
+    epochNodeId: state.epochNodeId,
+    objectCount: state.objectCount,
+    capacity: state.capacity,
+    used: state.used,
+    segments: [...allSegments(state)].map((s) => ({
+      id: s.id,
+      nodeId: s.nodeId,
+      size: s.size,
+      used: s.used,
+    })),
+    digest: digestHex(stateDigest(state)),
+    approximate,
+  };
+}
+
+function withSeq(state: MetadataState, appliedSeq: number): MetadataState {
+  return produce(state, (draft) => {
+    draft.appliedSeq = appliedSeq;
+  });
+}
+
+/** Called as the replay goes, so long outputs stream. */
+export interface ReplayHooks {
+  /** Each history entry, as it is found. */
+  readonly onHistory?: (item: HistoryItem) => void;
+  /** Each bad entry, as it is met (before the replay stops or skips it). */
+  readonly onProblem?: (error: CorruptEntryError) => void;
+}
+
+/**
+ * Replays `items` as `options` asks. History entries go to `hooks.onHistory` as they are
+ * found (so a long history streams). Bad entries never throw: they end up in `problems` and, without
+ * `skipBad`, in `stoppedBy`. A seq that is not the previous one + 1 is a bad entry (gap or
+ * reordering) unless a bad entry skipped just before explains it. Throws
+ * {@link ReplayUsageError} for contradicting options, and whatever the source throws when it
+ * cannot be read.
+ */
+export async function replayLog(
+  items: AsyncIterable<LogItem>,
+  options: ReplayOptions,
+  hooks: ReplayHooks = {},
+): Promise<ReplayResult> {
+  const onHistory = hooks.onHistory ?? (() => undefined);
+  const onProblem = hooks.onProblem ?? (() => undefined);
+  const plan = planReplay(options);
+  const key = options.key;
+  const skipBad = options.skipBad === true;
+  const problems: CorruptEntryError[] = [];
+  let stoppedBy: CorruptEntryError | undefined;
+  let unavailable: string | undefined;
+  let state = emptyState();
+  let folding = plan.fromSeq === 1;
+  let approximate = false;
+  let firstSeq = 0;
+  let prevSeq: number | undefined;
+  let lastTs: number | undefined;
+  let skippedUnknown = false;
+  let historyCount = 0;
+
+  /** Records a bad entry; true when the replay must stop. */
+  const bad = (error: CorruptEntryError): boolean => {
+    problems.push(error);
+    onProblem(error);
+    if (!skipBad) {
+      stoppedBy = error;
+      return true;
+    }
+    if (plan.mode === 'history') folding = false;
+    else approximate = true;
+    return false;
+  };
+
+  for await (const item of items) {
+    if (item.kind === 'foreign') {
+      // No part of the log, and no loss: the state stays exact, the seq count goes on.
+      problems.push(item.error);
+      onProblem(item.error);
+      if (!skipBad) {
+        stoppedBy = item.error;
+        break;
+      }
+      continue;
+    }
+    if (item.kind === 'bad') {
+      if (bad(item.error)) break;
+      const seq = item.error.seq;
+      if (seq !== undefined && (prevSeq === undefined || seq === prevSeq + 1)) {
+        prevSeq = seq;
+        if (firstSeq === 0) firstSeq = seq;
+      } else if (seq === undefined) skippedUnknown = true;
+      continue;
+    }
+    const { entry, logged } = item;
+    const seq = entry.seq;
+    if (seq < plan.fromSeq) continue;
+    const position: EntryPosition = item.position;
+    if (prevSeq === undefined) {
+      firstSeq = seq;
+      if (seq !== 1) {
+        if (plan.mode === 'state' && !skippedUnknown) {
+          unavailable = `the log starts at seq ${seq}: the state needs every entry from seq 1`;
+          break;
+        }
+        if (plan.mode === 'history') folding = false;
+      }
+    } else if (seq !== prevSeq + 1) {
+      const explained = skippedUnknown && seq > prevSeq;
+      if (!explained) {
+        const reason =
+          seq <= prevSeq
+            ? `seq ${seq} after seq ${prevSeq}: out of order`
+            : `seq gap: ${seq - prevSeq - 1} entries missing after seq ${prevSeq}`;
+        if (bad(new CorruptEntryError(position, reason))) break;
+        if (seq <= prevSeq) continue;
+      }
+    }
+    skippedUnknown = false;
+    prevSeq = seq;
+    lastTs = entry.ts;
+    const before = folding && key !== undefined ? getObject(state, key) : undefined;
+    if (folding) {
+      if (state.appliedSeq !== seq - 1) state = withSeq(state, seq - 1);
+      try {
+        state = fold(state, logged);
+      } catch (error) {
+        if (!(error instanceof FoldError)) throw error;
+        const detail = error.message.replace(/^cannot fold seq \d+ \(expected \d+\): /, '');
+        const onWhat = approximate ? ' (on a state that lacks skipped entries)' : '';
+        const corrupt = new CorruptEntryError(position, `does not fold${onWhat}: ${detail}`, {
+          cause: error,
+        });
+        if (bad(corrupt)) break;
+        if (folding) state = withSeq(state, seq);
+      }
+    }
+    if (plan.mode === 'history' && key !== undefined) {
+      const after = folding ? getObject(state, key) : undefined;
+      if (eventTouches(logged.event, key) || (folding && after !== before)) {
+        historyCount += 1;
+        onHistory({ entry, logged, record: folding ? (after ?? null) : undefined });
+      }
+    }
+    if (plan.readTo !== undefined && seq >= plan.readTo) break;
+  }
+
+  let summary: StateSummary | undefined;
+  let keyRecord: ObjectRecord | null | undefined;
+  if (plan.mode === 'state' && stoppedBy === undefined && unavailable === undefined) {
+    const reached = prevSeq ?? 0;
+    if (options.atSeq !== undefined && reached < options.atSeq) {
+      unavailable = `the log ends at seq ${reached}, before --at ${options.atSeq}`;
+    } else {
+      summary = summarizeState(state, lastTs, approximate);
+      if (key !== undefined) keyRecord = getObject(state, key) ?? null;
+    }
+  }
+  return {
+    plan,
+    problems,
+    stoppedBy,
+    unavailable,
+    firstSeq,
+    lastSeq: prevSeq ?? 0,
+    historyCount,
+    summary,
+    keyRecord,
+  };
+}
+
+/** The exit code of a finished replay (see {@link EXIT_CODES}). */
+export function replayExitCode(result: ReplayResult): number {
+  if (result.stoppedBy !== undefined) return EXIT_CODES.corrupt;
+  if (result.unavailable !== undefined) return EXIT_CODES.unavailable;
+  return EXIT_CODES.ok;
+}
+
+/** `seq 12  epoch 5  2026-11-25T21:54:21.123Z  PUT_START  {"op":"PUT_START",...}`. */
+export function formatHistoryLine(item: HistoryItem): string {
+  const time = new Date(item.entry.ts).toISOString();
+  return `seq ${item.entry.seq}  epoch ${item.entry.epoch}  ${time}  ${item.entry.op}  ${JSON.stringify(item.logged.event)}`;
+}
+
+/** A history entry as one JSON object: the readable entry, and the key's record after it. */
+export function historyJson(item: HistoryItem): Record<string, unknown> {
+  return {
+    ...entryToJSON(item.entry),
+    ...(item.record !== undefined ? { record: item.record } : {}),
+  };
+}
+
+function formatRecord(key: string, record: ObjectRecord | null, seq: number): string[] {
+  if (record === null) return [`key ${JSON.stringify(key)} at seq ${seq}: absent`];
+  return [
+    `key ${JSON.stringify(key)} at seq ${seq}: size ${record.size}, last changed at seq ${record.lastSeq}`,
+    ...record.replicas.map(
+      (r) =>
+        `  replica ${r.segmentId} (node ${r.nodeId}) offset ${r.offset} length ${r.length} ${r.status}`,
+    ),
+  ];
+}
+
+/** The state summary (and the key's record) as text lines. */
+export function formatSummary(
+  summary: StateSummary,
+  key?: string,
+  record?: ObjectRecord | null,
+): string {
+  const lines = [
+    `state at seq ${summary.seq}${summary.time !== null ? ` (${summary.time})` : ''}${summary.approximate ? ' - APPROXIMATE: bad entries were skipped' : ''}`,
+    `epoch     ${summary.epoch}${summary.epochNodeId !== '' ? ` (primary ${summary.epochNodeId})` : ''}`,
+    `objects   ${summary.objectCount}`,
+    `segments  ${summary.segments.length}, capacity ${summary.capacity} bytes, used ${summary.used}`,
+    ...summary.segments.map((s) => `  ${s.id} (node ${s.nodeId}) used ${s.used} / ${s.size} bytes`),
+    `digest    ${summary.digest}`,
+  ];
+  if (key !== undefined && record !== undefined)
+    lines.push(...formatRecord(key, record, summary.seq));
+  return `${lines.join('\n')}\n`;
+}
