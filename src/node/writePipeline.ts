@@ -14,7 +14,11 @@ import type {
   RequestOrigin,
 } from '../domain/model/types.ts';
 import type { OpLogEntry } from '../domain/log/entry.ts';
-import { NotPrimaryError, type ExecuteResult, type MetadataService } from '../api/handler.ts';
+import {
+  NotPrimaryError,
+  type ExecuteResult,
+  type MetadataService,
+} from '../ports/metadataService.ts';
 import type { Clock, TimerHandle } from '../ports/clock.ts';
 import type { OpLogWriter } from '../ports/opLog.ts';
 import type { CommittedStore } from './state/committedStore.ts';

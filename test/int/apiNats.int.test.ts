@@ -4,13 +4,13 @@ import {
   createNatsApiClientTransport,
   createNatsApiServerTransport,
 } from '../../src/adapters/nats/natsApiTransport.ts';
+import { createApiHandler } from '../../src/api/handler.ts';
 import {
-  createApiHandler,
   NotPrimaryError,
   type BatchItemResult,
   type ExecuteResult,
   type MetadataService,
-} from '../../src/api/handler.ts';
+} from '../../src/ports/metadataService.ts';
 import { apiSubject } from '../../src/api/subjects.ts';
 import { ApiError, decodeJson } from '../../src/api/wire.ts';
 import { createClient, type FailoverEvent } from '../../src/client/index.ts';

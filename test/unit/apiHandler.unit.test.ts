@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
+import { createApiHandler } from '../../src/api/handler.ts';
 import {
-  createApiHandler,
   NotPrimaryError,
   type BatchItemResult,
   type ExecuteResult,
   type MetadataService,
-} from '../../src/api/handler.ts';
+} from '../../src/ports/metadataService.ts';
 import { MAX_BATCH_ITEMS } from '../../src/api/schema.ts';
 import { decodeJson, MAX_REQUEST_BYTES, wireReplySchema } from '../../src/api/wire.ts';
 import { decide } from '../../src/domain/decide/decide.ts';

@@ -4,13 +4,13 @@ import {
   type BusRequest,
   type ReplyFate,
 } from '../../src/adapters/memory/memoryApiTransport.ts';
+import { createApiHandler } from '../../src/api/handler.ts';
 import {
-  createApiHandler,
   NotPrimaryError,
   type BatchItemResult,
   type ExecuteResult,
   type MetadataService,
-} from '../../src/api/handler.ts';
+} from '../../src/ports/metadataService.ts';
 import { ApiError, encodeJson } from '../../src/api/wire.ts';
 import {
   createClient,

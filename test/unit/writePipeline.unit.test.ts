@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NotPrimaryError } from '../../src/api/handler.ts';
+import { NotPrimaryError } from '../../src/ports/metadataService.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import { DomainError } from '../../src/domain/model/errors.ts';
 import { DEFAULT_EVICTION_POLICY } from '../../src/domain/decide/eviction.ts';
