@@ -24,7 +24,8 @@
 import { loadavg } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { createNatsOpLog } from '../src/adapters/nats/natsOpLog.ts';
-import { createClient, type UnderstudyClient } from '../src/client/client.ts';
+import { type UnderstudyClient } from '../src/client/client.ts';
+import { createClient } from '../src/client/nats.ts';
 import { toEntry } from '../src/domain/log/eventCodec.ts';
 import type { MetadataEvent } from '../src/domain/model/types.ts';
 import { NodeHandle, type FleetOptions } from '../src/tools/localCluster/nodeFleet.ts';

@@ -1,6 +1,7 @@
 // A benchmark cluster: etcd and nats-server started through the test harness, and master
 // nodes as child processes (`understudy node`), with a client and mounted segments.
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import {
   startEtcd,
   startNats,

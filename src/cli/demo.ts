@@ -4,7 +4,7 @@
 import { Etcd3 } from 'etcd3';
 import type { Command } from 'commander';
 import { leaderKey } from '../adapters/etcd/etcdElector.ts';
-import { createClient } from '../client/client.ts';
+import { createClient } from '../client/nats.ts';
 import { startEtcd } from '../tools/localCluster/etcd.ts';
 import { startNats } from '../tools/localCluster/nats.ts';
 import { NodeFleet } from '../tools/localCluster/nodeFleet.ts';

@@ -6,9 +6,7 @@
  * thrown at once as an {@link ApiError} with its code.
  */
 import { randomBytes } from 'node:crypto';
-import { connect } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { createNatsApiClientTransport } from '../adapters/nats/natsApiTransport.ts';
 import {
   objectExistsDetailsSchema,
   responseSchemas,
@@ -41,7 +39,6 @@ import {
   type ApiClientTransport,
 } from '../ports/apiTransport.ts';
 import type { Clock } from '../ports/clock.ts';
-import { systemClock } from '../adapters/systemClock.ts';
 import { WriteCoalescer, type CoalesceOptions, type WriteFields } from './coalescer.ts';
 
 const WRITE_OP_SET: ReadonlySet<string> = new Set(WRITE_OPS);
@@ -219,7 +216,8 @@ class Client implements UnderstudyClient {
     private readonly ownsTransport: boolean,
     options: ClientOptions,
   ) {
-    this.#clock = options.clock ?? systemClock;
+    if (options.clock === undefined) throw new TypeError('Client: a clock is required');
+    this.#clock = options.clock;
     this.#random = options.random ?? Math.random;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 2000;
     this.#deadlineMs = options.deadlineMs ?? 15_000;
@@ -469,21 +467,15 @@ class Client implements UnderstudyClient {
 }
 
 /**
- * Creates a client of `options.cluster`: over `options.transport` when given, otherwise over
- * a new NATS connection to `options.servers` (closed by {@link UnderstudyClient.close}).
- * Rejects when the connection cannot be made.
+ * A client of `options.cluster` over `transport` (closed by {@link UnderstudyClient.close} when
+ * `ownsTransport`), on `clock`. `createClient` (nats.ts) is the public way in.
  */
-export async function createClient(options: ClientOptions): Promise<UnderstudyClient> {
+export function clientOver(
+  transport: ApiClientTransport,
+  ownsTransport: boolean,
+  options: ClientOptions,
+  clock: Clock,
+): UnderstudyClient {
   assertClusterName(options.cluster);
-  if (options.transport !== undefined) return new Client(options.transport, false, options);
-  if (options.servers === undefined) {
-    throw new TypeError('createClient: give either servers or transport');
-  }
-  const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1 });
-  const transport = createNatsApiClientTransport({
-    nc,
-    cluster: options.cluster,
-    ownsConnection: true,
-  });
-  return new Client(transport, true, options);
+  return new Client(transport, ownsTransport, { ...options, clock: options.clock ?? clock });
 }

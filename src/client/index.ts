@@ -1,5 +1,4 @@
 export {
-  createClient,
   objectExistsDetails,
   ApiError,
   type ApiErrorCode,
@@ -13,4 +12,5 @@ export {
   type PutStartItem,
   type UnderstudyClient,
 } from './client.ts';
+export { createClient } from './nats.ts';
 export type { ObjectRecord, Replica } from '../domain/model/types.ts';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import { parseRecording, readRecording } from '../../src/observe/flightRecorder.ts';
 import { artifactDir, chromiumMissing, launchChromium } from '../harness/browser.ts';
 import { startCliServer } from '../harness/cli.ts';

@@ -7,7 +7,8 @@
  * lost reply must get their original answer; refusals and reads must fit one order).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import { startEtcd, startNats } from '../harness/index.ts';
 import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
 import { expectLinearHistory } from '../harness/logChecks.ts';

@@ -12,7 +12,8 @@ import { createNatsOpLog, opLogSubject } from '../../src/adapters/nats/natsOpLog
 import { runExport } from '../../src/cli/exportCommand.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
 import type { StateSummary } from '../../src/tools/log/replayLog.ts';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import { digestHex, stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';

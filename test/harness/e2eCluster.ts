@@ -3,7 +3,8 @@
 // own cleanup.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { expect } from 'vitest';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from './index.ts';
 

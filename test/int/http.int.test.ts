@@ -1,6 +1,7 @@
 // The node's HTTP endpoints on real node processes: /healthz, /readyz, /metrics, /status.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
 import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
 

@@ -8,7 +8,8 @@ import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memor
 import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decodeJson, encodeJson } from '../../src/api/wire.ts';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import { CHECKPOINT_READ_STALL_MS } from '../../src/node/checkpoints.ts';

@@ -8,7 +8,8 @@ import {
   type MemoryOpLogOptions,
 } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import { NodeRuntime, type NodeRuntimeDeps } from '../../src/node/nodeRuntime.ts';
 

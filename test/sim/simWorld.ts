@@ -16,7 +16,8 @@ import {
 } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decodeJson } from '../../src/api/wire.ts';
-import { createClient, type UnderstudyClient } from '../../src/client/client.ts';
+import { type UnderstudyClient } from '../../src/client/client.ts';
+import { createClient } from '../../src/client/nats.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import { fromEntry, toEntry } from '../../src/domain/log/eventCodec.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
