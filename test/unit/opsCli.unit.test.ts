@@ -11,7 +11,7 @@ import {
   verificationCell,
   type ClusterStatus,
   type StatusRow,
-} from '../../src/cli/statusCommand.ts';
+} from '../../src/tools/clusterStatus.ts';
 
 describe('cluster access settings', () => {
   it('takes flags over the environment, and parses etcd lists', () => {

@@ -7,7 +7,7 @@
  */
 import { request, type ClientRequest } from 'node:http';
 import type { Etcd3 } from 'etcd3';
-import { readClusterStatus, verificationCell } from '../../cli/statusCommand.ts';
+import { readClusterStatus, verificationCell } from '../clusterStatus.ts';
 import type { InspectionRecord } from '../../observe/inspectionRecord.ts';
 import type { InspectHub } from './inspectHub.ts';
 import { INSPECT_EVENTS_PATH } from '../../process/inspectRoute.ts';
