@@ -11,11 +11,8 @@ import { natsConnectionOptions } from '../config/credentials.ts';
 import { CHECKPOINT_PATH } from '../process/checkpointRoute.ts';
 import { ConfigError } from '../config/settings.ts';
 import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
-import {
-  addNatsSourceOptions,
-  loadNatsSourceConfig,
-  type NatsSourceConfig,
-} from '../tools/log/logSource.ts';
+import { loadNatsSourceConfig, type NatsSourceConfig } from '../tools/log/logSource.ts';
+import { addNatsSourceOptions } from './settingOptions.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {

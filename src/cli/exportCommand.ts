@@ -5,13 +5,12 @@ import type { Command } from 'commander';
 import { ConfigError } from '../config/settings.ts';
 import { exportEntryLine, exportHeaderLine } from '../tools/log/exportFormat.ts';
 import {
-  addNatsSourceOptions,
   loadNatsSourceConfig,
   LogUnavailableError,
   natsLogSource,
-  parseSeqFlag,
   type LogSource,
 } from '../tools/log/logSource.ts';
+import { addNatsSourceOptions, parseSeqFlag } from './settingOptions.ts';
 import { EXIT_CODES_HELP, processOutput, type CommandOutput } from './replayCommand.ts';
 import { EXIT_CODES } from '../tools/log/replayLog.ts';
 import { admitItems } from '../tools/log/admitItems.ts';

@@ -3,14 +3,13 @@ import { admitItems } from '../tools/log/admitItems.ts';
 import { ConfigError } from '../config/settings.ts';
 import type { CorruptEntryError } from '../tools/log/exportFormat.ts';
 import {
-  addNatsSourceOptions,
   fileLogSource,
   loadNatsSourceConfig,
   LogUnavailableError,
   natsLogSource,
-  parseSeqFlag,
   type LogSource,
 } from '../tools/log/logSource.ts';
+import { addNatsSourceOptions, parseSeqFlag } from './settingOptions.ts';
 import {
   EXIT_CODES,
   formatHistoryLine,

@@ -1,6 +1,7 @@
 // The flags of a command's settings, generated from their definitions (src/config/settings.ts),
 // so `--help` shows every setting with its default and environment variable.
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { natsSourceSettings } from '../config/config.ts';
 import { envName, flagName, settingHelp, type SettingTable } from '../config/settings.ts';
 
 /**
@@ -31,4 +32,21 @@ export function addSettingOptions(command: Command, table: SettingTable): Comman
     '\nFlags win over environment variables, which win over the config file. Durations take a\nunit: 500ms, 5s, 2m, 24h.',
   );
   return command;
+}
+
+/** A seq flag's parser: an integer >= 1, else commander reports the flag (exit 2). */
+export function parseSeqFlag(value: string): number {
+  const seq = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(seq) || seq < 1) {
+    throw new InvalidArgumentError('a seq is an integer >= 1');
+  }
+  return seq;
+}
+
+/**
+ * Adds `--config`, `--cluster`, `--nats` and the NATS credential/TLS flags of `understudy node`
+ * (each with the same environment variable) to a command that reads the live stream.
+ */
+export function addNatsSourceOptions(command: Command): Command {
+  return addSettingOptions(command, natsSourceSettings);
 }

@@ -16,7 +16,6 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { InvalidArgumentError, type Command } from 'commander';
 import { opLogStreamName } from '../../adapters/nats/natsOpLog.ts';
 import { CodecError } from '../../domain/log/codec.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
@@ -26,7 +25,6 @@ import { loadCommandSettings, natsSourceSettings } from '../../config/config.ts'
 import { natsConnectionOptions, oplogSigningKey } from '../../config/credentials.ts';
 import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
 import { NATS_SECURITY_KEYS, type SecurityConfig } from '../../config/securitySettings.ts';
-import { addSettingOptions } from '../../cli/settingOptions.ts';
 import { CorruptEntryError, parseExportLine, type EntryPosition } from './exportFormat.ts';
 
 /** One item of a log source: a verified entry, or a bad one with its position. */
@@ -353,21 +351,4 @@ class NatsLogSource implements LogSource {
       messages.stop();
     }
   }
-}
-
-/** A seq flag's parser: an integer >= 1, else commander reports the flag (exit 2). */
-export function parseSeqFlag(value: string): number {
-  const seq = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(seq) || seq < 1) {
-    throw new InvalidArgumentError('a seq is an integer >= 1');
-  }
-  return seq;
-}
-
-/**
- * Adds `--config`, `--cluster`, `--nats` and the NATS credential/TLS flags of `understudy node`
- * (each with the same environment variable) to a command that reads the live stream.
- */
-export function addNatsSourceOptions(command: Command): Command {
-  return addSettingOptions(command, natsSourceSettings);
 }
