@@ -3,6 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { importX } from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import { rooms } from './scripts/houseRooms.js';
 
 /** I/O the pure core (src/domain, machines) must never import. */
 const ioImports = {
@@ -13,6 +14,19 @@ const ioImports = {
     { group: ['fs', 'net', 'child_process', 'os', 'http'], message: 'No I/O in the pure core.' },
   ],
 };
+
+/** Import direction, held by import-x/no-restricted-paths. */
+const importDirection = Object.entries(rooms).map(([target, from]) => ({
+  target: `./${target}`,
+  from: from.map((room) => `./${room}`),
+  message: `${target} must not import this room: imports point down the house (docs/design.md).`,
+}));
+// The client reaches an adapter only through its transport wiring (client/nats.ts).
+importDirection.push({
+  target: './src/client/!(nats).ts',
+  from: ['./src/adapters'],
+  message: 'The client is transport-neutral: only src/client/nats.ts wires an adapter.',
+});
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'coverage/**', '.bench-out/**', 'dist/**'] },
@@ -33,6 +47,10 @@ export default tseslint.config(
       ],
       'import-x/no-cycle': 'error',
     },
+  },
+  {
+    files: ['src/**/*.ts', 'machines/**/*.ts'],
+    rules: { 'import-x/no-restricted-paths': ['error', { zones: importDirection }] },
   },
   {
     files: ['src/domain/**/*.ts', 'machines/**/*.ts'],
