@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
@@ -40,6 +41,15 @@ export interface EtcdElectorOptions {
 /** `/understudy/<cluster>/leader`: the key whose create revision is the primary's epoch. */
 export function leaderKey(cluster: string): string {
   return `${clusterPrefix(cluster)}leader`;
+}
+
+/**
+ * `/understudy/<cluster>/elections/`: one record per election won, created in the campaign's
+ * transaction (so its create revision is the epoch) and bound to no lease, so it outlives the
+ * leader key and etcd's compaction of its history.
+ */
+export function electionsPrefix(cluster: string): string {
+  return `${clusterPrefix(cluster)}elections/`;
 }
 
 /** `/understudy/<cluster>/members/`: the member registry prefix. */
@@ -105,11 +115,55 @@ async function readLeader(
   return kv === undefined ? null : parseLeader(kv);
 }
 
+/** The holder named by an election record (see {@link electionsPrefix}), or null. */
+function parseRecord(value: Buffer): string | null {
+  try {
+    const parsed = JSON.parse(value.toString('utf8')) as { nodeId?: unknown };
+    return typeof parsed.nodeId === 'string' ? parsed.nodeId : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Whether `nodeId` won the leader key at revision `epoch`: the key as it is now (it still holds
- * that election), else as it was at that revision (etcd's MVCC history, until compacted).
+ * Whether `nodeId` won the leader key at revision `epoch`: the election record created at that
+ * revision names it (a live key, so compaction changes nothing). A revision without a record is no
+ * election, except for a win of a version that wrote none: then the leader key as it is now, or as
+ * it was at that revision in etcd's history; once etcd compacted that away, no election either.
  */
 export async function readElection(
+  client: Etcd3,
+  cluster: string,
+  epoch: number,
+  nodeId: string,
+  timeoutMs: number,
+): Promise<ElectionVerdict> {
+  // etcd reads a create-revision bound of 0 as none: a claim must name a real revision.
+  if (!Number.isSafeInteger(epoch) || epoch < 1) {
+    return { kind: 'notElected', why: `${epoch} is not a revision` };
+  }
+  const records = await withTimeout(
+    client
+      .getAll()
+      .prefix(electionsPrefix(cluster))
+      .minCreateRevision(epoch)
+      .maxCreateRevision(epoch)
+      .exec(),
+    timeoutMs,
+    'get election record',
+  );
+  const record = records.kvs[0];
+  if (record !== undefined) {
+    const holder = parseRecord(record.value);
+    return holder === nodeId
+      ? { kind: 'elected' }
+      : { kind: 'notElected', why: `revision ${epoch} elected ${holder ?? '(unreadable record)'}` };
+  }
+  return readElectionWithoutRecord(client, cluster, epoch, nodeId, timeoutMs);
+}
+
+/** {@link readElection} of a revision no election record was created at. */
+async function readElectionWithoutRecord(
   client: Etcd3,
   cluster: string,
   epoch: number,
@@ -121,7 +175,10 @@ export async function readElection(
   const judge = (kv: IKeyValue | undefined, when: string): ElectionVerdict => {
     const holder = kv === undefined ? null : parseLeader(kv);
     if (holder === null || holder.epoch !== epoch) {
-      return { kind: 'notElected', why: `the leader key was not created at revision ${epoch}` };
+      return {
+        kind: 'notElected',
+        why: `no election record and the leader key was not created at revision ${epoch}`,
+      };
     }
     return holder.nodeId === nodeId
       ? { kind: 'elected' }
@@ -146,7 +203,12 @@ export async function readElection(
   } catch (err) {
     const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
     if (/compacted/i.test(String(cause))) {
-      return { kind: 'unverifiable', why: `etcd compacted revision ${epoch} (${String(cause)})` };
+      // Every win of this version has a record: a fence without one is a forgery or a win of an
+      // older version whose history is gone. Neither is checked any more, so neither counts.
+      return {
+        kind: 'notElected',
+        why: `no election record at revision ${epoch}, and etcd compacted the leader key's history there (${String(cause)})`,
+      };
     }
     throw err;
   }
@@ -188,7 +250,8 @@ export async function readMasterView(
 
 /**
  * An {@link Elector} on etcd: a lease kept alive by its own loop (one keep-alive per tick), a
- * leader key created in a transaction and bound to the lease, and a watch of that key.
+ * leader key created in a transaction and bound to the lease (with the election's record, bound
+ * to none: see {@link electionsPrefix}), and a watch of that key.
  *
  * `leaseDeadline()` = (clock time the last successful keep-alive was sent) + TTL - margin.
  * Once the deadline passes, or etcd says the lease is gone, the lease is lost for good: the
@@ -358,10 +421,13 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     async campaign(info: LeaderInfo): Promise<CampaignResult> {
       const id = requireLease('campaign');
       const value = JSON.stringify({ nodeId: info.nodeId, address: info.address });
+      // The election record: created with the leader key, so at the epoch; a fresh name each
+      // time, so a record is never overwritten; no lease, so it stays (see readElection).
+      const record = `${electionsPrefix(cluster)}${randomUUID()}`;
       const response = await withTimeout(
         client
           .if(key, 'Create', '==', 0)
-          .then(client.put(key).value(value).lease(id))
+          .then(client.put(key).value(value).lease(id), client.put(record).value(value))
           .else(client.get(key))
           .commit(),
         callTimeoutMs,
