@@ -270,6 +270,8 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
       ];
     });
     await expectServed(client, forged.publishedAt, 'after-compacted-forgery');
+    // Served by a primary that drained the log, forged message included.
+    expect(await client.exists(victim)).toBe(true);
     await expectReported(fleet, forged, followers, 'foreignEntrySkipped');
     for (const node of followers) {
       const i = fleet.nodes.indexOf(node);
