@@ -1,6 +1,6 @@
 import { connect } from '@nats-io/transport-node';
 import { Etcd3 } from 'etcd3';
-import { readElection } from '../../adapters/etcd/etcdElector.ts';
+import { readElection } from '../../adapters/etcd/etcdElection.ts';
 import { createNatsOpLog } from '../../adapters/nats/natsOpLog.ts';
 import { fromEntry } from '../../domain/log/eventCodec.ts';
 import type { LoggedEvent } from '../../domain/model/types.ts';
