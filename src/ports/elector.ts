@@ -31,13 +31,11 @@ export type CampaignResult =
 
 /**
  * What the coordinator says of an `EPOCH` entry's claim that `nodeId` won the leader key at
- * `epoch` (the key's create revision): a real election, none, or no way to tell (etcd has
- * compacted that revision away).
+ * `epoch` (the key's create revision): a real election or none. There is no third answer: a
+ * claim the coordinator cannot confirm, for whatever reason, is no election.
  */
 export type ElectionVerdict =
-  | { readonly kind: 'elected' }
-  | { readonly kind: 'notElected'; readonly why: string }
-  | { readonly kind: 'unverifiable'; readonly why: string };
+  { readonly kind: 'elected' } | { readonly kind: 'notElected'; readonly why: string };
 
 /** One node's registration in the member registry, bound to its lease. */
 export interface MemberRecord {
@@ -71,8 +69,10 @@ export interface Elector {
   leader(): Promise<LeaderView | null>;
   /**
    * Whether `nodeId` won the leader key at `epoch`: the key was created at revision `epoch`
-   * with `nodeId` as its holder. Read now (linearizable), from the key as it is or as it was at
-   * that revision. Needs no lease. Rejects when the coordinator cannot be reached.
+   * with `nodeId` as its holder. Read now (linearizable) from the election's record, which
+   * `campaign` writes with the key and which outlives the key, its lease and the store's
+   * compaction of its history: the answer for an epoch never changes. Needs no lease. Rejects
+   * when the coordinator cannot be reached.
    */
   election(epoch: number, nodeId: string): Promise<ElectionVerdict>;
   /**

@@ -17,6 +17,11 @@ export interface ElectorContractSetup {
   now?(): number;
   /** Cuts `nodeId` off from the store so its keep-alives fail. */
   isolate(nodeId: string): Promise<void>;
+  /**
+   * Discards the store's history up to its current revision (etcd: compaction). Absent for a
+   * store that keeps no history to discard.
+   */
+  compact?(): Promise<void>;
 }
 
 /** Lease TTL for the contract: long enough for a loaded machine, short enough to expire. */
@@ -121,6 +126,47 @@ export function describeElectorContract(
       expect((await observer.election(second.epoch - 1, 'b')).kind).toBe('notElected');
       expect((await observer.election(second.epoch + 1, 'b')).kind).toBe('notElected');
       expect((await observer.election(1_000_000_000, 'b')).kind).toBe('notElected');
+    });
+
+    it('tells a real election from a claimed one alike after the store compacted its history (issue 25)', async () => {
+      const a = await started('a');
+      const b = await started('b');
+      const observer = await current().makeElector('o', TTL_MS);
+      electors.push(observer);
+      const first = await a.campaign(info('a'));
+      if (!first.won) throw new Error('a should win an empty election');
+      await a.resign();
+      const second = await b.campaign(info('b'));
+      if (!second.won) throw new Error('b should win after a resigned');
+      // Revisions the store has passed since: the ones a forger picks (current epoch + 1, ...).
+      await b.publishMember({
+        ...info('b'),
+        role: 'primary',
+        epoch: second.epoch,
+        appliedSeq: 0,
+        updatedAt: 0,
+      });
+      await b.publishMember({
+        ...info('b'),
+        role: 'primary',
+        epoch: second.epoch,
+        appliedSeq: 1,
+        updatedAt: 1,
+      });
+      await current().compact?.();
+      expect(await observer.election(first.epoch, 'a')).toEqual({ kind: 'elected' });
+      expect((await observer.election(first.epoch, 'b')).kind).toBe('notElected');
+      expect(await observer.election(second.epoch, 'b')).toEqual({ kind: 'elected' });
+      for (const claim of [second.epoch + 1, second.epoch + 2, first.epoch + 1]) {
+        for (const claimant of ['a', 'b', 'o']) {
+          expect((await observer.election(claim, claimant)).kind, `${claim} ${claimant}`).toBe(
+            'notElected',
+          );
+        }
+      }
+      expect((await observer.election(0, 'b')).kind).toBe('notElected');
+      expect((await observer.election(-1, 'b')).kind).toBe('notElected');
+      expect((await observer.election(1.5, 'b')).kind).toBe('notElected');
     });
 
     it('lets observers see the leader and its deletion', async () => {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
 import { oplogSigningKey } from '../../src/config/credentials.ts';
@@ -70,11 +71,14 @@ async function expectAcksReadBack(
 
 type Fleet = Awaited<ReturnType<typeof startE2eCluster>>['fleet'];
 
-/** Publishes `forge(next seq, epoch)` as an outsider once every node has the same log. */
+/**
+ * Publishes `forge(next seq, epoch)` (one entry, or several in one message) as an outsider once
+ * every node has the same log.
+ */
 async function publishForged(
   fleet: Fleet,
   nc: NatsConnection,
-  forge: (seq: number, epoch: number) => Omit<LoggedEvent, 'ts'>,
+  forge: (seq: number, epoch: number) => Omit<LoggedEvent, 'ts'> | Omit<LoggedEvent, 'ts'>[],
 ): Promise<{ streamSeq: number; publishedAt: number; marks: number[] }> {
   const primary = await fleet.primary(30_000);
   const { appliedSeq, epoch } = await primary.status();
@@ -85,9 +89,11 @@ async function publishForged(
     }
   }
   const marks = fleet.nodes.map((n) => n.logs.length);
-  const entry = toEntry({ ...forge(appliedSeq + 1, epoch), ts: Date.now() });
+  const entries = [forge(appliedSeq + 1, epoch)]
+    .flat()
+    .map((e) => toEntry({ ...e, ts: Date.now() }));
   const publishedAt = Date.now();
-  const ack = await jetstream(nc).publish(opLogSubject(CLUSTER), encodeBatch([entry]));
+  const ack = await jetstream(nc).publish(opLogSubject(CLUSTER), encodeBatch(entries));
   return { streamSeq: ack.seq, publishedAt, marks };
 }
 
@@ -235,6 +241,70 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     expect(skipping.stderr).toContain(`${log.length} entries (seqs 1..${log.length})`);
     expect(skipping.stderr).toContain('2 foreign entries skipped');
     await expectAcksReadBack(client, acks);
+  });
+
+  it('forged EPOCH after etcd compaction (issue 25): with etcd compacted past the current epoch E, an EPOCH E+1 and a REMOVE of an acknowledged key stamped E+1, in one message: every node passes over both and says so, the key stays, digests equal', async () => {
+    const { fleet, client, nats, nc, etcd } = await startCluster();
+    const { load, victim } = await writeThenStop(client);
+    const { epoch } = await (await fleet.primary(30_000)).status();
+    // What an operator does (etcdctl compact): history up to now is gone, E + 1 included.
+    const etcdClient = new Etcd3({ hosts: [etcd.endpoint] });
+    cleanups.push(() => Promise.resolve(etcdClient.close()));
+    await etcdClient.put('unrelated').value('1');
+    await etcdClient.put('unrelated').value('2');
+    const { header } = await etcdClient.get('unrelated').exec();
+    expect(Number(header.revision)).toBeGreaterThan(epoch + 1);
+    await etcdClient.kv.compact({ revision: header.revision, physical: true });
+
+    let primary = await fleet.primary(30_000);
+    const followers = fleet.nodes.filter((n) => n !== primary);
+    const forged = await publishForged(fleet, nc, (seq, current) => {
+      expect(current).toBe(epoch);
+      return [
+        {
+          seq,
+          epoch: epoch + 1,
+          event: { op: 'EPOCH', epoch: epoch + 1, nodeId: followers[0]!.id },
+        },
+        { seq: seq + 1, epoch: epoch + 1, event: { op: 'REMOVE', key: victim } },
+      ];
+    });
+    await expectServed(client, forged.publishedAt, 'after-compacted-forgery');
+    // Served by a primary that drained the log, forged message included.
+    expect(await client.exists(victim)).toBe(true);
+    await expectReported(fleet, forged, followers, 'foreignEntrySkipped');
+    for (const node of followers) {
+      const i = fleet.nodes.indexOf(node);
+      const skipped = node.logs
+        .slice(forged.marks[i] ?? 0)
+        .filter((l) => l.event === 'foreignEntrySkipped' && l['streamSeq'] === forged.streamSeq);
+      expect(
+        skipped.map((l) => l['op']),
+        node.id,
+      ).toEqual(['EPOCH', 'REMOVE']);
+    }
+    expect(await client.exists(victim)).toBe(true);
+
+    primary = await fleet.primary(30_000);
+    for (const node of fleet.nodes) {
+      const status = await node.status();
+      expect(status.role, node.id).not.toBe('syncing');
+      expect(status.foreign, node.id).toBe(2);
+      expect(
+        node.logs.filter((l) => l.event === 'epochUnverified'),
+        node.id,
+      ).toEqual([]);
+    }
+    await expectEqualDigests(fleet, primary);
+    const foreign: number[] = [];
+    const log = await readLoggedEvents(nats.url, CLUSTER, {
+      etcd: [etcd.endpoint],
+      onForeign: (_entry, streamSeq) => foreign.push(streamSeq),
+    });
+    expect(foreign).toEqual([forged.streamSeq, forged.streamSeq]);
+    expectLinearHistory(log);
+    expectAcksInLog(load.acks, log);
+    await expectAcksReadBack(client, load.acks);
   });
 
   it("with an OpLog key, a REMOVE of an acknowledged key stamped with the current epoch (only a signature tells it from the primary's) is passed over by every follower: the key stays, digests equal", async () => {

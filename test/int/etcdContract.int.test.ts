@@ -1,5 +1,6 @@
 // The Elector and OpLog contracts against etcd: each test gets its own etcd.
 import { randomUUID } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
 import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
 import { createEtcdOpLog, type EtcdOpLogPipelining } from '../../src/adapters/etcd/etcdOpLog.ts';
 import { systemClock } from '../../src/adapters/systemClock.ts';
@@ -38,6 +39,15 @@ describeElectorContract('etcd', async () => {
       if (proxy === undefined) throw new Error(`no elector ${nodeId}`);
       proxy.cut();
       return Promise.resolve();
+    },
+    async compact() {
+      const client = new Etcd3({ hosts: [etcd.endpoint] });
+      try {
+        const { header } = await client.get('compact').exec();
+        await client.kv.compact({ revision: header.revision, physical: true });
+      } finally {
+        client.close();
+      }
     },
     async cleanup() {
       await Promise.allSettled(electors.map((elector) => elector.close()));

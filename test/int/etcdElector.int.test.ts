@@ -6,6 +6,7 @@ import { systemClock } from '../../src/adapters/systemClock.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createEtcdElector,
+  electionsPrefix,
   leaderKey,
   readMasterView,
 } from '../../src/adapters/etcd/etcdElector.ts';
@@ -237,9 +238,21 @@ describe('EtcdElector against a real etcd', () => {
     await expect(winner.campaign({ nodeId: winnerId, address: '' })).rejects.toThrow(/lease lost/);
   });
 
-  it('an election whose revision etcd compacted away is unverifiable, not refused; the current one still verifies', async () => {
+  it('forged EPOCH after compaction (issue 25): an election keeps its record past compaction; a revision without one is no election, never "unverifiable"', async () => {
     await using etcd = await startEtcd();
     const cluster = newCluster();
+    const client = new Etcd3({ hosts: [etcd.endpoint] });
+    cleanups.push(() => client.close());
+    // A win of a version that wrote no election record: the leader key alone, on a lease.
+    const legacyLease = client.lease(60, { autoKeepAlive: false });
+    cleanups.push(() => legacyLease.revoke());
+    await legacyLease.put(leaderKey(cluster)).value(JSON.stringify({ nodeId: 'old', address: '' }));
+    const legacy = Number((await client.get(leaderKey(cluster)).exec()).kvs[0]!.create_revision);
+    const observer = elector(etcd.endpoint, cluster, 'o');
+    expect(await observer.election(legacy, 'old')).toEqual({ kind: 'elected' });
+    await legacyLease.revoke();
+    expect(await observer.election(legacy, 'old')).toEqual({ kind: 'elected' }); // in history
+
     const a = elector(etcd.endpoint, cluster, 'a');
     await a.start();
     const first = await a.campaign({ nodeId: 'a', address: '' });
@@ -249,15 +262,32 @@ describe('EtcdElector against a real etcd', () => {
     await b.start();
     const second = await b.campaign({ nodeId: 'b', address: '' });
     if (!second.won) throw new Error('b should win after a resigned');
-    const client = new Etcd3({ hosts: [etcd.endpoint] });
-    cleanups.push(() => client.close());
-    await client.put(`${leaderKey(cluster)}-unrelated`).value('x');
-    const { header } = await client.get('x').exec();
-    await client.kv.compact({ revision: header.revision });
-    const verdict = await b.election(first.epoch, 'a');
-    expect(verdict.kind).toBe('unverifiable');
-    expect(await b.election(second.epoch, 'b')).toEqual({ kind: 'elected' });
-    expect((await b.election(second.epoch, 'a')).kind).toBe('notElected');
+    // The record is a key of its own, bound to no lease, created at the epoch.
+    const records = await client.getAll().prefix(electionsPrefix(cluster)).exec();
+    const created = records.kvs.map((kv) => [Number(kv.create_revision), kv.lease]);
+    expect(created.sort((x, y) => Number(x[0]) - Number(y[0]))).toEqual([
+      [first.epoch, '0'],
+      [second.epoch, '0'],
+    ]);
+    // Revisions past the current epoch, then compaction past all of them.
+    await client.put('unrelated').value('1');
+    await client.put('unrelated').value('2');
+    const { header } = await client.get('unrelated').exec();
+    expect(Number(header.revision)).toBeGreaterThan(second.epoch + 1);
+    await client.kv.compact({ revision: header.revision, physical: true });
+
+    expect(await b.election(first.epoch, 'a')).toEqual({ kind: 'elected' });
+    expect(await observer.election(second.epoch, 'b')).toEqual({ kind: 'elected' });
+    expect(await observer.election(second.epoch, 'a')).toEqual({
+      kind: 'notElected',
+      why: `revision ${second.epoch} elected b`,
+    });
+    // The forger's claim: the current epoch + 1, a revision etcd has compacted away.
+    const forged = await observer.election(second.epoch + 1, 'b');
+    expect(forged.kind).toBe('notElected');
+    if (forged.kind === 'notElected') expect(forged.why).toMatch(/no election record.*compacted/);
+    // A win without a record, once its history is compacted, is not confirmed either.
+    expect((await observer.election(legacy, 'old')).kind).toBe('notElected');
   });
 
   it('frees the leader key within TTL + 1 s of a kill -9 of its holder, and a contender wins with a larger epoch', async () => {

@@ -1,11 +1,11 @@
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import { randomUUID } from 'node:crypto';
+import type { Etcd3, Watcher } from 'etcd3';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
 import {
   ElectorStateError,
   MemberIdTakenError,
   type CampaignResult,
-  type ElectionVerdict,
   type Elector,
   type LeaderInfo,
   type LeaderView,
@@ -20,6 +20,9 @@ import {
   withTimeout,
   type EtcdConnectionOptions,
 } from './etcdClient.ts';
+import { electionsPrefix, leaderKey, parseLeader, readElection } from './etcdElection.ts';
+
+export { electionsPrefix, leaderKey, readElection };
 
 export interface EtcdElectorOptions {
   readonly client: EtcdConnectionOptions;
@@ -37,29 +40,9 @@ export interface EtcdElectorOptions {
   readonly clock: Clock;
 }
 
-/** `/understudy/<cluster>/leader`: the key whose create revision is the primary's epoch. */
-export function leaderKey(cluster: string): string {
-  return `${clusterPrefix(cluster)}leader`;
-}
-
 /** `/understudy/<cluster>/members/`: the member registry prefix. */
 export function membersPrefix(cluster: string): string {
   return `${clusterPrefix(cluster)}members/`;
-}
-
-function parseLeader(kv: Pick<IKeyValue, 'value' | 'create_revision'>): LeaderView | null {
-  try {
-    const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<LeaderView>;
-    if (typeof parsed.nodeId !== 'string') return null;
-    return {
-      nodeId: parsed.nodeId,
-      address: typeof parsed.address === 'string' ? parsed.address : '',
-      epoch: Number(kv.create_revision),
-      ...(typeof parsed.handoverTo === 'string' ? { handoverTo: parsed.handoverTo } : {}),
-    };
-  } catch {
-    return null;
-  }
 }
 
 function parseMember(value: Buffer): MemberRecord | null {
@@ -105,53 +88,6 @@ async function readLeader(
   return kv === undefined ? null : parseLeader(kv);
 }
 
-/**
- * Whether `nodeId` won the leader key at revision `epoch`: the key as it is now (it still holds
- * that election), else as it was at that revision (etcd's MVCC history, until compacted).
- */
-export async function readElection(
-  client: Etcd3,
-  cluster: string,
-  epoch: number,
-  nodeId: string,
-  timeoutMs: number,
-): Promise<ElectionVerdict> {
-  const key = leaderKey(cluster);
-  const now = await withTimeout(client.get(key).exec(), timeoutMs, 'get leader');
-  const judge = (kv: IKeyValue | undefined, when: string): ElectionVerdict => {
-    const holder = kv === undefined ? null : parseLeader(kv);
-    if (holder === null || holder.epoch !== epoch) {
-      return { kind: 'notElected', why: `the leader key was not created at revision ${epoch}` };
-    }
-    return holder.nodeId === nodeId
-      ? { kind: 'elected' }
-      : { kind: 'notElected', why: `revision ${epoch} elected ${holder.nodeId} ${when}` };
-  };
-  const current = now.kvs[0];
-  if (current !== undefined && Number(current.create_revision) === epoch) return judge(current, '');
-  // A real win committed before its EPOCH entry was appended, so before this read.
-  if (epoch > Number(now.header.revision)) {
-    return {
-      kind: 'notElected',
-      why: `revision ${epoch} is beyond etcd's current revision ${now.header.revision}`,
-    };
-  }
-  try {
-    const then = await withTimeout(
-      client.get(key).revision(epoch).exec(),
-      timeoutMs,
-      'get leader at revision',
-    );
-    return judge(then.kvs[0], `at that revision`);
-  } catch (err) {
-    const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
-    if (/compacted/i.test(String(cause))) {
-      return { kind: 'unverifiable', why: `etcd compacted revision ${epoch} (${String(cause)})` };
-    }
-    throw err;
-  }
-}
-
 async function readMembers(
   client: Etcd3,
   cluster: string,
@@ -188,7 +124,8 @@ export async function readMasterView(
 
 /**
  * An {@link Elector} on etcd: a lease kept alive by its own loop (one keep-alive per tick), a
- * leader key created in a transaction and bound to the lease, and a watch of that key.
+ * leader key created in a transaction and bound to the lease (with the election's record, bound
+ * to none: see {@link electionsPrefix}), and a watch of that key.
  *
  * `leaseDeadline()` = (clock time the last successful keep-alive was sent) + TTL - margin.
  * Once the deadline passes, or etcd says the lease is gone, the lease is lost for good: the
@@ -358,10 +295,13 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     async campaign(info: LeaderInfo): Promise<CampaignResult> {
       const id = requireLease('campaign');
       const value = JSON.stringify({ nodeId: info.nodeId, address: info.address });
+      // The election record: created with the leader key, so at the epoch; a fresh name each
+      // time, so a record is never overwritten; no lease, so it stays (see readElection).
+      const record = `${electionsPrefix(cluster)}${randomUUID()}`;
       const response = await withTimeout(
         client
           .if(key, 'Create', '==', 0)
-          .then(client.put(key).value(value).lease(id))
+          .then(client.put(key).value(value).lease(id), client.put(record).value(value))
           .else(client.get(key))
           .commit(),
         callTimeoutMs,

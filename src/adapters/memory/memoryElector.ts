@@ -92,7 +92,10 @@ export class MemoryCoordinator {
   private nextLeaseId = 1;
   private readonly leases = new Map<number, Lease>();
   private leaderKey: LeaderKey | null = null;
-  /** Who won the leader key at each epoch (its create revision): the store's history. */
+  /**
+   * Who won the leader key at each epoch (its create revision): the election records, as etcd's
+   * (kept for good, bound to no lease; this store keeps no other history, so has none to compact).
+   */
   private readonly elections = new Map<number, string>();
   private readonly memberRecords = new Map<string, { record: MemberRecord; leaseId: number }>();
   private readonly watchers = new Set<Watcher>();

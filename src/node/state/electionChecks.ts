@@ -9,8 +9,9 @@ import type { NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
 
 /**
  * The verdicts on `EPOCH` entries' election claims, asked of the coordinator once each (see
- * domain/log/admission.ts). A claim etcd can no longer check (its revision compacted away) counts,
- * with a warning: an entry the log has held that long was folded by every node that followed it.
+ * domain/log/admission.ts). The coordinator keeps a record of every election it holds, so its
+ * answer for a claim is the same whenever it is asked: every node that meets a fence judges it
+ * alike, and a fence no record confirms is foreign.
  */
 export class ElectionChecks {
   readonly #verdicts = new ElectionVerdicts();
@@ -48,13 +49,7 @@ export class ElectionChecks {
     while (!stopped()) {
       try {
         const verdict = await elector.election(claim.epoch, claim.nodeId);
-        if (verdict.kind === 'unverifiable') {
-          logger.warn(
-            { event: 'epochUnverified', streamSeq, ...claim, why: verdict.why },
-            `the election of epoch ${claim.epoch} cannot be checked any more; its fence counts`,
-          );
-        }
-        this.#verdicts.set(claim, verdict.kind !== 'notElected');
+        this.#verdicts.set(claim, verdict.kind === 'elected');
         return;
       } catch (err) {
         if (!failing) {

@@ -1,6 +1,6 @@
 import { connect } from '@nats-io/transport-node';
 import { Etcd3 } from 'etcd3';
-import { readElection } from '../../adapters/etcd/etcdElector.ts';
+import { readElection } from '../../adapters/etcd/etcdElection.ts';
 import { createNatsOpLog } from '../../adapters/nats/natsOpLog.ts';
 import { fromEntry } from '../../domain/log/eventCodec.ts';
 import type { LoggedEvent } from '../../domain/model/types.ts';
@@ -8,8 +8,8 @@ import { readLog, type ReadLogOptions } from '../log/readLog.ts';
 
 /**
  * Reads a cluster's whole OpLog back from NATS and decodes the elected primaries' entries (as a
- * node folds them). With `etcd` (its endpoints), each EPOCH fence is checked against the leader
- * key's history; without, fences count at their word.
+ * node folds them). With `etcd` (its endpoints), each EPOCH fence is checked against the election
+ * records (as a node checks it); without, fences count at their word.
  */
 export async function readLoggedEvents(
   natsUrl: string,
@@ -34,8 +34,8 @@ export async function readLoggedEvents(
         ? {}
         : {
             elected: async (claim) =>
-              (await readElection(etcd, cluster, claim.epoch, claim.nodeId, 5000)).kind !==
-              'notElected',
+              (await readElection(etcd, cluster, claim.epoch, claim.nodeId, 5000)).kind ===
+              'elected',
           }),
       ...(options.onForeign === undefined ? {} : { onForeign: options.onForeign }),
     });
