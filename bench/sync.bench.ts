@@ -26,7 +26,7 @@ import { systemClock } from '../src/adapters/systemClock.ts';
 import { stateDigest } from '../src/domain/log/checksum.ts';
 import { foldAll } from '../src/domain/fold/fold.ts';
 import { emptyState, shardRecords } from '../src/domain/model/state.ts';
-import { planRound } from '../src/domain/verify/verify.ts';
+import { planRound } from '../src/domain/verify/sampling.ts';
 import type { LoggedEvent, MetadataEvent, MetadataState } from '../src/domain/model/types.ts';
 import { AdminClient, adminHandler } from '../src/admin/adminApi.ts';
 import { fetchFullSync, FullSyncSource } from '../src/admin/fullSync.ts';

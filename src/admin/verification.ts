@@ -7,15 +7,10 @@ import { produce } from 'immer';
 import { bucketOf, keyHash, SHARD_COUNT } from '../domain/model/shard.ts';
 import { getObject } from '../domain/model/state.ts';
 import type { MetadataState, ObjectRecord } from '../domain/model/types.ts';
-import {
-  answerVerify,
-  applyCorrections,
-  buildVerifyRequest,
-  planRound,
-  RepairError,
-  type VerifyRequest,
-  type VerifyResponse,
-} from '../domain/verify/verify.ts';
+import { answerVerify, type VerifyResponse } from '../domain/verify/answer.ts';
+import { applyCorrections } from '../domain/verify/repair.ts';
+import { buildVerifyRequest, planRound, type VerifyRequest } from '../domain/verify/sampling.ts';
+import { RepairError } from '../domain/verify/verifyErrors.ts';
 import { jsonReply, parseRequest, type AdminClient } from './adminApi.ts';
 
 /** Counters of verification and full sync, as `/status` shows them under `verification`. */

@@ -19,11 +19,9 @@ import type {
   MetadataState,
   ObjectRecord,
 } from '../../src/domain/model/types.ts';
-import {
-  answerVerify,
-  applyCorrections,
-  buildVerifyRequest,
-} from '../../src/domain/verify/verify.ts';
+import { answerVerify } from '../../src/domain/verify/answer.ts';
+import { applyCorrections } from '../../src/domain/verify/repair.ts';
+import { buildVerifyRequest } from '../../src/domain/verify/sampling.ts';
 import { propRuns } from './runs.ts';
 import { expectSummariesOfRecords } from './shardSummaries.ts';
 

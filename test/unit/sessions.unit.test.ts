@@ -23,11 +23,9 @@ import type {
   MetadataState,
   RequestOrigin,
 } from '../../src/domain/model/types.ts';
-import {
-  answerVerify,
-  applyCorrections,
-  buildVerifyRequest,
-} from '../../src/domain/verify/verify.ts';
+import { answerVerify } from '../../src/domain/verify/answer.ts';
+import { applyCorrections } from '../../src/domain/verify/repair.ts';
+import { buildVerifyRequest } from '../../src/domain/verify/sampling.ts';
 
 const T0 = 1_700_000_000_000;
 const A = 'a'.repeat(32);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { systemClock } from '../../src/adapters/systemClock.ts';
-import { shardVerifyDigest } from '../../src/domain/verify/verify.ts';
+import { shardVerifyDigest } from '../../src/domain/verify/digests.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { shardOf } from '../../src/domain/model/shard.ts';

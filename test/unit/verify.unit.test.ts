@@ -10,16 +10,15 @@ import type {
   MetadataState,
   ObjectRecord,
 } from '../../src/domain/model/types.ts';
+import { answerVerify } from '../../src/domain/verify/answer.ts';
+import { applyCorrections } from '../../src/domain/verify/repair.ts';
 import {
-  answerVerify,
-  applyCorrections,
   buildVerifyRequest,
-  shardVerifyDigest,
   planRound,
-  RepairError,
-  VerifyInputError,
   type VerifyRequest,
-} from '../../src/domain/verify/verify.ts';
+} from '../../src/domain/verify/sampling.ts';
+import { shardVerifyDigest } from '../../src/domain/verify/digests.ts';
+import { RepairError, VerifyInputError } from '../../src/domain/verify/verifyErrors.ts';
 
 /** Folds `events` after `state`, returning the log and the state. */
 function run(
