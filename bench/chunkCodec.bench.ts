@@ -3,12 +3,8 @@
 // into chunks of 10,000 records. Encode and decode every chunk, 3 runs each, medians.
 // The last stdout line is one JSON object with the figures.
 import { decodeBinaryChunk, encodeBinaryChunk } from '../src/domain/snapshot/binaryChunk.ts';
-import {
-  decodeChunk,
-  encodeChunk,
-  snapshotChunks,
-  type SnapshotChunk,
-} from '../src/domain/snapshot/snapshot.ts';
+import { decodeChunk, encodeChunk } from '../src/domain/snapshot/jsonChunk.ts';
+import { snapshotChunks, type SnapshotChunk } from '../src/domain/snapshot/chunks.ts';
 import { emptyState } from '../src/domain/model/state.ts';
 import { numberFlag } from './lib/args.ts';
 import { median, ms } from './lib/stats.ts';

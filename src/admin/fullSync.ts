@@ -17,13 +17,10 @@ import {
   encodeBinaryChunk,
   isBinaryChunk,
 } from '../domain/snapshot/binaryChunk.ts';
-import {
-  decodeChunk,
-  SnapshotBuilder,
-  snapshotChunkCount,
-  snapshotChunks,
-} from '../domain/snapshot/snapshot.ts';
-import type { SnapshotChunk } from '../domain/snapshot/snapshot.ts';
+import { decodeChunk } from '../domain/snapshot/jsonChunk.ts';
+import { SnapshotBuilder } from '../domain/snapshot/snapshotBuilder.ts';
+import { snapshotChunkCount, snapshotChunks } from '../domain/snapshot/chunks.ts';
+import type { SnapshotChunk } from '../domain/snapshot/chunks.ts';
 import type { MetadataState } from '../domain/model/types.ts';
 import type { Clock } from '../ports/clock.ts';
 import { AdminError, jsonReply, parseRequest, partReply, type AdminClient } from './adminApi.ts';

@@ -2,12 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeBinaryChunk, encodeBinaryChunk } from '../../src/domain/snapshot/binaryChunk.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { SnapshotBuilder } from '../../src/domain/snapshot/snapshotBuilder.ts';
 import {
-  SnapshotBuilder,
   snapshotChunks,
   SnapshotCodecError,
   type SnapshotChunk,
-} from '../../src/domain/snapshot/snapshot.ts';
+} from '../../src/domain/snapshot/chunks.ts';
 import { allObjects, allSessions } from '../../src/domain/model/state.ts';
 import { foldHistory, historyArb } from '../fixtures/stateHistory.ts';
 import { propRuns } from './runs.ts';

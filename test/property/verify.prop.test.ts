@@ -6,12 +6,9 @@ import { decide, type DecideContext } from '../../src/domain/decide/decide.ts';
 import { decideEviction } from '../../src/domain/decide/eviction.ts';
 import { fold } from '../../src/domain/fold/fold.ts';
 import { bucketOf, keyHash, SHARD_COUNT, shardOf } from '../../src/domain/model/shard.ts';
-import {
-  decodeChunk,
-  encodeChunk,
-  SnapshotBuilder,
-  snapshotChunks,
-} from '../../src/domain/snapshot/snapshot.ts';
+import { decodeChunk, encodeChunk } from '../../src/domain/snapshot/jsonChunk.ts';
+import { SnapshotBuilder } from '../../src/domain/snapshot/snapshotBuilder.ts';
+import { snapshotChunks } from '../../src/domain/snapshot/chunks.ts';
 import { allObjects, allSegments, emptyState, getObject } from '../../src/domain/model/state.ts';
 import type {
   Command,

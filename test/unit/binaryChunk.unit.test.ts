@@ -5,13 +5,13 @@ import {
   isBinaryChunk,
 } from '../../src/domain/snapshot/binaryChunk.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
+import { encodeChunk } from '../../src/domain/snapshot/jsonChunk.ts';
+import { SnapshotBuilder } from '../../src/domain/snapshot/snapshotBuilder.ts';
 import {
-  encodeChunk,
-  SnapshotBuilder,
   snapshotChunks,
   SnapshotCodecError,
   type SnapshotChunk,
-} from '../../src/domain/snapshot/snapshot.ts';
+} from '../../src/domain/snapshot/chunks.ts';
 import { emptyState } from '../../src/domain/model/state.ts';
 import { foldHistory } from '../fixtures/stateHistory.ts';
 

@@ -10,12 +10,9 @@ import {
 } from '../../src/domain/model/limits.ts';
 import { requestStatus } from '../../src/domain/decide/sessions.ts';
 import { SESSION_BUCKETS, sessionBucketOf } from '../../src/domain/model/shard.ts';
-import {
-  decodeChunk,
-  encodeChunk,
-  SnapshotBuilder,
-  snapshotChunks,
-} from '../../src/domain/snapshot/snapshot.ts';
+import { decodeChunk, encodeChunk } from '../../src/domain/snapshot/jsonChunk.ts';
+import { SnapshotBuilder } from '../../src/domain/snapshot/snapshotBuilder.ts';
+import { snapshotChunks } from '../../src/domain/snapshot/chunks.ts';
 import { emptyState, getSession } from '../../src/domain/model/state.ts';
 import type {
   LoggedEvent,

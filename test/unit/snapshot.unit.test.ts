@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import { fold } from '../../src/domain/fold/fold.ts';
+import { decodeChunk, encodeChunk } from '../../src/domain/snapshot/jsonChunk.ts';
+import { SnapshotBuilder } from '../../src/domain/snapshot/snapshotBuilder.ts';
 import {
-  decodeChunk,
-  encodeChunk,
-  SnapshotBuilder,
   snapshotChunks,
   SnapshotCodecError,
   SnapshotError,
   type SnapshotChunk,
-} from '../../src/domain/snapshot/snapshot.ts';
+} from '../../src/domain/snapshot/chunks.ts';
 import { allObjects, allSegments, emptyState, getObject } from '../../src/domain/model/state.ts';
 import type { MetadataEvent, MetadataState } from '../../src/domain/model/types.ts';
 

@@ -23,7 +23,8 @@ import {
   type SyncStartReply,
 } from '../../src/admin/fullSync.ts';
 import { decodeBinaryChunk, isBinaryChunk } from '../../src/domain/snapshot/binaryChunk.ts';
-import { encodeChunk, snapshotChunks } from '../../src/domain/snapshot/snapshot.ts';
+import { encodeChunk } from '../../src/domain/snapshot/jsonChunk.ts';
+import { snapshotChunks } from '../../src/domain/snapshot/chunks.ts';
 import {
   CORRUPTION_KINDS,
   CorruptionError,

@@ -27,7 +27,7 @@
  */
 import CRC32 from 'crc-32';
 import { OP_TYPES } from '../log/entry.ts';
-import { SnapshotCodecError, type SnapshotChunk } from './snapshot.ts';
+import { SnapshotCodecError, type SnapshotChunk } from './chunks.ts';
 import type {
   FreeRange,
   ObjectRecord,
@@ -47,9 +47,6 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export function isBinaryChunk(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && MAGIC.every((b, i) => bytes[i] === b);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Writing
 
 class Writer {
   bytes: Uint8Array;

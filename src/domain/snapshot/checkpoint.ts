@@ -5,7 +5,8 @@
  * carries S. Pure: the adapters store and fetch the bytes.
  */
 import { decodeBinaryChunk, encodeBinaryChunk } from './binaryChunk.ts';
-import { SnapshotBuilder, SnapshotCodecError, snapshotChunks, SnapshotError } from './snapshot.ts';
+import { SnapshotBuilder } from './snapshotBuilder.ts';
+import { SnapshotCodecError, snapshotChunks, SnapshotError } from './chunks.ts';
 import type { MetadataState } from '../model/types.ts';
 
 /** Records per checkpoint chunk. */
