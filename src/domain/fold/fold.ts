@@ -16,6 +16,7 @@ import {
   sessionBucketOf,
   SHARD_COUNT,
 } from '../model/shard.ts';
+import { freezeRecord } from '../model/freeze.ts';
 import type {
   LoggedEvent,
   MetadataEvent,
@@ -78,10 +79,6 @@ function copyReplica(r: Replica, status: Replica['status'] = r.status): Replica 
 }
 
 /** Deep-freezes a record this fold created (its replicas are frozen already). */
-function frozenRecord(record: ObjectRecord): ObjectRecord {
-  Object.freeze(record.replicas);
-  return Object.freeze(record);
-}
 
 // Copies use spread, never `slice`: on Node 20 `slice` of a frozen array takes a slow path
 // (measured ~38 us for 1024 elements against ~1 us for spread).
@@ -270,7 +267,7 @@ class Working {
   /** Replaces the record of `record.key` in place, or appends it. */
   setObject(record: ObjectRecord, index = Working.bucketIndex(record.key)): void {
     const bucket = this.#writeBucket(index);
-    const frozen = frozenRecord(record);
+    const frozen = freezeRecord(record);
     const at = bucket.findIndex((r) => r.key === record.key);
     this.#summarise(index, bucket[at], frozen);
     if (at < 0) bucket.push(frozen);

@@ -12,6 +12,7 @@ import {
   sessionBucketOf,
   SHARD_COUNT,
 } from '../model/shard.ts';
+import { freezeRecord, frozenCopyOfSegment, frozenCopyOfSession } from '../model/freeze.ts';
 import type {
   MetadataState,
   ObjectRecord,
@@ -146,11 +147,12 @@ export class SnapshotBuilder {
       logTime: chunk.logTime,
       sessionsSweptAt: chunk.sessionsSweptAt,
     };
-    for (const segment of chunk.segments) this.#segments.set(segment.id, frozenSegment(segment));
+    for (const segment of chunk.segments)
+      this.#segments.set(segment.id, frozenCopyOfSegment(segment));
     for (const session of chunk.sessions)
-      this.#sessions.set(session.sessionId, frozenSession(session));
+      this.#sessions.set(session.sessionId, frozenCopyOfSession(session));
     chunk.objects.forEach((record, i) => {
-      this.#bucket(hashes[i] as number).push(frozenRecord(record));
+      this.#bucket(hashes[i] as number).push(freezeRecord(record));
     });
     this.#objectCount += chunk.objects.length;
     this.#digestUpTo(shardId);
@@ -223,48 +225,4 @@ export class SnapshotBuilder {
     }
     return state;
   }
-}
-
-function frozenSegment(segment: Segment): Segment {
-  return Object.freeze({
-    id: segment.id,
-    nodeId: segment.nodeId,
-    size: segment.size,
-    used: segment.used,
-    free: Object.freeze(
-      segment.free.map((f) => Object.freeze({ offset: f.offset, length: f.length })),
-    ),
-  });
-}
-
-function frozenSession(session: SessionRecord): SessionRecord {
-  return Object.freeze({
-    sessionId: session.sessionId,
-    oldestPending: session.oldestPending,
-    lastSeq: session.lastSeq,
-    lastTs: session.lastTs,
-    results: Object.freeze(
-      session.results.map((r) =>
-        Object.freeze(
-          r.replicas === undefined
-            ? { requestNo: r.requestNo, seq: r.seq, op: r.op, key: r.key }
-            : {
-                requestNo: r.requestNo,
-                seq: r.seq,
-                op: r.op,
-                key: r.key,
-                replicas: Object.freeze(r.replicas.map((x) => Object.freeze({ ...x }))),
-              },
-        ),
-      ),
-    ),
-  });
-}
-
-function frozenRecord(record: ObjectRecord): ObjectRecord {
-  // In place: a decoded chunk's records are fresh objects; copying 1M of them again costs.
-  if (Object.isFrozen(record)) return record;
-  for (const replica of record.replicas) Object.freeze(replica);
-  Object.freeze(record.replicas);
-  return Object.freeze(record);
 }

@@ -7,6 +7,7 @@ import { objectChecksum, summariseRecords } from '../log/checksum.ts';
 import { isSessionId } from '../log/eventCodec.ts';
 import { bucketOf, keyHash, sessionBucketOf, SHARD_COUNT, shardOf } from '../model/shard.ts';
 import { allObjects, getObject, getSession, shardRecords } from '../model/state.ts';
+import { frozenCopyOfRecord, frozenCopyOfSession } from '../model/freeze.ts';
 import type {
   FreeRange,
   MetadataState,
@@ -23,24 +24,6 @@ export interface Repair {
   readonly corrections: readonly Correction[];
   readonly shardResets?: readonly ShardReset[];
   readonly sessionCorrections?: readonly SessionCorrection[];
-}
-
-function frozenRecord(record: ObjectRecord): ObjectRecord {
-  const replicas = record.replicas.map((r) =>
-    Object.freeze({
-      segmentId: r.segmentId,
-      nodeId: r.nodeId,
-      offset: r.offset,
-      length: r.length,
-      status: r.status,
-    }),
-  );
-  return Object.freeze({
-    key: record.key,
-    size: record.size,
-    replicas: Object.freeze(replicas),
-    lastSeq: record.lastSeq,
-  });
 }
 
 function sameRecord(a: ObjectRecord, b: ObjectRecord): boolean {
@@ -146,8 +129,8 @@ export function applyCorrections(
     if (record === null) {
       bucket.splice(at, 1);
     } else if (at < 0) {
-      bucket.push(frozenRecord(record));
-    } else bucket[at] = frozenRecord(record);
+      bucket.push(frozenCopyOfRecord(record));
+    } else bucket[at] = frozenCopyOfRecord(record);
   }
   const sessions = repairSessions(state, verifiedState, sessionCorrections);
   if (bucketCopies.size === 0 && sessions === undefined) return state;
@@ -257,15 +240,11 @@ function repairSessions(
         count--;
       }
     } else if (at < 0) {
-      bucket.push(frozenSessionRecord(record));
+      bucket.push(frozenCopyOfSession(record));
       count++;
-    } else bucket[at] = frozenSessionRecord(record);
+    } else bucket[at] = frozenCopyOfSession(record);
   }
   if (copies.size === 0) return undefined;
   for (const bucket of copies.values()) Object.freeze(bucket);
   return { buckets: Object.freeze(buckets), count };
-}
-
-function frozenSessionRecord(session: SessionRecord): SessionRecord {
-  return freeze(structuredClone(session), true);
 }
