@@ -1,4 +1,4 @@
-import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { assign, fromCallback, fromPromise, not, setup } from 'xstate';
 import type { CampaignResult, LeaderView } from '../src/ports/elector.ts';
 
 /** Settings that shape the machine's decisions; the runtime fills them from flags. */
@@ -21,8 +21,14 @@ export interface MasterNodeContext extends MasterNodeInput {
   readonly leader: LeaderView | null | undefined;
   /** The last entry folded into the committed state. */
   readonly appliedSeq: number;
-  /** The last entry the log holds, as last seen by the follower. */
+  /**
+   * The last entry the log holds, as last seen by the follower: at least one entry for every
+   * stream message after the last one this node folded entries from, so messages it passed over
+   * (another key's, an outsider's) count as lag.
+   */
   readonly logLastSeq: number;
+  /** Why the follower cannot read the log now (no campaign, not ready); undefined when it can. */
+  readonly logCutOff: string | undefined;
   /** This node's epoch while it is (or was last) primary; 0 if never. */
   readonly epoch: number;
   /** False after a verification round that needed a full sync, until the sync is done. */
@@ -45,6 +51,8 @@ export interface MasterNodeContext extends MasterNodeInput {
 export interface FollowProgress {
   readonly appliedSeq: number;
   readonly logLastSeq: number;
+  /** Set while the follower cannot read the log (its bounds fail): why. */
+  readonly cutOff?: string;
 }
 
 /** What promotion produced: the fence is in the log at `appliedSeq`. */
@@ -152,6 +160,7 @@ export const masterNodeMachine = setup({
     mayCampaign: ({ context }) =>
       context.leader === null &&
       context.verificationHealthy &&
+      context.logCutOff === undefined &&
       context.logLastSeq - context.appliedSeq <= context.maxLagForPromotion,
     /**
      * The start failed with an error marked `fatal` (another process runs with this node's id):
@@ -163,8 +172,6 @@ export const masterNodeMachine = setup({
         typeof error === 'object' && error !== null && 'fatal' in error && error.fatal === true
       );
     },
-    /** A leader exists (a campaign is pointless). */
-    leaderPresent: ({ context }) => context.leader !== null && context.leader !== undefined,
     /** The leader key names someone else, or is gone: a primary must stop. */
     leaderNotSelf: ({ context, event }) =>
       event.type === 'leader.changed' &&
@@ -207,7 +214,11 @@ export const masterNodeMachine = setup({
     }),
     recordProgress: assign(({ context, event }) =>
       event.type === 'oplog.progress'
-        ? { appliedSeq: event.appliedSeq, logLastSeq: Math.max(event.logLastSeq, event.appliedSeq) }
+        ? {
+            appliedSeq: event.appliedSeq,
+            logLastSeq: Math.max(event.logLastSeq, event.appliedSeq),
+            logCutOff: event.cutOff,
+          }
         : context,
     ),
     recordFault: assign({
@@ -226,6 +237,7 @@ export const masterNodeMachine = setup({
     leader: undefined,
     appliedSeq: 0,
     logLastSeq: 0,
+    logCutOff: undefined,
     epoch: 0,
     verificationHealthy: true,
     lastFault: undefined,
@@ -298,7 +310,8 @@ export const masterNodeMachine = setup({
               always: { guard: 'mayCampaign', target: 'awaitingCampaign' },
             },
             awaitingCampaign: {
-              always: { guard: 'leaderPresent', target: 'following' },
+              // A leader appeared, or this node fell behind or lost the log meanwhile.
+              always: { guard: not('mayCampaign'), target: 'following' },
               after: { campaignDelay: '#masterNode.running.candidate' },
             },
           },

@@ -9,7 +9,10 @@ export const NODE_EXIT = {
   ok: 0,
   /** It could not start, or stopping failed. */
   failed: 1,
-  /** Bad flags, environment or config file, or another live node runs with this `--id`. */
+  /**
+   * Bad flags, environment or config file, another live node runs with this `--id`, or its
+   * OpLog key is not the cluster's.
+   */
   usage: 2,
 } as const;
 
@@ -21,7 +24,8 @@ Examples:
   understudy node --id n1 --cluster main --print-config    (the settings it would run with)
 
 Exit codes: 0 stopped by SIGTERM/SIGINT (a primary hands over first); 1 could not start;
-2 bad flags, environment or config file, or another live node runs with this --id.`;
+2 bad flags, environment or config file, another live node runs with this --id, or its OpLog
+key (--oplog-key-file) is not the cluster's (the key ids differ).`;
 
 function fail(code: number, message: string): void {
   process.stderr.write(`understudy node: ${message}\n`);
@@ -49,11 +53,13 @@ export function registerNodeCommand(program: Command): void {
         if (!(err instanceof ConfigError)) throw err;
         return fail(NODE_EXIT.usage, err.message);
       }
-      const [{ pino }, { startNode }, { CredentialsFileError, redact }] = await Promise.all([
-        import('pino'),
-        import('../process/nodeProcess.ts'),
-        import('../config/credentials.ts'),
-      ]);
+      const [{ pino }, { startNode }, { CredentialsFileError, redact }, { OplogKeyMismatchError }] =
+        await Promise.all([
+          import('pino'),
+          import('../process/nodeProcess.ts'),
+          import('../config/credentials.ts'),
+          import('../config/oplogKeyCheck.ts'),
+        ]);
       if (flags['printConfig'] === true) {
         process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
         return;
@@ -69,6 +75,20 @@ export function registerNodeCommand(program: Command): void {
             nodeSettings[err.field as keyof typeof nodeSettings],
           );
           fail(NODE_EXIT.usage, `${label}: cannot read ${err.path}`);
+        } else if (err instanceof OplogKeyMismatchError) {
+          // Another key than the cluster's: the node would pass over every message the primary
+          // writes. A setting to fix, so exit 2, with both key ids (never a key).
+          logger.error(
+            {
+              event: 'oplogKeyMismatch',
+              cluster: err.cluster,
+              keyId: err.nodeKeyId,
+              clusterKeyId: err.clusterKeyId,
+              at: err.recordedAt,
+            },
+            err.message,
+          );
+          fail(NODE_EXIT.usage, err.message);
         } else {
           logger.error({ event: 'startFailed', err: String(err) }, 'the node could not start');
           fail(
@@ -79,11 +99,14 @@ export function registerNodeCommand(program: Command): void {
         // Whatever it had opened (a NATS connection) must not keep the process alive.
         process.exit();
       }
-      // Another live process runs with this id: say where, and exit 2 (a usage error).
+      // Another live process runs with this id (say where), or the node's OpLog key is no longer
+      // the cluster's (the runtime said so): exit 2, a setting to fix.
       void node.runtime.whenStopped().then(async () => {
         const refusal = node.runtime.refusal;
         if (refusal === undefined) return;
-        logger.error({ event: 'refused', err: refusal.message }, refusal.message);
+        if (!(refusal instanceof OplogKeyMismatchError)) {
+          logger.error({ event: 'refused', err: refusal.message }, refusal.message);
+        }
         await node.stop().catch(() => undefined);
         fail(NODE_EXIT.usage, refusal.message);
         process.exit();

@@ -29,6 +29,8 @@ import { ElectionChecks } from './state/electionChecks.ts';
 import { ReadLeases } from './state/readLeases.ts';
 import { failingClosed, runFullSync, syncFromPrimary } from './actors/runFullSync.ts';
 import { DuplicateNodeIdError, startNode } from './actors/startNode.ts';
+import type { OplogKeyMismatchError } from '../config/oplogKeyCheck.ts';
+import { OtherKeyWatch } from './otherKeyWatch.ts';
 import { serve } from './actors/serve.ts';
 import { handOver, stepDown } from './actors/stepDown.ts';
 import { switchover, type SwitchoverResult } from './actors/switchover.ts';
@@ -72,7 +74,8 @@ export class NodeRuntime {
   readonly #stopped: Promise<void>;
   /** What the node waits for while it starts (`/status`). */
   readonly #waiting = new Waiting();
-  #refusal: DuplicateNodeIdError | undefined;
+  /** Why the node refused to start, or stopped because it cannot serve. */
+  #refusal: DuplicateNodeIdError | OplogKeyMismatchError | undefined;
   /** Verification and full-sync counters; `/status` shows them under `verification`. */
   readonly verificationStats: VerificationStats = emptyVerificationStats();
   /** Checkpoint counters and the fail-closed reason; `/status` shows them under `checkpoints`. */
@@ -90,6 +93,7 @@ export class NodeRuntime {
     const term = this.#term;
     const checks = new ElectionChecks(deps, config.retryDelayMs);
     const checkpointStats = this.checkpointStats;
+    const keyWatch = new OtherKeyWatch(deps, (err) => this.#refuse(err));
     // A node that failed closed publishes its member record, so `status` lists it and says why.
     this.#members = new MemberPublisher(
       deps,
@@ -121,7 +125,7 @@ export class NodeRuntime {
       actors: {
         startNode: fromPromise(({ signal }) => this.#startNode(signal)),
         followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(({ sendBack }) =>
-          followLog(deps, config, store, checks, sendBack),
+          followLog(deps, config, store, checks, sendBack, (batch) => keyWatch.passedOver(batch)),
         ),
         watchLeader: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           deps.elector.observe((leader) => sendBack({ type: 'leader.changed', leader })),
@@ -226,9 +230,31 @@ export class NodeRuntime {
     return this.#stopped;
   }
 
-  /** Why the node refused to start (another process runs with its id), if it did. */
-  get refusal(): DuplicateNodeIdError | undefined {
+  /**
+   * Why the node refused to start (another process runs with its id), or stopped because it
+   * cannot serve (its OpLog key is no longer the cluster's), if it did.
+   */
+  get refusal(): DuplicateNodeIdError | OplogKeyMismatchError | undefined {
     return this.#refusal;
+  }
+
+  /**
+   * Stops a node that cannot serve: one log line and `/status` (`refused`) say why. A node
+   * whose OpLog key is no longer the cluster's can read none of the primary's messages.
+   */
+  #refuse(err: OplogKeyMismatchError): void {
+    if (this.#refusal !== undefined) return;
+    this.#refusal = err;
+    this.deps.logger.error(
+      {
+        event: 'refused',
+        reason: 'oplogKeyMismatch',
+        keyId: err.nodeKeyId,
+        clusterKeyId: err.clusterKeyId,
+      },
+      `stopping: ${err.message}`,
+    );
+    void this.stop();
   }
 
   /** Stops the node: a primary hands over first. Resolves when the machine has stopped. */
@@ -286,6 +312,7 @@ export class NodeRuntime {
       this.verificationStats,
       this.#waiting.current,
       this.checkpointStats,
+      this.#refusal?.message,
     );
   }
 

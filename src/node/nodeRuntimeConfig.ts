@@ -89,6 +89,21 @@ export const DEFAULT_RUNTIME_CONFIG: NodeRuntimeConfig = {
   checkpointCheckMs: 5_000,
 };
 
+/**
+ * The cluster's OpLog key as recorded outside the log (in etcd), so a node that passes over a
+ * message signed under another key can tell a forgery (the cluster's key is still its own) from
+ * its own key being out of date (the cluster moved to another: it can read nothing more).
+ */
+export interface ClusterKeyCheck {
+  readonly cluster: string;
+  /** This node's key id (`none` without a key). */
+  readonly keyId: string;
+  /** Where the cluster's key id is recorded (named in the refusal). */
+  readonly recordedAt: string;
+  /** The key id the cluster records now (`none`: an unsigned log; undefined: none recorded). */
+  clusterKeyId(): Promise<string | undefined>;
+}
+
 export interface NodeRuntimeDeps {
   readonly nodeId: string;
   /** How logs and `/status` name the elector's store while waiting for it (`etcd at ...`). */
@@ -125,6 +140,12 @@ export interface NodeRuntimeDeps {
   readonly checkpoints?: CheckpointStore;
   /** Receives each API request's time to answer, by op (the node's `/metrics`). */
   readonly metrics?: RequestObserver;
+  /**
+   * The cluster's recorded OpLog key: checked when a message signed under another key is passed
+   * over; when the cluster's key is no longer this node's, the node stops (refusal). Without
+   * it such messages are only passed over (and count as lag).
+   */
+  readonly clusterKey?: ClusterKeyCheck;
   /** An XState inspection observer (`--inspect`): sees every actor, event and snapshot. */
   readonly inspect?: Observer<InspectionEvent>;
   /**

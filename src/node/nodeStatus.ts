@@ -32,6 +32,12 @@ export interface NodeStatus {
   readonly failClosed?: string;
   /** Checkpoint counters and the newest checkpoint known (a copy). */
   readonly checkpoints?: CheckpointStats;
+  /** Entries this node is behind the log (`logLastSeq - appliedSeq`; passed-over messages count). */
+  readonly lag: number;
+  /** Why this node cannot read the log now (it is then neither ready nor eligible). */
+  readonly cutOff?: string;
+  /** Why the node refused to start or stopped because it cannot serve. */
+  readonly refused?: string;
 }
 
 export type MasterNodeActor = Actor<typeof masterNodeMachine>;
@@ -70,15 +76,20 @@ export function nodeStatus(
   verification: VerificationStats,
   waitingFor?: string,
   checkpoints?: CheckpointStats,
+  refused?: string,
 ): NodeStatus {
+  const logLastSeq = Math.max(context.logLastSeq, appliedSeq);
   return {
+    ...(refused === undefined ? {} : { refused }),
     ...(checkpoints?.failClosed === undefined ? {} : { failClosed: checkpoints.failClosed }),
     ...(checkpoints === undefined ? {} : { checkpoints: { ...checkpoints } }),
     nodeId,
     role,
     epoch: currentEpoch(role, context),
     appliedSeq,
-    logLastSeq: Math.max(context.logLastSeq, appliedSeq),
+    logLastSeq,
+    lag: role === 'primary' ? 0 : logLastSeq - appliedSeq,
+    ...(context.logCutOff === undefined || role === 'primary' ? {} : { cutOff: context.logCutOff }),
     leader: context.leader ?? null,
     lastFault: context.lastFault,
     promotions: context.promotions,

@@ -19,6 +19,12 @@ export interface LogBatch {
    * delivers it only so that it can be reported, and goes on after it.
    */
   readonly undecodable?: string;
+  /**
+   * Set with `undecodable` when the message names another OpLog key than this log's as the one
+   * it is signed under: that key's id (see `oplogKeyId`). An outsider can claim any; the
+   * cluster's record tells whether this node's key is the one that is out of date.
+   */
+  readonly signedUnder?: string;
 }
 
 /** Where a follower starts (see {@link OpLog.follow}). */

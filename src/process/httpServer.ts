@@ -50,12 +50,14 @@ export interface Readiness {
 
 /**
  * Readiness: a primary is ready while its API listener is up; a standby while it is eligible
- * for promotion (lag within `maxLagForPromotion`, verification healthy). Every other role is
- * not ready.
+ * for promotion (it reads the log, its lag - passed-over messages included - is within
+ * `maxLagForPromotion`, verification healthy). A node that refused or failed closed, and every
+ * other role, is not ready.
  */
 export function readiness(runtime: NodeRuntime, maxLagForPromotion: number): Readiness {
   const status = runtime.status();
   const role = status.role;
+  if (status.refused !== undefined) return { ready: false, role, reason: status.refused };
   if (status.failClosed !== undefined)
     return { ready: false, role, reason: `failed closed: ${status.failClosed}` };
   if (role === 'primary') {
@@ -64,6 +66,9 @@ export function readiness(runtime: NodeRuntime, maxLagForPromotion: number): Rea
       : { ready: false, role, reason: 'the API listener is not up' };
   }
   if (role !== 'standby') return { ready: false, role, reason: `the node is ${role}` };
+  if (status.cutOff !== undefined) {
+    return { ready: false, role, reason: `cut off from the log: ${status.cutOff}` };
+  }
   const lag = Math.max(0, status.logLastSeq - status.appliedSeq);
   if (lag > maxLagForPromotion) {
     return { ready: false, role, reason: `lag ${lag} exceeds ${maxLagForPromotion} entries` };

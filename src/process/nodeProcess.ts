@@ -1,6 +1,13 @@
 import { AuthorizationError, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
+import type { Etcd3 } from 'etcd3';
+import {
+  claimOplogKeyId,
+  NO_OPLOG_KEY,
+  oplogKeyIdKey,
+  readOplogKeyId,
+} from '../adapters/etcd/clusterKeyRecord.ts';
 import { openEtcd } from '../adapters/etcd/etcdClient.ts';
 import { createEtcdElector } from '../adapters/etcd/etcdElector.ts';
 import { createEtcdOpLog } from '../adapters/etcd/etcdOpLog.ts';
@@ -11,6 +18,7 @@ import {
 } from '../adapters/nats/natsAdminTransport.ts';
 import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
+import { oplogKeyId } from '../adapters/nats/batchSignature.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import type { OpLog } from '../ports/opLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
@@ -21,6 +29,7 @@ import {
   oplogSigningKey,
   redact,
 } from '../config/credentials.ts';
+import { checkOplogKeyId } from '../config/oplogKeyCheck.ts';
 import { NodeHttpServer } from './httpServer.ts';
 import { FlightRecorder } from '../observe/flightRecorder.ts';
 import { INSPECT_EVENTS_PATH, inspectEventsRoute } from './inspectRoute.ts';
@@ -28,9 +37,10 @@ import { NodeInspection } from '../observe/nodeInspection.ts';
 import { createNodeInspector } from './wsInspector.ts';
 import { NodeMetrics } from '../observe/metrics.ts';
 import { NodeRuntime } from '../node/nodeRuntime.ts';
+import type { ClusterKeyCheck } from '../node/nodeRuntimeConfig.ts';
 import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
 import { packageVersion } from './packageInfo.ts';
-import { testHookRoutes } from './testHooks.ts';
+import { skipOplogKeyCheckForTest, testHookRoutes } from './testHooks.ts';
 import { Waiting } from '../node/waitingFor.ts';
 import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
 
@@ -74,13 +84,18 @@ async function connectDependencies(
   });
   try {
     const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
-    await waiting
-      .retry(deps, {
+    try {
+      await waiting.retry(deps, {
         what: `etcd at ${etcdEndpoints(config)}`,
         event: 'etcd',
         attempt: () => client.get(`/understudy/${config.cluster}/leader`).string(),
-      })
-      .finally(() => client.close());
+      });
+      if (config.oplog !== 'etcd' && skipOplogKeyCheckForTest() === undefined) {
+        await checkClusterKey(client, config, signingKey, waiting, log);
+      }
+    } finally {
+      client.close();
+    }
     const opLog =
       config.oplog === 'etcd'
         ? createEtcdOpLog({
@@ -120,6 +135,59 @@ async function connectDependencies(
     await nc.close();
     throw err;
   }
+}
+
+/**
+ * Records this node's OpLog key id as the cluster's when none is yet (the first node to start),
+ * else throws {@link OplogKeyMismatchError} unless it is the cluster's: a node with another key
+ * would pass over every message the primary writes.
+ */
+async function checkClusterKey(
+  client: Etcd3,
+  config: NodeConfig,
+  signingKey: Uint8Array | undefined,
+  waiting: Waiting,
+  log: Logger,
+): Promise<void> {
+  const keyId = signingKey === undefined ? NO_OPLOG_KEY : oplogKeyId(signingKey);
+  const record = await waiting.retry(
+    { logger: log, clock: systemClock },
+    {
+      what: `etcd at ${etcdEndpoints(config)} (the cluster's OpLog key id)`,
+      event: 'etcd',
+      attempt: () => claimOplogKeyId(client, config.cluster, keyId),
+    },
+  );
+  const recordedAt = oplogKeyIdKey(config.cluster);
+  if (record.created) {
+    log.info(
+      { event: 'oplogKeyRecorded', keyId, at: recordedAt },
+      `recorded OpLog key id ${keyId} as cluster ${config.cluster}'s`,
+    );
+  }
+  checkOplogKeyId(config.cluster, keyId, record.clusterKeyId, recordedAt);
+}
+
+/**
+ * What a running node reads of the cluster's OpLog key id when it passes over a message signed
+ * under another key (src/node/otherKeyWatch.ts), on its own etcd client; undefined for the
+ * etcd OpLog (never signed) or when a test skips the check.
+ */
+function clusterKeyCheck(
+  config: NodeConfig,
+): { readonly check: ClusterKeyCheck; close(): void } | undefined {
+  if (config.oplog === 'etcd' || skipOplogKeyCheckForTest() === 'all') return undefined;
+  const key = oplogSigningKey(config);
+  const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
+  return {
+    check: {
+      cluster: config.cluster,
+      keyId: key === undefined ? NO_OPLOG_KEY : oplogKeyId(key),
+      recordedAt: oplogKeyIdKey(config.cluster),
+      clusterKeyId: () => readOplogKeyId(client, config.cluster),
+    },
+    close: () => client.close(),
+  };
 }
 
 /** The etcd endpoints, credentials masked, as logs name them. */
@@ -171,8 +239,10 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     ttlMs: config.leaseTtl,
     clock: systemClock,
   });
+  const keyRecord = clusterKeyCheck(config);
   const runtime = new NodeRuntime({
     nodeId: config.id,
+    ...(keyRecord === undefined ? {} : { clusterKey: keyRecord.check }),
     coordinatorName: `etcd at ${etcdEndpoints(config)}`,
     address: httpAddress,
     opLog,
@@ -225,6 +295,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await runtime.stop();
+      keyRecord?.close();
       await checkpoints.close();
       await opLog.close();
       await nc.drain().catch(() => nc.close());

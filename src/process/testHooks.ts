@@ -15,6 +15,23 @@ import { CORRUPTION_KINDS, CorruptionError, type CorruptionKind } from '../admin
 /** The environment variable that turns the test hooks on (value `1`). */
 export const TEST_HOOKS_ENV = 'UNDERSTUDY_TEST_HOOKS';
 
+/**
+ * TEST ONLY: with the test hooks on, `UNDERSTUDY_TEST_SKIP_OPLOG_KEY_CHECK=startup` lets a node
+ * start without comparing its OpLog key id with the cluster's, and `=all` also turns off the
+ * check made when it passes over a message signed under another key, so a test can show what
+ * a node with the wrong key does once it runs (it must never count as caught up).
+ */
+export const SKIP_OPLOG_KEY_CHECK_ENV = 'UNDERSTUDY_TEST_SKIP_OPLOG_KEY_CHECK';
+
+/** Which checks of the OpLog key id a test skips, if any. */
+export function skipOplogKeyCheckForTest(
+  env: NodeJS.ProcessEnv = process.env,
+): 'startup' | 'all' | undefined {
+  if (!testHooksEnabled(env)) return undefined;
+  const value = env[SKIP_OPLOG_KEY_CHECK_ENV];
+  return value === 'startup' || value === 'all' ? value : undefined;
+}
+
 /** The path of the corruption hook. */
 export const CORRUPT_PATH = '/test/corrupt';
 

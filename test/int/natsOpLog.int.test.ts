@@ -6,7 +6,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNatsOpLog, type NatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
-import { BatchSignature } from '../../src/adapters/nats/batchSignature.ts';
+import { BatchSignature, oplogKeyId } from '../../src/adapters/nats/batchSignature.ts';
 import { decodeBatch, encodeBatch } from '../../src/domain/log/codec.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import {
@@ -403,7 +403,7 @@ describe('NATS OpLog', { timeout: 180_000 }, () => {
     ).toEqual([
       [1, 2, 3],
       'signature: the batch is not signed',
-      'signature: the batch signature does not match the cluster key',
+      `signature: the batch is signed under key id ${wrong.keyId}, not this node's ${oplogKeyId(key)}`,
       [4, 5],
     ]);
     expect(await signed.bounds()).toEqual({ firstSeq: 1, lastSeq: 5, lastStreamSeq: 4 });

@@ -73,6 +73,28 @@ describe('masterNode machine (pure transitions)', () => {
     expect(s.value).toEqual({ running: { standby: 'awaitingCampaign' } });
   });
 
+  it('does not campaign while cut off from the log, and stops waiting to when it falls behind or is cut off', () => {
+    let s = started(10);
+    s = drive(s, {
+      type: 'oplog.progress',
+      appliedSeq: 10,
+      logLastSeq: 10,
+      cutOff: 'cannot read the log: timeout',
+    });
+    s = drive(s, { type: 'leader.changed', leader: null });
+    expect(s.value).toEqual({ running: { standby: 'following' } });
+    expect(s.context.logCutOff).toBe('cannot read the log: timeout');
+    s = drive(s, { type: 'oplog.progress', appliedSeq: 10, logLastSeq: 10 });
+    expect(s.value).toEqual({ running: { standby: 'awaitingCampaign' } });
+    // Passed-over messages arrive while it waits: lag 200 > 100, back to following.
+    s = drive(s, { type: 'oplog.progress', appliedSeq: 10, logLastSeq: 210 });
+    expect(s.value).toEqual({ running: { standby: 'following' } });
+    s = drive(s, { type: 'oplog.progress', appliedSeq: 10, logLastSeq: 10 });
+    expect(s.value).toEqual({ running: { standby: 'awaitingCampaign' } });
+    s = drive(s, { type: 'oplog.progress', appliedSeq: 10, logLastSeq: 10, cutOff: 'x' });
+    expect(s.value).toEqual({ running: { standby: 'following' } });
+  });
+
   it('does not campaign after a verification that asked for a full sync', () => {
     let s = started(0);
     s = drive(s, { type: 'verify.done', healthy: false, needsFullSync: false });

@@ -230,6 +230,8 @@ function fakeRuntime(opts: {
   verificationHealthy?: boolean;
   verificationStats?: unknown;
   verification?: unknown;
+  cutOff?: string;
+  refused?: string;
 }): NodeRuntime {
   return {
     serving: opts.serving ?? false,
@@ -239,6 +241,8 @@ function fakeRuntime(opts: {
       appliedSeq: opts.appliedSeq ?? 0,
       logLastSeq: opts.logLastSeq ?? 0,
       ...(opts.verification === undefined ? {} : { verification: opts.verification }),
+      ...(opts.cutOff === undefined ? {} : { cutOff: opts.cutOff }),
+      ...(opts.refused === undefined ? {} : { refused: opts.refused }),
     }),
     actor: {
       getSnapshot: () => ({ context: { verificationHealthy: opts.verificationHealthy ?? true } }),
@@ -275,6 +279,19 @@ describe('readiness', () => {
       ready: false,
       reason: 'verification is not healthy',
     });
+  });
+
+  it('a standby cut off from the log, or a node stopping because it cannot serve, is not ready whatever its lag', () => {
+    expect(
+      readiness(fakeRuntime({ role: 'standby', cutOff: 'cannot read the log: timeout' }), 10),
+    ).toEqual({
+      ready: false,
+      role: 'standby',
+      reason: 'cut off from the log: cannot read the log: timeout',
+    });
+    expect(
+      readiness(fakeRuntime({ role: 'standby', refused: "this node's OpLog key ..." }), 10),
+    ).toMatchObject({ ready: false, reason: "this node's OpLog key ..." });
   });
 
   it('every other role is not ready', () => {

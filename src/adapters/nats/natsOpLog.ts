@@ -19,7 +19,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, type MsgHdrs, type NatsConnection, type Status } from '@nats-io/nats-core';
 import { CodecError, encodeBatch } from '../../domain/log/codec.ts';
-import { BatchSignature } from './batchSignature.ts';
+import { BatchSignature, OtherKeyError } from './batchSignature.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import {
   AmbiguousAppendError,
@@ -534,7 +534,12 @@ class NatsLogFollower implements LogFollower {
             } catch (err) {
               if (!(err instanceof CodecError)) throw err;
               // Not a batch of entries (or, with a key, not signed by it): no part of the log. Reported, then passed over.
-              yield { streamSeq: msg.seq, entries: [], undecodable: err.message };
+              yield {
+                streamSeq: msg.seq,
+                entries: [],
+                undecodable: err.message,
+                ...(err instanceof OtherKeyError ? { signedUnder: err.signedUnder } : {}),
+              };
               if (this.closed) break;
               continue;
             }

@@ -23,6 +23,7 @@ export async function foldBatch(
   store: CommittedStore,
   batch: LogBatch,
   stopped: () => boolean,
+  passedOver?: (batch: LogBatch) => void,
 ): Promise<BatchOutcome | undefined> {
   await checks.settle(batch, store.state, stopped);
   if (stopped()) return undefined;
@@ -33,6 +34,7 @@ export async function foldBatch(
       { event: 'logMessageSkipped', streamSeq: batch.streamSeq, why: outcome.undecodable },
       `stream message ${batch.streamSeq} is not a batch of entries; skipped`,
     );
+    passedOver?.(batch);
   }
   for (const foreign of outcome.foreign) {
     logger.warn(
@@ -44,6 +46,20 @@ export async function foldBatch(
 }
 
 /**
+ * How far the log goes, as far as this node can tell: the last entry's seq while this node has
+ * not read the last message (once read, it may be a foreign entry's, of any seq), and at least
+ * one entry for every message after the last one this node folded entries from. A message it
+ * passed over (signed under another key, an outsider's) is lag until the primary's next message
+ * is folded: a node that can read none of the primary's messages falls further behind with each
+ * one, however many entries it folded before (a full sync), and never counts as caught up.
+ */
+export function logEnd(bounds: LogBounds, store: CommittedStore): number {
+  const unfolded = Math.max(0, bounds.lastStreamSeq - store.entryStreamSeq);
+  const lastEntry = bounds.lastStreamSeq > store.lastStreamSeq ? bounds.lastSeq : 0;
+  return Math.max(lastEntry, store.appliedSeq + unfolded);
+}
+
+/**
  * The `followLog` actor: folds the log's entries after `store.appliedSeq` into `store` as they
  * come, reports progress (`oplog.progress`) every `progressIntervalMs`, retries a broken
  * subscription after `retryDelayMs`, and sends `oplog.needsSync` when the log cannot be
@@ -51,7 +67,8 @@ export async function foldBatch(
  * the log holds entries the store has not applied (a consumer the server forgot, e.g. after a
  * restart) is dropped and replaced at once. A stream message that is no batch of entries, and
  * an entry no elected primary wrote (domain/log/admission.ts), are reported and passed over: the log
- * goes on after them. Returns its closer.
+ * goes on after them, and they count as lag ({@link logEnd}). While the log's bounds cannot be
+ * read, progress says the node is cut off. Returns its closer.
  */
 export function followLog(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'clock' | 'logger'>,
@@ -59,6 +76,7 @@ export function followLog(
   store: CommittedStore,
   checks: ElectionChecks,
   sendBack: (event: MasterNodeEvent) => void,
+  passedOver?: (batch: LogBatch) => void,
 ): () => void {
   const { opLog, clock, logger } = deps;
   let stopped = false;
@@ -73,8 +91,15 @@ export function followLog(
   /** A batch waits for its election claims to be checked: the follower is not stalled. */
   let settling = false;
   let boundsFailing = false;
+  /** Why the log cannot be read now (its bounds fail); undefined while it can. */
+  let cutOff: string | undefined;
   const report = (): void => {
-    sendBack({ type: 'oplog.progress', appliedSeq: store.appliedSeq, logLastSeq });
+    sendBack({
+      type: 'oplog.progress',
+      appliedSeq: store.appliedSeq,
+      logLastSeq,
+      ...(cutOff === undefined ? {} : { cutOff }),
+    });
   };
   /** Whether the log holds messages after the last one the store folded or passed over. */
   const behind = (bounds: LogBounds): boolean => bounds.lastStreamSeq > store.lastStreamSeq;
@@ -102,15 +127,18 @@ export function followLog(
     opLog.bounds().then(
       (bounds) => {
         boundsFailing = false;
-        // The last message's seq says how far the log goes only while this node has not read
-        // it: it may be a foreign entry's, of any seq.
-        logLastSeq = behind(bounds) ? Math.max(bounds.lastSeq, store.appliedSeq) : store.appliedSeq;
+        cutOff = undefined;
+        logLastSeq = logEnd(bounds, store);
         if (stopped) return;
         report();
         watch(bounds);
       },
       (err: unknown) => {
-        if (stopped || boundsFailing) return;
+        if (stopped) return;
+        // Cut off from the log: how far it goes is unknown, so this node is not caught up.
+        cutOff = `cannot read the log: ${String(err)}`;
+        report();
+        if (boundsFailing) return;
         boundsFailing = true;
         logger.warn({ event: 'logBoundsFailed', err: String(err) }, 'cannot read the log bounds');
       },
@@ -132,7 +160,7 @@ export function followLog(
           deliveredAt = clock.monotonicNow();
           settling = true;
           try {
-            await foldBatch(logger, checks, store, batch, () => stopped);
+            await foldBatch(logger, checks, store, batch, () => stopped, passedOver);
           } finally {
             settling = false;
           }

@@ -48,6 +48,8 @@ export interface FleetOptions {
   readonly runtimeArgs?: readonly string[];
   /** Echo node logs to stderr (debugging). */
   readonly echo?: boolean;
+  /** More environment variables for every node (e.g. `UNDERSTUDY_TEST_HOOKS`). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 async function freeLoopbackPort(): Promise<number> {
@@ -91,6 +93,16 @@ export class NodeHandle {
     );
   }
 
+  /** Resolves with the exit code once the process has exited (null when killed by a signal). */
+  exited(): Promise<number | null> {
+    return this.#exited;
+  }
+
+  /** The last 4,000 characters the process wrote to stderr. */
+  get stderr(): string {
+    return this.#stderrTail;
+  }
+
   get url(): string {
     return `http://127.0.0.1:${this.httpPort}`;
   }
@@ -118,7 +130,7 @@ export class NodeHandle {
     const child = spawn(process.execPath, args, {
       cwd: packageRoot(),
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, UNDERSTUDY_CONFIG: '' },
+      env: { ...process.env, UNDERSTUDY_CONFIG: '', ...this.options.env },
     });
     this.#child = child;
     this.#exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
