@@ -58,7 +58,7 @@ export function registerNodeCommand(program: Command): void {
           import('pino'),
           import('../process/nodeProcess.ts'),
           import('../config/credentials.ts'),
-          import('../config/oplogKeyCheck.ts'),
+          import('../node/oplogKeyCheck.ts'),
         ]);
       if (flags['printConfig'] === true) {
         process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);

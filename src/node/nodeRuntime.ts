@@ -29,7 +29,7 @@ import { ElectionChecks } from './state/electionChecks.ts';
 import { ReadLeases } from './state/readLeases.ts';
 import { failingClosed, runFullSync, syncFromPrimary } from './actors/runFullSync.ts';
 import { DuplicateNodeIdError, startNode } from './actors/startNode.ts';
-import type { OplogKeyMismatchError } from '../config/oplogKeyCheck.ts';
+import type { OplogKeyMismatchError } from './oplogKeyCheck.ts';
 import { OtherKeyWatch } from './otherKeyWatch.ts';
 import { serve } from './actors/serve.ts';
 import { handOver, stepDown } from './actors/stepDown.ts';

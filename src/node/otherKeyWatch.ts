@@ -1,7 +1,7 @@
 // A follower passed over a message signed under another OpLog key: a forgery (anyone who can
 // publish to the subject can claim any key id), or the cluster moved to another key and this
 // node can read nothing more. The cluster's record (etcd) tells which.
-import { OplogKeyMismatchError } from '../config/oplogKeyCheck.ts';
+import { OplogKeyMismatchError } from './oplogKeyCheck.ts';
 import type { LogBatch } from '../ports/opLog.ts';
 import type { NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 

@@ -29,7 +29,7 @@ import {
   oplogSigningKey,
   redact,
 } from '../config/credentials.ts';
-import { checkOplogKeyId } from '../config/oplogKeyCheck.ts';
+import { checkOplogKeyId } from '../node/oplogKeyCheck.ts';
 import { NodeHttpServer } from './httpServer.ts';
 import { FlightRecorder } from '../observe/flightRecorder.ts';
 import { INSPECT_EVENTS_PATH, inspectEventsRoute } from './inspectRoute.ts';

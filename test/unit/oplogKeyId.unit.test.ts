@@ -9,7 +9,7 @@ import {
 } from '../../src/adapters/nats/batchSignature.ts';
 import { CodecError, encodeBatch } from '../../src/domain/log/codec.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
-import { OplogKeyMismatchError, checkOplogKeyId } from '../../src/config/oplogKeyCheck.ts';
+import { OplogKeyMismatchError, checkOplogKeyId } from '../../src/node/oplogKeyCheck.ts';
 
 const KEY = Buffer.from('a cluster key of this test, 32 B');
 const OTHER = Buffer.from('another key, also 32 bytes long!');
