@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import CRC32 from 'crc-32';
 import fc from 'fast-check';
 import type { UnderstudyClient } from '../../src/client/client.ts';
+import { fromEntry } from '../../src/domain/log/eventCodec.ts';
 import type { ApiInput } from '../harness/understudyModel.ts';
 import { InvariantViolation, SimWorld, type Breakage } from './simWorld.ts';
 
@@ -24,7 +25,10 @@ export type ClientOp =
 
 export type Step =
   | { readonly k: 'cmd'; readonly client: number; readonly op: ClientOp; readonly key: number }
-  /** `n`: a node index modulo the node count; -1 is the node that was primary first. */
+  /**
+   * `n`: a node index modulo the node count; -1 is the node that was primary first, -2 the node
+   * after it (named scenarios only).
+   */
   | { readonly k: 'crash' | 'restart' | 'pause' | 'resume' | 'heal'; readonly n: number }
   /** SIGTERM of node `n` (a primary hands over), and a planned switchover (to node `n`). */
   | { readonly k: 'stop' | 'switchover'; readonly n: number }
@@ -244,6 +248,9 @@ export interface RunStats {
   readonly events: ReadonlyMap<string, number>;
   /** Verification rounds the running nodes' last incarnations completed. */
   readonly verifyRounds: number;
+  /** Sessions in the final state, and sessions that logged a request (idle ones may be swept). */
+  readonly sessions: number;
+  readonly sessionsLogged: number;
 }
 
 /**
@@ -321,6 +328,13 @@ export async function runSchedule(
       events: world.events,
       verifyRounds: world.live().reduce((n, node) => n + node.status().verification.rounds, 0),
       logLength: lastSeq(),
+      sessions: world.reference.sessionCount,
+      sessionsLogged: new Set(
+        world.logEntries().flatMap((e) => {
+          const origin = fromEntry(e).origin;
+          return origin === undefined ? [] : [origin.sessionId];
+        }),
+      ).size,
       recoveryMs,
       traceCrc: CRC32.str(world.formatTrace()) >>> 0,
     };

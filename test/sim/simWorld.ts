@@ -793,8 +793,15 @@ export class SimWorld {
     this.#firstPrimary = Math.max(0, index);
   }
 
+  /** Node -1 is the first primary, -2 the node after it (a standby then). */
   #slot(i: number): NodeSlot {
-    const slot = this.slots[i < 0 ? this.#firstPrimary : i % this.slots.length];
+    const index =
+      i === -2
+        ? (this.#firstPrimary + 1) % this.slots.length
+        : i < 0
+          ? this.#firstPrimary
+          : i % this.slots.length;
+    const slot = this.slots[index];
     if (slot === undefined) throw new RangeError(`no node ${i}`);
     return slot;
   }
@@ -1005,8 +1012,28 @@ export class SimWorld {
           `${entry.op}(${entry.key}) at seq ${entry.seq} has epoch ${entry.epoch} inside epoch ${this.#lastEpochSeen}`,
         );
       }
-      this.#reference = fold(this.#reference, fromEntry(entry));
+      const logged = fromEntry(entry);
+      if (logged.origin !== undefined) {
+        const request = `${logged.origin.sessionId}#${logged.origin.requestNo}`;
+        const first = this.#requestSeqs.get(request);
+        if (first !== undefined) {
+          this.#violation(
+            'a request is applied at most once',
+            `request ${logged.origin.requestNo} of session ${logged.origin.sessionId} is in the log at seq ${first} and again at seq ${entry.seq}`,
+          );
+        }
+        this.#requestSeqs.set(request, entry.seq);
+      }
+      this.#reference = fold(this.#reference, logged);
     }
+  }
+
+  /** The seq of every logged request (`sessionId#requestNo`). */
+  readonly #requestSeqs = new Map<string, number>();
+
+  /** The fold of the log so far (see {@link SimWorld.checkStep}). */
+  get reference(): MetadataState {
+    return this.#reference;
   }
 
   /** The invariants that hold after every step. */
