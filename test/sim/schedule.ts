@@ -47,7 +47,10 @@ export type Step =
     }
   | { readonly k: 'wait'; readonly ms: number }
   | { readonly k: 'loss'; readonly rate: number }
-  /** Steps node `n`'s wall clock by `ms` (NTP): entry timestamps jump, deadlines must not. */
+  /**
+   * Steps node `n`'s wall clock by `ms` (NTP, an operator; seconds, or 1-3 h): deadlines must not
+   * move, nor logged time jump (idle sessions expire by it).
+   */
   | { readonly k: 'clockStep'; readonly n: number; readonly ms: number }
   /** The next `count` replies are lost (the requests were served): the clients retry. */
   | { readonly k: 'dropReplies'; readonly count: number }
@@ -170,9 +173,11 @@ const faultSteps: fc.WeightedArbitrary<Step>[] = [
   },
 ];
 
+const HOUR_MS = 60 * 60 * 1000;
+
 /**
- * Each kind of step and how often it comes; the drift beyond the margin and the outsider's
- * messages last.
+ * Each kind of step and how often it comes; the drift beyond the margin, the outsider's
+ * messages and wall-clock jumps of hours last.
  */
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   ...faultSteps,
@@ -198,11 +203,19 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       key: fc.nat(KEYS - 1),
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('clockStep' as const),
+      n: nodeArb,
+      ms: fc.constantFrom(-3, -2, -1, 1, 2, 3).map((hours) => hours * HOUR_MS),
+    }),
+  },
 );
 
 /**
- * The steps as they were before drift beyond the margin and outsiders (the broken-variant
- * searches: their budgets were measured on this stream).
+ * The steps as they were before drift beyond the margin, outsiders and jumps of hours (the
+ * broken-variant searches: their budgets were measured on this stream).
  */
 const stepArbWithoutDrift: fc.Arbitrary<Step> = fc.oneof(...faultSteps);
 

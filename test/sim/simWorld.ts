@@ -484,7 +484,7 @@ export class SimWorld {
       timeoutMs: 1000,
     });
     if (this.breakage === 'foldBeforeAck') opLog = ackingAtSend(opLog);
-    opLog = this.#archiving(opLog);
+    opLog = this.#archiving(opLog, nodeClock);
     const logger = this.#logger(slot);
     const runtime = new NodeRuntime({
       nodeId: id,
@@ -717,6 +717,12 @@ export class SimWorld {
     return this.#trimmed.length === 0 ? held : [...this.#trimmed, ...held];
   }
 
+  /**
+   * When each entry (`epoch/seq`) was first handed to a writer, on its writer's monotonic clock:
+   * the time within an epoch that `ts` (logged time, held still by a wall clock behind it) is not.
+   */
+  readonly #appendedAt = new Map<string, number>();
+
   /** Stream messages an outsider published: no part of the log. */
   readonly #outsiderMessages = new Set<number>();
 
@@ -747,10 +753,28 @@ export class SimWorld {
     this.#outsiderMessages.add(this.store.publishOutsider([toEntry(forged)]));
   }
 
-  /** `opLog`, keeping what its trims remove in {@link SimWorld.#trimmed} first. */
-  #archiving(opLog: OpLog): OpLog {
+  /**
+   * `opLog`, keeping what its trims remove in {@link SimWorld.#trimmed} first, and noting when
+   * each entry was first handed to a writer, on the clock of the node that wrote it.
+   */
+  #archiving(opLog: OpLog, clock: Clock): OpLog {
     return {
-      openWriter: (options) => opLog.openWriter(options),
+      openWriter: (options) => {
+        const writer = opLog.openWriter(options);
+        return {
+          append: (entries) => {
+            for (const e of entries) {
+              const key = `${e.epoch}/${e.seq}`;
+              if (!this.#appendedAt.has(key)) this.#appendedAt.set(key, clock.monotonicNow());
+            }
+            return writer.append(entries);
+          },
+          get fenced() {
+            return writer.fenced;
+          },
+          close: () => writer.close(),
+        };
+      },
       follow: (fromSeq, options) => opLog.follow(fromSeq, options),
       bounds: () => opLog.bounds(),
       close: () => opLog.close(),
@@ -1068,7 +1092,7 @@ export class SimWorld {
 
   /**
    * An object read-leased (a get answered) before a failover is not removed or evicted within
-   * the lease TTL after the promotion.
+   * the lease TTL after the promotion (on the new primary's monotonic clock).
    */
   #checkLeasesAfterPromotion(): void {
     if (this.leasedReads.length === 0 || this.driftBeyondMargin) return;
@@ -1079,14 +1103,19 @@ export class SimWorld {
         this.leasedReads.filter((r) => r.epoch < promotion.epoch).map((r) => r.key),
       );
       if (leased.size === 0) continue;
+      const promotedAt = this.#appendedAt.get(`${promotion.epoch}/${promotion.seq}`);
       for (const entry of entries) {
-        if (entry.epoch !== promotion.epoch || entry.ts >= promotion.ts + SIM_TTL_MS) continue;
+        if (entry.epoch !== promotion.epoch) continue;
+        const at = this.#appendedAt.get(`${entry.epoch}/${entry.seq}`);
+        const since =
+          at === undefined || promotedAt === undefined ? entry.ts - promotion.ts : at - promotedAt;
+        if (since >= SIM_TTL_MS) continue;
         const keys = removedKeys(entry);
         const hit = keys.find((k) => leased.has(k));
         if (hit !== undefined) {
           this.#violation(
             'read leases survive a failover',
-            `${entry.op} of ${hit} at seq ${entry.seq} (ts +${entry.ts - promotion.ts} ms) within the TTL after the promotion of epoch ${promotion.epoch}`,
+            `${entry.op} of ${hit} at seq ${entry.seq} (+${since} ms) within the TTL after the promotion of epoch ${promotion.epoch}`,
           );
         }
       }
