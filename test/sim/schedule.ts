@@ -52,6 +52,18 @@ export type Step =
    * move, nor logged time jump (idle sessions expire by it).
    */
   | { readonly k: 'clockStep'; readonly n: number; readonly ms: number }
+  /**
+   * Steps node `n`'s wall clock by `ms` (hours) at the worst moment: a putStart of `client`
+   * whose reply is lost is served, the wall clock steps, and another client writes (stamped by
+   * the stepped clock when `n` is the primary) before the retry comes.
+   */
+  | {
+      readonly k: 'clockJump';
+      readonly n: number;
+      readonly ms: number;
+      readonly client: number;
+      readonly key: number;
+    }
   /** The next `count` replies are lost (the requests were served): the clients retry. */
   | { readonly k: 'dropReplies'; readonly count: number }
   /**
@@ -209,6 +221,16 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       k: fc.constant('clockStep' as const),
       n: nodeArb,
       ms: fc.constantFrom(-3, -2, -1, 1, 2, 3).map((hours) => hours * HOUR_MS),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('clockJump' as const),
+      n: nodeArb,
+      ms: fc.constantFrom(-2, 1, 2, 3).map((hours) => hours * HOUR_MS),
+      client: fc.nat(CLIENTS - 1),
+      key: fc.nat(KEYS - 1),
     }),
   },
 );
@@ -447,6 +469,16 @@ async function applyStep(
     case 'clockStep':
       world.stepWall(step.n, step.ms);
       return;
+    case 'clockJump': {
+      const client = step.client % clients.length;
+      const other = (client + 1) % clients.length;
+      world.dropReplies(1);
+      track(world.call(clients[client]!, client, putStartOf(step.key)));
+      await world.run(5);
+      world.stepWall(step.n, step.ms);
+      track(world.call(clients[other]!, other, putStartOf((step.key + 1) % KEYS)));
+      return;
+    }
     case 'dropReplies':
       world.dropReplies(step.count);
       return;
@@ -454,6 +486,10 @@ async function applyStep(
       world.outsider(step.what, step.ahead, `k${step.key}`);
       return;
   }
+}
+
+function putStartOf(key: number): ApiInput {
+  return { op: 'putStart', key: `k${key}`, size: 100 + 25 * key, replicaNum: 2 };
 }
 
 /** The client call of a command step. */

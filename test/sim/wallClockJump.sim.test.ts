@@ -63,6 +63,19 @@ describe('wall-clock jump: logged time does not jump, and exactly-once holds', (
     expect(stats.sessionsLogged).toBe(2);
   });
 
+  it('the generated step: the primary jumps +2 h between a served write and its retry', async () => {
+    const stats = await runSchedule(
+      schedule(
+        [
+          { k: 'clockJump', n: -1, ms: 2 * HOURS, client: 0, key: 0 },
+          { k: 'wait', ms: 1500 },
+        ],
+        3,
+      ),
+    );
+    expect(stats.sessions).toBe(stats.sessionsLogged);
+  });
+
   it('the primary jumps +3 h and then back: the sessions stay, and so does exactly-once', async () => {
     const stats = await runSchedule(
       schedule(
