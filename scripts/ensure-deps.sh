@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `npm test`, `npm run demo` and `npm run bench` need when it is missing:
 # npm dependencies, and from Debian's packages nats-server and etcd, Chromium (browser tests,
-# mermaid-cli), PlantUML and Graphviz (the diagram render test), and promtool (in Debian's
-# `prometheus`: the alert-rules test). Idempotent and quiet when everything is there.
+# mermaid-cli), PlantUML and Graphviz (the diagram render test), promtool (in Debian's
+# `prometheus`: the alert-rules test) and libfaketime (Debian's `faketime`: the wall-clock jump
+# test). Idempotent and quiet when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +19,14 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
-# Without these the browser, diagram render and alert-rules tests skip, saying so: wanted, not
-# required.
+# Without these the browser, diagram render, alert-rules and wall-clock jump tests skip, saying
+# so: wanted, not required.
 wanted=()
 command -v chromium >/dev/null 2>&1 || wanted+=(chromium)
 command -v plantuml >/dev/null 2>&1 || wanted+=(plantuml)
 command -v dot >/dev/null 2>&1 || wanted+=(graphviz)
 command -v promtool >/dev/null 2>&1 || wanted+=(prometheus)
+command -v faketime >/dev/null 2>&1 || wanted+=(faketime)
 
 if [ $((${#missing[@]} + ${#wanted[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -49,7 +51,7 @@ if [ $((${#missing[@]} + ${#wanted[@]})) -gt 0 ]; then
     echo "  (or put nats-server >= 2.9 and etcd >= 3.4 on PATH)." >&2
     exit 1
   else
-    echo "ensure-deps: no ${wanted[*]}: the browser, diagram render or alert-rules tests will skip." >&2
+    echo "ensure-deps: no ${wanted[*]}: the browser, diagram render, alert-rules or wall-clock jump tests will skip." >&2
     echo "  Install them as root: apt-get install ${wanted[*]}" >&2
   fi
 fi

@@ -24,6 +24,7 @@ import type { OpLogWriter } from '../ports/opLog.ts';
 import type { CommittedStore } from './state/committedStore.ts';
 import { deferred, type Deferred } from './deferred.ts';
 import type { ReadLeases } from './state/readLeases.ts';
+import { LoggedClock } from './state/loggedClock.ts';
 
 export interface WritePipelineOptions {
   readonly nodeId: string;
@@ -77,9 +78,12 @@ export class WritePipeline implements MetadataService {
   #draining: string | undefined;
   #evictionTimer: TimerHandle | undefined;
   readonly #ctx: DecideContext;
+  /** Stamps `ts`, from the logged time committed when the pipeline starts (see LoggedClock). */
+  readonly #loggedClock: LoggedClock;
 
   constructor(private readonly options: WritePipelineOptions) {
     this.#spec = options.store.state;
+    this.#loggedClock = new LoggedClock(options.clock, options.store.state.logTime);
     this.#nextSeq = options.store.appliedSeq + 1;
     this.#ctx = { isReadLeased: options.leases.isReadLeased };
     this.#armEviction();
@@ -113,7 +117,7 @@ export class WritePipeline implements MetadataService {
     const draft = new FoldDraft(this.#spec);
     const state = draft.state;
     const firstSeq = this.#nextSeq;
-    const ts = this.options.clock.wallNow();
+    const ts = this.#loggedClock.stamp();
     const entries: OpLogEntry[] = [];
     const items: Array<BatchItem | { pending: ExecuteResult }> = [];
     try {
@@ -304,7 +308,7 @@ export class WritePipeline implements MetadataService {
     const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
     if (eviction === null) return;
     const draft = new FoldDraft(this.#spec);
-    const entry = this.#speculate(draft, this.options.clock.wallNow(), eviction);
+    const entry = this.#speculate(draft, this.#loggedClock.stamp(), eviction);
     this.#spec = draft.finish();
     this.#append([entry]).catch(() => undefined);
   }

@@ -10,9 +10,9 @@ export interface TimerHandle {
  *
  * Every decision that depends on time passing (the lease deadline, keep-alive bookkeeping,
  * whether the node may still serve, read leases, timeouts, backoff, client deadlines) uses the
- * monotonic reading. The wall reading is for the `ts` of logged entries and for display only
- * (member records, "last verified 3 s ago"): an NTP step of the wall clock must never let a
- * node act longer than its lease allows.
+ * monotonic reading. The wall reading is for the `ts` of logged entries (kept from jumping by
+ * `node/state/loggedClock.ts`) and for display only (member records, "last verified 3 s ago"):
+ * an NTP step of the wall clock must never let a node act longer than its lease allows.
  */
 export interface Clock {
   /**

@@ -5,7 +5,11 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { expect } from 'vitest';
 import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';
-import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import {
+  NodeFleet,
+  type FleetOptions,
+  type NodeHandle,
+} from '../../src/tools/localCluster/nodeFleet.ts';
 import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from './index.ts';
 
 export interface E2eCluster {
@@ -26,6 +30,8 @@ export interface E2eClusterOptions {
   readonly deadlineMs: number;
   /** The client's longest backoff between attempts (ms). */
   readonly maxBackoffMs: number;
+  /** More environment variables for one node's process (see `FleetOptions.nodeEnv`). */
+  readonly nodeEnv?: FleetOptions['nodeEnv'];
   /** The segments to mount: [segment id, storage node]. */
   readonly segments: readonly (readonly [string, string])[];
 }
@@ -51,6 +57,7 @@ export async function startE2eCluster(
     etcd: [etcd.endpoint],
     leaseTtlMs: options.leaseTtlMs,
     ...(options.extraArgs === undefined ? {} : { extraArgs: options.extraArgs }),
+    ...(options.nodeEnv === undefined ? {} : { nodeEnv: options.nodeEnv }),
   });
   cleanups.push(() => fleet[Symbol.asyncDispose]());
   await fleet.primary(60_000);

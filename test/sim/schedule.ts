@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import CRC32 from 'crc-32';
 import fc from 'fast-check';
 import type { UnderstudyClient } from '../../src/client/client.ts';
+import { fromEntry } from '../../src/domain/log/eventCodec.ts';
 import type { ApiInput } from '../harness/understudyModel.ts';
 import { InvariantViolation, SimWorld, type Breakage } from './simWorld.ts';
 
@@ -24,7 +25,10 @@ export type ClientOp =
 
 export type Step =
   | { readonly k: 'cmd'; readonly client: number; readonly op: ClientOp; readonly key: number }
-  /** `n`: a node index modulo the node count; -1 is the node that was primary first. */
+  /**
+   * `n`: a node index modulo the node count; -1 is the node that was primary first, -2 the node
+   * after it (named scenarios only).
+   */
   | { readonly k: 'crash' | 'restart' | 'pause' | 'resume' | 'heal'; readonly n: number }
   /** SIGTERM of node `n` (a primary hands over), and a planned switchover (to node `n`). */
   | { readonly k: 'stop' | 'switchover'; readonly n: number }
@@ -43,8 +47,23 @@ export type Step =
     }
   | { readonly k: 'wait'; readonly ms: number }
   | { readonly k: 'loss'; readonly rate: number }
-  /** Steps node `n`'s wall clock by `ms` (NTP): entry timestamps jump, deadlines must not. */
+  /**
+   * Steps node `n`'s wall clock by `ms` (NTP, an operator; seconds, or 1-3 h): deadlines must not
+   * move, nor logged time jump (idle sessions expire by it).
+   */
   | { readonly k: 'clockStep'; readonly n: number; readonly ms: number }
+  /**
+   * Steps node `n`'s wall clock by `ms` (hours) at the worst moment: a putStart of `client`
+   * whose reply is lost is served, the wall clock steps, and another client writes (stamped by
+   * the stepped clock when `n` is the primary) before the retry comes.
+   */
+  | {
+      readonly k: 'clockJump';
+      readonly n: number;
+      readonly ms: number;
+      readonly client: number;
+      readonly key: number;
+    }
   /** The next `count` replies are lost (the requests were served): the clients retry. */
   | { readonly k: 'dropReplies'; readonly count: number }
   /**
@@ -166,9 +185,11 @@ const faultSteps: fc.WeightedArbitrary<Step>[] = [
   },
 ];
 
+const HOUR_MS = 60 * 60 * 1000;
+
 /**
- * Each kind of step and how often it comes; the drift beyond the margin and the outsider's
- * messages last.
+ * Each kind of step and how often it comes; the drift beyond the margin, the outsider's
+ * messages and wall-clock jumps of hours last.
  */
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   ...faultSteps,
@@ -194,11 +215,29 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       key: fc.nat(KEYS - 1),
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('clockStep' as const),
+      n: nodeArb,
+      ms: fc.constantFrom(-3, -2, -1, 1, 2, 3).map((hours) => hours * HOUR_MS),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('clockJump' as const),
+      n: nodeArb,
+      ms: fc.constantFrom(-2, 1, 2, 3).map((hours) => hours * HOUR_MS),
+      client: fc.nat(CLIENTS - 1),
+      key: fc.nat(KEYS - 1),
+    }),
+  },
 );
 
 /**
- * The steps as they were before drift beyond the margin and outsiders (the broken-variant
- * searches: their budgets were measured on this stream).
+ * The steps as they were before drift beyond the margin, outsiders and jumps of hours (the
+ * broken-variant searches: their budgets were measured on this stream).
  */
 const stepArbWithoutDrift: fc.Arbitrary<Step> = fc.oneof(...faultSteps);
 
@@ -244,6 +283,9 @@ export interface RunStats {
   readonly events: ReadonlyMap<string, number>;
   /** Verification rounds the running nodes' last incarnations completed. */
   readonly verifyRounds: number;
+  /** Sessions in the final state, and sessions that logged a request (idle ones may be swept). */
+  readonly sessions: number;
+  readonly sessionsLogged: number;
 }
 
 /**
@@ -321,6 +363,13 @@ export async function runSchedule(
       events: world.events,
       verifyRounds: world.live().reduce((n, node) => n + node.status().verification.rounds, 0),
       logLength: lastSeq(),
+      sessions: world.reference.sessionCount,
+      sessionsLogged: new Set(
+        world.logEntries().flatMap((e) => {
+          const origin = fromEntry(e).origin;
+          return origin === undefined ? [] : [origin.sessionId];
+        }),
+      ).size,
       recoveryMs,
       traceCrc: CRC32.str(world.formatTrace()) >>> 0,
     };
@@ -420,6 +469,16 @@ async function applyStep(
     case 'clockStep':
       world.stepWall(step.n, step.ms);
       return;
+    case 'clockJump': {
+      const client = step.client % clients.length;
+      const other = (client + 1) % clients.length;
+      world.dropReplies(1);
+      track(world.call(clients[client]!, client, putStartOf(step.key)));
+      await world.run(5);
+      world.stepWall(step.n, step.ms);
+      track(world.call(clients[other]!, other, putStartOf((step.key + 1) % KEYS)));
+      return;
+    }
     case 'dropReplies':
       world.dropReplies(step.count);
       return;
@@ -427,6 +486,10 @@ async function applyStep(
       world.outsider(step.what, step.ahead, `k${step.key}`);
       return;
   }
+}
+
+function putStartOf(key: number): ApiInput {
+  return { op: 'putStart', key: `k${key}`, size: 100 + 25 * key, replicaNum: 2 };
 }
 
 /** The client call of a command step. */

@@ -485,7 +485,7 @@ export class SimWorld {
       timeoutMs: 1000,
     });
     if (this.breakage === 'foldBeforeAck') opLog = ackingAtSend(opLog);
-    opLog = this.#archiving(opLog);
+    opLog = this.#archiving(opLog, nodeClock);
     const logger = this.#logger(slot);
     const runtime = new NodeRuntime({
       nodeId: id,
@@ -718,6 +718,12 @@ export class SimWorld {
     return this.#trimmed.length === 0 ? held : [...this.#trimmed, ...held];
   }
 
+  /**
+   * When each entry (`epoch/seq`) was first handed to a writer, on its writer's monotonic clock:
+   * the time within an epoch that `ts` (logged time, held still by a wall clock behind it) is not.
+   */
+  readonly #appendedAt = new Map<string, number>();
+
   /** Stream messages an outsider published: no part of the log. */
   readonly #outsiderMessages = new Set<number>();
 
@@ -748,10 +754,28 @@ export class SimWorld {
     this.#outsiderMessages.add(this.store.publishOutsider([toEntry(forged)]));
   }
 
-  /** `opLog`, keeping what its trims remove in {@link SimWorld.#trimmed} first. */
-  #archiving(opLog: OpLog): OpLog {
+  /**
+   * `opLog`, keeping what its trims remove in {@link SimWorld.#trimmed} first, and noting when
+   * each entry was first handed to a writer, on the clock of the node that wrote it.
+   */
+  #archiving(opLog: OpLog, clock: Clock): OpLog {
     return {
-      openWriter: (options) => opLog.openWriter(options),
+      openWriter: (options) => {
+        const writer = opLog.openWriter(options);
+        return {
+          append: (entries) => {
+            for (const e of entries) {
+              const key = `${e.epoch}/${e.seq}`;
+              if (!this.#appendedAt.has(key)) this.#appendedAt.set(key, clock.monotonicNow());
+            }
+            return writer.append(entries);
+          },
+          get fenced() {
+            return writer.fenced;
+          },
+          close: () => writer.close(),
+        };
+      },
       follow: (fromSeq, options) => opLog.follow(fromSeq, options),
       bounds: () => opLog.bounds(),
       close: () => opLog.close(),
@@ -794,8 +818,15 @@ export class SimWorld {
     this.#firstPrimary = Math.max(0, index);
   }
 
+  /** Node -1 is the first primary, -2 the node after it (a standby then). */
   #slot(i: number): NodeSlot {
-    const slot = this.slots[i < 0 ? this.#firstPrimary : i % this.slots.length];
+    const index =
+      i === -2
+        ? (this.#firstPrimary + 1) % this.slots.length
+        : i < 0
+          ? this.#firstPrimary
+          : i % this.slots.length;
+    const slot = this.slots[index];
     if (slot === undefined) throw new RangeError(`no node ${i}`);
     return slot;
   }
@@ -1006,8 +1037,28 @@ export class SimWorld {
           `${entry.op}(${entry.key}) at seq ${entry.seq} has epoch ${entry.epoch} inside epoch ${this.#lastEpochSeen}`,
         );
       }
-      this.#reference = fold(this.#reference, fromEntry(entry));
+      const logged = fromEntry(entry);
+      if (logged.origin !== undefined) {
+        const request = `${logged.origin.sessionId}#${logged.origin.requestNo}`;
+        const first = this.#requestSeqs.get(request);
+        if (first !== undefined) {
+          this.#violation(
+            'a request is applied at most once',
+            `request ${logged.origin.requestNo} of session ${logged.origin.sessionId} is in the log at seq ${first} and again at seq ${entry.seq}`,
+          );
+        }
+        this.#requestSeqs.set(request, entry.seq);
+      }
+      this.#reference = fold(this.#reference, logged);
     }
+  }
+
+  /** The seq of every logged request (`sessionId#requestNo`). */
+  readonly #requestSeqs = new Map<string, number>();
+
+  /** The fold of the log so far (see {@link SimWorld.checkStep}). */
+  get reference(): MetadataState {
+    return this.#reference;
   }
 
   /** The invariants that hold after every step. */
@@ -1042,7 +1093,7 @@ export class SimWorld {
 
   /**
    * An object read-leased (a get answered) before a failover is not removed or evicted within
-   * the lease TTL after the promotion.
+   * the lease TTL after the promotion (on the new primary's monotonic clock).
    */
   #checkLeasesAfterPromotion(): void {
     if (this.leasedReads.length === 0 || this.driftBeyondMargin) return;
@@ -1053,14 +1104,19 @@ export class SimWorld {
         this.leasedReads.filter((r) => r.epoch < promotion.epoch).map((r) => r.key),
       );
       if (leased.size === 0) continue;
+      const promotedAt = this.#appendedAt.get(`${promotion.epoch}/${promotion.seq}`);
       for (const entry of entries) {
-        if (entry.epoch !== promotion.epoch || entry.ts >= promotion.ts + SIM_TTL_MS) continue;
+        if (entry.epoch !== promotion.epoch) continue;
+        const at = this.#appendedAt.get(`${entry.epoch}/${entry.seq}`);
+        const since =
+          at === undefined || promotedAt === undefined ? entry.ts - promotion.ts : at - promotedAt;
+        if (since >= SIM_TTL_MS) continue;
         const keys = removedKeys(entry);
         const hit = keys.find((k) => leased.has(k));
         if (hit !== undefined) {
           this.#violation(
             'read leases survive a failover',
-            `${entry.op} of ${hit} at seq ${entry.seq} (ts +${entry.ts - promotion.ts} ms) within the TTL after the promotion of epoch ${promotion.epoch}`,
+            `${entry.op} of ${hit} at seq ${entry.seq} (+${since} ms) within the TTL after the promotion of epoch ${promotion.epoch}`,
           );
         }
       }

@@ -20,7 +20,9 @@ export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 /**
  * A session with nothing logged for this long (in logged time: entry timestamps) is forgotten,
  * with the results of its requests: one hour. A client must not retry a call for longer (its
- * deadline is 15 s by default); a retry after that is applied as a new request.
+ * deadline is 15 s by default); a retry after that is applied as a new request. Logged time runs
+ * at most twice as fast as the primary's monotonic clock, whatever its wall clock does
+ * (node/state/loggedClock.ts), so that is at least half an hour of real time.
  */
 export const SESSION_TTL_MS = 60 * 60 * 1000;
 /** How often (in logged time) the fold sweeps out idle sessions. */

@@ -10,6 +10,7 @@ import { foldBatch } from './followLog.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
 import type { PrimaryTerm } from '../state/primaryTerm.ts';
 import type { ReadLeases } from '../state/readLeases.ts';
+import { LoggedClock } from '../state/loggedClock.ts';
 
 /**
  * The `campaign` actor: takes a new lease when the last one was lost or given up, then
@@ -131,10 +132,13 @@ export async function promote(
       expectedLastStreamSeq: Math.max(store.lastStreamSeq, bounds.lastStreamSeq),
     });
     writer = opened;
+    // The fence's ts is the logged time inherited from the log, not this node's wall clock
+    // (which may be hours off): logged time moves on from here as fast as the monotonic clock
+    // lets it (see LoggedClock), whatever this node's wall clock says.
     const logged: LoggedEvent = {
       seq: store.appliedSeq + 1,
       epoch,
-      ts: clock.wallNow(),
+      ts: new LoggedClock(clock, store.state.logTime).stamp(),
       event: { op: 'EPOCH', epoch, nodeId: deps.nodeId },
     };
     const next = fold(store.state, logged);

@@ -46,6 +46,11 @@ export interface FleetOptions {
   readonly nodeArgs?: (id: string) => readonly string[];
   /** Flags of the Node.js runtime itself for every node (e.g. `--cpu-prof`). */
   readonly runtimeArgs?: readonly string[];
+  /**
+   * More environment variables for one node's process (e.g. libfaketime's `LD_PRELOAD` and
+   * `FAKETIME_*`, to move its wall clock); they stay the same when it restarts.
+   */
+  readonly nodeEnv?: (id: string) => Readonly<Record<string, string>>;
   /** Echo node logs to stderr (debugging). */
   readonly echo?: boolean;
   /** More environment variables for every node (e.g. `UNDERSTUDY_TEST_HOOKS`). */
@@ -130,7 +135,12 @@ export class NodeHandle {
     const child = spawn(process.execPath, args, {
       cwd: packageRoot(),
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, UNDERSTUDY_CONFIG: '', ...this.options.env },
+      env: {
+        ...process.env,
+        UNDERSTUDY_CONFIG: '',
+        ...this.options.env,
+        ...this.options.nodeEnv?.(this.id),
+      },
     });
     this.#child = child;
     this.#exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
