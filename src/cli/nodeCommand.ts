@@ -9,7 +9,10 @@ export const NODE_EXIT = {
   ok: 0,
   /** It could not start, or stopping failed. */
   failed: 1,
-  /** Bad flags, environment or config file, or another live node runs with this `--id`. */
+  /**
+   * Bad flags, environment or config file (or settings NATS JetStream refused), or another live
+   * node runs with this `--id`.
+   */
   usage: 2,
 } as const;
 
@@ -21,7 +24,8 @@ Examples:
   understudy node --id n1 --cluster main --print-config    (the settings it would run with)
 
 Exit codes: 0 stopped by SIGTERM/SIGINT (a primary hands over first); 1 could not start;
-2 bad flags, environment or config file, or another live node runs with this --id.`;
+2 bad flags, environment or config file (or NATS JetStream refused the stream settings), or
+another live node runs with this --id.`;
 
 function fail(code: number, message: string): void {
   process.stderr.write(`understudy node: ${message}\n`);
@@ -69,6 +73,10 @@ export function registerNodeCommand(program: Command): void {
             nodeSettings[err.field as keyof typeof nodeSettings],
           );
           fail(NODE_EXIT.usage, `${label}: cannot read ${err.path}`);
+        } else if (err instanceof ConfigError) {
+          // Settings only the servers could judge (NATS JetStream refused the stream's).
+          logger.error({ event: 'startFailed', err: err.message }, err.message);
+          fail(NODE_EXIT.usage, err.message);
         } else {
           logger.error({ event: 'startFailed', err: String(err) }, 'the node could not start');
           fail(
