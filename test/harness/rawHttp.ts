@@ -10,15 +10,17 @@ export interface RawAnswer {
 }
 
 /**
- * Sends `bytes` to `127.0.0.1:port`, ends the writing side and resolves with the answer once
- * the server closes the connection, or once the status line and `settleMs` more have passed
- * (a stream such as /inspect/events never closes). Never rejects: a reset is an answer without
+ * Sends `bytes` to `127.0.0.1:port` and resolves with the answer once the server closes the
+ * connection, or once the status line and `settleMs` more have passed (a stream such as
+ * /inspect/events never closes). With no answer after `endAfterMs` the writing side is ended,
+ * so a request left incomplete is judged by the server (ended at once, node's server would drop
+ * a request still being answered asynchronously). Never rejects: a reset is an answer without
  * a status.
  */
 export function rawRequest(
   port: number,
   bytes: string | Uint8Array,
-  { timeoutMs = 10_000, settleMs = 200 } = {},
+  { timeoutMs = 10_000, settleMs = 200, endAfterMs = 1_000 } = {},
 ): Promise<RawAnswer> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -30,12 +32,16 @@ export function rawRequest(
       settled = true;
       clearTimeout(timer);
       clearTimeout(settleTimer);
+      clearTimeout(endTimer);
       socket.destroy();
       const match = /^HTTP\/1\.[01] (\d{3})/.exec(text);
       resolve({ status: match === null ? undefined : Number(match[1]), text });
     };
     const timer = setTimeout(finish, timeoutMs);
-    socket.on('connect', () => socket.end(bytes));
+    const endTimer = setTimeout(() => {
+      if (text === '') socket.end();
+    }, endAfterMs);
+    socket.on('connect', () => socket.write(bytes));
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       if (text.length < 64 * 1024) text += chunk;
