@@ -10,8 +10,8 @@ export const NODE_EXIT = {
   /** It could not start, or stopping failed. */
   failed: 1,
   /**
-   * Bad flags, environment or config file, another live node runs with this `--id`, or its
-   * OpLog key is not the cluster's.
+   * Bad flags, environment or config file (or settings NATS JetStream refused), another live
+   * node runs with this `--id`, or its OpLog key is not the cluster's.
    */
   usage: 2,
 } as const;
@@ -24,8 +24,9 @@ Examples:
   understudy node --id n1 --cluster main --print-config    (the settings it would run with)
 
 Exit codes: 0 stopped by SIGTERM/SIGINT (a primary hands over first); 1 could not start;
-2 bad flags, environment or config file, another live node runs with this --id, or its OpLog
-key (--oplog-key-file) is not the cluster's (the key ids differ).`;
+2 bad flags, environment or config file (or NATS JetStream refused the stream settings),
+another live node runs with this --id, or its OpLog key (--oplog-key-file) is not the
+cluster's (the key ids differ).`;
 
 function fail(code: number, message: string): void {
   process.stderr.write(`understudy node: ${message}\n`);
@@ -88,6 +89,10 @@ export function registerNodeCommand(program: Command): void {
             },
             err.message,
           );
+          fail(NODE_EXIT.usage, err.message);
+        } else if (err instanceof ConfigError) {
+          // Settings only the servers could judge (NATS JetStream refused the stream's).
+          logger.error({ event: 'startFailed', err: err.message }, err.message);
           fail(NODE_EXIT.usage, err.message);
         } else {
           logger.error({ event: 'startFailed', err: String(err) }, 'the node could not start');

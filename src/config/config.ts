@@ -30,6 +30,8 @@ import {
   type SettingTable,
 } from './settings.ts';
 
+import { OPLOG_DUPLICATE_WINDOW_MS } from '../adapters/nats/streamLimits.ts';
+
 export { ConfigError, envName } from './settings.ts';
 
 /** The shortest lease TTL (ms): etcd grants leases in whole seconds. */
@@ -98,7 +100,7 @@ export const nodeSettings = {
   streamMaxAge: withDefault(
     duration({ min: 0 }),
     0,
-    'OpLog age limit, a guard only (checkpoints trim the stream): 0 for none, else at least 3 checkpoint intervals',
+    'OpLog age limit, a guard only (checkpoints trim the stream): 0 for none, else at least 3 checkpoint intervals and at least 2m (the duplicate window)',
   ),
   streamMaxBytes: withDefault(
     integer({ min: -1 }),
@@ -219,8 +221,10 @@ function crossChecks(config: Partial<NodeConfig>): string[] {
  * Retention settings that could drop acknowledged entries no checkpoint covers yet, each as a
  * sentence saying what to set instead. The stream is trimmed below verified checkpoints only;
  * an age limit is allowed as a guard when it is at least 3 checkpoint intervals (the entries
- * after the newest checkpoint are younger than one interval while checkpoints are written); a
- * size limit never is (a burst of writes between two checkpoints can fill any size).
+ * after the newest checkpoint are younger than one interval while checkpoints are written) and
+ * at least the stream's duplicate window (NATS JetStream refuses a shorter age, and the window
+ * cannot shrink to fit it: it must cover an append's retries, see streamLimits.ts); a size limit
+ * never is (a burst of writes between two checkpoints can fill any size).
  */
 export function retentionProblems(
   config: Pick<NodeConfig, 'streamMaxAge' | 'streamMaxBytes' | 'checkpointInterval'>,
@@ -232,6 +236,14 @@ export function retentionProblems(
       `streamMaxAge: ${showDuration(config.streamMaxAge)} could trim entries that no checkpoint ` +
         `covers yet; set 0 (no age limit: checkpoints trim the stream) or at least ` +
         `3 × checkpointInterval (${showDuration(least)})`,
+    );
+  }
+  if (config.streamMaxAge > 0 && config.streamMaxAge < OPLOG_DUPLICATE_WINDOW_MS) {
+    problems.push(
+      `streamMaxAge: ${showDuration(config.streamMaxAge)} is shorter than the OpLog stream's ` +
+        `duplicate window (${showDuration(OPLOG_DUPLICATE_WINDOW_MS)}), which NATS JetStream ` +
+        `refuses; set 0 (no age limit: checkpoints trim the stream) or at least ` +
+        `${showDuration(OPLOG_DUPLICATE_WINDOW_MS)}`,
     );
   }
   if (config.streamMaxBytes > 0) {

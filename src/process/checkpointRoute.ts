@@ -1,15 +1,11 @@
 // The node's side of `understudy checkpoint create`: `POST /admin/checkpoint` on its HTTP server.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpRoute } from './httpServer.ts';
+import { allowMethods, sendJson } from './httpRequests.ts';
 import type { NodeRuntime } from '../node/nodeRuntime.ts';
 
 /** The path of the checkpoint endpoint. */
 export const CHECKPOINT_PATH = '/admin/checkpoint';
-
-function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}
 
 /**
  * `POST /admin/checkpoint`: writes a checkpoint of this node's committed state now (staged, read
@@ -19,11 +15,7 @@ function sendJson(res: ServerResponse, code: number, body: unknown): void {
  */
 export function checkpointRoute(runtime: NodeRuntime): HttpRoute {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (req.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      sendJson(res, 405, { error: 'use POST' });
-      return;
-    }
+    if (!allowMethods(req, res, ['POST'])) return;
     req.resume();
     const checkpointer = runtime.checkpointer;
     if (checkpointer === undefined)

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeRole } from '../../machines/masterNode.machine.ts';
 import { digestHex } from '../domain/log/checksum.ts';
@@ -10,6 +10,13 @@ import {
 } from '../observe/metrics.ts';
 import type { NodeRuntime } from '../node/nodeRuntime.ts';
 import { DigestBusyError, StatusDigest } from '../admin/statusDigest.ts';
+import {
+  allowMethods,
+  createHttpServer,
+  guardRequests,
+  HttpRequestError,
+  sendJson,
+} from './httpRequests.ts';
 
 /** Every role a node can report, in the order `/metrics` lists them. */
 export const NODE_ROLES: readonly NodeRole[] = [
@@ -23,7 +30,13 @@ export const NODE_ROLES: readonly NodeRole[] = [
   'stopped',
 ];
 
-/** An extra endpoint (e.g. an admin action): answers the request itself. */
+/** The paths a starting node answers 503 (not yet), not 404. */
+const STARTING_UNAVAILABLE = /^\/(readyz|metrics|(admin|inspect|test)\/.*)$/;
+
+/**
+ * An extra endpoint (e.g. an admin action): answers the request itself. What it throws or
+ * rejects with is answered for it (see `guardRequests` in httpRequests.ts).
+ */
 export type HttpRoute = (
   req: IncomingMessage,
   res: ServerResponse,
@@ -113,7 +126,9 @@ export function verificationCounters(runtime: NodeRuntime): VerificationCounters
 /**
  * A node's HTTP server: `/healthz` (200 while the process runs), `/readyz` (200 when
  * {@link readiness} says ready, else 503 with the reason), `/metrics` (Prometheus text) and
- * `/status` (JSON; `?digest` adds the state digest, `&shards` the shard digests, in hex).
+ * `/status` (JSON; `?digest` adds the state digest, `&shards` the shard digests, in hex), each
+ * for GET and HEAD. Every request goes through `guardRequests` (httpRequests.ts): no request can
+ * throw out of a handler, a bad one is answered 4xx.
  */
 export class NodeHttpServer {
   #sampler: NodeJS.Timeout | undefined;
@@ -129,20 +144,25 @@ export class NodeHttpServer {
 
   /** Listens on `host:port` (a bare port means 127.0.0.1; port 0 picks a free one). */
   static async listen(address: string): Promise<NodeHttpServer> {
-    const server = createServer();
+    const server = createHttpServer();
     return new NodeHttpServer(server, await listenOn(server, address));
   }
 
   /**
-   * Answers while the node connects, before it has a runtime: `/healthz` 200, `/readyz` 503 and
-   * `/status` with role `starting` and `waitingFor()` (the dependency it waits for);
-   * {@link serve} takes over.
+   * Answers while the node connects, before it has a runtime: `/healthz` 200, `/status` with
+   * role `starting` and `waitingFor()` (the dependency it waits for), 503 for `/readyz`,
+   * `/metrics` and the endpoints under `/admin/`, `/inspect/` and `/test/`, 404 for any other
+   * path; {@link serve} takes over.
    */
   serveStarting(nodeId: string, waitingFor: () => string | undefined): void {
-    this.#starting = (req: IncomingMessage, res: ServerResponse) => {
-      const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    this.#starting = guardRequests((req, res, { pathname }) => {
       const waited = waitingFor();
       const reason = waited === undefined ? 'the node is starting' : `waiting for ${waited}`;
+      if (pathname === '/healthz' || pathname === '/status') {
+        if (!allowMethods(req, res, ['GET'])) return;
+      } else if (!STARTING_UNAVAILABLE.test(pathname)) {
+        return sendJson(res, 404, { error: 'not found' });
+      }
       if (pathname === '/healthz') return sendJson(res, 200, { ok: true });
       if (pathname === '/status') {
         return sendJson(res, 200, {
@@ -152,7 +172,7 @@ export class NodeHttpServer {
         });
       }
       return sendJson(res, 503, { ready: false, role: 'starting', reason });
-    };
+    });
     this.server.on('request', this.#starting);
   }
 
@@ -166,30 +186,21 @@ export class NodeHttpServer {
     sample();
     this.#sampler = setInterval(sample, options.sampleIntervalMs ?? 1000);
     this.#sampler.unref();
-    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const route = options.routes?.[url.pathname];
-      if (route !== undefined) {
-        Promise.resolve(route(req, res, url)).catch((err: unknown) => {
-          if (!res.headersSent) sendJson(res, 500, { error: String(err) });
-          else res.end();
+    this.server.on(
+      'request',
+      guardRequests((req, res, url) => {
+        const route = options.routes?.[url.pathname];
+        if (route !== undefined) return route(req, res, url);
+        if (!allowMethods(req, res, ['GET'])) return;
+        return answer(runtime, options, digests, url, res)?.catch((err: unknown) => {
+          if (!(err instanceof DigestBusyError)) throw err;
+          throw new HttpRequestError(429, err.message, {
+            cause: err,
+            headers: { 'retry-after': '1' },
+          });
         });
-        return;
-      }
-      const fail = (err: unknown): void => {
-        if (err instanceof DigestBusyError) {
-          res.setHeader('retry-after', '1');
-          sendJson(res, 429, { error: err.message });
-        } else if (!res.headersSent) sendJson(res, 500, { error: String(err) });
-        else res.end();
-      };
-      try {
-        const answering = answer(runtime, options, digests, url, res);
-        if (answering !== undefined) answering.catch(fail);
-      } catch (err) {
-        fail(err);
-      }
-    });
+      }),
+    );
   }
 
   /** Stops sampling, stops listening and closes every connection. Idempotent. */
@@ -261,11 +272,6 @@ function answer(
     default:
       return sendJson(res, 404, { error: 'not found' });
   }
-}
-
-function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
 }
 
 /**

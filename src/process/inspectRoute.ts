@@ -4,6 +4,7 @@
  * inspect` reads it from every node it finds in etcd.
  */
 import type { HttpRoute } from './httpServer.ts';
+import { allowMethods } from './httpRequests.ts';
 import type { NodeInspection } from '../observe/nodeInspection.ts';
 
 export const INSPECT_EVENTS_PATH = '/inspect/events';
@@ -14,6 +15,7 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** The route serving `inspection` as an event stream; a comment line every 15 s keeps it open. */
 export function inspectEventsRoute(inspection: NodeInspection, heartbeatMs = 15_000): HttpRoute {
   return (req, res) => {
+    if (!allowMethods(req, res, ['GET'])) return;
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',

@@ -22,7 +22,9 @@ import { oplogKeyId } from '../adapters/nats/batchSignature.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import type { OpLog } from '../ports/opLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
-import type { NodeConfig } from '../config/config.ts';
+import { ConfigError, nodeSettings, type NodeConfig } from '../config/config.ts';
+import { labelProblem } from '../config/settings.ts';
+import { StreamConfigError, type StreamSetting } from '../adapters/nats/streamLimits.ts';
 import {
   etcdConnectionOptions,
   natsConnectionOptions,
@@ -82,6 +84,10 @@ async function connectDependencies(
         ? new Error(`NATS at ${servers} refused the login: ${err.message}`, { cause: err })
         : undefined,
   });
+  const closedFor = (err: unknown): Error | undefined =>
+    nc.isClosed()
+      ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
+      : undefined;
   try {
     const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
     try {
@@ -114,21 +120,15 @@ async function connectDependencies(
                 maxAgeMs: config.streamMaxAge,
                 maxBytes: config.streamMaxBytes,
               }),
-            // The connection is gone for good: no attempt can succeed.
-            fatal: (err) =>
-              nc.isClosed()
-                ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
-                : undefined,
+            // The connection is gone for good, or the settings are refused: no attempt can succeed.
+            fatal: (err) => refusedSettings(err) ?? closedFor(err),
           });
     const checkpoints = await waiting.retry(deps, {
       what: `NATS JetStream at ${servers} (the checkpoint store of cluster ${config.cluster})`,
       event: 'jetStream',
       attempt: () =>
         NatsCheckpointStore.open({ nc, cluster: config.cluster, replicas: config.streamReplicas }),
-      fatal: (err) =>
-        nc.isClosed()
-          ? new Error(`NATS at ${servers} closed the connection`, { cause: err })
-          : undefined,
+      fatal: (err) => refusedSettings(err) ?? closedFor(err),
     });
     return { nc, opLog, checkpoints };
   } catch (err) {
@@ -188,6 +188,28 @@ function clusterKeyCheck(
     },
     close: () => client.close(),
   };
+}
+
+/** The node setting each stream setting comes from. */
+const SETTING_OF: Record<StreamSetting, keyof NodeConfig> = {
+  maxAge: 'streamMaxAge',
+  maxBytes: 'streamMaxBytes',
+  replicas: 'streamReplicas',
+  duplicateWindow: 'streamMaxAge',
+};
+
+/**
+ * A stream configuration NATS JetStream refused, as a {@link ConfigError} naming the setting
+ * (flag and variable) it is about, or the stream settings when it names none; undefined for any
+ * other error.
+ */
+export function refusedSettings(err: unknown): ConfigError | undefined {
+  if (!(err instanceof StreamConfigError)) return undefined;
+  const named =
+    err.setting === undefined
+      ? 'streamReplicas, streamMaxAge or streamMaxBytes (or the NATS server)'
+      : SETTING_OF[err.setting];
+  return new ConfigError([labelProblem(`${named}: ${err.message}`, nodeSettings)]);
 }
 
 /** The etcd endpoints, credentials masked, as logs name them. */

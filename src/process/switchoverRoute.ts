@@ -3,6 +3,7 @@
 import { get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { MemberRecord } from '../ports/elector.ts';
 import type { HttpRoute } from './httpServer.ts';
+import { allowMethods, sendJson } from './httpRequests.ts';
 import { SwitchoverError, type NodeRuntime, type SwitchoverFailure } from '../node/nodeRuntime.ts';
 
 /** The path of the switchover endpoint. */
@@ -17,11 +18,6 @@ const STATUS_OF: Record<SwitchoverFailure, number> = {
   handoverFailed: 500,
 };
 
-function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}
-
 /**
  * `POST /admin/switchover[?to=NODE]`: asks this node (it must be the primary) to hand over and
  * stay up as a standby. Answers 200 with the {@link SwitchoverResult} once the leader key is
@@ -30,11 +26,7 @@ function sendJson(res: ServerResponse, code: number, body: unknown): void {
  */
 export function switchoverRoute(runtime: NodeRuntime): HttpRoute {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
-    if (req.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      sendJson(res, 405, { error: 'use POST' });
-      return;
-    }
+    if (!allowMethods(req, res, ['POST'])) return;
     req.resume();
     const to = url.searchParams.get('to');
     try {

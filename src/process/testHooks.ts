@@ -7,8 +7,9 @@
  *   corrupts one record of this node's committed state in memory. 200 `{ok: true}`, 400 on a
  *   bad body, 409 when the key does not fit the kind (absent, or present for `extra`).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { HttpRoute } from './httpServer.ts';
+import { allowMethods, HttpRequestError, sendJson as send } from './httpRequests.ts';
 import type { NodeRuntime } from '../node/nodeRuntime.ts';
 import { CORRUPTION_KINDS, CorruptionError, type CorruptionKind } from '../admin/verification.ts';
 
@@ -40,16 +41,11 @@ export function testHooksEnabled(env: NodeJS.ProcessEnv = process.env): boolean 
   return env[TEST_HOOKS_ENV] === '1';
 }
 
-function send(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}
-
 async function readBody(req: IncomingMessage, limit = 64 * 1024): Promise<string> {
   let body = '';
   for await (const chunk of req) {
     body += String(chunk);
-    if (body.length > limit) throw new Error('body too large');
+    if (body.length > limit) throw new HttpRequestError(413, `the body is over ${limit} bytes`);
   }
   return body;
 }
@@ -62,7 +58,7 @@ export function testHookRoutes(
   if (!testHooksEnabled(env)) return {};
   return {
     [CORRUPT_PATH]: async (req, res) => {
-      if (req.method !== 'POST') return send(res, 405, { error: 'POST only' });
+      if (!allowMethods(req, res, ['POST'])) return;
       let parsed: { key?: unknown; kind?: unknown };
       try {
         parsed = JSON.parse(await readBody(req)) as { key?: unknown; kind?: unknown };

@@ -227,6 +227,55 @@ describe('understudy node refuses an --id a live node runs with', () => {
   });
 });
 
+describe('fault 6: understudy node exits 2 naming the stream setting NATS JetStream refuses', () => {
+  const nodeArgs = (natsUrl: string, etcdEndpoint: string, cluster: string): string[] => [
+    'node',
+    '--id',
+    'n1',
+    '--cluster',
+    cluster,
+    '--nats',
+    natsUrl,
+    '--etcd',
+    etcdEndpoint,
+    '--lease-ttl',
+    '2s',
+  ];
+
+  it('--stream-max-age 1m (3 checkpoint intervals, below the 2m duplicate window)', async () => {
+    await using nats = await startNats();
+    await using etcd = await startEtcd();
+    const result = await runCli(
+      [
+        ...nodeArgs(nats.url, etcd.endpoint, 'maxage'),
+        '--stream-max-age',
+        '1m',
+        '--checkpoint-interval',
+        '20s',
+      ],
+      30_000,
+    );
+    expectUsageError(result);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      "understudy node: bad configuration: --stream-max-age (UNDERSTUDY_STREAM_MAX_AGE): 1m is shorter than the OpLog stream's duplicate window (2m), which NATS JetStream refuses; set 0 (no age limit: checkpoints trim the stream) or at least 2m",
+    ]);
+  });
+
+  it('--stream-replicas 3 against a nats-server that is not clustered: refused by the server, not waited for', async () => {
+    await using nats = await startNats();
+    await using etcd = await startEtcd();
+    const result = await runCli(
+      [...nodeArgs(nats.url, etcd.endpoint, 'replicas'), '--stream-replicas', '3'],
+      30_000,
+    );
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'understudy node: bad configuration: --stream-replicas (UNDERSTUDY_STREAM_REPLICAS): NATS JetStream refused UNDERSTUDY_REPLICAS_OPLOG: replicas > 1 not supported in non-clustered mode',
+    ]);
+  });
+});
+
 describe('understudy status when the primary has died', () => {
   it('exits 3 and says the key holder does not answer', async () => {
     await using nats = await startNats();

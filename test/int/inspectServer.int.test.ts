@@ -8,6 +8,7 @@ import type { ChartLayout } from '../../src/tools/inspect/chartLayout.ts';
 import { InspectHub } from '../../src/tools/inspect/inspectHub.ts';
 import { InspectServer } from '../../src/tools/inspect/inspectServer.ts';
 import { diagramStateIds } from '../../src/tools/diagram.ts';
+import { rawMessage, rawRequest } from '../harness/rawHttp.ts';
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -50,6 +51,31 @@ describe('the inspect server', () => {
       }
       expect(chart.edges.every((e) => e.points.length >= 2)).toBe(true);
       expect((await fetch(`${server.url}/api/chart?machine=nope`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('answers malformed requests 4xx (`//` was a 500) and keeps serving', async () => {
+    const hub = new InspectHub({ mode: 'live', title: 'test' });
+    const server = await InspectServer.listen('127.0.0.1:0', { hub, machines: {} });
+    try {
+      const port = Number(new URL(server.url).port);
+      const cases: Array<[string, number]> = [
+        [rawMessage('GET', '//'), 404],
+        [rawMessage('GET', '/%'), 404],
+        [rawMessage('GET', '/api/chart?machine=%'), 404],
+        [rawMessage('GET', `/${'a'.repeat(70 * 1024)}`), 414],
+        [rawMessage('GET', '/', [`x-big: ${'b'.repeat(20 * 1024)}`]), 431],
+        [rawMessage('GET', '/', ['x-bad: a\u0000b']), 400],
+        [rawMessage('POST', '/api/stream', ['content-length: 1'], 'x'), 405],
+        [rawMessage('GET', '*'), 400],
+      ];
+      for (const [bytes, status] of cases) {
+        const answer = await rawRequest(port, bytes);
+        expect(answer.status, answer.text.slice(0, 120)).toBe(status);
+      }
+      expect((await fetch(`${server.url}/`)).status).toBe(200);
     } finally {
       await server.close();
     }

@@ -2,6 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { MemberRecord } from '../../src/ports/elector.ts';
 import { chooseCheckpointWriter, streamContinues } from '../../src/node/checkpoints.ts';
 import { loadNodeConfig, retentionProblems } from '../../src/config/config.ts';
+import {
+  APPEND_ACK_TIMEOUT_MS,
+  APPEND_RESOLVE_TIMEOUT_MS,
+  minDuplicateWindowMs,
+  OPLOG_DUPLICATE_WINDOW_MS,
+} from '../../src/adapters/nats/streamLimits.ts';
 
 const info = {
   name: 'cp.0000000000000100.n1',
@@ -25,16 +31,42 @@ describe('retention guards', () => {
   });
 
   it('refuse a shorter age and any size limit, naming the setting and what to set', () => {
-    const problems = retentionProblems({ ...base, streamMaxAge: 60_000, streamMaxBytes: 1 << 30 });
+    const problems = retentionProblems({ ...base, streamMaxAge: 600_000, streamMaxBytes: 1 << 30 });
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatch(
-      /^streamMaxAge: 1m could trim .* at least 3 × checkpointInterval \(30m\)/,
+      /^streamMaxAge: 10m could trim .* at least 3 × checkpointInterval \(30m\)/,
     );
     expect(problems[1]).toMatch(/^streamMaxBytes: .* set -1/);
-    expect(() => loadNodeConfig({ id: 'n1', cluster: 'c', streamMaxAge: '1m' }, {})).toThrow(
-      /bad configuration: --stream-max-age \(UNDERSTUDY_STREAM_MAX_AGE\): 1m could trim/,
+    expect(() => loadNodeConfig({ id: 'n1', cluster: 'c', streamMaxAge: '10m' }, {})).toThrow(
+      /bad configuration: --stream-max-age \(UNDERSTUDY_STREAM_MAX_AGE\): 10m could trim/,
     );
     expect(loadNodeConfig({ id: 'n1', cluster: 'c' }, {}).streamMaxAge).toBe(0);
+  });
+});
+
+describe('fault 6: an age limit NATS JetStream refuses (below the duplicate window)', () => {
+  it('refuses an age of 3 checkpoint intervals that is below the 2m duplicate window, naming the flag', () => {
+    const short = { checkpointInterval: 20_000, streamMaxBytes: -1 };
+    expect(retentionProblems({ ...short, streamMaxAge: 60_000 })).toEqual([
+      "streamMaxAge: 1m is shorter than the OpLog stream's duplicate window (2m), which NATS " +
+        'JetStream refuses; set 0 (no age limit: checkpoints trim the stream) or at least 2m',
+    ]);
+    expect(() =>
+      loadNodeConfig({ id: 'n1', cluster: 'c', streamMaxAge: '1m', checkpointInterval: '20s' }, {}),
+    ).toThrow(
+      /^bad configuration: --stream-max-age \(UNDERSTUDY_STREAM_MAX_AGE\): 1m is shorter than the OpLog stream's duplicate window \(2m\)/,
+    );
+    expect(retentionProblems({ ...short, streamMaxAge: 120_000 })).toEqual([]);
+    expect(
+      loadNodeConfig({ id: 'n1', cluster: 'c', streamMaxAge: '2m', checkpointInterval: '20s' }, {})
+        .streamMaxAge,
+    ).toBe(120_000);
+  });
+
+  it('the duplicate window covers every retry of one append', () => {
+    expect(OPLOG_DUPLICATE_WINDOW_MS).toBeGreaterThanOrEqual(
+      minDuplicateWindowMs(APPEND_ACK_TIMEOUT_MS, APPEND_RESOLVE_TIMEOUT_MS),
+    );
   });
 });
 

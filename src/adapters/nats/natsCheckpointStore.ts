@@ -10,6 +10,7 @@
 import { JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { nuid, type NatsConnection } from '@nats-io/nats-core';
 import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import { asStreamConfigError } from './streamRefusal.ts';
 import {
   checkpointName,
   CheckpointMissingError,
@@ -116,10 +117,11 @@ export class NatsCheckpointStore implements CheckpointStore {
   /** Opens (creating it when missing) the cluster's bucket. */
   static async open(options: NatsCheckpointStoreOptions): Promise<NatsCheckpointStore> {
     const bucket = checkpointBucketName(options.cluster);
-    const os = await new Objm(options.nc).create(bucket, {
-      storage: StorageType.File,
-      replicas: options.replicas ?? 1,
-    });
+    const os = await new Objm(options.nc)
+      .create(bucket, { storage: StorageType.File, replicas: options.replicas ?? 1 })
+      .catch((err: unknown) => {
+        throw asStreamConfigError(`the checkpoint bucket ${bucket}`, err);
+      });
     return new NatsCheckpointStore(options.nc, os, bucket);
   }
 

@@ -35,6 +35,14 @@ import {
   type OpLog,
   type OpLogWriter,
 } from '../../ports/opLog.ts';
+import {
+  APPEND_ACK_TIMEOUT_MS,
+  APPEND_RESOLVE_TIMEOUT_MS,
+  minDuplicateWindowMs,
+  OPLOG_DUPLICATE_WINDOW_MS,
+  StreamConfigError,
+} from './streamLimits.ts';
+import { asStreamConfigError } from './streamRefusal.ts';
 
 export interface NatsOpLogOptions {
   /** The connection to use. The caller owns it: `close()` of the log does not close it. */
@@ -62,7 +70,10 @@ export interface NatsOpLogOptions {
    * rejects with {@link AmbiguousAppendError} (default 30 s).
    */
   readonly resolveTimeoutMs?: number;
-  /** The stream's duplicate window (default 2 min). */
+  /**
+   * The stream's duplicate window (default {@link OPLOG_DUPLICATE_WINDOW_MS}); at least
+   * `2 × ackTimeoutMs + resolveTimeoutMs`, the span of one append's retries.
+   */
   readonly duplicateWindowMs?: number;
   /**
    * The cluster's OpLog key: every message this log writes carries the HMAC-SHA256 of its bytes
@@ -722,6 +733,27 @@ class NatsOpLogImpl implements NatsOpLog {
 export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOpLog> {
   const streamName = opLogStreamName(options.cluster);
   const subject = opLogSubject(options.cluster);
+  const ackTimeoutMs = options.ackTimeoutMs ?? APPEND_ACK_TIMEOUT_MS;
+  const resolveTimeoutMs = options.resolveTimeoutMs ?? APPEND_RESOLVE_TIMEOUT_MS;
+  const duplicateWindowMs = options.duplicateWindowMs ?? OPLOG_DUPLICATE_WINDOW_MS;
+  const maxAgeMs = options.maxAgeMs ?? 0;
+  const least = minDuplicateWindowMs(ackTimeoutMs, resolveTimeoutMs);
+  if (duplicateWindowMs < least) {
+    throw new StreamConfigError(
+      streamName,
+      'duplicateWindow',
+      `a duplicate window of ${duplicateWindowMs} ms does not cover one append's retries (${least} ms)`,
+      undefined,
+    );
+  }
+  if (maxAgeMs > 0 && maxAgeMs < duplicateWindowMs) {
+    throw new StreamConfigError(
+      streamName,
+      'maxAge',
+      `an age limit of ${maxAgeMs} ms is below the duplicate window (${duplicateWindowMs} ms)`,
+      undefined,
+    );
+  }
   const jsm = await jetstreamManager(options.nc);
   const wanted: Partial<StreamConfig> = {
     subjects: [subject],
@@ -729,22 +761,35 @@ export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOp
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
     num_replicas: options.replicas ?? 1,
-    max_age: nanos(options.maxAgeMs ?? 0),
+    max_age: nanos(maxAgeMs),
     max_bytes: options.maxBytes ?? -1,
-    duplicate_window: nanos(options.duplicateWindowMs ?? 2 * 60 * 1000),
+    duplicate_window: nanos(duplicateWindowMs),
     allow_direct: false,
   };
   await ensureStream(jsm, streamName, wanted);
   return new NatsOpLogImpl(options.nc, jsm, streamName, subject, {
     maxBatchEntries: Math.max(1, options.maxBatchEntries ?? 100),
     maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,
-    ackTimeoutMs: options.ackTimeoutMs ?? 5_000,
-    resolveTimeoutMs: options.resolveTimeoutMs ?? 30_000,
+    ackTimeoutMs,
+    resolveTimeoutMs,
     signature: new BatchSignature(options.signingKey),
   });
 }
 
+/** Creates or updates the stream; a configuration JetStream refuses rejects with StreamConfigError. */
 async function ensureStream(
+  jsm: JetStreamManager,
+  streamName: string,
+  wanted: Partial<StreamConfig>,
+): Promise<void> {
+  try {
+    await createOrUpdateStream(jsm, streamName, wanted);
+  } catch (err) {
+    throw asStreamConfigError(streamName, err);
+  }
+}
+
+async function createOrUpdateStream(
   jsm: JetStreamManager,
   streamName: string,
   wanted: Partial<StreamConfig>,
@@ -777,7 +822,7 @@ async function ensureStream(
       return;
     } catch (err) {
       // Another node created it in the meantime: go round and check its settings.
-      if (attempt >= 3) throw err;
+      if (attempt >= 3 || asStreamConfigError(streamName, err) !== err) throw err;
     }
   }
 }

@@ -6,12 +6,18 @@
  * node's `--inspect`). Listens on 127.0.0.1 unless told otherwise.
  */
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createMachine, type AnyStateMachine } from 'xstate';
 import { listenOn } from '../../process/httpServer.ts';
+import {
+  allowMethods,
+  createHttpServer,
+  guardRequests,
+  sendJson,
+} from '../../process/httpRequests.ts';
 import { layoutChart, type ChartLayout } from './chartLayout.ts';
 import type { InspectHub } from './inspectHub.ts';
 import {
@@ -101,23 +107,27 @@ export class InspectServer {
 
   /** Listens on `address` (`host:port`; a bare port means 127.0.0.1; port 0 picks one). */
   static async listen(address: string, options: InspectServerOptions): Promise<InspectServer> {
-    const server = createServer();
+    const server = createHttpServer();
     const url = await listenOn(server, address);
     // noServer: the receiver shares this server's address, never listens on its own.
     const wss = new WebSocketServer({ noServer: true });
     const inspect = new InspectServer(server, url, options, wss);
-    server.on('request', (req, res) => {
-      inspect.#answer(req, res).catch((err: unknown) => {
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(String(err));
-      });
-    });
+    // One request path for every server (httpRequests.ts): a bad request is answered 4xx.
+    server.on(
+      'request',
+      guardRequests((req, res, url) => inspect.#answer(req, res, url)),
+    );
     server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => socket.destroy());
       if (options.acceptWebSocket === false) {
         socket.destroy();
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => inspect.#receive(ws));
+      try {
+        wss.handleUpgrade(req, socket, head, (ws) => inspect.#receive(ws));
+      } catch {
+        socket.destroy();
+      }
     });
     return inspect;
   }
@@ -182,8 +192,8 @@ export class InspectServer {
     ws.on('error', () => ws.terminate());
   }
 
-  async #answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  async #answer(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (!allowMethods(req, res, ['GET'])) return;
     if (url.pathname === '/api/stream') {
       this.options.hub.attach(res);
       return;
@@ -204,9 +214,4 @@ export class InspectServer {
     res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' });
     res.end(body);
   }
-}
-
-function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
 }
