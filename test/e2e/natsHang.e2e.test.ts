@@ -3,9 +3,10 @@
 // another server of the cluster, and writes come back soon after NATS has a new stream leader.
 //
 // The bound: writes resume within 2 s of the later of the TTL and the moment NATS itself has a
-// new stream leader (+ the machine's margin). nats-server 2.9's Raft followers wait 4-9 s for a
-// lost leader before they elect another, so with a 2 s TTL it is NATS that takes longest; the
-// test measures when it has one, as a client of the healthy servers sees it. Before the fix the
+// new stream leader, and a new JetStream meta leader when the stopped server was that too
+// (consumers are created through it) (+ the machine's margin). nats-server 2.9's Raft followers
+// wait 4-9 s for a lost leader before they elect another, so with a 2 s TTL it is NATS that
+// takes longest; the test measures when it has them, as the healthy servers see it. Before the fix the
 // nodes kept their connection to the stopped server (a ping every 2 minutes) and no write was
 // acknowledged during the whole hang.
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -51,6 +52,20 @@ async function retry<T>(attempt: () => Promise<T>, timeoutMs: number): Promise<T
       if (Date.now() > deadline) throw err;
       await sleep(500);
     }
+  }
+}
+
+/** The JetStream meta leader `server` knows of (its /jsz), if any. */
+async function metaLeaderSeenBy(server: NatsServerHandle): Promise<string | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.monitorPort}/jsz`, {
+      signal: AbortSignal.timeout(500),
+    });
+    const body = (await res.json()) as { meta_cluster?: { leader?: string } };
+    const leader = body.meta_cluster?.leader;
+    return leader === '' ? undefined : leader;
+  } catch {
+    return undefined;
   }
 }
 
@@ -124,20 +139,30 @@ describe('a hung NATS server (three clustered nats-servers, R3 stream, real node
     await load.until(() => load.acks.length >= 200, 30_000, '200 acks');
     expect((await jsm.streams.info(opLog.streamName)).cluster?.leader).toBe(hung.name);
 
-    // When NATS itself has a new stream leader, as a client of the healthy servers sees it.
+    // When NATS itself can take appends and consumers again, as a client of the healthy servers
+    // sees it: a new stream leader and, when the stopped server led the JetStream meta group
+    // too (consumers are created through it), a new meta leader.
+    const ledMeta = (await metaLeaderSeenBy(healthy[0]!)) === hung.name;
     const watcher = await connect({ servers: healthy.map((s) => s.url) });
     cleanups.push(() => watcher.close());
     const watch = await jetstreamManager(watcher, { timeout: 500 });
     let newLeaderAt: number | undefined;
+    let newMetaLeaderAt: number | undefined;
     let watching = true;
     const watched = (async () => {
-      while (watching && newLeaderAt === undefined) {
-        const leader = await watch.streams
-          .info(opLog.streamName)
-          .then((info) => info.cluster?.leader)
-          .catch(() => undefined);
-        if (leader !== undefined && leader !== hung.name) newLeaderAt = Date.now();
-        else await sleep(50);
+      while (watching && (newLeaderAt === undefined || newMetaLeaderAt === undefined)) {
+        if (newLeaderAt === undefined) {
+          const leader = await watch.streams
+            .info(opLog.streamName)
+            .then((info) => info.cluster?.leader)
+            .catch(() => undefined);
+          if (leader !== undefined && leader !== hung.name) newLeaderAt = Date.now();
+        }
+        if (newMetaLeaderAt === undefined) {
+          const meta = ledMeta ? await metaLeaderSeenBy(healthy[0]!) : undefined;
+          if (!ledMeta || (meta !== undefined && meta !== hung.name)) newMetaLeaderAt = Date.now();
+        }
+        await sleep(50);
       }
     })();
 
@@ -162,9 +187,12 @@ describe('a hung NATS server (three clustered nats-servers, R3 stream, real node
     await load.until(() => load.acks.length >= stallAcks + 200, 60_000, '200 acks after SIGCONT');
     await load.stop();
 
-    const natsLeaderMs = newLeaderAt === undefined ? undefined : newLeaderAt - stoppedAt;
+    const natsLeaderMs =
+      newLeaderAt === undefined || newMetaLeaderAt === undefined
+        ? undefined
+        : Math.max(newLeaderAt, newMetaLeaderAt) - stoppedAt;
     console.log(
-      `hung NATS server: writes resumed ${resumed ?? 'never'} ms after SIGSTOP; NATS had a new stream leader after ${natsLeaderMs ?? 'never'} ms (TTL ${TTL_MS} ms)`,
+      `hung NATS server: writes resumed ${resumed ?? 'never'} ms after SIGSTOP; NATS had a new stream leader after ${newLeaderAt === undefined ? 'never' : newLeaderAt - stoppedAt} ms, ${ledMeta ? `a new meta leader after ${newMetaLeaderAt === undefined ? 'never' : newMetaLeaderAt - stoppedAt} ms` : 'the same meta leader'} (TTL ${TTL_MS} ms)`,
     );
     // What each node did, in ms from the SIGSTOP.
     const shown = new Set([
@@ -179,7 +207,7 @@ describe('a hung NATS server (three clustered nats-servers, R3 stream, real node
       const lines = node.logs.filter((l) => l.time >= stoppedAt && shown.has(l.event ?? ''));
       console.log(`${node.id}: ${lines.map((l) => `${l.event}@${l.time - stoppedAt}`).join(' ')}`);
     }
-    expect(natsLeaderMs, 'NATS elected a new stream leader during the hang').toBeDefined();
+    expect(natsLeaderMs, 'NATS elected new leaders during the hang').toBeDefined();
     const bound = Math.max(TTL_MS, natsLeaderMs!) + 2000 + MACHINE_MARGIN_MS;
     expect(resumed, `writes resumed within ${bound} ms of the SIGSTOP`).toBeDefined();
     expect(resumed!).toBeLessThanOrEqual(bound);
