@@ -79,6 +79,14 @@ export interface ClientOptions {
   readonly transport?: ApiClientTransport;
   /** Timeout of one attempt (default 2000 ms). */
   readonly requestTimeoutMs?: number;
+  /**
+   * How often the connection the client opens pings its NATS server (default 1250 ms, a
+   * quarter of the default lease TTL). With two pings unanswered the server counts as hung and
+   * the client reconnects to another server of `servers` (or of the cluster it learned), so a
+   * hung server costs a client 2-3 intervals instead of the NATS default of minutes (a ping
+   * every 2 minutes). Give every server of the cluster in `servers`.
+   */
+  readonly pingIntervalMs?: number;
   /** Total time a call may spend retrying (default 15000 ms: longer than a lease TTL plus failover). */
   readonly deadlineMs?: number;
   readonly backoff?: BackoffOptions;

@@ -57,7 +57,7 @@ export const nodeSettings = {
   nats: withDefault(
     list('<urls>', url(['nats:', 'tls:'])),
     ['nats://127.0.0.1:4222'],
-    'NATS servers, comma-separated',
+    'NATS servers, comma-separated: give every server of the cluster',
   ),
   etcd: withDefault(
     list('<urls>', url(['http:', 'https:'])),
@@ -67,7 +67,7 @@ export const nodeSettings = {
   leaseTtl: withDefault(
     duration({ min: MIN_LEASE_TTL_MS, step: 1000 }),
     5000,
-    'leader lease TTL, whole seconds, at least 1s: a dead primary is replaced after about this long',
+    'leader lease TTL, whole seconds, at least 1s: a dead primary is replaced after about this long; NATS is pinged every TTL/4, so a hung NATS server is left within 3/4 of it',
   ),
   http: withDefault(
     matching(/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]*):\d{1,5}$/, 'an address host:port', '<host:port>'),

@@ -19,6 +19,7 @@ import {
 import { createNatsApiServerTransport } from '../adapters/nats/natsApiTransport.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { oplogKeyId } from '../adapters/nats/batchSignature.ts';
+import { natsLiveness } from '../adapters/nats/natsLiveness.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import type { OpLog } from '../ports/opLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';
@@ -33,6 +34,7 @@ import {
 } from '../config/credentials.ts';
 import { checkOplogKeyId } from '../node/oplogKeyCheck.ts';
 import { NodeHttpServer } from './httpServer.ts';
+import { logNatsConnection } from './natsConnectionLog.ts';
 import { FlightRecorder } from '../observe/flightRecorder.ts';
 import { INSPECT_EVENTS_PATH, inspectEventsRoute } from './inspectRoute.ts';
 import { NodeInspection } from '../observe/nodeInspection.ts';
@@ -68,6 +70,9 @@ async function connectDependencies(
   const servers = (redact({ nats: config.nats })['nats'] as string[]).join(',');
   // Read first: a bad key file fails the start at once, before any connection.
   const signingKey = oplogSigningKey(config);
+  // Pings at a fraction of the TTL: a hung server (sockets open, nothing answering) is left for
+  // another one of the cluster within the TTL, not after the client's default 2 minutes.
+  const liveness = natsLiveness(config.leaseTtl);
   const nc = await waiting.retry(deps, {
     what: `NATS at ${servers}`,
     event: 'nats',
@@ -77,6 +82,7 @@ async function connectDependencies(
         name: `understudy-${config.cluster}-${config.id}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        ...liveness.connection,
         ...natsConnectionOptions(config),
       }),
     fatal: (err) =>
@@ -119,6 +125,8 @@ async function connectDependencies(
                 replicas: config.streamReplicas,
                 maxAgeMs: config.streamMaxAge,
                 maxBytes: config.streamMaxBytes,
+                ackTimeoutMs: liveness.ackTimeoutMs,
+                apiTimeoutMs: liveness.apiTimeoutMs,
               }),
             // The connection is gone for good, or the settings are refused: no attempt can succeed.
             fatal: (err) => refusedSettings(err) ?? closedFor(err),
@@ -240,6 +248,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       throw err;
     },
   );
+  const stopNatsLog = logNatsConnection(nc, log);
   const metrics = new NodeMetrics();
   // The machine's inspection records: served at /inspect/events, recorded, sent to --inspect.
   const inspection = new NodeInspection({ nodeId: config.id, now: () => Date.now() });
@@ -320,6 +329,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       keyRecord?.close();
       await checkpoints.close();
       await opLog.close();
+      stopNatsLog();
       await nc.drain().catch(() => nc.close());
       await http.close();
       inspection.flush();

@@ -103,6 +103,21 @@ describe('promotion', () => {
     expect(c.coord.currentLeader()).toBeNull();
   });
 
+  it('a promotion whose log did not answer (a NATS reconnect, a stream electing its leader) asks again and writes the fence within its timeout', async () => {
+    // Regression: the first failed bounds() used to end the promotion, so a candidate that
+    // asked while its connection was moving off a hung server gave the lease up for nothing.
+    const c = await candidate(500);
+    c.logStore.partition('n1');
+    const result = outcome(c.run(new AbortController().signal));
+    await c.clock.advanceAsync(600);
+    c.logStore.heal('n1');
+    await c.clock.advanceAsync(TTL / 2);
+    expect(await result).toEqual({ epoch: expect.any(Number) as unknown, appliedSeq: 2 });
+    expect(c.logStore.entries().map((e) => e.op)).toEqual(['EPOCH', 'EPOCH']);
+    expect(c.term.writer).toBeDefined();
+    expect(c.coord.currentLeader()?.nodeId).toBe('n1');
+  });
+
   it('a promotion that can reach the log drains it and writes the fence', async () => {
     const c = await candidate(1000);
     const result = outcome(c.run(new AbortController().signal));

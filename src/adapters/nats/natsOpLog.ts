@@ -66,6 +66,11 @@ export interface NatsOpLogOptions {
   /** How long one publish waits for its acknowledgement (default 5000 ms). */
   readonly ackTimeoutMs?: number;
   /**
+   * How long one JetStream API request (stream info, get message, consumer create) waits
+   * (default 5000 ms). A node sets it from its lease TTL (see natsLiveness.ts).
+   */
+  readonly apiTimeoutMs?: number;
+  /**
    * How long an append whose acknowledgement never came is retried and read back before it
    * rejects with {@link AmbiguousAppendError} (default 30 s).
    */
@@ -754,7 +759,7 @@ export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOp
       undefined,
     );
   }
-  const jsm = await jetstreamManager(options.nc);
+  const jsm = await jetstreamManager(options.nc, { timeout: options.apiTimeoutMs ?? 5_000 });
   const wanted: Partial<StreamConfig> = {
     subjects: [subject],
     retention: RetentionPolicy.Limits,

@@ -3,7 +3,7 @@ import { toEntry } from '../../domain/log/eventCodec.ts';
 import { fold } from '../../domain/fold/fold.ts';
 import type { LoggedEvent } from '../../domain/model/types.ts';
 import type { CampaignResult } from '../../ports/elector.ts';
-import type { OpLogWriter } from '../../ports/opLog.ts';
+import type { LogBounds, OpLogWriter } from '../../ports/opLog.ts';
 import type { CommittedStore } from '../state/committedStore.ts';
 import type { ElectionChecks } from '../state/electionChecks.ts';
 import { foldBatch } from './followLog.ts';
@@ -40,6 +40,9 @@ export async function campaign(
   return result;
 }
 
+/** How long a promotion waits before asking a log that did not answer for its bounds again. */
+const BOUNDS_RETRY_MS = 100;
+
 /** A promotion that stopped before its fence was appended: cancelled, or out of time. */
 export class PromotionStoppedError extends Error {
   override readonly name = 'PromotionStoppedError';
@@ -58,8 +61,9 @@ export class PromotionStoppedError extends Error {
  * object counts as read-leased. It stops (rejects with {@link PromotionStoppedError}) when
  * `signal` aborts (the machine left `promoting`, e.g. on `lease.lost`), when it has not finished
  * within `promoteTimeoutMs` (default the TTL: a node that cannot reach the log must not hold the
- * leader key), or when the lease deadline passes before the fence is written. Stopped after it
- * opened a writer, it closes it, appends nothing more and gives the lease up.
+ * leader key), or when the lease deadline passes before the fence is written. A log that fails
+ * to give its bounds is asked again until then. Stopped after it opened a writer, it closes it,
+ * appends nothing more and gives the lease up.
  */
 export async function promote(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'elector' | 'clock' | 'logger' | 'nodeId'>,
@@ -95,9 +99,32 @@ export async function promote(
       wakers.add(wake);
       step.then(resolve, reject).finally(() => wakers.delete(wake));
     });
+  /**
+   * The log's bounds, asked again after each failure until they come or the promotion stops: a
+   * log that just lost a server answers nothing until its client has reconnected and its stream
+   * has a leader again, which may come well within the promotion's deadline.
+   */
+  const readBounds = async (): Promise<LogBounds> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await unlessStopped(opLog.bounds());
+      } catch (err) {
+        if (stopped !== undefined) throw stopped;
+        if (attempt === 1) {
+          logger.warn(
+            { event: 'promotionRetry', epoch, err: String(err) },
+            'the log did not answer: asking again until the promotion deadline',
+          );
+        }
+        await unlessStopped(
+          new Promise<void>((resolve) => clock.setTimeout(resolve, BOUNDS_RETRY_MS)),
+        );
+      }
+    }
+  };
   let writer: OpLogWriter | undefined;
   try {
-    const bounds = await unlessStopped(opLog.bounds());
+    const bounds = await readBounds();
     // Drained when every message stored then is folded or passed over: the last entry's seq
     // says nothing (it may be a foreign entry's, of any seq). The follower starts right after
     // the last message this store read; a store that read none has to drain only when the log

@@ -11,6 +11,10 @@ export interface NatsServerHandle extends AsyncDisposable {
   /** `nats://127.0.0.1:<port>` */
   readonly url: string;
   readonly port: number;
+  /** The HTTP monitoring port (`/healthz`, `/jsz`, `/connz`). */
+  readonly monitorPort: number;
+  /** The server's name in the cluster (`n1`...; undefined for a lone server). */
+  readonly name: string | undefined;
   /** The server's JetStream store dir (JetStream keeps its files under `<storeDir>/jetstream`). */
   readonly storeDir: string;
   readonly pid: number | undefined;
@@ -59,6 +63,7 @@ class NatsServer implements NatsServerHandle {
     readonly storeDir: string,
     args: readonly string[],
     private readonly ownsDir: boolean,
+    readonly name: string | undefined = undefined,
   ) {
     this.url = `nats://127.0.0.1:${port}`;
     this.child = new ChildServer({
@@ -176,7 +181,9 @@ export async function startNatsCluster(size = 3): Promise<NatsClusterHandle> {
       ].join('\n');
       const configFile = join(baseDir, `n${i + 1}.conf`);
       await writeFile(configFile, config);
-      servers.push(new NatsServer(port, monitorPort, storeDir, ['-c', configFile], false));
+      servers.push(
+        new NatsServer(port, monitorPort, storeDir, ['-c', configFile], false, `n${i + 1}`),
+      );
     }
     // Each server's /healthz waits for the others, so start them all at once.
     await Promise.all(servers.map((server) => server.start()));
