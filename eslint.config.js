@@ -15,7 +15,7 @@ const ioImports = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'coverage/**', '.bench-out/**', 'dist/**'] },
+  { ignores: ['node_modules/**', 'coverage/**', '.bench-out/**', 'dist/**', '.puppeteerrc.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
