@@ -29,7 +29,7 @@ importDirection.push({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'coverage/**', '.bench-out/**', 'dist/**'] },
+  { ignores: ['node_modules/**', 'coverage/**', '.bench-out/**', 'dist/**', '.puppeteerrc.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,12 +1,13 @@
-// `npm run bench -- chunkCodec [--objects N]`: the binary chunk codec (binaryChunk.ts) against
+// `npm run bench -- chunkCodec [--quick] [--objects N]`: the binary chunk codec (binaryChunk.ts) against
 // the JSON one (snapshot.ts) on a state of N objects (default 1M; 2 replicas, 8 segments), cut
 // into chunks of 10,000 records. Encode and decode every chunk, 3 runs each, medians.
-// The last stdout line is one JSON object with the figures.
+// Verdict: each codec decodes every chunk back to its objects. `--quick` (CI): 20,000 objects.
 import { decodeBinaryChunk, encodeBinaryChunk } from '../src/domain/snapshot/binaryChunk.ts';
 import { decodeChunk, encodeChunk } from '../src/domain/snapshot/jsonChunk.ts';
 import { snapshotChunks, type SnapshotChunk } from '../src/domain/snapshot/chunks.ts';
 import { emptyState } from '../src/domain/model/state.ts';
 import { numberFlag } from './lib/args.ts';
+import { verdict, type BenchOutcome, type Verdict } from './lib/report.ts';
 import { median, ms } from './lib/stats.ts';
 import { foldEvents, SyntheticWrites } from './lib/syntheticWrites.ts';
 import { printTable } from './lib/table.ts';
@@ -24,8 +25,8 @@ const CODECS: readonly Codec[] = [
   { name: 'binary', encode: encodeBinaryChunk, decode: decodeBinaryChunk },
 ];
 
-export async function run(args: string[]): Promise<void> {
-  const objects = numberFlag(args, '--objects', 1_000_000);
+export async function run(args: string[]): Promise<BenchOutcome> {
+  const objects = numberFlag(args, '--objects', args.includes('--quick') ? 20_000 : 1_000_000);
   const writes = new SyntheticWrites();
   let state = foldEvents(emptyState(), writes.mounts());
   for (let done = 0; done < objects; done += 10_000)
@@ -33,6 +34,7 @@ export async function run(args: string[]): Promise<void> {
   const chunks = [...snapshotChunks(state, 10_000)];
   const figures: Record<string, number> = { objects };
   const rows: (string | number)[][] = [];
+  const verdicts: Verdict[] = [];
   for (const codec of CODECS) {
     const encodeMs: number[] = [];
     const decodeMs: number[] = [];
@@ -45,8 +47,17 @@ export async function run(args: string[]): Promise<void> {
       bytes = encoded.reduce((n, b) => n + b.length, 0);
       globalThis.gc?.();
       t = performance.now();
-      for (const b of encoded) codec.decode(b);
+      let decoded = 0;
+      for (const b of encoded) decoded += codec.decode(b).objects.length;
       decodeMs.push(performance.now() - t);
+      if (r === 0)
+        verdicts.push(
+          verdict(
+            `${codec.name} decodes every object`,
+            decoded === objects,
+            `${decoded} of ${objects}`,
+          ),
+        );
     }
     const enc = median(encodeMs);
     const dec = median(decodeMs);
@@ -67,5 +78,5 @@ export async function run(args: string[]): Promise<void> {
   );
   printTable(['codec', 'encode ms', 'decode ms', 'bytes', 'encode MB/s', 'decode MB/s'], rows);
   await Promise.resolve();
-  console.log(JSON.stringify(figures));
+  return { figures, verdicts };
 }

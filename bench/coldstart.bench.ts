@@ -1,9 +1,12 @@
 // `npm run bench -- coldstart [--quick] [--objects N] [--runs N]`: durable restarts at scale,
 // with master nodes as processes (`understudy node`) on a real etcd and nats-server.
 //
-// The stream is seeded directly through the NATS OpLog (not the write path): 8 segment mounts,
-// then N synthetic objects (PUT_START + PUT_END each, 2 replicas; bench/lib/syntheticWrites.ts),
-// so the history holds 2N + 8 entries, 100 per message as a primary's group commit stores them.
+// The stream is seeded directly through the NATS OpLog (not the write path), as an elected
+// primary writes it: a seed node wins the leader key in etcd (a real election), writes its EPOCH
+// fence with that epoch, then 8 segment mounts and N synthetic objects (PUT_START + PUT_END
+// each, 2 replicas; bench/lib/syntheticWrites.ts) stamped with it, and resigns; so the history
+// holds 2N + 9 entries, 100 per message as a primary's group commit stores them, and the nodes
+// fold it (entries no elected primary wrote would be passed over as foreign).
 // A primary (n1) starts on it, then a standby (n2). Measured, in this order:
 // 1. re-fold: n2 started (and killed -9 and started again) with no checkpoint: the time from
 //    spawning the process to eligible (/readyz 200 as a standby, applied within
@@ -20,10 +23,14 @@
 //    log line), as a ratio.
 // Nodes never write checkpoints on their own (intervals set out of reach). Every figure is the
 // median of --runs runs (default 3), each with the 1-minute load average when it ended.
-// The last stdout line is one JSON object with the figures.
+// Verdicts: the nodes folded the seeded history (a seeded object reads back through the client),
+// and the standby cold-started from a checkpoint has the primary's state digest at one seq.
+// `--quick` (CI): 5,000 objects, 1 run, a 1,000-entry tail, 2 s of load around the checkpoint.
 import { loadavg } from 'node:os';
 import { connect } from '@nats-io/transport-node';
+import { createEtcdElector } from '../src/adapters/etcd/etcdElector.ts';
 import { createNatsOpLog } from '../src/adapters/nats/natsOpLog.ts';
+import { systemClock } from '../src/adapters/systemClock.ts';
 import { type UnderstudyClient } from '../src/client/client.ts';
 import { createClient } from '../src/client/nats.ts';
 import { toEntry } from '../src/domain/log/eventCodec.ts';
@@ -32,6 +39,7 @@ import { NodeHandle, type FleetOptions } from '../src/tools/localCluster/nodeFle
 import type { CheckpointInfo } from '../src/ports/checkpointStore.ts';
 import { runCli } from '../test/harness/cli.ts';
 import { numberFlag } from './lib/args.ts';
+import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchServers } from './lib/cluster.ts';
 import { closedLoop } from './lib/load.ts';
 import { median, round } from './lib/stats.ts';
@@ -40,12 +48,11 @@ import { printTable } from './lib/table.ts';
 
 const CLUSTER = 'coldstartbench';
 const MAX_LAG = 1000;
-const TAIL_ENTRIES = 10_000;
+/** The node that seeds the history (an elected primary that never runs). */
+const SEED_NODE = 'seed';
 const BATCH_ITEMS = 100;
 const SEED_OBJECTS_PER_APPEND = 5000;
 const WRITE_CONCURRENCY = 64;
-/** Seconds of load before and after the checkpoint window. */
-const OUTSIDE_SECONDS = 10;
 const POLL_MS = 50;
 const LONG_MS = 30 * 60_000;
 
@@ -61,26 +68,41 @@ function sizeLabel(n: number): string {
   return String(n);
 }
 
-/** Appends the mounts and `objects` synthetic objects to the cluster's empty stream; the last seq. */
-async function seedHistory(natsUrl: string, objects: number): Promise<number> {
+/**
+ * Seeds the cluster's empty stream as an elected primary would write it: SEED_NODE wins the
+ * leader key in etcd, appends its EPOCH fence, the mounts and `objects` synthetic objects
+ * stamped with its epoch, and resigns. The last seq.
+ */
+async function seedHistory(natsUrl: string, etcd: string, objects: number): Promise<number> {
+  const elector = createEtcdElector({
+    client: { endpoints: [etcd] },
+    cluster: CLUSTER,
+    nodeId: SEED_NODE,
+    ttlMs: 30_000,
+    clock: systemClock,
+  });
   const nc = await connect({ servers: natsUrl, name: 'coldstart-bench-seed' });
   try {
+    await elector.start();
+    const won = await elector.campaign({ nodeId: SEED_NODE, address: 'http://127.0.0.1:9' });
+    if (!won.won) throw new Error(`the seed node lost the election to ${won.leader?.nodeId}`);
+    const { epoch } = won;
     const opLog = await createNatsOpLog({ nc, cluster: CLUSTER });
     const writer = opLog.openWriter({ expectedLastStreamSeq: 0 });
     const writes = new SyntheticWrites();
     let seq = 0;
     const append = (events: readonly MetadataEvent[]) =>
-      writer.append(
-        events.map((event) => toEntry({ seq: ++seq, epoch: 1, ts: Date.now(), event })),
-      );
-    await append(writes.mounts());
+      writer.append(events.map((event) => toEntry({ seq: ++seq, epoch, ts: Date.now(), event })));
+    await append([{ op: 'EPOCH', epoch, nodeId: SEED_NODE }, ...writes.mounts()]);
     for (let done = 0; done < objects; done += SEED_OBJECTS_PER_APPEND) {
       await append(writes.objects(Math.min(SEED_OBJECTS_PER_APPEND, objects - done)));
     }
     await writer.close();
     await opLog.close();
+    await elector.resign();
     return seq;
   } finally {
+    await elector.close().catch(() => undefined);
     await nc.close();
   }
 }
@@ -178,8 +200,8 @@ interface RatioRun {
 }
 
 /**
- * putStart with WRITE_CONCURRENCY outstanding for OUTSIDE_SECONDS, then through a checkpoint
- * written by `writer`, then OUTSIDE_SECONDS more (the load's length is set from `expectedMs`;
+ * putStart with WRITE_CONCURRENCY outstanding for `outsideSeconds`, then through a checkpoint
+ * written by `writer`, then `outsideSeconds` more (the load's length is set from `expectedMs`;
  * the window is clipped to it). Rates by acknowledgement time.
  */
 async function writeRatio(
@@ -188,8 +210,9 @@ async function writeRatio(
   writer: NodeHandle,
   expectedMs: number,
   run: number,
+  outsideSeconds: number,
 ): Promise<RatioRun> {
-  const seconds = 2 * OUTSIDE_SECONDS + Math.ceil((3 * expectedMs) / 1000);
+  const seconds = 2 * outsideSeconds + Math.ceil((3 * expectedMs) / 1000);
   const loadStart = performance.now() + 1000; // closedLoop's warm-up
   const loadRun = closedLoop(
     async (i) => {
@@ -199,7 +222,7 @@ async function writeRatio(
     WRITE_CONCURRENCY,
     seconds,
   );
-  await sleep(1000 + OUTSIDE_SECONDS * 1000);
+  await sleep(1000 + outsideSeconds * 1000);
   const checkpoint = await createCheckpoint(etcd, writer);
   const result = await loadRun;
   const loadEnd = loadStart + seconds * 1000;
@@ -219,10 +242,24 @@ async function writeRatio(
   return { withPerSec, withoutPerSec, ratio: withPerSec / withoutPerSec, checkpoint };
 }
 
-export async function run(args: string[]): Promise<void> {
+/** Waits for `standby` to apply the primary's last seq; their state digests there. */
+async function digestsAt(primary: NodeHandle, standby: NodeHandle) {
+  const seq = (await primary.status()).appliedSeq;
+  const read = async (node: NodeHandle) => {
+    const s = await node.waitForStatus((x) => x.appliedSeq >= seq, LONG_MS, true);
+    const { digest, digestSeq } = s as typeof s & { digest?: string; digestSeq?: number };
+    return `${String(digest)}@${String(digestSeq)}`;
+  };
+  return { primary: await read(primary), standby: await read(standby) };
+}
+
+export async function run(args: string[]): Promise<BenchOutcome> {
   const quick = args.includes('--quick');
-  const objects = numberFlag(args, '--objects', quick ? 100_000 : 1_000_000);
-  const runs = numberFlag(args, '--runs', 3);
+  const objects = numberFlag(args, '--objects', quick ? 5000 : 1_000_000);
+  const runs = numberFlag(args, '--runs', quick ? 1 : 3);
+  const tailEntries = quick ? 1000 : 10_000;
+  /** Seconds of load before and after the checkpoint window. */
+  const outsideSeconds = quick ? 2 : 10;
   const size = sizeLabel(objects);
   log(
     `coldstart benchmark: ${objects} objects, ${runs} runs each (median); node ${process.version}; load ${load1()}`,
@@ -247,7 +284,7 @@ export async function run(args: string[]): Promise<void> {
   };
 
   let started = performance.now();
-  const historySeq = await seedHistory(servers.nats.url, objects);
+  const historySeq = await seedHistory(servers.nats.url, etcd, objects);
   log(`seeded ${historySeq} entries in ${round(performance.now() - started)} ms`);
 
   const nodes: NodeHandle[] = [];
@@ -260,6 +297,22 @@ export async function run(args: string[]): Promise<void> {
     const primaryStartMs = performance.now() - started;
     log(`n1 primary after folding the history: ${round(primaryStartMs)} ms (load ${load1()})`);
     const targetSeq = (await primary.status()).appliedSeq; // the history and n1's EPOCH fence
+    client = await createClient({
+      servers: servers.nats.url,
+      cluster: CLUSTER,
+      requestTimeoutMs: 5000,
+      deadlineMs: 60_000,
+      backoff: { initialMs: 10, maxMs: 100 },
+    });
+    // The first seeded object and the last, read back through the client.
+    const seeded = await Promise.all(
+      ['bench/object/0', `bench/object/${(objects - 1).toString(36)}`].map((key) =>
+        client?.get(key).then(
+          (record) => record.replicas.every((r) => r.status === 'complete'),
+          () => false,
+        ),
+      ),
+    );
 
     const standby = await NodeHandle.start('n2', options);
     nodes.push(standby);
@@ -271,13 +324,6 @@ export async function run(args: string[]): Promise<void> {
       );
     }
 
-    client = await createClient({
-      servers: servers.nats.url,
-      cluster: CLUSTER,
-      requestTimeoutMs: 5000,
-      deadlineMs: 60_000,
-      backoff: { initialMs: 10, maxMs: 100 },
-    });
     const quiet: CheckpointWrite[] = [];
     for (let r = 0; r < runs; r++) {
       if (r > 0) await writeBatches(client, `between/${r}`, BATCH_ITEMS);
@@ -289,7 +335,7 @@ export async function run(args: string[]): Promise<void> {
     }
     const newest = quiet[quiet.length - 1]?.info as CheckpointInfo;
 
-    await writeBatches(client, 'tail', TAIL_ENTRIES);
+    await writeBatches(client, 'tail', tailEntries);
     const tailSeq = (await primary.status()).appliedSeq;
     log(`tail: ${tailSeq - newest.appliedSeq} entries after ${newest.name}`);
     const fromCheckpoint: ColdStart[] = [];
@@ -300,11 +346,12 @@ export async function run(args: string[]): Promise<void> {
         `checkpoint cold start run ${r + 1}: loaded after ${c?.loadedMs} ms, eligible after ${c?.eligibleMs} ms (load ${c?.load})`,
       );
     }
+    const digests = await digestsAt(primary, standby);
 
     const ratios: RatioRun[] = [];
     const expectedMs = median(quiet.map((q) => q.writeMs));
     for (let r = 0; r < runs; r++) {
-      ratios.push(await writeRatio(client, etcd, standby, expectedMs, r + 1));
+      ratios.push(await writeRatio(client, etcd, standby, expectedMs, r + 1, outsideSeconds));
       const x = ratios[r];
       log(
         `write ratio run ${r + 1}: ${round(x?.withPerSec ?? 0)}/s during the checkpoint (${x?.checkpoint.writeMs} ms), ${round(x?.withoutPerSec ?? 0)}/s outside: ${ratio2(x?.ratio ?? 0)} (load ${x?.checkpoint.load})`,
@@ -374,19 +421,26 @@ export async function run(args: string[]): Promise<void> {
         ],
       ],
     );
-    console.log(
-      JSON.stringify({
-        bench: 'coldstart',
+    const m = {
+      coldStartCheckpointMs: round(median(fromCheckpoint.map((c) => c.eligibleMs))),
+      checkpointLoadMs: round(median(fromCheckpoint.map((c) => c.loadedMs ?? NaN))),
+      coldStartRefoldMs: round(median(refold.map((c) => c.eligibleMs))),
+      checkpointWriteMs: round(median(quiet.map((q) => q.writeMs))),
+      checkpointBytes: median(quiet.map((q) => q.info.bytes)),
+    };
+    return {
+      figures: {
         objects,
         historyEntries: historySeq,
         tailEntries: tailSeq - newest.appliedSeq,
         runs,
         primaryStartMs: round(primaryStartMs),
-        [`coldStartCheckpoint${size}Ms`]: round(median(fromCheckpoint.map((c) => c.eligibleMs))),
-        [`checkpointLoad${size}Ms`]: round(median(fromCheckpoint.map((c) => c.loadedMs ?? 0))),
-        [`coldStartRefold${size}Ms`]: round(median(refold.map((c) => c.eligibleMs))),
-        [`checkpointWrite${size}Ms`]: round(median(quiet.map((q) => q.writeMs))),
-        [`checkpointBytes${size}`]: median(quiet.map((q) => q.info.bytes)),
+        ...m,
+        [`coldStartCheckpoint${size}Ms`]: m.coldStartCheckpointMs,
+        [`checkpointLoad${size}Ms`]: m.checkpointLoadMs,
+        [`coldStartRefold${size}Ms`]: m.coldStartRefoldMs,
+        [`checkpointWrite${size}Ms`]: m.checkpointWriteMs,
+        [`checkpointBytes${size}`]: m.checkpointBytes,
         checkpointWriteUnderLoadMs: round(median(ratios.map((x) => x.checkpoint.writeMs))),
         writesPerSecDuringCheckpoint: round(median(ratios.map((x) => x.withPerSec))),
         writesPerSecWithout: round(median(ratios.map((x) => x.withoutPerSec))),
@@ -397,8 +451,25 @@ export async function run(args: string[]): Promise<void> {
           checkpointWrite: quiet.map((q) => q.load),
           ratio: ratios.map((x) => x.checkpoint.load),
         },
-      }),
-    );
+      },
+      verdicts: [
+        verdict(
+          'the nodes folded the seeded history',
+          targetSeq > historySeq && seeded.every((ok) => ok === true),
+          `primary applied ${targetSeq} of ${historySeq} seeded entries (+ its fence); first and last seeded objects read back complete: ${seeded.join(', ')}`,
+        ),
+        verdict(
+          "the standby cold-started from a checkpoint has the primary's digest",
+          digests.primary === digests.standby,
+          `primary ${digests.primary}, standby ${digests.standby}`,
+        ),
+        verdict(
+          'the cold starts loaded a checkpoint',
+          fromCheckpoint.every((c) => c.loadedMs !== undefined),
+          fromCheckpoint.map((c) => String(c.loadedMs)).join(' / '),
+        ),
+      ],
+    };
   } finally {
     await client?.close().catch(() => undefined);
     await Promise.all(nodes.map((n) => n.kill()));

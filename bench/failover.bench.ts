@@ -15,14 +15,20 @@
 //   SIGCONT, as a ratio to the PAUSE_MS before the SIGSTOP (`pauseThroughputRatio`: 1 is no
 //   loss; a paused primary that still got requests would cost each a request timeout);
 // - lost acknowledged writes: at the end the whole OpLog is read back and every write the
-//   client saw acknowledged is looked up at its seq (same op, key and placement).
-// The last stdout line is one JSON object with the figures.
+//   client saw acknowledged is looked up at its seq (same op, key and placement); the stream is
+//   trimmed below the oldest checkpoint kept, so an acknowledgement below its first seq is
+//   looked up in the state, read back through the client (bench/lib/ackCheck.ts);
+// - the nodes' state digests at the end, at one seq: equal.
+// `--quick` (CI): 1 of each fault, and checkpoints every QUICK_CHECKPOINT_ENTRIES entries with
+// one kept, so the stream is trimmed during the run and the check covers a trimmed stream.
 import { randomUUID } from 'node:crypto';
-import type { LoggedEvent } from '../src/domain/model/types.ts';
 import type { NodeHandle, NodeLogLine } from '../src/tools/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../src/tools/localCluster/readLoggedEvents.ts';
+import { ApiError } from '../src/client/client.ts';
 import { Workload, type AckRecord } from '../src/tools/localCluster/workload.ts';
+import { historyBreaks, lostAcks } from './lib/ackCheck.ts';
 import { numberFlag } from './lib/args.ts';
+import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { distribution, median, ms, round, type Distribution } from './lib/stats.ts';
 import { printTable } from './lib/table.ts';
@@ -34,6 +40,8 @@ const ACKS_BETWEEN = 300;
 const WAIT_MS = 60_000;
 /** How long the primary stays stopped (SIGSTOP) in the pause case. */
 const PAUSE_MS = 2 * LEASE_TTL_MS;
+/** Checkpoint interval of a `--quick` run (one checkpoint kept): the stream gets trimmed. */
+const QUICK_CHECKPOINT_ENTRIES = 500;
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -76,6 +84,26 @@ async function fenceOf(node: NodeHandle, from: number): Promise<{ seq: number; t
   return { seq: line['seq'] as number, time: line.time };
 }
 
+/**
+ * The primary after ACKS_BETWEEN acknowledgements of steady load, still the primary when this
+ * resolves: on an overloaded machine a primary can lose its lease on its own meanwhile, and a
+ * fault aimed at a node that is no longer the primary would measure nothing.
+ */
+async function steadyPrimary(cluster: BenchCluster, load: Workload): Promise<NodeHandle> {
+  for (let attempt = 1; ; attempt++) {
+    const primary = await cluster.fleet.primary(WAIT_MS);
+    const ackMark = load.acks.length;
+    await load.until(() => load.acks.length >= ackMark + ACKS_BETWEEN, WAIT_MS, 'steady load');
+    const role = await primary.status().then(
+      (s) => s.role,
+      () => 'unreachable',
+    );
+    if (role === 'primary') return primary;
+    if (attempt >= 5) throw new Error(`the primary changed on its own ${attempt} times in a row`);
+    log(`  ${primary.id} stopped being the primary on its own (${role}); choosing again`);
+  }
+}
+
 /** Kills or terminates the primary, measures the takeover, restarts the node as a standby. */
 async function takeover(
   cluster: BenchCluster,
@@ -83,9 +111,7 @@ async function takeover(
   fault: 'kill' | 'term',
 ): Promise<Takeover> {
   const { fleet } = cluster;
-  const old = await fleet.primary(WAIT_MS);
-  const ackMark = load.acks.length;
-  await load.until(() => load.acks.length >= ackMark + ACKS_BETWEEN, WAIT_MS, 'steady load');
+  const old = await steadyPrimary(cluster, load);
   const others = fleet.nodes.filter((n) => n !== old);
   const marks = new Map(others.map((n) => [n, n.logs.length]));
   const oldMark = old.logs.length;
@@ -145,9 +171,7 @@ interface Pause {
 /** Pauses the primary (SIGSTOP) for PAUSE_MS, resumes it, waits for it to be a standby. */
 async function pause(cluster: BenchCluster, load: Workload): Promise<Pause> {
   const { fleet } = cluster;
-  const old = await fleet.primary(WAIT_MS);
-  const ackMark = load.acks.length;
-  await load.until(() => load.acks.length >= ackMark + ACKS_BETWEEN, WAIT_MS, 'steady load');
+  const old = await steadyPrimary(cluster, load);
   // A full window of steady load before the pause.
   await new Promise((r) => setTimeout(r, PAUSE_MS));
   const pausedAt = Date.now();
@@ -167,38 +191,6 @@ async function pause(cluster: BenchCluster, load: Workload): Promise<Pause> {
   const next = await fleet.primary(WAIT_MS, old);
   await old.waitForStatus((s) => s.role === 'standby', WAIT_MS);
   return { ...result, to: next.id };
-}
-
-/** Acknowledged writes that are not in the log as acknowledged. */
-function lostAcks(acks: readonly AckRecord[], entries: readonly LoggedEvent[]): AckRecord[] {
-  return acks.filter((ack) => {
-    const logged = entries[ack.seq - 1];
-    if (logged === undefined || logged.seq !== ack.seq) return true;
-    const event = logged.event;
-    if (event.op !== (ack.op === 'putStart' ? 'PUT_START' : 'PUT_END')) return true;
-    if (event.key !== ack.key) return true;
-    if (ack.replicas !== undefined && event.op === 'PUT_START') {
-      const logged = event.replicas.map((r) => `${r.segmentId}@${r.offset}+${r.length}`);
-      const acked = ack.replicas.map((r) => `${r.segmentId}@${r.offset}+${r.length}`);
-      if (logged.join() !== acked.join()) return true;
-    }
-    return false;
-  });
-}
-
-/** Breaks of the one linear history: seq gaps, epochs going back, epochs not opened by EPOCH. */
-function historyBreaks(entries: readonly LoggedEvent[]): number {
-  let breaks = 0;
-  let epoch = 0;
-  entries.forEach((logged, i) => {
-    if (logged.seq !== i + 1) breaks++;
-    if (logged.epoch < epoch) breaks++;
-    if (logged.epoch > epoch) {
-      if (logged.event.op !== 'EPOCH') breaks++;
-      epoch = logged.epoch;
-    }
-  });
-  return breaks;
 }
 
 /**
@@ -222,10 +214,21 @@ function row(name: string, d: Distribution): (string | number)[] {
   return [name, d.count, round(d.p50), round(d.p99), round(d.max)];
 }
 
-export async function run(args: string[]): Promise<void> {
+/** Waits for every node to apply `seq`, then reads their state digests at one seq. */
+async function digestsAt(cluster: BenchCluster, seq: number): Promise<Map<string, string>> {
+  const digests = new Map<string, string>();
+  for (const node of cluster.fleet.nodes) {
+    const status = await node.waitForStatus((s) => s.appliedSeq >= seq, WAIT_MS, true);
+    const { digest, digestSeq } = status as typeof status & { digest?: string; digestSeq?: number };
+    digests.set(node.id, `${String(digest)}@${String(digestSeq)}`);
+  }
+  return digests;
+}
+
+export async function run(args: string[]): Promise<BenchOutcome> {
   const quick = args.includes('--quick');
-  const kills = numberFlag(args, '--kills', quick ? 3 : 10);
-  const switchovers = numberFlag(args, '--switchovers', quick ? 3 : 10);
+  const kills = numberFlag(args, '--kills', quick ? 1 : 10);
+  const switchovers = numberFlag(args, '--switchovers', quick ? 1 : 10);
   const pauses = numberFlag(args, '--pauses', quick ? 1 : 3);
   console.log(
     `failover bench: 3 nodes as processes, lease TTL ${LEASE_TTL_MS} ms, ${WRITERS} writers; ` +
@@ -238,6 +241,16 @@ export async function run(args: string[]): Promise<void> {
     nodeIds: ['n1', 'n2', 'n3'],
     leaseTtlMs: LEASE_TTL_MS,
     requestTimeoutMs: 500,
+    ...(quick
+      ? {
+          extraArgs: [
+            '--checkpoint-interval-entries',
+            String(QUICK_CHECKPOINT_ENTRIES),
+            '--checkpoint-keep',
+            '1',
+          ],
+        }
+      : {}),
   });
   const load = new Workload(cluster.client, {
     concurrency: WRITERS,
@@ -274,8 +287,17 @@ export async function run(args: string[]): Promise<void> {
     await load.stop();
   }
   const entries = await readLoggedEvents(servers.nats.url, name);
-  const lost = lostAcks(load.acks, entries);
+  const checked = await lostAcks(load.acks, entries, (key) =>
+    cluster.client.get(key).catch((err: unknown) => {
+      if (err instanceof ApiError && err.code === 'OBJECT_NOT_FOUND') return undefined;
+      throw err;
+    }),
+  );
+  const lost = checked.lost;
   const breaks = historyBreaks(entries);
+  const firstSeq = entries[0]?.seq ?? 0;
+  const lastSeq = (await (await cluster.fleet.primary(WAIT_MS)).status()).appliedSeq;
+  const digests = await digestsAt(cluster, lastSeq);
 
   const phase = (list: readonly Takeover[], pick: (t: Takeover) => number | undefined) =>
     distribution(list.map(pick).filter((v): v is number => v !== undefined));
@@ -335,16 +357,17 @@ export async function run(args: string[]): Promise<void> {
         `failed: ${error}`,
         count,
       ]),
-      ['acknowledged but not in the log as acknowledged', lost.length],
-      ['log entries', entries.length],
+      ['acknowledged, checked against their log entry', checked.inLog],
+      ["acknowledged below the stream's first seq, checked against the state", checked.inState],
+      ['acknowledged but not in the cluster as acknowledged', lost.length],
+      ["log entries (from the stream's first seq)", entries.length],
+      ['first seq in the stream (above 1: trimmed by checkpoints)', firstSeq],
       ['breaks of the linear history', breaks],
     ],
   );
-  console.log('');
-  console.log(
-    JSON.stringify({
-      bench: 'failover',
-      quick,
+  const distinct = new Set(digests.values());
+  return {
+    figures: {
       leaseTtlMs: LEASE_TTL_MS,
       kills: rto.count,
       rtoP50Ms: round(rto.p50),
@@ -364,6 +387,37 @@ export async function run(args: string[]): Promise<void> {
       failedWrites: load.failures.length,
       lostAckedWrites: lost.length,
       historyBreaks: breaks,
-    }),
-  );
+      acksCheckedInLog: checked.inLog,
+      acksCheckedInState: checked.inState,
+      streamFirstSeq: firstSeq,
+      logEntries: entries.length,
+    },
+    verdicts: [
+      verdict(
+        'no acknowledged write lost',
+        lost.length === 0,
+        `${lost.length} of ${load.acks.length} acknowledged writes not in the cluster as acknowledged`,
+      ),
+      verdict('one linear history in the log', breaks === 0, `${breaks} breaks`),
+      verdict(
+        'every node at one state digest',
+        distinct.size === 1,
+        [...digests].map(([id, d]) => `${id} ${d}`).join(', '),
+      ),
+      verdict(
+        'every fault measured',
+        rto.count === kills && switchover.count === switchovers && paused.length === pauses,
+        `${rto.count}/${kills} kills, ${switchover.count}/${switchovers} switchovers, ${paused.length}/${pauses} pauses`,
+      ),
+      ...(quick
+        ? [
+            verdict(
+              'the stream was trimmed (the check covered a trimmed stream)',
+              firstSeq > 1,
+              `first seq ${firstSeq}`,
+            ),
+          ]
+        : []),
+    ],
+  };
 }

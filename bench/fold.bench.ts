@@ -7,7 +7,7 @@
 //   (`foldAll`);
 // - decide+fold per command (us) at N objects;
 // - heap bytes per object: heapUsed difference (after `global.gc()`) over a 1M-object state.
-// The last stdout line is one JSON object with the figures.
+// Verdict: each build holds its N objects. `--quick` (CI): 10k and 20k objects.
 import { decide, type DecideContext } from '../src/domain/decide/decide.ts';
 import { fold, foldAll } from '../src/domain/fold/fold.ts';
 import { emptyState } from '../src/domain/model/state.ts';
@@ -18,6 +18,7 @@ import type {
   MetadataState,
   Replica,
 } from '../src/domain/model/types.ts';
+import { verdict, type BenchOutcome } from './lib/report.ts';
 
 const SEGMENTS = 8;
 const REPLICAS = 2;
@@ -132,6 +133,8 @@ function steadyEvents(workload: Workload, entries: number, oldest: number): Meta
 
 interface SizeResult {
   objects: number;
+  /** Objects in the state the build folded (its N when the fold is right). */
+  builtObjects: number;
   buildPerSec: number;
   foldPerSec: number;
   foldBatchPerSec: number;
@@ -189,6 +192,7 @@ function measureSize(n: number, steadyEntries: number): SizeResult {
   }
   return {
     objects: n,
+    builtObjects: base.objectCount,
     buildPerSec: median(buildRates),
     foldPerSec,
     foldBatchPerSec,
@@ -214,11 +218,11 @@ function measureHeap(n: number): number {
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-export async function run(args: string[]): Promise<void> {
+export async function run(args: string[]): Promise<BenchOutcome> {
   const quick = args.includes('--quick');
   const small = quick ? 10_000 : 100_000;
-  const large = quick ? 100_000 : 1_000_000;
-  const steady = quick ? 10_000 : 100_000;
+  const large = quick ? 20_000 : 1_000_000;
+  const steady = quick ? 5000 : 100_000;
   console.log(
     `fold benchmark: ${RUNS} runs each, median; node ${process.version}; objects of ${OBJECT_SIZE} B with ${REPLICAS} replicas, ${SEGMENTS} segments`,
   );
@@ -239,10 +243,8 @@ export async function run(args: string[]): Promise<void> {
   );
   const [s, l] = results as [SizeResult, SizeResult];
   await Promise.resolve();
-  console.log(
-    JSON.stringify({
-      bench: 'fold',
-      quick,
+  return {
+    figures: {
       smallObjects: s.objects,
       largeObjects: l.objects,
       foldPerSec100k: Math.round(s.foldPerSec),
@@ -254,6 +256,13 @@ export async function run(args: string[]): Promise<void> {
       buildPerSec1M: Math.round(l.buildPerSec),
       decideFoldUs: Number(l.decideFoldUs.toFixed(2)),
       heapBytesPerObject: Number(heap.toFixed(1)),
-    }),
-  );
+    },
+    verdicts: results.map((r) =>
+      verdict(
+        `the ${fmt(r.objects)}-object build holds its objects`,
+        r.builtObjects === r.objects,
+        `${fmt(r.builtObjects)} objects`,
+      ),
+    ),
+  };
 }

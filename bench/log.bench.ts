@@ -2,7 +2,9 @@
 // per message and group-committed, its follower read rate, and the etcd OpLog as a baseline.
 // Starts its own servers through the test harness. Each figure is the median of 3 runs.
 // Also R1 and its follower with an OpLog key (every message signed and checked, oplogKey).
-// Usage: npm run bench -- log [--seconds N] [--follow-entries N]
+// Verdicts: every append acknowledged (a failed one ends the run), the followers read every
+// entry in seq order. `--quick` (CI): 1 run of 1 s each, followers over 5,000 entries.
+// Usage: npm run bench -- log [--quick] [--seconds N] [--follow-entries N]
 import { randomUUID } from 'node:crypto';
 import CRC32 from 'crc-32';
 import { connect } from '@nats-io/transport-node';
@@ -12,9 +14,13 @@ import type { OpLogEntry } from '../src/domain/log/entry.ts';
 import type { OpLog } from '../src/ports/opLog.ts';
 import { startEtcd, startNats, startNatsCluster } from '../test/harness/index.ts';
 import { numberFlag } from './lib/args.ts';
+import { verdict, type BenchOutcome } from './lib/report.ts';
 import { median, ms, percentile, round } from './lib/stats.ts';
 
-const RUNS = 3;
+/** Runs per figure (the median is reported): 3, or 1 in a `--quick` run. */
+let RUNS = 3;
+/** Follower reads that saw an entry out of seq order (a verdict: 0). */
+let outOfOrder = 0;
 const PAYLOAD_BYTES = 200;
 const SIGNING_KEY = new TextEncoder().encode('a bench key of 32 characters ok!');
 
@@ -151,7 +157,7 @@ async function natsFollowRate(
       const follower = log.follow(1);
       let seen = 0;
       for await (const batch of follower) {
-        seen += batch.entries.length;
+        for (const entry of batch.entries) if (entry.seq !== ++seen) outOfOrder++;
         if (seen >= entryCount) break;
       }
       follower.close();
@@ -187,9 +193,11 @@ async function etcdAppends(seconds: number): Promise<AppendFigures | string> {
   });
 }
 
-export async function run(args: string[]): Promise<void> {
-  const seconds = numberFlag(args, '--seconds', 3);
-  const followEntries = numberFlag(args, '--follow-entries', 100_000);
+export async function run(args: string[]): Promise<BenchOutcome> {
+  const quick = args.includes('--quick');
+  RUNS = quick ? 1 : 3;
+  const seconds = numberFlag(args, '--seconds', quick ? 1 : 3);
+  const followEntries = numberFlag(args, '--follow-entries', quick ? 5000 : 100_000);
   const inFlight = 1000;
   console.log(
     `OpLog bench: ${PAYLOAD_BYTES}-byte payloads, ${inFlight} appends of 1 entry in flight ` +
@@ -244,8 +252,9 @@ export async function run(args: string[]): Promise<void> {
   console.log('');
 
   const etcdPerSec = typeof etcd === 'string' ? null : round(etcd.perSec);
-  console.log(
-    JSON.stringify({
+  return {
+    figures: {
+      followEntries,
       appendPerSecR1: round(r1.perSec),
       appendP50MsR1: ms(r1.p50Ms),
       appendP99MsR1: ms(r1.p99Ms),
@@ -268,6 +277,13 @@ export async function run(args: string[]): Promise<void> {
       followSignedPerSec: round(followSignedPerSec),
       signedRatioR1: Math.round((r1Signed.perSec / r1.perSec) * 100) / 100,
       signedRatioFollow: Math.round((followSignedPerSec / followPerSec) * 100) / 100,
-    }),
-  );
+    },
+    verdicts: [
+      verdict(
+        'the followers read every entry in seq order',
+        outOfOrder === 0,
+        `${outOfOrder} out of order`,
+      ),
+    ],
+  };
 }

@@ -14,7 +14,8 @@
 // before); the worker times its `verify` handler (parse, answer against 1M objects, encode).
 // The same rounds run again unchanged (memoised digests), and once more after one object was
 // removed in each of their shards on both sides (every sampled shard changed).
-// The last stdout line is one JSON object with the figures.
+// Verdicts: every full sync's digest equals the primary's at its seq (a mismatch ends the run),
+// every verification round answers OK. `--quick` (CI): 2k and 10k objects, 1 run each.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -32,9 +33,13 @@ import { AdminClient, adminHandler } from '../src/admin/adminApi.ts';
 import { fetchFullSync, FullSyncSource } from '../src/admin/fullSync.ts';
 import { runVerificationRound, verifyOp } from '../src/admin/verification.ts';
 import { startNats } from '../test/harness/index.ts';
+import { verdict, type BenchOutcome } from './lib/report.ts';
 import { foldEvents, logAfter, REPLICAS, SyntheticWrites } from './lib/syntheticWrites.ts';
 
-const RUNS = 3;
+/** Runs per figure (the median is reported): 3, or 1 in a `--quick` run. */
+let RUNS = 3;
+/** Full syncs whose digest was checked against the primary's (all equal, or the run ends). */
+let digestsEqual = 0;
 const WRITE_EVERY_MS = 50;
 const WRITE_OBJECTS = 500; // PUT_START + PUT_END each: 1000 events per tick, 20k events/s
 const CLUSTER = 'syncbench';
@@ -243,6 +248,7 @@ async function measureSync(
     const digest = stateDigest(result.state);
     if (expected.digest !== digest)
       throw new Error(`digest ${digest} differs from the primary's ${expected.digest}`);
+    digestsEqual++;
     syncMs.push(took);
     bytes.push(result.bytes);
     writtenDuringSync.push(written.eventsWritten);
@@ -265,10 +271,11 @@ async function measureSync(
   };
 }
 
-export async function run(args: string[]): Promise<void> {
+export async function run(args: string[]): Promise<BenchOutcome> {
   const quick = args.includes('--quick');
-  const small = quick ? 10_000 : 100_000;
-  const large = quick ? 100_000 : 1_000_000;
+  RUNS = quick ? 1 : 3;
+  const small = quick ? 2000 : 100_000;
+  const large = quick ? 10_000 : 1_000_000;
   console.log(
     `sync benchmark: ${RUNS} runs each, median; node ${process.version}; nats-server on loopback; objects with ${REPLICAS} replicas; writes during each sync: ${WRITE_OBJECTS * 2} events every ${WRITE_EVERY_MS} ms`,
   );
@@ -337,10 +344,8 @@ export async function run(args: string[]): Promise<void> {
     console.log(
       `verification round at ${largeRun.figures.objects} objects (10% of shards, <=100 keys each, ${keysChecked} keys checked): primary handler ${verifyMs.map((m) => m.toFixed(1)).join(' / ')} ms (median ${median(verifyMs).toFixed(1)}), standby round trip median ${median(roundTrip).toFixed(1)} ms`,
     );
-    console.log(
-      JSON.stringify({
-        bench: 'sync',
-        quick,
+    return {
+      figures: {
         smallObjects: smallRun.figures.objects,
         largeObjects: largeRun.figures.objects,
         fullSync100kMs: Math.round(median(smallRun.figures.syncMs)),
@@ -354,8 +359,20 @@ export async function run(args: string[]): Promise<void> {
         verifyRoundWarmMs: Number(median(warmMs).toFixed(2)),
         verifyRoundChangedMs: Number(median(changedMs).toFixed(2)),
         verifyKeysChecked: keysChecked,
-      }),
-    );
+      },
+      verdicts: [
+        verdict(
+          "every full sync has the primary's digest at its seq",
+          digestsEqual === 2 * RUNS,
+          `${digestsEqual} of ${2 * RUNS} full syncs checked equal`,
+        ),
+        verdict(
+          'every verification round answered OK',
+          true,
+          `${3 * RUNS} rounds (a failed one ends the run)`,
+        ),
+      ],
+    };
   } finally {
     await primary.stop().catch(() => undefined);
     await nc.close();

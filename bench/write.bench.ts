@@ -2,27 +2,32 @@
 // against master nodes running as processes (one primary, one standby; objects with 1 replica).
 //
 // Measures:
-// - single requests: `putStart` with C calls outstanding (closed loop), C in 64/128/256; the
+// - putStart calls: `putStart` with C calls outstanding (closed loop), C in 64/128/256; the
 //   peak C is run again, figures are the median of 3 runs at it (writes/s, latency p50/p99 of
-//   the calls acknowledged in the window);
+//   the calls acknowledged in the window). The client library coalesces concurrent single calls
+//   into batch requests (its default), so these are coalesced figures (`writesPerSec`);
+// - the same calls uncoalesced (client option `coalesce: false`: one request per call), at
+//   C = 256 (`writesPerSecUncoalesced`);
 // - batch requests: `putStartBatch` of 100 items, 8 or 32 outstanding, the same way;
 // - the same with `--oplog etcd` (the same node logic over the etcd-transaction OpLog): the
-//   baseline, and the ratio NATS / etcd (single requests);
-// - replication lag at 80 % of the single-request peak (measured on the lag phase's own fresh
+//   baseline, and the ratio NATS / etcd (putStart calls);
+// - replication lag at 80 % of the putStart peak (measured on the lag phase's own fresh
 //   cluster just before; open loop): entries (the primary's and the standby's /status
 //   appliedSeq, sampled together every 50 ms) and ms (from a write's ack at the client to the
 //   first /status of the standby, polled every 10 ms, that shows its seq applied: an upper
 //   bound, within ~10 ms);
 // - the primary's CPU time (/proc utime + stime) per committed write over a fixed workload
-//   (20,000 putStart, open loop at 40 % of the single-request peak, so both clusters see the
-//   same rate and group commits), with 1 and with 4 standbys (median of 3);
-// - what client sessions cost: single requests at the peak concurrency with sessions (every
+//   (20,000 putStart, open loop at 40 % of the coalesced peak, so both clusters see the
+//   same rate and group commits), with 1 and with 4 standbys (median of 3); and with 1 standby
+//   at fixed rates, 2,000 and 8,000 putStart/s (comparable between runs and machines), and
+//   8,000 writes/s as putStartBatch x100 (80 batches/s: the batch path);
+// - what client sessions cost: putStart calls at the peak concurrency with sessions (every
 //   client call) and without (the same requests with their `session` stripped, so nothing is
 //   deduplicated), alternating on one cluster, median of 3 each;
 // - the session table's heap per session (in this process: a state whose objects were written
 //   through sessions against the same objects written without).
 // Each phase runs on a fresh cluster (fresh nodes and stream), on one etcd and one nats-server.
-// The last stdout line is one JSON object with the figures.
+// Verdicts: every phase committed writes. `--quick` (CI): 2 s windows, 1 run, c = 256 only.
 //
 // `--cpu-prof DIR [--profile-load single|batch]` runs only a profile: the nodes run under
 // `node --cpu-prof`, a closed-loop load at 256 single requests (or 32 batches) outstanding runs
@@ -41,6 +46,7 @@ import type { LoggedEvent, MetadataState } from '../src/domain/model/types.ts';
 import { withoutSessions } from '../test/harness/withoutSessions.ts';
 import type { NodeHandle } from '../src/tools/localCluster/nodeFleet.ts';
 import { numberFlag } from './lib/args.ts';
+import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { closedLoop, openLoop, type BenchCall, type LoadResult } from './lib/load.ts';
 import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
@@ -53,8 +59,12 @@ type OpLogKind = 'nats' | 'etcd';
 const OBJECT_SIZE = 4096;
 const BATCH_ITEMS = 100;
 const LEASE_TTL_MS = 5000;
-/** The CPU-per-write workload runs at this share of the single-request peak. */
+/** The CPU-per-write workload runs at this share of the coalesced putStart peak. */
 const CPU_RATE_SHARE = 0.4;
+/** Fixed open-loop rates (putStart/s) of the CPU-per-write figures comparable between runs. */
+const FIXED_CPU_RATES = [2000, 8000] as const;
+/** Outstanding calls of the uncoalesced figure. */
+const UNCOALESCED_CONCURRENCY = 256;
 
 interface Settings {
   readonly quick: boolean;
@@ -468,9 +478,17 @@ async function replicationLag(
   });
 }
 
-interface CpuPerWrite {
+/** A fixed open-loop workload of the CPU-per-write figures. */
+interface CpuLoad {
+  /** Committed writes per second asked for (putStartBatch: items per second). */
+  readonly ratePerSec: number;
+  readonly batch: boolean;
+}
+
+interface CpuPerWrite extends CpuLoad {
   readonly standbys: number;
   readonly usPerWrite: number;
+  /** Writes per second achieved (below the rate asked for: the machine could not keep up). */
   readonly perSec: number;
   readonly failures: number;
   /** Runs thrown away because the primary changed during them (lease lost on a busy host). */
@@ -478,47 +496,109 @@ interface CpuPerWrite {
 }
 
 /**
- * The primary's CPU time per committed write over `settings.cpuWrites` single putStarts issued
- * at `ratePerSec` (open loop: the same rate, hence the same group commits, with any number of
- * standbys). A run during which the primary changed is discarded and repeated (twice at most).
+ * The primary's CPU time per committed write over `settings.cpuWrites` writes issued at each
+ * load's rate (open loop: the same rate, hence the same group commits, with any number of
+ * standbys), on one cluster. A run during which the primary changed is discarded and repeated
+ * (twice at most).
  */
 async function primaryCpu(
   servers: BenchServers,
   standbys: number,
-  ratePerSec: number,
+  loads: readonly CpuLoad[],
   settings: Settings,
-): Promise<CpuPerWrite> {
-  log(`primary CPU per write with ${standbys} standby(s) at ${round(ratePerSec)} writes/s`);
+): Promise<CpuPerWrite[]> {
   return withCluster(servers, standbys, 'nats', async (cluster) => {
     await closedLoop(singleCall(cluster.client, 'cpu-warmup'), 64, 1, 0);
-    const perWrite: number[] = [];
-    const rates: number[] = [];
-    let failures = 0;
-    let discarded = 0;
-    for (let r = 0; perWrite.length < settings.runs && r < settings.runs + 2; r++) {
-      const primary = await cluster.fleet.primary(60_000);
-      const pid = primary.pid ?? 0;
-      const epoch = (await primary.status()).epoch;
-      const before = cpuTimeUs(pid);
-      const result = await openLoop(
-        singleCall(cluster.client, `cpu-run${r}`),
-        ratePerSec,
-        settings.cpuWrites / ratePerSec,
+    const results: CpuPerWrite[] = [];
+    for (const [l, load] of loads.entries()) {
+      const what = load.batch ? `putStartBatch x${BATCH_ITEMS}` : 'putStart';
+      log(
+        `primary CPU per write with ${standbys} standby(s): ${what} at ${round(load.ratePerSec)} writes/s`,
       );
-      const used = cpuTimeUs(pid) - before;
-      const after = await primary.status().catch(() => undefined);
-      if (after?.role !== 'primary' || after.epoch !== epoch) {
-        discarded++;
-        log(`  run ${r + 1}: the primary changed during the run; discarded`);
-        continue;
+      const perWrite: number[] = [];
+      const rates: number[] = [];
+      let failures = 0;
+      let discarded = 0;
+      for (let r = 0; perWrite.length < settings.runs && r < settings.runs + 2; r++) {
+        const primary = await cluster.fleet.primary(60_000);
+        const pid = primary.pid ?? 0;
+        const epoch = (await primary.status()).epoch;
+        const before = cpuTimeUs(pid);
+        const prefix = `cpu-${l}-run${r}`;
+        const result = load.batch
+          ? await openLoop(
+              batchCall(cluster.client, prefix),
+              load.ratePerSec / BATCH_ITEMS,
+              settings.cpuWrites / load.ratePerSec,
+            )
+          : await openLoop(
+              singleCall(cluster.client, prefix),
+              load.ratePerSec,
+              settings.cpuWrites / load.ratePerSec,
+            );
+        const used = cpuTimeUs(pid) - before;
+        const after = await primary.status().catch(() => undefined);
+        if (after?.role !== 'primary' || after.epoch !== epoch) {
+          discarded++;
+          log(`  run ${r + 1}: the primary changed during the run; discarded`);
+          continue;
+        }
+        perWrite.push(used / Math.max(1, result.writes));
+        rates.push(result.writes / result.seconds);
+        failures += result.failures + result.skipped;
+        if (result.firstFailure !== undefined) log(`  first failure: ${result.firstFailure}`);
+        log(`  run ${r + 1}: ${ms(used / Math.max(1, result.writes))} us/write`);
       }
-      perWrite.push(used / Math.max(1, result.writes));
-      rates.push(result.writes / result.seconds);
-      failures += result.failures + result.skipped;
-      if (result.firstFailure !== undefined) log(`  first failure: ${result.firstFailure}`);
-      log(`  run ${r + 1}: ${ms(used / Math.max(1, result.writes))} us/write`);
+      results.push({
+        ...load,
+        standbys,
+        usPerWrite: perWrite.length === 0 ? NaN : median(perWrite),
+        perSec: rates.length === 0 ? NaN : median(rates),
+        failures,
+        discarded,
+      });
     }
-    return { standbys, usPerWrite: median(perWrite), perSec: median(rates), failures, discarded };
+    return results;
+  });
+}
+
+/** Coalesced and uncoalesced putStart calls at `concurrency`, alternating on one cluster. */
+async function uncoalesced(
+  servers: BenchServers,
+  concurrency: number,
+  settings: Settings,
+): Promise<{ coalesced: Figures; uncoalesced: Figures }> {
+  log(`putStart at c=${concurrency}: one request per call (coalesce: false) and coalesced`);
+  return withCluster(servers, 1, 'nats', async (cluster, name) => {
+    const plain = await createClient({
+      servers: servers.nats.url,
+      cluster: name,
+      coalesce: false,
+      requestTimeoutMs: 5000,
+      deadlineMs: 60_000,
+    });
+    try {
+      const withRuns: Figures[] = [];
+      const withoutRuns: Figures[] = [];
+      for (let r = 0; r < settings.runs; r++) {
+        for (const [runs, client, label] of [
+          [withoutRuns, plain, 'uncoalesced'],
+          [withRuns, cluster.client, 'coalesced'],
+        ] as const) {
+          const f = await measure(
+            cluster.primary,
+            singleCall(client, `${label}-${r}`),
+            concurrency,
+            settings.seconds,
+          );
+          log(`  ${label} run ${r + 1}: ${round(f.perSec)} writes/s, p99 ${ms(f.p99Ms)} ms`);
+          runs.push(f);
+        }
+      }
+      return { coalesced: medianFigures(withRuns), uncoalesced: medianFigures(withoutRuns) };
+    } finally {
+      await plain.close();
+    }
   });
 }
 
@@ -558,7 +638,7 @@ async function profilePrimary(
   console.log(formatProfile(summariseProfile(join(profileDir, file), process.cwd(), window)));
 }
 
-export async function run(args: string[]): Promise<void> {
+export async function run(args: string[]): Promise<BenchOutcome | undefined> {
   const profileAt = args.indexOf('--cpu-prof');
   if (profileAt >= 0) {
     const dir = args[profileAt + 1];
@@ -566,17 +646,17 @@ export async function run(args: string[]): Promise<void> {
     const load = args[args.indexOf('--profile-load') + 1] === 'batch' ? 'batch' : 'single';
     await using servers = await BenchServers.start();
     await profilePrimary(servers, dir, load, numberFlag(args, '--seconds', 10));
-    return;
+    return undefined;
   }
   const quick = args.includes('--quick');
   const settings: Settings = {
     quick,
     seconds: numberFlag(args, '--seconds', quick ? 2 : 5),
     runs: quick ? 1 : 3,
-    singleConcurrency: quick ? [64, 256] : [64, 128, 256],
+    singleConcurrency: quick ? [256] : [64, 128, 256],
     batchConcurrency: quick ? [8] : [8, 32],
-    lagSeconds: quick ? 4 : 10,
-    cpuWrites: quick ? 5000 : 20_000,
+    lagSeconds: quick ? 2 : 10,
+    cpuWrites: quick ? 1000 : 20_000,
   };
   console.log(
     `write bench: nodes as processes (1 primary + 1 standby, lease TTL ${LEASE_TTL_MS} ms), ` +
@@ -588,8 +668,24 @@ export async function run(args: string[]): Promise<void> {
   const etcd = await throughput(servers, 'etcd', settings);
   const lag = await replicationLag(servers, nats.single.concurrency, settings);
   const cpuRate = Math.max(100, Math.round((nats.single.perSec * CPU_RATE_SHARE) / 100) * 100);
-  const cpu1 = await primaryCpu(servers, 1, cpuRate, settings);
-  const cpu4 = await primaryCpu(servers, 4, cpuRate, settings);
+  const fixed = FIXED_CPU_RATES.map((ratePerSec) => ({ ratePerSec, batch: false }));
+  const batchRate = FIXED_CPU_RATES[FIXED_CPU_RATES.length - 1] ?? 8000;
+  const [cpu1, ...cpu1Fixed] = (await primaryCpu(
+    servers,
+    1,
+    [{ ratePerSec: cpuRate, batch: false }, ...fixed, { ratePerSec: batchRate, batch: true }],
+    settings,
+  )) as [CpuPerWrite, ...CpuPerWrite[]];
+  const [cpu4] = (await primaryCpu(
+    servers,
+    4,
+    [{ ratePerSec: cpuRate, batch: false }],
+    settings,
+  )) as [CpuPerWrite];
+  const cpuBatch = cpu1Fixed.find((c) => c.batch) as CpuPerWrite;
+  const cpuAt = (rate: number): CpuPerWrite =>
+    cpu1Fixed.find((c) => !c.batch && c.ratePerSec === rate) as CpuPerWrite;
+  const coalescing = await uncoalesced(servers, UNCOALESCED_CONCURRENCY, settings);
   const sessions = await sessionCost(servers, nats.single.concurrency, settings);
   const heap1 = sessionHeap(10_000, 1);
   const heap16 = sessionHeap(2_000, 16);
@@ -617,11 +713,13 @@ export async function run(args: string[]): Promise<void> {
       'failures',
     ],
     [
-      ...nats.singleProbes.map((f) => row('NATS OpLog, putStart (probe)', f)),
-      row('NATS OpLog, putStart (peak, median)', nats.single),
+      ...nats.singleProbes.map((f) => row('NATS OpLog, putStart, coalesced (probe)', f)),
+      row('NATS OpLog, putStart, coalesced (peak, median)', nats.single),
+      row('NATS OpLog, putStart, uncoalesced (one request a call)', coalescing.uncoalesced),
+      row('NATS OpLog, putStart, coalesced (same cluster)', coalescing.coalesced),
       row(`NATS OpLog, putStartBatch x${BATCH_ITEMS}`, nats.batch),
-      ...etcd.singleProbes.map((f) => row('etcd OpLog, putStart (probe)', f)),
-      row('etcd OpLog, putStart (peak, median)', etcd.single),
+      ...etcd.singleProbes.map((f) => row('etcd OpLog, putStart, coalesced (probe)', f)),
+      row('etcd OpLog, putStart, coalesced (peak, median)', etcd.single),
       row(`etcd OpLog, putStartBatch x${BATCH_ITEMS}`, etcd.batch),
     ],
   );
@@ -655,16 +753,21 @@ export async function run(args: string[]): Promise<void> {
   console.log('');
   printTable(
     [
-      `primary CPU per committed write (${settings.cpuWrites} putStart at ${cpuRate}/s)`,
+      `primary CPU per committed write (${settings.cpuWrites} writes, open loop)`,
       'us/write',
+      'writes/s asked',
       'writes/s achieved',
       'failures',
       'runs discarded (primary changed)',
     ],
-    [
-      ['1 standby', ms(cpu1.usPerWrite), round(cpu1.perSec), cpu1.failures, cpu1.discarded],
-      ['4 standbys', ms(cpu4.usPerWrite), round(cpu4.perSec), cpu4.failures, cpu4.discarded],
-    ],
+    [...[cpu1, cpu4], ...cpu1Fixed].map((c) => [
+      `${c.standbys} standby(s), ${c.batch ? `putStartBatch x${BATCH_ITEMS}` : 'putStart'}`,
+      ms(c.usPerWrite),
+      c.ratePerSec,
+      round(c.perSec),
+      c.failures,
+      c.discarded,
+    ]),
   );
   console.log('');
   printTable(
@@ -689,11 +792,21 @@ export async function run(args: string[]): Promise<void> {
       ],
     ],
   );
-  console.log('');
-  console.log(
-    JSON.stringify({
-      bench: 'write',
-      quick,
+  const phases: [string, number][] = [
+    ['putStart coalesced', nats.single.perSec],
+    ['putStart uncoalesced', coalescing.uncoalesced.perSec],
+    ['putStartBatch', nats.batch.perSec],
+    ['etcd OpLog putStart', etcd.single.perSec],
+    ['etcd OpLog putStartBatch', etcd.batch.perSec],
+    ['replication lag load', lag.achievedPerSec],
+    ...[cpu1, cpu4, ...cpu1Fixed].map((c): [string, number] => [
+      `CPU load ${c.standbys} standby(s) ${c.batch ? 'batch ' : ''}at ${c.ratePerSec}/s`,
+      c.perSec,
+    ]),
+  ];
+  const idle = phases.filter(([, perSec]) => !(perSec > 0));
+  return {
+    figures: {
       writesPerSec: round(nats.single.perSec),
       p50Ms: ms(nats.single.p50Ms),
       p99Ms: ms(nats.single.p99Ms),
@@ -718,11 +831,31 @@ export async function run(args: string[]): Promise<void> {
       primaryCpuUsPerWrite1: ms(cpu1.usPerWrite),
       primaryCpuUsPerWrite4: ms(cpu4.usPerWrite),
       primaryCpuRatePerSec: cpuRate,
+      primaryCpuUsPerWriteAt2000: ms(cpuAt(2000).usPerWrite),
+      primaryCpuAchievedPerSecAt2000: round(cpuAt(2000).perSec),
+      primaryCpuUsPerWriteAt8000: ms(cpuAt(8000).usPerWrite),
+      primaryCpuAchievedPerSecAt8000: round(cpuAt(8000).perSec),
+      primaryCpuUsPerWriteBatch: ms(cpuBatch.usPerWrite),
+      primaryCpuAchievedPerSecBatch: round(cpuBatch.perSec),
+      writesPerSecUncoalesced: round(coalescing.uncoalesced.perSec),
+      p50MsUncoalesced: ms(coalescing.uncoalesced.p50Ms),
+      p99MsUncoalesced: ms(coalescing.uncoalesced.p99Ms),
+      writesPerSecCoalescedSameCluster: round(coalescing.coalesced.perSec),
+      uncoalescedConcurrency: UNCOALESCED_CONCURRENCY,
       sessionsPerSec: round(sessions.withPerSec),
       noSessionsPerSec: round(sessions.withoutPerSec),
       sessionsThroughputRatio: ratio2(sessions.withPerSec / sessions.withoutPerSec),
       sessionHeapBytes: round(heap1.bytesPerSession),
       sessionHeapBytes16: round(heap16.bytesPerSession),
-    }),
-  );
+    },
+    verdicts: [
+      verdict(
+        'every phase committed writes',
+        idle.length === 0,
+        idle.length === 0
+          ? `${phases.length} phases`
+          : `none in: ${idle.map(([p]) => p).join(', ')}`,
+      ),
+    ],
+  };
 }

@@ -2,10 +2,12 @@
 // - docs/protocol.schema.json: the JSON Schema of the client API's wire format, from the zod
 //   schemas the server and the client library use (src/api/schema.ts, src/api/wire.ts), so a
 //   client in another language can be written from it;
-// - docs/settings.md: every setting of `understudy node`, from src/config/config.ts.
+// - docs/settings.md: every setting of `understudy node`, from src/config/config.ts;
+// - docs/benchmarks.md: the benchmarks' recorded runs, from bench/results/*.json
+//   (scripts/benchmarksDoc.ts).
 // test/unit/generatedDocs.unit.test.ts fails when a checked-in file is not what this writes.
 //
-//   npm run docs        (rewrites both)
+//   npm run docs        (rewrites all three)
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -14,6 +16,7 @@ import { API_QUEUE_GROUP, apiSubject, listeningSubject } from '../src/api/subjec
 import { MAX_REQUEST_BYTES, RETRYABLE_CODES, wireErrorSchema } from '../src/api/wire.ts';
 import { nodeSettings } from '../src/config/config.ts';
 import { defaultText, envName, flagName } from '../src/config/settings.ts';
+import { BENCHMARKS_PATH, benchmarksText } from './benchmarksDoc.ts';
 
 /** Where the generated schema is checked in. */
 export const PROTOCOL_SCHEMA_PATH = fileURLToPath(
@@ -129,5 +132,8 @@ export function settingsReferenceText(): string {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   writeFileSync(PROTOCOL_SCHEMA_PATH, protocolSchemaText());
   writeFileSync(SETTINGS_PATH, settingsReferenceText());
-  process.stderr.write(`docs: wrote ${PROTOCOL_SCHEMA_PATH} and ${SETTINGS_PATH}\n`);
+  writeFileSync(BENCHMARKS_PATH, benchmarksText());
+  process.stderr.write(
+    `docs: wrote ${PROTOCOL_SCHEMA_PATH}, ${SETTINGS_PATH} and ${BENCHMARKS_PATH}\n`,
+  );
 }

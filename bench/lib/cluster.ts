@@ -69,6 +69,8 @@ export class BenchCluster implements AsyncDisposable {
       leaseTtlMs: options.leaseTtlMs,
       extraArgs: ['--log-level', 'info', ...(options.extraArgs ?? [])],
       ...(options.runtimeArgs === undefined ? {} : { runtimeArgs: options.runtimeArgs }),
+      // BENCH_ECHO=1: the nodes' log lines on stderr (debugging a run).
+      echo: process.env['BENCH_ECHO'] === '1',
     });
     let client: UnderstudyClient | undefined;
     try {

@@ -1,5 +1,6 @@
 // The docs generated from the code (scripts/generateDocs.ts, `npm run docs`): current, and
-// docs/protocol.schema.json valid JSON Schema that agrees with the zod schemas on requests.
+// docs/protocol.schema.json valid JSON Schema that agrees with the zod schemas on requests;
+// docs/benchmarks.md what the recorded runs (bench/results/*.json) say.
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +11,13 @@ import {
   SETTINGS_PATH,
   settingsReferenceText,
 } from '../../scripts/generateDocs.ts';
+import {
+  BENCH_SPECS,
+  BENCHMARKS_PATH,
+  benchmarksText,
+  missingFromResults,
+  readResult,
+} from '../../scripts/benchmarksDoc.ts';
 import { nodeSettings } from '../../src/config/config.ts';
 import { envName } from '../../src/config/settings.ts';
 
@@ -88,5 +96,27 @@ describe('docs/protocol.schema.json', () => {
       valid('getReply', { ok: false, error: { code: 'NOPE', message: '', retryable: false } }),
     ).toBe(false);
     expect(valid('getReply', { ok: true })).toBe(false);
+  });
+});
+
+describe('docs/benchmarks.md', () => {
+  it('is what `npm run docs` generates from bench/results (run it after a bench run)', () => {
+    expect(readFileSync(BENCHMARKS_PATH, 'utf8')).toBe(benchmarksText());
+  });
+
+  it('lists only figures the recorded runs have', () => {
+    expect(missingFromResults()).toEqual([]);
+  });
+
+  it('publishes only runs whose verdicts all passed, with their machine', () => {
+    for (const { bench } of BENCH_SPECS) {
+      const record = readResult(bench);
+      if (record === undefined) continue;
+      expect(record.bench).toBe(bench);
+      expect(record.verdicts.filter((v) => !v.ok)).toEqual([]);
+      expect(record.machine.cores).toBeGreaterThan(0);
+      expect(record.machine.loadAverage.start).toHaveLength(3);
+      expect(record.commit).toMatch(/^[0-9a-f]{12}(-dirty)?$/);
+    }
   });
 });
