@@ -1,4 +1,4 @@
-// `understudy checkpoint list|verify|create`: the checkpoints in a cluster's object store bucket.
+// `understudy checkpoint list|verify|create|accept-loss`: the checkpoints in a cluster's object store bucket.
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdElector.ts';
@@ -11,6 +11,7 @@ import { natsConnectionOptions } from '../config/credentials.ts';
 import { CHECKPOINT_PATH } from '../process/checkpointRoute.ts';
 import { ConfigError } from '../config/settings.ts';
 import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
+import { registerAcceptLossCommand } from './acceptLossCommand.ts';
 import {
   addNatsSourceOptions,
   loadNatsSourceConfig,
@@ -149,7 +150,9 @@ function fail(err: unknown): never {
 export function registerCheckpointCommand(program: Command): void {
   const checkpoint = program
     .command('checkpoint')
-    .description("list, verify or create the cluster's checkpoints (NATS object store bucket)");
+    .description(
+      "list, verify or create the cluster's checkpoints (NATS object store bucket), or go on from the newest after the stream lost its tail",
+    );
 
   addNatsSourceOptions(checkpoint.command('list').description('the checkpoints, newest first'))
     .option('--json', 'a JSON array')
@@ -249,4 +252,6 @@ export function registerCheckpointCommand(program: Command): void {
         fail(err);
       }
     });
+
+  registerAcceptLossCommand(checkpoint);
 }
