@@ -297,17 +297,18 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     const primaryStartMs = performance.now() - started;
     log(`n1 primary after folding the history: ${round(primaryStartMs)} ms (load ${load1()})`);
     const targetSeq = (await primary.status()).appliedSeq; // the history and n1's EPOCH fence
-    client = await createClient({
+    const reader = await createClient({
       servers: servers.nats.url,
       cluster: CLUSTER,
       requestTimeoutMs: 5000,
       deadlineMs: 60_000,
       backoff: { initialMs: 10, maxMs: 100 },
     });
+    client = reader;
     // The first seeded object and the last, read back through the client.
     const seeded = await Promise.all(
       ['bench/object/0', `bench/object/${(objects - 1).toString(36)}`].map((key) =>
-        client?.get(key).then(
+        reader.get(key).then(
           (record) => record.replicas.every((r) => r.status === 'complete'),
           () => false,
         ),

@@ -1,4 +1,4 @@
-// `understudy checkpoint list|verify|create`: the checkpoints in a cluster's object store bucket.
+// `understudy checkpoint list|verify|create|accept-loss`: the checkpoints in a cluster's object store bucket.
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdElector.ts';
@@ -13,6 +13,7 @@ import { ConfigError } from '../config/settings.ts';
 import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
 import { loadNatsSourceConfig, type NatsSourceConfig } from '../tools/log/logSource.ts';
 import { addNatsSourceOptions } from './settingOptions.ts';
+import { registerAcceptLossCommand } from './acceptLossCommand.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {
@@ -146,7 +147,9 @@ function fail(err: unknown): never {
 export function registerCheckpointCommand(program: Command): void {
   const checkpoint = program
     .command('checkpoint')
-    .description("list, verify or create the cluster's checkpoints (NATS object store bucket)");
+    .description(
+      "list, verify or create the cluster's checkpoints (NATS object store bucket), or go on from the newest after the stream lost its tail",
+    );
 
   addNatsSourceOptions(checkpoint.command('list').description('the checkpoints, newest first'))
     .option('--json', 'a JSON array')
@@ -246,4 +249,6 @@ export function registerCheckpointCommand(program: Command): void {
         fail(err);
       }
     });
+
+  registerAcceptLossCommand(checkpoint);
 }

@@ -11,6 +11,7 @@ import type { Clock, TimerHandle } from '../ports/clock.ts';
 import type { MemberRecord } from '../ports/elector.ts';
 import type { LogBounds } from '../ports/opLog.ts';
 import type { CommittedStore } from './state/committedStore.ts';
+import type { StreamTailLost } from './streamTail.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps, RuntimeLogger } from './nodeRuntimeConfig.ts';
 
 /**
@@ -19,7 +20,7 @@ import type { NodeRuntimeConfig, NodeRuntimeDeps, RuntimeLogger } from './nodeRu
  * tries again, and an operator can restore a checkpoint meanwhile.
  */
 export class FailClosedError extends Error {
-  override readonly name = 'FailClosedError';
+  override readonly name: string = 'FailClosedError';
   readonly retryable = true;
   constructor(
     /** Why, in words an operator can act on. */
@@ -50,6 +51,8 @@ export interface CheckpointStats {
   loadedFrom: string | undefined;
   /** Why this node refuses to become eligible; undefined when it does not. */
   failClosed: string | undefined;
+  /** Set while it refuses because a checkpoint is past the stream's end (see streamTail.ts). */
+  streamTailLost: StreamTailLost | undefined;
 }
 
 export function emptyCheckpointStats(): CheckpointStats {
@@ -63,6 +66,7 @@ export function emptyCheckpointStats(): CheckpointStats {
     newest: undefined,
     loadedFrom: undefined,
     failClosed: undefined,
+    streamTailLost: undefined,
   };
 }
 

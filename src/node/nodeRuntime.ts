@@ -42,6 +42,7 @@ import {
 } from '../admin/verification.ts';
 import { verifyStandby } from './actors/verifyStandby.ts';
 import { Waiting } from './waitingFor.ts';
+import { checkStreamTail } from './streamTail.ts';
 
 export {
   DEFAULT_RUNTIME_CONFIG,
@@ -347,11 +348,14 @@ export class NodeRuntime {
   /**
    * Cold start: the newest valid checkpoint the stream continues, else the whole stream from
    * entry 1, else a primary's full sync; with none of them the node fails closed (the machine
-   * retries the start) instead of coming up with a partial or empty state.
+   * retries the start) instead of coming up with a partial or empty state. First of all, a
+   * checkpoint past the stream's end (the stream lost acknowledged entries) fails it closed,
+   * whatever else could be found: no older state is served in its place.
    */
   async #coldStart(): Promise<void> {
     const { deps, store } = this;
     await failingClosed(deps, this.checkpointStats, async () => {
+      await checkStreamTail(deps);
       try {
         await restoreWithoutPrimary(deps, store, this.checkpointStats);
       } catch (err) {

@@ -235,6 +235,8 @@ export interface CheckpointCounters {
   readonly newest:
     { readonly createdAt: number; readonly bytes: number; readonly appliedSeq: number } | undefined;
   readonly failClosed: string | undefined;
+  /** Set while the node refuses because a checkpoint is past the stream's end. */
+  readonly streamTailLost?: { readonly checkpointSeq: number } | undefined;
 }
 
 /** Receives the time each API request took, by op. */
@@ -449,6 +451,11 @@ function checkpointFamilies(
       'understudy_failed_closed',
       '1 while the node refuses to start: neither the stream nor a checkpoint reaches back.',
       c.failClosed === undefined ? 0 : 1,
+    ),
+    gauge(
+      'understudy_stream_tail_lost',
+      '1 while the node refuses to start because a checkpoint is past the stream end: the stream lost acknowledged entries.',
+      c.streamTailLost === undefined ? 0 : 1,
     ),
   ];
 }

@@ -40,6 +40,14 @@ export interface CheckpointStore {
   write(frames: Iterable<Uint8Array>): Promise<StagedCheckpoint>;
   /** The bytes of a listed checkpoint, in pieces. Rejects with {@link CheckpointMissingError}. */
   read(name: string): AsyncIterable<Uint8Array>;
+  /**
+   * Records that the stream continues listed checkpoint `name` after stream message
+   * `lastStreamSeq` (its `lastStreamSeq` becomes that; its bytes and everything else stay):
+   * how an operator who accepts the loss of the stream's tail makes the emptied stream continue
+   * the newest checkpoint. Resolves with what `list()` will show; rejects with
+   * {@link CheckpointMissingError}.
+   */
+  rebase(name: string, lastStreamSeq: number): Promise<CheckpointInfo>;
   /** Removes a checkpoint (listed or staged). */
   remove(name: string): Promise<void>;
   /** Removes what writers that died midway left behind; resolves with how many were removed. */

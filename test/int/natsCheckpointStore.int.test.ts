@@ -101,6 +101,17 @@ describe('NatsCheckpointStore', () => {
     await expect(collect(store.read(older.name))).rejects.toBeInstanceOf(CheckpointMissingError);
   });
 
+  it('rebase changes only where the stream continues a checkpoint: its bytes and the rest stay', async () => {
+    const { store } = await setup();
+    const published = await (await store.write(checkpointFrames(state, 7))).publish(description);
+    const rebased = await store.rebase(published.name, 5);
+    expect(rebased).toEqual({ ...published, lastStreamSeq: 5 });
+    expect(await store.list()).toEqual([rebased]);
+    const read = readCheckpoint(await collect(store.read(published.name)), description);
+    expect(stateDigest(read)).toBe(description.stateDigest);
+    await expect(store.rebase('cp.nope', 5)).rejects.toBeInstanceOf(CheckpointMissingError);
+  });
+
   it('a writer killed midway leaves nothing listed, and its chunks are removed as leftovers', async () => {
     const { nats, nc, cluster, store } = await setup();
     const child = spawn(

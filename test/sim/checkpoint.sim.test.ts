@@ -1,6 +1,7 @@
 // Durable restarts over the memory adapters on a simulated clock: checkpoints written by a
 // standby, the stream trimmed below them, whole-cluster crashes and restarts from them, a
-// corrupt newest checkpoint, and a node that fails closed when nothing reaches back.
+// corrupt newest checkpoint, a node that fails closed when nothing reaches back, and a stream
+// that lost its tail past the newest checkpoint.
 import { describe, expect, it } from 'vitest';
 import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { MemoryCheckpointStore } from '../../src/adapters/memory/memoryCheckpointStore.ts';
@@ -13,6 +14,7 @@ import { createClient } from '../../src/client/nats.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import { CHECKPOINT_READ_STALL_MS } from '../../src/node/checkpoints.ts';
+import { acceptTailLoss } from '../../src/node/streamTail.ts';
 import { NodeRuntime, type NodeRuntimeConfig } from '../../src/node/nodeRuntime.ts';
 
 const TTL = 2000;
@@ -235,6 +237,66 @@ describe('durable restarts (memory adapters, simulated clock)', () => {
     await w.run(2000);
     for (const { runtime } of w.nodes)
       expect(runtime.status().failClosed).toMatch(/holds no entries/);
+  });
+
+  // Issue 25: every node loaded the older checkpoint the stream still continued, without a word,
+  // and served; the keys only the newest checkpoint held answered OBJECT_NOT_FOUND.
+  it('a stream that lost its tail past the newest checkpoint: no node serves, each says why; accept-loss goes on from the newest', async () => {
+    const w = await twoCheckpointsThenCrash();
+    const [newest, older] = await w.checkpoints.list();
+    const cut = older!.lastStreamSeq + 1;
+    expect(cut).toBeLessThan(newest!.lastStreamSeq);
+    w.log.loseTail(cut);
+    await w.run(TTL + 500);
+    const restartedAt = w.lines.length;
+    w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });
+    await w.run(3 * TTL);
+    expect(w.primaries()).toEqual([]);
+    for (const { runtime } of w.nodes) {
+      expect(runtime.role).toBe('starting');
+      expect(runtime.checkpointStats.loadedFrom).toBeUndefined();
+      expect(runtime.status().failClosed).toContain(
+        `checkpoint ${newest!.name} holds entries to seq ${newest!.appliedSeq}`,
+      );
+      expect(runtime.status().checkpoints?.streamTailLost).toEqual({
+        checkpoint: newest!.name,
+        checkpointSeq: newest!.appliedSeq,
+        checkpointStreamSeq: newest!.lastStreamSeq,
+        streamLastSeq: w.log.bounds().lastSeq,
+        streamLastStreamSeq: cut,
+      });
+    }
+    const since = w.lines.slice(restartedAt);
+    expect(since.some((l) => l.fields['event'] === 'checkpointLoaded')).toBe(false);
+    const closed = since.filter((l) => l.fields['event'] === 'failClosed');
+    expect(new Set(closed.map((l) => l.fields['node']))).toEqual(new Set(['n1', 'n2', 'n3']));
+    expect(closed.every((l) => l.fields['streamTailLost'] === true)).toBe(true);
+
+    const operator = {
+      opLog: createMemoryOpLog(w.log, { nodeId: 'operator' }),
+      checkpoints: w.checkpoints,
+      clock: w.clock,
+    };
+    const refusal = (seq: number) =>
+      w.settle(acceptTailLoss(operator, seq).catch((e: unknown) => e));
+    expect(await refusal(older!.appliedSeq)).toMatchObject({ reason: 'notNewest' });
+    const accepted = await w.settle(acceptTailLoss(operator, newest!.appliedSeq));
+    expect(accepted.checkpoint).toMatchObject({ name: newest!.name, lastStreamSeq: cut });
+    await w.until('a primary after the loss was accepted', () => w.primaries().length === 1);
+    for (const { runtime } of w.nodes) {
+      expect(runtime.checkpointStats.loadedFrom).toBe(newest!.name);
+      expect(runtime.status().failClosed).toBeUndefined();
+    }
+    // The keys were written in order: the newest checkpoint holds the first objectCount.
+    const api = await w.client();
+    for (let i = 0; i < newest!.objectCount; i++)
+      expect((await w.settle(api.get(`key-${i}`))).key).toBe(`key-${i}`);
+    await writeSome(w, api, 100, 105);
+    for (let i = 100; i < 105; i++)
+      expect((await w.settle(api.get(`key-${i}`))).key).toBe(`key-${i}`);
+    await w.run(1000);
+    expect(new Set(w.nodes.map((n) => stateDigest(n.runtime.store.state))).size).toBe(1);
+    expect(await refusal(newest!.appliedSeq)).toMatchObject({ reason: 'noLoss' });
   });
 });
 

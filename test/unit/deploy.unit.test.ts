@@ -58,6 +58,15 @@ function exportedNames(): Set<string> {
       fences: 0,
       verificationHealthy: true,
       verification: {},
+      checkpoints: {
+        written: 0,
+        failed: 0,
+        corrupt: 0,
+        lastWriteMs: 0,
+        lastWriteBytes: 0,
+        newest: undefined,
+        failClosed: undefined,
+      },
     }),
   );
   return new Set(

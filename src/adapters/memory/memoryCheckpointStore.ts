@@ -78,6 +78,14 @@ export class MemoryCheckpointStore implements CheckpointStore {
     this.#stalled.set(name, pieces);
   }
 
+  rebase(name: string, lastStreamSeq: number): Promise<CheckpointInfo> {
+    const stored = this.#listed.get(name);
+    if (stored === undefined) return Promise.reject(new CheckpointMissingError(name));
+    const info: CheckpointInfo = { ...stored.info, lastStreamSeq };
+    this.#listed.set(name, { info, pieces: stored.pieces });
+    return Promise.resolve(info);
+  }
+
   remove(name: string): Promise<void> {
     this.#listed.delete(name);
     this.#staged.delete(name);

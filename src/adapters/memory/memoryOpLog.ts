@@ -112,6 +112,18 @@ export class MemoryLogStore {
     this.notify();
   }
 
+  /**
+   * TEST ONLY: the stream loses every message after `streamSeq`, and its last sequence goes back
+   * to `streamSeq`, as a JetStream server that lost its last writes in a power loss.
+   */
+  loseTail(streamSeq: number): void {
+    this.stored = this.stored.filter((message) => message.streamSeq <= streamSeq);
+    this.lastStreamSeqValue = streamSeq;
+    const last = this.stored.findLast((message) => message.entries.length > 0);
+    this.lastEntrySeqValue = last?.entries[last.entries.length - 1]?.seq ?? 0;
+    this.notify();
+  }
+
   /** Cuts `nodeId` off: its appends and reads wait (or time out), its followers stall. */
   partition(nodeId: string): void {
     this.partitioned.add(nodeId);
@@ -164,7 +176,12 @@ export class MemoryLogStore {
     if (first === undefined || last === undefined) {
       throw new AppendOrderError(this.lastEntrySeqValue + 1, undefined, 'empty append');
     }
-    if (first.seq !== this.lastEntrySeqValue + 1) {
+    // A stream written and emptied since: the next entry may be any later one (a stream knows
+    // no entry seqs; the checkpoint its writer started from does, as after an accepted loss of
+    // the stream's tail).
+    const due = this.lastEntrySeqValue + 1;
+    const emptied = this.stored.length === 0 && this.lastStreamSeqValue > 0;
+    if (emptied ? first.seq < due : first.seq !== due) {
       throw new AppendOrderError(
         this.lastEntrySeqValue + 1,
         first.seq,

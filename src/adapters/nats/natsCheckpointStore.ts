@@ -180,6 +180,18 @@ export class NatsCheckpointStore implements CheckpointStore {
     if (error !== null && error !== undefined) throw error;
   }
 
+  async rebase(name: string, lastStreamSeq: number): Promise<CheckpointInfo> {
+    const object = await this.os.info(name);
+    const info = object === null || object.deleted ? undefined : infoOf(object);
+    if (info === undefined) throw new CheckpointMissingError(name);
+    // update() keeps only the metadata it is given: all of it goes along, one field changed.
+    await this.os.update(name, { name, metadata: metadataOf({ ...info, lastStreamSeq }) });
+    const updated = await this.os.info(name);
+    const listed = updated === null ? undefined : infoOf(updated);
+    if (listed === undefined) throw new CheckpointMissingError(name);
+    return listed;
+  }
+
   async remove(name: string): Promise<void> {
     await this.os.delete(name);
   }

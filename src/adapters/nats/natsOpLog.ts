@@ -86,6 +86,11 @@ export interface NatsOpLogOptions {
    * over like an undecodable one). Every node of a cluster needs the same key. Default: none.
    */
   readonly signingKey?: Uint8Array;
+  /**
+   * Open the stream as it is (for tools): neither create it nor change its settings; fails
+   * when it does not exist. Default false (a node creates it and applies its settings).
+   */
+  readonly existingOnly?: boolean;
 }
 
 /** The NATS OpLog, with the names of its stream and subject. */
@@ -771,7 +776,8 @@ export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOp
     duplicate_window: nanos(duplicateWindowMs),
     allow_direct: false,
   };
-  await ensureStream(jsm, streamName, wanted);
+  if (options.existingOnly === true) await jsm.streams.info(streamName);
+  else await ensureStream(jsm, streamName, wanted);
   return new NatsOpLogImpl(options.nc, jsm, streamName, subject, {
     maxBatchEntries: Math.max(1, options.maxBatchEntries ?? 100),
     maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,

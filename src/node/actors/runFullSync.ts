@@ -2,6 +2,7 @@ import { NoRespondersError, TransportTimeoutError } from '../../ports/apiTranspo
 import { AdminClient } from '../../admin/adminApi.ts';
 import { FailClosedError, restoreWithoutPrimary, type CheckpointStats } from '../checkpoints.ts';
 import type { CommittedStore } from '../state/committedStore.ts';
+import { checkStreamTail, StreamTailLostError } from '../streamTail.ts';
 import { fetchFullSync } from '../../admin/fullSync.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
 import type { VerificationStats } from '../../admin/verification.ts';
@@ -61,12 +62,19 @@ export async function failingClosed<T>(
   try {
     const result = await restore();
     checkpointStats.failClosed = undefined;
+    checkpointStats.streamTailLost = undefined;
     return result;
   } catch (err) {
     if (err instanceof FailClosedError) {
       checkpointStats.failClosed = err.reason;
+      const lost = err instanceof StreamTailLostError ? err.loss : undefined;
+      checkpointStats.streamTailLost = lost;
       deps.logger.error(
-        { event: 'failClosed', reason: err.reason },
+        {
+          event: 'failClosed',
+          reason: err.reason,
+          ...(lost === undefined ? {} : { streamTailLost: true, ...lost }),
+        },
         `refusing to become eligible: ${err.reason}`,
       );
     }
@@ -77,7 +85,8 @@ export async function failingClosed<T>(
 /**
  * The `fullSync` actor: replaces `store` with the primary's state; with no primary to ask,
  * restores it from the newest valid checkpoint the stream continues, or by re-folding a stream
- * that still starts at entry 1. Otherwise it fails closed ({@link FailClosedError}, retried by
+ * that still starts at entry 1. Otherwise, or when a checkpoint is past the stream's end (the
+ * stream lost acknowledged entries: {@link StreamTailLostError}), it fails closed ({@link FailClosedError}, retried by
  * the machine): the node never goes on with a partial or empty state. Cancelled (`signal`), it
  * asks for no more chunks and leaves `store` as it is.
  */
@@ -92,6 +101,7 @@ export async function runFullSync(
   return failingClosed(deps, checkpointStats, async () => {
     if (!(await syncFromPrimary(deps, config, store, stats, signal))) {
       signal?.throwIfAborted();
+      await checkStreamTail(deps);
       await restoreWithoutPrimary(deps, store, checkpointStats);
     }
     return { appliedSeq: store.appliedSeq };

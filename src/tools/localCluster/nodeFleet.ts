@@ -33,6 +33,8 @@ export interface NodeStatusJson {
   readonly skipped: number;
   /** Entries passed over because no elected primary wrote them. */
   readonly foreign: number;
+  /** Why the node refuses to become eligible; absent when it does not. */
+  readonly failClosed?: string;
 }
 
 export interface FleetOptions {
