@@ -30,7 +30,7 @@ import {
   type SettingTable,
 } from './settings.ts';
 
-import { OPLOG_DUPLICATE_WINDOW_MS } from '../adapters/nats/streamLimits.ts';
+import { OPLOG_DUPLICATE_WINDOW_MS } from '../ports/appendWindow.ts';
 
 export { ConfigError, envName } from './settings.ts';
 

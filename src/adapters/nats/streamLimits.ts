@@ -1,29 +1,16 @@
 /**
  * What the OpLog stream's settings must satisfy, and the error for a stream (or bucket)
- * configuration that JetStream refuses. No imports: the settings check (config/) reads these
- * without loading the NATS client.
+ * configuration that JetStream refuses. The append window (ports/appendWindow.ts)
+ * is what the settings check (config/) reads, without loading the NATS client.
  */
 
-/** How long one append waits for its acknowledgement before it is read back (ms). */
-export const APPEND_ACK_TIMEOUT_MS = 5_000;
-/** How long an unacknowledged append is retried and read back before it is ambiguous (ms). */
-export const APPEND_RESOLVE_TIMEOUT_MS = 30_000;
-
-/**
- * The OpLog stream's duplicate window (ms): the server recognises a re-sent message by its id
- * for this long, which is what resolves an append whose acknowledgement was lost. It must
- * outlast every retry of one append: the first wait for the acknowledgement, the read-back
- * retries, and the last retry's own wait ({@link minDuplicateWindowMs}). JetStream refuses a
- * stream whose age limit is below its duplicate window, so a non-zero age limit must be at least
- * this long: the window is not shortened to fit an age limit, since it would then no longer
- * cover the retries.
- */
-export const OPLOG_DUPLICATE_WINDOW_MS = 2 * 60_000;
-
-/** The shortest duplicate window that covers every retry of one append (ms). */
-export function minDuplicateWindowMs(ackTimeoutMs: number, resolveTimeoutMs: number): number {
-  return 2 * ackTimeoutMs + resolveTimeoutMs;
-}
+// The append window lives with the OpLog port (the settings check reads it too).
+export {
+  APPEND_ACK_TIMEOUT_MS,
+  APPEND_RESOLVE_TIMEOUT_MS,
+  OPLOG_DUPLICATE_WINDOW_MS,
+  minDuplicateWindowMs,
+} from '../../ports/appendWindow.ts';
 
 /**
  * JetStream API error codes that refuse a stream's configuration: asking again cannot succeed
