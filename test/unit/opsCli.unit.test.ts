@@ -1,6 +1,12 @@
 // The pure parts of `understudy status` / `switchover`: settings, the apply-rate scrape, the
-// table and the last-verification cell.
+// table and the last-verification cell; the node's log on a terminal; --print-config.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatLogLine, logDestination } from '../../src/cli/prettyLog.ts';
+import { loadNodeConfig, nodeSettings } from '../../src/config/config.ts';
+import { configFileOf } from '../../src/config/printConfig.ts';
 import { durationFlag, loadClusterAccess } from '../../src/cli/clusterOptions.ts';
 import { ConfigError } from '../../src/config/settings.ts';
 import {
@@ -163,5 +169,65 @@ describe('status rendering', () => {
     expect(lines[3]).toBe(
       'n1 failed closed: the stream starts at entry 41 and there is no checkpoint',
     );
+  });
+});
+
+describe('the node log on a terminal', () => {
+  it('formats a pino record as one line: time, level, message, fields', () => {
+    const line = formatLogLine(
+      JSON.stringify({
+        level: 30,
+        time: Date.UTC(2026, 0, 1, 9, 41, 2, 123),
+        pid: 1,
+        hostname: 'h',
+        msg: 'became primary',
+        event: 'promoted',
+        epoch: 3,
+        reason: 'lease expired',
+      }),
+    );
+    expect(line).toBe(
+      '09:41:02.123 INFO  became primary event=promoted epoch=3 reason="lease expired"\n',
+    );
+    expect(formatLogLine('not json')).toBe('not json\n');
+  });
+
+  it('formats only when stdout is a terminal; JSON otherwise', () => {
+    const written: string[] = [];
+    const sink = (isTTY: boolean) => ({
+      isTTY,
+      write: (text: string) => written.push(text) > 0,
+    });
+    expect(logDestination(sink(false))).toBeUndefined();
+    const tty = logDestination(sink(true));
+    tty?.write(`${JSON.stringify({ level: 40, time: 0, msg: 'slow' })}\n`);
+    expect(written).toEqual(['00:00:00.000 WARN  slow\n']);
+  });
+});
+
+describe('--print-config writes a config file --config reads back', () => {
+  it('durations with their unit, secrets left out, the same settings read back', () => {
+    const flags = {
+      id: 'n1',
+      cluster: 'main',
+      leaseTtl: '5s',
+      nats: 'nats://a:4222,nats://b:4222',
+      checkpointInterval: '10m',
+      natsUser: 'master',
+    };
+    const config = loadNodeConfig(flags, { UNDERSTUDY_NATS_PASSWORD: 'hunter2' });
+    const printed = configFileOf(nodeSettings, config);
+    expect(printed.file).toMatchObject({ leaseTtl: '5s', checkpointInterval: '10m' });
+    expect(printed.omitted).toEqual(['natsPassword']);
+    expect(JSON.stringify(printed.file)).not.toContain('hunter2');
+    const dir = mkdtempSync(join(tmpdir(), 'understudy-print-config-'));
+    try {
+      const file = join(dir, 'n1.json');
+      writeFileSync(file, JSON.stringify(printed.file, null, 2));
+      const back = loadNodeConfig({ config: file }, { UNDERSTUDY_NATS_PASSWORD: 'hunter2' });
+      expect(back).toEqual(config);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -80,7 +80,12 @@ export async function natsLogSource(config: NatsSourceConfig): Promise<LogSource
       ...natsConnectionOptions(config.security),
     });
   } catch (cause) {
-    throw new LogUnavailableError(description, `cannot connect: ${String(cause)}`, { cause });
+    const text = cause instanceof Error ? cause.message : String(cause);
+    throw new LogUnavailableError(
+      description,
+      `cannot reach NATS at ${config.servers.join(',')}: ${text} (the address is set by --nats or UNDERSTUDY_NATS)`,
+      { cause },
+    );
   }
   let jsm: JetStreamManager;
   try {
