@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { formatLogLine, logDestination } from '../../src/cli/prettyLog.ts';
 import { loadNodeConfig, nodeSettings } from '../../src/config/config.ts';
 import { configFileOf } from '../../src/config/printConfig.ts';
+import { missingReason, withMissing } from '../../src/cli/statusMissing.ts';
 import { durationFlag, loadClusterAccess } from '../../src/cli/clusterOptions.ts';
 import { ConfigError } from '../../src/config/settings.ts';
 import {
@@ -229,5 +230,31 @@ describe('--print-config writes a config file --config reads back', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('status shows an expected node without a member record as missing', () => {
+  it('adds a missing row in id order, renders it and names it under the table', () => {
+    const status: ClusterStatus = {
+      cluster: 'c',
+      leader: { nodeId: 'n1', address: 'http://127.0.0.1:11', epoch: 9 },
+      applyRate: null,
+      readAt: 0,
+      rows: [row('n1', { state: 'primary', leader: true }), row('n3', {})],
+    };
+    const shown = withMissing(status, ['n1', 'n2', 'n3']);
+    expect(shown.rows.map((r) => [r.id, r.state])).toEqual([
+      ['n1', 'primary'],
+      ['n2', 'missing'],
+      ['n3', 'standby'],
+    ]);
+    const lines = renderStatusTable(shown, 0).trimEnd().split('\n');
+    expect(lines[3]).toMatch(/^n2\s+missing\s+0\s+0\s+-\s+-\s+-\s+-$/);
+    expect(missingReason(shown)).toBe(
+      'missing: n2 (expected, but not in the member list: stopped, or its lease expired)',
+    );
+    expect(withMissing(status, ['n1'])).toBe(status);
+    expect(missingReason(status)).toBeUndefined();
+    expect(noPrimaryReason(shown)).toBeUndefined();
   });
 });
