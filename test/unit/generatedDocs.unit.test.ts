@@ -7,6 +7,8 @@ import { API_OPS, requestSchemas } from '../../src/api/schema.ts';
 import {
   PROTOCOL_SCHEMA_PATH,
   protocolSchemaText,
+  README_PATH,
+  readmeWithMachineDiagram,
   SETTINGS_PATH,
   settingsReferenceText,
 } from '../../scripts/generateDocs.ts';
@@ -88,5 +90,13 @@ describe('docs/protocol.schema.json', () => {
       valid('getReply', { ok: false, error: { code: 'NOPE', message: '', retryable: false } }),
     ).toBe(false);
     expect(valid('getReply', { ok: true })).toBe(false);
+  });
+});
+
+describe('the README machine diagram', () => {
+  it('is what `npm run docs` generates from machines/masterNode.machine.ts', () => {
+    const readme = readFileSync(README_PATH, 'utf8');
+    expect(readme).toContain('<!-- machine-diagram:start');
+    expect(readme).toBe(readmeWithMachineDiagram(readme));
   });
 });
