@@ -7,8 +7,11 @@
 //   (scripts/benchmarksDoc.ts).
 // test/unit/generatedDocs.unit.test.ts fails when a checked-in file is not what this writes.
 //
-//   npm run docs        (rewrites all three)
-import { writeFileSync } from 'node:fs';
+// - README.md: the node lifecycle diagram between its machine-diagram markers, from the machine.
+//   npm run docs        (rewrites all four)
+import { readFileSync, writeFileSync } from 'node:fs';
+import { masterNodeMachine } from '../machines/masterNode.machine.ts';
+import { toMermaid } from '../src/tools/diagram.ts';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { API_OPS, MAX_BATCH_ITEMS, requestSchemas, responseSchemas } from '../src/api/schema.ts';
@@ -129,7 +132,25 @@ export function settingsReferenceText(): string {
   ].join('\n');
 }
 
+export const README_PATH = fileURLToPath(new URL('../README.md', import.meta.url));
+const DIAGRAM_START = /<!-- machine-diagram:start[^>]*-->\n/;
+const DIAGRAM_END = '<!-- machine-diagram:end -->';
+
+/**
+ * `readme` with the node machine's Mermaid diagram (as `understudy machines --format mermaid`
+ * draws it) between its markers. Throws when the markers are missing.
+ */
+export function readmeWithMachineDiagram(readme: string): string {
+  const start = DIAGRAM_START.exec(readme);
+  const end = readme.indexOf(DIAGRAM_END);
+  if (start === null || end < start.index) throw new Error('README: no machine-diagram markers');
+  const from = start.index + start[0].length;
+  const diagram = `\`\`\`mermaid\n${toMermaid(masterNodeMachine).trimEnd()}\n\`\`\`\n`;
+  return readme.slice(0, from) + diagram + readme.slice(end);
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  writeFileSync(README_PATH, readmeWithMachineDiagram(readFileSync(README_PATH, 'utf8')));
   writeFileSync(PROTOCOL_SCHEMA_PATH, protocolSchemaText());
   writeFileSync(SETTINGS_PATH, settingsReferenceText());
   writeFileSync(BENCHMARKS_PATH, benchmarksText());

@@ -14,6 +14,7 @@ import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './cluster
 import { loadNatsSourceConfig, type NatsSourceConfig } from '../tools/log/logSource.ts';
 import { addNatsSourceOptions } from './settingOptions.ts';
 import { registerAcceptLossCommand } from './acceptLossCommand.ts';
+import { causeText, reaching } from './unreachable.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {
@@ -44,12 +45,14 @@ async function withStore<T>(
   config: NatsSourceConfig,
   use: (store: NatsCheckpointStore) => Promise<T>,
 ): Promise<T> {
-  const nc = await connect({
-    servers: [...config.servers],
-    name: 'understudy-checkpoint',
-    timeout: 5_000,
-    ...natsConnectionOptions(config.security),
-  });
+  const nc = await reaching('NATS', config.servers, () =>
+    connect({
+      servers: [...config.servers],
+      name: 'understudy-checkpoint',
+      timeout: 5_000,
+      ...natsConnectionOptions(config.security),
+    }),
+  );
   try {
     return await use(await NatsCheckpointStore.open({ nc, cluster: config.cluster }));
   } finally {
@@ -135,12 +138,26 @@ export function renderCheckpointTable(listed: readonly CheckpointInfo[], now: nu
   );
 }
 
+const CHECKPOINT_HELP = `
+A node writes a checkpoint (its state at a seq) every --checkpoint-interval-entries entries or
+--checkpoint-interval, keeps --checkpoint-keep of them, and trims the stream below the oldest.
+'understudy replay' and 'understudy export' start from them.
+
+Examples:
+  understudy checkpoint list --cluster main --nats nats://127.0.0.1:4222
+  understudy checkpoint verify --cluster main --nats nats://127.0.0.1:4222 --json
+  understudy checkpoint create --cluster main --etcd http://127.0.0.1:2379 --node n2
+Exit codes: 0 ok; 1 the store or a node could not be reached, or the write failed; 2 usage;
+3 (verify) a checkpoint is corrupt.`;
+
 function fail(err: unknown): never {
   if (err instanceof CheckpointUsageError || err instanceof ConfigError) {
     process.stderr.write(`understudy checkpoint: ${err.message}\n`);
     process.exit(CHECKPOINT_EXIT.usage);
   }
-  process.stderr.write(`understudy checkpoint: ${String(err)}\n`);
+  process.stderr.write(
+    `understudy checkpoint: ${err instanceof Error ? err.message : String(err)}\n`,
+  );
   process.exit(CHECKPOINT_EXIT.failed);
 }
 
@@ -149,7 +166,8 @@ export function registerCheckpointCommand(program: Command): void {
     .command('checkpoint')
     .description(
       "list, verify or create the cluster's checkpoints (NATS object store bucket), or go on from the newest after the stream lost its tail",
-    );
+    )
+    .addHelpText('after', CHECKPOINT_HELP);
 
   addNatsSourceOptions(checkpoint.command('list').description('the checkpoints, newest first'))
     .option('--json', 'a JSON array')
@@ -215,7 +233,7 @@ export function registerCheckpointCommand(program: Command): void {
         const client = await openClusterEtcd(access);
         let view;
         try {
-          view = await readMasterView(client, access.cluster);
+          view = await reaching('etcd', access.etcd, () => readMasterView(client, access.cluster));
         } finally {
           client.close();
         }
@@ -237,6 +255,11 @@ export function registerCheckpointCommand(program: Command): void {
         const res = await fetch(`${member.address}${CHECKPOINT_PATH}`, {
           method: 'POST',
           signal: AbortSignal.timeout(10 * 60_000),
+        }).catch((err: unknown) => {
+          throw new Error(
+            `cannot reach node ${member.nodeId} at ${member.address}: ${causeText(err)}`,
+            { cause: err },
+          );
         });
         const body = (await res.json()) as CheckpointInfo & { error?: string };
         if (!res.ok) throw new Error(`${member.nodeId}: ${body.error ?? res.statusText}`);

@@ -35,7 +35,12 @@ export function registerDemoCommand(program: Command): void {
       `
 Needs nats-server and etcd on PATH (in a clone, npm run demo installs them on Debian). The
 live progress line is shown only when stdout is a terminal.
-Exit codes: 0 no acknowledged write lost; 1 a write was lost or the demo failed; 2 usage.`,
+Exit codes: 0 no acknowledged write lost; 1 a write was lost or the demo failed; 2 usage.
+
+Examples:
+  understudy demo                                  (three nodes, kill -9 of the primary)
+  understudy demo --lease-ttl 5s --before 10s --concurrency 64
+  understudy demo > timeline.txt                   (no progress line, just the timeline)`,
     )
     .action(async (options: DemoOptions) => {
       let settings: DemoSettings;

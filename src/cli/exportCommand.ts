@@ -3,7 +3,11 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { ConfigError } from '../config/settings.ts';
-import { exportEntryLine, exportHeaderLine } from '../tools/log/exportFormat.ts';
+import {
+  exportCheckpointLines,
+  exportEntryLine,
+  exportHeaderLine,
+} from '../tools/log/exportFormat.ts';
 import {
   loadNatsSourceConfig,
   LogUnavailableError,
@@ -22,6 +26,8 @@ export interface ExportFlags extends Readonly<Record<string, unknown>> {
   /** A file, or `-` (the default) for stdout. */
   readonly out?: string;
   readonly skipBad?: boolean;
+  /** Start from this checkpoint (seq or name) instead of the newest below `--from`. */
+  readonly checkpoint?: string;
 }
 
 async function writeLine(stream: Writable, line: string): Promise<void> {
@@ -32,7 +38,10 @@ async function writeLine(stream: Writable, line: string): Promise<void> {
  * Runs `understudy export` and returns its exit code: writes a header line and one NDJSON line
  * per entry of `--from..--to` (default: the whole log as it is now) to `--out` or stdout; a
  * summary goes to stderr. A corrupt stream message or a foreign entry (see admitItems) stops it
- * with exit 1 (the file then ends before it) unless `--skip-bad`, which leaves them out.
+ * with exit 1 (the file then ends before it) unless `--skip-bad`, which leaves them out. When the
+ * cluster has a checkpoint below `--from`, or the stream was trimmed below `--from`, the export
+ * starts with the checkpoint (its frames) and holds the entries after it, so that `replay --file`
+ * can fold the state at any seq it holds; a note on stderr says where it begins.
  */
 export async function runExport(
   flags: ExportFlags,
@@ -82,8 +91,26 @@ export async function runExport(
     let skipped = 0;
     let foreign = 0;
     let code: number = EXIT_CODES.ok;
-    for await (const item of admitItems(source.read(fromSeq, flags.to))) {
+    let checkpoint = '';
+    const base = {
+      mode: 'range',
+      fromSeq,
+      what: 'the export',
+      named: flags.checkpoint,
+    } as const;
+    for await (const item of admitItems(source.read(fromSeq, flags.to, base))) {
       if (writeError !== undefined) break;
+      if (item.kind === 'note') {
+        out.stderr(`understudy export: ${item.text}\n`);
+        continue;
+      }
+      if (item.kind === 'base') {
+        for (const line of exportCheckpointLines(item.checkpoint, item.state)) {
+          await writeLine(target, line);
+        }
+        checkpoint = ` after checkpoint ${item.checkpoint.name} (seq ${item.checkpoint.appliedSeq})`;
+        continue;
+      }
       if (item.kind === 'bad' || item.kind === 'foreign') {
         out.stderr(
           `understudy export: ${item.kind === 'bad' ? 'corrupt ' : ''}${item.error.message}\n`,
@@ -109,7 +136,7 @@ export async function runExport(
     }
     if (writeError !== undefined) throw new OutputError(flags.out ?? '', writeError);
     out.stderr(
-      `understudy export: ${count} entries${count > 0 ? ` (seqs ${first}..${last})` : ''} from ${source.description} to ${toFile ? flags.out : 'stdout'}${skipped > 0 ? `; ${skipped} corrupt messages skipped` : ''}${foreign > 0 ? `; ${foreign} foreign entries skipped` : ''}${code === EXIT_CODES.corrupt ? '; stopped at a corrupt message or foreign entry' : ''}\n`,
+      `understudy export: ${count} entries${count > 0 ? ` (seqs ${first}..${last})` : ''}${checkpoint} from ${source.description} to ${toFile ? flags.out : 'stdout'}${skipped > 0 ? `; ${skipped} corrupt messages skipped` : ''}${foreign > 0 ? `; ${foreign} foreign entries skipped` : ''}${code === EXIT_CODES.corrupt ? '; stopped at a corrupt message or foreign entry' : ''}\n`,
     );
     return code;
   } catch (error) {
@@ -156,6 +183,10 @@ export function registerExportCommand(program: Command): void {
     .option(
       '--skip-bad',
       'leave corrupt stream messages and foreign entries out instead of stopping',
+    )
+    .option(
+      '--checkpoint <seq|name>',
+      'start from this checkpoint (default: the newest below --from, when there is one)',
     );
   addNatsSourceOptions(command)
     .addHelpText(
@@ -163,8 +194,16 @@ export function registerExportCommand(program: Command): void {
       `
 Each line is one entry: seq, epoch, ts, time, op, key, checksum, prefixHash, the decoded event,
 and raw (base64 of the binary frame, with its CRC). The first line is a header
-{"format":"understudy-oplog","version":1,...}. 'understudy replay --file' reads it back and
-detects any changed byte.
+{"format":"understudy-oplog","version":2,...}. When the cluster has a checkpoint below --from
+(or trimmed its stream below --from), the export starts with that checkpoint (lines
+{"checkpoint":{...},"chunk":N,"raw":...}) and holds the entries after it, so that
+'understudy replay --file' can fold the state at any seq it holds. 'understudy replay --file'
+reads it back and detects any changed byte.
+
+Examples:
+  understudy export --cluster demo --nats nats://127.0.0.1:4222 --out demo.ndjson
+  understudy export --cluster demo --from 500 --to 600 --out range.ndjson
+  understudy export --cluster demo --checkpoint 90 | understudy replay --file - --at 95
 ${EXIT_CODES_HELP}`,
     )
     .action(async (flags: ExportFlags) => {

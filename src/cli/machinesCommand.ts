@@ -50,6 +50,14 @@ export function registerMachinesCommand(program: Command): void {
       `machines to draw (default: all: ${Object.keys(diagramMachines).join(', ')})`,
     )
     .option('--out <file>', 'write to a file instead of stdout')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  understudy machines                              (every machine, Mermaid stateDiagram-v2)
+  understudy machines --format plantuml --out machines.puml
+  understudy machines --machine masterNode --format mermaid`,
+    )
     .action(async (flags: { format: DiagramFormat; machine?: string[]; out?: string }) => {
       let text: string;
       try {

@@ -70,7 +70,11 @@ async function buildProgram(args: readonly string[]): Promise<Command> {
   const program = new Command('understudy')
     .description('Hot-standby HA metadata master over NATS JetStream and etcd')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .showHelpAfterError()
+    // A usage error is one line and where to look, not the whole help (subcommands inherit it).
+    .configureOutput({
+      outputError: (text, write) =>
+        write(`${text.trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
+    })
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .addHelpText(
       'after',

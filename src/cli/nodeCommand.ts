@@ -21,7 +21,9 @@ Examples:
   understudy node --id n1 --cluster main --nats nats://10.0.0.1:4222 --etcd http://10.0.0.1:2379 \\
     --lease-ttl 5s --http 0.0.0.0:9100 --advertise http://10.0.0.11:9100
   UNDERSTUDY_NATS_PASSWORD=... understudy node --config /etc/understudy/n1.json --nats-user master
-  understudy node --id n1 --cluster main --print-config    (the settings it would run with)
+  understudy node --id n1 --cluster main --print-config > n1.json   (the settings it would run
+    with, as a config file: durations with their unit, secrets left out)
+  understudy node --config n1.json
 
 Exit codes: 0 stopped by SIGTERM/SIGINT (a primary hands over first); 1 could not start;
 2 bad flags, environment or config file (or NATS JetStream refused the stream settings),
@@ -43,7 +45,7 @@ export function registerNodeCommand(program: Command): void {
     .description(
       'run a master node: it follows the OpLog as a standby and becomes primary when elected',
     )
-    .option('--print-config', 'print the settings (secrets masked) as JSON and exit');
+    .option('--print-config', 'print the settings as a --config file (secrets left out) and exit');
   addSettingOptions(command, nodeSettings)
     .addHelpText('after', EXAMPLES)
     .action(async (flags: Record<string, unknown>) => {
@@ -54,7 +56,7 @@ export function registerNodeCommand(program: Command): void {
         if (!(err instanceof ConfigError)) throw err;
         return fail(NODE_EXIT.usage, err.message);
       }
-      const [{ pino }, { startNode }, { CredentialsFileError, redact }, { OplogKeyMismatchError }] =
+      const [{ pino }, { startNode }, { CredentialsFileError }, { OplogKeyMismatchError }] =
         await Promise.all([
           import('pino'),
           import('../process/nodeProcess.ts'),
@@ -62,10 +64,22 @@ export function registerNodeCommand(program: Command): void {
           import('../node/oplogKeyCheck.ts'),
         ]);
       if (flags['printConfig'] === true) {
-        process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
+        const { configFileOf } = await import('../config/printConfig.ts');
+        const printed = configFileOf(nodeSettings, config);
+        process.stdout.write(`${JSON.stringify(printed.file, null, 2)}\n`);
+        if (printed.omitted.length > 0) {
+          process.stderr.write(
+            `understudy node: left out (secrets: give them by environment or file): ${printed.omitted.join(', ')}\n`,
+          );
+        }
         return;
       }
-      const logger = pino({ level: config.logLevel });
+      const { logDestination } = await import('./prettyLog.ts');
+      const destination = logDestination();
+      const logger =
+        destination === undefined
+          ? pino({ level: config.logLevel })
+          : pino({ level: config.logLevel }, destination);
       let node;
       try {
         node = await startNode(config, logger);

@@ -10,12 +10,11 @@ import {
   type LogSource,
 } from '../tools/log/logSource.ts';
 import { addNatsSourceOptions, parseSeqFlag } from './settingOptions.ts';
+import { formatHistoryLine, formatSummary, historyJson } from '../tools/log/replayFormat.ts';
 import {
   EXIT_CODES,
-  formatHistoryLine,
-  formatSummary,
-  historyJson,
   planReplay,
+  replayBase,
   replayExitCode,
   replayLog,
   ReplayUsageError,
@@ -43,6 +42,7 @@ export interface ReplayFlags extends Readonly<Record<string, unknown>> {
   readonly key?: string;
   readonly skipBad?: boolean;
   readonly json?: boolean;
+  readonly checkpoint?: string;
 }
 
 /** Text for `--help`: the exit codes of `replay` and `export`. */
@@ -61,16 +61,21 @@ Exit codes:
 
 const REPLAY_HELP = `
 Modes:
-  --at SEQ            fold from seq 1 to SEQ and print a state summary (objects, segments with
-                      used/size, digest, epoch); with --key K also K's record at SEQ
+  --at SEQ            fold to SEQ and print a state summary (objects, segments with used/size,
+                      digest, epoch); with --key K also K's record at SEQ
   --key K             print every entry that touched K (object key or segment id) within
                       --from..--to: seq, epoch, time, op, event
   (neither)           the state summary at --to, or at the end of the log
-  The state needs every entry from seq 1: --from above 1 only works with --key alone (and then
-  entries that changed K only as a side effect, such as UNMOUNT_SEGMENT, are not recognised).
+  The live stream is read from the newest checkpoint at or below the seq asked for (the nodes
+  trim the stream below their oldest kept checkpoint): its state, then the entries after it.
+  --checkpoint SEQ|NAME starts from that one instead ('understudy checkpoint list').
+  Without a checkpoint the state needs every entry from seq 1: --from above 1 then only works
+  with --key alone (and entries that changed K only as a side effect, such as UNMOUNT_SEGMENT,
+  are not recognised). Asked for entries that were trimmed, it says where the log begins.
 ${EXIT_CODES_HELP}
 Examples:
   understudy replay --cluster demo --nats nats://127.0.0.1:4222 --key user/42
+  understudy replay --cluster demo --at 95 --key user/42 --checkpoint 90
   understudy export --cluster demo --out demo.ndjson && understudy replay --file demo.ndjson --at 120
 `;
 
@@ -117,13 +122,17 @@ export async function runReplay(
     atSeq: flags.at,
     key: flags.key,
     skipBad: flags.skipBad === true,
+    checkpoint: flags.checkpoint,
   };
   const json = flags.json === true;
   let source: LogSource | undefined;
   try {
     const plan = planReplay(options);
     source = await openLogSource(flags);
-    const result = await replayLog(admitItems(source.read(plan.fromSeq, plan.readTo)), options, {
+    const base = replayBase(options);
+    const items = source.read(plan.fromSeq, plan.readTo, base);
+    const result = await replayLog(admitItems(items), options, {
+      onNote: (text) => out.stderr(`understudy replay: ${text}\n`),
       onHistory: (item) =>
         out.stdout(`${json ? JSON.stringify(historyJson(item)) : formatHistoryLine(item)}\n`),
       onProblem: (error) =>
@@ -138,11 +147,17 @@ export async function runReplay(
     } else if (result.unavailable !== undefined) {
       out.stderr(`understudy replay: ${source.description}: ${result.unavailable}\n`);
     } else if (result.summary !== undefined) {
+      const from = result.checkpoint;
+      if (from !== undefined && !json) {
+        out.stderr(
+          `understudy replay: folded from checkpoint ${from.name} (seq ${from.appliedSeq})\n`,
+        );
+      }
       if (json) {
         const keyPart =
           options.key !== undefined ? { key: { key: options.key, record: result.keyRecord } } : {};
         out.stdout(
-          `${JSON.stringify({ ...result.summary, ...keyPart, skipped: result.problems.map(problemJson) })}\n`,
+          `${JSON.stringify({ ...result.summary, ...keyPart, checkpoint: from?.name ?? null, skipped: result.problems.map(problemJson) })}\n`,
         );
       } else {
         out.stdout(formatSummary(result.summary, options.key, result.keyRecord));
@@ -187,7 +202,11 @@ export function registerReplayCommand(program: Command): void {
     .option('--at <seq>', 'print the state summary at this seq', parseSeqFlag)
     .option('--key <key>', "the key's history, or with --at its record at that seq")
     .option('--skip-bad', 'report corrupt and foreign entries and go on instead of stopping')
-    .option('--json', 'JSON output (one object per history entry, or one summary)');
+    .option('--json', 'JSON output (one object per history entry, or one summary)')
+    .option(
+      '--checkpoint <seq|name>',
+      'start from this checkpoint (default: the newest at or below the seq asked for)',
+    );
   addNatsSourceOptions(command)
     .addHelpText('after', REPLAY_HELP)
     .action(async (flags: ReplayFlags) => {

@@ -1,6 +1,7 @@
 // `understudy status`: one row per node of a cluster, from the member registry in etcd and
 // each member's own `/status`.
 import type { Command } from 'commander';
+import { UnreachableError } from './unreachable.ts';
 import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../config/settings.ts';
 import {
@@ -47,6 +48,10 @@ export function registerStatusCommand(program: Command): void {
     .option('--watch', 'refresh in place until Ctrl-C')
     .option('--interval <duration>', 'refresh interval with --watch', '1s')
     .option('--http-timeout <duration>', "bound on each node's /status request", '1s')
+    .option(
+      '--expect <ids>',
+      'nodes that should be members (comma-separated): one without a member record is shown as missing',
+    )
     .addHelpText(
       'after',
       [
@@ -54,6 +59,8 @@ export function registerStatusCommand(program: Command): void {
         'LAG is the primary applied seq minus the node applied seq; LAG_MS estimates it in time:',
         'LAG / the primary apply rate (its /metrics understudy_apply_rate); "-" when unknown.',
         'LAST_VERIFICATION is the last verification round the node reports ("-" when none).',
+        'STATE missing: a node named by --expect (or seen earlier by --watch) that has no member',
+        'record now (it stopped, or was killed and its lease expired).',
         '',
         'Exit codes: 0 ok; 1 etcd unreachable or failed; 2 usage; 3 no node answers as primary',
         '(none is, or the one holding the leader key does not answer).',
@@ -72,6 +79,21 @@ export function registerStatusCommand(program: Command): void {
         const httpTimeoutMs = durationFlag(flags['httpTimeout'], '--http-timeout', 1000);
         client = await openClusterEtcd(access);
         const json = flags['json'] === true;
+        const { withMissing, missingReason } = await import('./statusMissing.ts');
+        /** --expect, and with --watch every node seen so far. */
+        const expected = new Set(
+          typeof flags['expect'] === 'string'
+            ? flags['expect']
+                .split(',')
+                .map((id) => id.trim())
+                .filter((id) => id !== '')
+            : [],
+        );
+        const complete = (status: ClusterStatus): ClusterStatus => {
+          const shown = withMissing(status, expected);
+          for (const row of status.rows) expected.add(row.id);
+          return shown;
+        };
         const show = (status: ClusterStatus): void => {
           process.stdout.write(
             json
@@ -94,7 +116,10 @@ export function registerStatusCommand(program: Command): void {
             if (status instanceof Error) {
               process.stdout.write(`status: ${status.message}\n`);
             } else {
-              show(status as ClusterStatus);
+              const shown = complete(status as ClusterStatus);
+              show(shown);
+              const missing = json ? undefined : missingReason(shown);
+              if (missing !== undefined) process.stdout.write(`${missing}\n`);
             }
             if (!json)
               process.stdout.write(`\nrefreshed ${new Date().toISOString()}; Ctrl-C to quit\n`);
@@ -103,13 +128,13 @@ export function registerStatusCommand(program: Command): void {
         }
         const status = await readClusterStatus(client, access.cluster, httpTimeoutMs).catch(
           (err: unknown) => {
-            throw new Error(
-              `cannot read the cluster from etcd at ${access.etcd.join(',')}: ${err instanceof Error ? err.message : String(err)}`,
-              { cause: err },
-            );
+            throw new UnreachableError('etcd', access.etcd, err);
           },
         );
-        show(status);
+        const shown = complete(status);
+        show(shown);
+        const missing = missingReason(shown);
+        if (missing !== undefined) process.stderr.write(`understudy status: ${missing}\n`);
         const reason = noPrimaryReason(status);
         if (reason !== undefined) process.stderr.write(`understudy status: ${reason}\n`);
         process.exitCode = reason === undefined ? STATUS_EXIT.ok : STATUS_EXIT.noPrimary;

@@ -1,6 +1,7 @@
 // `understudy switchover [--to NODE]`: a planned move of the primary role, timed from the
 // request to the new primary serving.
 import type { Command } from 'commander';
+import { UnreachableError } from './unreachable.ts';
 import type { Etcd3 } from 'etcd3';
 import type { LeaderView } from '../ports/elector.ts';
 import { ConfigError } from '../config/settings.ts';
@@ -77,10 +78,16 @@ async function servingPrimary(address: string, timeoutMs: number): Promise<boole
 export async function switchover(
   client: Etcd3,
   cluster: string,
-  options: { readonly to?: string; readonly timeoutMs: number },
+  options: {
+    readonly to?: string;
+    readonly timeoutMs: number;
+    /** The etcd endpoints, for the message when etcd does not answer. */
+    readonly etcd?: readonly string[];
+  },
 ): Promise<SwitchoverReport> {
   const leader = await readLeader(client, cluster).catch((err: unknown) => {
-    throw new SwitchoverCommandError(SWITCHOVER_EXIT.failed, `cannot read etcd: ${String(err)}`, {
+    const unreachable = new UnreachableError('etcd', options.etcd ?? ['?'], err);
+    throw new SwitchoverCommandError(SWITCHOVER_EXIT.failed, unreachable.message, {
       cause: err,
     });
   });
@@ -172,6 +179,11 @@ export function registerSwitchoverCommand(program: Command): void {
         'Prints the time from the request to the new primary serving (its /readyz).',
         'Exit codes: 0 ok; 1 refused or failed (or another node than --to won); 2 usage;',
         '3 no primary; 4 timeout.',
+        '',
+        'Examples:',
+        '  understudy switchover --cluster main --etcd http://127.0.0.1:2379',
+        '  understudy switchover --cluster main --to n2 --timeout 10s --json',
+        '  UNDERSTUDY_CLUSTER=main UNDERSTUDY_ETCD=http://10.0.0.1:2379 understudy switchover',
       ].join('\n'),
     )
     .action(async (flags: Record<string, unknown>) => {
@@ -187,6 +199,7 @@ export function registerSwitchoverCommand(program: Command): void {
         const report = await switchover(client, access.cluster, {
           ...(typeof to === 'string' ? { to } : {}),
           timeoutMs,
+          etcd: access.etcd,
         });
         process.stdout.write(
           flags['json'] === true

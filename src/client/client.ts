@@ -1,3 +1,7 @@
+// The public declarations name Symbol.asyncDispose: they bring the lib that declares it, so a
+// consumer's tsc needs neither lib: ["esnext"] nor @types/node (TypeScript 6 and later no longer
+// load @types packages unasked).
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * The understudy client library. It sends each call to the cluster's primary and retries the
  * retryable failures (`NOT_PRIMARY`, `TIMEOUT`, `NO_RESPONDERS`, `UNAVAILABLE`) with jittered

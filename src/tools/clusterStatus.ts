@@ -231,7 +231,7 @@ export function renderStatusTable(status: ClusterStatus, now = Date.now()): stri
     r.leader ? `${r.id}*` : r.id,
     r.failClosed !== null
       ? `${r.state}(failed closed)`
-      : r.reachable
+      : r.reachable || r.state === 'missing'
         ? r.state
         : `${r.state}(unreachable)`,
     String(r.epoch),

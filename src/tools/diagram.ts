@@ -331,6 +331,14 @@ function describeGuard(guard: unknown): string | undefined {
   if (typeof guard === 'object' && 'type' in guard && typeof guard.type === 'string') {
     return guard.type;
   }
+  if (typeof guard === 'function' && 'guards' in guard && Array.isArray(guard.guards)) {
+    // xstate's higher-order guards: not(g), and([...]), or([...]).
+    const parts = (guard.guards as unknown[]).map((g) => describeGuard(g) ?? 'guarded');
+    if (guard.name === 'not') return `!${parts.join('')}`;
+    if (guard.name === 'and' || guard.name === 'or') {
+      return parts.join(guard.name === 'and' ? ' && ' : ' || ');
+    }
+  }
   if (typeof guard === 'function') {
     // An arrow function written as `guard: () => ...` is named `guard` after the property.
     if (guard.name !== '' && guard.name !== 'guard') return guard.name;

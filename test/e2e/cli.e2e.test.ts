@@ -2,6 +2,7 @@
 // usage errors, --version and --help, a node waiting for NATS and etcd, and `status` when the
 // primary has died.
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -66,14 +67,80 @@ describe('understudy: usage errors name the flag and the variable, exit 2, no st
     expect(result.stderr).toContain('--cluster (UNDERSTUDY_CLUSTER) is required');
   });
 
-  it('an unknown flag', async () => {
-    const result = await runCli(['status', '--clutser', 'c']);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain("unknown option '--clutser'");
+  it('an unknown flag: one line that says where to look, not the whole help', async () => {
+    for (const args of [
+      ['status', '--clutser', 'c'],
+      ['node', '--lease-tll', '5s'],
+      ['checkpoint', 'list', '--nats-server', 'x'],
+    ]) {
+      const result = await runCli(args);
+      expectUsageError(result);
+      expect(result.stderr.trimEnd().split('\n'), result.stderr).toHaveLength(1);
+      expect(result.stderr).toMatch(
+        new RegExp(`^error: unknown option '${args.at(-2)}'.*\\(see --help\\)\n$`),
+      );
+    }
+  });
+
+  it('an unknown command or a missing argument: one line too', async () => {
+    const unknown = await runCli(['statsu']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
+    expect(unknown.stderr).toContain('(see --help)');
+  });
+});
+
+/** A loopback port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('understudy: a connection error names the address, the cause and the flag', () => {
+  it('checkpoint, replay, export (NATS); status, switchover, checkpoint create (etcd)', async () => {
+    const nats = `nats://127.0.0.1:${await deadPort()}`;
+    const etcd = `http://127.0.0.1:${await deadPort()}`;
+    const natsCases = [
+      ['checkpoint', 'list', '--cluster', 'c', '--nats', nats],
+      ['replay', '--cluster', 'c', '--nats', nats],
+      ['export', '--cluster', 'c', '--nats', nats],
+    ];
+    const etcdCases = [
+      ['status', '--cluster', 'c', '--etcd', etcd],
+      ['switchover', '--cluster', 'c', '--etcd', etcd, '--timeout', '2s'],
+      ['checkpoint', 'create', '--cluster', 'c', '--etcd', etcd],
+    ];
+    const runs = await Promise.all(
+      [...natsCases, ...etcdCases].map(async (args) => ({ args, run: await runCli(args) })),
+    );
+    for (const { args, run } of runs) {
+      const viaNats = natsCases.includes(args);
+      const address = viaNats ? nats : etcd;
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).not.toBe(0);
+      expect(run.stderr, args.join(' ')).toContain(
+        `cannot reach ${viaNats ? 'NATS' : 'etcd'} at ${address}: `,
+      );
+      expect(run.stderr, args.join(' ')).toContain(viaNats ? '--nats' : '--etcd');
+      expect(run.stderr, args.join(' ')).not.toMatch(/^\s+at /m);
+      expect(run.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+    expect(runs[0]?.run.stderr).toMatch(/connection refused|ECONNREFUSED/i);
   });
 });
 
 describe('understudy: --version and --help', () => {
+  it.each(['checkpoint', 'machines', 'switchover', 'export', 'demo', 'replay', 'node'])(
+    '%s --help has examples',
+    async (name) => {
+      const result = await runCli([name, '--help']);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`Examples:\n {2}(understudy|UNDERSTUDY_)`));
+    },
+  );
+
   it('--version prints the package version', async () => {
     const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
       version: string;
@@ -135,7 +202,28 @@ describe('the documented node settings are valid as written', () => {
     const args = nodeCommandIn(codeBlocks('README.md', 'sh'));
     const result = await runCli([...args, '--print-config']);
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ id: 'n1', cluster: 'main', leaseTtl: 5000 });
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: 'n1', cluster: 'main', leaseTtl: '5s' });
+  });
+
+  it('--print-config > n1.json, then --config n1.json: the same settings', async () => {
+    const printed = await runCli([
+      'node',
+      '--id',
+      'n1',
+      '--cluster',
+      'main',
+      '--lease-ttl',
+      '5s',
+      '--checkpoint-interval',
+      '10m',
+      '--print-config',
+    ]);
+    expect(printed.code, printed.stderr).toBe(0);
+    const file = join(dir, 'printed.json');
+    writeFileSync(file, printed.stdout);
+    const again = await runCli(['node', '--config', file, '--print-config']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(printed.stdout);
   });
 
   it("the operator's guide: its command line and its config file give the same settings", async () => {

@@ -1,7 +1,15 @@
 // The npm package as a user gets it: `npm pack`, installed into an empty project, used from
 // plain JavaScript and from type-checked TypeScript (the README's client example, as written),
 // and its `understudy` command, against a real local cluster (nats-server, etcd, a node).
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -111,6 +119,29 @@ const TSCONFIG = {
   include: ['*.ts'],
 };
 
+/** A minimal consumer's tsconfig: no `types`, no `lib`, as `tsc --init` users and TS 6+ have. */
+const BARE_TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'nodenext',
+    moduleResolution: 'nodenext',
+    strict: true,
+    skipLibCheck: false,
+    noEmit: true,
+  },
+  include: ['readme.ts'],
+};
+
+/** A consumer that fails inside the package; prints the stack as Node shows it with source maps. */
+const STACK_CONSUMER = `
+import { createClient } from 'understudy';
+try {
+  await createClient({ cluster: 'main' });
+} catch (err) {
+  console.log(err.stack);
+}
+`;
+
 describe('the npm package, installed into an empty project', () => {
   let work: string;
   let app: string;
@@ -192,7 +223,6 @@ describe('the npm package, installed into an empty project', () => {
     for (const path of [
       'dist/src/client/index.js',
       'dist/src/client/index.d.ts',
-      'dist/src/client/index.js.map',
       'dist/src/process/index.js',
       'dist/src/process/index.d.ts',
       'dist/src/cli/main.js',
@@ -203,6 +233,64 @@ describe('the npm package, installed into an empty project', () => {
       expect(files).toContain(path);
     }
   });
+
+  it('ships no source map and names no file it lacks (stack frames, sourceMappingURL)', async () => {
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+    const installed = join(app, 'node_modules', pkg.name);
+    for (const path of files.filter((f) => f.endsWith('.js'))) {
+      const text = readFileSync(join(installed, path), 'utf8');
+      const url = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(text)?.[1];
+      if (url !== undefined) expect(existsSync(join(installed, path, '..', url)), path).toBe(true);
+    }
+    writeFileSync(join(app, 'stack.mjs'), STACK_CONSUMER);
+    const result = await run(process.execPath, ['--enable-source-maps', 'stack.mjs'], app);
+    expect(result.code, result.stderr).toBe(0);
+    const frames = [...result.stdout.matchAll(/(?:file:\/\/)?(\/[^\s():]+):\d+:\d+/g)]
+      .map((m) => m[1] ?? '')
+      .filter((path) => path.includes(`node_modules/${pkg.name}/`));
+    expect(frames.length, result.stdout).toBeGreaterThan(0);
+    for (const frame of frames) expect(existsSync(frame), frame).toBe(true);
+  });
+
+  it.each(['latest', '5.9'])(
+    "the README's client example type-checks with typescript@%s and nothing else installed",
+    async (version) => {
+      const project = join(work, `ts-${version}`);
+      mkdirSync(project);
+      writeFileSync(
+        join(project, 'package.json'),
+        JSON.stringify({ name: 'bare', private: true, type: 'module' }),
+      );
+      const installed = await run(
+        'npm',
+        [
+          'install',
+          '--prefer-offline',
+          '--no-audit',
+          '--no-fund',
+          tarball,
+          `typescript@${version}`,
+        ],
+        project,
+      );
+      expect(installed.code, installed.stderr).toBe(0);
+      writeFileSync(join(project, 'readme.ts'), readmeClientExample());
+      writeFileSync(join(project, 'tsconfig.json'), JSON.stringify(BARE_TSCONFIG));
+      const tsc = await run(
+        process.execPath,
+        [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'],
+        project,
+      );
+      const tscVersion = (
+        JSON.parse(
+          readFileSync(join(project, 'node_modules', 'typescript', 'package.json'), 'utf8'),
+        ) as { version: string }
+      ).version;
+      expect(tsc.code, `typescript ${tscVersion}: ${tsc.stdout}${tsc.stderr}`).toBe(0);
+      if (version === 'latest') expect(Number(tscVersion.split('.')[0])).toBeGreaterThanOrEqual(6);
+    },
+    300_000,
+  );
 
   it('installs without an engine warning on a Node the package supports', () => {
     const major = Number(process.versions.node.split('.')[0]);

@@ -59,12 +59,12 @@ function exportedNames(): Set<string> {
       verificationHealthy: true,
       verification: {},
       checkpoints: {
-        written: 0,
+        written: 1,
         failed: 0,
         corrupt: 0,
-        lastWriteMs: 0,
-        lastWriteBytes: 0,
-        newest: undefined,
+        lastWriteMs: 1,
+        lastWriteBytes: 1,
+        newest: { createdAt: 0, bytes: 1, appliedSeq: 1 },
         failClosed: undefined,
       },
     }),
@@ -109,6 +109,12 @@ describe('alert rules and dashboard', () => {
     expect(byMetric('understudy_log_entries_foreign_total')).toEqual([
       'UnderstudyForeignLogEntries',
     ]);
+    expect(byMetric('understudy_checkpoint_age_seconds')).toEqual(['UnderstudyCheckpointStale']);
+    expect(byMetric('understudy_checkpoint_failures_total')).toEqual([
+      'UnderstudyCheckpointFailures',
+    ]);
+    expect(byMetric('understudy_failed_closed')).toEqual(['UnderstudyFailedClosed']);
+    expect(rules.map((r) => r.alert)).toContain('UnderstudyNodeMissing');
     for (const rule of rules) {
       expect(['critical', 'warning'], rule.alert).toContain(rule.labels?.['severity']);
       expect(rule.annotations?.['summary'], rule.alert).toBeTruthy();
@@ -140,6 +146,19 @@ describe('alert rules and dashboard', () => {
       ['node-3:9100', 'node-3'],
     ]);
     expect(prometheus.rule_files).toEqual(['alerts.yml']);
+  });
+
+  it('the dashboard has panels for checkpoint age and failures, failed-closed and missing nodes', () => {
+    const panelOf = (metric: string): string[] =>
+      dashboard.panels
+        .filter((p) => p.targets.some((t) => t.expr.includes(metric)))
+        .map((p) => p.title);
+    expect(panelOf('understudy_checkpoint_age_seconds')).toEqual(['Checkpoint age']);
+    expect(panelOf('understudy_checkpoint_failures_total')).toEqual([
+      'Checkpoint writes and failures',
+    ]);
+    expect(panelOf('understudy_failed_closed')).toEqual(['Failed closed and missing nodes']);
+    expect(panelOf('up{job="understudy"} == 0')).toEqual(['Failed closed and missing nodes']);
   });
 
   it("the dashboard queries Grafana's provisioned Prometheus", () => {

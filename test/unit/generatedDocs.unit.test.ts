@@ -8,6 +8,8 @@ import { API_OPS, requestSchemas } from '../../src/api/schema.ts';
 import {
   PROTOCOL_SCHEMA_PATH,
   protocolSchemaText,
+  README_PATH,
+  readmeWithMachineDiagram,
   SETTINGS_PATH,
   settingsReferenceText,
 } from '../../scripts/generateDocs.ts';
@@ -118,5 +120,13 @@ describe('docs/benchmarks.md', () => {
       expect(record.machine.loadAverage.start).toHaveLength(3);
       expect(record.commit).toMatch(/^[0-9a-f]{12}(-dirty)?$/);
     }
+  });
+});
+
+describe('the README machine diagram', () => {
+  it('is what `npm run docs` generates from machines/masterNode.machine.ts', () => {
+    const readme = readFileSync(README_PATH, 'utf8');
+    expect(readme).toContain('<!-- machine-diagram:start');
+    expect(readme).toBe(readmeWithMachineDiagram(readme));
   });
 });

@@ -1,6 +1,13 @@
 // The pure parts of `understudy status` / `switchover`: settings, the apply-rate scrape, the
-// table and the last-verification cell.
+// table and the last-verification cell; the node's log on a terminal; --print-config.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatLogLine, logDestination } from '../../src/cli/prettyLog.ts';
+import { loadNodeConfig, nodeSettings } from '../../src/config/config.ts';
+import { configFileOf } from '../../src/config/printConfig.ts';
+import { missingReason, withMissing } from '../../src/cli/statusMissing.ts';
 import { durationFlag, loadClusterAccess } from '../../src/cli/clusterOptions.ts';
 import { ConfigError } from '../../src/config/settings.ts';
 import {
@@ -163,5 +170,91 @@ describe('status rendering', () => {
     expect(lines[3]).toBe(
       'n1 failed closed: the stream starts at entry 41 and there is no checkpoint',
     );
+  });
+});
+
+describe('the node log on a terminal', () => {
+  it('formats a pino record as one line: time, level, message, fields', () => {
+    const line = formatLogLine(
+      JSON.stringify({
+        level: 30,
+        time: Date.UTC(2026, 0, 1, 9, 41, 2, 123),
+        pid: 1,
+        hostname: 'h',
+        msg: 'became primary',
+        event: 'promoted',
+        epoch: 3,
+        reason: 'lease expired',
+      }),
+    );
+    expect(line).toBe(
+      '09:41:02.123 INFO  became primary event=promoted epoch=3 reason="lease expired"\n',
+    );
+    expect(formatLogLine('not json')).toBe('not json\n');
+  });
+
+  it('formats only when stdout is a terminal; JSON otherwise', () => {
+    const written: string[] = [];
+    const sink = (isTTY: boolean) => ({
+      isTTY,
+      write: (text: string) => written.push(text) > 0,
+    });
+    expect(logDestination(sink(false))).toBeUndefined();
+    const tty = logDestination(sink(true));
+    tty?.write(`${JSON.stringify({ level: 40, time: 0, msg: 'slow' })}\n`);
+    expect(written).toEqual(['00:00:00.000 WARN  slow\n']);
+  });
+});
+
+describe('--print-config writes a config file --config reads back', () => {
+  it('durations with their unit, secrets left out, the same settings read back', () => {
+    const flags = {
+      id: 'n1',
+      cluster: 'main',
+      leaseTtl: '5s',
+      nats: 'nats://a:4222,nats://b:4222',
+      checkpointInterval: '10m',
+      natsUser: 'master',
+    };
+    const config = loadNodeConfig(flags, { UNDERSTUDY_NATS_PASSWORD: 'hunter2' });
+    const printed = configFileOf(nodeSettings, config);
+    expect(printed.file).toMatchObject({ leaseTtl: '5s', checkpointInterval: '10m' });
+    expect(printed.omitted).toEqual(['natsPassword']);
+    expect(JSON.stringify(printed.file)).not.toContain('hunter2');
+    const dir = mkdtempSync(join(tmpdir(), 'understudy-print-config-'));
+    try {
+      const file = join(dir, 'n1.json');
+      writeFileSync(file, JSON.stringify(printed.file, null, 2));
+      const back = loadNodeConfig({ config: file }, { UNDERSTUDY_NATS_PASSWORD: 'hunter2' });
+      expect(back).toEqual(config);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('status shows an expected node without a member record as missing', () => {
+  it('adds a missing row in id order, renders it and names it under the table', () => {
+    const status: ClusterStatus = {
+      cluster: 'c',
+      leader: { nodeId: 'n1', address: 'http://127.0.0.1:11', epoch: 9 },
+      applyRate: null,
+      readAt: 0,
+      rows: [row('n1', { state: 'primary', leader: true }), row('n3', {})],
+    };
+    const shown = withMissing(status, ['n1', 'n2', 'n3']);
+    expect(shown.rows.map((r) => [r.id, r.state])).toEqual([
+      ['n1', 'primary'],
+      ['n2', 'missing'],
+      ['n3', 'standby'],
+    ]);
+    const lines = renderStatusTable(shown, 0).trimEnd().split('\n');
+    expect(lines[3]).toMatch(/^n2\s+missing\s+0\s+0\s+-\s+-\s+-\s+-$/);
+    expect(missingReason(shown)).toBe(
+      'missing: n2 (expected, but not in the member list: stopped, or its lease expired)',
+    );
+    expect(withMissing(status, ['n1'])).toBe(status);
+    expect(missingReason(status)).toBeUndefined();
+    expect(noPrimaryReason(shown)).toBeUndefined();
   });
 });

@@ -14,9 +14,8 @@ import {
   loadNatsSourceConfig,
   type LogItem,
 } from '../../src/tools/log/logSource.ts';
+import { formatHistoryLine, formatSummary } from '../../src/tools/log/replayFormat.ts';
 import {
-  formatHistoryLine,
-  formatSummary,
   planReplay,
   replayExitCode,
   replayLog,

@@ -125,6 +125,23 @@ export class NatsCheckpointStore implements CheckpointStore {
     return new NatsCheckpointStore(options.nc, os, bucket);
   }
 
+  /**
+   * Opens the cluster's bucket for reading only: never creates it. Resolves undefined when the
+   * cluster has no bucket (it never wrote a checkpoint).
+   */
+  static async openExisting(
+    options: Omit<NatsCheckpointStoreOptions, 'replicas'>,
+  ): Promise<NatsCheckpointStore | undefined> {
+    const bucket = checkpointBucketName(options.cluster);
+    try {
+      const os = await new Objm(options.nc).open(bucket);
+      return new NatsCheckpointStore(options.nc, os, bucket);
+    } catch (err) {
+      if (err instanceof Error && err.message === 'object store not found') return undefined;
+      throw err;
+    }
+  }
+
   async list(): Promise<CheckpointInfo[]> {
     const objects = await this.os.list();
     const out: CheckpointInfo[] = [];

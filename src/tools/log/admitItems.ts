@@ -1,6 +1,6 @@
 import { admit, startingEpoch } from '../../domain/log/admission.ts';
 import { CorruptEntryError } from './exportFormat.ts';
-import type { LogItem } from './logSource.ts';
+import type { LogItem } from './logItem.ts';
 
 type EntryItem = Extract<LogItem, { kind: 'entry' }>;
 
@@ -9,7 +9,8 @@ type EntryItem = Extract<LogItem, { kind: 'entry' }>;
  * node tells them (domain/log/admission.ts), for `export` and `replay`. These commands do not ask
  * etcd, so a fence is judged by the log instead: it counts when the entry after it is stamped
  * with its epoch or is a higher fence (or when it is the last entry read). That tells a forged
- * fence from a real one unless the forger also wrote entries of its epoch after it.
+ * fence from a real one unless the forger also wrote entries of its epoch after it. After a
+ * checkpoint (a `base` item) the current epoch is the checkpoint's.
  */
 export async function* admitItems(items: AsyncIterable<LogItem>): AsyncIterable<LogItem> {
   /** The current epoch; for a read that starts after seq 1, that of its first entry. */
@@ -23,6 +24,7 @@ export async function* admitItems(items: AsyncIterable<LogItem>): AsyncIterable<
     error: new CorruptEntryError(item.position, `foreign entry (no elected primary's): ${why}`),
   });
   for await (const item of items) {
+    if (item.kind === 'base') epoch = item.state.epoch;
     if (item.kind !== 'entry') {
       yield item;
       continue;

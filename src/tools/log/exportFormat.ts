@@ -8,21 +8,30 @@
  * plus `raw`, the base64 of the entry's binary frame (`encodeEntry`). The frame carries its
  * own CRC and the payload's checksum, so a changed byte anywhere in `raw` is detected, and a
  * readable field that disagrees with `raw` is detected too.
+ *
+ * Version 2 adds checkpoint lines: an export of a stream trimmed below its checkpoints starts
+ * with the checkpoint it begins from, one line per frame (`checkpoint`: the checkpoint's
+ * metadata, `chunk`: the frame's index, `raw`: base64 of the frame, whose chunk carries its own
+ * CRC), so that `replay --file` folds from it. Version 1 files (no checkpoint lines) still read.
  */
 import { CodecError, decodeEntry, encodeEntry } from '../../domain/log/codec.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import { entryToJSON, fromEntry } from '../../domain/log/eventCodec.ts';
-import type { LoggedEvent } from '../../domain/model/types.ts';
+import type { LoggedEvent, MetadataState } from '../../domain/model/types.ts';
+import { checkpointFrames } from '../../domain/snapshot/checkpoint.ts';
+import type { CheckpointInfo } from '../../ports/checkpointStore.ts';
 
 /** The `format` field of an export's header line. */
 export const EXPORT_FORMAT = 'understudy-oplog';
 /** The version of the line format this code writes and reads. */
-export const EXPORT_VERSION = 1;
+export const EXPORT_VERSION = 2;
+/** The versions this code reads. */
+const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 
 /** The first line of an export: where and when it was taken. */
 export interface ExportHeader {
   readonly format: typeof EXPORT_FORMAT;
-  readonly version: typeof EXPORT_VERSION;
+  readonly version: 1 | typeof EXPORT_VERSION;
   readonly cluster: string;
   /** ISO time the export started. */
   readonly exportedAt: string;
@@ -97,8 +106,70 @@ export interface ParsedEntry {
   readonly line: number;
 }
 
+/** One frame of the checkpoint an export starts from (not yet checked: the reader does). */
+export interface ParsedCheckpointFrame {
+  readonly kind: 'checkpoint';
+  readonly checkpoint: CheckpointInfo;
+  readonly chunk: number;
+  readonly frame: Uint8Array;
+  readonly line: number;
+}
+
 /** One line of an export: a header, a verified entry, or nothing (a blank line). */
-export type ParsedLine = { readonly kind: 'header'; readonly header: ExportHeader } | ParsedEntry;
+export type ParsedLine =
+  { readonly kind: 'header'; readonly header: ExportHeader } | ParsedEntry | ParsedCheckpointFrame;
+
+/** The lines of checkpoint `checkpoint` whose state is `state` (no newlines). */
+export function* exportCheckpointLines(
+  checkpoint: CheckpointInfo,
+  state: MetadataState,
+): Generator<string, void, undefined> {
+  let chunk = 0;
+  for (const frame of checkpointFrames(state)) {
+    yield JSON.stringify({ checkpoint, chunk, raw: Buffer.from(frame).toString('base64') });
+    chunk += 1;
+  }
+}
+
+const CHECKPOINT_INTS = [
+  'appliedSeq',
+  'lastStreamSeq',
+  'stateDigest',
+  'epoch',
+  'objectCount',
+  'sessionCount',
+  'createdAt',
+  'bytes',
+] as const;
+
+function parseCheckpointLine(value: Record<string, unknown>, line: number): ParsedCheckpointFrame {
+  const checkpoint = value['checkpoint'];
+  const chunk = value['chunk'];
+  const raw = value['raw'];
+  const bad = (why: string): CorruptEntryError =>
+    new CorruptEntryError({ line }, `checkpoint line: ${why}`);
+  if (!isRecord(checkpoint) || typeof checkpoint['name'] !== 'string') throw bad('no checkpoint');
+  if (typeof checkpoint['writer'] !== 'string') throw bad('no writer');
+  for (const key of CHECKPOINT_INTS) {
+    const n = checkpoint[key];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw bad(`bad ${key}`);
+  }
+  if (typeof chunk !== 'number' || !Number.isSafeInteger(chunk) || chunk < 0) {
+    throw bad('bad chunk');
+  }
+  const bytes =
+    typeof raw === 'string' && BASE64.test(raw) ? Buffer.from(raw, 'base64') : undefined;
+  if (bytes === undefined || bytes.toString('base64') !== raw) {
+    throw bad('`raw` is missing or not base64');
+  }
+  return {
+    kind: 'checkpoint',
+    checkpoint: checkpoint as unknown as CheckpointInfo,
+    chunk,
+    frame: new Uint8Array(bytes),
+    line,
+  };
+}
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const SEQ_FIELD = /"seq"\s*:\s*(\d{1,16})\b/;
@@ -159,11 +230,12 @@ export function parseExportLine(text: string, line: number): ParsedLine | undefi
   }
   if (!isRecord(value)) throw new CorruptEntryError({ line }, 'not a JSON object');
   if (value['format'] === EXPORT_FORMAT) {
-    if (value['version'] !== EXPORT_VERSION) {
+    if (!READABLE_VERSIONS.includes(value['version'])) {
       throw new CorruptEntryError({ line }, `unknown export version ${String(value['version'])}`);
     }
     return { kind: 'header', header: value as unknown as ExportHeader };
   }
+  if (Object.hasOwn(value, 'checkpoint')) return parseCheckpointLine(value, line);
   const claimed = value['seq'];
   const claimedSeq =
     typeof claimed === 'number' && Number.isSafeInteger(claimed) && claimed >= 1

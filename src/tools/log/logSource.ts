@@ -4,8 +4,6 @@
  * NDJSON export file. Both yield verified entries and bad ones, in log order, so the caller
  * decides whether a bad entry stops it.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import {
   DeliverPolicy,
   JetStreamApiCodes,
@@ -19,125 +17,21 @@ import { connect } from '@nats-io/transport-node';
 import { opLogStreamName } from '../../adapters/nats/natsOpLog.ts';
 import { CodecError } from '../../domain/log/codec.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
+import { NatsCheckpointStore } from '../../adapters/nats/natsCheckpointStore.ts';
+import { systemClock } from '../../adapters/systemClock.ts';
+import { loadCheckpoint } from '../../node/checkpoints.ts';
+import { chooseBase, type BaseRequest, type StreamSpan } from './checkpointBase.ts';
+import { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
 import { fromEntry } from '../../domain/log/eventCodec.ts';
 import type { LoggedEvent } from '../../domain/model/types.ts';
 import { loadCommandSettings, natsSourceSettings } from '../../config/config.ts';
 import { natsConnectionOptions, oplogSigningKey } from '../../config/credentials.ts';
 import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
 import { NATS_SECURITY_KEYS, type SecurityConfig } from '../../config/securitySettings.ts';
-import { CorruptEntryError, parseExportLine, type EntryPosition } from './exportFormat.ts';
+import { CorruptEntryError } from './exportFormat.ts';
 
-/** One item of a log source: a verified entry, or a bad one with its position. */
-export type LogItem =
-  | {
-      readonly kind: 'entry';
-      readonly entry: OpLogEntry;
-      readonly logged: LoggedEvent;
-      readonly position: EntryPosition;
-    }
-  | { readonly kind: 'bad'; readonly error: CorruptEntryError }
-  /**
-   * A well-formed entry no elected primary wrote ({@link admitItems}): no part of the log, and
-   * no loss either (the entry of that seq may follow).
-   */
-  | {
-      readonly kind: 'foreign';
-      readonly entry: OpLogEntry;
-      readonly logged: LoggedEvent;
-      readonly error: CorruptEntryError;
-    };
-
-/** A readable OpLog. */
-export interface LogSource {
-  /** "stream UNDERSTUDY_C_OPLOG on nats://..." or "file x.ndjson", for messages. */
-  readonly description: string;
-  /**
-   * The entries `fromSeq..toSeq` (default: to the end of the log as it is when called),
-   * and every bad entry met on the way, in log order. A bad entry whose seq is unreadable
-   * is yielded where it stands. Fails with {@link LogUnavailableError} when the log cannot
-   * be read at all.
-   */
-  read(fromSeq: number, toSeq?: number): AsyncIterable<LogItem>;
-  close(): Promise<void>;
-}
-
-/** The log cannot be read: no server, no stream, no file. Retryable: the log may come back. */
-export class LogUnavailableError extends Error {
-  override readonly name = 'LogUnavailableError';
-  readonly retryable = true;
-  constructor(
-    /** What was being read (the source's description). */
-    readonly source: string,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(`${source}: ${message}`, options);
-  }
-}
-
-/** An export file (or `-` for stdin) as a log source. Lines are verified as they are read. */
-export function fileLogSource(path: string): LogSource {
-  const description = path === '-' ? 'stdin' : `file ${path}`;
-  return {
-    description,
-    async *read(fromSeq: number, toSeq?: number): AsyncIterable<LogItem> {
-      let input: NodeJS.ReadableStream;
-      if (path === '-') {
-        input = process.stdin;
-      } else {
-        const stream = createReadStream(path, { encoding: 'utf8' });
-        try {
-          await new Promise<void>((resolve, reject) => {
-            stream.once('open', () => resolve());
-            stream.once('error', reject);
-          });
-        } catch (cause) {
-          throw new LogUnavailableError(description, 'cannot be read', { cause });
-        }
-        input = stream;
-      }
-      const lines = createInterface({ input, crlfDelay: Infinity });
-      let line = 0;
-      const texts = (async function* () {
-        try {
-          yield* lines;
-        } catch (cause) {
-          throw new LogUnavailableError(description, `read failed: ${String(cause)}`, { cause });
-        }
-      })();
-      try {
-        for await (const text of texts) {
-          line += 1;
-          let parsed;
-          try {
-            parsed = parseExportLine(text, line);
-          } catch (error) {
-            if (!(error instanceof CorruptEntryError)) throw error;
-            if (error.seq !== undefined && error.seq < fromSeq) continue;
-            if (error.seq !== undefined && toSeq !== undefined && error.seq > toSeq) break;
-            yield { kind: 'bad', error };
-            continue;
-          }
-          if (parsed === undefined || parsed.kind === 'header') continue;
-          const seq = parsed.entry.seq;
-          if (seq < fromSeq) continue;
-          if (toSeq !== undefined && seq > toSeq) break;
-          yield {
-            kind: 'entry',
-            entry: parsed.entry,
-            logged: parsed.logged,
-            position: { seq, line },
-          };
-          if (toSeq !== undefined && seq === toSeq) break;
-        }
-      } finally {
-        lines.close();
-        if (input !== process.stdin) (input as ReturnType<typeof createReadStream>).destroy();
-      }
-    },
-    close: () => Promise.resolve(),
-  };
-}
+export { fileLogSource } from './fileLogSource.ts';
+export { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
 
 /** How to reach a cluster's OpLog stream. */
 export interface NatsSourceConfig {
@@ -184,7 +78,12 @@ export async function natsLogSource(config: NatsSourceConfig): Promise<LogSource
       ...natsConnectionOptions(config.security),
     });
   } catch (cause) {
-    throw new LogUnavailableError(description, `cannot connect: ${String(cause)}`, { cause });
+    const text = cause instanceof Error ? cause.message : String(cause);
+    throw new LogUnavailableError(
+      description,
+      `cannot reach NATS at ${config.servers.join(',')}: ${text} (the address is set by --nats or UNDERSTUDY_NATS)`,
+      { cause },
+    );
   }
   let jsm: JetStreamManager;
   try {
@@ -199,6 +98,7 @@ export async function natsLogSource(config: NatsSourceConfig): Promise<LogSource
     streamName,
     description,
     new BatchSignature(config.signingKey),
+    config.cluster,
   );
   try {
     await source.streamState(); // fails now, before anything is written, when there is no stream
@@ -219,6 +119,7 @@ class NatsLogSource implements LogSource {
     private readonly streamName: string,
     readonly description: string,
     private readonly signature: BatchSignature,
+    private readonly cluster: string,
   ) {}
 
   async close(): Promise<void> {
@@ -272,8 +173,66 @@ class NatsLogSource implements LogSource {
     return low;
   }
 
-  async *read(fromSeq: number, toSeq?: number): AsyncIterable<LogItem> {
+  /** The first and last entry seqs the stream holds now (undefined when none is readable). */
+  async #span(state: { first: number; last: number; messages: number }): Promise<StreamSpan> {
+    if (state.messages === 0) return { firstEntrySeq: undefined, lastEntrySeq: undefined };
+    let lastEntrySeq: number | undefined;
+    try {
+      const stored = await this.jsm.streams.getMessage(this.streamName, { seq: state.last });
+      lastEntrySeq =
+        stored === null ? undefined : this.signature.decode(stored.data, stored.header).at(-1)?.seq;
+    } catch {
+      lastEntrySeq = undefined;
+    }
+    return { firstEntrySeq: await this.#headSeq(state.first), lastEntrySeq };
+  }
+
+  /**
+   * Where a read with `base` starts: a `note` and a `base` item to yield first, and the first
+   * entry seq to read. Throws LogUnavailableError when the log cannot give what was asked.
+   */
+  async #start(
+    state: { first: number; last: number; messages: number },
+    base: BaseRequest,
+  ): Promise<{ items: LogItem[]; readFrom: number }> {
+    const store = await NatsCheckpointStore.openExisting({ nc: this.nc, cluster: this.cluster });
+    let listed;
+    try {
+      listed = (await store?.list()) ?? [];
+    } catch (cause) {
+      throw new LogUnavailableError(this.description, `cannot list checkpoints: ${String(cause)}`, {
+        cause,
+      });
+    }
+    const choice = chooseBase(listed, await this.#span(state), base);
+    if (choice.kind === 'unavailable')
+      throw new LogUnavailableError(this.description, choice.reason);
+    const items: LogItem[] = [];
+    if (choice.note !== undefined) items.push({ kind: 'note', text: choice.note });
+    const checkpoint = choice.checkpoint;
+    if (checkpoint !== undefined && store !== undefined) {
+      try {
+        const loaded = await loadCheckpoint(store, checkpoint, systemClock);
+        items.push({ kind: 'base', checkpoint, state: loaded });
+      } catch (cause) {
+        throw new LogUnavailableError(
+          this.description,
+          `checkpoint ${checkpoint.name} cannot be read (${String(cause)}); --checkpoint names another`,
+          { cause },
+        );
+      }
+    }
+    return { items, readFrom: choice.readFrom };
+  }
+
+  async *read(fromSeq: number, toSeq?: number, base?: BaseRequest): AsyncIterable<LogItem> {
     const state = await this.streamState();
+    if (base !== undefined) {
+      const start = await this.#start(state, base);
+      yield* start.items;
+      fromSeq = start.readFrom;
+      if (toSeq !== undefined && fromSeq > toSeq) return;
+    }
     if (state.messages === 0) return;
     const start = await this.#startStreamSeq(fromSeq, state.first, state.last);
     let messages: ConsumerMessages;

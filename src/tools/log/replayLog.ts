@@ -3,12 +3,14 @@
  * file) to a seq and summarises the state there, or lists the history of one key, checking
  * every entry (checksums, seq continuity, that it folds) on the way.
  *
- * State needs every entry from seq 1: `--from` above 1 only works for history listing.
+ * A state needs every entry from seq 1, or a checkpoint to start from: on a cluster whose stream
+ * was trimmed below its checkpoints the source yields the checkpoint's state first (a `base`
+ * item, see checkpointBase.ts) and the entries after it. `--from` above 1 only works for history
+ * listing.
  */
 import { produce } from 'immer';
 import { digestHex, stateDigest } from '../../domain/log/checksum.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
-import { entryToJSON } from '../../domain/log/eventCodec.ts';
 import { fold, FoldError } from '../../domain/fold/fold.ts';
 import { allSegments, emptyState, getObject } from '../../domain/model/state.ts';
 import type {
@@ -17,8 +19,10 @@ import type {
   MetadataState,
   ObjectRecord,
 } from '../../domain/model/types.ts';
+import type { CheckpointInfo } from '../../ports/checkpointStore.ts';
+import type { BaseRequest } from './checkpointBase.ts';
 import { CorruptEntryError, type EntryPosition } from './exportFormat.ts';
-import type { LogItem } from './logSource.ts';
+import type { LogItem } from './logItem.ts';
 
 /** Exit codes of `understudy replay` and `understudy export`. */
 export const EXIT_CODES = {
@@ -46,6 +50,8 @@ export interface ReplayOptions {
   readonly key?: string | undefined;
   /** Report bad entries and go on instead of stopping at the first. */
   readonly skipBad?: boolean | undefined;
+  /** Start from this checkpoint (its seq or name) instead of the newest that fits. */
+  readonly checkpoint?: string | undefined;
 }
 
 /** Options that contradict each other; nothing was read. */
@@ -99,6 +105,20 @@ export function planReplay(options: ReplayOptions): ReplayPlan {
   return { mode: 'state', fromSeq: 1, readTo: options.toSeq };
 }
 
+/** The checkpoint a replay may start from (see checkpointBase.ts), for the log source. */
+export function replayBase(options: ReplayOptions): BaseRequest {
+  const plan = planReplay(options);
+  if (plan.mode === 'state') {
+    return { mode: 'state', atSeq: options.atSeq ?? options.toSeq, named: options.checkpoint };
+  }
+  return {
+    mode: 'range',
+    fromSeq: plan.fromSeq,
+    what: `history of ${options.key ?? ''}`,
+    named: options.checkpoint,
+  };
+}
+
 /** One entry of a key's history. */
 export interface HistoryItem {
   readonly entry: OpLogEntry;
@@ -150,6 +170,10 @@ export interface ReplayResult {
   readonly summary: StateSummary | undefined;
   /** State mode with a key: its record at that point (null: absent). */
   readonly keyRecord: ObjectRecord | null | undefined;
+  /** The checkpoint the replay started from (undefined: from seq 1 or `fromSeq`). */
+  readonly checkpoint: CheckpointInfo | undefined;
+  /** What the source said about the range (where the history begins after a trim). */
+  readonly notes: readonly string[];
 }
 
 /** Whether an event names `key` (as object key, segment id or evicted key). */
@@ -207,6 +231,8 @@ export interface ReplayHooks {
   readonly onHistory?: (item: HistoryItem) => void;
   /** Each bad entry, as it is met (before the replay stops or skips it). */
   readonly onProblem?: (error: CorruptEntryError) => void;
+  /** Each note of the source (where the log begins after a trim), before any history. */
+  readonly onNote?: (text: string) => void;
 }
 
 /**
@@ -238,6 +264,8 @@ export async function replayLog(
   let lastTs: number | undefined;
   let skippedUnknown = false;
   let historyCount = 0;
+  let checkpoint: CheckpointInfo | undefined;
+  const notes: string[] = [];
 
   /** Records a bad entry; true when the replay must stop. */
   const bad = (error: CorruptEntryError): boolean => {
@@ -253,6 +281,19 @@ export async function replayLog(
   };
 
   for await (const item of items) {
+    if (item.kind === 'note') {
+      notes.push(item.text);
+      hooks.onNote?.(item.text);
+      continue;
+    }
+    if (item.kind === 'base') {
+      // The checkpoint's state is the state at its seq: fold on from there.
+      checkpoint = item.checkpoint;
+      state = item.state;
+      folding = true;
+      prevSeq = item.checkpoint.appliedSeq;
+      continue;
+    }
     if (item.kind === 'foreign') {
       // No part of the log, and no loss: the state stays exact, the seq count goes on.
       problems.push(item.error);
@@ -274,7 +315,8 @@ export async function replayLog(
     }
     const { entry, logged } = item;
     const seq = entry.seq;
-    if (seq < plan.fromSeq) continue;
+    // Entries between a checkpoint and --from are folded, not listed.
+    if (seq < plan.fromSeq && checkpoint === undefined) continue;
     const position: EntryPosition = item.position;
     if (prevSeq === undefined) {
       firstSeq = seq;
@@ -315,7 +357,8 @@ export async function replayLog(
         if (folding) state = withSeq(state, seq);
       }
     }
-    if (plan.mode === 'history' && key !== undefined) {
+    if (firstSeq === 0) firstSeq = seq;
+    if (plan.mode === 'history' && key !== undefined && seq >= plan.fromSeq) {
       const after = folding ? getObject(state, key) : undefined;
       if (eventTouches(logged.event, key) || (folding && after !== before)) {
         historyCount += 1;
@@ -346,6 +389,8 @@ export async function replayLog(
     historyCount,
     summary,
     keyRecord,
+    checkpoint,
+    notes,
   };
 }
 
@@ -354,48 +399,4 @@ export function replayExitCode(result: ReplayResult): number {
   if (result.stoppedBy !== undefined) return EXIT_CODES.corrupt;
   if (result.unavailable !== undefined) return EXIT_CODES.unavailable;
   return EXIT_CODES.ok;
-}
-
-/** `seq 12  epoch 5  2026-11-25T21:54:21.123Z  PUT_START  {"op":"PUT_START",...}`. */
-export function formatHistoryLine(item: HistoryItem): string {
-  const time = new Date(item.entry.ts).toISOString();
-  return `seq ${item.entry.seq}  epoch ${item.entry.epoch}  ${time}  ${item.entry.op}  ${JSON.stringify(item.logged.event)}`;
-}
-
-/** A history entry as one JSON object: the readable entry, and the key's record after it. */
-export function historyJson(item: HistoryItem): Record<string, unknown> {
-  return {
-    ...entryToJSON(item.entry),
-    ...(item.record !== undefined ? { record: item.record } : {}),
-  };
-}
-
-function formatRecord(key: string, record: ObjectRecord | null, seq: number): string[] {
-  if (record === null) return [`key ${JSON.stringify(key)} at seq ${seq}: absent`];
-  return [
-    `key ${JSON.stringify(key)} at seq ${seq}: size ${record.size}, last changed at seq ${record.lastSeq}`,
-    ...record.replicas.map(
-      (r) =>
-        `  replica ${r.segmentId} (node ${r.nodeId}) offset ${r.offset} length ${r.length} ${r.status}`,
-    ),
-  ];
-}
-
-/** The state summary (and the key's record) as text lines. */
-export function formatSummary(
-  summary: StateSummary,
-  key?: string,
-  record?: ObjectRecord | null,
-): string {
-  const lines = [
-    `state at seq ${summary.seq}${summary.time !== null ? ` (${summary.time})` : ''}${summary.approximate ? ' - APPROXIMATE: bad entries were skipped' : ''}`,
-    `epoch     ${summary.epoch}${summary.epochNodeId !== '' ? ` (primary ${summary.epochNodeId})` : ''}`,
-    `objects   ${summary.objectCount}`,
-    `segments  ${summary.segments.length}, capacity ${summary.capacity} bytes, used ${summary.used}`,
-    ...summary.segments.map((s) => `  ${s.id} (node ${s.nodeId}) used ${s.used} / ${s.size} bytes`),
-    `digest    ${summary.digest}`,
-  ];
-  if (key !== undefined && record !== undefined)
-    lines.push(...formatRecord(key, record, summary.seq));
-  return `${lines.join('\n')}\n`;
 }
