@@ -7,7 +7,8 @@ import {
   loadCommandSettings,
   type ClusterAccess,
 } from '../config/config.ts';
-import { ConfigError, parseDuration, SettingValueError } from '../config/settings.ts';
+import { ConfigError, SettingValueError } from '../config/settings.ts';
+import { parseDuration } from '../config/settingTypes.ts';
 import { addSettingOptions } from './settingOptions.ts';
 
 export type { ClusterAccess } from '../config/config.ts';

@@ -11,7 +11,8 @@ import { NodeFleet } from '../tools/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../tools/localCluster/readLoggedEvents.ts';
 import { Workload } from '../tools/localCluster/workload.ts';
 import { MIN_LEASE_TTL_MS } from '../config/config.ts';
-import { ConfigError, duration, integer, SettingValueError } from '../config/settings.ts';
+import { ConfigError, SettingValueError } from '../config/settings.ts';
+import { duration, integer } from '../config/settingTypes.ts';
 
 interface DemoOptions {
   readonly leaseTtl: string;

@@ -10,25 +10,27 @@ import {
 } from './securitySettings.ts';
 import {
   ConfigError,
-  duration,
-  filePath,
-  fraction,
-  integer,
   labelProblem,
-  list,
   loadSettings,
-  matching,
-  oneOf,
-  oneOfNumbers,
   optional,
-  readConfigFile,
   required,
-  showDuration,
-  url,
   withDefault,
   type SettingsOf,
   type SettingTable,
 } from './settings.ts';
+import {
+  duration,
+  filePath,
+  fraction,
+  integer,
+  list,
+  matching,
+  oneOf,
+  oneOfNumbers,
+  showDuration,
+  url,
+} from './settingTypes.ts';
+import { readConfigFile } from './configFile.ts';
 
 import { OPLOG_DUPLICATE_WINDOW_MS } from '../ports/appendWindow.ts';
 

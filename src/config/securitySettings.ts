@@ -4,7 +4,8 @@
  * or the config file, never a flag) or from a file (`natsPasswordFile`, e.g. a Docker secret);
  * `*File` settings are paths, read when the connection options are built (credentials.ts).
  */
-import { filePath, optional, secret, text, type SettingsOf } from './settings.ts';
+import { filePath, text } from './settingTypes.ts';
+import { optional, secret, type SettingsOf } from './settings.ts';
 
 export const securitySettings = {
   natsUser: optional(text, 'NATS user (user/password auth)'),

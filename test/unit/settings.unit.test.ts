@@ -5,14 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNodeConfig, MIN_LEASE_TTL_MS, nodeSettings } from '../../src/config/config.ts';
-import {
-  ConfigError,
-  envName,
-  flagName,
-  parseDuration,
-  readConfigFile,
-  SettingValueError,
-} from '../../src/config/settings.ts';
+import { ConfigError, envName, flagName, SettingValueError } from '../../src/config/settings.ts';
+import { parseDuration } from '../../src/config/settingTypes.ts';
+import { readConfigFile } from '../../src/config/configFile.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-settings-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
