@@ -2,12 +2,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeRole } from '../../machines/masterNode.machine.ts';
 import { digestHex } from '../domain/log/checksum.ts';
-import {
-  PROMETHEUS_CONTENT_TYPE,
-  type NodeMetrics,
-  renderPrometheus,
-  type VerificationCounters,
-} from '../observe/metrics.ts';
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../observe/prometheusText.ts';
+import { type NodeMetrics, type VerificationCounters } from '../observe/metrics.ts';
 import type { NodeRuntime } from '../node/nodeRuntime.ts';
 import { DigestBusyError, StatusDigest } from '../admin/statusDigest.ts';
 import {

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { NodeMetrics, renderPrometheus } from '../../src/observe/metrics.ts';
+import { NodeMetrics } from '../../src/observe/metrics.ts';
+import { renderPrometheus } from '../../src/observe/prometheusText.ts';
 import { NODE_ROLES } from '../../src/process/httpServer.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

@@ -4,14 +4,16 @@ import { readiness, splitHostPort, verificationCounters } from '../../src/proces
 import {
   ApplyRate,
   Histogram,
-  MetricNameError,
   NodeMetrics,
-  escapeLabelValue,
-  renderPrometheus,
   timeRequests,
-  type MetricFamily,
   type NodeMetricsSnapshot,
 } from '../../src/observe/metrics.ts';
+import {
+  MetricNameError,
+  escapeLabelValue,
+  renderPrometheus,
+  type MetricFamily,
+} from '../../src/observe/prometheusText.ts';
 import type { NodeRuntime } from '../../src/node/nodeRuntime.ts';
 
 /** Parses the text format strictly enough to catch malformed output. */
