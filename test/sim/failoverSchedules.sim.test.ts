@@ -66,6 +66,13 @@ describe('failover simulation: every invariant holds on generated schedules', ()
           `${stats.reduce((n, s) => n + s.verifyRounds, 0)} verification rounds, ${count('verifyMismatch')} mismatches, ${count('verifyFailed')} failed rounds; ` +
           `${count('logMessageSkipped')} undecodable messages and ${count('foreignEntrySkipped')} foreign entries passed over in ${runsWith('logMessageSkipped') + runsWith('foreignEntrySkipped')} schedules`,
       );
+      const withReads = stats.filter((s) => s.readsChecked > 0).length;
+      const withReadsBefore = stats.filter((s) => s.readsCheckedWithoutDriftNodes > 0).length;
+      console.log(
+        `failover simulation: ${withReads} of ${stats.length} schedules checked at least one read value ` +
+          `(${stats.reduce((n, s) => n + s.readsChecked, 0)} reads); turning read checks off for a whole schedule ` +
+          `once any clock drifts would leave ${withReadsBefore} (${stats.reduce((n, s) => n + s.readsCheckedWithoutDriftNodes, 0)} reads)`,
+      );
       // The generator must actually exercise failovers, or the property proves little.
       if (stats.length >= 100) expect(promotions).toBeGreaterThan(stats.length / 10);
     },
