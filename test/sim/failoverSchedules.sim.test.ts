@@ -7,7 +7,8 @@
  * both, lost acks, lost and delayed replies, clock offset and drift within +-5 %, wall-clock
  * steps (of seconds, and of 1-3 hours, also between a write and its retry), an outsider
  * publishing to the OpLog subject (garbage, a forged fence, entries of a foreign or an earlier
- * epoch). The nodes verify against the primary over an admin channel (rounds every 500 ms,
+ * epoch), a member restarted with a wrong OpLog key (refused at start, or past that check: it
+ * must never become primary). The nodes verify against the primary over an admin channel (rounds every 500 ms,
  * repairs, full sync), write a checkpoint every few entries and trim the stream below it, so
  * cold starts from a checkpoint and full syncs of a node left behind by a trim run too.
  * Every invariant (simWorld.ts) is checked after every step and at the end, and the

@@ -194,7 +194,7 @@ const HOUR_MS = 60 * 60 * 1000;
 
 /**
  * Each kind of step and how often it comes; the drift beyond the margin, the outsider's
- * messages and wall-clock jumps of hours last.
+ * messages, members with a wrong OpLog key and wall-clock jumps of hours last.
  */
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   ...faultSteps,
