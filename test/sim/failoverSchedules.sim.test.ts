@@ -65,7 +65,8 @@ describe('failover simulation: every invariant holds on generated schedules', ()
         `failover simulation: ${count('checkpointWritten')} checkpoints written and ${count('streamTrimmed')} stream trims in ${runsWith('streamTrimmed')} schedules; ` +
           `${count('fullSynced')} full syncs in ${runsWith('fullSynced')}; ${count('checkpointLoaded')} starts from a checkpoint; ` +
           `${stats.reduce((n, s) => n + s.verifyRounds, 0)} verification rounds, ${count('verifyMismatch')} mismatches, ${count('verifyFailed')} failed rounds; ` +
-          `${count('logMessageSkipped')} undecodable messages and ${count('foreignEntrySkipped')} foreign entries passed over in ${runsWith('logMessageSkipped') + runsWith('foreignEntrySkipped')} schedules`,
+          `${count('logMessageSkipped')} undecodable messages and ${count('foreignEntrySkipped')} foreign entries passed over in ${runsWith('logMessageSkipped') + runsWith('foreignEntrySkipped')} schedules; ` +
+          `a member with a wrong OpLog key refused at start in ${runsWith('refusedAtStart')} schedules, and stopped while running in ${runsWith('refused')}`,
       );
       const withReads = stats.filter((s) => s.readsChecked > 0).length;
       const withReadsBefore = stats.filter((s) => s.readsCheckedWithoutDriftNodes > 0).length;
