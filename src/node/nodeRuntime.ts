@@ -141,9 +141,10 @@ export class NodeRuntime {
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
           { nodeId: string; epoch: number }
-        >(({ input, signal }) =>
-          promote(deps, config, store, checks, leases, term, input.epoch, signal),
-        ),
+        >(async ({ input, signal }) => {
+          await keyWatch.beforePromotion();
+          return promote(deps, config, store, checks, leases, term, input.epoch, signal);
+        }),
         watchLease: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           watchLease(deps, sendBack),
         ),

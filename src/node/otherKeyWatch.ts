@@ -28,6 +28,32 @@ export class OtherKeyWatch {
     return this.#mismatch;
   }
 
+  /**
+   * Reads the cluster's record before this node promotes, and rejects with
+   * {@link OplogKeyMismatchError} (calling `onMismatch`) when it is not this node's key id. A
+   * node that restored its state from a checkpoint and has read no primary's message since
+   * passed over nothing, so only the record tells it that its key is not the cluster's: as
+   * primary it would sign its fence and every write under a key the other members cannot read,
+   * and its acknowledged writes would be lost to them. A record that cannot be read fails the
+   * promotion (the machine campaigns again later).
+   */
+  async beforePromotion(): Promise<void> {
+    const check = this.deps.clusterKey;
+    if (check === undefined) return;
+    const known = this.#mismatch;
+    if (known !== undefined) throw known;
+    const recorded = await check.clusterKeyId();
+    if (recorded === undefined || recorded === check.keyId) return;
+    const mismatch =
+      this.#mismatch ??
+      new OplogKeyMismatchError(check.cluster, check.keyId, recorded, check.recordedAt);
+    if (this.#mismatch === undefined) {
+      this.#mismatch = mismatch;
+      this.onMismatch(mismatch);
+    }
+    throw mismatch;
+  }
+
   /** Called with every batch a follower passed over (once each). */
   passedOver(batch: LogBatch): void {
     const check = this.deps.clusterKey;

@@ -503,7 +503,8 @@ describe('failover simulation: the checker catches broken variants', () => {
         ['refusalsBeforeCommit', 'history'],
       ] as const) {
         const result = await fc.check(
-          // Without drift beyond the margin: it turns the checks of reads off.
+          // On the stream the budgets were measured on (no drift beyond the margin, outsiders,
+          // hour-long wall-clock jumps or wrong OpLog keys).
           fc.asyncProperty(scheduleArb(24, { drift: false }), async (s) => {
             await runSchedule(s, breakage, checks);
           }),

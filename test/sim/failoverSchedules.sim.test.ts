@@ -7,7 +7,8 @@
  * both, lost acks, lost and delayed replies, clock offset and drift within +-5 %, wall-clock
  * steps (of seconds, and of 1-3 hours, also between a write and its retry), an outsider
  * publishing to the OpLog subject (garbage, a forged fence, entries of a foreign or an earlier
- * epoch). The nodes verify against the primary over an admin channel (rounds every 500 ms,
+ * epoch), a member restarted with a wrong OpLog key (refused at start, or past that check: it
+ * must never become primary). The nodes verify against the primary over an admin channel (rounds every 500 ms,
  * repairs, full sync), write a checkpoint every few entries and trim the stream below it, so
  * cold starts from a checkpoint and full syncs of a node left behind by a trim run too.
  * Every invariant (simWorld.ts) is checked after every step and at the end, and the
@@ -64,7 +65,15 @@ describe('failover simulation: every invariant holds on generated schedules', ()
         `failover simulation: ${count('checkpointWritten')} checkpoints written and ${count('streamTrimmed')} stream trims in ${runsWith('streamTrimmed')} schedules; ` +
           `${count('fullSynced')} full syncs in ${runsWith('fullSynced')}; ${count('checkpointLoaded')} starts from a checkpoint; ` +
           `${stats.reduce((n, s) => n + s.verifyRounds, 0)} verification rounds, ${count('verifyMismatch')} mismatches, ${count('verifyFailed')} failed rounds; ` +
-          `${count('logMessageSkipped')} undecodable messages and ${count('foreignEntrySkipped')} foreign entries passed over in ${runsWith('logMessageSkipped') + runsWith('foreignEntrySkipped')} schedules`,
+          `${count('logMessageSkipped')} undecodable messages and ${count('foreignEntrySkipped')} foreign entries passed over in ${runsWith('logMessageSkipped') + runsWith('foreignEntrySkipped')} schedules; ` +
+          `a member with a wrong OpLog key refused at start in ${runsWith('refusedAtStart')} schedules, and stopped while running in ${runsWith('refused')}`,
+      );
+      const withReads = stats.filter((s) => s.readsChecked > 0).length;
+      const withReadsBefore = stats.filter((s) => s.readsCheckedWithoutDriftNodes > 0).length;
+      console.log(
+        `failover simulation: ${withReads} of ${stats.length} schedules checked at least one read value ` +
+          `(${stats.reduce((n, s) => n + s.readsChecked, 0)} reads); turning read checks off for a whole schedule ` +
+          `once any clock drifts would leave ${withReadsBefore} (${stats.reduce((n, s) => n + s.readsCheckedWithoutDriftNodes, 0)} reads)`,
       );
       // The generator must actually exercise failovers, or the property proves little.
       if (stats.length >= 100) expect(promotions).toBeGreaterThan(stats.length / 10);

@@ -10,7 +10,7 @@ import CRC32 from 'crc-32';
 import fc from 'fast-check';
 import type { UnderstudyClient } from '../../src/client/client.ts';
 import { fromEntry } from '../../src/domain/log/eventCodec.ts';
-import type { ApiInput } from '../harness/understudyModel.ts';
+import type { ApiInput, ApiOperation } from '../harness/understudyModel.ts';
 import { InvariantViolation, SimWorld, type Breakage } from './simWorld.ts';
 
 export type ClientOp =
@@ -64,6 +64,11 @@ export type Step =
       readonly client: number;
       readonly key: number;
     }
+  /**
+   * Node `n` restarts with a wrong OpLog key: refused by the start-up check (`atStart`), or
+   * having got past it (see SimWorld.wrongKey).
+   */
+  | { readonly k: 'wrongKey'; readonly n: number; readonly atStart: boolean }
   /** The next `count` replies are lost (the requests were served): the clients retry. */
   | { readonly k: 'dropReplies'; readonly count: number }
   /**
@@ -189,7 +194,7 @@ const HOUR_MS = 60 * 60 * 1000;
 
 /**
  * Each kind of step and how often it comes; the drift beyond the margin, the outsider's
- * messages and wall-clock jumps of hours last.
+ * messages, members with a wrong OpLog key and wall-clock jumps of hours last.
  */
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   ...faultSteps,
@@ -221,6 +226,14 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       k: fc.constant('clockStep' as const),
       n: nodeArb,
       ms: fc.constantFrom(-3, -2, -1, 1, 2, 3).map((hours) => hours * HOUR_MS),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('wrongKey' as const),
+      n: nodeArb,
+      atStart: fc.boolean(),
     }),
   },
   {
@@ -286,6 +299,12 @@ export interface RunStats {
   /** Sessions in the final state, and sessions that logged a request (idle ones may be swept). */
   readonly sessions: number;
   readonly sessionsLogged: number;
+  /**
+   * Reads (get, exists) answered (a value or a definite refusal) and checked for linearizability; and how many
+   * the old rule checked (none in a schedule where any clock ran beyond the margin).
+   */
+  readonly readsChecked: number;
+  readonly readsCheckedWithoutDriftNodes: number;
 }
 
 /**
@@ -371,6 +390,8 @@ export async function runSchedule(
         }),
       ).size,
       recoveryMs,
+      readsChecked: answeredReads(world.checkedOps()),
+      readsCheckedWithoutDriftNodes: world.driftBeyondMargin ? 0 : answeredReads(world.history.ops),
       traceCrc: CRC32.str(world.formatTrace()) >>> 0,
     };
   } catch (err) {
@@ -482,10 +503,20 @@ async function applyStep(
     case 'dropReplies':
       world.dropReplies(step.count);
       return;
+    case 'wrongKey':
+      await world.wrongKey(step.n, step.atStart);
+      return;
     case 'outsider':
       world.outsider(step.what, step.ahead, `k${step.key}`);
       return;
   }
+}
+
+/** Reads among `ops` answered (with a value, or a definite refusal such as OBJECT_NOT_FOUND). */
+function answeredReads(ops: readonly ApiOperation[]): number {
+  return ops.filter(
+    (op) => (op.input.op === 'get' || op.input.op === 'exists') && op.output !== undefined,
+  ).length;
 }
 
 function putStartOf(key: number): ApiInput {

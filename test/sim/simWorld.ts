@@ -38,6 +38,14 @@ import { NodeRuntime, type RuntimeLogger } from '../../src/node/nodeRuntime.ts';
 import { checkHistory, formatFailures, HistoryRecorder } from '../harness/history.ts';
 import type { ApiInput, ApiOperation, ApiOutput } from '../harness/understudyModel.ts';
 import { withoutSessions } from '../harness/withoutSessions.ts';
+import {
+  checkAtStart,
+  CLUSTER_KEY_ID,
+  clusterKeyCheck,
+  EntryKeys,
+  keyedOpLog,
+  WRONG_KEY_ID,
+} from './oplogKeys.ts';
 
 export const SIM_CLUSTER = 'sim';
 /** Lease TTL of every node (ms); also the read-lease TTL after a promotion. */
@@ -223,6 +231,10 @@ interface NodeSlot {
   incarnation: number;
   /** The node's machine events, every incarnation (written out when a schedule fails). */
   readonly tape: InspectionTape;
+  /** Its clock ran beyond the margin the lease design tolerates ({@link SimWorld.drift}). */
+  drifted: boolean;
+  /** The OpLog key id it runs with ({@link SimWorld.wrongKey}). */
+  keyId: string;
 }
 
 /** An invariant broke: what, and the trace that led there. */
@@ -346,6 +358,8 @@ export class SimWorld {
         held: [],
         incarnation: 0,
         tape: new InspectionTape(`n${i + 1}`, () => this.sim.now()),
+        drifted: false,
+        keyId: CLUSTER_KEY_ID,
       };
       this.slots.push(slot);
       this.#boot(slot);
@@ -372,6 +386,31 @@ export class SimWorld {
     await tick();
     this.#noteEvictions();
     this.#checkLeaderKey();
+    this.#exitRefused();
+  }
+
+  /** A node that refused to go on (its OpLog key is not the cluster's) exits, as its process does. */
+  #exitRefused(): void {
+    this.slots.forEach((slot, i) => {
+      if (slot.crashed || slot.runtime?.refusal === undefined) return;
+      this.note(`${slot.id} exits: ${slot.runtime.refusal.name}`);
+      void this.crash(i);
+    });
+  }
+
+  /**
+   * Node `i` restarts with a wrong OpLog key (at most one node of the cluster at a time has
+   * one, so that the others can keep a primary). With `atStart`, the process's start-up check
+   * refuses it (and every later restart); without, it got past that check (as when the cluster
+   * moved to another key while it ran): it must find out from the first primary's message it
+   * passes over, exit, and never become primary meanwhile.
+   */
+  async wrongKey(i: number, atStart: boolean): Promise<void> {
+    const slot = this.#slot(i);
+    if (this.slots.some((s) => s !== slot && s.keyId !== CLUSTER_KEY_ID)) return;
+    await this.crash(i);
+    slot.keyId = WRONG_KEY_ID;
+    this.restart(i, { keyCheck: atStart });
   }
 
   /**
@@ -485,7 +524,7 @@ export class SimWorld {
       timeoutMs: 1000,
     });
     if (this.breakage === 'foldBeforeAck') opLog = ackingAtSend(opLog);
-    opLog = this.#archiving(opLog, nodeClock);
+    opLog = keyedOpLog(this.#archiving(opLog, nodeClock, slot.keyId), slot.keyId, this.#entryKeys);
     const logger = this.#logger(slot);
     const runtime = new NodeRuntime({
       nodeId: id,
@@ -498,6 +537,7 @@ export class SimWorld {
         client: this.#adminClientFor(slot),
       },
       checkpoints: this.checkpoints,
+      clusterKey: clusterKeyCheck(SIM_CLUSTER, slot.keyId, () => !slot.etcdCut && !slot.paused),
       clock: nodeClock,
       logger,
       config: SIM_NODE_CONFIG,
@@ -587,10 +627,22 @@ export class SimWorld {
     return primary.switchover(to === primary.status().nodeId ? undefined : to);
   }
 
-  /** Restart: a new runtime with an empty committed store that re-follows the log from 1. */
-  restart(i: number): void {
+  /**
+   * Restart: a new runtime with an empty committed store that re-follows the log from 1; the
+   * process's start-up check of its OpLog key first (unless `keyCheck` is false).
+   */
+  restart(i: number, options: { readonly keyCheck?: boolean } = {}): void {
     const slot = this.#slot(i);
     if (!slot.crashed) return;
+    if (options.keyCheck !== false) {
+      try {
+        checkAtStart(SIM_CLUSTER, slot.keyId);
+      } catch (err) {
+        this.events.set('refusedAtStart', (this.events.get('refusedAtStart') ?? 0) + 1);
+        this.note(`${slot.id} refuses to start: ${String(err)}`);
+        return;
+      }
+    }
     slot.crashed = false;
     slot.paused = false;
     slot.incarnation++;
@@ -635,23 +687,42 @@ export class SimWorld {
     this.#applyCuts(slot);
   }
 
+  /** Whether a clock ran beyond the margin the lease reads rely on ({@link SimWorld.drift}). */
+  get driftBeyondMargin(): boolean {
+    return this.slots.some((s) => s.drifted);
+  }
+
+  /** When a node whose clock ran beyond the margin answered a read (sim time). */
+  readonly #driftedReadsAt: number[] = [];
+
   /**
-   * Whether a clock ran beyond the margin the lease reads rely on ({@link SimWorld.drift}):
-   * from then on the checks of reads are off (see there).
+   * Whether a read `slot` answers now in `epoch` may be stale ({@link SimWorld.drift}): its
+   * clock runs slow beyond the margin, and etcd no longer holds its leader key of that epoch.
    */
-  driftBeyondMargin = false;
+  #mayBeStale(slot: NodeSlot, epoch: number): boolean {
+    if (!slot.drifted || slot.clock.rate >= 1) return false;
+    const leader = this.coord.currentLeader();
+    return leader?.nodeId !== slot.id || leader.epoch !== epoch;
+  }
 
   /**
    * Node `i`'s clock runs at `rate` from now on, beyond the +-5 % the design allows (a broken
    * clock source, a VM whose time runs slow). A primary whose clock runs slow believes its
    * lease longer than etcd keeps it, so reads it answers may be stale: that is the documented
-   * limit of lease reads, and from then on the world checks writes, the log, the leader key and
-   * liveness, but not reads (neither their linearizability nor that a fenced node answers
-   * none, nor read leases across a promotion).
+   * limit of lease reads (docs/client-contract.md, "Monotonic time"). It is stale only once
+   * etcd let that lease go: while etcd still holds its leader key of the epoch it answers in,
+   * nobody else can have been elected since. A clock that runs fast ends the lease early: its
+   * reads are safe. The margin holds for every other node: a primary whose clock keeps within it
+   * stops answering before etcd lets its lease go, whatever another node's clock does. So the
+   * world checks every read but those a slow node answers without holding the leader key (their
+   * linearizability: a client call during which it answered such a read is left out of the
+   * history; that a fenced node answers none; read leases across a promotion), and read leases
+   * across a promotion a drifted node makes (a clock running fast waits less than the TTL).
    */
   drift(i: number, rate: number): void {
-    this.driftBeyondMargin = true;
-    this.#slot(i).clock.setRate(rate);
+    const slot = this.#slot(i);
+    slot.drifted = true;
+    slot.clock.setRate(rate);
   }
 
   /** Steps node `i`'s wall clock by `ms` (negative: back), as NTP would; its monotonic clock runs on. */
@@ -723,6 +794,10 @@ export class SimWorld {
    * the time within an epoch that `ts` (logged time, held still by a wall clock behind it) is not.
    */
   readonly #appendedAt = new Map<string, number>();
+  /** Which OpLog key each entry was written under ({@link SimWorld.wrongKey}). */
+  readonly #entryKeys = new EntryKeys();
+  /** The same on the simulated clock (an eviction's invocation in the history). */
+  readonly #appendedSimAt = new Map<string, number>();
 
   /** Stream messages an outsider published: no part of the log. */
   readonly #outsiderMessages = new Set<number>();
@@ -758,15 +833,17 @@ export class SimWorld {
    * `opLog`, keeping what its trims remove in {@link SimWorld.#trimmed} first, and noting when
    * each entry was first handed to a writer, on the clock of the node that wrote it.
    */
-  #archiving(opLog: OpLog, clock: Clock): OpLog {
+  #archiving(opLog: OpLog, clock: Clock, keyId: string): OpLog {
     return {
       openWriter: (options) => {
         const writer = opLog.openWriter(options);
         return {
           append: (entries) => {
+            this.#entryKeys.written(entries, keyId);
             for (const e of entries) {
               const key = `${e.epoch}/${e.seq}`;
               if (!this.#appendedAt.has(key)) this.#appendedAt.set(key, clock.monotonicNow());
+              if (!this.#appendedSimAt.has(key)) this.#appendedSimAt.set(key, this.sim.now());
             }
             return writer.append(entries);
           },
@@ -985,7 +1062,11 @@ export class SimWorld {
       this.writerOfEpoch.set(epoch, slot.id);
       this.#checkAcked(write);
     } else if (op === 'get' || op === 'exists') {
-      if (epochAtStart < fenceAtStart && !this.driftBeyondMargin) {
+      if (this.#mayBeStale(slot, epoch)) {
+        this.#driftedReadsAt.push(this.sim.now());
+        return;
+      }
+      if (epochAtStart < fenceAtStart) {
         this.#violation(
           'a fenced node answers nothing',
           `${slot.id} (epoch ${epochAtStart}) answered ${op}(${key}) after epoch ${fenceAtStart} was fenced into the log`,
@@ -1066,6 +1147,14 @@ export class SimWorld {
     if (this.#failure !== undefined) throw this.#failure;
     this.#scanLog();
     this.#checkLeasesAfterPromotion();
+    for (const slot of this.slots) {
+      if (slot.keyId !== CLUSTER_KEY_ID && !slot.crashed && slot.runtime?.role === 'primary') {
+        this.#violation(
+          'a member with another OpLog key never becomes primary',
+          `${slot.id} (key id ${slot.keyId}) is primary`,
+        );
+      }
+    }
     const lastSeq = this.#reference.appliedSeq;
     for (const node of this.live()) {
       if (node.store.appliedSeq > lastSeq) {
@@ -1096,9 +1185,13 @@ export class SimWorld {
    * the lease TTL after the promotion (on the new primary's monotonic clock).
    */
   #checkLeasesAfterPromotion(): void {
-    if (this.leasedReads.length === 0 || this.driftBeyondMargin) return;
+    if (this.leasedReads.length === 0) return;
     const entries = this.logEntries();
-    const promotions = entries.filter((e) => e.op === 'EPOCH');
+    // A new primary whose clock ran fast waits less than the TTL: its promotion is not checked.
+    const promotions = entries.filter((e) => {
+      const event = e.op === 'EPOCH' ? fromEntry(e).event : undefined;
+      return event?.op === 'EPOCH' && !this.slots.some((s) => s.id === event.nodeId && s.drifted);
+    });
     for (const promotion of promotions) {
       const leased = new Set(
         this.leasedReads.filter((r) => r.epoch < promotion.epoch).map((r) => r.key),
@@ -1207,21 +1300,35 @@ export class SimWorld {
       const event = fromEntry(entry).event;
       if (event.op !== 'EVICTION') continue;
       const visible = this.#evictionVisibleAt.get(entry.seq) ?? Infinity;
+      // Invoked when the primary handed the entry to its writer (it decided then), returned
+      // when a serving primary's state first held it; each its own caller (-seq) in reports.
+      const decided = this.#appendedSimAt.get(`${entry.epoch}/${entry.seq}`) ?? 0;
       for (const key of event.keys) {
         evictions.push({
-          client: -1,
-          call: 0,
+          client: -entry.seq,
+          call: decided,
           return: visible,
           input: { op: 'evict', key },
           output: visible === Infinity ? undefined : { ok: true },
         });
       }
     }
-    const ops = this.driftBeyondMargin
-      ? this.history.ops.filter((op) => op.input.op !== 'get' && op.input.op !== 'exists')
-      : this.history.ops;
+    const ops = this.checkedOps();
     const failures = checkHistory([...ops, ...evictions]);
     if (failures.length > 0) this.#violation('linearizable', formatFailures(failures));
+  }
+
+  /**
+   * The client calls checked for linearizability: every one but the reads during which a node
+   * whose clock ran beyond the margin answered a read ({@link SimWorld.drift}).
+   */
+  checkedOps(): ApiOperation[] {
+    const tainted = this.#driftedReadsAt;
+    return this.history.ops.filter(
+      (op) =>
+        (op.input.op !== 'get' && op.input.op !== 'exists') ||
+        !tainted.some((t) => t >= op.call && t <= op.return),
+    );
   }
 
   formatTrace(): string {

@@ -1,0 +1,97 @@
+/**
+ * Deterministic simulation, named scenarios: a member with a wrong OpLog key. The process's
+ * start-up check refuses it; one that got past the check (the cluster moved to another key
+ * while it ran) passes over every primary's message, so it must never count as caught up nor
+ * become primary, and exits once the cluster's record says its key is not the cluster's. The
+ * cluster keeps a primary and loses no acknowledged write (every invariant of simWorld.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { runSchedule, type Schedule, type Step } from './schedule.ts';
+
+function schedule(steps: readonly Step[], nodes: number): Schedule {
+  const clocks = Array.from({ length: nodes }, () => ({ offsetMs: 0, rate: 1 }));
+  return { nodes, seed: 1, clocks, steps };
+}
+
+const putStart = (key: number, client = 0): Step => ({ k: 'cmd', client, op: 'putStart', key });
+
+describe('a member with a wrong OpLog key never becomes primary', () => {
+  it('started with a wrong key, a standby refuses to start; the primary goes on', async () => {
+    const stats = await runSchedule(
+      schedule(
+        [
+          putStart(0),
+          { k: 'wrongKey', n: -2, atStart: true },
+          putStart(1, 1),
+          { k: 'wait', ms: 1500 },
+          putStart(2, 2),
+        ],
+        2,
+      ),
+    );
+    // Refused at the step and again when the faults end (every stopped node restarts).
+    expect(stats.events.get('refusedAtStart')).toBe(2);
+    expect(stats.acked).toBeGreaterThanOrEqual(3 + 3);
+  });
+
+  it('past the start check, a standby exits before it can promote; the other standby takes over', async () => {
+    const stats = await runSchedule(
+      schedule(
+        [
+          putStart(0),
+          { k: 'wrongKey', n: -2, atStart: false },
+          putStart(1, 1),
+          // The primary dies while the wrong-key member may still run: it must not win.
+          { k: 'crash', n: -1 },
+          { k: 'wait', ms: 3500 },
+          putStart(2, 2),
+          { k: 'wait', ms: 500 },
+        ],
+        3,
+      ),
+    );
+    expect(stats.epochs).toBe(2);
+    expect(stats.acked).toBeGreaterThanOrEqual(3 + 3);
+  });
+
+  // Found by the random schedules (seed -1112217962, shrunk): n2 got past the start check with
+  // a wrong key, restored from a checkpoint, and read no primary's message before it campaigned
+  // (only an outsider's garbage, which names no key), so it passed over nothing; it promoted and
+  // acknowledged a write n1 could not read. It must read the cluster's record before promoting.
+  it('a wrong-key member restored from a checkpoint that read no primary message refuses to promote', async () => {
+    const stats = await runSchedule({
+      nodes: 2,
+      seed: 0,
+      clocks: [
+        { offsetMs: 0, rate: 1 },
+        { offsetMs: -2550, rate: 1 },
+      ],
+      steps: [
+        { k: 'wrongKey', n: 3, atStart: false },
+        { k: 'wait', ms: 248 },
+        { k: 'wait', ms: 104 },
+        { k: 'crash', n: -1 },
+        { k: 'cmd', client: 0, op: 'putStart', key: 0 },
+        { k: 'outsider', what: 'garbage', ahead: 1, key: 0 },
+        { k: 'cut', n: 0, what: 'etcd' },
+      ],
+    });
+    expect(stats.epochs).toBe(2);
+  });
+
+  it('the primary itself restarts with a wrong key past the start check: a member with the key takes over', async () => {
+    const stats = await runSchedule(
+      schedule(
+        [
+          putStart(0),
+          { k: 'wrongKey', n: -1, atStart: false },
+          { k: 'wait', ms: 3500 },
+          putStart(1, 1),
+          { k: 'wait', ms: 500 },
+        ],
+        2,
+      ),
+    );
+    expect(stats.epochs).toBe(2);
+  });
+});
