@@ -3,6 +3,9 @@ import { fold, FoldDraft, foldAll } from './fold/fold.ts';
 import { emptyState } from './model/state.ts';
 import type { Command, LoggedEvent, MetadataState } from './model/types.ts';
 
+export type { DecideContext, Decision } from './decide/decide.ts';
+export { FoldError, type FoldDraft } from './fold/fold.ts';
+
 /**
  * The domain as one value, in the shape of emmett's Decider (`{ initialState, decide, evolve }`):
  * a command is decided against a state into the event to log (or refused), and a logged event
