@@ -1,8 +1,7 @@
-import { decide, type DecideContext } from '../domain/decide/decide.ts';
+import { metadataDecider, type DecideContext, type FoldDraft } from '../domain/decider.ts';
 import { invalidArgument, objectNotFound } from '../domain/model/errors.ts';
 import { checkOrigin, toEntry } from '../domain/log/eventCodec.ts';
 import { decideEviction, type EvictionPolicy } from '../domain/decide/eviction.ts';
-import { FoldDraft } from '../domain/fold/fold.ts';
 import { requestStatus } from '../domain/decide/sessions.ts';
 import { getObject } from '../domain/model/state.ts';
 import type {
@@ -114,7 +113,7 @@ export class WritePipeline implements MetadataService {
     // One pass: every command is decided against the draft of the next speculative state
     // (committed, in flight, and this batch's earlier commands), folded into it, and the
     // draft frozen once; each entry is encoded once, with its frame.
-    const draft = new FoldDraft(this.#spec);
+    const draft = metadataDecider.draft(this.#spec);
     const state = draft.state;
     const firstSeq = this.#nextSeq;
     const ts = this.#loggedClock.stamp();
@@ -140,12 +139,12 @@ export class WritePipeline implements MetadataService {
             continue;
           }
         }
-        let decision = decide(state, command, this.#ctx);
+        let decision = metadataDecider.decide(command, state, this.#ctx);
         if (!decision.ok && decision.error.code === 'NO_SPACE' && command.type === 'putStart') {
           const eviction = decideEviction(state, this.options.eviction, this.#ctx);
           if (eviction !== null) {
             entries.push(this.#speculate(draft, ts, eviction));
-            decision = decide(state, command, this.#ctx);
+            decision = metadataDecider.decide(command, state, this.#ctx);
           }
         }
         if (!decision.ok) {
@@ -307,7 +306,7 @@ export class WritePipeline implements MetadataService {
     if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) return;
     const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
     if (eviction === null) return;
-    const draft = new FoldDraft(this.#spec);
+    const draft = metadataDecider.draft(this.#spec);
     const entry = this.#speculate(draft, this.#loggedClock.stamp(), eviction);
     this.#spec = draft.finish();
     this.#append([entry]).catch(() => undefined);

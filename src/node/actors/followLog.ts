@@ -1,6 +1,6 @@
 import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
 import { CodecError } from '../../domain/log/codec.ts';
-import { FoldError } from '../../domain/fold/fold.ts';
+import { FoldError } from '../../domain/decider.ts';
 import type { TimerHandle } from '../../ports/clock.ts';
 import {
   NotRetainedError,

@@ -1,6 +1,6 @@
 import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
 import { toEntry } from '../../domain/log/eventCodec.ts';
-import { fold } from '../../domain/fold/fold.ts';
+import { metadataDecider } from '../../domain/decider.ts';
 import type { LoggedEvent } from '../../domain/model/types.ts';
 import type { CampaignResult } from '../../ports/elector.ts';
 import type { LogBounds, OpLogWriter } from '../../ports/opLog.ts';
@@ -168,7 +168,7 @@ export async function promote(
       ts: new LoggedClock(clock, store.state.logTime).stamp(),
       event: { op: 'EPOCH', epoch, nodeId: deps.nodeId },
     };
-    const next = fold(store.state, logged);
+    const next = metadataDecider.evolve(store.state, logged);
     const ack = await unlessStopped(opened.append([toEntry(logged)]));
     if (stopped !== undefined) throw stopped;
     store.commit(next, ack.streamSeq);

@@ -1,8 +1,7 @@
 import { admit, type ElectedCheck, type ForeignEntry } from '../../domain/log/admission.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import { fromEntry } from '../../domain/log/eventCodec.ts';
-import { foldAll } from '../../domain/fold/fold.ts';
-import { emptyState } from '../../domain/model/state.ts';
+import { metadataDecider } from '../../domain/decider.ts';
 import type { LoggedEvent, MetadataState } from '../../domain/model/types.ts';
 import type { FollowOptions, LogBatch } from '../../ports/opLog.ts';
 
@@ -22,7 +21,7 @@ export interface BatchOutcome {
  * so a reader holding the old state (verification, full sync, status) is never disturbed.
  */
 export class CommittedStore {
-  #state: MetadataState = emptyState();
+  #state: MetadataState = metadataDecider.initialState();
   #lastStreamSeq = 0;
   #entryStreamSeq = 0;
   #skippedMessages = 0;
@@ -108,7 +107,7 @@ export class CommittedStore {
     let foreign: readonly ForeignEntry[] = [];
     if (fresh.length > 0) {
       const split = admit(this.#state.epoch, fresh, elected);
-      this.#state = foldAll(this.#state, split.admitted);
+      this.#state = metadataDecider.evolveAll(this.#state, split.admitted);
       foreign = split.foreign;
       if (split.admitted.length > 0)
         this.#entryStreamSeq = Math.max(this.#entryStreamSeq, streamSeq);
@@ -131,7 +130,7 @@ export class CommittedStore {
   }
 
   /** Replaces everything (full sync). */
-  reset(state: MetadataState = emptyState(), streamSeq = 0): void {
+  reset(state: MetadataState = metadataDecider.initialState(), streamSeq = 0): void {
     this.#state = state;
     this.#lastStreamSeq = streamSeq;
     this.#entryStreamSeq = streamSeq;
