@@ -147,7 +147,7 @@ describe('understudy status and switchover (three node processes, real etcd and 
     expect(usage.stderr).toContain('cluster');
     const down = await runCli(['status', '--cluster', CLUSTER, '--etcd', 'http://127.0.0.1:9']);
     expect(down.code).toBe(1);
-    expect(down.stderr).toContain('cannot read the cluster from etcd at http://127.0.0.1:9: ');
+    expect(down.stderr).toContain('cannot reach etcd at http://127.0.0.1:9: ');
   });
 
   it('switchover --to moves the primary to the named node under load, without a TTL wait, losing no acknowledged write', async () => {
