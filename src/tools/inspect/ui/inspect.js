@@ -1,4 +1,4 @@
-/* global document, window, EventSource, fetch, requestAnimationFrame, CSS */
+/* global document, window, EventSource, fetch, requestAnimationFrame, setInterval, CSS */
 // The inspect page: one state chart per machine, every node's active state highlighted in the
 // node's colour, a card per node (epoch, applied seq, lag, last verification), the timeline.
 // Live, it follows /api/stream; replaying, the same records arrive at once and a slider and
@@ -46,7 +46,7 @@ const model = {
 };
 
 function emptyState() {
-  return { roots: new Map() };
+  return { roots: new Map(), primaryLeftAt: undefined };
 }
 
 function machineIdOf(definition) {
@@ -68,6 +68,9 @@ function apply(state, record, index) {
       name: record.name ?? record.sessionId,
       machine: machineIdOf(record.definition),
       snapshot: record.snapshot ?? { status: 'active' },
+      role: record.role,
+      epoch: record.epoch,
+      ended: false,
       at,
       index,
     });
@@ -75,8 +78,21 @@ function apply(state, record, index) {
     return record.snapshot?.value !== undefined;
   }
   const root = state.roots.get(record.sessionId);
+  if (record.type === '@understudy.recordingEnded' && root !== undefined) {
+    // Replay: the node's recording ends with its machine running (killed): it is gone.
+    root.ended = true;
+    root.at = at;
+    root.index = index;
+    return true;
+  }
   if (record.type === '@xstate.snapshot' && root !== undefined && record.snapshot !== undefined) {
     const changed = JSON.stringify(root.snapshot.value) !== JSON.stringify(record.snapshot.value);
+    // Role and epoch come with the snapshot, from the server's one mapping (storyWords.ts).
+    if (record.role !== undefined) {
+      if (root.role === 'primary' && record.role !== 'primary') state.primaryLeftAt = at;
+      root.role = record.role;
+      root.epoch = record.epoch;
+    }
     root.snapshot = record.snapshot;
     root.at = at;
     root.index = index;
@@ -100,6 +116,18 @@ function shown() {
 function addRow(record, index) {
   const rootKnown = model.live.roots.has(record.sessionId) || record.type === '@xstate.actor';
   if (!rootKnown) return;
+  if (record.type === '@understudy.recordingEnded') {
+    model.rows.push({
+      index,
+      at: Number(record.createdAt),
+      node: record.node,
+      event: record.words,
+      raw: record.type,
+      after: 'gone',
+      change: true,
+    });
+    return;
+  }
   if (record.type === '@xstate.actor') {
     if (record.parentId !== undefined) return;
     const row = {
@@ -107,7 +135,9 @@ function addRow(record, index) {
       at: Number(record.createdAt),
       node: record.node,
       event: `started ${record.name ?? ''}`,
-      after: valueText(record.snapshot?.value),
+      raw: `@xstate.actor ${record.name ?? ''}`,
+      after: stateWords(record.role, record.snapshot?.value),
+      afterRaw: valueText(record.snapshot?.value),
       change: true,
     };
     model.rows.push(row);
@@ -116,12 +146,15 @@ function addRow(record, index) {
   }
   if (record.type === '@xstate.event') {
     const type = record.event?.type ?? '?';
+    const words = record.words ?? type;
     const row = {
       index,
       at: Number(record.createdAt),
       node: record.node,
-      event: record.folded > 0 ? `${type} ×${record.folded + 1}` : type,
+      event: record.folded > 0 ? `${words} ×${record.folded + 1}` : words,
+      raw: record.folded > 0 ? `${type} ×${record.folded + 1}` : type,
       eventType: type,
+      progress: type === 'oplog.progress',
       after: '',
       change: false,
     };
@@ -136,7 +169,10 @@ function addRow(record, index) {
     if (row !== undefined && row.after === '' && row.eventType === record.event?.type) {
       // Only a change of state is shown (and bold); progress keeps the state it had.
       row.change = after !== before;
-      row.after = row.change ? after : '';
+      row.after = row.change ? stateWords(record.role, record.snapshot?.value) : '';
+      row.afterRaw = row.change ? after : '';
+      // A progress event that changed the state is part of the story: never folded away.
+      if (row.change) row.progress = false;
       row.index = index;
     }
   }
@@ -148,6 +184,15 @@ function valueText(value) {
   return Object.entries(value)
     .map(([k, v]) => (typeof v === 'string' ? `${k}.${v}` : `${k}.${valueText(v)}`))
     .join(', ');
+}
+
+/** A state as a person reads it: the role, then the innermost state (`standby: awaitingCampaign`). */
+function stateWords(role, value) {
+  let leaf = value;
+  while (leaf !== null && typeof leaf === 'object') leaf = Object.values(leaf)[0];
+  if (typeof leaf !== 'string') return role ?? '';
+  if (role === undefined || role === leaf) return leaf;
+  return `${role}: ${leaf}`;
 }
 
 /** The state node ids a state value makes active (`masterNode.running`, ...). */
@@ -339,17 +384,6 @@ function highlight(chart, actors) {
 
 // ---- cards and timeline ------------------------------------------------------------------
 
-function roleOf(value) {
-  if (typeof value === 'string') return value;
-  if (value !== null && typeof value === 'object') {
-    const [top, inner] = Object.entries(value)[0] ?? [];
-    if (top === 'running')
-      return typeof inner === 'string' ? inner : (Object.keys(inner ?? {})[0] ?? top);
-    return top ?? '?';
-  }
-  return '?';
-}
-
 /** The latest root actor per node, from the state shown. */
 function actorsByNode(state) {
   const byNode = new Map();
@@ -360,8 +394,9 @@ function actorsByNode(state) {
   return byNode;
 }
 
-function nodeGone(node) {
-  if (model.mode !== 'live') return false;
+/** Live: the node's stream is closed. Replay: its recording ended with its machine running. */
+function nodeGone(node, byNode) {
+  if (model.mode !== 'live') return byNode?.get(node)?.ended === true;
   const view = model.nodeViews.get(node);
   return view !== undefined && !view.connected;
 }
@@ -374,15 +409,12 @@ function renderCards(byNode) {
     const view = model.nodeViews.get(id);
     const root = byNode.get(id);
     const context = root?.snapshot?.context ?? {};
-    const gone = nodeGone(id);
-    const role = gone
-      ? 'gone'
-      : root !== undefined
-        ? roleOf(root.snapshot.value)
-        : (view?.state ?? '?');
+    const gone = nodeGone(id, byNode);
+    // Role, star and epoch all come from the node's newest snapshot record (one source): the
+    // status poll only fills in while no record has arrived.
+    const role = gone ? 'gone' : (root?.role ?? view?.state ?? '?');
     const live = model.mode === 'live' && view !== undefined && !gone;
-    const epoch =
-      live && view.epoch !== null ? view.epoch : context.epoch || context.leader?.epoch || 0;
+    const epoch = root?.epoch ?? (live ? view.epoch : null);
     const applied = live && view.appliedSeq !== null ? view.appliedSeq : context.appliedSeq;
     const lag =
       live && view.lagEntries !== null
@@ -404,7 +436,11 @@ function renderCards(byNode) {
     card.style.setProperty('--color', COLORS[c]);
     const h = el('h2');
     h.append(
-      el('span', {}, `${id}${view?.leader && !gone ? ' ★' : ''}`),
+      el(
+        'span',
+        { title: role === 'primary' ? 'primary (holds the leader key)' : '' },
+        `${id}${role === 'primary' ? ' ★' : ''}`,
+      ),
       el('span', { class: `role ${role}` }, role),
     );
     card.append(h);
@@ -440,20 +476,29 @@ function renderCards(byNode) {
 function renderTimeline() {
   const body = document.getElementById('events');
   const upTo = model.mode === 'replay' ? model.position : Number.POSITIVE_INFINITY;
+  const showProgress = document.getElementById('show-progress').checked;
   const rows = model.rows.filter(
-    (r) => r.index <= upTo && (model.focus === undefined || r.node === model.focus),
+    (r) =>
+      r.index <= upTo &&
+      (showProgress || !r.progress) &&
+      (model.focus === undefined || r.node === model.focus),
   );
   const last = rows.at(-1);
   body.replaceChildren();
   for (const r of rows.slice(-TIMELINE_ROWS).reverse()) {
     const tr = el('tr', {
-      class: `${r.change ? 'change' : ''}${r === last && model.mode === 'replay' ? ' current' : ''}`,
+      class: `${r.change ? 'change' : ''}${r.progress ? ' progress' : ''}${r === last && model.mode === 'replay' ? ' current' : ''}`,
     });
     const chip = el('span', { class: 'chip' }, r.node);
     chip.style.setProperty('--color', COLORS[colorIndex(r.node)]);
     const nodeCell = el('td');
     nodeCell.append(chip);
-    tr.append(el('td', {}, time(r.at)), nodeCell, el('td', {}, r.event), el('td', {}, r.after));
+    tr.append(
+      el('td', {}, time(r.at)),
+      nodeCell,
+      el('td', { class: 'event', title: r.raw ?? '' }, r.event),
+      el('td', { title: r.afterRaw ?? '' }, r.after),
+    );
     body.append(tr);
   }
 }
@@ -488,7 +533,9 @@ function render() {
     if (chart === null) continue;
     if (chart.svg.parentElement !== chartsEl) chartsEl.append(chart.svg);
     const actors = [...byNode.values()]
-      .filter((r) => r.machine === machine && !nodeGone(r.node) && r.snapshot.status === 'active')
+      .filter(
+        (r) => r.machine === machine && !nodeGone(r.node, byNode) && r.snapshot.status === 'active',
+      )
       .filter((r) => model.focus === undefined || r.node === model.focus)
       .map((r) => ({ node: r.node, label: r.node, value: r.snapshot.value }));
     highlight(chart, actors);
@@ -498,7 +545,63 @@ function render() {
   if (model.mode === 'replay') renderReplayControls();
   const problem = document.getElementById('problem');
   problem.textContent = model.problem ?? '';
+  renderBadge();
+  renderBanner(state, byNode);
 }
+
+// ---- the story at a glance: connection badge, "no primary" banner ---------------------------
+
+let streamOpen = false;
+/** Green only when the page's stream is open and the server reads the cluster without error. */
+function renderBadge() {
+  const badge = document.getElementById('connection');
+  if (!streamOpen) {
+    badge.textContent = 'disconnected: retrying';
+    badge.className = 'badge bad';
+  } else if (model.problem !== undefined) {
+    badge.textContent = model.mode === 'live' ? 'cluster unreachable' : 'problem';
+    badge.className = 'badge bad';
+  } else {
+    badge.textContent = model.mode === 'replay' ? 'replay loaded' : 'connected';
+    badge.className = 'badge ok';
+  }
+}
+
+/**
+ * No node shown primary: a banner, with the countdown to the dead primary's lease expiry (its
+ * TTL from etcd, from when the primary was last seen: its stream closed, or it left primary).
+ */
+function renderBanner(state, byNode) {
+  const banner = document.getElementById('banner');
+  const nodes = [...byNode.values()];
+  const primary = nodes.find((r) => r.role === 'primary' && !nodeGone(r.node, byNode));
+  if (primary !== undefined || nodes.length === 0) {
+    banner.hidden = true;
+    banner.textContent = '';
+    return;
+  }
+  const lost = nodes
+    .filter((r) => r.role === 'primary')
+    .map((r) => {
+      const view = model.nodeViews.get(r.node);
+      const seen = model.mode === 'live' && view !== undefined ? view.since : r.at;
+      return { node: r.node, seen };
+    })[0];
+  const seen = lost?.seen ?? state.primaryLeftAt;
+  let text = 'no primary';
+  if (lost !== undefined) text += ` (${lost.node} gone)`;
+  if (model.mode === 'live' && model.leaseTtlMs !== undefined && seen !== undefined) {
+    const left = Math.ceil((seen + model.leaseTtlMs - Date.now()) / 1000);
+    text += left > 0 ? ` - lease expires in ${left} s` : ' - lease expired: a standby takes over';
+  } else {
+    text += ' - election under way';
+  }
+  banner.textContent = text;
+  banner.hidden = false;
+}
+setInterval(() => {
+  if (!document.getElementById('banner').hidden) scheduleRender();
+}, 250);
 
 // ---- replay controls ---------------------------------------------------------------------
 
@@ -543,16 +646,16 @@ function reset() {
   model.historyDone = false;
 }
 
-const connection = document.getElementById('connection');
 const stream = new EventSource('/api/stream');
 stream.addEventListener('open', () => {
-  connection.textContent = 'connected';
-  connection.className = 'badge ok';
+  streamOpen = true;
+  renderBadge();
 });
 stream.addEventListener('error', () => {
-  connection.textContent = 'disconnected: retrying';
-  connection.className = 'badge bad';
+  streamOpen = false;
+  renderBadge();
 });
+document.getElementById('show-progress').addEventListener('change', () => render());
 stream.addEventListener('message', (e) => {
   const message = JSON.parse(e.data);
   if (message.kind === 'hello') {
@@ -573,6 +676,7 @@ stream.addEventListener('message', (e) => {
   } else if (message.kind === 'nodes') {
     model.nodeViews = new Map(message.nodes.map((n) => [n.id, n]));
     model.problem = message.problem;
+    model.leaseTtlMs = message.leaseTtlMs;
     if (!model.historyDone) {
       model.historyDone = true;
       document.body.dataset.ready = 'true';
