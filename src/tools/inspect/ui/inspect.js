@@ -27,7 +27,7 @@ const model = {
 };
 
 function emptyState() {
-  return { roots: new Map(), primaryLeftAt: undefined };
+  return { roots: new Map() };
 }
 
 function machineIdOf(definition) {
@@ -70,7 +70,6 @@ function apply(state, record, index) {
     const changed = JSON.stringify(root.snapshot.value) !== JSON.stringify(record.snapshot.value);
     // Role and epoch come with the snapshot, from the server's one mapping (storyWords.ts).
     if (record.role !== undefined) {
-      if (root.role === 'primary' && record.role !== 'primary') state.primaryLeftAt = at;
       root.role = record.role;
       root.epoch = record.epoch;
     }
@@ -369,7 +368,7 @@ function render() {
   const problem = document.getElementById('problem');
   problem.textContent = model.problem ?? '';
   renderBadge();
-  renderBanner(state, byNode);
+  renderBanner(byNode);
 }
 
 // ---- the story at a glance: connection badge, "no primary" banner ---------------------------
@@ -392,9 +391,9 @@ function renderBadge() {
 
 /**
  * No node shown primary: a banner, with the countdown to the dead primary's lease expiry (its
- * TTL from etcd, from when the primary was last seen: its stream closed, or it left primary).
+ * TTL from etcd, from when the primary was last seen: its stream closed, or its recording ended).
  */
-function renderBanner(state, byNode) {
+function renderBanner(byNode) {
   const banner = document.getElementById('banner');
   const nodes = [...byNode.values()];
   const primary = nodes.find((r) => r.role === 'primary' && !nodeGone(r.node, byNode));
@@ -410,7 +409,8 @@ function renderBanner(state, byNode) {
       const seen = model.mode === 'live' && view !== undefined ? view.since : r.at;
       return { node: r.node, seen };
     })[0];
-  const seen = lost?.seen ?? state.primaryLeftAt;
+  // Only a primary that vanished leaves its lease to expire (one that hands over resigns it).
+  const seen = lost?.seen;
   let text = 'no primary';
   if (lost !== undefined) text += ` (${lost.node} gone)`;
   if (model.mode === 'live' && model.leaseTtlMs !== undefined && seen !== undefined) {
