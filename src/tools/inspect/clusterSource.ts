@@ -11,7 +11,6 @@ import { readClusterStatus, verificationCell } from '../clusterStatus.ts';
 import type { InspectionRecord } from '../../observe/inspectionRecord.ts';
 import type { InspectHub } from './inspectHub.ts';
 import { INSPECT_EVENTS_PATH } from '../../process/inspectRoute.ts';
-import { leaderKey } from '../../adapters/etcd/etcdElection.ts';
 
 export interface ClusterSourceOptions {
   readonly client: Etcd3;
@@ -111,6 +110,8 @@ export class ClusterSource {
   async #readLeaseTtl(): Promise<void> {
     const { client, cluster, hub } = this.options;
     try {
+      // Loaded on use, as clusterStatus.ts does: every `understudy` command loads this module.
+      const { leaderKey } = await import('../../adapters/etcd/etcdElection.ts');
       const got = await client.get(leaderKey(cluster)).exec();
       const id = got.kvs[0]?.lease;
       if (id === undefined || id === '0' || id === this.#lease?.id) return;
