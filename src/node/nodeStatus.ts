@@ -4,6 +4,7 @@ import type {
   MasterNodeContext,
   NodeRole,
 } from '../../machines/masterNode.machine.ts';
+import { roleOfStateValue } from '../../machines/nodeRole.ts';
 import type { LeaderView } from '../ports/elector.ts';
 import type { CheckpointStats } from './checkpoints.ts';
 import type { VerificationStats } from '../admin/verification.ts';
@@ -42,20 +43,9 @@ export interface NodeStatus {
 
 export type MasterNodeActor = Actor<typeof masterNodeMachine>;
 
-/** The role a machine snapshot stands for. */
+/** The role a machine snapshot stands for (the mapping `understudy inspect` uses too). */
 export function roleOf(snapshot: SnapshotFrom<typeof masterNodeMachine>): NodeRole {
-  if (snapshot.status === 'done') return 'stopped';
-  if (snapshot.matches('starting') || snapshot.matches('startFailed')) return 'starting';
-  if (snapshot.matches('stopping')) return 'stopping';
-  if (snapshot.matches({ running: 'standby' })) return 'standby';
-  if (snapshot.matches({ running: 'syncing' }) || snapshot.matches({ running: 'syncFailed' })) {
-    return 'syncing';
-  }
-  if (snapshot.matches({ running: 'candidate' })) return 'candidate';
-  if (snapshot.matches({ running: 'primary' }) || snapshot.matches({ running: 'handingOver' })) {
-    return 'primary';
-  }
-  return 'fenced';
+  return roleOfStateValue(snapshot.value, snapshot.status);
 }
 
 /** The role a member record shows: the node's, or `failedClosed` while it refuses to start. */

@@ -46,6 +46,8 @@ export class ClusterSource {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #round: Promise<void> = Promise.resolve();
+  /** The leader key's lease whose TTL was read last, and that TTL (ms). */
+  #lease: { id: string; ttlMs: number } | undefined;
 
   constructor(private readonly options: ClusterSourceOptions) {}
 
@@ -84,6 +86,7 @@ export class ClusterSource {
     hub.setProblem(
       status.rows.length === 0 ? `no node of cluster ${status.cluster} in etcd` : undefined,
     );
+    if (status.leader !== null) await this.#readLeaseTtl();
     const now = Date.now();
     for (const row of status.rows) {
       hub.updateNode(row.id, {
@@ -97,6 +100,28 @@ export class ClusterSource {
         leader: row.leader,
       });
       if (!this.#stopped && row.address !== '' && row.reachable) this.#connect(row.id, row.address);
+    }
+  }
+
+  /**
+   * The TTL etcd granted the leader key's lease (read once per lease): how long a standby waits
+   * after a primary dies, which the page counts down. A failure leaves the last one known.
+   */
+  async #readLeaseTtl(): Promise<void> {
+    const { client, cluster, hub } = this.options;
+    try {
+      // Loaded on use, as clusterStatus.ts does: every `understudy` command loads this module.
+      const { leaderKey } = await import('../../adapters/etcd/etcdElection.ts');
+      const got = await client.get(leaderKey(cluster)).exec();
+      const id = got.kvs[0]?.lease;
+      if (id === undefined || id === '0' || id === this.#lease?.id) return;
+      const ttl = await client.leaseClient.leaseTimeToLive({ ID: id });
+      const ttlMs = Number(ttl.grantedTTL) * 1000;
+      if (!Number.isFinite(ttlMs) || ttlMs <= 0) return;
+      this.#lease = { id, ttlMs };
+      hub.setLeaseTtl(ttlMs);
+    } catch {
+      // the round's status read reports etcd problems
     }
   }
 

@@ -6,6 +6,22 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { InspectionRecord } from '../../observe/inspectionRecord.ts';
+import { machineOf, tellStory, type StoryRecord } from './storyWords.ts';
+
+/**
+ * Replay: a master node's recording (one run of it) ends while its machine still runs (the
+ * process was killed, or the file ends): from here on the node is gone, until a later run.
+ */
+export interface RecordingEnded {
+  readonly type: '@understudy.recordingEnded';
+  readonly sessionId: string;
+  readonly node: string;
+  readonly createdAt: string;
+  readonly words: string;
+}
+
+/** What the page gets: a record with its story, or the end of a recording. */
+export type PageRecord = StoryRecord | RecordingEnded;
 
 /** One node as the page shows it beside its machine. */
 export interface NodeView {
@@ -36,8 +52,15 @@ export type PageMessage =
       /** Replay: the files replayed. */
       readonly sources?: readonly string[];
     }
-  | { readonly kind: 'record'; readonly record: InspectionRecord }
-  | { readonly kind: 'nodes'; readonly nodes: readonly NodeView[]; readonly problem?: string };
+  | { readonly kind: 'record'; readonly record: PageRecord }
+  | {
+      readonly kind: 'nodes';
+      readonly nodes: readonly NodeView[];
+      /** What is wrong with the cluster connection (etcd unreachable); absent when nothing. */
+      readonly problem?: string;
+      /** The leader key's lease TTL (ms) as etcd granted it; absent until read. */
+      readonly leaseTtlMs?: number;
+    };
 
 export interface InspectHubOptions {
   readonly mode: 'live' | 'replay';
@@ -48,7 +71,11 @@ export interface InspectHubOptions {
 }
 
 export class InspectHub {
-  readonly #history: InspectionRecord[] = [];
+  readonly #history: PageRecord[] = [];
+  /** Session ids of master node root actors (their snapshots get a role and an epoch). */
+  readonly #masterSessions = new Set<string>();
+  #leaseTtlMs: number | undefined;
+  #endsMarked = false;
   readonly #pages = new Set<ServerResponse>();
   readonly #nodes = new Map<string, NodeView>();
   #problem: string | undefined;
@@ -62,7 +89,7 @@ export class InspectHub {
   }
 
   /** Every record so far (live: the newest `historyLimit`), in arrival order. */
-  get history(): readonly InspectionRecord[] {
+  get history(): readonly PageRecord[] {
     return this.#history;
   }
 
@@ -71,7 +98,12 @@ export class InspectHub {
   }
 
   /** A record from any source: kept and sent to every page. */
-  add(record: InspectionRecord): void {
+  add(raw: InspectionRecord): void {
+    if (raw.type === '@xstate.actor' && raw.parentId === undefined) {
+      if (machineOf(raw) === 'masterNode') this.#masterSessions.add(raw.sessionId);
+      else this.#masterSessions.delete(raw.sessionId);
+    }
+    const record = tellStory(raw, this.#masterSessions.has(raw.sessionId));
     this.#history.push(record);
     const limit = this.options.historyLimit ?? 5000;
     if (this.options.mode === 'live' && this.#history.length > limit) {
@@ -111,8 +143,16 @@ export class InspectHub {
     this.#sendNodes();
   }
 
+  /** The leader key's lease TTL (ms), as etcd granted it. */
+  setLeaseTtl(ms: number | undefined): void {
+    if (ms === this.#leaseTtlMs) return;
+    this.#leaseTtlMs = ms;
+    this.#sendNodes();
+  }
+
   /** Streams to `res` (an SSE response): hello, the history, the nodes, then every change. */
   attach(res: ServerResponse): void {
+    if (this.options.mode === 'replay') this.#markEnds();
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
@@ -143,7 +183,46 @@ export class InspectHub {
       kind: 'nodes',
       nodes: this.nodes,
       ...(this.#problem === undefined ? {} : { problem: this.#problem }),
+      ...(this.#leaseTtlMs === undefined ? {} : { leaseTtlMs: this.#leaseTtlMs }),
     };
+  }
+
+  /**
+   * Replay, once all records are in: after the last record of each master node run that ends
+   * with its machine still running (killed, or the recording stops), a {@link RecordingEnded}.
+   * A run ends where the same session starts again (a restart) or the records end.
+   */
+  #markEnds(): void {
+    if (this.#endsMarked) return;
+    this.#endsMarked = true;
+    const ends: { index: number; record: RecordingEnded }[] = [];
+    const last = new Map<string, number>();
+    const close = (sessionId: string): void => {
+      const at = last.get(sessionId);
+      last.delete(sessionId);
+      if (at === undefined) return;
+      const r = this.#history[at];
+      if (r === undefined || r.type === '@understudy.recordingEnded') return;
+      if (r.snapshot?.status === 'done' || r.snapshot?.status === 'stopped') return;
+      ends.push({
+        index: at,
+        record: {
+          type: '@understudy.recordingEnded',
+          sessionId,
+          node: r.node,
+          createdAt: r.createdAt,
+          words: 'recording ends (process gone)',
+        },
+      });
+    };
+    this.#history.forEach((r, i) => {
+      if (!this.#masterSessions.has(r.sessionId)) return;
+      if (r.type === '@xstate.actor' && r.parentId === undefined) close(r.sessionId);
+      last.set(r.sessionId, i);
+    });
+    for (const sessionId of [...last.keys()]) close(sessionId);
+    ends.sort((a, b) => b.index - a.index);
+    for (const { index, record } of ends) this.#history.splice(index + 1, 0, record);
   }
 
   #sendNodes(): void {

@@ -1,30 +1,11 @@
-/* global document, window, EventSource, fetch, requestAnimationFrame, CSS */
+/* global document, window, EventSource, fetch, requestAnimationFrame, setInterval */
 // The inspect page: one state chart per machine, every node's active state highlighted in the
 // node's colour, a card per node (epoch, applied seq, lag, last verification), the timeline.
 // Live, it follows /api/stream; replaying, the same records arrive at once and a slider and
 // step buttons choose the moment shown. No library, no network beyond this page's server.
 
-const SVG = 'http://www.w3.org/2000/svg';
-const COLORS = [
-  '#2563eb',
-  '#ea580c',
-  '#16a34a',
-  '#9333ea',
-  '#db2777',
-  '#0891b2',
-  '#ca8a04',
-  '#4b5563',
-];
-const FILLS = [
-  '#dbeafe',
-  '#ffedd5',
-  '#dcfce7',
-  '#f3e8ff',
-  '#fce7f3',
-  '#cffafe',
-  '#fef9c3',
-  '#e5e7eb',
-];
+import { COLORS, drawChart, el, highlight } from './chart.js';
+
 const TIMELINE_ROWS = 400;
 
 const model = {
@@ -68,6 +49,9 @@ function apply(state, record, index) {
       name: record.name ?? record.sessionId,
       machine: machineIdOf(record.definition),
       snapshot: record.snapshot ?? { status: 'active' },
+      role: record.role,
+      epoch: record.epoch,
+      ended: false,
       at,
       index,
     });
@@ -75,8 +59,20 @@ function apply(state, record, index) {
     return record.snapshot?.value !== undefined;
   }
   const root = state.roots.get(record.sessionId);
+  if (record.type === '@understudy.recordingEnded' && root !== undefined) {
+    // Replay: the node's recording ends with its machine running (killed): it is gone.
+    root.ended = true;
+    root.at = at;
+    root.index = index;
+    return true;
+  }
   if (record.type === '@xstate.snapshot' && root !== undefined && record.snapshot !== undefined) {
     const changed = JSON.stringify(root.snapshot.value) !== JSON.stringify(record.snapshot.value);
+    // Role and epoch come with the snapshot, from the server's one mapping (storyWords.ts).
+    if (record.role !== undefined) {
+      root.role = record.role;
+      root.epoch = record.epoch;
+    }
     root.snapshot = record.snapshot;
     root.at = at;
     root.index = index;
@@ -100,6 +96,18 @@ function shown() {
 function addRow(record, index) {
   const rootKnown = model.live.roots.has(record.sessionId) || record.type === '@xstate.actor';
   if (!rootKnown) return;
+  if (record.type === '@understudy.recordingEnded') {
+    model.rows.push({
+      index,
+      at: Number(record.createdAt),
+      node: record.node,
+      event: record.words,
+      raw: record.type,
+      after: 'gone',
+      change: true,
+    });
+    return;
+  }
   if (record.type === '@xstate.actor') {
     if (record.parentId !== undefined) return;
     const row = {
@@ -107,7 +115,9 @@ function addRow(record, index) {
       at: Number(record.createdAt),
       node: record.node,
       event: `started ${record.name ?? ''}`,
-      after: valueText(record.snapshot?.value),
+      raw: `@xstate.actor ${record.name ?? ''}`,
+      after: stateWords(record.role, record.snapshot?.value),
+      afterRaw: valueText(record.snapshot?.value),
       change: true,
     };
     model.rows.push(row);
@@ -116,12 +126,15 @@ function addRow(record, index) {
   }
   if (record.type === '@xstate.event') {
     const type = record.event?.type ?? '?';
+    const words = record.words ?? type;
     const row = {
       index,
       at: Number(record.createdAt),
       node: record.node,
-      event: record.folded > 0 ? `${type} ×${record.folded + 1}` : type,
+      event: record.folded > 0 ? `${words} ×${record.folded + 1}` : words,
+      raw: record.folded > 0 ? `${type} ×${record.folded + 1}` : type,
       eventType: type,
+      progress: type === 'oplog.progress',
       after: '',
       change: false,
     };
@@ -136,7 +149,10 @@ function addRow(record, index) {
     if (row !== undefined && row.after === '' && row.eventType === record.event?.type) {
       // Only a change of state is shown (and bold); progress keeps the state it had.
       row.change = after !== before;
-      row.after = row.change ? after : '';
+      row.after = row.change ? stateWords(record.role, record.snapshot?.value) : '';
+      row.afterRaw = row.change ? after : '';
+      // A progress event that changed the state is part of the story: never folded away.
+      if (row.change) row.progress = false;
       row.index = index;
     }
   }
@@ -150,22 +166,13 @@ function valueText(value) {
     .join(', ');
 }
 
-/** The state node ids a state value makes active (`masterNode.running`, ...). */
-function activeIds(machine, value) {
-  const ids = [];
-  const walk = (prefix, v) => {
-    if (typeof v === 'string') {
-      ids.push(`${prefix}.${v}`);
-      return;
-    }
-    if (v === null || typeof v !== 'object') return;
-    for (const [key, child] of Object.entries(v)) {
-      ids.push(`${prefix}.${key}`);
-      walk(`${prefix}.${key}`, child);
-    }
-  };
-  walk(machine, value);
-  return ids;
+/** A state as a person reads it: the role, then the innermost state (`standby: awaitingCampaign`). */
+function stateWords(role, value) {
+  let leaf = value;
+  while (leaf !== null && typeof leaf === 'object') leaf = Object.values(leaf)[0];
+  if (typeof leaf !== 'string') return role ?? '';
+  if (role === undefined || role === leaf) return leaf;
+  return `${role}: ${leaf}`;
 }
 
 /** Each node's colour: by its place among the nodes known, in id order (n1 blue, n2 orange...). */
@@ -177,15 +184,6 @@ function colorIndex(node) {
       .forEach((id, i) => model.colorOf.set(id, i % COLORS.length));
   }
   return model.colorOf.get(node);
-}
-
-function el(tag, attrs = {}, text) {
-  const e = tag.startsWith('svg:')
-    ? document.createElementNS(SVG, tag.slice(4))
-    : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  if (text !== undefined) e.textContent = text;
-  return e;
 }
 
 function time(ms) {
@@ -206,149 +204,7 @@ async function ensureChart(machine) {
   scheduleRender();
 }
 
-function drawChart(layout) {
-  const section = el('div', { class: 'chart', 'data-machine': layout.machine });
-  section.append(el('h2', {}, `${layout.machine} machine`));
-  const svg = el('svg:svg', {
-    viewBox: `0 0 ${Math.ceil(layout.width)} ${Math.ceil(layout.height)}`,
-    role: 'img',
-  });
-  // Never drawn larger than laid out (12px names), smaller only when the window is narrow.
-  svg.style.setProperty('--natural-width', `${Math.ceil(layout.width * 1.15)}px`);
-  const defs = el('svg:defs');
-  const marker = el('svg:marker', {
-    id: `arrow-${layout.machine}`,
-    viewBox: '0 0 8 8',
-    refX: 7,
-    refY: 4,
-    markerWidth: 7,
-    markerHeight: 7,
-    orient: 'auto-start-reverse',
-  });
-  marker.append(el('svg:path', { d: 'M0,0 L8,4 L0,8 z', class: 'marker' }));
-  defs.append(marker);
-  svg.append(defs);
-  const states = el('svg:g');
-  // Parents first, so children are drawn on top of their compound state.
-  const sorted = [...layout.states].sort((a, b) => a.id.split('.').length - b.id.split('.').length);
-  for (const s of sorted) {
-    const g = el('svg:g', { class: `state ${s.compound ? 'compound' : 'leaf'}`, 'data-id': s.id });
-    g.append(
-      el('svg:rect', { x: s.x, y: s.y, width: s.width, height: s.height, rx: s.compound ? 8 : 6 }),
-    );
-    if (s.compound) {
-      g.append(el('svg:text', { x: s.x + 8, y: s.y + 16 }, s.key));
-    } else {
-      g.append(
-        el('svg:text', { x: s.x + s.width / 2, y: s.y + 18, 'text-anchor': 'middle' }, s.key),
-      );
-      s.invokes.forEach((invoke, i) => {
-        g.append(
-          el(
-            'svg:text',
-            {
-              x: s.x + s.width / 2,
-              y: s.y + 30 + i * 12,
-              'text-anchor': 'middle',
-              class: 'invoke',
-            },
-            `invoke ${invoke}`,
-          ),
-        );
-      });
-    }
-    if (s.final) {
-      const inner = { x: s.x + 3, y: s.y + 3, width: s.width - 6, height: s.height - 6, rx: 4 };
-      g.append(el('svg:rect', { ...inner, class: 'final' }));
-    }
-    states.append(g);
-  }
-  svg.append(states);
-  const edges = el('svg:g');
-  for (const e of layout.edges) {
-    if (e.points.length < 2) continue;
-    const g = el('svg:g', { class: 'edge', 'data-source': e.source, 'data-target': e.target });
-    g.append(
-      el('svg:path', {
-        d: `M${e.points.map((p) => `${p.x},${p.y}`).join(' L')}`,
-        'marker-end': `url(#arrow-${layout.machine})`,
-      }),
-    );
-    if (e.labelAt !== undefined) {
-      e.labels.forEach((label, i) => {
-        g.append(el('svg:text', { x: e.labelAt.x + 2, y: e.labelAt.y + 10 + i * 12 }, label));
-      });
-    }
-    edges.append(g);
-  }
-  svg.append(edges);
-  // Initial-state dots.
-  for (const [parent, targets] of Object.entries(layout.initial)) {
-    for (const target of targets) {
-      const t = layout.states.find((s) => s.id === target);
-      if (t === undefined || parent === undefined) continue;
-      svg.append(el('svg:circle', { cx: t.x - 7, cy: t.y + 7, r: 4, class: 'marker' }));
-    }
-  }
-  svg.append(el('svg:g', { class: 'chips' }));
-  section.append(svg);
-  return section;
-}
-
-/** Highlights each shown actor's active states and puts its chip on its active leaf. */
-function highlight(chart, actors) {
-  const svg = chart.svg.querySelector('svg');
-  for (const g of svg.querySelectorAll('g.state')) {
-    g.classList.remove('active');
-    g.style.removeProperty('--color');
-    g.style.removeProperty('--fill');
-  }
-  const chips = svg.querySelector('g.chips');
-  chips.replaceChildren();
-  const perLeaf = new Map();
-  for (const actor of actors) {
-    const ids = activeIds(chart.layout.machine, actor.value);
-    const c = colorIndex(actor.node);
-    for (const id of ids) {
-      const g = svg.querySelector(`g.state[data-id="${CSS.escape(id)}"]`);
-      if (g === null) continue;
-      if (!g.classList.contains('active')) {
-        g.classList.add('active');
-        g.style.setProperty('--color', COLORS[c]);
-        g.style.setProperty('--fill', FILLS[c]);
-      }
-      if (g.classList.contains('leaf')) perLeaf.set(id, [...(perLeaf.get(id) ?? []), actor]);
-    }
-  }
-  for (const [id, onLeaf] of perLeaf) {
-    const s = chart.layout.states.find((x) => x.id === id);
-    if (s === undefined) continue;
-    let x = s.x + s.width - 2;
-    for (const actor of onLeaf) {
-      const w = 10 + actor.label.length * 7;
-      x -= w;
-      const g = el('svg:g', { class: 'nodechip', 'data-node': actor.node, 'data-state': id });
-      g.style.setProperty('--color', COLORS[colorIndex(actor.node)]);
-      g.append(el('svg:rect', { x, y: s.y - 9, width: w, height: 15, rx: 7 }));
-      g.append(el('svg:text', { x: x + 5, y: s.y + 2 }, actor.label));
-      chips.append(g);
-      x -= 3;
-    }
-  }
-}
-
 // ---- cards and timeline ------------------------------------------------------------------
-
-function roleOf(value) {
-  if (typeof value === 'string') return value;
-  if (value !== null && typeof value === 'object') {
-    const [top, inner] = Object.entries(value)[0] ?? [];
-    if (top === 'running')
-      return typeof inner === 'string' ? inner : (Object.keys(inner ?? {})[0] ?? top);
-    return top ?? '?';
-  }
-  return '?';
-}
 
 /** The latest root actor per node, from the state shown. */
 function actorsByNode(state) {
@@ -360,8 +216,9 @@ function actorsByNode(state) {
   return byNode;
 }
 
-function nodeGone(node) {
-  if (model.mode !== 'live') return false;
+/** Live: the node's stream is closed. Replay: its recording ended with its machine running. */
+function nodeGone(node, byNode) {
+  if (model.mode !== 'live') return byNode?.get(node)?.ended === true;
   const view = model.nodeViews.get(node);
   return view !== undefined && !view.connected;
 }
@@ -374,15 +231,12 @@ function renderCards(byNode) {
     const view = model.nodeViews.get(id);
     const root = byNode.get(id);
     const context = root?.snapshot?.context ?? {};
-    const gone = nodeGone(id);
-    const role = gone
-      ? 'gone'
-      : root !== undefined
-        ? roleOf(root.snapshot.value)
-        : (view?.state ?? '?');
+    const gone = nodeGone(id, byNode);
+    // Role, star and epoch all come from the node's newest snapshot record (one source): the
+    // status poll only fills in while no record has arrived.
+    const role = gone ? 'gone' : (root?.role ?? view?.state ?? '?');
     const live = model.mode === 'live' && view !== undefined && !gone;
-    const epoch =
-      live && view.epoch !== null ? view.epoch : context.epoch || context.leader?.epoch || 0;
+    const epoch = root?.epoch ?? (live ? view.epoch : null);
     const applied = live && view.appliedSeq !== null ? view.appliedSeq : context.appliedSeq;
     const lag =
       live && view.lagEntries !== null
@@ -404,7 +258,11 @@ function renderCards(byNode) {
     card.style.setProperty('--color', COLORS[c]);
     const h = el('h2');
     h.append(
-      el('span', {}, `${id}${view?.leader && !gone ? ' ★' : ''}`),
+      el(
+        'span',
+        { title: role === 'primary' ? 'primary (holds the leader key)' : '' },
+        `${id}${role === 'primary' ? ' ★' : ''}`,
+      ),
       el('span', { class: `role ${role}` }, role),
     );
     card.append(h);
@@ -440,20 +298,29 @@ function renderCards(byNode) {
 function renderTimeline() {
   const body = document.getElementById('events');
   const upTo = model.mode === 'replay' ? model.position : Number.POSITIVE_INFINITY;
+  const showProgress = document.getElementById('show-progress').checked;
   const rows = model.rows.filter(
-    (r) => r.index <= upTo && (model.focus === undefined || r.node === model.focus),
+    (r) =>
+      r.index <= upTo &&
+      (showProgress || !r.progress) &&
+      (model.focus === undefined || r.node === model.focus),
   );
   const last = rows.at(-1);
   body.replaceChildren();
   for (const r of rows.slice(-TIMELINE_ROWS).reverse()) {
     const tr = el('tr', {
-      class: `${r.change ? 'change' : ''}${r === last && model.mode === 'replay' ? ' current' : ''}`,
+      class: `${r.change ? 'change' : ''}${r.progress ? ' progress' : ''}${r === last && model.mode === 'replay' ? ' current' : ''}`,
     });
     const chip = el('span', { class: 'chip' }, r.node);
     chip.style.setProperty('--color', COLORS[colorIndex(r.node)]);
     const nodeCell = el('td');
     nodeCell.append(chip);
-    tr.append(el('td', {}, time(r.at)), nodeCell, el('td', {}, r.event), el('td', {}, r.after));
+    tr.append(
+      el('td', {}, time(r.at)),
+      nodeCell,
+      el('td', { class: 'event', title: r.raw ?? '' }, r.event),
+      el('td', { title: r.afterRaw ?? '' }, r.after),
+    );
     body.append(tr);
   }
 }
@@ -488,17 +355,76 @@ function render() {
     if (chart === null) continue;
     if (chart.svg.parentElement !== chartsEl) chartsEl.append(chart.svg);
     const actors = [...byNode.values()]
-      .filter((r) => r.machine === machine && !nodeGone(r.node) && r.snapshot.status === 'active')
+      .filter(
+        (r) => r.machine === machine && !nodeGone(r.node, byNode) && r.snapshot.status === 'active',
+      )
       .filter((r) => model.focus === undefined || r.node === model.focus)
       .map((r) => ({ node: r.node, label: r.node, value: r.snapshot.value }));
-    highlight(chart, actors);
+    highlight(chart, actors, colorIndex);
   }
   renderCards(byNode);
   renderTimeline();
   if (model.mode === 'replay') renderReplayControls();
   const problem = document.getElementById('problem');
   problem.textContent = model.problem ?? '';
+  renderBadge();
+  renderBanner(byNode);
 }
+
+// ---- the story at a glance: connection badge, "no primary" banner ---------------------------
+
+let streamOpen = false;
+/** Green only when the page's stream is open and the server reads the cluster without error. */
+function renderBadge() {
+  const badge = document.getElementById('connection');
+  if (!streamOpen) {
+    badge.textContent = 'disconnected: retrying';
+    badge.className = 'badge bad';
+  } else if (model.problem !== undefined) {
+    badge.textContent = model.mode === 'live' ? 'cluster unreachable' : 'problem';
+    badge.className = 'badge bad';
+  } else {
+    badge.textContent = model.mode === 'replay' ? 'replay loaded' : 'connected';
+    badge.className = 'badge ok';
+  }
+}
+
+/**
+ * No node shown primary: a banner, with the countdown to the dead primary's lease expiry (its
+ * TTL from etcd, from when the primary was last seen: its stream closed, or its recording ended).
+ */
+function renderBanner(byNode) {
+  const banner = document.getElementById('banner');
+  const nodes = [...byNode.values()];
+  const primary = nodes.find((r) => r.role === 'primary' && !nodeGone(r.node, byNode));
+  if (primary !== undefined || nodes.length === 0) {
+    banner.hidden = true;
+    banner.textContent = '';
+    return;
+  }
+  const lost = nodes
+    .filter((r) => r.role === 'primary')
+    .map((r) => {
+      const view = model.nodeViews.get(r.node);
+      const seen = model.mode === 'live' && view !== undefined ? view.since : r.at;
+      return { node: r.node, seen };
+    })[0];
+  // Only a primary that vanished leaves its lease to expire (one that hands over resigns it).
+  const seen = lost?.seen;
+  let text = 'no primary';
+  if (lost !== undefined) text += ` (${lost.node} gone)`;
+  if (model.mode === 'live' && model.leaseTtlMs !== undefined && seen !== undefined) {
+    const left = Math.ceil((seen + model.leaseTtlMs - Date.now()) / 1000);
+    text += left > 0 ? ` - lease expires in ${left} s` : ' - lease expired: a standby takes over';
+  } else {
+    text += ' - election under way';
+  }
+  banner.textContent = text;
+  banner.hidden = false;
+}
+setInterval(() => {
+  if (!document.getElementById('banner').hidden) scheduleRender();
+}, 250);
 
 // ---- replay controls ---------------------------------------------------------------------
 
@@ -543,16 +469,16 @@ function reset() {
   model.historyDone = false;
 }
 
-const connection = document.getElementById('connection');
 const stream = new EventSource('/api/stream');
 stream.addEventListener('open', () => {
-  connection.textContent = 'connected';
-  connection.className = 'badge ok';
+  streamOpen = true;
+  renderBadge();
 });
 stream.addEventListener('error', () => {
-  connection.textContent = 'disconnected: retrying';
-  connection.className = 'badge bad';
+  streamOpen = false;
+  renderBadge();
 });
+document.getElementById('show-progress').addEventListener('change', () => render());
 stream.addEventListener('message', (e) => {
   const message = JSON.parse(e.data);
   if (message.kind === 'hello') {
@@ -573,6 +499,7 @@ stream.addEventListener('message', (e) => {
   } else if (message.kind === 'nodes') {
     model.nodeViews = new Map(message.nodes.map((n) => [n.id, n]));
     model.problem = message.problem;
+    model.leaseTtlMs = message.leaseTtlMs;
     if (!model.historyDone) {
       model.historyDone = true;
       document.body.dataset.ready = 'true';
