@@ -3,6 +3,7 @@
  * configuration that JetStream refuses. No imports: the settings check (config/) reads these
  * without loading the NATS client.
  */
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** How long one append waits for its acknowledgement before it is read back (ms). */
 export const APPEND_ACK_TIMEOUT_MS = 5_000;
@@ -46,9 +47,10 @@ export type StreamSetting = 'maxAge' | 'maxBytes' | 'replicas' | 'duplicateWindo
  * JetStream refused the configuration of a stream or bucket (or it was refused before asking,
  * for a limit known to be refused). Retrying cannot help: a node exits naming the setting.
  */
-export class StreamConfigError extends Error {
+export class StreamConfigError extends UnderstudyError {
   override readonly name = 'StreamConfigError';
-  readonly retryable = false;
+  readonly code = 'STREAM_CONFIG';
+  override readonly retryable = false;
   constructor(
     /** The stream or bucket refused. */
     readonly stream: string,
@@ -57,7 +59,7 @@ export class StreamConfigError extends Error {
     /** The server's reason (its `description`). */
     readonly reason: string,
     /** The JetStream API error code (`err_code`), when the server refused. */
-    readonly code: number | undefined,
+    readonly errCode: number | undefined,
     options?: ErrorOptions,
   ) {
     super(`NATS JetStream refused ${stream}: ${reason}`, options);
