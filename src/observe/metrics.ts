@@ -4,6 +4,7 @@
  * things a node must accumulate between scrapes (request latencies, applied entries).
  */
 import type { ApiRequestHandler } from '../ports/apiTransport.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Label names to values of one series. */
 export type Labels = Readonly<Record<string, string>>;
@@ -38,8 +39,9 @@ export type MetricFamily =
     };
 
 /** A metric or label name that Prometheus would reject. */
-export class MetricNameError extends Error {
+export class MetricNameError extends UnderstudyError {
   override readonly name = 'MetricNameError';
+  readonly code = 'METRIC_NAME';
   constructor(
     readonly metricName: string,
     readonly kind: 'metric' | 'label',
