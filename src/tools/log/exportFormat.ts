@@ -13,6 +13,7 @@ import { CodecError, decodeEntry, encodeEntry } from '../../domain/log/codec.ts'
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import { entryToJSON, fromEntry } from '../../domain/log/eventCodec.ts';
 import type { LoggedEvent } from '../../domain/model/types.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** The `format` field of an export's header line. */
 export const EXPORT_FORMAT = 'understudy-oplog';
@@ -47,9 +48,10 @@ export interface EntryPosition {
  * mismatch, readable fields that disagree with the raw frame, a seq out of order, or an
  * event that does not fold. Never retryable: the bytes are bad.
  */
-export class CorruptEntryError extends Error {
+export class CorruptEntryError extends UnderstudyError {
   override readonly name = 'CorruptEntryError';
-  readonly retryable = false;
+  readonly code = 'CORRUPT_ENTRY';
+  override readonly retryable = false;
   readonly seq: number | undefined;
   readonly line: number | undefined;
   readonly streamSeq: number | undefined;

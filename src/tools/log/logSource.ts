@@ -26,6 +26,7 @@ import { natsConnectionOptions, oplogSigningKey } from '../../config/credentials
 import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
 import { NATS_SECURITY_KEYS, type SecurityConfig } from '../../config/securitySettings.ts';
 import { CorruptEntryError, parseExportLine, type EntryPosition } from './exportFormat.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** One item of a log source: a verified entry, or a bad one with its position. */
 export type LogItem =
@@ -62,9 +63,10 @@ export interface LogSource {
 }
 
 /** The log cannot be read: no server, no stream, no file. Retryable: the log may come back. */
-export class LogUnavailableError extends Error {
+export class LogUnavailableError extends UnderstudyError {
   override readonly name = 'LogUnavailableError';
-  readonly retryable = true;
+  readonly code = 'LOG_UNAVAILABLE';
+  override readonly retryable = true;
   constructor(
     /** What was being read (the source's description). */
     readonly source: string,

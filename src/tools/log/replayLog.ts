@@ -19,6 +19,7 @@ import type {
 } from '../../domain/model/types.ts';
 import { CorruptEntryError, type EntryPosition } from './exportFormat.ts';
 import type { LogItem } from './logSource.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** Exit codes of `understudy replay` and `understudy export`. */
 export const EXIT_CODES = {
@@ -49,8 +50,9 @@ export interface ReplayOptions {
 }
 
 /** Options that contradict each other; nothing was read. */
-export class ReplayUsageError extends Error {
+export class ReplayUsageError extends UnderstudyError {
   override readonly name = 'ReplayUsageError';
+  readonly code = 'REPLAY_USAGE';
   constructor(message: string) {
     super(message);
   }
