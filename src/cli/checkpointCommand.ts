@@ -14,6 +14,7 @@ import { addClusterOptions, loadClusterAccess, openClusterEtcd } from './cluster
 import { loadNatsSourceConfig, type NatsSourceConfig } from '../tools/log/logSource.ts';
 import { addNatsSourceOptions } from './settingOptions.ts';
 import { registerAcceptLossCommand } from './acceptLossCommand.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {
@@ -26,8 +27,9 @@ export const CHECKPOINT_EXIT = {
 } as const;
 
 /** A usage error of `understudy checkpoint` (exit 2): a name or node that does not exist. */
-export class CheckpointUsageError extends Error {
+export class CheckpointUsageError extends UnderstudyError {
   override readonly name = 'CheckpointUsageError';
+  readonly code = 'CHECKPOINT_USAGE';
 }
 
 /** One checkpoint as `verify` judged it. */
