@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { DomainErrorCode } from '../domain/model/errors.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Largest request body the server parses, in bytes; larger ones get `REQUEST_TOO_LARGE`. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -94,10 +95,10 @@ export const wireReplySchema = z.discriminatedUnion('ok', [
  * help, the field and limit a bad request broke, and details (for `OBJECT_EXISTS`:
  * `{ replicas, complete }`, the existing placement; read it with `objectExistsDetails`).
  */
-export class ApiError extends Error {
+export class ApiError extends UnderstudyError {
   override readonly name = 'ApiError';
   readonly code: ApiErrorCode;
-  readonly retryable: boolean;
+  override readonly retryable: boolean;
   readonly field?: string;
   readonly limit?: number | string;
   readonly details?: Readonly<Record<string, unknown>>;
