@@ -60,6 +60,25 @@ describe('wire codes: retryability is stated once, by the error classes', () => 
     for (const code of API_ERROR_CODES) expect(isRetryableCode(code)).toBe(PINNED[code]);
   });
 
+  it('docs/protocol.md says the same retryability for every code its table lists', () => {
+    const rows = readFileSync('docs/protocol.md', 'utf8')
+      .split('\n')
+      .filter((line) => /^\| `[A-Z_]+`/.test(line));
+    const documented = new Map<string, boolean>();
+    for (const row of rows) {
+      const [codes = '', retryable = ''] = row
+        .split('|')
+        .slice(1)
+        .map((cell) => cell.trim());
+      for (const [, code] of codes.matchAll(/`([A-Z_]+)`/g))
+        documented.set(code!, retryable === 'yes');
+    }
+    expect(documented.size).toBeGreaterThanOrEqual(14);
+    for (const [code, retryable] of documented) {
+      expect([code, retryable]).toEqual([code, WIRE_CODE_RETRYABLE[code as ApiErrorCode]]);
+    }
+  });
+
   it('each code is carried by one UnderstudyError class, and its retryability is that class`s', () => {
     for (const code of API_ERROR_CODES) {
       const carrier = wireCodeCarrier(code);
