@@ -15,8 +15,3 @@ export abstract class UnderstudyError extends Error {
   /** Whether retrying the same call can help. */
   readonly retryable: boolean = false;
 }
-
-/** Whether `error` is one of the project's errors (and so has a `code` and `retryable`). */
-export function isUnderstudyError(error: unknown): error is UnderstudyError {
-  return error instanceof UnderstudyError;
-}
