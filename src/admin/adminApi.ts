@@ -11,6 +11,7 @@
  * - `0x02` u32 (big-endian) number of parts, then the bytes of one part (full-sync chunks).
  */
 import type { ApiClientTransport, ApiRequestHandler } from '../ports/apiTransport.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** The admin operations. */
 export type AdminOp = 'verify' | 'syncStart' | 'syncChunk';
@@ -30,12 +31,12 @@ export interface AdminErrorBody {
 }
 
 /** The primary refused an admin request (bad request, unknown sync session, internal error). */
-export class AdminError extends Error {
+export class AdminError extends UnderstudyError {
   override readonly name = 'AdminError';
   constructor(
     readonly op: string,
     readonly code: string,
-    readonly retryable: boolean,
+    override readonly retryable: boolean,
     message: string,
     options?: ErrorOptions,
   ) {
@@ -44,9 +45,10 @@ export class AdminError extends Error {
 }
 
 /** A reply that is not in the admin framing. Not retryable. */
-export class AdminProtocolError extends Error {
+export class AdminProtocolError extends UnderstudyError {
   override readonly name = 'AdminProtocolError';
-  readonly retryable = false;
+  readonly code = 'ADMIN_PROTOCOL';
+  override readonly retryable = false;
   constructor(
     readonly op: string,
     message: string,

@@ -8,6 +8,7 @@ import {
 import { SHARD_COUNT } from '../domain/model/shard.ts';
 import { allSegments, allSessions } from '../domain/model/state.ts';
 import type { MetadataState } from '../domain/model/types.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** The whole-state digest of one frozen state, and its shard digests (in shard order). */
 export interface StateDigests {
@@ -16,9 +17,10 @@ export interface StateDigests {
 }
 
 /** Too many digest requests are waiting already: try again later. */
-export class DigestBusyError extends Error {
+export class DigestBusyError extends UnderstudyError {
   override readonly name = 'DigestBusyError';
-  readonly retryable = true;
+  readonly code = 'DIGEST_BUSY';
+  override readonly retryable = true;
   constructor(readonly waiting: number) {
     super(`${waiting} digest requests are already waiting`);
   }

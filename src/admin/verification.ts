@@ -12,6 +12,7 @@ import { applyCorrections } from '../domain/verify/repair.ts';
 import { buildVerifyRequest, planRound, type VerifyRequest } from '../domain/verify/sampling.ts';
 import { RepairError } from '../domain/verify/verifyErrors.ts';
 import { jsonReply, parseRequest, type AdminClient } from './adminApi.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Counters of verification and full sync, as `/status` shows them under `verification`. */
 export interface VerificationStats {
@@ -171,9 +172,10 @@ export type CorruptionKind = 'replica' | 'size' | 'missing' | 'extra';
 export const CORRUPTION_KINDS: readonly CorruptionKind[] = ['replica', 'size', 'missing', 'extra'];
 
 /** A corruption that cannot be made (the key is absent, or present for `extra`). */
-export class CorruptionError extends Error {
+export class CorruptionError extends UnderstudyError {
   override readonly name = 'CorruptionError';
-  readonly retryable = false;
+  readonly code = 'CORRUPTION';
+  override readonly retryable = false;
   constructor(
     readonly key: string,
     readonly kind: CorruptionKind,

@@ -42,7 +42,6 @@ function badRequest(message: string, field?: string): ApiError {
   return new ApiError({
     code: 'BAD_REQUEST',
     message,
-    retryable: false,
     ...(field === undefined ? {} : { field }),
   });
 }
@@ -54,7 +53,7 @@ export function toWireError(error: unknown): WireError | undefined {
     return {
       code: 'OBJECT_EXISTS',
       message: error.message,
-      retryable: false,
+      retryable: error.retryable,
       field: 'key',
       details: { replicas: error.placement, complete: error.complete },
     };
@@ -63,16 +62,16 @@ export function toWireError(error: unknown): WireError | undefined {
     return {
       code: error.code,
       message: error.message,
-      retryable: false,
+      retryable: error.retryable,
       ...(error.field === undefined ? {} : { field: error.field }),
       ...(error.limit === undefined ? {} : { limit: error.limit }),
     };
   }
   if (error instanceof NotPrimaryError) {
     return {
-      code: 'NOT_PRIMARY',
+      code: error.code,
       message: error.message,
-      retryable: true,
+      retryable: error.retryable,
       ...(error.leader === undefined ? {} : { details: { leader: error.leader } }),
     };
   }
@@ -81,7 +80,7 @@ export function toWireError(error: unknown): WireError | undefined {
 
 function internal(op: string, error: unknown, options: ApiHandlerOptions): WireError {
   options.onInternalError?.(op, error);
-  return { code: 'INTERNAL', message: `internal error in ${op}`, retryable: false };
+  return new ApiError({ code: 'INTERNAL', message: `internal error in ${op}` }).toWire();
 }
 
 function parse<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
@@ -263,7 +262,6 @@ export function createApiHandler(
         throw new ApiError({
           code: 'REQUEST_TOO_LARGE',
           message: `request of ${body.byteLength} bytes exceeds ${maxBytes} bytes`,
-          retryable: false,
           limit: maxBytes,
         });
       }
@@ -278,7 +276,7 @@ export function createApiHandler(
       try {
         return encodeError(toWireError(err) ?? internal(op, err, options));
       } catch {
-        return encodeError({ code: 'INTERNAL', message: 'internal error', retryable: false });
+        return encodeError(new ApiError({ code: 'INTERNAL', message: 'internal error' }).toWire());
       }
     }
   };

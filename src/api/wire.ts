@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import type { DomainErrorCode } from '../domain/model/errors.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
+import { isRetryableCode } from './wireCodes.ts';
 
 /** Largest request body the server parses, in bytes; larger ones get `REQUEST_TOO_LARGE`. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -52,13 +54,8 @@ export const API_ERROR_CODES = [
   'INTERNAL',
 ] as const satisfies readonly ApiErrorCode[];
 
-/** The codes a client retries. */
-export const RETRYABLE_CODES: ReadonlySet<ApiErrorCode> = new Set<ApiErrorCode>([
-  'NOT_PRIMARY',
-  'TIMEOUT',
-  'NO_RESPONDERS',
-  'UNAVAILABLE',
-]);
+/** The codes a client retries: derived from the error classes that carry them. */
+export { RETRYABLE_CODES } from './wireCodes.ts';
 
 /** An error as it travels on the wire. */
 export interface WireError {
@@ -94,24 +91,28 @@ export const wireReplySchema = z.discriminatedUnion('ok', [
  * help, the field and limit a bad request broke, and details (for `OBJECT_EXISTS`:
  * `{ replicas, complete }`, the existing placement; read it with `objectExistsDetails`).
  */
-export class ApiError extends Error {
+export class ApiError extends UnderstudyError {
   override readonly name = 'ApiError';
   readonly code: ApiErrorCode;
-  readonly retryable: boolean;
+  override readonly retryable: boolean;
   readonly field?: string;
   readonly limit?: number | string;
   readonly details?: Readonly<Record<string, unknown>>;
 
+  /**
+   * `retryable` is what the server said for an error read off the wire; left out, it is the
+   * code's (see `wireCodes.ts`).
+   */
   constructor(
     wire: {
-      readonly [K in keyof WireError]:
+      readonly [K in keyof WireError as K extends 'retryable' ? never : K]:
         WireError[K] | (undefined extends WireError[K] ? undefined : never);
-    },
+    } & { readonly retryable?: boolean | undefined },
     options?: ErrorOptions,
   ) {
     super(wire.message, options);
     this.code = wire.code;
-    this.retryable = wire.retryable;
+    this.retryable = wire.retryable ?? isRetryableCode(wire.code);
     if (wire.field !== undefined) this.field = wire.field;
     if (wire.limit !== undefined) this.limit = wire.limit;
     if (wire.details !== undefined) this.details = wire.details;

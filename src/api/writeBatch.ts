@@ -67,7 +67,6 @@ function badRequest(message: string, field: string): ApiError {
   return new ApiError({
     code: 'BAD_REQUEST',
     message: `invalid request: ${field}: ${message}`,
-    retryable: false,
     field,
   });
 }

@@ -13,6 +13,7 @@ import { acceptTailLoss, AcceptLossRefusedError, type AcceptedLoss } from '../no
 import { loadNatsSourceConfig } from '../tools/log/logSource.ts';
 import { loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
 import { addSettingOptions, parseSeqFlag } from './settingOptions.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Exit codes of `understudy checkpoint accept-loss`. */
 export const ACCEPT_LOSS_EXIT = {
@@ -24,8 +25,9 @@ export const ACCEPT_LOSS_EXIT = {
 } as const;
 
 /** A node holds the leader key: the cluster serves, there is nothing to accept. */
-class PrimaryServesError extends Error {
+class PrimaryServesError extends UnderstudyError {
   override readonly name = 'PrimaryServesError';
+  readonly code = 'PRIMARY_SERVES';
   constructor(
     readonly nodeId: string,
     readonly epoch: number,

@@ -15,6 +15,7 @@ import { loadNatsSourceConfig, type NatsSourceConfig } from '../tools/log/logSou
 import { addNatsSourceOptions } from './settingOptions.ts';
 import { registerAcceptLossCommand } from './acceptLossCommand.ts';
 import { causeText, reaching } from './unreachable.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {
@@ -27,8 +28,9 @@ export const CHECKPOINT_EXIT = {
 } as const;
 
 /** A usage error of `understudy checkpoint` (exit 2): a name or node that does not exist. */
-export class CheckpointUsageError extends Error {
+export class CheckpointUsageError extends UnderstudyError {
   override readonly name = 'CheckpointUsageError';
+  readonly code = 'CHECKPOINT_USAGE';
 }
 
 /** One checkpoint as `verify` judged it. */

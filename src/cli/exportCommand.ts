@@ -18,6 +18,7 @@ import { addNatsSourceOptions, parseSeqFlag } from './settingOptions.ts';
 import { EXIT_CODES_HELP, processOutput, type CommandOutput } from './replayCommand.ts';
 import { EXIT_CODES } from '../tools/log/replayLog.ts';
 import { admitItems } from '../tools/log/admitItems.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** The flags of `understudy export`, as commander parses them. */
 export interface ExportFlags extends Readonly<Record<string, unknown>> {
@@ -160,8 +161,9 @@ export async function runExport(
 }
 
 /** The export file cannot be written. */
-export class OutputError extends Error {
+export class OutputError extends UnderstudyError {
   override readonly name = 'OutputError';
+  readonly code = 'OUTPUT_UNWRITABLE';
   constructor(
     readonly path: string,
     cause: unknown,

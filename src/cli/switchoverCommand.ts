@@ -11,6 +11,7 @@ import {
   openClusterEtcd,
   loadClusterAccess,
 } from './clusterOptions.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Exit codes of `understudy switchover`. */
 export const SWITCHOVER_EXIT = {
@@ -27,8 +28,9 @@ export const SWITCHOVER_EXIT = {
 } as const;
 
 /** The switchover could not be done; `exitCode` is one of {@link SWITCHOVER_EXIT}. */
-export class SwitchoverCommandError extends Error {
+export class SwitchoverCommandError extends UnderstudyError {
   override readonly name = 'SwitchoverCommandError';
+  readonly code = 'SWITCHOVER_COMMAND';
   constructor(
     readonly exitCode: number,
     message: string,

@@ -1,10 +1,12 @@
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 // How every operator command says it cannot reach NATS or etcd: the address it tried, the cause,
 // and the flag (and variable) that sets the address.
 
 /** A service a command needs does not answer. */
-export class UnreachableError extends Error {
+export class UnreachableError extends UnderstudyError {
   override readonly name = 'UnreachableError';
-  readonly retryable = true;
+  readonly code = 'UNREACHABLE';
+  override readonly retryable = true;
   constructor(
     readonly service: 'NATS' | 'etcd',
     readonly addresses: readonly string[],

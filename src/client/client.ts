@@ -33,15 +33,9 @@ import {
   wireReplySchema,
   type ApiErrorCode,
 } from '../api/wire.ts';
+import { transportFailure } from '../api/wireCodes.ts';
 import type { ObjectRecord } from '../domain/model/types.ts';
-import {
-  NoRespondersError,
-  RequestTooLargeError,
-  TransportClosedError,
-  TransportTimeoutError,
-  TransportUnavailableError,
-  type ApiClientTransport,
-} from '../ports/apiTransport.ts';
+import { type ApiClientTransport } from '../ports/apiTransport.ts';
 import type { Clock } from '../ports/clock.ts';
 import { WriteCoalescer, type CoalesceOptions, type WriteFields } from './coalescer.ts';
 
@@ -190,17 +184,15 @@ export function objectExistsDetails(error: unknown): ObjectExistsDetails | undef
   return parsed.success ? parsed.data : undefined;
 }
 
-/** The client-side ApiError for a transport failure. */
+/**
+ * The client-side ApiError for a transport failure: the code and retryability its class states
+ * (see `wireCodes.ts`); an unknown failure is `UNAVAILABLE`.
+ */
 function transportError(err: unknown): ApiError {
-  const wire = (code: ApiErrorCode, retryable: boolean, extra: object = {}): ApiError =>
-    new ApiError({ code, message: (err as Error).message, retryable, ...extra }, { cause: err });
-  if (err instanceof TransportTimeoutError) return wire('TIMEOUT', true);
-  if (err instanceof NoRespondersError) return wire('NO_RESPONDERS', true);
-  if (err instanceof TransportUnavailableError) return wire('UNAVAILABLE', true);
-  if (err instanceof RequestTooLargeError)
-    return wire('REQUEST_TOO_LARGE', false, { limit: err.limit });
-  if (err instanceof TransportClosedError) return wire('CLOSED', false);
-  return wire('UNAVAILABLE', true);
+  return new ApiError(
+    { message: (err as Error).message, ...transportFailure(err) },
+    { cause: err },
+  );
 }
 
 class Client implements UnderstudyClient {
@@ -313,7 +305,6 @@ class Client implements UnderstudyClient {
     return new ApiError({
       code: 'CLOSED',
       message: `${op}: the client is closed`,
-      retryable: false,
     });
   }
 
@@ -360,7 +351,7 @@ class Client implements UnderstudyClient {
       return {
         ok: false,
         error: new ApiError(
-          { code: 'INTERNAL', message: `${op}: malformed reply from the server`, retryable: false },
+          { code: 'INTERNAL', message: `${op}: malformed reply from the server` },
           { cause: err },
         ),
       };
@@ -422,7 +413,6 @@ class Client implements UnderstudyClient {
       throw new ApiError({
         code: 'REQUEST_TOO_LARGE',
         message: `${op} request of ${body.byteLength} bytes exceeds ${MAX_REQUEST_BYTES} bytes`,
-        retryable: false,
         limit: MAX_REQUEST_BYTES,
       });
     }

@@ -162,7 +162,6 @@ export class WriteCoalescer {
         new ApiError({
           code: 'TIMEOUT',
           message: `${call.op} gave up after 0 attempts: queued ${now - call.queuedAt} ms behind the client's requests in flight`,
-          retryable: true,
         }),
       );
     }
@@ -260,12 +259,12 @@ function asItsOwn<E extends Pick<WireError, 'message'> & { field?: string | unde
 
 function malformed(op: WriteOp, message: string, cause?: unknown): ApiError {
   return new ApiError(
-    { code: 'INTERNAL', message: `${op}: ${message} from the server`, retryable: false },
+    { code: 'INTERNAL', message: `${op}: ${message} from the server` },
     cause === undefined ? undefined : { cause },
   );
 }
 
 function asApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  return new ApiError({ code: 'INTERNAL', message: String(err), retryable: false }, { cause: err });
+  return new ApiError({ code: 'INTERNAL', message: String(err) }, { cause: err });
 }

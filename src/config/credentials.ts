@@ -7,10 +7,12 @@ import {
   type NodeConnectionOptions,
 } from '@nats-io/transport-node';
 import { SECRET_FIELDS, validateSecurityConfig, type SecurityConfig } from './securitySettings.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** The security settings contradict each other (two auth methods, a key without a cert...). */
-export class SecurityConfigError extends Error {
+export class SecurityConfigError extends UnderstudyError {
   override readonly name = 'SecurityConfigError';
+  readonly code = 'SECURITY_CONFIG';
   constructor(
     /** Every problem found, each naming its fields. */
     readonly problems: readonly string[],
@@ -20,8 +22,9 @@ export class SecurityConfigError extends Error {
 }
 
 /** A credentials or certificate file could not be read (its content is never in the message). */
-export class CredentialsFileError extends Error {
+export class CredentialsFileError extends UnderstudyError {
   override readonly name = 'CredentialsFileError';
+  readonly code = 'CREDENTIALS_FILE';
   constructor(
     /** The setting that named the file (`natsPasswordFile`, ...). */
     readonly field: string,

@@ -11,10 +11,12 @@
  */
 import { text } from './settingTypes.ts';
 import type { ConfigFile } from './configFile.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** A raw value cannot be a setting's value; the message says why (without naming the setting). */
-export class SettingValueError extends Error {
+export class SettingValueError extends UnderstudyError {
   override readonly name = 'SettingValueError';
+  readonly code = 'SETTING_VALUE';
 }
 
 /** How a setting's raw value (flag or variable text, or a JSON value of the file) is read. */
@@ -96,8 +98,9 @@ export function settingLabel(key: string, setting: Setting<unknown> | undefined)
 }
 
 /** Settings are wrong: every problem, each naming its flag and variable. Exit code 2. */
-export class ConfigError extends Error {
+export class ConfigError extends UnderstudyError {
   override readonly name = 'ConfigError';
+  readonly code = 'CONFIG';
   constructor(readonly problems: readonly string[]) {
     super(
       problems.length === 1

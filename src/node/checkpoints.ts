@@ -13,15 +13,17 @@ import type { LogBounds } from '../ports/opLog.ts';
 import type { CommittedStore } from './state/committedStore.ts';
 import type { StreamTailLost } from './streamTail.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps, RuntimeLogger } from './nodeRuntimeConfig.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /**
  * The node will not start (or resync) with the state it could get: the stream no longer holds
  * the entries it needs and no checkpoint (and no primary) covers them. Retryable: the node
  * tries again, and an operator can restore a checkpoint meanwhile.
  */
-export class FailClosedError extends Error {
+export class FailClosedError extends UnderstudyError {
   override readonly name: string = 'FailClosedError';
-  readonly retryable = true;
+  readonly code: string = 'FAIL_CLOSED';
+  override readonly retryable = true;
   constructor(
     /** Why, in words an operator can act on. */
     readonly reason: string,
@@ -79,8 +81,9 @@ export function emptyCheckpointStats(): CheckpointStats {
 export const CHECKPOINT_READ_STALL_MS = 30_000;
 
 /** A checkpoint read delivered nothing for {@link CHECKPOINT_READ_STALL_MS}. */
-export class CheckpointReadStalledError extends Error {
+export class CheckpointReadStalledError extends UnderstudyError {
   override readonly name = 'CheckpointReadStalledError';
+  readonly code = 'CHECKPOINT_READ_STALLED';
   constructor(
     readonly checkpoint: string,
     readonly stalledMs: number,

@@ -1,3 +1,4 @@
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 // Whether a node's OpLog key is the cluster's: compared by key id (batchSignature.ts), never by
 // the key. A node with another key would pass over every message the primary writes and look
 // caught up while it falls behind, so it must not start.
@@ -13,8 +14,9 @@ export const OPLOG_KEY_SETTING =
  * The node's OpLog key is not the cluster's (another key, a key where the cluster has none, or
  * none where it has one). The node must not start: exit code 2, as for a bad setting.
  */
-export class OplogKeyMismatchError extends Error {
+export class OplogKeyMismatchError extends UnderstudyError {
   override readonly name = 'OplogKeyMismatchError';
+  readonly code = 'OPLOG_KEY_MISMATCH';
   constructor(
     readonly cluster: string,
     /** This node's key id, or `none`. */

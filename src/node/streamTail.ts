@@ -10,6 +10,7 @@ import { FailClosedError, loadCheckpoint } from './checkpoints.ts';
 import type { CheckpointInfo, CheckpointStore } from '../ports/checkpointStore.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { LogBounds, OpLog } from '../ports/opLog.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** What a node found: the newest checkpoint past the stream's end, and where the stream ends. */
 export interface StreamTailLost {
@@ -70,6 +71,7 @@ export function acceptLossCommand(checkpointSeq: number): string {
  */
 export class StreamTailLostError extends FailClosedError {
   override readonly name = 'StreamTailLostError';
+  override readonly code = 'STREAM_TAIL_LOST';
   constructor(readonly loss: StreamTailLost) {
     const stream =
       loss.streamLastSeq === 0
@@ -100,8 +102,9 @@ export async function checkStreamTail(deps: {
 }
 
 /** Why {@link acceptTailLoss} refused; nothing was changed. */
-export class AcceptLossRefusedError extends Error {
+export class AcceptLossRefusedError extends UnderstudyError {
   override readonly name = 'AcceptLossRefusedError';
+  readonly code = 'ACCEPT_LOSS_REFUSED';
   constructor(
     readonly reason: 'noLoss' | 'notNewest' | 'unreadable',
     message: string,

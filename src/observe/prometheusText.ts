@@ -1,3 +1,4 @@
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 /**
  * Prometheus text exposition (format 0.0.4) without a client library: metric families are
  * plain values rendered by {@link renderPrometheus}.
@@ -36,8 +37,9 @@ export type MetricFamily =
     };
 
 /** A metric or label name that Prometheus would reject. */
-export class MetricNameError extends Error {
+export class MetricNameError extends UnderstudyError {
   override readonly name = 'MetricNameError';
+  readonly code = 'METRIC_NAME';
   constructor(
     readonly metricName: string,
     readonly kind: 'metric' | 'label',

@@ -4,6 +4,7 @@
  * sends through. Adapters: NATS request/reply (`adapters/nats/natsApiTransport.ts`) and an
  * in-memory bus for the simulation (`adapters/memory/memoryApiTransport.ts`).
  */
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Answers one request: the operation name and the raw request body, to the raw reply. */
 export type ApiRequestHandler = (op: string, body: Uint8Array) => Promise<Uint8Array>;
@@ -66,9 +67,10 @@ export interface ApiClientTransport {
 }
 
 /** No reply within the timeout. Retryable: the server may be failing over. */
-export class TransportTimeoutError extends Error {
+export class TransportTimeoutError extends UnderstudyError {
   override readonly name = 'TransportTimeoutError';
-  readonly retryable = true;
+  readonly code = 'TIMEOUT';
+  override readonly retryable = true;
   constructor(
     readonly op: string,
     readonly timeoutMs: number,
@@ -79,9 +81,10 @@ export class TransportTimeoutError extends Error {
 }
 
 /** Nobody listens for the request: no primary serves right now. Retryable. */
-export class NoRespondersError extends Error {
+export class NoRespondersError extends UnderstudyError {
   override readonly name = 'NoRespondersError';
-  readonly retryable = true;
+  readonly code = 'NO_RESPONDERS';
+  override readonly retryable = true;
   constructor(
     readonly op: string,
     options?: ErrorOptions,
@@ -91,9 +94,10 @@ export class NoRespondersError extends Error {
 }
 
 /** The transport is disconnected or reconnecting. Retryable. */
-export class TransportUnavailableError extends Error {
+export class TransportUnavailableError extends UnderstudyError {
   override readonly name = 'TransportUnavailableError';
-  readonly retryable = true;
+  readonly code = 'UNAVAILABLE';
+  override readonly retryable = true;
   constructor(
     readonly op: string,
     message: string,
@@ -104,9 +108,10 @@ export class TransportUnavailableError extends Error {
 }
 
 /** The request is larger than the transport carries. Not retryable: it would fail again. */
-export class RequestTooLargeError extends Error {
+export class RequestTooLargeError extends UnderstudyError {
   override readonly name = 'RequestTooLargeError';
-  readonly retryable = false;
+  readonly code = 'REQUEST_TOO_LARGE';
+  override readonly retryable = false;
   constructor(
     readonly op: string,
     readonly bytes: number,
@@ -118,9 +123,10 @@ export class RequestTooLargeError extends Error {
 }
 
 /** The transport was closed by its owner. Not retryable. */
-export class TransportClosedError extends Error {
+export class TransportClosedError extends UnderstudyError {
   override readonly name = 'TransportClosedError';
-  readonly retryable = false;
+  readonly code = 'CLOSED';
+  override readonly retryable = false;
   constructor(
     readonly op: string,
     options?: ErrorOptions,

@@ -1,4 +1,5 @@
 /** What a checkpoint is, as its metadata says. */
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 export interface CheckpointInfo {
   /** The store's name for it: `cp.<appliedSeq, 16 digits>.<writer node>`. */
   readonly name: string;
@@ -67,8 +68,9 @@ export interface StagedCheckpoint {
 }
 
 /** The checkpoint is not (or no longer) in the store. */
-export class CheckpointMissingError extends Error {
+export class CheckpointMissingError extends UnderstudyError {
   override readonly name = 'CheckpointMissingError';
+  readonly code = 'CHECKPOINT_MISSING';
   constructor(
     readonly checkpoint: string,
     options?: ErrorOptions,

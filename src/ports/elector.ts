@@ -1,4 +1,5 @@
 /** What the leader key holds: who the primary is, for discovery and fencing. */
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 export interface LeaderInfo {
   readonly nodeId: string;
   /** Where the node answers status and admin requests (free-form, e.g. `http://127.0.0.1:9100`). */
@@ -111,9 +112,10 @@ export interface Elector {
  * The elector was used in a way its lifecycle does not allow: before `start()`, after its
  * lease was lost, or once closed. Not retryable as such: a new `start()` may be.
  */
-export class ElectorStateError extends Error {
+export class ElectorStateError extends UnderstudyError {
   override readonly name = 'ElectorStateError';
-  readonly retryable = false;
+  readonly code = 'ELECTOR_STATE';
+  override readonly retryable = false;
   constructor(
     readonly state: 'notStarted' | 'leaseLost' | 'closed',
     message: string,
@@ -128,9 +130,10 @@ export class ElectorStateError extends Error {
  * `--id` is registered (or one that died, until its lease expires). Carries the holder's
  * record. Retryable only in the sense that a dead holder's lease expires within one TTL.
  */
-export class MemberIdTakenError extends Error {
+export class MemberIdTakenError extends UnderstudyError {
   override readonly name = 'MemberIdTakenError';
-  readonly retryable = true;
+  readonly code = 'MEMBER_ID_TAKEN';
+  override readonly retryable = true;
   constructor(
     readonly nodeId: string,
     /** The record the other holder published. */

@@ -3,6 +3,7 @@
  * implemented by the primary's write pipeline.
  */
 import type { Command, ObjectRecord, Replica, RequestOrigin } from '../domain/model/types.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** What a committed command returns. */
 export type ExecuteResult = {
@@ -46,9 +47,9 @@ export interface MetadataService {
 }
 
 /** This node does not serve the API (standby, fenced, handing over). Retryable. */
-export class NotPrimaryError extends Error {
+export class NotPrimaryError extends UnderstudyError {
   override readonly name = 'NotPrimaryError';
-  readonly retryable = true;
+  override readonly retryable = true;
   readonly code = 'NOT_PRIMARY';
   /** The node believed to be primary, when known. */
   readonly leader?: string;

@@ -1,4 +1,5 @@
 import type { OpLogEntry } from '../domain/log/entry.ts';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** Where a message sits in the stream, and which entries it holds. */
 export interface AppendAck {
@@ -109,9 +110,10 @@ export interface LogFollower extends AsyncIterable<LogBatch> {
 }
 
 /** Another writer extended the log: this writer's view of the stream is stale. */
-export class FencedError extends Error {
+export class FencedError extends UnderstudyError {
   override readonly name = 'FencedError';
-  readonly retryable = true;
+  readonly code = 'FENCED';
+  override readonly retryable = true;
   constructor(
     /** The stream sequence this writer expected to be last. */
     readonly expectedStreamSeq: number,
@@ -127,8 +129,9 @@ export class FencedError extends Error {
 }
 
 /** The stream no longer retains the requested entry: the node must full-sync. */
-export class NotRetainedError extends Error {
+export class NotRetainedError extends UnderstudyError {
   override readonly name = 'NotRetainedError';
+  readonly code = 'NOT_RETAINED';
   constructor(
     readonly requestedSeq: number,
     readonly firstRetainedSeq: number,
@@ -139,9 +142,10 @@ export class NotRetainedError extends Error {
 }
 
 /** An append whose acknowledgement never came and whose fate could not be confirmed. */
-export class AmbiguousAppendError extends Error {
+export class AmbiguousAppendError extends UnderstudyError {
   override readonly name = 'AmbiguousAppendError';
-  readonly retryable = true;
+  readonly code = 'AMBIGUOUS_APPEND';
+  override readonly retryable = true;
   constructor(
     readonly firstSeq: number,
     readonly lastSeq: number,
@@ -155,9 +159,10 @@ export class AmbiguousAppendError extends Error {
  * An append that breaks the writer's rules (empty, or entries not contiguous with each other
  * or with the log's last entry); nothing was stored. A caller bug: not retryable.
  */
-export class AppendOrderError extends Error {
+export class AppendOrderError extends UnderstudyError {
   override readonly name = 'AppendOrderError';
-  readonly retryable = false;
+  readonly code = 'APPEND_ORDER';
+  override readonly retryable = false;
   constructor(
     /** The entry seq that was due, when known. */
     readonly expectedSeq: number | undefined,
@@ -171,9 +176,10 @@ export class AppendOrderError extends Error {
 }
 
 /** The log or its writer was closed by its owner before `operation` was handed to it. */
-export class OpLogClosedError extends Error {
+export class OpLogClosedError extends UnderstudyError {
   override readonly name = 'OpLogClosedError';
-  readonly retryable = false;
+  readonly code = 'OPLOG_CLOSED';
+  override readonly retryable = false;
   constructor(
     readonly operation: string,
     message = `${operation}: closed`,

@@ -14,6 +14,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** The longest request target (path and query) answered; longer: 414. */
 export const MAX_REQUEST_TARGET_BYTES = 8 * 1024;
@@ -21,8 +22,9 @@ export const MAX_REQUEST_TARGET_BYTES = 8 * 1024;
 export const MAX_HEADER_BYTES = 16 * 1024;
 
 /** A request the server refuses, with the status to answer it with. */
-export class HttpRequestError extends Error {
+export class HttpRequestError extends UnderstudyError {
   override readonly name = 'HttpRequestError';
+  readonly code = 'HTTP_REQUEST';
   /** Headers the answer carries (e.g. `retry-after`). */
   readonly headers: Readonly<Record<string, string>>;
   constructor(

@@ -18,17 +18,22 @@ describe('stream configuration refusals', () => {
       apiError(10052, 'duplicates window can not be larger then max age'),
     );
     expect(age).toBeInstanceOf(StreamConfigError);
-    expect(age).toMatchObject({ stream: 'S', setting: 'maxAge', code: 10052 });
+    expect(age).toMatchObject({
+      stream: 'S',
+      setting: 'maxAge',
+      code: 'STREAM_CONFIG',
+      errCode: 10052,
+    });
     const replicas = asStreamConfigError(
       'S',
       apiError(10074, 'replicas > 1 not supported in non-clustered mode'),
     );
-    expect(replicas).toMatchObject({ setting: 'replicas', code: 10074 });
+    expect(replicas).toMatchObject({ setting: 'replicas', code: 'STREAM_CONFIG', errCode: 10074 });
     const overlap = asStreamConfigError(
       'S',
       apiError(10065, 'subjects overlap with an existing stream', 400),
     );
-    expect(overlap).toMatchObject({ setting: undefined, code: 10065 });
+    expect(overlap).toMatchObject({ setting: undefined, code: 'STREAM_CONFIG', errCode: 10065 });
     const unavailable = apiError(10008, 'JetStream system temporarily unavailable', 503);
     expect(asStreamConfigError('S', unavailable)).toBe(unavailable);
     const other = new Error('timeout');

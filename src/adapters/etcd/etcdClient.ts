@@ -1,4 +1,5 @@
 import { Etcd3, type IOptions } from 'etcd3';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** Where to reach etcd: an existing client (not closed by the adapter) or how to open one. */
 export type EtcdConnectionOptions =
@@ -17,9 +18,10 @@ export type EtcdConnectionOptions =
 export const DEFAULT_CALL_TIMEOUT_MS = 3_000;
 
 /** etcd did not answer in time, or the connection failed: the caller may retry. */
-export class EtcdUnavailableError extends Error {
+export class EtcdUnavailableError extends UnderstudyError {
   override readonly name = 'EtcdUnavailableError';
-  readonly retryable = true;
+  readonly code = 'ETCD_UNAVAILABLE';
+  override readonly retryable = true;
   constructor(
     /** What was being done (`campaign`, `keepAlive`, ...). */
     readonly operation: string,

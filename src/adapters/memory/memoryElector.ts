@@ -11,11 +11,13 @@ import {
   type MemberRecord,
   type ResignOptions,
 } from '../../ports/elector.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** A call from a partitioned node: the coordinator cannot be reached. Retryable. */
-export class CoordinatorUnavailableError extends Error {
+export class CoordinatorUnavailableError extends UnderstudyError {
   override readonly name = 'CoordinatorUnavailableError';
-  readonly retryable = true;
+  readonly code = 'COORDINATOR_UNAVAILABLE';
+  override readonly retryable = true;
   constructor(
     readonly nodeId: string,
     readonly operation: string,
@@ -36,9 +38,10 @@ export type CoordinatorReplyFate =
   | { readonly kind: 'delay'; readonly ms: number };
 
 /** The call took effect (or not) in the coordinator, but its answer never reached the caller. */
-export class CoordinatorReplyLostError extends Error {
+export class CoordinatorReplyLostError extends UnderstudyError {
   override readonly name = 'CoordinatorReplyLostError';
-  readonly retryable = true;
+  readonly code = 'COORDINATOR_REPLY_LOST';
+  override readonly retryable = true;
   constructor(
     readonly nodeId: string,
     readonly operation: string,

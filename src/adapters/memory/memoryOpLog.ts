@@ -14,6 +14,7 @@ import {
   type OpLog,
   type OpLogWriter,
 } from '../../ports/opLog.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** One stored message of the in-memory stream. */
 export interface StoredMessage {
@@ -24,9 +25,10 @@ export interface StoredMessage {
 }
 
 /** A call from a partitioned node timed out (only with a clock and `timeoutMs`). Retryable. */
-export class OpLogUnavailableError extends Error {
+export class OpLogUnavailableError extends UnderstudyError {
   override readonly name = 'OpLogUnavailableError';
-  readonly retryable = true;
+  readonly code = 'OPLOG_UNAVAILABLE';
+  override readonly retryable = true;
   constructor(
     readonly nodeId: string,
     readonly operation: string,

@@ -3,6 +3,7 @@
  * configuration that JetStream refuses. The append window (ports/appendWindow.ts)
  * is what the settings check (config/) reads, without loading the NATS client.
  */
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 // The append window lives with the OpLog port (the settings check reads it too).
 export {
@@ -33,9 +34,10 @@ export type StreamSetting = 'maxAge' | 'maxBytes' | 'replicas' | 'duplicateWindo
  * JetStream refused the configuration of a stream or bucket (or it was refused before asking,
  * for a limit known to be refused). Retrying cannot help: a node exits naming the setting.
  */
-export class StreamConfigError extends Error {
+export class StreamConfigError extends UnderstudyError {
   override readonly name = 'StreamConfigError';
-  readonly retryable = false;
+  readonly code = 'STREAM_CONFIG';
+  override readonly retryable = false;
   constructor(
     /** The stream or bucket refused. */
     readonly stream: string,
@@ -44,7 +46,7 @@ export class StreamConfigError extends Error {
     /** The server's reason (its `description`). */
     readonly reason: string,
     /** The JetStream API error code (`err_code`), when the server refused. */
-    readonly code: number | undefined,
+    readonly errCode: number | undefined,
     options?: ErrorOptions,
   ) {
     super(`NATS JetStream refused ${stream}: ${reason}`, options);

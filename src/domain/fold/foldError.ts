@@ -1,7 +1,9 @@
+import { UnderstudyError } from '../model/understudyError.ts';
 /** An event that cannot be folded: out of sequence, or inconsistent with the state. */
-export class FoldError extends Error {
+export class FoldError extends UnderstudyError {
   override readonly name = 'FoldError';
-  readonly retryable = false;
+  readonly code = 'FOLD_REFUSED';
+  override readonly retryable = false;
   constructor(
     /** The seq the state expected next (appliedSeq + 1). */
     readonly expectedSeq: number,

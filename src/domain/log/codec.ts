@@ -15,13 +15,15 @@ import CRC32 from 'crc-32';
 import { prefixHash } from './checksum.ts';
 import { OP_TYPES, type OpLogEntry, type OpType } from './entry.ts';
 import { MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES } from '../model/limits.ts';
+import { UnderstudyError } from '../model/understudyError.ts';
 
 export type CodecErrorReason = 'truncated' | 'garbled' | 'checksum' | 'signature';
 
 /** Bytes that are not a valid encoded entry or batch. Never retryable: the bytes are bad. */
-export class CodecError extends Error {
+export class CodecError extends UnderstudyError {
   override readonly name = 'CodecError';
-  readonly retryable = false;
+  readonly code = 'CODEC';
+  override readonly retryable = false;
   constructor(
     readonly reason: CodecErrorReason,
     message: string,

@@ -1,4 +1,5 @@
 import type { Replica } from './types.ts';
+import { UnderstudyError } from './understudyError.ts';
 
 export type DomainErrorCode =
   | 'INVALID_ARGUMENT'
@@ -23,9 +24,9 @@ export interface DomainErrorDetails {
  * a refused command changes nothing. Not retryable: the same command against the same state
  * fails the same way.
  */
-export class DomainError extends Error {
+export class DomainError extends UnderstudyError {
   override readonly name: string = 'DomainError';
-  readonly retryable = false;
+  override readonly retryable = false;
   readonly field?: string;
   readonly limit?: number | string;
 

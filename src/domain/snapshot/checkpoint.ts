@@ -8,6 +8,7 @@ import { decodeBinaryChunk, encodeBinaryChunk } from './binaryChunk.ts';
 import { SnapshotBuilder } from './snapshotBuilder.ts';
 import { SnapshotCodecError, snapshotChunks, SnapshotError } from './chunks.ts';
 import type { MetadataState } from '../model/types.ts';
+import { UnderstudyError } from '../model/understudyError.ts';
 
 /** Records per checkpoint chunk. */
 export const CHECKPOINT_CHUNK_RECORDS = 10_000;
@@ -41,9 +42,10 @@ export type CheckpointErrorReason = 'truncated' | 'corrupt' | 'mismatch';
  * (`corrupt`), or a state at another seq or with another digest than its metadata says
  * (`mismatch`). Not retryable for these bytes: use another checkpoint.
  */
-export class CheckpointError extends Error {
+export class CheckpointError extends UnderstudyError {
   override readonly name = 'CheckpointError';
-  readonly retryable = false;
+  readonly code = 'CHECKPOINT_INVALID';
+  override readonly retryable = false;
   constructor(
     readonly reason: CheckpointErrorReason,
     message: string,

@@ -6,6 +6,7 @@ import { combineDigest, recordsDigest, sessionsDigest } from '../log/checksum.ts
 import { SHARD_COUNT } from '../model/shard.ts';
 import { allSegments, allSessions, shardRecords } from '../model/state.ts';
 import type { MetadataState, ObjectRecord, Segment, SessionRecord } from '../model/types.ts';
+import { UnderstudyError } from '../model/understudyError.ts';
 
 export interface SnapshotChunk {
   /** 0-based position of this chunk. */
@@ -36,9 +37,10 @@ export type SnapshotErrorReason = 'sequence' | 'inconsistent' | 'incomplete' | '
  * missing chunks (`incomplete`) or a rebuilt state whose digest differs, which includes any
  * changed, missing or duplicated record (`digest`). Retryable: fetch the snapshot again.
  */
-export class SnapshotError extends Error {
+export class SnapshotError extends UnderstudyError {
   override readonly name = 'SnapshotError';
-  readonly retryable = true;
+  readonly code = 'SNAPSHOT_INVALID';
+  override readonly retryable = true;
   constructor(
     readonly reason: SnapshotErrorReason,
     /** The chunk index the builder expected next. */
@@ -53,9 +55,10 @@ export class SnapshotError extends Error {
 export type SnapshotCodecErrorReason = 'truncated' | 'checksum' | 'garbled';
 
 /** Bytes that are not an encoded chunk. Not retryable: the bytes are bad. */
-export class SnapshotCodecError extends Error {
+export class SnapshotCodecError extends UnderstudyError {
   override readonly name = 'SnapshotCodecError';
-  readonly retryable = false;
+  readonly code = 'SNAPSHOT_CODEC';
+  override readonly retryable = false;
   constructor(
     readonly reason: SnapshotCodecErrorReason,
     message: string,

@@ -1,11 +1,13 @@
 /**
  * The errors of verification: a malformed request or argument, and a repair that cannot apply.
  */
+import { UnderstudyError } from '../model/understudyError.ts';
 
 /** A bad argument or a malformed verification request: names the field and the limit. */
-export class VerifyInputError extends Error {
+export class VerifyInputError extends UnderstudyError {
   override readonly name = 'VerifyInputError';
-  readonly retryable = false;
+  readonly code = 'VERIFY_INPUT';
+  override readonly retryable = false;
   constructor(
     readonly field: string,
     readonly limit: string | number,
@@ -21,9 +23,10 @@ export class VerifyInputError extends Error {
  * have, overlapping ranges, a record newer than the verified state). The standby's state is
  * beyond repair in place: it needs a full sync. Nothing was changed.
  */
-export class RepairError extends Error {
+export class RepairError extends UnderstudyError {
   override readonly name = 'RepairError';
-  readonly retryable = false;
+  readonly code = 'REPAIR_FAILED';
+  override readonly retryable = false;
   constructor(
     /** The key whose correction failed, when one did. */
     readonly key: string | undefined,

@@ -11,6 +11,7 @@ import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts
 import type { PrimaryTerm } from '../state/primaryTerm.ts';
 import type { ReadLeases } from '../state/readLeases.ts';
 import { LoggedClock } from '../state/loggedClock.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /**
  * The `campaign` actor: takes a new lease when the last one was lost or given up, then
@@ -44,8 +45,9 @@ export async function campaign(
 const BOUNDS_RETRY_MS = 100;
 
 /** A promotion that stopped before its fence was appended: cancelled, or out of time. */
-export class PromotionStoppedError extends Error {
+export class PromotionStoppedError extends UnderstudyError {
   override readonly name = 'PromotionStoppedError';
+  readonly code = 'PROMOTION_STOPPED';
   constructor(
     readonly reason: 'cancelled' | 'timeout' | 'leaseDeadline',
     message: string,

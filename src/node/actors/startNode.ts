@@ -2,13 +2,15 @@ import { MemberIdTakenError, type MemberRecord } from '../../ports/elector.ts';
 import type { MemberPublisher } from './memberPublisher.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
 import type { Waiting } from '../waitingFor.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /**
  * The node must not run: another live process is registered with its id. `fatal`: the machine
  * stops instead of retrying (the CLI exits with code 2).
  */
-export class DuplicateNodeIdError extends Error {
+export class DuplicateNodeIdError extends UnderstudyError {
   override readonly name = 'DuplicateNodeIdError';
+  readonly code = 'DUPLICATE_NODE_ID';
   readonly fatal = true;
   constructor(
     readonly nodeId: string,

@@ -3,14 +3,16 @@ import type { CommittedStore } from '../state/committedStore.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
 import type { MasterNodeActor } from '../nodeStatus.ts';
 import { waitForStandby } from './waitForStandby.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** Why a planned switchover was refused or failed. */
 export type SwitchoverFailure =
   'notPrimary' | 'targetIsSelf' | 'unknownTarget' | 'targetNotReady' | 'handoverFailed';
 
 /** A planned switchover was refused (the node still serves) or failed while handing over. */
-export class SwitchoverError extends Error {
+export class SwitchoverError extends UnderstudyError {
   override readonly name = 'SwitchoverError';
+  readonly code = 'SWITCHOVER_FAILED';
   constructor(
     readonly reason: SwitchoverFailure,
     message: string,

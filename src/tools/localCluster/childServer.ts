@@ -3,6 +3,7 @@
 // stderr go to a ring buffer so failures can say what the server printed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /**
  * Blocks until the kernel reports process `pid` stopped (state T), at most `timeoutMs`:
@@ -29,8 +30,9 @@ export function waitUntilStopped(pid: number, timeoutMs = 2_000): void {
 const TAIL_BYTES = 16 * 1024;
 
 /** The child exited without being asked to (crash, bad flags, port taken). */
-export class ChildExitedError extends Error {
+export class ChildExitedError extends UnderstudyError {
   override readonly name = 'ChildExitedError';
+  readonly code = 'CHILD_EXITED';
   constructor(
     readonly server: string,
     readonly exitCode: number | null,
@@ -46,8 +48,9 @@ export class ChildExitedError extends Error {
 }
 
 /** The child did not become ready before the deadline. */
-export class ChildNotReadyError extends Error {
+export class ChildNotReadyError extends UnderstudyError {
   override readonly name = 'ChildNotReadyError';
+  readonly code = 'CHILD_NOT_READY';
   constructor(
     readonly server: string,
     readonly timeoutMs: number,

@@ -20,6 +20,7 @@ import { entryToJSON, fromEntry } from '../../domain/log/eventCodec.ts';
 import type { LoggedEvent, MetadataState } from '../../domain/model/types.ts';
 import { checkpointFrames } from '../../domain/snapshot/checkpoint.ts';
 import type { CheckpointInfo } from '../../ports/checkpointStore.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** The `format` field of an export's header line. */
 export const EXPORT_FORMAT = 'understudy-oplog';
@@ -56,9 +57,10 @@ export interface EntryPosition {
  * mismatch, readable fields that disagree with the raw frame, a seq out of order, or an
  * event that does not fold. Never retryable: the bytes are bad.
  */
-export class CorruptEntryError extends Error {
+export class CorruptEntryError extends UnderstudyError {
   override readonly name = 'CorruptEntryError';
-  readonly retryable = false;
+  readonly code = 'CORRUPT_ENTRY';
+  override readonly retryable = false;
   readonly seq: number | undefined;
   readonly line: number | undefined;
   readonly streamSeq: number | undefined;

@@ -7,6 +7,7 @@ import type { LoggedEvent, MetadataState } from '../../domain/model/types.ts';
 import type { CheckpointInfo } from '../../ports/checkpointStore.ts';
 import type { BaseRequest } from './checkpointBase.ts';
 import type { CorruptEntryError, EntryPosition } from './exportFormat.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** One item of a log source: a verified entry, or a bad one with its position. */
 export type LogItem =
@@ -57,9 +58,10 @@ export interface LogSource {
 }
 
 /** The log cannot be read: no server, no stream, no file. Retryable: the log may come back. */
-export class LogUnavailableError extends Error {
+export class LogUnavailableError extends UnderstudyError {
   override readonly name = 'LogUnavailableError';
-  readonly retryable = true;
+  readonly code = 'LOG_UNAVAILABLE';
+  override readonly retryable = true;
   constructor(
     /** What was being read (the source's description). */
     readonly source: string,

@@ -23,6 +23,7 @@ import type { CheckpointInfo } from '../../ports/checkpointStore.ts';
 import type { BaseRequest } from './checkpointBase.ts';
 import { CorruptEntryError, type EntryPosition } from './exportFormat.ts';
 import type { LogItem } from './logItem.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** Exit codes of `understudy replay` and `understudy export`. */
 export const EXIT_CODES = {
@@ -55,8 +56,9 @@ export interface ReplayOptions {
 }
 
 /** Options that contradict each other; nothing was read. */
-export class ReplayUsageError extends Error {
+export class ReplayUsageError extends UnderstudyError {
   override readonly name = 'ReplayUsageError';
+  readonly code = 'REPLAY_USAGE';
   constructor(message: string) {
     super(message);
   }
