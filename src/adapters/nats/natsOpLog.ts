@@ -5,19 +5,15 @@
  */
 import {
   DeliverPolicy,
-  DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
-  RetentionPolicy,
-  StorageType,
   jetstreamManager,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
-  type StreamConfig,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import { nanos, type MsgHdrs, type NatsConnection, type Status } from '@nats-io/nats-core';
+import { type MsgHdrs, type NatsConnection, type Status } from '@nats-io/nats-core';
 import { CodecError, encodeBatch } from '../../domain/log/codec.ts';
 import { BatchSignature, OtherKeyError } from './batchSignature.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
@@ -38,11 +34,16 @@ import {
 import {
   APPEND_ACK_TIMEOUT_MS,
   APPEND_RESOLVE_TIMEOUT_MS,
-  minDuplicateWindowMs,
   OPLOG_DUPLICATE_WINDOW_MS,
-  StreamConfigError,
 } from './streamLimits.ts';
-import { asStreamConfigError } from './streamRefusal.ts';
+import {
+  checkStreamSettings,
+  ensureStream,
+  opLogStreamConfig,
+  opLogStreamName,
+  opLogSubject,
+  type OpLogStreamSettings,
+} from './stream.ts';
 
 export interface NatsOpLogOptions {
   /** The connection to use. The caller owns it: `close()` of the log does not close it. */
@@ -104,16 +105,6 @@ const MSG_ID_HEADER = 'Nats-Msg-Id';
 /** Per-entry framing and header overhead, over-estimated (see codec.ts). */
 const ENTRY_OVERHEAD_BYTES = 64;
 const BATCH_OVERHEAD_BYTES = 16;
-
-/** `understudy.<cluster>.oplog`, with the cluster name made a single subject token. */
-export function opLogSubject(cluster: string): string {
-  return `understudy.${cluster.replace(/[^A-Za-z0-9_-]/g, '_')}.oplog`;
-}
-
-/** `UNDERSTUDY_<CLUSTER>_OPLOG`, upper-cased, with anything but `A-Z0-9_-` replaced by `_`. */
-export function opLogStreamName(cluster: string): string {
-  return `UNDERSTUDY_${cluster.toUpperCase().replace(/[^A-Z0-9_-]/g, '_')}_OPLOG`;
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -743,97 +734,23 @@ class NatsOpLogImpl implements NatsOpLog {
 export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOpLog> {
   const streamName = opLogStreamName(options.cluster);
   const subject = opLogSubject(options.cluster);
-  const ackTimeoutMs = options.ackTimeoutMs ?? APPEND_ACK_TIMEOUT_MS;
-  const resolveTimeoutMs = options.resolveTimeoutMs ?? APPEND_RESOLVE_TIMEOUT_MS;
-  const duplicateWindowMs = options.duplicateWindowMs ?? OPLOG_DUPLICATE_WINDOW_MS;
-  const maxAgeMs = options.maxAgeMs ?? 0;
-  const least = minDuplicateWindowMs(ackTimeoutMs, resolveTimeoutMs);
-  if (duplicateWindowMs < least) {
-    throw new StreamConfigError(
-      streamName,
-      'duplicateWindow',
-      `a duplicate window of ${duplicateWindowMs} ms does not cover one append's retries (${least} ms)`,
-      undefined,
-    );
-  }
-  if (maxAgeMs > 0 && maxAgeMs < duplicateWindowMs) {
-    throw new StreamConfigError(
-      streamName,
-      'maxAge',
-      `an age limit of ${maxAgeMs} ms is below the duplicate window (${duplicateWindowMs} ms)`,
-      undefined,
-    );
-  }
-  const jsm = await jetstreamManager(options.nc, { timeout: options.apiTimeoutMs ?? 5_000 });
-  const wanted: Partial<StreamConfig> = {
-    subjects: [subject],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    num_replicas: options.replicas ?? 1,
-    max_age: nanos(maxAgeMs),
-    max_bytes: options.maxBytes ?? -1,
-    duplicate_window: nanos(duplicateWindowMs),
-    allow_direct: false,
+  const stream: OpLogStreamSettings = {
+    replicas: options.replicas ?? 1,
+    maxAgeMs: options.maxAgeMs ?? 0,
+    maxBytes: options.maxBytes ?? -1,
+    duplicateWindowMs: options.duplicateWindowMs ?? OPLOG_DUPLICATE_WINDOW_MS,
+    ackTimeoutMs: options.ackTimeoutMs ?? APPEND_ACK_TIMEOUT_MS,
+    resolveTimeoutMs: options.resolveTimeoutMs ?? APPEND_RESOLVE_TIMEOUT_MS,
   };
+  checkStreamSettings(streamName, stream);
+  const jsm = await jetstreamManager(options.nc, { timeout: options.apiTimeoutMs ?? 5_000 });
   if (options.existingOnly === true) await jsm.streams.info(streamName);
-  else await ensureStream(jsm, streamName, wanted);
+  else await ensureStream(jsm, streamName, opLogStreamConfig(subject, stream));
   return new NatsOpLogImpl(options.nc, jsm, streamName, subject, {
     maxBatchEntries: Math.max(1, options.maxBatchEntries ?? 100),
     maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,
-    ackTimeoutMs,
-    resolveTimeoutMs,
+    ackTimeoutMs: stream.ackTimeoutMs,
+    resolveTimeoutMs: stream.resolveTimeoutMs,
     signature: new BatchSignature(options.signingKey),
   });
-}
-
-/** Creates or updates the stream; a configuration JetStream refuses rejects with StreamConfigError. */
-async function ensureStream(
-  jsm: JetStreamManager,
-  streamName: string,
-  wanted: Partial<StreamConfig>,
-): Promise<void> {
-  try {
-    await createOrUpdateStream(jsm, streamName, wanted);
-  } catch (err) {
-    throw asStreamConfigError(streamName, err);
-  }
-}
-
-async function createOrUpdateStream(
-  jsm: JetStreamManager,
-  streamName: string,
-  wanted: Partial<StreamConfig>,
-): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const info = await jsm.streams.info(streamName);
-      const current = info.config;
-      if (
-        current.max_age !== wanted.max_age ||
-        current.max_bytes !== wanted.max_bytes ||
-        current.duplicate_window !== wanted.duplicate_window ||
-        current.num_replicas !== wanted.num_replicas
-      ) {
-        await jsm.streams.update(streamName, {
-          max_age: wanted.max_age ?? current.max_age,
-          max_bytes: wanted.max_bytes ?? current.max_bytes,
-          duplicate_window: wanted.duplicate_window ?? current.duplicate_window,
-          num_replicas: wanted.num_replicas ?? current.num_replicas,
-        });
-      }
-      return;
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) {
-        throw err;
-      }
-    }
-    try {
-      await jsm.streams.add({ ...wanted, name: streamName });
-      return;
-    } catch (err) {
-      // Another node created it in the meantime: go round and check its settings.
-      if (attempt >= 3 || asStreamConfigError(streamName, err) !== err) throw err;
-    }
-  }
 }

@@ -16,7 +16,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { opLogStreamName } from '../../adapters/nats/natsOpLog.ts';
+import { opLogStreamName } from '../../adapters/nats/stream.ts';
 import { CodecError } from '../../domain/log/codec.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import { fromEntry } from '../../domain/log/eventCodec.ts';
