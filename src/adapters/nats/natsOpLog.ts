@@ -28,6 +28,13 @@ import {
   APPEND_RESOLVE_TIMEOUT_MS,
   OPLOG_DUPLICATE_WINDOW_MS,
 } from './streamLimits.ts';
+import {
+  followStartStreamSeq,
+  jetStreamMessageReader,
+  logBounds,
+  type StreamMessageReader,
+  type StreamState,
+} from './streamSearch.ts';
 import { NatsOpLogWriter, type OpLogWriterSettings } from './opLogWriter.ts';
 import {
   checkStreamSettings,
@@ -239,6 +246,7 @@ class NatsLogFollower implements LogFollower {
 
 class NatsOpLogImpl implements NatsOpLog {
   readonly js: JetStreamClient;
+  private readonly reader: StreamMessageReader;
   private readonly writers = new Set<NatsOpLogWriter>();
   private readonly followers = new Set<NatsLogFollower>();
 
@@ -250,6 +258,7 @@ class NatsOpLogImpl implements NatsOpLog {
     private readonly settings: OpLogWriterSettings,
   ) {
     this.js = jsm.jetstream();
+    this.reader = jetStreamMessageReader(jsm, streamName, settings.signature);
   }
 
   openWriter(options: { readonly expectedLastStreamSeq: number }): OpLogWriter {
@@ -278,18 +287,7 @@ class NatsOpLogImpl implements NatsOpLog {
   }
 
   async bounds(): Promise<LogBounds> {
-    const info = await this.jsm.streams.info(this.streamName);
-    const { first_seq: firstStreamSeq, last_seq: lastStreamSeq } = info.state;
-    // Empty (never written, trimmed or purged): last_seq is still the last message's sequence.
-    if (info.state.messages === 0) return { firstSeq: 0, lastSeq: 0, lastStreamSeq };
-    const first = await this.entriesFrom(firstStreamSeq, lastStreamSeq, 1);
-    if (first === undefined) return { firstSeq: 0, lastSeq: 0, lastStreamSeq };
-    const last = await this.entriesFrom(lastStreamSeq, first.streamSeq, -1);
-    return {
-      firstSeq: first.entries[0]?.seq ?? 0,
-      lastSeq: last?.entries[last.entries.length - 1]?.seq ?? 0,
-      lastStreamSeq,
-    };
+    return logBounds(this.reader, await this.streamState());
   }
 
   async trimThrough(streamSeq: number): Promise<void> {
@@ -302,78 +300,19 @@ class NatsOpLogImpl implements NatsOpLog {
     await Promise.all([...this.writers].map((writer) => writer.close()));
   }
 
-  /** The entries of stream message `streamSeq`; undefined when it is gone or does not decode. */
   /** The entries of a stored message (see {@link BatchSignature.decode}). */
   decode(bytes: Uint8Array, headers: MsgHdrs | undefined): OpLogEntry[] {
     return this.settings.signature.decode(bytes, headers);
   }
 
-  async entriesAt(streamSeq: number): Promise<OpLogEntry[] | undefined> {
-    const stored = await this.jsm.streams.getMessage(this.streamName, { seq: streamSeq });
-    if (stored === null) return undefined;
-    try {
-      const entries = this.decode(stored.data, stored.header);
-      return entries.length > 0 ? entries : undefined;
-    } catch (err) {
-      if (err instanceof CodecError) return undefined;
-      throw err;
-    }
-  }
-
-  /**
-   * The first message from `streamSeq` towards `bound` (step +1 or -1, both inclusive) that
-   * holds entries, passing over undecodable (and vanished) ones; undefined when none does.
-   */
-  async entriesFrom(
-    streamSeq: number,
-    bound: number,
-    step: 1 | -1,
-  ): Promise<{ readonly streamSeq: number; readonly entries: OpLogEntry[] } | undefined> {
-    for (let seq = streamSeq; step > 0 ? seq <= bound : seq >= bound; seq += step) {
-      const entries = await this.entriesAt(seq);
-      if (entries !== undefined) return { streamSeq: seq, entries };
-    }
-    return undefined;
-  }
-
-  /**
-   * The stream sequence to follow from so that entry `fromSeq` is the first delivered: right
-   * after message `afterStreamSeq` when the reader knows it (and the stream got that far), else
-   * the message holding `fromSeq`, or the next message to be stored when it is not stored yet.
-   */
+  /** See {@link followStartStreamSeq}. */
   async streamSeqOf(fromSeq: number, afterStreamSeq?: number): Promise<number> {
-    const info = await this.jsm.streams.info(this.streamName);
-    const { first_seq: firstStreamSeq, last_seq: lastStreamSeq, messages } = info.state;
-    if (afterStreamSeq !== undefined && afterStreamSeq > 0 && afterStreamSeq <= lastStreamSeq) {
-      // Messages after it were trimmed away (first_seq is last_seq + 1 in an emptied stream).
-      if (firstStreamSeq > afterStreamSeq + 1) {
-        const first = await this.entriesFrom(firstStreamSeq, lastStreamSeq, 1);
-        throw new NotRetainedError(fromSeq, first?.entries[0]?.seq ?? fromSeq + 1);
-      }
-      return afterStreamSeq + 1;
-    }
-    // Empty: the first message to come must hold fromSeq (checked by the follower).
-    if (messages === 0) return lastStreamSeq + 1;
-    const first = await this.entriesFrom(firstStreamSeq, lastStreamSeq, 1);
-    const firstRetained = first?.entries[0]?.seq;
-    // Nothing but undecodable messages: the first to come must hold fromSeq.
-    if (first === undefined || firstRetained === undefined) return lastStreamSeq + 1;
-    if (fromSeq < firstRetained) throw new NotRetainedError(fromSeq, firstRetained);
-    const last = await this.entriesFrom(lastStreamSeq, first.streamSeq, -1);
-    const lastStored = last?.entries[last.entries.length - 1]?.seq ?? 0;
-    if (last === undefined || fromSeq > lastStored) return lastStreamSeq + 1;
-    // Binary search: the last message holding entries whose first entry is <= fromSeq. Messages
-    // without entries (undecodable, vanished) belong to the next message holding entries.
-    let low = first.streamSeq;
-    let high = last.streamSeq;
-    while (low < high) {
-      const mid = Math.ceil((low + high) / 2);
-      const found = await this.entriesFrom(mid, high, 1);
-      const head = found?.entries[0]?.seq;
-      if (found === undefined || head === undefined || head > fromSeq) high = mid - 1;
-      else low = found.streamSeq;
-    }
-    return low;
+    return followStartStreamSeq(this.reader, await this.streamState(), fromSeq, afterStreamSeq);
+  }
+
+  private async streamState(): Promise<StreamState> {
+    const { first_seq, last_seq, messages } = (await this.jsm.streams.info(this.streamName)).state;
+    return { firstStreamSeq: first_seq, lastStreamSeq: last_seq, messages };
   }
 }
 
