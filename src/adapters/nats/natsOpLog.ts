@@ -9,6 +9,8 @@
 import { jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import { BatchSignature } from './batchSignature.ts';
+import type { Clock } from '../../ports/clock.ts';
+import { systemClock } from '../systemClock.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import {
   type FollowOptions,
@@ -82,6 +84,11 @@ export interface NatsOpLogOptions {
    * over like an undecodable one). Every node of a cluster needs the same key. Default: none.
    */
   readonly signingKey?: Uint8Array;
+  /**
+   * The clock that times an append whose acknowledgement never came: the `resolveTimeoutMs`
+   * deadline and the backoff between read-backs (default {@link systemClock}).
+   */
+  readonly clock?: Clock;
   /**
    * Open the stream as it is (for tools): neither create it nor change its settings; fails
    * when it does not exist. Default false (a node creates it and applies its settings).
@@ -199,6 +206,7 @@ export async function createNatsOpLog(options: NatsOpLogOptions): Promise<NatsOp
     maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,
     ackTimeoutMs: stream.ackTimeoutMs,
     resolveTimeoutMs: stream.resolveTimeoutMs,
+    clock: options.clock ?? systemClock,
     signature: new BatchSignature(options.signingKey),
   });
 }

@@ -17,6 +17,7 @@ import {
   type AppendAck,
   type OpLogWriter,
 } from '../../ports/opLog.ts';
+import type { Clock } from '../../ports/clock.ts';
 import type { BatchSignature } from './batchSignature.ts';
 
 const MSG_ID_HEADER = 'Nats-Msg-Id';
@@ -24,8 +25,11 @@ const MSG_ID_HEADER = 'Nats-Msg-Id';
 const ENTRY_OVERHEAD_BYTES = 64;
 const BATCH_OVERHEAD_BYTES = 16;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms` milliseconds of `clock`. */
+function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    clock.setTimeout(resolve, ms);
+  });
 }
 
 /** The stream's real last sequence from a "wrong last sequence: N" rejection. */
@@ -74,6 +78,8 @@ export interface OpLogWriterSettings {
   readonly ackTimeoutMs: number;
   readonly resolveTimeoutMs: number;
   readonly signature: BatchSignature;
+  /** Times the resolution of an append whose acknowledgement never came (its deadline, backoff). */
+  readonly clock: Clock;
 }
 
 /**
@@ -325,12 +331,13 @@ export class NatsOpLogWriter implements OpLogWriter {
    * re-publish the same bytes with the same id and expectation until it is decided.
    */
   private async resolve(message: OutgoingMessage, cause: unknown): Promise<AppendAck> {
-    const deadline = performance.now() + this.settings.resolveTimeoutMs;
+    const { clock } = this.settings;
+    const deadline = clock.monotonicNow() + this.settings.resolveTimeoutMs;
     let lastError = cause;
     let backoffMs = 50;
     // This message can only be stored right after its predecessor: let that be decided first.
     const previousStored = (await message.previous) ?? true;
-    while (performance.now() < deadline) {
+    while (clock.monotonicNow() < deadline) {
       try {
         const stored = await this.jsm.streams.getMessage(this.streamName, {
           seq: message.expected + 1,
@@ -357,7 +364,7 @@ export class NatsOpLogWriter implements OpLogWriter {
         // A wrong last sequence means the slot was taken meanwhile: the next read-back decides.
         lastError = err;
       }
-      await sleep(backoffMs);
+      await sleep(clock, backoffMs);
       backoffMs = Math.min(backoffMs * 2, 1_000);
     }
     throw new AmbiguousAppendError(message.firstSeq, message.lastSeq, { cause: lastError });
