@@ -127,6 +127,7 @@ async function connectDependencies(
                 maxBytes: config.streamMaxBytes,
                 ackTimeoutMs: liveness.ackTimeoutMs,
                 apiTimeoutMs: liveness.apiTimeoutMs,
+                clock: deps.clock,
               }),
             // The connection is gone for good, or the settings are refused: no attempt can succeed.
             fatal: (err) => refusedSettings(err) ?? closedFor(err),

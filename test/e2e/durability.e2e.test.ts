@@ -5,7 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsCheckpointStore } from '../../src/adapters/nats/natsCheckpointStore.ts';
-import { opLogStreamName } from '../../src/adapters/nats/natsOpLog.ts';
+import { opLogStreamName } from '../../src/adapters/nats/stream.ts';
 import type { Placement, UnderstudyClient } from '../../src/client/client.ts';
 import { runCli } from '../harness/cli.ts';
 import { expectEqualDigests, startE2eCluster, type E2eCluster } from '../harness/e2eCluster.ts';

@@ -10,7 +10,7 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
+import { opLogSubject } from '../../src/adapters/nats/stream.ts';
 import { oplogSigningKey } from '../../src/config/credentials.ts';
 import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../../src/tools/localCluster/workload.ts';

@@ -5,7 +5,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsCheckpointStore } from '../../src/adapters/nats/natsCheckpointStore.ts';
-import { opLogStreamName, opLogSubject } from '../../src/adapters/nats/natsOpLog.ts';
+import { opLogStreamName, opLogSubject } from '../../src/adapters/nats/stream.ts';
 import { ApiError } from '../../src/api/wire.ts';
 import { type Placement, type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';

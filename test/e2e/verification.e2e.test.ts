@@ -4,7 +4,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { opLogStreamName } from '../../src/adapters/nats/natsOpLog.ts';
+import { opLogStreamName } from '../../src/adapters/nats/stream.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';
 import type { VerificationStats } from '../../src/admin/verification.ts';

@@ -14,7 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { opLogStreamName } from '../../adapters/nats/natsOpLog.ts';
+import { opLogStreamName } from '../../adapters/nats/stream.ts';
 import { CodecError } from '../../domain/log/codec.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import { NatsCheckpointStore } from '../../adapters/nats/natsCheckpointStore.ts';
@@ -27,6 +27,7 @@ import type { LoggedEvent } from '../../domain/model/types.ts';
 import { loadCommandSettings, natsSourceSettings } from '../../config/config.ts';
 import { natsConnectionOptions, oplogSigningKey } from '../../config/credentials.ts';
 import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
+import { findMessageHoldingSeq, jetStreamMessageReader } from '../../adapters/nats/streamSearch.ts';
 import { NATS_SECURITY_KEYS, type SecurityConfig } from '../../config/securitySettings.ts';
 import { CorruptEntryError } from './exportFormat.ts';
 
@@ -146,31 +147,18 @@ class NatsLogSource implements LogSource {
     }
   }
 
-  /** The first entry seq of stream message `streamSeq`; undefined when gone or undecodable. */
-  async #headSeq(streamSeq: number): Promise<number | undefined> {
-    try {
-      const stored = await this.jsm.streams.getMessage(this.streamName, { seq: streamSeq });
-      return stored === null
-        ? undefined
-        : this.signature.decode(stored.data, stored.header)[0]?.seq;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The last message whose first entry is <= fromSeq (binary search), or `first`. */
+  /**
+   * Where to start reading so that entry `fromSeq` is not passed over: the adapter's search
+   * ({@link findMessageHoldingSeq}); the whole stream from 1, so that every bad message shows.
+   */
   async #startStreamSeq(fromSeq: number, first: number, last: number): Promise<number> {
     if (fromSeq <= 1) return first;
-    let low = first;
-    let high = last;
-    while (low < high) {
-      const mid = Math.ceil((low + high) / 2);
-      const head = await this.#headSeq(mid);
-      if (head === undefined) return first; // a gap or a bad message: read from the start
-      if (head <= fromSeq) low = mid;
-      else high = mid - 1;
+    const reader = jetStreamMessageReader(this.jsm, this.streamName, this.signature);
+    try {
+      return (await findMessageHoldingSeq(reader, fromSeq, first, last)) ?? first;
+    } catch (cause) {
+      throw new LogUnavailableError(this.description, `cannot read: ${String(cause)}`, { cause });
     }
-    return low;
   }
 
   /** The first and last entry seqs the stream holds now (undefined when none is readable). */
