@@ -161,6 +161,18 @@ class NatsLogSource implements LogSource {
     }
   }
 
+  /** The first entry seq of the message at `streamSeq` (undefined: gone or does not decode). */
+  async #headSeq(streamSeq: number): Promise<number | undefined> {
+    try {
+      const stored = await this.jsm.streams.getMessage(this.streamName, { seq: streamSeq });
+      return stored === null
+        ? undefined
+        : this.signature.decode(stored.data, stored.header)[0]?.seq;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The first and last entry seqs the stream holds now (undefined when none is readable). */
   async #span(state: { first: number; last: number; messages: number }): Promise<StreamSpan> {
     if (state.messages === 0) return { firstEntrySeq: undefined, lastEntrySeq: undefined };
