@@ -418,7 +418,13 @@ export class SimWorld {
    * it was down (crashed, paused or cut off from etcd) then.
    */
   #keyNotServing:
-    { readonly nodeId: string; readonly since: number; readonly down: boolean } | undefined;
+    | {
+        readonly nodeId: string;
+        readonly since: number;
+        readonly down: boolean;
+        readonly incarnation: number | undefined;
+      }
+    | undefined;
 
   /**
    * Invariant, checked after every turn: no node holds the leader key for longer than one TTL
@@ -439,8 +445,15 @@ export class SimWorld {
     }
     const now = this.sim.now();
     const down = slot === undefined || slot.crashed || slot.paused || slot.etcdCut;
-    if (this.#keyNotServing?.nodeId !== holder.nodeId || (down && !this.#keyNotServing.down)) {
-      this.#keyNotServing = { nodeId: holder.nodeId, since: now, down };
+    // A holder restarted within one turn (crashed and started again, as the wrongKey step does)
+    // went down too: its old incarnation's last keep-alive was at most then.
+    const incarnation = slot?.incarnation;
+    if (
+      this.#keyNotServing?.nodeId !== holder.nodeId ||
+      (down && !this.#keyNotServing.down) ||
+      this.#keyNotServing.incarnation !== incarnation
+    ) {
+      this.#keyNotServing = { nodeId: holder.nodeId, since: now, down, incarnation };
     }
     const held = now - this.#keyNotServing.since;
     if (held > SIM_TTL_MS + LEADER_KEY_SLACK_MS) {

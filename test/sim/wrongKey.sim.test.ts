@@ -94,4 +94,32 @@ describe('a member with a wrong OpLog key never becomes primary', () => {
     );
     expect(stats.epochs).toBe(2);
   });
+
+  // Counterexample of the 20,000-schedule run (seed -376320270, after 10,732 schedules): n4 won
+  // the leader key cut off from NATS and was promoting when the wrongKey step restarted it in
+  // the same turn. Its old incarnation's lease lives one TTL after that restart, as etcd keeps
+  // a dead process's lease; the world counted from the win instead, since the holder was never
+  // seen down between two turns. The count now starts again when the holder restarts.
+  it('a member restarted with a wrong key while promoting holds the leader key one TTL after the restart', async () => {
+    await runSchedule({
+      nodes: 4,
+      seed: 0,
+      clocks: [
+        { offsetMs: 0, rate: 1 },
+        { offsetMs: 0, rate: 1 },
+        { offsetMs: 0, rate: 1 },
+        { offsetMs: 0, rate: 1.02 },
+      ],
+      steps: [
+        { k: 'cut', n: 3, what: 'nats' },
+        { k: 'cmd', client: 0, op: 'putStart', key: 0 },
+        { k: 'wait', ms: 1169 },
+        { k: 'loss', rate: 0 },
+        { k: 'wait', ms: 378 },
+        { k: 'cmd', client: 0, op: 'putStart', key: 0 },
+        { k: 'wrongKey', n: -1, atStart: false },
+        { k: 'crash', n: 0 },
+      ],
+    });
+  });
 });
