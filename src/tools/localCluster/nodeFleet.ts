@@ -199,9 +199,23 @@ export class NodeHandle {
 
   /** The node's /status (with its state digest when `digest` is set). */
   async status(digest = false): Promise<NodeStatusJson> {
-    const res = await fetch(`${this.url}/status${digest ? '?digest=1' : ''}`, {
-      signal: AbortSignal.timeout(5000),
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/status${digest ? '?digest=1' : ''}`, {
+        signal: AbortSignal.timeout(5000),
+      });
+    } catch (err) {
+      // Say whether the process is gone, and what it said last, so a failure explains itself.
+      const child = this.#child;
+      const state = this.running
+        ? 'running'
+        : `gone (exit code ${String(child?.exitCode)}, signal ${String(child?.signalCode)})`;
+      const lastLogs = this.logs.slice(-5).map((l) => JSON.stringify(l));
+      throw new Error(
+        `${this.id}: /status failed: ${String(err)}; the process is ${state}; stderr: ${this.#stderrTail.slice(-1000)}; last log lines: ${lastLogs.join(' | ')}`,
+        { cause: err },
+      );
+    }
     return (await res.json()) as NodeStatusJson;
   }
 
