@@ -83,10 +83,7 @@ async function publishForged(
   const primary = await fleet.primary(30_000);
   const { appliedSeq, epoch } = await primary.status();
   for (const node of fleet.nodes) {
-    for (let i = 0; (await node.status()).appliedSeq < appliedSeq; i++) {
-      if (i > 300) throw new Error(`${node.id} did not catch up to ${appliedSeq}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await node.waitForStatus((s) => s.appliedSeq >= appliedSeq, 30_000);
   }
   const marks = fleet.nodes.map((n) => n.logs.length);
   const entries = [forge(appliedSeq + 1, epoch)]

@@ -61,6 +61,9 @@ export async function startE2eCluster(
   });
   cleanups.push(() => fleet[Symbol.asyncDispose]());
   await fleet.primary(60_000);
+  // Every node is up, not only the primary: on a loaded machine a process can take seconds to
+  // start, and a test that reads each node's /status must not meet one still loading.
+  await Promise.all(fleet.nodes.map((n) => n.waitForStatus((s) => s.role !== 'starting', 60_000)));
   const client = await createClient({
     servers: nats.url,
     cluster: options.cluster,
