@@ -382,11 +382,19 @@ export class Checkpointer {
       );
       if (digest === undefined) throw new Error('the checkpoint frames were not all written');
       const claim = { appliedSeq: state.appliedSeq, stateDigest: digest };
+      const stagedName = `staged checkpoint at seq ${state.appliedSeq}`;
       try {
-        await readBack(staged.read(), claim);
+        // The read-back stalls as a cold start's read can (an object store read that never
+        // ends): given up after the same deadline, so a write never holds its caller for ever.
+        await readBack(
+          withStallDeadline(staged.read(), stagedName, clock, CHECKPOINT_READ_STALL_MS),
+          claim,
+        );
       } catch (err) {
-        stats.corrupt++;
-        stats.lastCorrupt = `staged checkpoint at seq ${state.appliedSeq}: ${String(err)}`;
+        if (!(err instanceof CheckpointReadStalledError)) {
+          stats.corrupt++;
+          stats.lastCorrupt = `${stagedName}: ${String(err)}`;
+        }
         await staged.discard().catch(() => undefined);
         throw err;
       }

@@ -210,6 +210,37 @@ describe('durable restarts (memory adapters, simulated clock)', () => {
     ).toBe(true);
   });
 
+  // Seen with real servers (bench coldstart, 1M objects, 2026-12-06): `understudy checkpoint
+  // create` failed after 300 s (the HTTP client's headers timeout) while the standby's write
+  // waited on the read-back of its staged checkpoint, which never ended.
+  it('a checkpoint write whose read-back stalls fails within the stall deadline, lists nothing, and the next write succeeds', async () => {
+    const w = new World();
+    w.start({ checkpointIntervalEntries: 15, checkpointKeep: 3 });
+    await w.until('a primary', () => w.primaries().length === 1);
+    const api = await w.client();
+    await w.settle(api.mountSegment('seg-a', 'sn-a', 1 << 24));
+    w.checkpoints.stallStaged(1);
+    await writeSome(w, api, 0, 20);
+    await w.until(
+      'a failed checkpoint write',
+      () => w.nodes.some((n) => n.runtime.checkpointStats.failed >= 1),
+      CHECKPOINT_READ_STALL_MS + 10_000,
+    );
+    expect(await w.checkpoints.list()).toEqual([]);
+    expect(w.checkpoints.stagedCount).toBe(0);
+    const failed = w.lines.find((l) => l.fields['event'] === 'checkpointFailed');
+    expect(failed?.fields['err']).toContain('delivered nothing for');
+    for (const { runtime } of w.nodes) expect(runtime.checkpointStats.corrupt).toBe(0);
+    // Nothing was lost: the next write (the read-back no longer stalls) is listed.
+    w.checkpoints.stallStaged(undefined);
+    await writeSome(w, api, 20, 40);
+    await w.until('a checkpoint', () =>
+      w.nodes.some((n) => n.runtime.checkpointStats.written >= 1),
+    );
+    expect((await w.checkpoints.list()).length).toBeGreaterThan(0);
+    for (let i = 0; i < 40; i++) expect((await w.settle(api.get(`key-${i}`))).key).toBe(`key-${i}`);
+  });
+
   it('with no checkpoint and a trimmed stream every node fails closed and says why', async () => {
     const w = new World();
     w.start({ checkpointIntervalEntries: 1_000_000, checkpointIntervalMs: 3_600_000 });

@@ -22,6 +22,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
   readonly #staged = new Map<string, Stored & { readonly stagedAt: number }>();
   /** Names whose reads stall after this many pieces (test only). */
   readonly #stalled = new Map<string, number>();
+  /** Read-backs of checkpoints written from now on stall after this many pieces (test only). */
+  #stallStagedAfter: number | undefined;
   #next = 0;
 
   constructor(private readonly clock: Clock) {}
@@ -39,8 +41,12 @@ export class MemoryCheckpointStore implements CheckpointStore {
       if (staged === undefined) throw new CheckpointMissingError(staging);
       return staged;
     };
+    const stallAfter = this.#stallStagedAfter;
     return Promise.resolve({
-      read: () => iterate(stored().pieces),
+      read: () =>
+        stallAfter === undefined
+          ? iterate(stored().pieces)
+          : stalling(stored().pieces.slice(0, stallAfter)),
       publish: (description: CheckpointDescription) => {
         const staged = stored();
         this.#staged.delete(staging);
@@ -76,6 +82,14 @@ export class MemoryCheckpointStore implements CheckpointStore {
   stall(name: string, pieces: number): void {
     if (!this.#listed.has(name)) throw new CheckpointMissingError(name);
     this.#stalled.set(name, pieces);
+  }
+
+  /**
+   * TEST ONLY: the read-back of every checkpoint written from now on (its staged copy) delivers
+   * its first `pieces` pieces and then nothing, never ending; `undefined` ends it.
+   */
+  stallStaged(pieces: number | undefined): void {
+    this.#stallStagedAfter = pieces;
   }
 
   rebase(name: string, lastStreamSeq: number): Promise<CheckpointInfo> {
