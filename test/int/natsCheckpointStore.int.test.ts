@@ -87,6 +87,30 @@ describe('NatsCheckpointStore', () => {
     expect(read.sessionCount).toBe(3);
   });
 
+  // The object store's own get() reads through an ordered consumer, which on nats-server 2.9
+  // once stopped delivering for good at 1M objects (a cold start and a writer's read-back that
+  // never ended). Reads go chunk by chunk with direct gets: every byte in order, no consumer.
+  it('reads a checkpoint of many chunks back byte for byte, without a consumer on the bucket', async () => {
+    const { nc, cluster, store } = await setup();
+    const frames = Array.from({ length: 40 }, (_, i) =>
+      Uint8Array.from({ length: 50_000 + i }, (_, j) => (i * 31 + j) % 251),
+    );
+    const expected = Buffer.concat(frames);
+    const jsm = await jetstreamManager(nc);
+    const stream = `OBJ_${checkpointBucketName(cluster)}`;
+    const expectReadBack = async (pieces: AsyncIterable<Uint8Array>): Promise<void> => {
+      const read = await collect(pieces);
+      expect(read.length).toBeGreaterThan(10); // 2 MB in 128 KiB chunks
+      expect(Buffer.concat(read).equals(expected)).toBe(true);
+      expect(await jsm.consumers.list(stream).next()).toEqual([]);
+    };
+    const staged = await store.write(frames);
+    await expectReadBack(staged.read());
+    const published = await staged.publish(description);
+    expect(published.bytes).toBe(expected.length);
+    await expectReadBack(store.read(published.name));
+  });
+
   it('lists newest first, forgets discarded and removed ones', async () => {
     const { store } = await setup();
     const older = await (

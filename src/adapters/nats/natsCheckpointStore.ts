@@ -180,21 +180,27 @@ export class NatsCheckpointStore implements CheckpointStore {
     return this.#read(name);
   }
 
+  /**
+   * The object's data chunks, read one by one with JetStream's direct get ("the next message on
+   * the object's chunk subject after seq N") rather than the object store's own `get()`, whose
+   * ordered consumer can stop delivering for good on nats-server 2.9 (seen at 1M objects: a
+   * cold start's read and a writer's read-back that never ended). Each get is one request with
+   * its own timeout, so a read fails rather than waits; a chunk missing from the stream ends the
+   * read early (the checkpoint reader then reports it truncated).
+   */
   async *#read(name: string): AsyncIterable<Uint8Array> {
-    const result = await this.os.get(name);
-    if (result === null) throw new CheckpointMissingError(name);
-    const reader = result.data.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (value.length > 0) yield value;
-      }
-    } finally {
-      reader.releaseLock();
+    const object = await this.os.info(name);
+    if (object === null || object.deleted) throw new CheckpointMissingError(name);
+    const jsm = await jetstreamManager(this.nc);
+    const stream = `OBJ_${this.bucket}`;
+    const subject = `$O.${this.bucket}.C.${object.nuid}`;
+    let seq = 0;
+    for (let chunk = 0; chunk < object.chunks; chunk++) {
+      const message = await jsm.direct.getMessage(stream, { seq: seq + 1, next_by_subj: subject });
+      if (message === null) return;
+      seq = message.seq;
+      if (message.data.length > 0) yield message.data;
     }
-    const error = await result.error;
-    if (error !== null && error !== undefined) throw error;
   }
 
   async rebase(name: string, lastStreamSeq: number): Promise<CheckpointInfo> {
