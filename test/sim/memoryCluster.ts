@@ -2,11 +2,8 @@
 // scenarios (the fault-schedule simulation has its own world in simWorld.ts).
 import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
-import {
-  createMemoryOpLog,
-  MemoryLogStore,
-  type MemoryOpLogOptions,
-} from '../../src/adapters/memory/memoryOpLog.ts';
+import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
+import { createMemoryOpLog, type MemoryOpLogOptions } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';

@@ -9,11 +9,8 @@
 import { MemoryApiBus, type ReplyFate } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { MemoryCheckpointStore } from '../../src/adapters/memory/memoryCheckpointStore.ts';
 import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
-import {
-  createMemoryOpLog,
-  MemoryLogStore,
-  type StoredMessage,
-} from '../../src/adapters/memory/memoryOpLog.ts';
+import { MemoryLogStore, type StoredMessage } from '../../src/adapters/memory/memoryLogStore.ts';
+import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decodeJson } from '../../src/api/wire.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';

@@ -1,5 +1,6 @@
 import { MemoryCoordinator, createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
-import { MemoryLogStore, createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
+import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
+import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { describeElectorContract } from '../contract/elector.contract.ts';
 import { describeOpLogContract } from '../contract/opLog.contract.ts';

@@ -1,10 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  MemoryLogStore,
-  OpLogUnavailableError,
-  createMemoryOpLog,
-} from '../../src/adapters/memory/memoryOpLog.ts';
+import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
+import { OpLogUnavailableError, createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import {
   AmbiguousAppendError,

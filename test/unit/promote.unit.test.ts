@@ -2,7 +2,8 @@
 // promotion that is cancelled, or cannot finish, leaves behind.
 import { describe, expect, it } from 'vitest';
 import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
-import { createMemoryOpLog, MemoryLogStore } from '../../src/adapters/memory/memoryOpLog.ts';
+import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
+import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import { CommittedStore } from '../../src/node/state/committedStore.ts';
