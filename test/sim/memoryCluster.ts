@@ -1,9 +1,13 @@
 // Three NodeRuntimes over the memory adapters on one simulated clock, for the simple runtime
 // scenarios (the fault-schedule simulation has its own world in simWorld.ts).
 import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
-import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
-import { createMemoryOpLog, type MemoryOpLogOptions } from '../../src/adapters/memory/memoryOpLog.ts';
+import {
+  createMemoryOpLog,
+  type MemoryOpLogOptions,
+} from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';

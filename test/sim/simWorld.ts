@@ -8,7 +8,8 @@
  */
 import { MemoryApiBus, type ReplyFate } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { MemoryCheckpointStore } from '../../src/adapters/memory/memoryCheckpointStore.ts';
-import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { MemoryLogStore, type StoredMessage } from '../../src/adapters/memory/memoryLogStore.ts';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';

@@ -1,7 +1,8 @@
 // ElectionChecks: the EPOCH fences of a batch are checked against the coordinator once each,
 // waiting (not guessing) while it cannot be reached.
 import { describe, expect, it } from 'vitest';
-import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { Elector } from '../../src/ports/elector.ts';

@@ -16,7 +16,8 @@ import {
   type MasterNodeEvent,
   type MasterNodeInput,
 } from '../../machines/masterNode.machine.ts';
-import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import type { CampaignResult, LeaderView } from '../../src/ports/elector.ts';
 

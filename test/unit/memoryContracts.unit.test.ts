@@ -1,4 +1,5 @@
-import { MemoryCoordinator, createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
+import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
 import {
   CoordinatorReplyLostError,
   CoordinatorUnavailableError,
-  MemoryCoordinator,
-  createMemoryElector,
-} from '../../src/adapters/memory/memoryElector.ts';
+} from '../../src/adapters/memory/memoryCoordinatorFaults.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { ElectorStateError, type LeaderView } from '../../src/ports/elector.ts';
 

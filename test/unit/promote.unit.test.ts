@@ -1,7 +1,8 @@
 // The campaign and promotion actors against the memory adapters on a simulated clock: what a
 // promotion that is cancelled, or cannot finish, leaves behind.
 import { describe, expect, it } from 'vitest';
-import { createMemoryElector, MemoryCoordinator } from '../../src/adapters/memory/memoryElector.ts';
+import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
+import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
