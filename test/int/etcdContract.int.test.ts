@@ -2,7 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
-import { createEtcdOpLog, type EtcdOpLogPipelining } from '../../src/adapters/etcd/etcdOpLog.ts';
+import { createEtcdOpLog } from '../../src/adapters/etcd/etcdOpLog.ts';
+import type { EtcdOpLogPipelining } from '../../src/adapters/etcd/etcdOpLogWriter.ts';
 import { systemClock } from '../../src/adapters/systemClock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { OpLog } from '../../src/ports/opLog.ts';

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createEtcdOpLog,
-  messageKey,
-  type EtcdOpLogPipelining,
-} from '../../src/adapters/etcd/etcdOpLog.ts';
+import { createEtcdOpLog } from '../../src/adapters/etcd/etcdOpLog.ts';
+import type { EtcdOpLogPipelining } from '../../src/adapters/etcd/etcdOpLogWriter.ts';
+import { messageKey } from '../../src/adapters/etcd/etcdStream.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import {
   AmbiguousAppendError,
