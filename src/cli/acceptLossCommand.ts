@@ -2,7 +2,7 @@
 // its tail and makes the cluster go on from the newest checkpoint (see node/streamTail.ts).
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
-import { readMasterView } from '../adapters/etcd/etcdElector.ts';
+import { readMasterView } from '../adapters/etcd/etcdMembers.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { createNatsOpLog } from '../adapters/nats/natsOpLog.ts';
 import { systemClock } from '../adapters/systemClock.ts';

@@ -1,7 +1,7 @@
 // `understudy checkpoint list|verify|create|accept-loss`: the checkpoints in a cluster's object store bucket.
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
-import { readMasterView } from '../adapters/etcd/etcdElector.ts';
+import { readMasterView } from '../adapters/etcd/etcdMembers.ts';
 import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import { digestHex, stateDigest } from '../domain/log/checksum.ts';

@@ -3,7 +3,7 @@
 // primary, and the failover's timeline with the RTO and the number of acknowledged writes lost.
 import { Etcd3 } from 'etcd3';
 import type { Command } from 'commander';
-import { leaderKey } from '../adapters/etcd/etcdElector.ts';
+import { leaderKey } from '../adapters/etcd/etcdElection.ts';
 import { createClient } from '../client/nats.ts';
 import { startEtcd } from '../tools/localCluster/etcd.ts';
 import { startNats } from '../tools/localCluster/nats.ts';

@@ -57,7 +57,7 @@ export interface SwitchoverReport {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function readLeader(client: Etcd3, cluster: string): Promise<LeaderView | null> {
-  const { readMasterView } = await import('../adapters/etcd/etcdElector.ts');
+  const { readMasterView } = await import('../adapters/etcd/etcdMembers.ts');
   return (await readMasterView(client, cluster)).leader;
 }
 

@@ -113,7 +113,7 @@ export async function readClusterStatus(
   cluster: string,
   httpTimeoutMs = 1000,
 ): Promise<ClusterStatus> {
-  const { readMasterView } = await import('../adapters/etcd/etcdElector.ts');
+  const { readMasterView } = await import('../adapters/etcd/etcdMembers.ts');
   const view = await readMasterView(client, cluster);
   const members: MemberRecord[] = [...view.members];
   const { leader } = view;

@@ -4,12 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { systemClock } from '../../src/adapters/systemClock.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createEtcdElector,
-  electionsPrefix,
-  leaderKey,
-  readMasterView,
-} from '../../src/adapters/etcd/etcdElector.ts';
+import { electionsPrefix, leaderKey } from '../../src/adapters/etcd/etcdElection.ts';
+import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
+import { readMasterView } from '../../src/adapters/etcd/etcdMembers.ts';
 import type { Elector, LeaderView } from '../../src/ports/elector.ts';
 import { startEtcd, startTcpProxy } from '../harness/index.ts';
 

@@ -132,3 +132,18 @@ async function readElectionWithoutRecord(
     throw err;
   }
 }
+
+/** The leader key as stored now, or null when there is none. */
+export async function readLeader(
+  client: Etcd3,
+  cluster: string,
+  timeoutMs: number,
+): Promise<LeaderView | null> {
+  const response = await withTimeout(
+    client.get(leaderKey(cluster)).exec(),
+    timeoutMs,
+    'get leader',
+  );
+  const kv = response.kvs[0];
+  return kv === undefined ? null : parseLeader(kv);
+}

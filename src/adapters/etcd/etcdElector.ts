@@ -1,28 +1,30 @@
 import { randomUUID } from 'node:crypto';
-import type { Etcd3, Watcher } from 'etcd3';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { LeaseDeadline } from '../leaseDeadline.ts';
 import {
   ElectorStateError,
-  MemberIdTakenError,
   type CampaignResult,
   type Elector,
   type LeaderInfo,
-  type LeaderView,
   type MemberRecord,
   type ResignOptions,
 } from '../../ports/elector.ts';
 import {
   DEFAULT_CALL_TIMEOUT_MS,
   EtcdUnavailableError,
-  clusterPrefix,
   openEtcd,
   withTimeout,
   type EtcdConnectionOptions,
 } from './etcdClient.ts';
-import { electionsPrefix, leaderKey, parseLeader, readElection } from './etcdElection.ts';
-
-export { electionsPrefix, leaderKey, readElection };
+import {
+  electionsPrefix,
+  leaderKey,
+  parseLeader,
+  readElection,
+  readLeader,
+} from './etcdElection.ts';
+import { watchLeader } from './etcdLeaderWatch.ts';
+import { publishMemberRecord, readMembers } from './etcdMembers.ts';
 
 export interface EtcdElectorOptions {
   readonly client: EtcdConnectionOptions;
@@ -38,88 +40,6 @@ export interface EtcdElectorOptions {
   /** Bound on each etcd call; default min(3000, ttl). */
   readonly callTimeoutMs?: number;
   readonly clock: Clock;
-}
-
-/** `/understudy/<cluster>/members/`: the member registry prefix. */
-export function membersPrefix(cluster: string): string {
-  return `${clusterPrefix(cluster)}members/`;
-}
-
-function parseMember(value: Buffer): MemberRecord | null {
-  try {
-    const parsed = JSON.parse(value.toString('utf8')) as Partial<MemberRecord>;
-    if (typeof parsed.nodeId !== 'string') return null;
-    return {
-      nodeId: parsed.nodeId,
-      role: String(parsed.role ?? ''),
-      epoch: Number(parsed.epoch ?? 0),
-      appliedSeq: Number(parsed.appliedSeq ?? 0),
-      address: String(parsed.address ?? ''),
-      updatedAt: Number(parsed.updatedAt ?? 0),
-    };
-  } catch {
-    return null;
-  }
-}
-
-/** A member value that does not parse: the holder is unknown but real. */
-function holderless(value: Buffer): MemberRecord {
-  return {
-    nodeId: '',
-    role: '',
-    epoch: 0,
-    appliedSeq: 0,
-    address: `(unreadable record: ${value.toString('utf8').slice(0, 80)})`,
-    updatedAt: 0,
-  };
-}
-
-async function readLeader(
-  client: Etcd3,
-  cluster: string,
-  timeoutMs: number,
-): Promise<LeaderView | null> {
-  const response = await withTimeout(
-    client.get(leaderKey(cluster)).exec(),
-    timeoutMs,
-    'get leader',
-  );
-  const kv = response.kvs[0];
-  return kv === undefined ? null : parseLeader(kv);
-}
-
-async function readMembers(
-  client: Etcd3,
-  cluster: string,
-  timeoutMs: number,
-): Promise<MemberRecord[]> {
-  const response = await withTimeout(
-    client.getAll().prefix(membersPrefix(cluster)).exec(),
-    timeoutMs,
-    'list members',
-  );
-  const members: MemberRecord[] = [];
-  for (const kv of response.kvs) {
-    const member = parseMember(kv.value);
-    if (member !== null) members.push(member);
-  }
-  return members;
-}
-
-/**
- * The master view for status and client discovery: the leader and every registered member,
- * read now without a lease. Rejects with {@link EtcdUnavailableError} when etcd does not answer.
- */
-export async function readMasterView(
-  client: Etcd3,
-  cluster: string,
-  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
-): Promise<{ leader: LeaderView | null; members: MemberRecord[] }> {
-  const [leader, members] = await Promise.all([
-    readLeader(client, cluster, timeoutMs),
-    readMembers(client, cluster, timeoutMs),
-  ]);
-  return { leader, members };
 }
 
 /**
@@ -243,24 +163,6 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     scheduleKeepAlive(keepAliveIntervalMs);
   }
 
-  /**
-   * How long etcd still keeps lease `leaseId` (ms, whole seconds: etcd answers "expires in under
-   * TTL + 1 s"; at most 0 once it expired and waits to be revoked, -1000 when it is gone), or
-   * undefined when etcd does not answer.
-   */
-  async function leaseRemainingMs(leaseId: string): Promise<number | undefined> {
-    try {
-      const response = await withTimeout(
-        client.leaseClient.leaseTimeToLive({ ID: leaseId }),
-        callTimeoutMs,
-        'lease time to live',
-      );
-      return Number(response.TTL) * 1000;
-    } catch {
-      return undefined;
-    }
-  }
-
   function requireLease(operation: string): string {
     if (closed) throw new ElectorStateError('closed', `${operation}: elector is closed`);
     if (leaseId === null)
@@ -326,61 +228,10 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
     },
 
     observe(onChange) {
-      let active = true;
-      let last: string | undefined;
-      let watcher: Watcher | null = null;
-      let generation = 0;
-      const emit = (leader: LeaderView | null): void => {
-        const fingerprint = JSON.stringify(leader);
-        if (!active || fingerprint === last) return;
-        last = fingerprint;
-        onChange(leader);
-      };
-      /** Reads the key now; later reads win over earlier ones that answer late. */
-      const refresh = (): void => {
-        const mine = ++generation;
-        readLeader(client, cluster, callTimeoutMs).then(
-          (leader) => {
-            if (mine === generation) emit(leader);
-          },
-          () => {
-            // The watch reconnects and triggers another read.
-          },
-        );
-      };
-      client
-        .watch()
-        .key(key)
-        .create()
-        .then(
-          (created) => {
-            if (!active) {
-              void created.cancel().catch(() => undefined);
-              return;
-            }
-            watcher = created;
-            created.on('connected', refresh);
-            created.on('put', (kv) => {
-              generation++;
-              emit(parseLeader(kv));
-            });
-            created.on('delete', () => {
-              generation++;
-              emit(null);
-            });
-            created.on('error', () => undefined);
-            refresh();
-          },
-          () => {
-            // create() only fails when the client is closed.
-          },
-        );
-      refresh();
+      const stop = watchLeader(client, cluster, callTimeoutMs, onChange);
       const unsubscribe = (): void => {
-        if (!active) return;
-        active = false;
         watchers.delete(unsubscribe);
-        void watcher?.cancel().catch(() => undefined);
+        stop();
       };
       watchers.add(unsubscribe);
       return unsubscribe;
@@ -437,47 +288,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
 
     async publishMember(record: MemberRecord) {
       const id = requireLease('publishMember');
-      const memberKey = `${membersPrefix(cluster)}${record.nodeId}`;
-      const value = JSON.stringify(record);
-      // Create the key if absent; else update it only if one of this elector's leases holds it
-      // (compare-and-set on its mod revision, so a holder that changed meanwhile is seen).
-      for (let attempt = 0; ; attempt++) {
-        const created = await withTimeout(
-          client
-            .if(memberKey, 'Create', '==', 0)
-            .then(client.put(memberKey).value(value).lease(id))
-            .else(client.get(memberKey))
-            .commit(),
-          callTimeoutMs,
-          'publishMember',
-        );
-        if (created.succeeded) return;
-        const kv = created.responses[0]?.response_range.kvs[0];
-        if (kv !== undefined && kv.lease !== id && !granted.has(kv.lease)) {
-          throw new MemberIdTakenError(
-            record.nodeId,
-            parseMember(kv.value) ?? holderless(kv.value),
-            await leaseRemainingMs(kv.lease),
-          );
-        }
-        if (kv !== undefined) {
-          const updated = await withTimeout(
-            client
-              .if(memberKey, 'Mod', '==', kv.mod_revision)
-              .then(client.put(memberKey).value(value).lease(id))
-              .commit(),
-            callTimeoutMs,
-            'publishMember',
-          );
-          if (updated.succeeded) return;
-        }
-        if (attempt >= 3) {
-          throw new EtcdUnavailableError(
-            'publishMember (the member key keeps changing)',
-            undefined,
-          );
-        }
-      }
+      await publishMemberRecord(client, cluster, callTimeoutMs, { id, granted }, record);
     },
 
     members() {
