@@ -9,11 +9,8 @@
  * new primary announces itself, calls waiting out a backoff retry at once. Everything else is
  * thrown at once as an {@link ApiError} with its code.
  */
-import { randomBytes } from 'node:crypto';
-import type { z } from 'zod';
 import {
   objectExistsDetailsSchema,
-  responseSchemas,
   type Ack,
   type ApiOp,
   type ApiRequest,
@@ -24,20 +21,13 @@ import {
 } from '../api/schema.ts';
 import { assertClusterName } from '../api/subjects.ts';
 import { WRITE_OPS, type WriteOp } from '../api/writeBatch.ts';
-import {
-  ApiError,
-  decodeJson,
-  encodeJson,
-  MAX_REQUEST_BYTES,
-  RETRYABLE_CODES,
-  wireReplySchema,
-  type ApiErrorCode,
-} from '../api/wire.ts';
-import { transportFailure } from '../api/wireCodes.ts';
+import { ApiError, encodeJson } from '../api/wire.ts';
 import type { ObjectRecord } from '../domain/model/types.ts';
 import { type ApiClientTransport } from '../ports/apiTransport.ts';
 import type { Clock } from '../ports/clock.ts';
+import { ClientSession } from './clientSession.ts';
 import { WriteCoalescer, type CoalesceOptions, type WriteFields } from './coalescer.ts';
+import { RetryingCaller, type BackoffOptions, type FailoverEvent } from './retryingCaller.ts';
 
 const WRITE_OP_SET: ReadonlySet<string> = new Set(WRITE_OPS);
 
@@ -48,25 +38,6 @@ function isWriteOp(op: ApiOp): op is WriteOp {
 export type { Ack, ObjectExistsDetails, Placement, PutStartItem } from '../api/schema.ts';
 export type { CoalesceOptions } from './coalescer.ts';
 export { ApiError, type ApiErrorCode } from '../api/wire.ts';
-
-/** Backoff between retries: full jitter over `min(maxMs, initialMs * 2^(attempt-1))`. */
-export interface BackoffOptions {
-  /** Ceiling of the first wait (default 50 ms). */
-  readonly initialMs?: number;
-  /** Largest ceiling (default 1000 ms). */
-  readonly maxMs?: number;
-}
-
-/** A call that succeeded (or got a definitive answer) after retryable failures. */
-export interface FailoverEvent {
-  readonly op: ApiOp;
-  /** The attempt that got the answer (2 or more). */
-  readonly attempt: number;
-  /** The code of the last retryable failure. */
-  readonly code: ApiErrorCode;
-  /** Milliseconds from the call's first attempt to the answer. */
-  readonly waitedMs: number;
-}
 
 export interface ClientOptions {
   /** NATS server URL(s); used unless `transport` is given. */
@@ -184,35 +155,11 @@ export function objectExistsDetails(error: unknown): ObjectExistsDetails | undef
   return parsed.success ? parsed.data : undefined;
 }
 
-/**
- * The client-side ApiError for a transport failure: the code and retryability its class states
- * (see `wireCodes.ts`); an unknown failure is `UNAVAILABLE`.
- */
-function transportError(err: unknown): ApiError {
-  return new ApiError(
-    { message: (err as Error).message, ...transportFailure(err) },
-    { cause: err },
-  );
-}
-
 class Client implements UnderstudyClient {
-  readonly #listeners = new Set<(event: FailoverEvent) => void>();
   readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #requestTimeoutMs: number;
-  readonly #deadlineMs: number;
-  readonly #initialMs: number;
-  readonly #maxMs: number;
-  readonly #sleeps = new Set<() => void>();
-  readonly #stopHearing: (() => void) | undefined;
-  #closed = false;
+  readonly #caller: RetryingCaller;
+  readonly #session: ClientSession;
   readonly sessionId: string;
-  /** The next request number of the session. */
-  #nextRequestNo = 1;
-  /** Request numbers of write calls not answered yet. */
-  readonly #pending = new Set<number>();
-  /** No number below this is pending (the lowest pending one, or #nextRequestNo). */
-  #oldestPending = 1;
   readonly #coalescer: WriteCoalescer | undefined;
 
   constructor(
@@ -220,26 +167,19 @@ class Client implements UnderstudyClient {
     private readonly ownsTransport: boolean,
     options: ClientOptions,
   ) {
-    if (options.clock === undefined) throw new TypeError('Client: a clock is required');
-    this.#clock = options.clock;
-    this.#random = options.random ?? Math.random;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 2000;
-    this.#deadlineMs = options.deadlineMs ?? 15_000;
-    this.#initialMs = options.backoff?.initialMs ?? 50;
-    this.#maxMs = options.backoff?.maxMs ?? 1000;
-    if (options.onFailover !== undefined) this.#listeners.add(options.onFailover);
-    this.sessionId = options.sessionId ?? randomBytes(16).toString('hex');
-    if (!/^[0-9a-f]{32}$/.test(this.sessionId))
-      throw new TypeError('createClient: sessionId must be 32 lowercase hex digits');
-    // A new primary announces itself: whoever is waiting out a backoff retries now.
-    this.#stopHearing = transport.onListening?.(() => this.#wakeSleepers());
+    const { clock } = options;
+    if (clock === undefined) throw new TypeError('Client: a clock is required');
+    this.#clock = clock;
+    this.#session = new ClientSession(options.sessionId);
+    this.sessionId = this.#session.id;
+    this.#caller = new RetryingCaller(transport, { ...options, clock });
     this.#coalescer =
       options.coalesce === false
         ? undefined
         : new WriteCoalescer(
             {
-              call: (op, encode, deadline) => this.#call(op, encode, deadline),
-              session: () => ({ id: this.sessionId, oldestPending: this.#lowestPending() }),
+              call: (op, encode, deadline) => this.#caller.call(op, encode, deadline),
+              session: () => ({ id: this.sessionId, oldestPending: this.#session.lowestPending() }),
               now: () => this.#clock.monotonicNow(),
             },
             options.coalesce,
@@ -284,16 +224,13 @@ class Client implements UnderstudyClient {
   }
 
   on(_event: 'failover', listener: (event: FailoverEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#caller.onFailover(listener);
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#coalescer?.close((op) => this.#closedError(op));
-    this.#stopHearing?.();
-    this.#wakeSleepers();
+    if (this.#caller.closed) return;
+    this.#coalescer?.close((op) => this.#caller.closedError(op));
+    this.#caller.close();
     if (this.ownsTransport) await this.transport.close();
   }
 
@@ -301,62 +238,8 @@ class Client implements UnderstudyClient {
     return this.close();
   }
 
-  #closedError(op: ApiOp): ApiError {
-    return new ApiError({
-      code: 'CLOSED',
-      message: `${op}: the client is closed`,
-    });
-  }
-
-  /** Ends every backoff wait now. */
-  #wakeSleepers(): void {
-    for (const wake of [...this.#sleeps]) wake();
-  }
-
-  /** Waits `ms` on the clock; returns early when the client is closed or a primary announces. */
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        this.#sleeps.delete(wake);
-        timer.clear();
-        resolve();
-      };
-      const timer = this.#clock.setTimeout(wake, ms);
-      this.#sleeps.add(wake);
-    });
-  }
-
-  /** One attempt: the decoded result, or the ApiError (server's or transport's). */
-  async #attempt<Op extends ApiOp>(
-    op: Op,
-    body: Uint8Array,
-    timeoutMs: number,
-  ): Promise<{ ok: true; result: ApiResponse<Op> } | { ok: false; error: ApiError }> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.transport.request(op, body, timeoutMs);
-    } catch (err) {
-      return { ok: false, error: transportError(err) };
-    }
-    let reply: z.infer<typeof wireReplySchema>;
-    let result: ApiResponse<Op>;
-    try {
-      reply = wireReplySchema.parse(decodeJson(bytes));
-      if (!reply.ok) {
-        if (reply.error.code === 'NOT_PRIMARY') this.transport.notPrimary?.();
-        return { ok: false, error: new ApiError(reply.error) };
-      }
-      result = (responseSchemas[op] as unknown as z.ZodType<ApiResponse<Op>>).parse(reply.result);
-    } catch (err) {
-      return {
-        ok: false,
-        error: new ApiError(
-          { code: 'INTERNAL', message: `${op}: malformed reply from the server` },
-          { cause: err },
-        ),
-      };
-    }
-    return { ok: true, result };
+  #call<Op extends ApiOp>(op: Op, request: ApiRequest<Op>): Promise<ApiResponse<Op>> {
+    return this.#caller.call(op, request);
   }
 
   /**
@@ -368,102 +251,22 @@ class Client implements UnderstudyClient {
     request: Omit<ApiRequest<Op>, 'session'>,
     count = 1,
   ): Promise<ApiResponse<Op>> {
-    if (this.#closed) throw this.#closedError(op);
-    const requestNo = this.#nextRequestNo;
-    this.#nextRequestNo += Math.max(1, count);
-    for (let n = requestNo; n < this.#nextRequestNo; n++) this.#pending.add(n);
+    if (this.#caller.closed) throw this.#caller.closedError(op);
+    const requestNo = this.#session.take(count);
     try {
       if (count === 1 && this.#coalescer !== undefined && isWriteOp(op)) {
-        const deadline = this.#clock.monotonicNow() + this.#deadlineMs;
+        const deadline = this.#clock.monotonicNow() + this.#caller.deadlineMs;
         const fields = request as WriteFields;
         return await this.#coalescer.submit(op, fields, requestNo, deadline);
       }
-      return await this.#call(op, () =>
+      return await this.#caller.call(op, () =>
         encodeJson({
           ...request,
-          session: { id: this.sessionId, requestNo, oldestPending: this.#lowestPending() },
+          session: { id: this.sessionId, requestNo, oldestPending: this.#session.lowestPending() },
         }),
       );
     } finally {
-      for (let n = requestNo; n < requestNo + Math.max(1, count); n++) this.#pending.delete(n);
-    }
-  }
-
-  /** The lowest request number still waiting for an answer. */
-  #lowestPending(): number {
-    while (this.#oldestPending < this.#nextRequestNo && !this.#pending.has(this.#oldestPending))
-      this.#oldestPending++;
-    return this.#oldestPending;
-  }
-
-  /**
-   * One call: attempts with retries of the retryable failures until `deadlineMs` (or the given
-   * absolute `deadline`). `encode` makes each attempt's body (a write's tells the current lowest
-   * pending request number).
-   */
-  async #call<Op extends ApiOp>(
-    op: Op,
-    encode: ApiRequest<Op> | (() => Uint8Array),
-    deadlineAt?: number,
-  ): Promise<ApiResponse<Op>> {
-    if (this.#closed) throw this.#closedError(op);
-    const bodyOf = typeof encode === 'function' ? encode : (): Uint8Array => encodeJson(encode);
-    let body = bodyOf();
-    if (body.byteLength > MAX_REQUEST_BYTES) {
-      throw new ApiError({
-        code: 'REQUEST_TOO_LARGE',
-        message: `${op} request of ${body.byteLength} bytes exceeds ${MAX_REQUEST_BYTES} bytes`,
-        limit: MAX_REQUEST_BYTES,
-      });
-    }
-    const start = this.#clock.monotonicNow();
-    const deadline = deadlineAt ?? start + this.#deadlineMs;
-    let lastRetryable: ApiError | undefined;
-    for (let attempt = 1; ; attempt++) {
-      if (attempt > 1) body = bodyOf();
-      const remaining = deadline - this.#clock.monotonicNow();
-      const outcome = await this.#attempt(
-        op,
-        body,
-        Math.max(1, Math.min(this.#requestTimeoutMs, remaining)),
-      );
-      if (this.#closed) throw this.#closedError(op);
-      const answered = outcome.ok || !RETRYABLE_CODES.has(outcome.error.code);
-      if (answered && lastRetryable !== undefined) {
-        this.#emit({
-          op,
-          attempt,
-          code: lastRetryable.code,
-          waitedMs: this.#clock.monotonicNow() - start,
-        });
-      }
-      if (outcome.ok) return outcome.result;
-      if (answered) throw outcome.error;
-      lastRetryable = outcome.error;
-      const ceiling = Math.min(this.#maxMs, this.#initialMs * 2 ** Math.min(attempt - 1, 30));
-      const wait = Math.floor(this.#random() * ceiling);
-      const now = this.#clock.monotonicNow();
-      if (now + wait >= deadline) {
-        throw new ApiError(
-          {
-            ...outcome.error.toWire(),
-            message: `${op} gave up after ${attempt} attempt(s) in ${now - start} ms: ${outcome.error.message}`,
-          },
-          { cause: outcome.error },
-        );
-      }
-      await this.#sleep(wait);
-      if (this.#closed) throw this.#closedError(op);
-    }
-  }
-
-  #emit(event: FailoverEvent): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(event);
-      } catch {
-        // a listener's failure is not the call's
-      }
+      this.#session.release(requestNo, count);
     }
   }
 }

@@ -3,14 +3,13 @@ export {
   ApiError,
   type ApiErrorCode,
   type Ack,
-  type BackoffOptions,
   type BatchResult,
   type ClientOptions,
-  type FailoverEvent,
   type ObjectExistsDetails,
   type Placement,
   type PutStartItem,
   type UnderstudyClient,
 } from './client.ts';
+export type { BackoffOptions, FailoverEvent } from './retryingCaller.ts';
 export { createClient } from './nats.ts';
 export type { ObjectRecord, Replica } from '../domain/model/types.ts';
