@@ -5,14 +5,9 @@ import {
   type NodeRole,
 } from '../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../ports/clock.ts';
-import {
-  checkpointSchedule,
-  Checkpointer,
-  emptyCheckpointStats,
-  FailClosedError,
-  restoreWithoutPrimary,
-  type CheckpointStats,
-} from './checkpoints.ts';
+import { checkpointSchedule, Checkpointer } from './checkpoints/checkpointer.ts';
+import { emptyCheckpointStats, type CheckpointStats } from './checkpoints/checkpointStats.ts';
+import { FailClosedError, restoreWithoutPrimary } from './checkpoints/restoreWithoutPrimary.ts';
 import { CommittedStore } from './state/committedStore.ts';
 import { followLog } from './actors/followLog.ts';
 import { listenAdmin } from './actors/listenAdmin.ts';

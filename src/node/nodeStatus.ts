@@ -6,7 +6,7 @@ import type {
 } from '../../machines/masterNode.machine.ts';
 import { roleOfStateValue } from '../../machines/nodeRole.ts';
 import type { LeaderView } from '../ports/elector.ts';
-import type { CheckpointStats } from './checkpoints.ts';
+import type { CheckpointStats } from './checkpoints/checkpointStats.ts';
 import type { VerificationStats } from '../admin/verification.ts';
 
 /** One node's view of itself, for `status`, `/status` and tests. */

@@ -6,7 +6,8 @@
  * `OBJECT_NOT_FOUND` for keys that were acknowledged; {@link acceptTailLoss} is the operator's
  * way on from the newest checkpoint.
  */
-import { FailClosedError, loadCheckpoint } from './checkpoints.ts';
+import { loadCheckpoint } from './checkpoints/loadCheckpoint.ts';
+import { FailClosedError } from './checkpoints/restoreWithoutPrimary.ts';
 import type { CheckpointInfo, CheckpointStore } from '../ports/checkpointStore.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { LogBounds, OpLog } from '../ports/opLog.ts';

@@ -110,7 +110,7 @@ export interface NodeMetricsSnapshot {
   readonly now?: number;
 }
 
-/** What `/metrics` shows of checkpoints (see node/checkpoints.ts). */
+/** What `/metrics` shows of checkpoints (see node/checkpoints/checkpointStats.ts). */
 export interface CheckpointCounters {
   readonly written: number;
   readonly failed: number;

@@ -15,7 +15,7 @@ import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import type { Elector } from '../../src/ports/elector.ts';
-import { CHECKPOINT_READ_STALL_MS } from '../../src/node/checkpoints.ts';
+import { CHECKPOINT_READ_STALL_MS } from '../../src/node/checkpoints/loadCheckpoint.ts';
 import { acceptTailLoss } from '../../src/node/streamTail.ts';
 import { NodeRuntime, type NodeRuntimeConfig } from '../../src/node/nodeRuntime.ts';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MemberRecord } from '../../src/ports/elector.ts';
-import { chooseCheckpointWriter, streamContinues } from '../../src/node/checkpoints.ts';
+import { chooseCheckpointWriter } from '../../src/node/checkpoints/checkpointer.ts';
+import { streamContinues } from '../../src/node/checkpoints/restoreWithoutPrimary.ts';
 import { loadNodeConfig, retentionProblems } from '../../src/config/config.ts';
 import {
   APPEND_ACK_TIMEOUT_MS,

@@ -14,7 +14,7 @@ import {
   pastStreamEnd,
   StreamTailLostError,
 } from '../../src/node/streamTail.ts';
-import { FailClosedError } from '../../src/node/checkpoints.ts';
+import { FailClosedError } from '../../src/node/checkpoints/restoreWithoutPrimary.ts';
 
 function info(appliedSeq: number, lastStreamSeq: number): CheckpointInfo {
   return {

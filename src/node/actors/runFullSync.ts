@@ -1,6 +1,7 @@
 import { NoRespondersError, TransportTimeoutError } from '../../ports/apiTransport.ts';
 import { AdminClient } from '../../admin/adminApi.ts';
-import { FailClosedError, restoreWithoutPrimary, type CheckpointStats } from '../checkpoints.ts';
+import type { CheckpointStats } from '../checkpoints/checkpointStats.ts';
+import { FailClosedError, restoreWithoutPrimary } from '../checkpoints/restoreWithoutPrimary.ts';
 import type { CommittedStore } from '../state/committedStore.ts';
 import { checkStreamTail, StreamTailLostError } from '../streamTail.ts';
 import { fetchFullSync } from '../../admin/fullSync.ts';

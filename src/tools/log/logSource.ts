@@ -19,7 +19,7 @@ import { CodecError } from '../../domain/log/codec.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import { NatsCheckpointStore } from '../../adapters/nats/natsCheckpointStore.ts';
 import { systemClock } from '../../adapters/systemClock.ts';
-import { loadCheckpoint } from '../../node/checkpoints.ts';
+import { loadCheckpoint } from '../../node/checkpoints/loadCheckpoint.ts';
 import { chooseBase, type BaseRequest, type StreamSpan } from './checkpointBase.ts';
 import { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
 import { fromEntry } from '../../domain/log/eventCodec.ts';
