@@ -28,6 +28,7 @@
 import CRC32 from 'crc-32';
 import { OP_TYPES } from '../log/entry.ts';
 import { SnapshotCodecError, type SnapshotChunk } from './chunks.ts';
+import { FieldReader, FieldWriter, garbled } from './chunkFields.ts';
 import type {
   FreeRange,
   ObjectRecord,
@@ -40,90 +41,10 @@ import type {
 const MAGIC = [0x55, 0x53, 0x42, 0x31]; // "USB1"
 const HEADER_BYTES = 8;
 const OP_CODE = new Map<string, number>(OP_TYPES.map((op, i) => [op, i]));
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** True when `bytes` starts like a binary chunk (it may still be corrupt). */
 export function isBinaryChunk(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && MAGIC.every((b, i) => bytes[i] === b);
-}
-
-class Writer {
-  bytes: Uint8Array;
-  at = HEADER_BYTES;
-
-  constructor(estimate: number) {
-    this.bytes = new Uint8Array(Math.max(64, estimate));
-  }
-
-  #room(n: number): void {
-    const bigger = new Uint8Array(Math.max(this.bytes.length * 2, this.at + n));
-    bigger.set(this.bytes.subarray(0, this.at));
-    this.bytes = bigger;
-  }
-
-  u8(n: number): void {
-    if (this.at >= this.bytes.length) this.#room(1);
-    this.bytes[this.at++] = n;
-  }
-
-  u32(n: number): void {
-    if (this.at + 4 > this.bytes.length) this.#room(4);
-    const b = this.bytes;
-    b[this.at] = n >>> 24;
-    b[this.at + 1] = (n >>> 16) & 0xff;
-    b[this.at + 2] = (n >>> 8) & 0xff;
-    b[this.at + 3] = n & 0xff;
-    this.at += 4;
-  }
-
-  uint(n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0)
-      throw new RangeError(`not a non-negative safe integer: ${n}`);
-    if (this.at + 8 > this.bytes.length) this.#room(8);
-    const b = this.bytes;
-    if (n < 0x80000000) {
-      while (n >= 0x80) {
-        b[this.at++] = (n & 0x7f) | 0x80;
-        n >>>= 7;
-      }
-    } else {
-      while (n >= 0x80) {
-        b[this.at++] = (n % 0x80) | 0x80;
-        n = Math.floor(n / 0x80);
-      }
-    }
-    b[this.at++] = n;
-  }
-
-  str(s: string): void {
-    const length = s.length;
-    // ASCII, the usual case, is written char by char; anything else through the encoder. The
-    // room covers the length prefix too, so uint() below never moves the buffer.
-    if (this.at + length + 10 > this.bytes.length) this.#room(length + 10);
-    if (length < 0x4000) {
-      const b = this.bytes;
-      const start = this.at;
-      let at = start + (length < 0x80 ? 1 : 2);
-      let i = 0;
-      for (; i < length; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) break;
-        b[at++] = c;
-      }
-      if (i === length) {
-        this.uint(length);
-        this.at = at;
-        return;
-      }
-      this.at = start;
-    }
-    const utf8 = encoder.encode(s);
-    this.uint(utf8.length);
-    this.#room(utf8.length);
-    this.bytes.set(utf8, this.at);
-    this.at += utf8.length;
-  }
 }
 
 /** The index of `name` in the names table, added on first use. */
@@ -136,7 +57,11 @@ function nameIndex(names: Map<string, number>, name: string): number {
   return index;
 }
 
-function writeReplicas(w: Writer, names: Map<string, number>, replicas: readonly Replica[]): void {
+function writeReplicas(
+  w: FieldWriter,
+  names: Map<string, number>,
+  replicas: readonly Replica[],
+): void {
   w.uint(replicas.length);
   for (const r of replicas) {
     w.uint(nameIndex(names, r.segmentId));
@@ -152,7 +77,10 @@ function writeReplicas(w: Writer, names: Map<string, number>, replicas: readonly
  * that is not a non-negative safe integer (a state never holds one).
  */
 export function encodeBinaryChunk(chunk: SnapshotChunk): Uint8Array {
-  const w = new Writer(128 + chunk.segments.length * 64 + chunk.objects.length * 64);
+  const w = new FieldWriter(
+    HEADER_BYTES,
+    128 + chunk.segments.length * 64 + chunk.objects.length * 64,
+  );
   w.uint(chunk.index);
   w.uint(chunk.total);
   w.uint(chunk.appliedSeq);
@@ -223,95 +151,7 @@ export function encodeBinaryChunk(chunk: SnapshotChunk): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-function garbled(message: string): never {
-  throw new SnapshotCodecError('garbled', message);
-}
-
-function truncated(): never {
-  throw new SnapshotCodecError('truncated', 'the chunk ends inside a field');
-}
-
-class Reader {
-  at = HEADER_BYTES;
-  constructor(readonly bytes: Uint8Array) {}
-
-  u8(): number {
-    if (this.at >= this.bytes.length) truncated();
-    return this.bytes[this.at++] as number;
-  }
-
-  flag(what: string): boolean {
-    const b = this.u8();
-    if (b > 1) garbled(`${what} is neither 0 nor 1`);
-    return b === 1;
-  }
-
-  u32(): number {
-    if (this.at + 4 > this.bytes.length) truncated();
-    const b = this.bytes;
-    const n =
-      (((b[this.at] as number) << 24) |
-        ((b[this.at + 1] as number) << 16) |
-        ((b[this.at + 2] as number) << 8) |
-        (b[this.at + 3] as number)) >>>
-      0;
-    this.at += 4;
-    return n;
-  }
-
-  uint(): number {
-    const b = this.bytes;
-    let n = 0;
-    let scale = 1;
-    for (let i = 0; i < 8; i++) {
-      if (this.at >= b.length) truncated();
-      const byte = b[this.at++] as number;
-      n += (byte & 0x7f) * scale;
-      if (byte < 0x80) {
-        if (n > Number.MAX_SAFE_INTEGER) garbled('an integer beyond 2^53');
-        return n;
-      }
-      scale *= 0x80;
-    }
-    return garbled('an integer longer than 8 bytes');
-  }
-
-  /** A count of items that take at least `minBytes` each: never more than the bytes left. */
-  count(minBytes: number): number {
-    const n = this.uint();
-    if (n * minBytes > this.bytes.length - this.at) truncated();
-    return n;
-  }
-
-  str(): string {
-    const length = this.uint();
-    const b = this.bytes;
-    const start = this.at;
-    const end = start + length;
-    if (end > b.length) truncated();
-    this.at = end;
-    if (length <= 64) {
-      let s = '';
-      for (let i = start; i < end; i++) {
-        const c = b[i] as number;
-        if (c >= 0x80) return this.#utf8(start, end);
-        s += String.fromCharCode(c);
-      }
-      return s;
-    }
-    return this.#utf8(start, end);
-  }
-
-  #utf8(start: number, end: number): string {
-    try {
-      return decoder.decode(this.bytes.subarray(start, end));
-    } catch (cause) {
-      throw new SnapshotCodecError('garbled', 'a string that is not UTF-8', { cause });
-    }
-  }
-}
-
-function readReplicas(r: Reader, names: readonly string[]): Replica[] {
+function readReplicas(r: FieldReader, names: readonly string[]): Replica[] {
   const n = r.count(5);
   const replicas = new Array<Replica>(n);
   for (let i = 0; i < n; i++) {
@@ -338,7 +178,7 @@ export function decodeBinaryChunk(bytes: Uint8Array): SnapshotChunk {
   const crc = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4);
   if (CRC32.buf(bytes.subarray(HEADER_BYTES), 0) >>> 0 !== crc)
     throw new SnapshotCodecError('checksum', 'chunk CRC does not match');
-  const r = new Reader(bytes);
+  const r = new FieldReader(bytes, HEADER_BYTES);
   const index = r.uint();
   const total = r.uint();
   const appliedSeq = r.uint();
