@@ -11,15 +11,13 @@ import {
 } from '../tools/log/logSource.ts';
 import { addNatsSourceOptions, parseSeqFlag } from './settingOptions.ts';
 import { formatHistoryLine, formatSummary, historyJson } from '../tools/log/replayFormat.ts';
+import { EXIT_CODES, replayExitCode, replayLog } from '../tools/log/replayLog.ts';
 import {
-  EXIT_CODES,
   planReplay,
   replayBase,
-  replayExitCode,
-  replayLog,
   ReplayUsageError,
   type ReplayOptions,
-} from '../tools/log/replayLog.ts';
+} from '../tools/log/replayPlan.ts';
 
 /** Where a command writes (the process's stdout/stderr; tests capture them). */
 export interface CommandOutput {

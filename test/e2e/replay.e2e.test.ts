@@ -12,7 +12,7 @@ import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
 import { opLogSubject } from '../../src/adapters/nats/stream.ts';
 import { runExport } from '../../src/cli/exportCommand.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
-import type { StateSummary } from '../../src/tools/log/replayLog.ts';
+import type { StateSummary } from '../../src/tools/log/stateSummary.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';
 import { digestHex, stateDigest } from '../../src/domain/log/checksum.ts';

@@ -15,14 +15,12 @@ import {
   type LogItem,
 } from '../../src/tools/log/logSource.ts';
 import { formatHistoryLine, formatSummary } from '../../src/tools/log/replayFormat.ts';
+import { replayExitCode, replayLog, type HistoryItem } from '../../src/tools/log/replayLog.ts';
 import {
   planReplay,
-  replayExitCode,
-  replayLog,
   ReplayUsageError,
-  type HistoryItem,
   type ReplayOptions,
-} from '../../src/tools/log/replayLog.ts';
+} from '../../src/tools/log/replayPlan.ts';
 import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';

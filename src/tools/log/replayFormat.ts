@@ -1,7 +1,8 @@
 /** The text and JSON renderings of `understudy replay`'s results. */
 import { entryToJSON } from '../../domain/log/eventCodec.ts';
 import type { ObjectRecord } from '../../domain/model/types.ts';
-import type { HistoryItem, StateSummary } from './replayLog.ts';
+import type { HistoryItem } from './replayLog.ts';
+import type { StateSummary } from './stateSummary.ts';
 
 /** `seq 12  epoch 5  2026-11-25T21:54:21.123Z  PUT_START  {"op":"PUT_START",...}`. */
 export function formatHistoryLine(item: HistoryItem): string {

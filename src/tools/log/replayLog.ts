@@ -9,10 +9,9 @@
  * listing.
  */
 import { produce } from 'immer';
-import { digestHex, stateDigest } from '../../domain/log/checksum.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
 import { fold, FoldError } from '../../domain/fold/fold.ts';
-import { allSegments, emptyState, getObject } from '../../domain/model/state.ts';
+import { emptyState, getObject } from '../../domain/model/state.ts';
 import type {
   LoggedEvent,
   MetadataEvent,
@@ -20,10 +19,10 @@ import type {
   ObjectRecord,
 } from '../../domain/model/types.ts';
 import type { CheckpointInfo } from '../../ports/checkpointStore.ts';
-import type { BaseRequest } from './checkpointBase.ts';
 import { CorruptEntryError, type EntryPosition } from './exportFormat.ts';
 import type { LogItem } from './logItem.ts';
-import { UnderstudyError } from '../../domain/model/understudyError.ts';
+import { planReplay, type ReplayOptions, type ReplayPlan } from './replayPlan.ts';
+import { summarizeState, type StateSummary } from './stateSummary.ts';
 
 /** Exit codes of `understudy replay` and `understudy export`. */
 export const EXIT_CODES = {
@@ -39,88 +38,6 @@ export const EXIT_CODES = {
   output: 4,
 } as const;
 
-/** What to replay. */
-export interface ReplayOptions {
-  /** First seq to read (default 1). Above 1 only for history (`key` without `atSeq`). */
-  readonly fromSeq?: number | undefined;
-  /** Last seq to read (default: the log's end). */
-  readonly toSeq?: number | undefined;
-  /** Fold to this seq and summarise the state there (and `key`'s record). */
-  readonly atSeq?: number | undefined;
-  /** Without `atSeq`: list every entry that touched this key (object key or segment id). */
-  readonly key?: string | undefined;
-  /** Report bad entries and go on instead of stopping at the first. */
-  readonly skipBad?: boolean | undefined;
-  /** Start from this checkpoint (its seq or name) instead of the newest that fits. */
-  readonly checkpoint?: string | undefined;
-}
-
-/** Options that contradict each other; nothing was read. */
-export class ReplayUsageError extends UnderstudyError {
-  override readonly name = 'ReplayUsageError';
-  readonly code = 'REPLAY_USAGE';
-  constructor(message: string) {
-    super(message);
-  }
-}
-
-/** What a replay does, derived from its options. */
-export interface ReplayPlan {
-  readonly mode: 'state' | 'history';
-  readonly fromSeq: number;
-  /** The last seq to read (undefined: the log's end). */
-  readonly readTo: number | undefined;
-}
-
-/** Checks the options and derives the plan. Throws {@link ReplayUsageError}. */
-export function planReplay(options: ReplayOptions): ReplayPlan {
-  const fromSeq = options.fromSeq ?? 1;
-  for (const [name, value] of [
-    ['--from', options.fromSeq],
-    ['--to', options.toSeq],
-    ['--at', options.atSeq],
-  ] as const) {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
-      throw new ReplayUsageError(`${name} must be a seq (an integer >= 1)`);
-    }
-  }
-  if (options.toSeq !== undefined && options.toSeq < fromSeq) {
-    throw new ReplayUsageError('--to is below --from');
-  }
-  if (options.atSeq !== undefined) {
-    if (fromSeq > 1) {
-      throw new ReplayUsageError(
-        '--at folds the state from seq 1: it cannot be combined with --from (use --key alone for history from a later seq)',
-      );
-    }
-    if (options.toSeq !== undefined && options.toSeq < options.atSeq) {
-      throw new ReplayUsageError('--at is beyond --to');
-    }
-    return { mode: 'state', fromSeq: 1, readTo: options.atSeq };
-  }
-  if (options.key !== undefined) return { mode: 'history', fromSeq, readTo: options.toSeq };
-  if (fromSeq > 1) {
-    throw new ReplayUsageError(
-      'the state needs every entry from seq 1: --from only works with --key (history)',
-    );
-  }
-  return { mode: 'state', fromSeq: 1, readTo: options.toSeq };
-}
-
-/** The checkpoint a replay may start from (see checkpointBase.ts), for the log source. */
-export function replayBase(options: ReplayOptions): BaseRequest {
-  const plan = planReplay(options);
-  if (plan.mode === 'state') {
-    return { mode: 'state', atSeq: options.atSeq ?? options.toSeq, named: options.checkpoint };
-  }
-  return {
-    mode: 'range',
-    fromSeq: plan.fromSeq,
-    what: `history of ${options.key ?? ''}`,
-    named: options.checkpoint,
-  };
-}
-
 /** One entry of a key's history. */
 export interface HistoryItem {
   readonly entry: OpLogEntry;
@@ -130,28 +47,6 @@ export interface HistoryItem {
    * replay did not start at seq 1, or an earlier entry was bad, so no state is folded).
    */
   readonly record: ObjectRecord | null | undefined;
-}
-
-/** A state at one seq, summarised. */
-export interface StateSummary {
-  readonly seq: number;
-  /** The time of the entry at `seq` (ISO), null for the empty state. */
-  readonly time: string | null;
-  readonly epoch: number;
-  readonly epochNodeId: string;
-  readonly objectCount: number;
-  readonly capacity: number;
-  readonly used: number;
-  readonly segments: readonly {
-    readonly id: string;
-    readonly nodeId: string;
-    readonly size: number;
-    readonly used: number;
-  }[];
-  /** `stateDigest` in hex ({@link digestHex}), as a node's `/status?digest` reports it. */
-  readonly digest: string;
-  /** True when bad entries were skipped before `seq`: the state is a best effort. */
-  readonly approximate: boolean;
 }
 
 /** The outcome of a replay. */
@@ -194,31 +89,6 @@ export function eventTouches(event: MetadataEvent, key: string): boolean {
     case 'EPOCH':
       return false;
   }
-}
-
-/** The summary of `state` (the entry at its seq was written at `ts`). */
-export function summarizeState(
-  state: MetadataState,
-  ts: number | undefined,
-  approximate = false,
-): StateSummary {
-  return {
-    seq: state.appliedSeq,
-    time: ts === undefined ? null : new Date(ts).toISOString(),
-    epoch: state.epoch,
-    epochNodeId: state.epochNodeId,
-    objectCount: state.objectCount,
-    capacity: state.capacity,
-    used: state.used,
-    segments: [...allSegments(state)].map((s) => ({
-      id: s.id,
-      nodeId: s.nodeId,
-      size: s.size,
-      used: s.used,
-    })),
-    digest: digestHex(stateDigest(state)),
-    approximate,
-  };
 }
 
 function withSeq(state: MetadataState, appliedSeq: number): MetadataState {
