@@ -1,14 +1,15 @@
 /**
  * Deterministic simulation of failover, named scenarios: regressions and the broken variants
  * the checker must catch. The generated schedules are in failoverSchedules.sim.test.ts; the
- * world and its invariants in simWorld.ts.
+ * world in simWorld.ts and its invariants in simChecker.ts.
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseRecording } from '../../src/observe/flightRecorder.ts';
 import { runSchedule, scheduleArb, type Schedule, type Step } from './schedule.ts';
-import { InvariantViolation, type Breakage } from './simWorld.ts';
+import type { Breakage } from './brokenVariants.ts';
+import { InvariantViolation } from './invariantViolation.ts';
 
 const steady = (nodes: number): Schedule['clocks'] =>
   Array.from({ length: nodes }, () => ({ offsetMs: 0, rate: 1 }));

@@ -11,7 +11,7 @@
  * must never become primary). The nodes verify against the primary over an admin channel (rounds every 500 ms,
  * repairs, full sync), write a checkpoint every few entries and trim the stream below it, so
  * cold starts from a checkpoint and full syncs of a node left behind by a trim run too.
- * Every invariant (simWorld.ts) is checked after every step and at the end, and the
+ * Every invariant (simChecker.ts) is checked after every step and at the end, and the
  * history of every client call is checked for linearizability against the model of the API.
  *
  * Budget: 1,000 schedules by default; `UNDERSTUDY_SIM_RUNS=N` sets how many, e.g.
@@ -25,7 +25,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runSchedule, scheduleArb, simRuns, type RunStats } from './schedule.ts';
-import { LIVENESS_SLACK_MS, SIM_TTL_MS } from './simWorld.ts';
+import { LIVENESS_SLACK_MS, SIM_TTL_MS } from './simSettings.ts';
 
 describe('failover simulation: every invariant holds on generated schedules', () => {
   it(

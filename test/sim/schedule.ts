@@ -11,7 +11,9 @@ import fc from 'fast-check';
 import type { UnderstudyClient } from '../../src/client/client.ts';
 import { fromEntry } from '../../src/domain/log/eventCodec.ts';
 import type { ApiInput, ApiOperation } from '../harness/understudyModel.ts';
-import { InvariantViolation, SimWorld, type Breakage } from './simWorld.ts';
+import type { Breakage } from './brokenVariants.ts';
+import { InvariantViolation } from './invariantViolation.ts';
+import { SimWorld } from './simWorld.ts';
 
 export type ClientOp =
   | 'putStart'

@@ -3,7 +3,7 @@
  * start-up check refuses it; one that got past the check (the cluster moved to another key
  * while it ran) passes over every primary's message, so it must never count as caught up nor
  * become primary, and exits once the cluster's record says its key is not the cluster's. The
- * cluster keeps a primary and loses no acknowledged write (every invariant of simWorld.ts).
+ * cluster keeps a primary and loses no acknowledged write (every invariant of simChecker.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { runSchedule, type Schedule, type Step } from './schedule.ts';
