@@ -20,7 +20,7 @@ export interface NodeSlot {
   incarnation: number;
   /** The node's machine events, every incarnation (written out when a schedule fails). */
   readonly tape: InspectionTape;
-  /** Its clock ran beyond the margin the lease design tolerates ({@link SimWorld.drift}). */
+  /** Its clock ran beyond the margin the lease design tolerates ({@link SimFaults.drift}). */
   drifted: boolean;
   /** The OpLog key id it runs with ({@link SimWorld.wrongKey}). */
   keyId: string;

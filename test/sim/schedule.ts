@@ -35,7 +35,7 @@ export type Step =
   /** SIGTERM of node `n` (a primary hands over), and a planned switchover (to node `n`). */
   | { readonly k: 'stop' | 'switchover'; readonly n: number }
   | { readonly k: 'cut'; readonly n: number; readonly what: 'etcd' | 'nats' | 'both' | 'acks' }
-  /** Node `n`'s clock runs at `rate` from now on, beyond the +-5 % margin (see SimWorld.drift). */
+  /** Node `n`'s clock runs at `rate` from now on, beyond the +-5 % margin (see SimFaults.drift). */
   | { readonly k: 'drift'; readonly n: number; readonly rate: number }
   /**
    * Pauses the node at the worst moment: while a write of it is in flight (its append is held
@@ -355,18 +355,18 @@ export async function runSchedule(
         });
       await world.runUntil(() => done, 10_000);
     }
-    world.checkStep();
+    world.checker.checkStep();
     for (const step of schedule.steps) {
       world.note(`step ${JSON.stringify(step)}`);
       await applyStep(world, step, clients, track);
       await world.run(step.k === 'wait' ? step.ms : 30);
-      world.checkStep();
+      world.checker.checkStep();
     }
     world.note('faults end');
     world.endFaults();
-    world.checkStep();
+    world.checker.checkStep();
     const recoveryMs = await world.checkLiveness();
-    world.checkStep();
+    world.checker.checkStep();
     await world.runUntil(() => pending.size === 0, 10_000);
     const lastSeq = (): number => world.store.bounds().lastSeq;
     await world.runUntil(
@@ -374,17 +374,17 @@ export async function runSchedule(
       5000,
       50,
     );
-    world.checkFinal();
-    world.checkHistory();
+    world.checker.checkFinal();
+    world.checker.checkHistory();
     return {
-      acked: world.acked.length,
+      acked: world.checker.acked.length,
       calls: world.history.ops.length,
       unknownOutcomes: world.history.ops.filter((op) => op.output === undefined).length,
       epochs: world.logEntries().filter((e) => e.op === 'EPOCH').length,
       events: world.events,
       verifyRounds: world.live().reduce((n, node) => n + node.status().verification.rounds, 0),
       logLength: lastSeq(),
-      sessions: world.reference.sessionCount,
+      sessions: world.checker.reference.sessionCount,
       sessionsLogged: new Set(
         world.logEntries().flatMap((e) => {
           const origin = fromEntry(e).origin;
@@ -392,8 +392,10 @@ export async function runSchedule(
         }),
       ).size,
       recoveryMs,
-      readsChecked: answeredReads(world.checkedOps()),
-      readsCheckedWithoutDriftNodes: world.driftBeyondMargin ? 0 : answeredReads(world.history.ops),
+      readsChecked: answeredReads(world.checker.checkedOps()),
+      readsCheckedWithoutDriftNodes: world.faults.driftBeyondMargin
+        ? 0
+        : answeredReads(world.history.ops),
       traceCrc: CRC32.str(world.formatTrace()) >>> 0,
     };
   } catch (err) {
@@ -448,7 +450,7 @@ async function applyStep(
       world.restart(step.n);
       return;
     case 'pause':
-      world.pause(step.n);
+      world.faults.pause(step.n);
       return;
     case 'stop':
       track(world.stop(step.n));
@@ -457,19 +459,19 @@ async function applyStep(
       track(world.switchover(step.n));
       return;
     case 'resume':
-      world.resume(step.n);
+      world.faults.resume(step.n);
       return;
     case 'cut':
-      world.cut(step.n, step.what);
+      world.faults.cut(step.n, step.what);
       return;
     case 'drift':
-      world.drift(step.n, step.rate);
+      world.faults.drift(step.n, step.rate);
       return;
     case 'heal':
-      world.heal(step.n);
+      world.faults.heal(step.n);
       return;
     case 'pauseMidWrite': {
-      world.cut(step.n, 'nats');
+      world.faults.cut(step.n, 'nats');
       const client = step.client % clients.length;
       track(
         world.call(clients[client]!, client, {
@@ -480,30 +482,30 @@ async function applyStep(
         }),
       );
       await world.run(1);
-      world.pause(step.n);
-      world.reconnectNats(step.n);
+      world.faults.pause(step.n);
+      world.faults.reconnectNats(step.n);
       return;
     }
     case 'wait':
       return;
     case 'loss':
-      world.lossRate = step.rate;
+      world.faults.lossRate = step.rate;
       return;
     case 'clockStep':
-      world.stepWall(step.n, step.ms);
+      world.faults.stepWall(step.n, step.ms);
       return;
     case 'clockJump': {
       const client = step.client % clients.length;
       const other = (client + 1) % clients.length;
-      world.dropReplies(1);
+      world.faults.dropReplies(1);
       track(world.call(clients[client]!, client, putStartOf(step.key)));
       await world.run(5);
-      world.stepWall(step.n, step.ms);
+      world.faults.stepWall(step.n, step.ms);
       track(world.call(clients[other]!, other, putStartOf((step.key + 1) % KEYS)));
       return;
     }
     case 'dropReplies':
-      world.dropReplies(step.count);
+      world.faults.dropReplies(step.count);
       return;
     case 'wrongKey':
       await world.wrongKey(step.n, step.atStart);

@@ -100,7 +100,7 @@ export class SimChecker {
   readonly #driftedReadsAt: number[] = [];
 
   /**
-   * Whether a read `slot` answers now in `epoch` may be stale ({@link SimWorld.drift}): its
+   * Whether a read `slot` answers now in `epoch` may be stale ({@link SimFaults.drift}): its
    * clock runs slow beyond the margin, and etcd no longer holds its leader key of that epoch.
    */
   #mayBeStale(slot: NodeSlot, epoch: number): boolean {
@@ -282,7 +282,9 @@ export class SimChecker {
     // A new primary whose clock ran fast waits less than the TTL: its promotion is not checked.
     const promotions = entries.filter((e) => {
       const event = e.op === 'EPOCH' ? fromEntry(e).event : undefined;
-      return event?.op === 'EPOCH' && !this.world.slots.some((s) => s.id === event.nodeId && s.drifted);
+      return (
+        event?.op === 'EPOCH' && !this.world.slots.some((s) => s.id === event.nodeId && s.drifted)
+      );
     });
     for (const promotion of promotions) {
       const leased = new Set(
@@ -375,7 +377,7 @@ export class SimChecker {
 
   /**
    * The client calls checked for linearizability: every one but the reads during which a node
-   * whose clock ran beyond the margin answered a read ({@link SimWorld.drift}).
+   * whose clock ran beyond the margin answered a read ({@link SimFaults.drift}).
    */
   checkedOps(): ApiOperation[] {
     const tainted = this.#driftedReadsAt;

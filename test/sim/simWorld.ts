@@ -6,7 +6,7 @@
  * API bus through per-node gates, so the world can crash, restart, pause, resume and partition
  * nodes. A {@link SimChecker} records every answer a node gives and checks the invariants.
  */
-import { MemoryApiBus, type ReplyFate } from '../../src/adapters/memory/memoryApiTransport.ts';
+import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { MemoryCheckpointStore } from '../../src/adapters/memory/memoryCheckpointStore.ts';
 import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
 import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
@@ -16,7 +16,6 @@ import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
-import type { MetadataState } from '../../src/domain/model/types.ts';
 import type { ApiServerTransport } from '../../src/ports/apiTransport.ts';
 import type { Clock } from '../../src/ports/clock.ts';
 import type { Elector } from '../../src/ports/elector.ts';
@@ -24,9 +23,8 @@ import type { OpLog } from '../../src/ports/opLog.ts';
 import { InspectionTape, recordingText } from '../../src/observe/inspectionTape.ts';
 import { NodeRuntime, type RuntimeLogger } from '../../src/node/nodeRuntime.ts';
 import { HistoryRecorder } from '../harness/history.ts';
-import type { ApiInput, ApiOperation, ApiOutput } from '../harness/understudyModel.ts';
+import type { ApiInput, ApiOutput } from '../harness/understudyModel.ts';
 import { withoutSessions } from '../harness/withoutSessions.ts';
-import type { AckedWrite, LeasedRead } from './answerRecords.ts';
 import {
   ackingAtSend,
   UnfencedLogStore,
@@ -43,6 +41,7 @@ import {
   WRONG_KEY_ID,
 } from './oplogKeys.ts';
 import { SimChecker } from './simChecker.ts';
+import { SimFaults } from './simFaults.ts';
 import { SimLogArchive } from './simLogArchive.ts';
 import {
   LIVENESS_SLACK_MS,
@@ -98,8 +97,8 @@ export class SimWorld {
   readonly trace: TraceEntry[] = [];
   readonly random: () => number;
   readonly breakage: Breakage;
-  /** Reply loss rate of the API bus, in [0, 1). */
-  lossRate = 0;
+  /** The faults a schedule injects (pauses, cuts, drift, lost replies). */
+  readonly faults: SimFaults;
   /** The whole log as the checks read it (retention keeps what it trims there first). */
   readonly log: SimLogArchive;
   /** The invariants, checked as the world runs. */
@@ -129,6 +128,14 @@ export class SimWorld {
     this.store =
       this.breakage === 'appendWithoutExpectedSeq' ? new UnfencedLogStore() : new MemoryLogStore();
     this.log = new SimLogArchive(this.store, this.sim);
+    this.faults = new SimFaults({
+      sim: this.sim,
+      coord: this.coord,
+      store: this.store,
+      slots: this.slots,
+      random: this.random,
+      slot: (i) => this.#slot(i),
+    });
     this.checker = new SimChecker(this, options.checks ?? 'all', (node, state, event) =>
       this.#trace(node, state, event),
     );
@@ -144,7 +151,7 @@ export class SimWorld {
       clock: this.sim,
       queueGroup: true,
       pickListener: (_request, count) => Math.floor(this.random() * count),
-      replyFate: () => this.#fate(),
+      replyFate: () => this.faults.fate(),
     });
     for (let i = 0; i < options.nodes; i++) {
       const drift = options.clocks?.[i] ?? { offsetMs: 0, rate: 1 };
@@ -391,114 +398,21 @@ export class SimWorld {
       slot.clock.rate,
       slot.clock.wallStepMs,
     );
-    this.#applyCuts(slot);
+    this.faults.applyCuts(slot);
     this.#boot(slot);
-  }
-
-  /** Pause: the node processes nothing while time passes (timers, log, etcd and requests held). */
-  pause(i: number): void {
-    const slot = this.#slot(i);
-    if (slot.crashed || slot.paused) return;
-    slot.paused = true;
-    slot.clock.pause();
-    this.#applyCuts(slot);
-  }
-
-  /** Resume with stale beliefs: held requests first, then the held timers. */
-  resume(i: number): void {
-    const slot = this.#slot(i);
-    if (!slot.paused) return;
-    slot.paused = false;
-    this.#applyCuts(slot);
-    for (const run of slot.held.splice(0)) run();
-    // What the node had in flight goes out first; its timers run a moment later.
-    const clock = slot.clock;
-    this.sim.setTimeout(() => {
-      if (!slot.paused) clock.resume();
-    }, 0);
-  }
-
-  cut(i: number, what: 'etcd' | 'nats' | 'both' | 'acks'): void {
-    const slot = this.#slot(i);
-    if (what === 'etcd' || what === 'both') slot.etcdCut = true;
-    if (what === 'nats' || what === 'both') slot.natsCut = true;
-    if (what === 'acks') slot.acksCut = true;
-    this.#applyCuts(slot);
-  }
-  /** Whether a clock ran beyond the margin the lease reads rely on ({@link SimWorld.drift}). */
-  get driftBeyondMargin(): boolean {
-    return this.slots.some((s) => s.drifted);
-  }
-
-
-  /**
-   * Node `i`'s clock runs at `rate` from now on, beyond the +-5 % the design allows (a broken
-   * clock source, a VM whose time runs slow). A primary whose clock runs slow believes its
-   * lease longer than etcd keeps it, so reads it answers may be stale: that is the documented
-   * limit of lease reads (docs/client-contract.md, "Monotonic time"). It is stale only once
-   * etcd let that lease go: while etcd still holds its leader key of the epoch it answers in,
-   * nobody else can have been elected since. A clock that runs fast ends the lease early: its
-   * reads are safe. The margin holds for every other node: a primary whose clock keeps within it
-   * stops answering before etcd lets its lease go, whatever another node's clock does. So the
-   * world checks every read but those a slow node answers without holding the leader key (their
-   * linearizability: a client call during which it answered such a read is left out of the
-   * history; that a fenced node answers none; read leases across a promotion), and read leases
-   * across a promotion a drifted node makes (a clock running fast waits less than the TTL).
-   */
-  drift(i: number, rate: number): void {
-    const slot = this.#slot(i);
-    slot.drifted = true;
-    slot.clock.setRate(rate);
-  }
-
-  /** Steps node `i`'s wall clock by `ms` (negative: back), as NTP would; its monotonic clock runs on. */
-  stepWall(i: number, ms: number): void {
-    this.#slot(i).clock.stepWall(ms);
-  }
-
-  /** Ends a NATS partition of the node (other cuts stay). */
-  reconnectNats(i: number): void {
-    const slot = this.#slot(i);
-    slot.natsCut = false;
-    this.#applyCuts(slot);
-  }
-
-  heal(i: number): void {
-    const slot = this.#slot(i);
-    slot.etcdCut = false;
-    slot.natsCut = false;
-    slot.acksCut = false;
-    this.#applyCuts(slot);
   }
 
   /** Ends every fault: heal, resume, restart, lossless bus. */
   endFaults(): void {
-    this.lossRate = 0;
-    this.#dropNext = 0;
-    this.slots.forEach((slot, i) => {
-      this.heal(i);
-      this.resume(i);
+    this.faults.endBusFaults();
+    this.slots.forEach((_slot, i) => {
+      this.faults.heal(i);
+      this.faults.resume(i);
       this.restart(i);
     });
   }
 
-  #applyCuts(slot: NodeSlot): void {
-    const { id } = slot;
-    if (slot.paused || slot.etcdCut) this.coord.partition(id);
-    else if (this.coord.isPartitioned(id)) this.coord.heal(id);
-    // A heal ends both a partition and dropped acks, and wakes what waited: heal only when a
-    // partition ends (dropped acks matter only when the node is reachable).
-    const partitioned = slot.paused || slot.natsCut;
-    const wasPartitioned = this.store.isPartitioned(id);
-    if (
-      (wasPartitioned && !partitioned) ||
-      (!partitioned && !slot.acksCut && this.store.acksDropped(id))
-    ) {
-      this.store.heal(id);
-    }
-    if (partitioned && !wasPartitioned) this.store.partition(id);
-    if (slot.acksCut && !this.store.acksDropped(id)) this.store.dropAcks(id);
-  }
+
   /** The whole log (see {@link SimLogArchive.entries}). */
   logEntries(): OpLogEntry[] {
     return this.log.entries();
@@ -575,28 +489,6 @@ export class SimWorld {
     return client;
   }
 
-  /** Replies still to drop (see {@link SimWorld.dropReplies}). */
-  #dropNext = 0;
-
-  /** The next `count` replies on the bus are lost: the requests are served, the answers never arrive. */
-  dropReplies(count: number): void {
-    this.#dropNext += count;
-  }
-
-  #fate(): ReplyFate {
-    if (this.#dropNext > 0) {
-      this.#dropNext--;
-      return { kind: 'drop' };
-    }
-    if (this.lossRate <= 0) return { kind: 'deliver' };
-    const r = this.random();
-    if (r >= this.lossRate) return { kind: 'deliver' };
-    const which = Math.floor((r / this.lossRate) * 3);
-    if (which === 0) return { kind: 'drop' };
-    if (which === 1) return { kind: 'dropRequest' };
-    return { kind: 'delay', ms: 50 + Math.floor(this.random() * 600) };
-  }
-
   /** Each node's API server: held while paused, and every answer recorded and checked. */
   #serverFor(slot: NodeSlot, incarnation: number): ApiServerTransport {
     return incarnationServer(
@@ -612,36 +504,6 @@ export class SimWorld {
     );
   }
   // ---- invariants (simChecker.ts) ---------------------------------------------------------
-
-  /** Writes a node acknowledged. */
-  get acked(): AckedWrite[] {
-    return this.checker.acked;
-  }
-
-  /** Gets a node answered: the keys were read-leased by that primary. */
-  get leasedReads(): LeasedRead[] {
-    return this.checker.leasedReads;
-  }
-
-  /** Node that acknowledged writes per epoch. */
-  get writerOfEpoch(): Map<number, string> {
-    return this.checker.writerOfEpoch;
-  }
-
-  /** The fold of the log so far (see {@link SimChecker.checkStep}). */
-  get reference(): MetadataState {
-    return this.checker.reference;
-  }
-
-  /** The invariants that hold after every step. */
-  checkStep(): void {
-    this.checker.checkStep();
-  }
-
-  /** The end: every node caught up and equal to the log's fold; allocations never overlap. */
-  checkFinal(): void {
-    this.checker.checkFinal();
-  }
 
   /**
    * Liveness: after `endFaults`, a primary serves a client within TTL + the slack; returns how
@@ -678,16 +540,6 @@ export class SimWorld {
   /** Every node's machine events on one timeline, as `understudy inspect --replay` reads them. */
   recording(): string {
     return recordingText(this.slots.map((s) => s.tape));
-  }
-
-  /** The client-visible contract (see {@link SimChecker.checkHistory}). */
-  checkHistory(): void {
-    this.checker.checkHistory();
-  }
-
-  /** The client calls checked for linearizability (see {@link SimChecker.checkedOps}). */
-  checkedOps(): ApiOperation[] {
-    return this.checker.checkedOps();
   }
 
   formatTrace(): string {
