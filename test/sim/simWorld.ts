@@ -9,48 +9,25 @@
 import { MemoryApiBus } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { MemoryCheckpointStore } from '../../src/adapters/memory/memoryCheckpointStore.ts';
 import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
-import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
-import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
-import type { ApiServerTransport } from '../../src/ports/apiTransport.ts';
-import type { Clock } from '../../src/ports/clock.ts';
-import type { Elector } from '../../src/ports/elector.ts';
-import type { OpLog } from '../../src/ports/opLog.ts';
 import { InspectionTape, recordingText } from '../../src/observe/inspectionTape.ts';
-import { NodeRuntime, type RuntimeLogger } from '../../src/node/nodeRuntime.ts';
+import type { NodeRuntime } from '../../src/node/nodeRuntime.ts';
 import { HistoryRecorder } from '../harness/history.ts';
 import type { ApiInput, ApiOutput } from '../harness/understudyModel.ts';
 import { withoutSessions } from '../harness/withoutSessions.ts';
-import {
-  ackingAtSend,
-  UnfencedLogStore,
-  withoutLeaseDeadline,
-  type Breakage,
-} from './brokenVariants.ts';
+import { UnfencedLogStore, type Breakage } from './brokenVariants.ts';
 import { NodeClock } from './nodeClock.ts';
 import type { NodeSlot } from './nodeSlot.ts';
-import {
-  checkAtStart,
-  CLUSTER_KEY_ID,
-  clusterKeyCheck,
-  keyedOpLog,
-  WRONG_KEY_ID,
-} from './oplogKeys.ts';
+import { checkAtStart, CLUSTER_KEY_ID, WRONG_KEY_ID } from './oplogKeys.ts';
 import { SimChecker } from './simChecker.ts';
+import { bootNode } from './simNode.ts';
 import { SimFaults } from './simFaults.ts';
 import { SimLogArchive } from './simLogArchive.ts';
-import {
-  LIVENESS_SLACK_MS,
-  SIM_CLUSTER,
-  SIM_NODE_CONFIG,
-  SIM_TTL_MS,
-  START_MS,
-} from './simSettings.ts';
-import { adminClientFor, incarnationServer } from './simTransports.ts';
+import { LIVENESS_SLACK_MS, SIM_CLUSTER, SIM_TTL_MS, START_MS } from './simSettings.ts';
 
 /** Deterministic PRNG (mulberry32) for the run-time choices of one schedule. */
 export function prng(seed: number): () => number {
@@ -85,7 +62,6 @@ export interface WorldOptions {
    */
   readonly checks?: 'all' | 'history';
 }
-
 
 /** The simulated cluster. */
 export class SimWorld {
@@ -172,7 +148,7 @@ export class SimWorld {
         keyId: CLUSTER_KEY_ID,
       };
       this.slots.push(slot);
-      this.#boot(slot);
+      bootNode(this, (node, state, event) => this.#trace(node, state, event), slot);
     }
   }
 
@@ -223,7 +199,6 @@ export class SimWorld {
     this.restart(i, { keyCheck: atStart });
   }
 
-
   /** Makes a client call and records it in {@link SimWorld.history}; never rejects. */
   call(
     client: UnderstudyClient,
@@ -244,86 +219,6 @@ export class SimWorld {
   }
 
   // ---- nodes ------------------------------------------------------------------------------
-
-  #boot(slot: NodeSlot): void {
-    const { id } = slot;
-    const clock = slot.clock;
-    const incarnation = slot.incarnation;
-    // Broken variant (f): every lease and deadline decision on the wall clock.
-    const nodeClock: Clock =
-      this.breakage === 'wallClockDeadline'
-        ? {
-            monotonicNow: () => clock.wallNow(),
-            wallNow: () => clock.wallNow(),
-            setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
-          }
-        : clock;
-    let elector: Elector = createMemoryElector(this.coord, {
-      nodeId: id,
-      ttlMs: SIM_TTL_MS,
-      clock: nodeClock,
-    });
-    if (this.breakage === 'noLeaseDeadline') elector = withoutLeaseDeadline(elector);
-    let opLog: OpLog = createMemoryOpLog(this.store, {
-      nodeId: id,
-      clock: nodeClock,
-      timeoutMs: 1000,
-    });
-    if (this.breakage === 'foldBeforeAck') opLog = ackingAtSend(opLog);
-    opLog = keyedOpLog(this.log.archiving(opLog, nodeClock, slot.keyId), slot.keyId, this.log.entryKeys);
-    const logger = this.#logger(slot);
-    const runtime = new NodeRuntime({
-      nodeId: id,
-      address: `sim://${id}`,
-      opLog,
-      elector,
-      apiServer: this.#serverFor(slot, incarnation),
-      admin: {
-        server: this.#adminServerFor(slot, incarnation),
-        client: adminClientFor(this.adminBus, slot),
-      },
-      checkpoints: this.checkpoints,
-      clusterKey: clusterKeyCheck(SIM_CLUSTER, slot.keyId, () => !slot.etcdCut && !slot.paused),
-      clock: nodeClock,
-      logger,
-      config: SIM_NODE_CONFIG,
-      inspect: slot.tape.inspect,
-      ...(this.breakage === 'refusalsBeforeCommit'
-        ? { brokenForTest: { refusalsBeforeCommit: true } }
-        : {}),
-    });
-    let last = '';
-    runtime.actor.subscribe({
-      next: (snapshot) => {
-        const value = JSON.stringify(snapshot.value);
-        if (value !== last) {
-          last = value;
-          this.#trace(id, runtime.role, `machine ${value}`);
-        }
-      },
-      error: () => undefined,
-    });
-    slot.runtime = runtime;
-    slot.elector = elector;
-    runtime.start();
-  }
-
-  #logger(slot: NodeSlot): RuntimeLogger {
-    const put = (level: string, fields: object, msg: string): void => {
-      const event = (fields as { event?: unknown }).event;
-      if (typeof event === 'string') this.events.set(event, (this.events.get(event) ?? 0) + 1);
-      const extra = Object.entries(fields)
-        .filter(([k]) => k !== 'event' && k !== 'state')
-        .map(([k, v]) => `${k}=${String(v)}`)
-        .join(' ');
-      this.#trace(slot.id, slot.runtime?.role ?? 'starting', `${level} ${msg} ${extra}`.trim());
-    };
-    return {
-      info: (f, m) => put('info', f, m),
-      warn: (f, m) => put('warn', f, m),
-      error: (f, m) => put('error', f, m),
-    };
-  }
 
   #trace(node: string, state: string, event: string): void {
     this.trace.push({ t: this.sim.now() - START_MS, node, state, event });
@@ -399,7 +294,7 @@ export class SimWorld {
       slot.clock.wallStepMs,
     );
     this.faults.applyCuts(slot);
-    this.#boot(slot);
+    bootNode(this, (node, state, event) => this.#trace(node, state, event), slot);
   }
 
   /** Ends every fault: heal, resume, restart, lossless bus. */
@@ -411,7 +306,6 @@ export class SimWorld {
       this.restart(i);
     });
   }
-
 
   /** The whole log (see {@link SimLogArchive.entries}). */
   logEntries(): OpLogEntry[] {
@@ -428,12 +322,6 @@ export class SimWorld {
   outsider(what: 'garbage' | 'fence' | 'foreign' | 'stale', ahead: number, key: string): void {
     this.log.outsider(what, ahead, key, this.checker.lastEpochSeen);
   }
-
-  /** The admin server of `slot`'s incarnation: silent while it is down or cut off from NATS. */
-  #adminServerFor(slot: NodeSlot, incarnation: number): ApiServerTransport {
-    return incarnationServer(this.adminBus, slot, incarnation, () => slot.natsCut);
-  }
-
 
   /** Node -1 stands for the first primary (see {@link SimWorld.markFirstPrimary}). */
   #firstPrimary = 0;
@@ -489,20 +377,6 @@ export class SimWorld {
     return client;
   }
 
-  /** Each node's API server: held while paused, and every answer recorded and checked. */
-  #serverFor(slot: NodeSlot, incarnation: number): ApiServerTransport {
-    return incarnationServer(
-      this.bus,
-      slot,
-      incarnation,
-      () => false,
-      (op, body) => {
-        const epoch = slot.runtime?.actor.getSnapshot().context.epoch ?? 0;
-        const fenceAtStart = this.checker.currentFenceEpoch();
-        return (reply) => this.checker.recordAnswer(slot, op, body, reply, epoch, fenceAtStart);
-      },
-    );
-  }
   // ---- invariants (simChecker.ts) ---------------------------------------------------------
 
   /**
