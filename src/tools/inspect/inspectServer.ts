@@ -1,11 +1,11 @@
 /**
- * The inspect page's server: the page itself (static files in `ui/`, beside this module; no
- * internet), the state charts (`/api/chart?machine=masterNode`), the page stream
- * (`/api/stream`, see {@link InspectHub}) and a WebSocket receiver for the standard inspection
- * protocol (`@statelyai/inspect`'s `createWebSocketInspector({ url: 'ws://host:port' })`, or a
- * node's `--inspect`). Listens on 127.0.0.1 unless told otherwise.
+ * The inspect page's server: the page itself (`ui/`, beside this module: its files, and its
+ * TypeScript as ES modules, see {@link readUiFile}; no internet), the state charts
+ * (`/api/chart?machine=masterNode`), the page stream (`/api/stream`, see {@link InspectHub})
+ * and a WebSocket receiver for the standard inspection protocol (`@statelyai/inspect`'s
+ * `createWebSocketInspector({ url: 'ws://host:port' })`, or a node's `--inspect`). Listens on
+ * 127.0.0.1 unless told otherwise.
  */
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,13 +20,17 @@ import {
 } from '../../process/httpRequests.ts';
 import { layoutChart, type ChartLayout } from './chartLayout.ts';
 import type { InspectHub } from './inspectHub.ts';
+import { readUiFile } from './uiFiles.ts';
 import {
   INSPECTION_PROTOCOL_VERSION,
   type InspectionRecord,
   type InspectionRecordType,
 } from '../../observe/inspectionRecord.ts';
 
-/** Where the page's files are: `ui/` beside this module (copied there by a build, too). */
+/**
+ * Where the page's files are: `ui/` beside this module (copied there by a build, too, with its
+ * scripts compiled; from the sources they are compiled on request, see {@link readUiFile}).
+ */
 export const UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -209,7 +213,7 @@ export class InspectServer {
     if (!path.startsWith(UI_DIR) || type === undefined) {
       return sendJson(res, 404, { error: 'not found' });
     }
-    const body = await readFile(path).catch(() => undefined);
+    const body = await readUiFile(path);
     if (body === undefined) return sendJson(res, 404, { error: 'not found' });
     res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' });
     res.end(body);

@@ -1,9 +1,22 @@
-/* global document, CSS */
 // The inspect page's state chart: drawn from the server's layout (/api/chart), each node's
 // active states highlighted in its colour and a chip naming it on its active leaf.
+import type { ChartLayout } from '../chartLayout.ts';
+
+/** A chart on the page: the server's layout and the element drawn from it. */
+export interface Chart {
+  readonly layout: ChartLayout;
+  readonly svg: HTMLElement;
+}
+
+/** An actor shown on a chart: its node, the chip's label, its state value. */
+export interface ChartActor {
+  readonly node: string;
+  readonly label: string;
+  readonly value: unknown;
+}
 
 export const SVG = 'http://www.w3.org/2000/svg';
-export const COLORS = [
+export const COLORS: readonly string[] = [
   '#2563eb',
   '#ea580c',
   '#16a34a',
@@ -13,7 +26,7 @@ export const COLORS = [
   '#ca8a04',
   '#4b5563',
 ];
-export const FILLS = [
+export const FILLS: readonly string[] = [
   '#dbeafe',
   '#ffedd5',
   '#dcfce7',
@@ -24,9 +37,9 @@ export const FILLS = [
   '#e5e7eb',
 ];
 /** The state node ids a state value makes active (`masterNode.running`, ...). */
-function activeIds(machine, value) {
-  const ids = [];
-  const walk = (prefix, v) => {
+function activeIds(machine: string, value: unknown): string[] {
+  const ids: string[] = [];
+  const walk = (prefix: string, v: unknown): void => {
     if (typeof v === 'string') {
       ids.push(`${prefix}.${v}`);
       return;
@@ -42,16 +55,23 @@ function activeIds(machine, value) {
 }
 
 /** An element (`svg:name`: an SVG one) with attributes and text. */
-export function el(tag, attrs = {}, text) {
+export function el(
+  tag: string,
+  attrs: Readonly<Record<string, string | number>> = {},
+  text?: string,
+): HTMLElement {
+  // An SVG element is typed as an HTML one here: the page only sets attributes, style and
+  // children on it, which both have.
   const e = tag.startsWith('svg:')
-    ? document.createElementNS(SVG, tag.slice(4))
+    ? (document.createElementNS(SVG, tag.slice(4)) as unknown as HTMLElement)
     : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   if (text !== undefined) e.textContent = text;
   return e;
 }
 
-export function drawChart(layout) {
+/** The chart of `layout`, as an element holding its title and its SVG. */
+export function drawChart(layout: ChartLayout): HTMLElement {
   const section = el('div', { class: 'chart', 'data-machine': layout.machine });
   section.append(el('h2', {}, `${layout.machine} machine`));
   const svg = el('svg:svg', {
@@ -119,9 +139,10 @@ export function drawChart(layout) {
         'marker-end': `url(#arrow-${layout.machine})`,
       }),
     );
-    if (e.labelAt !== undefined) {
+    const labelAt = e.labelAt;
+    if (labelAt !== undefined) {
       e.labels.forEach((label, i) => {
-        g.append(el('svg:text', { x: e.labelAt.x + 2, y: e.labelAt.y + 10 + i * 12 }, label));
+        g.append(el('svg:text', { x: labelAt.x + 2, y: labelAt.y + 10 + i * 12 }, label));
       });
     }
     edges.append(g);
@@ -144,26 +165,31 @@ export function drawChart(layout) {
  * Highlights each shown actor's active states and puts its chip on its active leaf;
  * `colorIndex(node)` is the node's place in {@link COLORS}.
  */
-export function highlight(chart, actors, colorIndex) {
+export function highlight(
+  chart: Chart,
+  actors: readonly ChartActor[],
+  colorIndex: (node: string) => number,
+): void {
   const svg = chart.svg.querySelector('svg');
-  for (const g of svg.querySelectorAll('g.state')) {
+  if (svg === null) return;
+  for (const g of svg.querySelectorAll<SVGGElement>('g.state')) {
     g.classList.remove('active');
     g.style.removeProperty('--color');
     g.style.removeProperty('--fill');
   }
   const chips = svg.querySelector('g.chips');
-  chips.replaceChildren();
-  const perLeaf = new Map();
+  chips?.replaceChildren();
+  const perLeaf = new Map<string, ChartActor[]>();
   for (const actor of actors) {
     const ids = activeIds(chart.layout.machine, actor.value);
     const c = colorIndex(actor.node);
     for (const id of ids) {
-      const g = svg.querySelector(`g.state[data-id="${CSS.escape(id)}"]`);
+      const g = svg.querySelector<SVGGElement>(`g.state[data-id="${CSS.escape(id)}"]`);
       if (g === null) continue;
       if (!g.classList.contains('active')) {
         g.classList.add('active');
-        g.style.setProperty('--color', COLORS[c]);
-        g.style.setProperty('--fill', FILLS[c]);
+        g.style.setProperty('--color', COLORS[c] ?? '');
+        g.style.setProperty('--fill', FILLS[c] ?? '');
       }
       if (g.classList.contains('leaf')) perLeaf.set(id, [...(perLeaf.get(id) ?? []), actor]);
     }
@@ -176,10 +202,10 @@ export function highlight(chart, actors, colorIndex) {
       const w = 10 + actor.label.length * 7;
       x -= w;
       const g = el('svg:g', { class: 'nodechip', 'data-node': actor.node, 'data-state': id });
-      g.style.setProperty('--color', COLORS[colorIndex(actor.node)]);
+      g.style.setProperty('--color', COLORS[colorIndex(actor.node)] ?? '');
       g.append(el('svg:rect', { x, y: s.y - 9, width: w, height: 15, rx: 7 }));
       g.append(el('svg:text', { x: x + 5, y: s.y + 2 }, actor.label));
-      chips.append(g);
+      chips?.append(g);
       x -= 3;
     }
   }
