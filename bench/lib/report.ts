@@ -105,6 +105,8 @@ export function missingFigures(figures: Readonly<Record<string, unknown>>): stri
 export function startRecord(bench: string, args: readonly string[]) {
   const startedAt = new Date();
   const start = loads();
+  // The commit the run measured: read at the start, as the build the nodes run is made then.
+  const commit = commitOf();
   return (outcome: BenchOutcome): BenchRecord => {
     const missing = missingFigures(outcome.figures);
     return {
@@ -113,7 +115,7 @@ export function startRecord(bench: string, args: readonly string[]) {
       args: [...args],
       date: startedAt.toISOString(),
       durationSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
-      commit: commitOf(),
+      commit,
       machine: {
         cores: availableParallelism(),
         cpu: cpus()[0]?.model ?? 'unknown',
