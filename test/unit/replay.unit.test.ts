@@ -8,7 +8,7 @@ import {
   exportHeaderLine,
   parseExportLine,
 } from '../../src/tools/log/exportFormat.ts';
-import { admitItems } from '../../src/tools/log/admitItems.ts';
+import { readAdmitted } from '../../src/tools/log/logReader.ts';
 import {
   fileLogSource,
   loadNatsSourceConfig,
@@ -87,7 +87,8 @@ function itemsOf(lines: readonly string[]): AsyncIterable<LogItem> {
 
 async function replayLines(lines: readonly string[], options: ReplayOptions) {
   const history: HistoryItem[] = [];
-  const result = await replayLog(admitItems(itemsOf(lines)), options, {
+  const source = { description: 'lines', read: () => itemsOf(lines), close: async () => {} };
+  const result = await replayLog(readAdmitted(source), options, {
     onHistory: (item) => history.push(item),
   });
   return { result, history };
