@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchSignature } from '../../src/adapters/nats/batchSignature.ts';
 import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
 import { runExport } from '../../src/cli/exportCommand.ts';
-import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
+import { runReplay } from '../../src/cli/replayCommand.ts';
+import { captureOutput as capture } from '../harness/cli.ts';
 import { oplogSigningKey } from '../../src/config/credentials.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { digestHex, stateDigest } from '../../src/domain/log/checksum.ts';
@@ -58,16 +59,6 @@ const GARBAGE_WHY = ((): string => {
   }
   throw new Error('the garbage decodes');
 })();
-
-function capture(): CommandOutput & { out: string; err: string } {
-  const sink = {
-    out: '',
-    err: '',
-    stdout: (t: string) => void (sink.out += t),
-    stderr: (t: string) => void (sink.err += t),
-  };
-  return sink;
-}
 
 describe('one log reader: every entry point admits and skips alike', () => {
   let nats: NatsServerHandle;

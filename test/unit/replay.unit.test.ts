@@ -23,7 +23,8 @@ import {
   type HistoryItem,
   type ReplayOptions,
 } from '../../src/tools/log/replayLog.ts';
-import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
+import { runReplay } from '../../src/cli/replayCommand.ts';
+import { captureOutput as capture } from '../harness/cli.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import type { MetadataEvent } from '../../src/domain/model/types.ts';
@@ -351,16 +352,6 @@ describe('replay --file', () => {
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
   });
-
-  function capture(): CommandOutput & { out: string; err: string } {
-    const sink = {
-      out: '',
-      err: '',
-      stdout: (t: string) => void (sink.out += t),
-      stderr: (t: string) => void (sink.err += t),
-    };
-    return sink;
-  }
 
   it('reads a file source from a seq, skipping the header', async () => {
     const file = join(dir, 'log.ndjson');
