@@ -32,6 +32,33 @@ const report = (items: readonly SkippedItem[]): string[] =>
   items.map((i) => `${i.kind} ${i.error.message}`);
 
 describe('readLog (the one log reader) on the memory OpLog', () => {
+  it('a forged fence nothing continues is foreign, and the log after it is still read (it used to end readLog)', async () => {
+    const log = new MemoryLogStore();
+    const entry = (seq: number, epoch: number, event: MetadataEvent) =>
+      toEntry({ seq, epoch, ts: T0 + seq, event });
+    log.append(0, [
+      entry(1, 3, { op: 'EPOCH', epoch: 3, nodeId: 'n1' }),
+      entry(2, 3, { op: 'MOUNT_SEGMENT', segmentId: 's', nodeId: 'a', size: 1 << 20 }),
+    ]);
+    // An outsider's fence as entry 3, then the primary's next entries (the memory store takes
+    // contiguous seqs only, so here they are 4 and 5).
+    const forged = log.append(log.lastStreamSeq, [
+      entry(3, 1e9, { op: 'EPOCH', epoch: 1e9, nodeId: 'intruder' }),
+    ]).streamSeq;
+    log.append(log.lastStreamSeq, [
+      entry(4, 3, { op: 'PUT_END', key: 'k' }),
+      entry(5, 3, { op: 'UNMOUNT_SEGMENT', segmentId: 's' }),
+    ]);
+    const skipped: SkippedItem[] = [];
+    const entries = await readLog(opLogSource(createMemoryOpLog(log)), {
+      onSkipped: (item) => skipped.push(item),
+    });
+    expect(entries.map((e) => e.seq)).toEqual([1, 2, 4, 5]);
+    expect(report(skipped)).toEqual([
+      `foreign entry at seq 3 (stream message ${forged}): foreign entry (no elected primary's): an EPOCH 1000000000 fence the log does not continue (the entry after it, seq 4, has epoch 3)`,
+    ]);
+  });
+
   it('judged by the log, a continued forged fence counts; the garbage is reported', async () => {
     const { store: log, garbage } = store();
     const skipped: SkippedItem[] = [];
