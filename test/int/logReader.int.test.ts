@@ -116,15 +116,13 @@ describe('one log reader: every entry point admits and skips alike', () => {
     `entry on stream message ${at.unsigned} (seq unreadable): stream message: signature: the batch is not signed`,
   ];
   const messagesOf = (items: readonly SkippedItem[]): string[] => items.map((i) => i.error.message);
+  /** The stream as `understudy export` reads it. */
+  const streamSource = () =>
+    natsLogSource({ cluster, servers: [nats.url], security: {}, signingKey: key });
 
   it('readLog over the stream and over the OpLog port, and readLoggedEvents, agree', async () => {
     const viaStream: SkippedItem[] = [];
-    const source = await natsLogSource({
-      cluster,
-      servers: [nats.url],
-      security: {},
-      signingKey: key,
-    });
+    const source = await streamSource();
     const fromStream = await readLog(source, { onSkipped: (item) => viaStream.push(item) });
     await source.close();
     expect(fromStream.map((e) => e.seq)).toEqual(ADMITTED);
@@ -144,12 +142,7 @@ describe('one log reader: every entry point admits and skips alike', () => {
 
     // Asked of an election check instead of judged by the log: the same (both fences are real).
     const asked: string[] = [];
-    const elected = await natsLogSource({
-      cluster,
-      servers: [nats.url],
-      security: {},
-      signingKey: key,
-    });
+    const elected = await streamSource();
     const withCheck = await readLog(elected, {
       elected: (claim) => {
         asked.push(`${claim.epoch}:${claim.nodeId}`);

@@ -12,14 +12,22 @@ import { opLogSource } from '../../src/tools/log/opLogSource.ts';
 
 const T0 = Date.UTC(2026, 11, 6, 12, 0, 0);
 
-function store(): { store: MemoryLogStore; garbage: number; forged: number } {
+const entry = (seq: number, epoch: number, event: MetadataEvent) =>
+  toEntry({ seq, epoch, ts: T0 + seq, event });
+
+/** A log of epoch 3 by n1: its fence and a segment mounted. */
+function started(): MemoryLogStore {
   const log = new MemoryLogStore();
-  const entry = (seq: number, epoch: number, event: MetadataEvent) =>
-    toEntry({ seq, epoch, ts: T0 + seq, event });
   log.append(0, [
     entry(1, 3, { op: 'EPOCH', epoch: 3, nodeId: 'n1' }),
     entry(2, 3, { op: 'MOUNT_SEGMENT', segmentId: 's', nodeId: 'a', size: 1 << 20 }),
   ]);
+  return log;
+}
+
+/** {@link started}, then garbage, then a forged fence (epoch 1e9) and an entry of its epoch. */
+function store(): { store: MemoryLogStore; garbage: number; forged: number } {
+  const log = started();
   const garbage = log.publishUndecodable('garbled: not a batch');
   const forged = log.append(log.lastStreamSeq, [
     entry(3, 1e9, { op: 'EPOCH', epoch: 1e9, nodeId: 'intruder' }),
@@ -33,13 +41,7 @@ const report = (items: readonly SkippedItem[]): string[] =>
 
 describe('readLog (the one log reader) on the memory OpLog', () => {
   it('a forged fence nothing continues is foreign, and the log after it is still read (it used to end readLog)', async () => {
-    const log = new MemoryLogStore();
-    const entry = (seq: number, epoch: number, event: MetadataEvent) =>
-      toEntry({ seq, epoch, ts: T0 + seq, event });
-    log.append(0, [
-      entry(1, 3, { op: 'EPOCH', epoch: 3, nodeId: 'n1' }),
-      entry(2, 3, { op: 'MOUNT_SEGMENT', segmentId: 's', nodeId: 'a', size: 1 << 20 }),
-    ]);
+    const log = started();
     // An outsider's fence as entry 3, then the primary's next entries (the memory store takes
     // contiguous seqs only, so here they are 4 and 5).
     const forged = log.append(log.lastStreamSeq, [
