@@ -17,7 +17,7 @@ import {
 import { addNatsSourceOptions, parseSeqFlag } from './settingOptions.ts';
 import { EXIT_CODES_HELP, processOutput, type CommandOutput } from './replayCommand.ts';
 import { EXIT_CODES } from '../tools/log/replayLog.ts';
-import { admitItems } from '../tools/log/admitItems.ts';
+import { readAdmitted } from '../tools/log/logReader.ts';
 import { UnderstudyError } from '../domain/model/understudyError.ts';
 
 /** The flags of `understudy export`, as commander parses them. */
@@ -38,7 +38,7 @@ async function writeLine(stream: Writable, line: string): Promise<void> {
 /**
  * Runs `understudy export` and returns its exit code: writes a header line and one NDJSON line
  * per entry of `--from..--to` (default: the whole log as it is now) to `--out` or stdout; a
- * summary goes to stderr. A corrupt stream message or a foreign entry (see admitItems) stops it
+ * summary goes to stderr. A corrupt stream message or a foreign entry (see logReader.ts) stops it
  * with exit 1 (the file then ends before it) unless `--skip-bad`, which leaves them out. When the
  * cluster has a checkpoint below `--from`, or the stream was trimmed below `--from`, the export
  * starts with the checkpoint (its frames) and holds the entries after it, so that `replay --file`
@@ -99,7 +99,7 @@ export async function runExport(
       what: 'the export',
       named: flags.checkpoint,
     } as const;
-    for await (const item of admitItems(source.read(fromSeq, flags.to, base))) {
+    for await (const item of readAdmitted(source, { fromSeq, toSeq: flags.to, base })) {
       if (writeError !== undefined) break;
       if (item.kind === 'note') {
         out.stderr(`understudy export: ${item.text}\n`);

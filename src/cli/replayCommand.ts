@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { admitItems } from '../tools/log/admitItems.ts';
+import { readAdmitted } from '../tools/log/logReader.ts';
 import { ConfigError } from '../config/settings.ts';
 import type { CorruptEntryError } from '../tools/log/exportFormat.ts';
 import {
@@ -128,8 +128,8 @@ export async function runReplay(
     const plan = planReplay(options);
     source = await openLogSource(flags);
     const base = replayBase(options);
-    const items = source.read(plan.fromSeq, plan.readTo, base);
-    const result = await replayLog(admitItems(items), options, {
+    const items = readAdmitted(source, { fromSeq: plan.fromSeq, toSeq: plan.readTo, base });
+    const result = await replayLog(items, options, {
       onNote: (text) => out.stderr(`understudy replay: ${text}\n`),
       onHistory: (item) =>
         out.stdout(`${json ? JSON.stringify(historyJson(item)) : formatHistoryLine(item)}\n`),

@@ -4,52 +4,27 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UnderstudyClient } from '../../src/client/client.ts';
-import { createClient } from '../../src/client/nats.ts';
 import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
-import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import { clusterStates, startTwoNodes, stopAll } from '../harness/e2eCluster.ts';
+import { startNats, type EtcdHandle } from '../harness/index.ts';
 import { rawMessage, rawRequest } from '../harness/rawHttp.ts';
 
 const CLUSTER = 'surface';
 
+const cleanups: Array<() => Promise<void>> = [];
 let etcd: EtcdHandle;
-let nats: NatsServerHandle;
 let fleet: NodeFleet;
 let client: UnderstudyClient;
 let primary: NodeHandle;
 
 beforeAll(async () => {
-  etcd = await startEtcd();
-  nats = await startNats();
-  fleet = await NodeFleet.start(['n1', 'n2'], {
-    cluster: CLUSTER,
-    nats: [nats.url],
-    etcd: [etcd.endpoint],
-    leaseTtlMs: 3000,
-  });
-  primary = await fleet.primary(60_000);
-  const standby = fleet.nodes.find((n) => n !== primary)!;
-  await standby.waitForStatus((s) => s.role === 'standby', 60_000);
-  client = await createClient({ servers: nats.url, cluster: CLUSTER, deadlineMs: 30_000 });
-  for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
+  ({ etcd, fleet, client, primary } = await startTwoNodes(cleanups, CLUSTER));
 }, 120_000);
 
-afterAll(async () => {
-  await client?.close().catch(() => undefined);
-  await fleet?.[Symbol.asyncDispose]();
-  await nats?.[Symbol.asyncDispose]();
-  await etcd?.[Symbol.asyncDispose]();
-});
+afterAll(() => stopAll(cleanups));
 
 /** Every node's role, applied seq and state digest, once the standbys caught up. */
-async function clusterState(): Promise<string[]> {
-  const seq = (await primary.status()).appliedSeq;
-  const states = [];
-  for (const node of fleet.nodes) {
-    const s = await node.waitForStatus((st) => st.appliedSeq >= seq, 30_000, true);
-    states.push(`${node.id} ${s.role} ${s.appliedSeq} ${s.digest}`);
-  }
-  return states;
-}
+const clusterState = (): Promise<string[]> => clusterStates(fleet, primary);
 
 /** A write goes through (the primary serves). */
 async function writeSucceeds(key: string): Promise<void> {

@@ -220,7 +220,9 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     const foreign: number[] = [];
     const log = await readLoggedEvents(nats.url, CLUSTER, {
       etcd: [etcd.endpoint],
-      onForeign: (_entry, streamSeq) => foreign.push(streamSeq),
+      onSkipped: (item) => {
+        if (item.kind === 'foreign') foreign.push(item.error.streamSeq ?? 0);
+      },
     });
     expect(foreign).toEqual([fence.streamSeq, remove.streamSeq]);
     expectLinearHistory(log);
@@ -296,7 +298,9 @@ describe('OpLog integrity end to end (three node processes, real etcd and nats-s
     const foreign: number[] = [];
     const log = await readLoggedEvents(nats.url, CLUSTER, {
       etcd: [etcd.endpoint],
-      onForeign: (_entry, streamSeq) => foreign.push(streamSeq),
+      onSkipped: (item) => {
+        if (item.kind === 'foreign') foreign.push(item.error.streamSeq ?? 0);
+      },
     });
     expect(foreign).toEqual([forged.streamSeq, forged.streamSeq]);
     expectLinearHistory(log);

@@ -1,60 +1,33 @@
 // The NATS surface of real node processes: the client API subjects and the admin subjects get
 // random bytes, truncated JSON, wrong types and oversize bodies (fast-check). Each gets a typed
 // error reply (never INTERNAL), no node dies, the state does not change, and writes still work.
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UnderstudyClient } from '../../src/client/client.ts';
-import { createClient } from '../../src/client/nats.ts';
 import { API_OPS } from '../../src/api/schema.ts';
 import { apiSubject, currentTermSubject, termSubject } from '../../src/api/subjects.ts';
 import { adminSubject } from '../../src/adapters/nats/natsAdminTransport.ts';
-import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
-import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import type { NodeFleet, NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import { clusterStates, startTwoNodes, stopAll } from '../harness/e2eCluster.ts';
 
 const CLUSTER = 'natsfuzz';
 
-let etcd: EtcdHandle;
-let nats: NatsServerHandle;
+const cleanups: Array<() => Promise<void>> = [];
 let fleet: NodeFleet;
 let client: UnderstudyClient;
+/** A connection of the test's own, for the raw requests. */
 let raw: NatsConnection;
 let primary: NodeHandle;
 
 beforeAll(async () => {
-  etcd = await startEtcd();
-  nats = await startNats();
-  fleet = await NodeFleet.start(['n1', 'n2'], {
-    cluster: CLUSTER,
-    nats: [nats.url],
-    etcd: [etcd.endpoint],
-    leaseTtlMs: 3000,
-  });
-  primary = await fleet.primary(60_000);
-  await fleet.nodes.find((n) => n !== primary)!.waitForStatus((s) => s.role === 'standby', 60_000);
-  client = await createClient({ servers: nats.url, cluster: CLUSTER, deadlineMs: 30_000 });
-  for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
+  ({ fleet, client, nc: raw, primary } = await startTwoNodes(cleanups, CLUSTER));
   await client.putStart('existing', 1024, 2);
-  raw = await connect({ servers: nats.url });
 }, 120_000);
 
-afterAll(async () => {
-  await raw?.close().catch(() => undefined);
-  await client?.close().catch(() => undefined);
-  await fleet?.[Symbol.asyncDispose]();
-  await nats?.[Symbol.asyncDispose]();
-  await etcd?.[Symbol.asyncDispose]();
-});
+afterAll(() => stopAll(cleanups));
 
-async function clusterState(): Promise<string[]> {
-  const seq = (await primary.status()).appliedSeq;
-  const states = [];
-  for (const node of fleet.nodes) {
-    const s = await node.waitForStatus((st) => st.appliedSeq >= seq, 30_000, true);
-    states.push(`${node.id} ${s.role} ${s.appliedSeq} ${s.digest}`);
-  }
-  return states;
-}
+const clusterState = (): Promise<string[]> => clusterStates(fleet, primary);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -11,31 +11,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNatsOpLog } from '../../src/adapters/nats/natsOpLog.ts';
 import { opLogSubject } from '../../src/adapters/nats/stream.ts';
 import { runExport } from '../../src/cli/exportCommand.ts';
-import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
+import { runReplay } from '../../src/cli/replayCommand.ts';
 import type { StateSummary } from '../../src/tools/log/stateSummary.ts';
 import { type UnderstudyClient } from '../../src/client/client.ts';
-import { createClient } from '../../src/client/nats.ts';
 import { digestHex, stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import { emptyState } from '../../src/domain/model/state.ts';
 import type { LoggedEvent, MetadataEvent } from '../../src/domain/model/types.ts';
-import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { runCli as cli } from '../harness/cli.ts';
-import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
+import type { NatsServerHandle } from '../harness/index.ts';
+import { captureOutput as capture, runCli as cli } from '../harness/cli.ts';
+import { startOneNode, stopAll } from '../harness/e2eCluster.ts';
 import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 
 const CLUSTER = 'replay-e2e';
-
-function capture(): CommandOutput & { out: string; err: string } {
-  const sink = {
-    out: '',
-    err: '',
-    stdout: (t: string) => void (sink.out += t),
-    stderr: (t: string) => void (sink.err += t),
-  };
-  return sink;
-}
 
 /** The export line of `seq` with one byte of its raw frame's payload flipped. */
 function corruptPayload(lines: string[], seq: number): string[] {
@@ -51,9 +40,8 @@ function corruptPayload(lines: string[], seq: number): string[] {
 }
 
 describe('understudy export / replay on a real cluster', () => {
-  let etcd: EtcdHandle;
+  const cleanups: Array<() => Promise<void>> = [];
   let nats: NatsServerHandle;
-  let fleet: NodeFleet;
   let client: UnderstudyClient;
   let dir: string;
   let log: LoggedEvent[];
@@ -61,23 +49,14 @@ describe('understudy export / replay on a real cluster', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'understudy-replay-e2e-'));
-    etcd = await startEtcd();
-    nats = await startNats();
-    fleet = await NodeFleet.start(['n1'], {
-      cluster: CLUSTER,
-      nats: [nats.url],
-      etcd: [etcd.endpoint],
-      leaseTtlMs: 2000,
-    });
-    await fleet.primary(60_000);
-    client = await createClient({
-      servers: nats.url,
-      cluster: CLUSTER,
-      requestTimeoutMs: 1000,
-      deadlineMs: 30_000,
-    });
-    await client.mountSegment('s1-seg', 's1', 1 << 20);
-    await client.mountSegment('s2-seg', 's2', 1 << 20);
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    ({ nats, client } = await startOneNode(cleanups, CLUSTER, {
+      segments: [
+        ['s1-seg', 's1'],
+        ['s2-seg', 's2'],
+      ],
+      segmentSize: 1 << 20,
+    }));
     // (No remove: a new primary treats every object as read-leased for one lease TTL.)
     await client.putStart('user/1', 4096, 2);
     await client.putEnd('user/1');
@@ -89,13 +68,7 @@ describe('understudy export / replay on a real cluster', () => {
     exportFile = join(dir, 'export.ndjson');
   }, 120_000);
 
-  afterAll(async () => {
-    await client?.close().catch(() => undefined);
-    await fleet?.[Symbol.asyncDispose]().catch(() => undefined);
-    await Promise.resolve(nats?.[Symbol.asyncDispose]()).catch(() => undefined);
-    await Promise.resolve(etcd?.[Symbol.asyncDispose]()).catch(() => undefined);
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => stopAll(cleanups), 60_000);
 
   it('exports the whole log as NDJSON (real CLI)', async () => {
     const run = await cli([

@@ -9,14 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UnderstudyClient } from '../../src/client/client.ts';
-import { createClient } from '../../src/client/nats.ts';
 import { digestHex, stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { emptyState } from '../../src/domain/model/state.ts';
 import type { LoggedEvent } from '../../src/domain/model/types.ts';
-import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
-import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
+import type { EtcdHandle, NatsServerHandle } from '../harness/index.ts';
+import { startOneNode, stopAll } from '../harness/e2eCluster.ts';
 import { runCli as cli } from '../harness/cli.ts';
 
 const CLUSTER = 'replay-cp-e2e';
@@ -30,9 +29,9 @@ interface Summary {
 }
 
 describe('replay and export across checkpoints (real cluster, trimmed stream)', () => {
+  const cleanups: Array<() => Promise<void>> = [];
   let etcd: EtcdHandle;
   let nats: NatsServerHandle;
-  let fleet: NodeFleet;
   let client: UnderstudyClient;
   let dir: string;
   /** The whole log, read before the stream was trimmed. */
@@ -64,13 +63,10 @@ describe('replay and export across checkpoints (real cluster, trimmed stream)', 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'understudy-replay-cp-'));
-    etcd = await startEtcd();
-    nats = await startNats();
-    fleet = await NodeFleet.start(['n1'], {
-      cluster: CLUSTER,
-      nats: [nats.url],
-      etcd: [etcd.endpoint],
-      leaseTtlMs: 2000,
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    ({ etcd, nats, client } = await startOneNode(cleanups, CLUSTER, {
+      segments: [['seg', 's1']],
+      segmentSize: 1 << 22,
       extraArgs: [
         '--checkpoint-interval-entries',
         '100000000',
@@ -79,15 +75,7 @@ describe('replay and export across checkpoints (real cluster, trimmed stream)', 
         '--checkpoint-keep',
         '2',
       ],
-    });
-    await fleet.primary(60_000);
-    client = await createClient({
-      servers: nats.url,
-      cluster: CLUSTER,
-      requestTimeoutMs: 1000,
-      deadlineMs: 30_000,
-    });
-    await client.mountSegment('seg', 's1', 1 << 22);
+    }));
     await put(0, 10);
     await client.putStart('user/1', 4096, 1);
     await client.putStart('user/2', 2048, 1);
@@ -104,13 +92,7 @@ describe('replay and export across checkpoints (real cluster, trimmed stream)', 
     live = ['--cluster', CLUSTER, '--nats', nats.url];
   }, 180_000);
 
-  afterAll(async () => {
-    await client?.close().catch(() => undefined);
-    await fleet?.[Symbol.asyncDispose]().catch(() => undefined);
-    await Promise.resolve(nats?.[Symbol.asyncDispose]()).catch(() => undefined);
-    await Promise.resolve(etcd?.[Symbol.asyncDispose]()).catch(() => undefined);
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => stopAll(cleanups), 60_000);
 
   it('the stream was trimmed and one checkpoint removed', async () => {
     const list = await cli(['checkpoint', 'list', ...live, '--json']);

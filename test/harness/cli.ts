@@ -2,6 +2,7 @@
 // program, as a child process for end-to-end tests. test/buildDist.ts builds dist/ before the
 // tests when it is stale.
 import { spawn } from 'node:child_process';
+import type { CommandOutput } from '../../src/cli/replayCommand.ts';
 import { cliEntry, packageRoot } from '../../src/process/packageInfo.ts';
 
 export interface CliResult {
@@ -121,4 +122,15 @@ export function startCliServer(args: readonly string[], timeoutMs = 60_000): Pro
       reject(new Error(`understudy ${args.join(' ')} exited (${code ?? 'signal'})\n${stderr}`));
     });
   });
+}
+
+/** A {@link CommandOutput} for a command run in-process, keeping what it wrote. */
+export function captureOutput(): CommandOutput & { out: string; err: string } {
+  const sink = {
+    out: '',
+    err: '',
+    stdout: (t: string) => void (sink.out += t),
+    stderr: (t: string) => void (sink.err += t),
+  };
+  return sink;
 }

@@ -1,46 +1,23 @@
 // The node's HTTP endpoints on real node processes: /healthz, /readyz, /metrics, /status.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type UnderstudyClient } from '../../src/client/client.ts';
-import { createClient } from '../../src/client/nats.ts';
-import { startEtcd, startNats, type EtcdHandle, type NatsServerHandle } from '../harness/index.ts';
-import { NodeFleet, type NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import type { NodeFleet, NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import { startTwoNodes, stopAll } from '../harness/e2eCluster.ts';
 
 const CLUSTER = 'http';
 
-let etcd: EtcdHandle;
-let nats: NatsServerHandle;
+const cleanups: Array<() => Promise<void>> = [];
 let fleet: NodeFleet;
 let client: UnderstudyClient;
 let primary: NodeHandle;
 let standby: NodeHandle;
 
 beforeAll(async () => {
-  etcd = await startEtcd();
-  nats = await startNats();
-  fleet = await NodeFleet.start(['n1', 'n2'], {
-    cluster: CLUSTER,
-    nats: [nats.url],
-    etcd: [etcd.endpoint],
-    leaseTtlMs: 3000,
-  });
-  primary = await fleet.primary(60_000);
-  standby = fleet.nodes.find((n) => n !== primary)!;
-  // a node answers HTTP once it has connected to NATS and etcd: wait for the standby too
-  await standby.waitForStatus((s) => s.role === 'standby', 60_000);
-  client = await createClient({
-    servers: nats.url,
-    cluster: CLUSTER,
-    requestTimeoutMs: 2000,
-    deadlineMs: 30_000,
-  });
+  // No segments: a test below mounts its own.
+  ({ fleet, client, primary, standby } = await startTwoNodes(cleanups, CLUSTER, { segments: [] }));
 }, 120_000);
 
-afterAll(async () => {
-  await client?.close().catch(() => undefined);
-  await fleet?.[Symbol.asyncDispose]();
-  await nats?.[Symbol.asyncDispose]();
-  await etcd?.[Symbol.asyncDispose]();
-});
+afterAll(() => stopAll(cleanups));
 
 async function get(node: NodeHandle, path: string): Promise<{ code: number; body: string }> {
   const res = await fetch(`${node.url}${path}`, { signal: AbortSignal.timeout(10_000) });

@@ -6,7 +6,8 @@ import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import { fromEntry } from '../../src/domain/log/eventCodec.ts';
 import { SwitchoverError } from '../../src/node/nodeRuntime.ts';
-import { readLog } from '../../src/tools/log/readLog.ts';
+import { readLog } from '../../src/tools/log/logReader.ts';
+import { opLogSource } from '../../src/tools/log/opLogSource.ts';
 import { memoryCluster } from './memoryCluster.ts';
 
 const TTL = 5000;
@@ -46,7 +47,9 @@ describe('planned switchover (NodeRuntime, memory adapters, simulated clock)', (
     acked.push({ key: 'after', seq: last.seq });
     const primary = c.primaries()[0]!;
     const log = (
-      await c.settle(readLog(createMemoryOpLog(c.store, { nodeId: 'r', clock: c.clock })))
+      await c.settle(
+        readLog(opLogSource(createMemoryOpLog(c.store, { nodeId: 'r', clock: c.clock }))),
+      )
     ).map(fromEntry);
     log.forEach((logged, i) => expect(logged.seq).toBe(i + 1));
     for (const { key, seq } of acked) {

@@ -5,7 +5,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
+import { runReplay } from '../../src/cli/replayCommand.ts';
+import { captureOutput as capture } from '../harness/cli.ts';
 import { digestHex, stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
 import { toEntry, fromEntry } from '../../src/domain/log/eventCodec.ts';
@@ -147,16 +148,6 @@ describe('replay --file of an export that starts from a checkpoint', () => {
   afterAll(async () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
-
-  function capture(): CommandOutput & { out: string; err: string } {
-    const sink = {
-      out: '',
-      err: '',
-      stdout: (t: string) => void (sink.out += t),
-      stderr: (t: string) => void (sink.err += t),
-    };
-    return sink;
-  }
 
   it('folds the state at a seq after the checkpoint, as a fold from seq 1 does', async () => {
     for (const at of [S, S + 3, entries.length]) {

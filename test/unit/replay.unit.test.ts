@@ -8,7 +8,7 @@ import {
   exportHeaderLine,
   parseExportLine,
 } from '../../src/tools/log/exportFormat.ts';
-import { admitItems } from '../../src/tools/log/admitItems.ts';
+import { readAdmitted } from '../../src/tools/log/logReader.ts';
 import {
   fileLogSource,
   loadNatsSourceConfig,
@@ -21,7 +21,8 @@ import {
   ReplayUsageError,
   type ReplayOptions,
 } from '../../src/tools/log/replayPlan.ts';
-import { runReplay, type CommandOutput } from '../../src/cli/replayCommand.ts';
+import { runReplay } from '../../src/cli/replayCommand.ts';
+import { captureOutput as capture } from '../harness/cli.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import type { MetadataEvent } from '../../src/domain/model/types.ts';
@@ -85,7 +86,8 @@ function itemsOf(lines: readonly string[]): AsyncIterable<LogItem> {
 
 async function replayLines(lines: readonly string[], options: ReplayOptions) {
   const history: HistoryItem[] = [];
-  const result = await replayLog(admitItems(itemsOf(lines)), options, {
+  const source = { description: 'lines', read: () => itemsOf(lines), close: async () => {} };
+  const result = await replayLog(readAdmitted(source), options, {
     onHistory: (item) => history.push(item),
   });
   return { result, history };
@@ -348,16 +350,6 @@ describe('replay --file', () => {
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
   });
-
-  function capture(): CommandOutput & { out: string; err: string } {
-    const sink = {
-      out: '',
-      err: '',
-      stdout: (t: string) => void (sink.out += t),
-      stderr: (t: string) => void (sink.err += t),
-    };
-    return sink;
-  }
 
   it('reads a file source from a seq, skipping the header', async () => {
     const file = join(dir, 'log.ndjson');

@@ -19,7 +19,7 @@ export type LogItem =
     }
   | { readonly kind: 'bad'; readonly error: CorruptEntryError }
   /**
-   * A well-formed entry no elected primary wrote ({@link admitItems}): no part of the log, and
+   * A well-formed entry no elected primary wrote (see logReader.ts): no part of the log, and
    * no loss either (the entry of that seq may follow).
    */
   | {

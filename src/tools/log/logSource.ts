@@ -1,8 +1,9 @@
 /**
- * Where `understudy export` and `understudy replay` read the OpLog from: the cluster's live
- * JetStream stream (read-only: it never creates the stream or changes its settings), or an
- * NDJSON export file. Both yield verified entries and bad ones, in log order, so the caller
- * decides whether a bad entry stops it.
+ * Where the log reader (logReader.ts: `understudy export`, `understudy replay`,
+ * `readLoggedEvents`) reads the OpLog from: the cluster's live JetStream stream (read-only: it
+ * never creates the stream or changes its settings), or an NDJSON export file. Both yield
+ * verified entries and bad ones, in log order, so the caller decides whether a bad entry stops
+ * it; which entries count is the reader's part.
  */
 import {
   DeliverPolicy,
@@ -22,14 +23,12 @@ import { systemClock } from '../../adapters/systemClock.ts';
 import { loadCheckpoint } from '../../node/checkpoints/loadCheckpoint.ts';
 import { chooseBase, type BaseRequest, type StreamSpan } from './checkpointBase.ts';
 import { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
-import { fromEntry } from '../../domain/log/eventCodec.ts';
-import type { LoggedEvent } from '../../domain/model/types.ts';
 import { loadCommandSettings, natsSourceSettings } from '../../config/config.ts';
 import { natsConnectionOptions, oplogSigningKey } from '../../config/credentials.ts';
 import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
 import { findMessageHoldingSeq, jetStreamMessageReader } from '../../adapters/nats/streamSearch.ts';
 import { NATS_SECURITY_KEYS, type SecurityConfig } from '../../config/securitySettings.ts';
-import { CorruptEntryError } from './exportFormat.ts';
+import { MessageItems } from './messageItems.ts';
 
 export { fileLogSource } from './fileLogSource.ts';
 export { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
@@ -256,53 +255,25 @@ class NatsLogSource implements LogSource {
         messages.stop();
       }, IDLE_TIMEOUT_MS);
     };
-    let expected: number | undefined;
+    const cursor = new MessageItems(fromSeq, toSeq);
     try {
       arm();
       for await (const msg of messages) {
         arm();
-        let entries: OpLogEntry[];
+        let entries: OpLogEntry[] = [];
         try {
           entries = this.signature.decode(msg.data, msg.headers);
         } catch (cause) {
           const reason = cause instanceof CodecError ? cause.message : String(cause);
-          yield {
-            kind: 'bad',
-            error: new CorruptEntryError({ streamSeq: msg.seq }, `stream message: ${reason}`, {
-              cause,
-            }),
-          };
-          entries = [];
+          yield cursor.undecodable(msg.seq, reason, cause);
         }
-        let done = false;
-        for (const entry of entries) {
-          if (entry.seq < fromSeq) continue;
-          // Past the range once the next entry in order is (an outsider's entry may carry any
-          // seq: it is yielded, and told apart by admitItems).
-          if (toSeq !== undefined && entry.seq > toSeq && entry.seq === (expected ?? entry.seq)) {
-            done = true;
-            break;
-          }
-          if (entry.seq === (expected ?? entry.seq)) expected = entry.seq + 1;
-          const position = { seq: entry.seq, streamSeq: msg.seq };
-          let logged: LoggedEvent | undefined;
-          let bad: CorruptEntryError | undefined;
-          try {
-            logged = fromEntry(entry);
-          } catch (cause) {
-            if (!(cause instanceof CodecError)) throw cause;
-            bad = new CorruptEntryError(position, `payload: ${cause.message}`, { cause });
-          }
-          if (logged !== undefined) yield { kind: 'entry', entry, logged, position };
-          else if (bad !== undefined) yield { kind: 'bad', error: bad };
-          if (toSeq !== undefined && entry.seq === toSeq) done = true;
-        }
-        if (done || msg.seq >= state.last || msg.info.pending === 0) break;
+        yield* cursor.entries(entries, msg.seq);
+        if (cursor.done || msg.seq >= state.last || msg.info.pending === 0) break;
       }
       if (timedOut) {
         throw new LogUnavailableError(
           this.description,
-          `no message for ${IDLE_TIMEOUT_MS} ms before the end (last expected seq ${expected ?? fromSeq})`,
+          `no message for ${IDLE_TIMEOUT_MS} ms before the end (last expected seq ${cursor.expected ?? fromSeq})`,
         );
       }
     } finally {
