@@ -50,17 +50,15 @@ async function candidate(opLogTimeoutMs?: number) {
   const store = new CommittedStore();
   const term = new PrimaryTerm();
   const deps = { opLog, elector, clock, logger: quiet, nodeId: 'n1' };
-  const run = (signal: AbortSignal) =>
-    promote(
-      deps,
-      { leaseTtlMs: TTL },
-      store,
-      new ElectionChecks(deps, 100),
-      new ReadLeases(clock, TTL),
-      term,
-      won.epoch,
-      signal,
-    );
+  const ctx = {
+    ...deps,
+    config: { leaseTtlMs: TTL },
+    store,
+    checks: new ElectionChecks(deps, 100),
+    leases: new ReadLeases(clock, TTL),
+    term,
+  };
+  const run = (signal: AbortSignal) => promote({ input: { epoch: won.epoch }, signal, ctx });
   return { clock, coord, logStore, store, term, run };
 }
 
