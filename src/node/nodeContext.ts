@@ -11,6 +11,7 @@ import type { MasterNodeActor, MemberRole } from './nodeStatus.ts';
 import type { OtherKeyWatch } from './otherKeyWatch.ts';
 import type { CommittedStore } from './state/committedStore.ts';
 import type { ElectionChecks } from './state/electionChecks.ts';
+import type { NodeLease } from './state/nodeLease.ts';
 import type { PrimaryTerm } from './state/primaryTerm.ts';
 import type { ReadLeases } from './state/readLeases.ts';
 import type { Waiting } from './waitingFor.ts';
@@ -35,14 +36,17 @@ export interface NodeMachine {
 /**
  * One node's collaborators, built once by `NodeRuntime` and handed to every actor as `ctx`
  * (`{ input, signal, ctx }`): the ports and identity of {@link NodeRuntimeDeps}, the resolved
- * config, and the state the actors share, each held once here: the committed state is
- * `store`'s; what this node holds as primary is `term`'s. An actor declares what it uses with
+ * config, and the state the actors share. Each piece has one owner here: the committed state
+ * and its `appliedSeq` are `store`'s; whether the lease may still be acted on is `lease`'s; what
+ * this node holds as primary is `term`'s. An actor declares what it uses with
  * {@link ActorContext}.
  */
 export interface NodeContext extends Omit<NodeRuntimeDeps, 'config' | 'inspect'> {
   readonly config: NodeRuntimeConfig;
-  /** The committed state. */
+  /** The committed state: the one owner of `appliedSeq`. */
   readonly store: CommittedStore;
+  /** The lease as this node acts on it: the one owner of "is the lease deadline still ahead". */
+  readonly lease: NodeLease;
   /** The writer, the pipeline and the serving/handover flags of the current term as primary. */
   readonly term: PrimaryTerm;
   /** Read leases a primary grants (and the promotion's lease of every object). */

@@ -26,6 +26,7 @@ import { PrimaryTerm } from './state/primaryTerm.ts';
 import { campaign, promote, watchLease } from './actors/promote.ts';
 import { ElectionChecks } from './state/electionChecks.ts';
 import { ReadLeases } from './state/readLeases.ts';
+import { NodeLease } from './state/nodeLease.ts';
 import { failingClosed, runFullSync, syncFromPrimary } from './actors/runFullSync.ts';
 import { DuplicateNodeIdError, startNode } from './actors/startNode.ts';
 import type { OplogKeyMismatchError } from './oplogKeyCheck.ts';
@@ -91,6 +92,7 @@ export class NodeRuntime {
       ...ports,
       config,
       store: new CommittedStore(),
+      lease: new NodeLease(deps.elector, deps.clock),
       term: new PrimaryTerm(),
       leases: new ReadLeases(deps.clock, config.leaseTtlMs),
       checks: new ElectionChecks(deps, config.retryDelayMs),

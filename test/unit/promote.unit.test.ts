@@ -10,6 +10,7 @@ import { ElectionChecks } from '../../src/node/state/electionChecks.ts';
 import { PrimaryTerm } from '../../src/node/state/primaryTerm.ts';
 import { promote, PromotionStoppedError } from '../../src/node/actors/promote.ts';
 import { ReadLeases } from '../../src/node/state/readLeases.ts';
+import { NodeLease } from '../../src/node/state/nodeLease.ts';
 
 const TTL = 2000;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -54,6 +55,7 @@ async function candidate(opLogTimeoutMs?: number) {
     ...deps,
     config: { leaseTtlMs: TTL },
     store,
+    lease: new NodeLease(elector, clock),
     checks: new ElectionChecks(deps, 100),
     leases: new ReadLeases(clock, TTL),
     term,

@@ -74,11 +74,20 @@ export async function promote({
   input: { readonly epoch: number };
   signal: AbortSignal;
   ctx: ActorContext<
-    'opLog' | 'elector' | 'clock' | 'logger' | 'nodeId' | 'store' | 'checks' | 'leases' | 'term',
+    | 'opLog'
+    | 'elector'
+    | 'lease'
+    | 'clock'
+    | 'logger'
+    | 'nodeId'
+    | 'store'
+    | 'checks'
+    | 'leases'
+    | 'term',
     'leaseTtlMs' | 'promoteTimeoutMs'
   >;
 }): Promise<{ epoch: number; appliedSeq: number }> {
-  const { opLog, elector, clock, logger, store, leases, term, config } = ctx;
+  const { opLog, elector, lease, clock, logger, store, leases, term, config } = ctx;
   const { epoch } = input;
   const timeoutMs = config.promoteTimeoutMs ?? config.leaseTtlMs;
   let stopped: PromotionStoppedError | undefined;
@@ -153,7 +162,7 @@ export async function promote({
       }
       if (stopped !== undefined) throw stopped;
     }
-    if (clock.monotonicNow() >= elector.leaseDeadline())
+    if (!lease.live())
       throw new PromotionStoppedError('leaseDeadline', 'lease deadline passed while draining');
     // Every entry stored up to bounds.lastStreamSeq is folded now (bounds.lastSeq is the last
     // one), so the fence goes right after the stream's last message as it was then, even when
@@ -202,8 +211,8 @@ export function watchLease({
   ctx,
   sendBack,
 }: {
-  ctx: ActorContext<'elector'>;
+  ctx: ActorContext<'lease'>;
   sendBack: (event: MasterNodeEvent) => void;
 }): () => void {
-  return ctx.elector.onLeaseLost((reason) => sendBack({ type: 'lease.lost', reason }));
+  return ctx.lease.onLost((reason) => sendBack({ type: 'lease.lost', reason }));
 }

@@ -11,7 +11,7 @@ import { listenAdmin } from './listenAdmin.ts';
 /** What the `serve` actor uses of the node's context (the admin listener's part too). */
 export type ServeContext = ActorContext<
   | 'nodeId'
-  | 'elector'
+  | 'lease'
   | 'clock'
   | 'apiServer'
   | 'logger'
@@ -33,8 +33,8 @@ export type ServeContext = ActorContext<
 
 /**
  * The `serve` actor: answers clients through a write pipeline on `term.writer` (kept in
- * `term`), watches the lease and its deadline (`lease.lost`), reports progress, and runs the
- * admin listener ({@link listenAdmin}). Returns its closer, which leaves in-flight writes to a
+ * `term`), watches the lease (`ctx.lease`: lost, or its deadline passed: `lease.lost`),
+ * reports progress, and runs the admin listener ({@link listenAdmin}). Returns its closer, which leaves in-flight writes to a
  * handover when `term.handoverRequested` and fails them otherwise.
  */
 export function serve({
@@ -46,13 +46,12 @@ export function serve({
   ctx: ServeContext;
   sendBack: (event: MasterNodeEvent) => void;
 }): () => void {
-  const { elector, clock, apiServer, logger, store, leases, term, config } = ctx;
+  const { lease, clock, apiServer, logger, store, leases, term, config } = ctx;
   const { epoch } = input;
   const writer = term.writer;
   if (writer === undefined) throw new Error('serve without a writer');
   let stopped = false;
   let listener: ApiListener | undefined;
-  let deadlineTimer: TimerHandle | undefined;
   let progressTimer: TimerHandle | undefined;
   const fault = (type: 'oplog.fenced' | 'lease.lost', reason: string): void => {
     if (!stopped) sendBack({ type, reason });
@@ -62,7 +61,7 @@ export function serve({
     epoch,
     store,
     writer,
-    leaseDeadline: () => elector.leaseDeadline(),
+    lease,
     clock,
     leases,
     eviction: config.eviction,
@@ -71,17 +70,7 @@ export function serve({
     ...(ctx.brokenForTest?.refusalsBeforeCommit === true ? { refusalsBeforeCommit: true } : {}),
   });
   term.pipeline = pipeline;
-  const unLease = elector.onLeaseLost((reason) => fault('lease.lost', reason));
-  const armDeadline = (): void => {
-    const wait = Math.max(1, elector.leaseDeadline() - clock.monotonicNow());
-    deadlineTimer = clock.setTimeout(() => {
-      if (stopped) return;
-      if (clock.monotonicNow() >= elector.leaseDeadline())
-        fault('lease.lost', 'lease deadline passed');
-      else armDeadline();
-    }, wait);
-  };
-  armDeadline();
+  const unwatchLease = lease.watch((reason) => fault('lease.lost', reason));
   const appendStallMs = config.appendStallMs ?? config.leaseTtlMs;
   const progress = (): void => {
     sendBack({
@@ -116,8 +105,7 @@ export function serve({
   return () => {
     stopped = true;
     term.serving = false;
-    unLease();
-    deadlineTimer?.clear();
+    unwatchLease();
     progressTimer?.clear();
     // A requested handover (stop, switchover) lets what is in flight commit and be answered:
     // handOver drains the pipeline, then closes it. Any other exit fails it now.
