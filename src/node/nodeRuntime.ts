@@ -127,7 +127,7 @@ export class NodeRuntime {
     const machineWithActors = masterNodeMachine.provide({
       actors: {
         startNode: fromPromise(({ signal }) => this.#startNode(signal)),
-        followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(({ sendBack }) =>
+        followLog: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           followLog({ ctx, sendBack }),
         ),
         watchLeader: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>

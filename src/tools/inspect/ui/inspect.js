@@ -237,11 +237,16 @@ function renderCards(byNode) {
     const role = gone ? 'gone' : (root?.role ?? view?.state ?? '?');
     const live = model.mode === 'live' && view !== undefined && !gone;
     const epoch = root?.epoch ?? (live ? view.epoch : null);
-    const applied = live && view.appliedSeq !== null ? view.appliedSeq : context.appliedSeq;
+    // The machine keeps the lag, not the applied seq (the committed store's); a recording made
+    // before it did still carries `appliedSeq`.
+    const applied =
+      live && view.appliedSeq !== null
+        ? view.appliedSeq
+        : (context.appliedSeq ?? (context.logLastSeq ?? 0) - (context.lag ?? 0));
     const lag =
       live && view.lagEntries !== null
         ? view.lagEntries
-        : Math.max(0, (context.logLastSeq ?? 0) - (context.appliedSeq ?? 0));
+        : (context.lag ?? Math.max(0, (context.logLastSeq ?? 0) - (context.appliedSeq ?? 0)));
     const verification =
       live && view.lastVerification !== null
         ? view.lastVerification
