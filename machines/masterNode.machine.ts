@@ -19,8 +19,13 @@ export interface MasterNodeInput {
 export interface MasterNodeContext extends MasterNodeInput {
   /** The leader as last observed; null when the leader key is gone; undefined before the first read. */
   readonly leader: LeaderView | null | undefined;
-  /** The last entry folded into the committed state. */
-  readonly appliedSeq: number;
+  /**
+   * How many entries this node is behind the log, as last reported (`logLastSeq` minus the
+   * committed store's applied seq then, at least 0): what the campaign guard and delay decide
+   * on. The applied seq itself is the committed store's alone (the runtime's `store`); the
+   * machine only hears it in reports (`oplog.progress`, actors' outputs) and keeps the lag.
+   */
+  readonly lag: number;
   /**
    * The last entry the log holds, as last seen by the follower: at least one entry for every
    * stream message after the last one this node folded entries from, so messages it passed over
@@ -49,6 +54,7 @@ export interface MasterNodeContext extends MasterNodeInput {
 
 /** What a follower reports as it folds the log. */
 export interface FollowProgress {
+  /** The committed store's applied seq when the report was made. */
   readonly appliedSeq: number;
   readonly logLastSeq: number;
   /** Set while the follower cannot read the log (its bounds fail): why. */
@@ -102,8 +108,8 @@ export const masterNodeMachine = setup({
     startNode: fromPromise<{ appliedSeq: number }, { nodeId: string }>(() => {
       throw new Error('startNode is provided by the runtime');
     }),
-    /** Follows the log from the committed seq; sends `oplog.progress` / `oplog.needsSync`. */
-    followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(() => {
+    /** Follows the log from the committed store; sends `oplog.progress` / `oplog.needsSync`. */
+    followLog: fromCallback<MasterNodeEvent, { nodeId: string }>(() => {
       throw new Error('followLog is provided by the runtime');
     }),
     /** Watches the leader key; sends `leader.changed` at once and on every change. */
@@ -161,7 +167,7 @@ export const masterNodeMachine = setup({
       context.leader === null &&
       context.verificationHealthy &&
       context.logCutOff === undefined &&
-      context.logLastSeq - context.appliedSeq <= context.maxLagForPromotion,
+      context.lag <= context.maxLagForPromotion,
     /**
      * The start failed with an error marked `fatal` (another process runs with this node's id):
      * the node stops instead of retrying.
@@ -194,9 +200,7 @@ export const masterNodeMachine = setup({
           ? context.campaignMaxDelayMs
           : Math.min(
               context.campaignMaxDelayMs,
-              context.campaignBaseDelayMs +
-                Math.max(0, context.logLastSeq - context.appliedSeq) *
-                  context.campaignDelayPerEntryMs,
+              context.campaignBaseDelayMs + context.lag * context.campaignDelayPerEntryMs,
             ),
     retryDelay: ({ context }) => context.retryDelayMs,
   },
@@ -215,12 +219,26 @@ export const masterNodeMachine = setup({
     recordProgress: assign(({ context, event }) =>
       event.type === 'oplog.progress'
         ? {
-            appliedSeq: event.appliedSeq,
+            lag: Math.max(0, event.logLastSeq - event.appliedSeq),
             logLastSeq: Math.max(event.logLastSeq, event.appliedSeq),
             logCutOff: event.cutOff,
           }
         : context,
     ),
+    /**
+     * An actor finished at the committed store's applied seq (its output): the lag against the
+     * log's end as last seen. The seq itself is not kept (the store owns it).
+     */
+    recordApplied: assign(({ context, event }) => {
+      const output: unknown = 'output' in event ? event.output : undefined;
+      const appliedSeq =
+        typeof output === 'object' && output !== null && 'appliedSeq' in output
+          ? Number(output.appliedSeq)
+          : undefined;
+      return appliedSeq === undefined
+        ? context
+        : { lag: Math.max(0, context.logLastSeq - appliedSeq) };
+    }),
     recordFault: assign({
       lastFault: ({ event }) => {
         if ('reason' in event && typeof event.reason === 'string') return event.reason;
@@ -235,7 +253,7 @@ export const masterNodeMachine = setup({
   context: ({ input }) => ({
     ...input,
     leader: undefined,
-    appliedSeq: 0,
+    lag: 0,
     logLastSeq: 0,
     logCutOff: undefined,
     epoch: 0,
@@ -256,7 +274,7 @@ export const masterNodeMachine = setup({
         input: ({ context }) => ({ nodeId: context.nodeId }),
         onDone: {
           target: 'running',
-          actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
+          actions: 'recordApplied',
         },
         onError: [
           { guard: 'startRefused', target: 'stopping', actions: 'recordFault' },
@@ -285,7 +303,7 @@ export const masterNodeMachine = setup({
             {
               id: 'followLog',
               src: 'followLog',
-              input: ({ context }) => ({ fromSeq: context.appliedSeq + 1 }),
+              input: ({ context }) => ({ nodeId: context.nodeId }),
             },
             { id: 'verify', src: 'verify', input: ({ context }) => ({ nodeId: context.nodeId }) },
           ],
@@ -323,12 +341,14 @@ export const masterNodeMachine = setup({
             input: ({ context }) => ({ nodeId: context.nodeId }),
             onDone: {
               target: 'standby',
-              actions: assign({
-                appliedSeq: ({ event }) => event.output.appliedSeq,
-                logLastSeq: ({ context, event }) =>
-                  Math.max(context.logLastSeq, event.output.appliedSeq),
-                verificationHealthy: true,
-              }),
+              actions: [
+                'recordApplied',
+                assign({
+                  logLastSeq: ({ context, event }) =>
+                    Math.max(context.logLastSeq, event.output.appliedSeq),
+                  verificationHealthy: true,
+                }),
+              ],
             },
             onError: { target: 'syncFailed', actions: 'recordFault' },
           },
@@ -379,7 +399,7 @@ export const masterNodeMachine = setup({
                   onDone: {
                     target: '#masterNode.running.primary',
                     actions: assign({
-                      appliedSeq: ({ event }) => event.output.appliedSeq,
+                      lag: 0,
                       logLastSeq: ({ event }) => event.output.appliedSeq,
                       promotions: ({ context }) => context.promotions + 1,
                     }),
@@ -433,15 +453,11 @@ export const masterNodeMachine = setup({
               {
                 guard: switchingOver,
                 target: 'standby',
-                actions: assign({
-                  appliedSeq: ({ event }) => event.output.appliedSeq,
-                  handedOver: true,
-                  switchover: undefined,
-                }),
+                actions: ['recordApplied', assign({ handedOver: true, switchover: undefined })],
               },
               {
                 target: '#masterNode.stopping',
-                actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
+                actions: 'recordApplied',
               },
             ],
             onError: [
@@ -470,7 +486,7 @@ export const masterNodeMachine = setup({
             }),
             onDone: {
               target: 'standby',
-              actions: assign({ appliedSeq: ({ event }) => event.output.appliedSeq }),
+              actions: 'recordApplied',
             },
             onError: { target: 'standby', actions: 'recordFault' },
           },

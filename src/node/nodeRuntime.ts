@@ -10,7 +10,6 @@ import { emptyCheckpointStats, type CheckpointStats } from './checkpoints/checkp
 import { FailClosedError, restoreWithoutPrimary } from './checkpoints/restoreWithoutPrimary.ts';
 import { CommittedStore } from './state/committedStore.ts';
 import { followLog } from './actors/followLog.ts';
-import { listenAdmin } from './actors/listenAdmin.ts';
 import { MemberPublisher } from './actors/memberPublisher.ts';
 import {
   DEFAULT_RUNTIME_CONFIG,
@@ -22,6 +21,7 @@ import { PrimaryTerm } from './state/primaryTerm.ts';
 import { campaign, promote, watchLease } from './actors/promote.ts';
 import { ElectionChecks } from './state/electionChecks.ts';
 import { ReadLeases } from './state/readLeases.ts';
+import { NodeLease } from './state/nodeLease.ts';
 import { failingClosed, runFullSync, syncFromPrimary } from './actors/runFullSync.ts';
 import { DuplicateNodeIdError, startNode } from './actors/startNode.ts';
 import type { OplogKeyMismatchError } from './oplogKeyCheck.ts';
@@ -37,6 +37,7 @@ import {
 } from '../admin/verification.ts';
 import { verifyStandby } from './actors/verifyStandby.ts';
 import { Waiting } from './waitingFor.ts';
+import type { NodeContext, NodeMachine } from './nodeContext.ts';
 import { checkStreamTail } from './streamTail.ts';
 
 export {
@@ -59,45 +60,46 @@ export {
  * the machine and holds what they share.
  */
 export class NodeRuntime {
-  readonly store = new CommittedStore();
   readonly actor: MasterNodeActor;
-  readonly #config: NodeRuntimeConfig;
-  readonly #leases: ReadLeases;
-  /** The writer and pipeline of the current term as primary; the handover flag. */
-  readonly #term = new PrimaryTerm();
-  readonly #members: MemberPublisher;
+  /** The node's collaborators, built once and handed to every actor (`{ input, signal, ctx }`). */
+  readonly #ctx: NodeContext;
   #role: NodeRole = 'starting';
   readonly #stopped: Promise<void>;
-  /** What the node waits for while it starts (`/status`). */
-  readonly #waiting = new Waiting();
   /** Why the node refused to start, or stopped because it cannot serve. */
   #refusal: DuplicateNodeIdError | OplogKeyMismatchError | undefined;
-  /** Verification and full-sync counters; `/status` shows them under `verification`. */
-  readonly verificationStats: VerificationStats = emptyVerificationStats();
-  /** Checkpoint counters and the fail-closed reason; `/status` shows them under `checkpoints`. */
-  readonly checkpointStats: CheckpointStats = emptyCheckpointStats();
   /** Writes checkpoints when this node is the writer; undefined without a checkpoint store. */
   readonly checkpointer: Checkpointer | undefined;
   #started = false;
 
   constructor(private readonly deps: NodeRuntimeDeps) {
     const config: NodeRuntimeConfig = { ...DEFAULT_RUNTIME_CONFIG, ...deps.config };
-    this.#config = config;
-    this.#leases = new ReadLeases(deps.clock, config.leaseTtlMs);
-    const { store, verificationStats: stats } = this;
-    const leases = this.#leases;
-    const term = this.#term;
-    const checks = new ElectionChecks(deps, config.retryDelayMs);
-    const checkpointStats = this.checkpointStats;
-    const keyWatch = new OtherKeyWatch(deps, (err) => this.#refuse(err));
-    // A node that failed closed publishes its member record, so `status` lists it and says why.
-    this.#members = new MemberPublisher(
-      deps,
+    const { config: _partial, inspect: _inspect, ...ports } = deps;
+    const checkpointStats = emptyCheckpointStats();
+    const machine: NodeMachine = {
+      actor: () => this.actor,
+      context: () => this.actor.getSnapshot().context,
+      role: () => this.#role,
+      // A node that failed closed publishes its member record, so `status` lists it and says why.
+      memberRole: () => (checkpointStats.failClosed !== undefined ? 'failedClosed' : this.#role),
+      requestHandover: (event) => this.#requestHandover(event),
+    };
+    const base = {
+      ...ports,
       config,
-      store,
-      () => (checkpointStats.failClosed !== undefined ? 'failedClosed' : this.#role),
-      () => this.actor.getSnapshot().context,
-    );
+      store: new CommittedStore(),
+      lease: new NodeLease(deps.elector, deps.clock),
+      term: new PrimaryTerm(),
+      leases: new ReadLeases(deps.clock, config.leaseTtlMs),
+      checks: new ElectionChecks(deps, config.retryDelayMs),
+      verificationStats: emptyVerificationStats(),
+      checkpointStats,
+      waiting: new Waiting(),
+      keyWatch: new OtherKeyWatch(deps, (err) => this.#refuse(err)),
+      machine,
+    };
+    const ctx: NodeContext = { ...base, members: new MemberPublisher(base) };
+    this.#ctx = ctx;
+    const { store } = ctx;
     this.checkpointer =
       deps.checkpoints === undefined
         ? undefined
@@ -117,68 +119,44 @@ export class NodeRuntime {
             maxLagForPromotion: config.maxLagForPromotion,
             memberStaleMs: 3 * config.memberIntervalMs,
           });
-    const machine = masterNodeMachine.provide({
+    const machineWithActors = masterNodeMachine.provide({
       actors: {
         startNode: fromPromise(({ signal }) => this.#startNode(signal)),
-        followLog: fromCallback<MasterNodeEvent, { fromSeq: number }>(({ sendBack }) =>
-          followLog(deps, config, store, checks, sendBack, (batch) => keyWatch.passedOver(batch)),
+        followLog: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
+          followLog({ ctx, sendBack }),
         ),
         watchLeader: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
           deps.elector.observe((leader) => sendBack({ type: 'leader.changed', leader })),
         ),
         verify: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
-          verifyStandby(deps, config, store, stats, sendBack),
+          verifyStandby({ ctx, sendBack }),
         ),
-        fullSync: fromPromise(({ signal }) =>
-          runFullSync(deps, config, store, stats, checkpointStats, signal),
-        ),
-        campaign: fromPromise(({ signal }) => campaign(deps, signal)),
+        fullSync: fromPromise(({ signal }) => runFullSync({ signal, ctx })),
+        campaign: fromPromise(({ signal }) => campaign({ signal, ctx })),
         promote: fromPromise<
           { epoch: number; appliedSeq: number },
           { nodeId: string; epoch: number }
         >(async ({ input, signal }) => {
-          await keyWatch.beforePromotion();
-          return promote(deps, config, store, checks, leases, term, input.epoch, signal);
+          await ctx.keyWatch.beforePromotion();
+          return promote({ input, signal, ctx });
         }),
         watchLease: fromCallback<MasterNodeEvent, { nodeId: string }>(({ sendBack }) =>
-          watchLease(deps, sendBack),
+          watchLease({ ctx, sendBack }),
         ),
         serve: fromCallback<MasterNodeEvent, { nodeId: string; epoch: number }>(
-          ({ sendBack, input }) =>
-            serve(
-              deps,
-              config,
-              store,
-              leases,
-              term,
-              () => listenAdmin(deps, config, store, stats),
-              input.epoch,
-              sendBack,
-            ),
+          ({ sendBack, input }) => serve({ input, ctx, sendBack }),
         ),
         stepDown: fromPromise<{ appliedSeq: number }, { nodeId: string; reason: string }>(
-          ({ input }) => stepDown(deps, store, leases, term, input.reason),
+          ({ input }) => stepDown({ input, ctx }),
         ),
         handOver: fromPromise<
           { appliedSeq: number },
           { nodeId: string; target: string | undefined; keepRunning: boolean }
-        >(({ input, signal }) =>
-          handOver(
-            deps,
-            config,
-            store,
-            leases,
-            term,
-            () => this.actor.getSnapshot().context.switchover !== undefined,
-            input.target,
-            input.keepRunning,
-            signal,
-          ),
-        ),
+        >(({ input, signal }) => handOver({ input, signal, ctx })),
         shutdown: fromPromise(() => this.#shutdown()),
       },
     });
-    this.actor = createActor(machine, {
+    this.actor = createActor(machineWithActors, {
       // Named by node, so several nodes' actors can share one inspector (`n1/masterNode`).
       id: `${deps.nodeId}/masterNode`,
       ...(deps.inspect === undefined ? {} : { inspect: deps.inspect }),
@@ -207,13 +185,28 @@ export class NodeRuntime {
           event: 'state',
           state: role,
           epoch: snapshot.context.epoch,
-          appliedSeq: this.store.appliedSeq,
+          appliedSeq: store.appliedSeq,
           fault: snapshot.context.lastFault,
         },
         `node ${deps.nodeId} is ${role}`,
       );
-      this.#members.publish();
+      ctx.members.publish();
     });
+  }
+
+  /** The committed state: the one owner of this node's `appliedSeq`. */
+  get store(): CommittedStore {
+    return this.#ctx.store;
+  }
+
+  /** Verification and full-sync counters; `/status` shows them under `verification`. */
+  get verificationStats(): VerificationStats {
+    return this.#ctx.verificationStats;
+  }
+
+  /** Checkpoint counters and the fail-closed reason; `/status` shows them under `checkpoints`. */
+  get checkpointStats(): CheckpointStats {
+    return this.#ctx.checkpointStats;
   }
 
   /** Starts the machine. */
@@ -268,24 +261,17 @@ export class NodeRuntime {
    * or `handoverFailed` (the node stepped down as if fenced).
    */
   switchover(target?: string): Promise<SwitchoverResult> {
-    return switchover(
-      this.deps,
-      this.#config,
-      this.store,
-      this.actor,
-      () => this.#role,
-      (event) => this.#requestHandover(event),
-      target,
-    );
+    return switchover({ input: { target }, ctx: this.#ctx });
   }
 
   /** Sends a stop or switchover, marking it so the serve actor leaves its in-flight writes to handOver. */
   #requestHandover(event: MasterNodeEvent): void {
-    this.#term.handoverRequested = true;
+    const { term } = this.#ctx;
+    term.handoverRequested = true;
     try {
       this.actor.send(event);
     } finally {
-      this.#term.handoverRequested = false;
+      term.handoverRequested = false;
     }
   }
 
@@ -295,7 +281,7 @@ export class NodeRuntime {
 
   /** True while this node is primary and its API listener is up. */
   get serving(): boolean {
-    return this.#term.serving;
+    return this.#ctx.term.serving;
   }
 
   status(): NodeStatus {
@@ -307,7 +293,7 @@ export class NodeRuntime {
       this.store.appliedSeq,
       { skipped: this.store.skippedMessages, foreign: this.store.foreignEntries },
       this.verificationStats,
-      this.#waiting.current,
+      this.#ctx.waiting.current,
       this.checkpointStats,
       this.#refusal?.message,
     );
@@ -324,7 +310,7 @@ export class NodeRuntime {
 
   async #startNode(signal: AbortSignal): Promise<{ appliedSeq: number }> {
     try {
-      await startNode(this.deps, this.#config, this.#members, this.#waiting, signal);
+      await startNode({ signal, ctx: this.#ctx });
     } catch (err) {
       if (err instanceof DuplicateNodeIdError) this.#refusal = err;
       throw err;
@@ -333,7 +319,7 @@ export class NodeRuntime {
     signal.throwIfAborted();
     if (!this.#started) {
       this.#started = true;
-      this.#members.schedule();
+      this.#ctx.members.schedule();
     }
     await this.#coldStart();
     signal.throwIfAborted();
@@ -349,14 +335,14 @@ export class NodeRuntime {
    * whatever else could be found: no older state is served in its place.
    */
   async #coldStart(): Promise<void> {
-    const { deps, store } = this;
-    await failingClosed(deps, this.checkpointStats, async () => {
-      await checkStreamTail(deps);
+    const ctx = this.#ctx;
+    await failingClosed(ctx, async () => {
+      await checkStreamTail(ctx);
       try {
-        await restoreWithoutPrimary(deps, store, this.checkpointStats);
+        await restoreWithoutPrimary(ctx, ctx.store, ctx.checkpointStats);
       } catch (err) {
         if (!(err instanceof FailClosedError)) throw err;
-        if (!(await syncFromPrimary(deps, this.#config, store, this.verificationStats)))
+        if (!(await syncFromPrimary({ ctx })))
           throw new FailClosedError(`${err.reason}, and no primary answered a full sync`);
       }
     });
@@ -364,7 +350,7 @@ export class NodeRuntime {
 
   async #shutdown(): Promise<void> {
     await this.checkpointer?.stop();
-    this.#members.stop();
+    this.#ctx.members.stop();
     await this.deps.elector.close();
   }
 }

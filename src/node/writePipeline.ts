@@ -24,14 +24,15 @@ import type { CommittedStore } from './state/committedStore.ts';
 import { deferred, type Deferred } from './deferred.ts';
 import type { ReadLeases } from './state/readLeases.ts';
 import { LoggedClock } from './state/loggedClock.ts';
+import { LEASE_DEADLINE_PASSED, type NodeLease } from './state/nodeLease.ts';
 
 export interface WritePipelineOptions {
   readonly nodeId: string;
   readonly epoch: number;
   readonly store: CommittedStore;
   readonly writer: OpLogWriter;
-  /** Synchronous: the time after which this node must not act on its lease. */
-  readonly leaseDeadline: () => number;
+  /** Synchronous: whether this node may still act on its lease (the node's {@link NodeLease}). */
+  readonly lease: Pick<NodeLease, 'live'>;
   readonly clock: Clock;
   readonly leases: ReadLeases;
   readonly eviction: EvictionPolicy;
@@ -223,9 +224,9 @@ export class WritePipeline implements MetadataService {
   #assertServing(fresh = true): void {
     if (this.#closed !== undefined) throw new NotPrimaryError(this.#closed);
     if (fresh && this.#draining !== undefined) throw new NotPrimaryError(this.#draining);
-    if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) {
-      this.#fault('lease deadline passed');
-      throw new NotPrimaryError('lease deadline passed');
+    if (!this.options.lease.live()) {
+      this.#fault(LEASE_DEADLINE_PASSED);
+      throw new NotPrimaryError(LEASE_DEADLINE_PASSED);
     }
   }
 
@@ -303,7 +304,7 @@ export class WritePipeline implements MetadataService {
   }
 
   #evictIfFull(): void {
-    if (this.options.clock.monotonicNow() >= this.options.leaseDeadline()) return;
+    if (!this.options.lease.live()) return;
     const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
     if (eviction === null) return;
     const draft = metadataDecider.draft(this.#spec);

@@ -65,7 +65,7 @@ async function rig(options: Partial<ClientOptions> = {}) {
     epoch: 1,
     store,
     writer,
-    leaseDeadline: () => Number.MAX_SAFE_INTEGER,
+    lease: { live: () => true },
     clock,
     leases: new ReadLeases(clock, 5000),
     eviction: DEFAULT_EVICTION_POLICY,

@@ -49,7 +49,9 @@ describe('masterNode machine (pure transitions)', () => {
     expect(initial.value).toBe('starting');
     const s = started(42);
     expect(s.value).toEqual({ running: { standby: 'following' } });
-    expect(s.context.appliedSeq).toBe(42);
+    // The applied seq is the committed store's alone: the machine keeps only the lag it decides on.
+    expect(s.context).not.toHaveProperty('appliedSeq');
+    expect(s.context.lag).toBe(0);
   });
 
   it('retries a failed start after the retry delay', () => {
@@ -132,7 +134,7 @@ describe('masterNode machine (pure transitions)', () => {
     expect(s.context.epoch).toBe(9);
     s = drive(s, { type: 'xstate.done.actor.promote', output: { epoch: 9, appliedSeq: 6 } });
     expect(s.value).toEqual({ running: 'primary' });
-    expect(s.context).toMatchObject({ appliedSeq: 6, promotions: 1 });
+    expect(s.context).toMatchObject({ lag: 0, logLastSeq: 6, promotions: 1 });
     // Its own leader key does not fence it.
     s = drive(s, { type: 'leader.changed', leader: self(9) });
     expect(s.value).toEqual({ running: 'primary' });
@@ -159,7 +161,7 @@ describe('masterNode machine (pure transitions)', () => {
     expect(s.context.fences).toBe(1);
     s = drive(s, { type: 'xstate.done.actor.stepDown', output: { appliedSeq: 12 } });
     expect(s.value).toMatchObject({ running: { standby: expect.any(String) as unknown } });
-    expect(s.context.appliedSeq).toBe(12);
+    expect(s.context.lag).toBe(0);
   });
 
   it('a failed promotion is treated as a fence', () => {
@@ -195,7 +197,7 @@ describe('masterNode machine (pure transitions)', () => {
     expect(s.value).toEqual({ running: 'syncing' });
     s = drive(s, { type: 'xstate.done.actor.fullSync', output: { appliedSeq: 1000 } });
     expect(s.value).toEqual({ running: { standby: 'following' } });
-    expect(s.context.appliedSeq).toBe(1000);
+    expect(s.context).toMatchObject({ lag: 0, logLastSeq: 1000 });
   });
 });
 

@@ -51,7 +51,7 @@ const events = rawEvents as unknown as MasterNodeEvent[];
 
 /** A bounded abstraction: the state value plus what the guards read. */
 function serialize(s: Snapshot): string {
-  const { leader, epoch, logLastSeq, appliedSeq, maxLagForPromotion } = s.context;
+  const { leader, epoch, lag, maxLagForPromotion } = s.context;
   const leaderKind =
     leader === undefined
       ? 'unknown'
@@ -63,7 +63,7 @@ function serialize(s: Snapshot): string {
   return JSON.stringify([
     s.value,
     leaderKind,
-    logLastSeq - appliedSeq <= maxLagForPromotion,
+    lag <= maxLagForPromotion,
     s.context.verificationHealthy,
     s.context.switchover !== undefined,
   ]);

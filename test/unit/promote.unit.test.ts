@@ -12,6 +12,7 @@ import { ElectionChecks } from '../../src/node/state/electionChecks.ts';
 import { PrimaryTerm } from '../../src/node/state/primaryTerm.ts';
 import { promote, PromotionStoppedError } from '../../src/node/actors/promote.ts';
 import { ReadLeases } from '../../src/node/state/readLeases.ts';
+import { NodeLease } from '../../src/node/state/nodeLease.ts';
 
 const TTL = 2000;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -52,17 +53,16 @@ async function candidate(opLogTimeoutMs?: number) {
   const store = new CommittedStore();
   const term = new PrimaryTerm();
   const deps = { opLog, elector, clock, logger: quiet, nodeId: 'n1' };
-  const run = (signal: AbortSignal) =>
-    promote(
-      deps,
-      { leaseTtlMs: TTL },
-      store,
-      new ElectionChecks(deps, 100),
-      new ReadLeases(clock, TTL),
-      term,
-      won.epoch,
-      signal,
-    );
+  const ctx = {
+    ...deps,
+    config: { leaseTtlMs: TTL },
+    store,
+    lease: new NodeLease(elector, clock),
+    checks: new ElectionChecks(deps, 100),
+    leases: new ReadLeases(clock, TTL),
+    term,
+  };
+  const run = (signal: AbortSignal) => promote({ input: { epoch: won.epoch }, signal, ctx });
   return { clock, coord, logStore, store, term, run };
 }
 

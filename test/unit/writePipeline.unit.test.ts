@@ -9,6 +9,7 @@ import { FencedError, type AppendAck, type OpLogWriter } from '../../src/ports/o
 import { CommittedStore } from '../../src/node/state/committedStore.ts';
 import { deferred, type Deferred } from '../../src/node/deferred.ts';
 import { ReadLeases } from '../../src/node/state/readLeases.ts';
+import { NodeLease } from '../../src/node/state/nodeLease.ts';
 import { WritePipeline } from '../../src/node/writePipeline.ts';
 
 /** A writer whose appends settle only when the test says so. */
@@ -59,7 +60,7 @@ function setup(deadline = () => Number.MAX_SAFE_INTEGER) {
     epoch: 7,
     store,
     writer,
-    leaseDeadline: deadline,
+    lease: new NodeLease({ leaseDeadline: deadline, onLeaseLost: () => () => undefined }, c),
     clock: c,
     leases: new ReadLeases(c, 5000),
     eviction: DEFAULT_EVICTION_POLICY,

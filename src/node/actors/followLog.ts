@@ -9,22 +9,20 @@ import {
   type LogFollower,
 } from '../../ports/opLog.ts';
 import type { BatchOutcome, CommittedStore } from '../state/committedStore.ts';
-import type { ElectionChecks } from '../state/electionChecks.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+import type { ActorContext } from '../nodeContext.ts';
 
 /**
- * Folds `batch` into `store` once the election claims of its `EPOCH` entries are checked, and
+ * Folds `batch` into `ctx.store` once the election claims of its `EPOCH` entries are checked, and
  * says what was passed over (once: not again on a redelivery): a message that is no batch of
  * entries, or entries no elected primary wrote.
  */
 export async function foldBatch(
-  logger: NodeRuntimeDeps['logger'],
-  checks: ElectionChecks,
-  store: CommittedStore,
+  ctx: ActorContext<'logger' | 'checks' | 'store'>,
   batch: LogBatch,
   stopped: () => boolean,
   passedOver?: (batch: LogBatch) => void,
 ): Promise<BatchOutcome | undefined> {
+  const { logger, checks, store } = ctx;
   await checks.settle(batch, store.state, stopped);
   if (stopped()) return undefined;
   const outcome = store.applyBatch(batch, checks.elected);
@@ -60,7 +58,7 @@ export function logEnd(bounds: LogBounds, store: CommittedStore): number {
 }
 
 /**
- * The `followLog` actor: folds the log's entries after `store.appliedSeq` into `store` as they
+ * The `followLog` actor: folds the log's entries after `store.appliedSeq` into `ctx.store` as they
  * come, reports progress (`oplog.progress`) every `progressIntervalMs`, retries a broken
  * subscription after `retryDelayMs`, and sends `oplog.needsSync` when the log cannot be
  * followed from where the store is. A follower that delivers nothing for `followStallMs` while
@@ -70,15 +68,18 @@ export function logEnd(bounds: LogBounds, store: CommittedStore): number {
  * goes on after them, and they count as lag ({@link logEnd}). While the log's bounds cannot be
  * read, progress says the node is cut off. Returns its closer.
  */
-export function followLog(
-  deps: Pick<NodeRuntimeDeps, 'opLog' | 'clock' | 'logger'>,
-  config: Pick<NodeRuntimeConfig, 'progressIntervalMs' | 'retryDelayMs' | 'followStallMs'>,
-  store: CommittedStore,
-  checks: ElectionChecks,
-  sendBack: (event: MasterNodeEvent) => void,
-  passedOver?: (batch: LogBatch) => void,
-): () => void {
-  const { opLog, clock, logger } = deps;
+export function followLog({
+  ctx,
+  sendBack,
+}: {
+  ctx: ActorContext<
+    'opLog' | 'clock' | 'logger' | 'store' | 'checks' | 'keyWatch',
+    'progressIntervalMs' | 'retryDelayMs' | 'followStallMs'
+  >;
+  sendBack: (event: MasterNodeEvent) => void;
+}): () => void {
+  const { opLog, clock, logger, store, config, keyWatch } = ctx;
+  const passedOver = (batch: LogBatch): void => keyWatch.passedOver(batch);
   let stopped = false;
   let follower: LogFollower | undefined;
   let logLastSeq = 0;
@@ -160,7 +161,7 @@ export function followLog(
           deliveredAt = clock.monotonicNow();
           settling = true;
           try {
-            await foldBatch(logger, checks, store, batch, () => stopped, passedOver);
+            await foldBatch(ctx, batch, () => stopped, passedOver);
           } finally {
             settling = false;
           }

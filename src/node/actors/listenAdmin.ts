@@ -1,25 +1,25 @@
 import type { MetadataState } from '../../domain/model/types.ts';
 import type { ApiListener } from '../../ports/apiTransport.ts';
 import { adminHandler } from '../../admin/adminApi.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
 import { FullSyncSource } from '../../admin/fullSync.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
-import { verifyOp, type VerificationStats } from '../../admin/verification.ts';
+import type { ActorContext } from '../nodeContext.ts';
+import { verifyOp } from '../../admin/verification.ts';
 
 /**
  * The primary's admin listener: answers standbys' verification rounds (counted in
- * `stats.answered`) and serves full-sync chunks of `store`. Does nothing without an admin
- * channel. Returns its closer.
+ * `verificationStats.answered`) and serves full-sync chunks of `store`. Does nothing without an
+ * admin channel. Returns its closer.
  */
-export function listenAdmin(
-  deps: Pick<NodeRuntimeDeps, 'admin' | 'clock' | 'logger'>,
-  config: Pick<NodeRuntimeConfig, 'maxSyncGap' | 'maxMismatches'>,
-  store: CommittedStore,
-  stats: VerificationStats,
-): () => void {
-  const admin = deps.admin;
+export function listenAdmin({
+  ctx,
+}: {
+  ctx: ActorContext<
+    'admin' | 'clock' | 'logger' | 'store' | 'verificationStats',
+    'maxSyncGap' | 'maxMismatches'
+  >;
+}): () => void {
+  const { admin, clock, logger, store, config, verificationStats: stats } = ctx;
   if (admin === undefined) return () => undefined;
-  const { clock, logger } = deps;
   const committed = (): { state: MetadataState; lastStreamSeq: number } => ({
     state: store.state,
     lastStreamSeq: store.lastStreamSeq,

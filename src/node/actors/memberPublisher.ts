@@ -1,9 +1,13 @@
-import type { MasterNodeContext } from '../../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../../ports/clock.ts';
 import { MemberIdTakenError, type MemberRecord } from '../../ports/elector.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+import type { ActorContext, NodeMachine } from '../nodeContext.ts';
 import { currentEpoch, type MemberRole } from '../nodeStatus.ts';
+
+/** What the member publisher uses of the node's context. */
+export type MemberPublisherContext = ActorContext<
+  'elector' | 'clock' | 'logger' | 'nodeId' | 'address' | 'store',
+  'memberIntervalMs'
+> & { readonly machine: Pick<NodeMachine, 'context' | 'memberRole'> };
 
 /**
  * Keeps this node's member record (role, epoch, applied seq, address) published: on demand
@@ -14,23 +18,14 @@ export class MemberPublisher {
   /** The last publish found the id taken by another process. */
   #taken = false;
 
-  constructor(
-    private readonly deps: Pick<
-      NodeRuntimeDeps,
-      'elector' | 'clock' | 'logger' | 'nodeId' | 'address'
-    >,
-    private readonly config: Pick<NodeRuntimeConfig, 'memberIntervalMs'>,
-    private readonly store: CommittedStore,
-    private readonly role: () => MemberRole,
-    private readonly context: () => MasterNodeContext,
-  ) {}
+  constructor(private readonly ctx: MemberPublisherContext) {}
 
   /** Publishes every `memberIntervalMs` until {@link stop}. */
   schedule(): void {
-    this.#timer = this.deps.clock.setTimeout(() => {
+    this.#timer = this.ctx.clock.setTimeout(() => {
       this.publish();
       this.schedule();
-    }, this.config.memberIntervalMs);
+    }, this.ctx.config.memberIntervalMs);
   }
 
   stop(): void {
@@ -41,12 +36,12 @@ export class MemberPublisher {
   /** This node's record now, in `role`. */
   record(role: MemberRole): MemberRecord {
     return {
-      nodeId: this.deps.nodeId,
+      nodeId: this.ctx.nodeId,
       role,
-      epoch: currentEpoch(role, this.context()),
-      appliedSeq: this.store.appliedSeq,
-      address: this.deps.address,
-      updatedAt: this.deps.clock.wallNow(),
+      epoch: currentEpoch(role, this.ctx.machine.context()),
+      appliedSeq: this.ctx.store.appliedSeq,
+      address: this.ctx.address,
+      updatedAt: this.ctx.clock.wallNow(),
     };
   }
 
@@ -55,14 +50,14 @@ export class MemberPublisher {
    * but the id taken by another process is logged (once until it is registered again).
    */
   publish(): void {
-    const role = this.role();
+    const role = this.ctx.machine.memberRole();
     if (role === 'starting' || role === 'stopped' || role === 'stopping') return;
-    const { elector } = this.deps;
+    const { elector } = this.ctx;
     // A standby whose lease lapsed (etcd was unreachable) or was given up takes a new one to
     // stay registered (start() does nothing while the lease is live).
     const leased = role === 'standby' ? elector.start() : Promise.resolve();
     leased
-      .then(() => elector.publishMember(this.record(this.role())))
+      .then(() => elector.publishMember(this.record(this.ctx.machine.memberRole())))
       .then(
         () => {
           this.#taken = false;
@@ -70,7 +65,7 @@ export class MemberPublisher {
         (err: unknown) => {
           if (!(err instanceof MemberIdTakenError) || this.#taken) return;
           this.#taken = true;
-          this.deps.logger.error({ event: 'memberIdTaken', err: err.message }, err.message);
+          this.ctx.logger.error({ event: 'memberIdTaken', err: err.message }, err.message);
         },
       );
   }

@@ -4,12 +4,8 @@ import { metadataDecider } from '../../domain/decider.ts';
 import type { LoggedEvent } from '../../domain/model/types.ts';
 import type { CampaignResult } from '../../ports/elector.ts';
 import type { LogBounds, OpLogWriter } from '../../ports/opLog.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
-import type { ElectionChecks } from '../state/electionChecks.ts';
 import { foldBatch } from './followLog.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
-import type { PrimaryTerm } from '../state/primaryTerm.ts';
-import type { ReadLeases } from '../state/readLeases.ts';
+import type { ActorContext } from '../nodeContext.ts';
 import { LoggedClock } from '../state/loggedClock.ts';
 import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
@@ -20,11 +16,14 @@ import { UnderstudyError } from '../../domain/model/understudyError.ts';
  * lease up, so a leader key it may have created does not stay bound to a node that is not
  * promoting; the next campaign takes a new lease.
  */
-export async function campaign(
-  deps: Pick<NodeRuntimeDeps, 'elector' | 'logger' | 'nodeId' | 'address'>,
-  signal: AbortSignal,
-): Promise<CampaignResult> {
-  const { elector, logger } = deps;
+export async function campaign({
+  signal,
+  ctx,
+}: {
+  signal: AbortSignal;
+  ctx: ActorContext<'elector' | 'logger' | 'nodeId' | 'address'>;
+}): Promise<CampaignResult> {
+  const { elector, logger } = ctx;
   await elector.start();
   const undo = async (why: string): Promise<void> => {
     logger.warn({ event: 'campaignUndone', why }, 'giving up the lease of this campaign');
@@ -32,7 +31,7 @@ export async function campaign(
   };
   let result: CampaignResult;
   try {
-    result = await elector.campaign({ nodeId: deps.nodeId, address: deps.address });
+    result = await elector.campaign({ nodeId: ctx.nodeId, address: ctx.address });
   } catch (err) {
     await undo(`the campaign failed: ${String(err)}`);
     throw err;
@@ -58,8 +57,8 @@ export class PromotionStoppedError extends UnderstudyError {
 }
 
 /**
- * The `promote` actor: drains the log into `store`, opens a writer and appends the `EPOCH` fence
- * of `epoch`; once the fence is acknowledged, the writer is the term's (`term.writer`) and every
+ * The `promote` actor: drains the log into `ctx.store`, opens a writer and appends the `EPOCH`
+ * fence of `input.epoch`; once the fence is acknowledged, the writer is the term's (`term.writer`) and every
  * object counts as read-leased. It stops (rejects with {@link PromotionStoppedError}) when
  * `signal` aborts (the machine left `promoting`, e.g. on `lease.lost`), when it has not finished
  * within `promoteTimeoutMs` (default the TTL: a node that cannot reach the log must not hold the
@@ -67,17 +66,29 @@ export class PromotionStoppedError extends UnderstudyError {
  * to give its bounds is asked again until then. Stopped after it opened a writer, it closes it,
  * appends nothing more and gives the lease up.
  */
-export async function promote(
-  deps: Pick<NodeRuntimeDeps, 'opLog' | 'elector' | 'clock' | 'logger' | 'nodeId'>,
-  config: Pick<NodeRuntimeConfig, 'leaseTtlMs' | 'promoteTimeoutMs'>,
-  store: CommittedStore,
-  checks: ElectionChecks,
-  leases: ReadLeases,
-  term: PrimaryTerm,
-  epoch: number,
-  signal: AbortSignal,
-): Promise<{ epoch: number; appliedSeq: number }> {
-  const { opLog, elector, clock, logger } = deps;
+export async function promote({
+  input,
+  signal,
+  ctx,
+}: {
+  input: { readonly epoch: number };
+  signal: AbortSignal;
+  ctx: ActorContext<
+    | 'opLog'
+    | 'elector'
+    | 'lease'
+    | 'clock'
+    | 'logger'
+    | 'nodeId'
+    | 'store'
+    | 'checks'
+    | 'leases'
+    | 'term',
+    'leaseTtlMs' | 'promoteTimeoutMs'
+  >;
+}): Promise<{ epoch: number; appliedSeq: number }> {
+  const { opLog, elector, lease, clock, logger, store, leases, term, config } = ctx;
+  const { epoch } = input;
   const timeoutMs = config.promoteTimeoutMs ?? config.leaseTtlMs;
   let stopped: PromotionStoppedError | undefined;
   const wakers = new Set<() => void>();
@@ -142,7 +153,7 @@ export async function promote(
       try {
         for await (const batch of follower) {
           if (stopped !== undefined) break;
-          await foldBatch(logger, checks, store, batch, () => stopped !== undefined);
+          await foldBatch(ctx, batch, () => stopped !== undefined);
           if (store.lastStreamSeq >= bounds.lastStreamSeq) break;
         }
       } finally {
@@ -151,7 +162,7 @@ export async function promote(
       }
       if (stopped !== undefined) throw stopped;
     }
-    if (clock.monotonicNow() >= elector.leaseDeadline())
+    if (!lease.live())
       throw new PromotionStoppedError('leaseDeadline', 'lease deadline passed while draining');
     // Every entry stored up to bounds.lastStreamSeq is folded now (bounds.lastSeq is the last
     // one), so the fence goes right after the stream's last message as it was then, even when
@@ -168,7 +179,7 @@ export async function promote(
       seq: store.appliedSeq + 1,
       epoch,
       ts: new LoggedClock(clock, store.state.logTime).stamp(),
-      event: { op: 'EPOCH', epoch, nodeId: deps.nodeId },
+      event: { op: 'EPOCH', epoch, nodeId: ctx.nodeId },
     };
     const next = metadataDecider.evolve(store.state, logged);
     const ack = await unlessStopped(opened.append([toEntry(logged)]));
@@ -196,9 +207,12 @@ export async function promote(
 }
 
 /** The `watchLease` actor: sends `lease.lost` once the lease is lost. Returns its closer. */
-export function watchLease(
-  deps: Pick<NodeRuntimeDeps, 'elector'>,
-  sendBack: (event: MasterNodeEvent) => void,
-): () => void {
-  return deps.elector.onLeaseLost((reason) => sendBack({ type: 'lease.lost', reason }));
+export function watchLease({
+  ctx,
+  sendBack,
+}: {
+  ctx: ActorContext<'lease'>;
+  sendBack: (event: MasterNodeEvent) => void;
+}): () => void {
+  return ctx.lease.onLost((reason) => sendBack({ type: 'lease.lost', reason }));
 }

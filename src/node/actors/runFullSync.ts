@@ -1,27 +1,36 @@
 import { NoRespondersError, TransportTimeoutError } from '../../ports/apiTransport.ts';
 import { AdminClient } from '../../admin/adminApi.ts';
-import type { CheckpointStats } from '../checkpoints/checkpointStats.ts';
 import { FailClosedError, restoreWithoutPrimary } from '../checkpoints/restoreWithoutPrimary.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
 import { checkStreamTail, StreamTailLostError } from '../streamTail.ts';
 import { fetchFullSync } from '../../admin/fullSync.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
-import type { VerificationStats } from '../../admin/verification.ts';
+import type { ActorContext } from '../nodeContext.ts';
 
-type SyncDeps = Pick<NodeRuntimeDeps, 'admin' | 'clock' | 'logger' | 'opLog' | 'checkpoints'>;
+/** What a full sync uses of the node's context. */
+export type SyncContext = ActorContext<
+  | 'admin'
+  | 'clock'
+  | 'logger'
+  | 'opLog'
+  | 'checkpoints'
+  | 'store'
+  | 'verificationStats'
+  | 'checkpointStats',
+  'adminTimeoutMs'
+>;
 
 /**
- * Replaces `store` with the primary's state over the admin channel (counted in `stats`).
- * Resolves false, changing nothing, when no primary answers (or there is no admin channel).
+ * Replaces `ctx.store` with the primary's state over the admin channel (counted in
+ * `verificationStats`). Resolves false, changing nothing, when no primary answers (or there is
+ * no admin channel).
  */
-export async function syncFromPrimary(
-  deps: SyncDeps,
-  config: Pick<NodeRuntimeConfig, 'adminTimeoutMs'>,
-  store: CommittedStore,
-  stats: VerificationStats,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  const { admin, clock, logger } = deps;
+export async function syncFromPrimary({
+  signal,
+  ctx,
+}: {
+  signal?: AbortSignal | undefined;
+  ctx: SyncContext;
+}): Promise<boolean> {
+  const { admin, clock, logger, config, store, verificationStats: stats } = ctx;
   if (admin === undefined) return false;
   const started = clock.monotonicNow();
   try {
@@ -56,10 +65,10 @@ export async function syncFromPrimary(
 
 /** Records (and logs) that the node failed closed, then rethrows; clears the record on success. */
 export async function failingClosed<T>(
-  deps: Pick<NodeRuntimeDeps, 'logger'>,
-  checkpointStats: CheckpointStats,
+  ctx: ActorContext<'logger' | 'checkpointStats'>,
   restore: () => Promise<T>,
 ): Promise<T> {
+  const { checkpointStats } = ctx;
   try {
     const result = await restore();
     checkpointStats.failClosed = undefined;
@@ -70,7 +79,7 @@ export async function failingClosed<T>(
       checkpointStats.failClosed = err.reason;
       const lost = err instanceof StreamTailLostError ? err.loss : undefined;
       checkpointStats.streamTailLost = lost;
-      deps.logger.error(
+      ctx.logger.error(
         {
           event: 'failClosed',
           reason: err.reason,
@@ -84,26 +93,26 @@ export async function failingClosed<T>(
 }
 
 /**
- * The `fullSync` actor: replaces `store` with the primary's state; with no primary to ask,
+ * The `fullSync` actor: replaces `ctx.store` with the primary's state; with no primary to ask,
  * restores it from the newest valid checkpoint the stream continues, or by re-folding a stream
  * that still starts at entry 1. Otherwise, or when a checkpoint is past the stream's end (the
  * stream lost acknowledged entries: {@link StreamTailLostError}), it fails closed ({@link FailClosedError}, retried by
  * the machine): the node never goes on with a partial or empty state. Cancelled (`signal`), it
- * asks for no more chunks and leaves `store` as it is.
+ * asks for no more chunks and leaves the store as it is.
  */
-export async function runFullSync(
-  deps: SyncDeps,
-  config: Pick<NodeRuntimeConfig, 'adminTimeoutMs'>,
-  store: CommittedStore,
-  stats: VerificationStats,
-  checkpointStats: CheckpointStats,
-  signal?: AbortSignal,
-): Promise<{ appliedSeq: number }> {
-  return failingClosed(deps, checkpointStats, async () => {
-    if (!(await syncFromPrimary(deps, config, store, stats, signal))) {
+export async function runFullSync({
+  signal,
+  ctx,
+}: {
+  signal?: AbortSignal | undefined;
+  ctx: SyncContext;
+}): Promise<{ appliedSeq: number }> {
+  const { store } = ctx;
+  return failingClosed(ctx, async () => {
+    if (!(await syncFromPrimary({ signal, ctx }))) {
       signal?.throwIfAborted();
-      await checkStreamTail(deps);
-      await restoreWithoutPrimary(deps, store, checkpointStats);
+      await checkStreamTail(ctx);
+      await restoreWithoutPrimary(ctx, store, ctx.checkpointStats);
     }
     return { appliedSeq: store.appliedSeq };
   });

@@ -1,7 +1,5 @@
 import { MemberIdTakenError, type MemberRecord } from '../../ports/elector.ts';
-import type { MemberPublisher } from './memberPublisher.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
-import type { Waiting } from '../waitingFor.ts';
+import type { ActorContext } from '../nodeContext.ts';
 import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /**
@@ -47,16 +45,19 @@ function claimWaitMs(leaseTtlMs: number): number {
  * died), the id is this node's. Each wait is logged within a second and shown in `/status`
  * (`waiting`).
  */
-export async function startNode(
-  deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'logger' | 'nodeId' | 'coordinatorName'>,
-  config: Pick<NodeRuntimeConfig, 'leaseTtlMs'>,
-  members: MemberPublisher,
-  waiting: Waiting,
-  signal: AbortSignal,
-): Promise<void> {
-  const { elector, clock, logger, nodeId } = deps;
-  const coordinator = deps.coordinatorName ?? 'the coordinator';
-  await waiting.for(deps, `${coordinator} (a lease)`, elector.start());
+export async function startNode({
+  signal,
+  ctx,
+}: {
+  signal: AbortSignal;
+  ctx: ActorContext<
+    'elector' | 'clock' | 'logger' | 'nodeId' | 'coordinatorName' | 'members' | 'waiting',
+    'leaseTtlMs'
+  >;
+}): Promise<void> {
+  const { elector, clock, logger, nodeId, members, waiting, config } = ctx;
+  const coordinator = ctx.coordinatorName ?? 'the coordinator';
+  await waiting.for(ctx, `${coordinator} (a lease)`, elector.start());
   signal.throwIfAborted();
   let first: MemberRecord | undefined;
   let deadline = 0;
@@ -64,7 +65,7 @@ export async function startNode(
   for (;;) {
     try {
       await waiting.for(
-        deps,
+        ctx,
         `${coordinator} (the member record)`,
         elector.publishMember(members.record('starting')),
       );

@@ -1,7 +1,4 @@
-import type { CommittedStore } from '../state/committedStore.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
-import type { PrimaryTerm } from '../state/primaryTerm.ts';
-import type { ReadLeases } from '../state/readLeases.ts';
+import type { ActorContext } from '../nodeContext.ts';
 import { waitForStandby } from './waitForStandby.ts';
 
 /**
@@ -9,11 +6,12 @@ import { waitForStandby } from './waitForStandby.ts';
  * writer's can take the ack timeout plus the read-back window), and nothing waits for them.
  * Their entries, if stored, are in the log the node follows next.
  */
-function dropWriter(deps: Pick<NodeRuntimeDeps, 'logger'>, term: PrimaryTerm): void {
+function dropWriter(ctx: ActorContext<'logger' | 'term'>): void {
+  const { term } = ctx;
   const writer = term.writer;
   term.writer = undefined;
   writer?.close().catch((err: unknown) => {
-    deps.logger.warn({ event: 'writerCloseFailed', err: String(err) }, 'closing the writer failed');
+    ctx.logger.warn({ event: 'writerCloseFailed', err: String(err) }, 'closing the writer failed');
   });
 }
 
@@ -22,14 +20,15 @@ function dropWriter(deps: Pick<NodeRuntimeDeps, 'logger'>, term: PrimaryTerm): v
  * leases, resigns the leader key (a failed resign leaves the lease to expire) and only then
  * closes the writer, without waiting for its appends in flight.
  */
-export async function stepDown(
-  deps: Pick<NodeRuntimeDeps, 'elector' | 'logger'>,
-  store: CommittedStore,
-  leases: ReadLeases,
-  term: PrimaryTerm,
-  reason: string,
-): Promise<{ appliedSeq: number }> {
-  const { elector, logger } = deps;
+export async function stepDown({
+  input,
+  ctx,
+}: {
+  input: { readonly reason: string };
+  ctx: ActorContext<'elector' | 'logger' | 'store' | 'leases' | 'term'>;
+}): Promise<{ appliedSeq: number }> {
+  const { elector, logger, store, leases, term } = ctx;
+  const { reason } = input;
   term.pipeline?.close(reason);
   term.pipeline = undefined;
   leases.clear();
@@ -42,40 +41,51 @@ export async function stepDown(
   await elector.resign().catch((err: unknown) => {
     logger.warn({ event: 'resignFailed', err: String(err) }, 'the lease is left to expire');
   });
-  dropWriter(deps, term);
+  dropWriter(ctx);
   return { appliedSeq: store.appliedSeq };
 }
 
 /**
  * The `handOver` actor (stop, switchover): lets in-flight writes commit, waits for a caught-up
- * standby (`handoverTo` when named), closes the pipeline, resigns with the hint and closes the
- * writer. A switchover that goes on as a standby (`keepRunning` and `switchoverPending()`)
- * takes a new lease.
+ * standby (`input.target` when named), closes the pipeline, resigns with the hint and closes the
+ * writer. A switchover that goes on as a standby (`keepRunning`, and the machine's context still
+ * holds the switchover) takes a new lease.
  */
-export async function handOver(
-  deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'logger' | 'probePeer' | 'nodeId'>,
-  config: Pick<NodeRuntimeConfig, 'handoverTimeoutMs' | 'maxLagForPromotion'>,
-  store: CommittedStore,
-  leases: ReadLeases,
-  term: PrimaryTerm,
-  switchoverPending: () => boolean,
-  handoverTo: string | undefined,
-  keepRunning: boolean,
-  signal?: AbortSignal,
-): Promise<{ appliedSeq: number }> {
-  const { elector, clock, logger } = deps;
+export async function handOver({
+  input,
+  signal,
+  ctx,
+}: {
+  input: { readonly target: string | undefined; readonly keepRunning: boolean };
+  signal?: AbortSignal | undefined;
+  ctx: ActorContext<
+    | 'elector'
+    | 'clock'
+    | 'logger'
+    | 'probePeer'
+    | 'nodeId'
+    | 'store'
+    | 'leases'
+    | 'term'
+    | 'machine',
+    'handoverTimeoutMs' | 'maxLagForPromotion'
+  >;
+}): Promise<{ appliedSeq: number }> {
+  const { elector, clock, logger, store, leases, term } = ctx;
+  const { target: handoverTo, keepRunning } = input;
+  const switchoverPending = (): boolean => ctx.machine.context().switchover !== undefined;
   const started = clock.monotonicNow();
   await term.pipeline?.drain();
   const drained = clock.monotonicNow();
   const target = store.appliedSeq;
-  await waitForStandby(deps, config, handoverTo, () => target, signal);
+  await waitForStandby({ input: { target: handoverTo, seq: () => target }, signal, ctx });
   const standbyReady = clock.monotonicNow();
   term.pipeline?.close('handed over');
   term.pipeline = undefined;
   try {
     await elector.resign(handoverTo === undefined ? {} : { handoverTo });
   } finally {
-    dropWriter(deps, term);
+    dropWriter(ctx);
   }
   const resigned = clock.monotonicNow();
   logger.info(

@@ -1,7 +1,4 @@
-import type { MasterNodeEvent, NodeRole } from '../../../machines/masterNode.machine.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
-import type { MasterNodeActor } from '../nodeStatus.ts';
+import type { ActorContext } from '../nodeContext.ts';
 import { waitForStandby } from './waitForStandby.ts';
 import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
@@ -36,25 +33,28 @@ export interface SwitchoverResult {
 }
 
 /**
- * Planned switchover of `actor`'s node (see `NodeRuntime.switchover`): checks the target,
- * waits for it (or any standby) while still serving, then sends `node.switchover` through
- * `requestHandover` and resolves once the machine is back in `standby`.
+ * Planned switchover of the node (see `NodeRuntime.switchover`): checks the target, waits for
+ * it (or any standby) while still serving, then sends `node.switchover` through
+ * `machine.requestHandover` and resolves once the machine is back in `standby`.
  */
-export async function switchover(
-  deps: Pick<NodeRuntimeDeps, 'clock' | 'elector' | 'nodeId' | 'probePeer'>,
-  config: Pick<NodeRuntimeConfig, 'handoverTimeoutMs' | 'maxLagForPromotion'>,
-  store: CommittedStore,
-  actor: MasterNodeActor,
-  role: () => NodeRole,
-  requestHandover: (event: MasterNodeEvent) => void,
-  target: string | undefined,
-): Promise<SwitchoverResult> {
-  const { clock, elector } = deps;
+export async function switchover({
+  input,
+  ctx,
+}: {
+  input: { readonly target: string | undefined };
+  ctx: ActorContext<
+    'clock' | 'elector' | 'nodeId' | 'probePeer' | 'store' | 'machine',
+    'handoverTimeoutMs' | 'maxLagForPromotion'
+  >;
+}): Promise<SwitchoverResult> {
+  const { clock, elector, store, config, machine } = ctx;
+  const { target } = input;
+  const actor = machine.actor();
   const started = clock.monotonicNow();
   if (!actor.getSnapshot().matches({ running: 'primary' })) {
-    throw new SwitchoverError('notPrimary', `${deps.nodeId} is ${role()}, not primary`);
+    throw new SwitchoverError('notPrimary', `${ctx.nodeId} is ${machine.role()}, not primary`);
   }
-  if (target === deps.nodeId) {
+  if (target === ctx.nodeId) {
     throw new SwitchoverError('targetIsSelf', `${target} is already the primary`, target);
   }
   if (target !== undefined) {
@@ -64,7 +64,7 @@ export async function switchover(
     }
   }
   // Wait for the target (or any standby) while still serving: a refusal leaves this node primary.
-  if (!(await waitForStandby(deps, config, target, () => store.appliedSeq))) {
+  if (!(await waitForStandby({ input: { target, seq: () => store.appliedSeq }, ctx }))) {
     throw new SwitchoverError(
       'targetNotReady',
       `${target ?? 'no node'} is not a standby within ${config.maxLagForPromotion} entries after ${config.handoverTimeoutMs} ms`,
@@ -85,16 +85,16 @@ export async function switchover(
     });
     unsubscribe = () => sub.unsubscribe();
   });
-  requestHandover(
+  machine.requestHandover(
     target === undefined ? { type: 'node.switchover' } : { type: 'node.switchover', target },
   );
   if (!actor.getSnapshot().matches({ running: 'handingOver' })) {
     unsubscribe();
-    throw new SwitchoverError('notPrimary', `${deps.nodeId} is ${role()}, not primary`);
+    throw new SwitchoverError('notPrimary', `${ctx.nodeId} is ${machine.role()}, not primary`);
   }
   await done;
   return {
-    from: deps.nodeId,
+    from: ctx.nodeId,
     target,
     appliedSeq: store.appliedSeq,
     epoch,

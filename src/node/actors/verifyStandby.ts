@@ -1,28 +1,26 @@
 import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../../ports/clock.ts';
 import { AdminClient } from '../../admin/adminApi.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
-import { runVerificationRound, type VerificationStats } from '../../admin/verification.ts';
+import type { ActorContext } from '../nodeContext.ts';
+import { runVerificationRound } from '../../admin/verification.ts';
 
 /**
  * The `verify` actor, a standby's verification: a round against the primary every
- * `verifyIntervalMs`, repairs `store` in place, counts in `stats`, and sends `verify.done`
- * after each round. Does nothing without an admin channel. Returns its closer.
+ * `verifyIntervalMs`, repairs `ctx.store` in place, counts in `verificationStats`, and sends
+ * `verify.done` after each round. Does nothing without an admin channel. Returns its closer.
  */
-export function verifyStandby(
-  deps: Pick<NodeRuntimeDeps, 'admin' | 'clock' | 'logger'>,
-  config: Pick<
-    NodeRuntimeConfig,
+export function verifyStandby({
+  ctx,
+  sendBack,
+}: {
+  ctx: ActorContext<
+    'admin' | 'clock' | 'logger' | 'store' | 'verificationStats',
     'adminTimeoutMs' | 'verifyIntervalMs' | 'verifyFraction' | 'verifyMaxKeysPerShard'
-  >,
-  store: CommittedStore,
-  stats: VerificationStats,
-  sendBack: (event: MasterNodeEvent) => void,
-): () => void {
-  const admin = deps.admin;
+  >;
+  sendBack: (event: MasterNodeEvent) => void;
+}): () => void {
+  const { admin, clock, logger, store, config, verificationStats: stats } = ctx;
   if (admin === undefined) return () => undefined;
-  const { clock, logger } = deps;
   const client = new AdminClient(admin.client, config.adminTimeoutMs);
   let stopped = false;
   let timer: TimerHandle | undefined;

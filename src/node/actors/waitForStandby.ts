@@ -1,22 +1,28 @@
 import type { MemberRecord } from '../../ports/elector.ts';
-import type { NodeRuntimeConfig, NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
+import type { ActorContext } from '../nodeContext.ts';
 
 /**
- * Polls until a standby (`target`, or any other node when undefined) is within
- * `maxLagForPromotion` of `seq()`, asking it through `probePeer` when there is one;
+ * Polls until a standby (`input.target`, or any other node when undefined) is within
+ * `maxLagForPromotion` of `input.seq()`, asking it through `probePeer` when there is one;
  * false after `handoverTimeoutMs` or once `signal` aborts.
  */
-export async function waitForStandby(
-  deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'probePeer' | 'nodeId'>,
-  config: Pick<NodeRuntimeConfig, 'handoverTimeoutMs' | 'maxLagForPromotion'>,
-  target: string | undefined,
-  seq: () => number,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  const { elector, clock, probePeer } = deps;
+export async function waitForStandby({
+  input,
+  signal,
+  ctx,
+}: {
+  input: { readonly target: string | undefined; readonly seq: () => number };
+  signal?: AbortSignal | undefined;
+  ctx: ActorContext<
+    'elector' | 'clock' | 'probePeer' | 'nodeId',
+    'handoverTimeoutMs' | 'maxLagForPromotion'
+  >;
+}): Promise<boolean> {
+  const { elector, clock, probePeer, config } = ctx;
+  const { target, seq } = input;
   const deadline = clock.monotonicNow() + config.handoverTimeoutMs;
   const isReady = async (m: MemberRecord): Promise<boolean> => {
-    if (m.nodeId === deps.nodeId || (target !== undefined && m.nodeId !== target)) {
+    if (m.nodeId === ctx.nodeId || (target !== undefined && m.nodeId !== target)) {
       return false;
     }
     const seen =

@@ -60,7 +60,9 @@ function nodeGone(node: string, byNode: ReadonlyMap<string, RootActor>): boolean
 
 /** What a card shows of a node's machine context (the fields the node machine keeps). */
 interface CardContext {
+  /** Recordings made before the machine kept `lag` instead carry the applied seq. */
   readonly appliedSeq?: number;
+  readonly lag?: number;
   readonly logLastSeq?: number;
   readonly verificationHealthy?: boolean;
   readonly lastFault?: string;
@@ -80,12 +82,16 @@ function renderCards(byNode: ReadonlyMap<string, RootActor>): void {
     const role = gone ? 'gone' : (root?.role ?? view?.state ?? '?');
     const live = model.mode === 'live' && view !== undefined && !gone ? view : undefined;
     const epoch = root?.epoch ?? (live !== undefined ? live.epoch : null);
+    // The machine keeps the lag, not the applied seq (the committed store's); a recording made
+    // before it did still carries `appliedSeq`.
     const applied =
-      live !== undefined && live.appliedSeq !== null ? live.appliedSeq : context.appliedSeq;
+      live !== undefined && live.appliedSeq !== null
+        ? live.appliedSeq
+        : (context.appliedSeq ?? (context.logLastSeq ?? 0) - (context.lag ?? 0));
     const lag =
       live !== undefined && live.lagEntries !== null
         ? live.lagEntries
-        : Math.max(0, (context.logLastSeq ?? 0) - (context.appliedSeq ?? 0));
+        : (context.lag ?? Math.max(0, (context.logLastSeq ?? 0) - (context.appliedSeq ?? 0)));
     const verification =
       live !== undefined && live.lastVerification !== null
         ? live.lastVerification
