@@ -16,6 +16,11 @@
 //   appliedSeq, sampled together every 50 ms) and ms (from a write's ack at the client to the
 //   first /status of the standby, polled every 10 ms, that shows its seq applied: an upper
 //   bound, within ~10 ms);
+// - event-loop delay (each node's perf_hooks.monitorEventLoopDelay, p99 and max of its last 10 s
+//   read from its /metrics) of the primary and the standby, on the lag phase's cluster right
+//   after it: open loop at the lag phase's rate for its seconds while the standby writes a
+//   checkpoint (`understudy checkpoint create`, 0.5 s in). With --quick the 10 s also hold the
+//   end of the lag phase;
 // - the primary's CPU time (/proc utime + stime) per committed write over a fixed workload
 //   (20,000 putStart, open loop at 40 % of the coalesced peak, so both clusters see the
 //   same rate and group commits), with 1 and with 4 standbys (median of 3); and with 1 standby
@@ -33,12 +38,15 @@
 // `node --cpu-prof`, a closed-loop load at 256 single requests (or 32 batches) outstanding runs
 // for `--seconds`, the nodes stop gracefully (so they write their profiles to DIR), and the
 // top of the primary's profile is printed.
+//
+// `--focus batch|cpu` runs one focused comparison and publishes nothing (lib/writeFocus.ts):
+// coalesced putStart calls against putStartBatch requests alternating on one cluster, or the
+// primary's CPU per write at the fixed rates.
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { createNatsApiClientTransport } from '../src/adapters/nats/natsApiTransport.ts';
-import { type UnderstudyClient } from '../src/client/client.ts';
 import { createClient } from '../src/client/nats.ts';
 import { foldAll } from '../src/domain/fold/fold.ts';
 import { emptyState } from '../src/domain/model/state.ts';
@@ -48,17 +56,28 @@ import type { NodeHandle } from '../src/tools/localCluster/nodeFleet.ts';
 import { numberFlag } from './lib/args.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
-import { closedLoop, openLoop, type BenchCall, type LoadResult } from './lib/load.ts';
+import { openLoop, type BenchCall } from './lib/load.ts';
 import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
-import { cpuTimeUs } from './lib/proc.ts';
 import { distribution, median, ms, ratio1, round } from './lib/stats.ts';
+import {
+  BATCH_ITEMS,
+  LEASE_TTL_MS,
+  OBJECT_SIZE,
+  batchCall,
+  log,
+  measure,
+  medianFigures,
+  primaryCpu,
+  singleCall,
+  withCluster,
+  type CpuPerWrite,
+  type Figures,
+  type OpLogKind,
+} from './lib/writeLoads.ts';
 import { printTable } from './lib/table.ts';
+import { runFocus } from './lib/writeFocus.ts';
+import { loopDelayDuringCheckpoint, type LoopDelayRun } from './lib/loopDelay.ts';
 
-type OpLogKind = 'nats' | 'etcd';
-
-const OBJECT_SIZE = 4096;
-const BATCH_ITEMS = 100;
-const LEASE_TTL_MS = 5000;
 /** The CPU-per-write workload runs at this share of the coalesced putStart peak. */
 const CPU_RATE_SHARE = 0.4;
 /** Fixed open-loop rates (putStart/s) of the CPU-per-write figures comparable between runs. */
@@ -76,85 +95,7 @@ interface Settings {
   readonly cpuWrites: number;
 }
 
-/** One measured load: its rate, latency and the CPU the primary and this process used. */
-interface Figures {
-  readonly concurrency: number;
-  readonly perSec: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  /** CPU of the primary process over the run, in % of one core. */
-  readonly primaryCpuPct: number;
-  /** CPU of the client (this process) over the run, in % of one core. */
-  readonly clientCpuPct: number;
-  readonly failures: number;
-}
-
-const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const ratio2 = (n: number): number => Math.round(n * 100) / 100;
-
-function singleCall(client: UnderstudyClient, prefix: string): BenchCall {
-  return async (i) => {
-    const placement = await client.putStart(`${prefix}/${i}`, OBJECT_SIZE, 1);
-    return { writes: 1, seq: placement.seq };
-  };
-}
-
-function batchCall(client: UnderstudyClient, prefix: string): BenchCall {
-  return async (i) => {
-    const items = Array.from({ length: BATCH_ITEMS }, (_, j) => ({
-      key: `${prefix}/${i}/${j}`,
-      size: OBJECT_SIZE,
-      replicaNum: 1,
-    }));
-    const results = await client.putStartBatch(items);
-    let writes = 0;
-    let seq = 0;
-    for (const r of results) {
-      if (!r.ok) continue;
-      writes++;
-      seq = Math.max(seq, r.result.seq);
-    }
-    return { writes, seq };
-  };
-}
-
-async function measure(
-  primary: NodeHandle,
-  call: BenchCall,
-  concurrency: number,
-  seconds: number,
-): Promise<Figures> {
-  const pid = primary.pid ?? 0;
-  const cpuBefore = cpuTimeUs(pid);
-  const clientBefore = process.cpuUsage();
-  const wallBefore = performance.now();
-  const result: LoadResult = await closedLoop(call, concurrency, seconds);
-  const wallUs = (performance.now() - wallBefore) * 1000;
-  const clientCpu = process.cpuUsage(clientBefore);
-  const latencies = distribution(result.calls.map((c) => c.ackedAt - c.sentAt));
-  return {
-    concurrency,
-    perSec: result.writes / result.seconds,
-    p50Ms: latencies.p50,
-    p99Ms: latencies.p99,
-    primaryCpuPct: ((cpuTimeUs(pid) - cpuBefore) / wallUs) * 100,
-    clientCpuPct: ((clientCpu.user + clientCpu.system) / wallUs) * 100,
-    failures: result.failures,
-  };
-}
-
-function medianFigures(runs: readonly Figures[]): Figures {
-  const m = (f: (r: Figures) => number): number => median(runs.map(f));
-  return {
-    concurrency: runs[0]?.concurrency ?? 0,
-    perSec: m((r) => r.perSec),
-    p50Ms: m((r) => r.p50Ms),
-    p99Ms: m((r) => r.p99Ms),
-    primaryCpuPct: m((r) => r.primaryCpuPct),
-    clientCpuPct: m((r) => r.clientCpuPct),
-    failures: runs.reduce((s, r) => s + r.failures, 0),
-  };
-}
 
 /** Probes each concurrency once, then runs the peak one until it has `runs` runs; the median. */
 async function peak(
@@ -183,23 +124,6 @@ async function peak(
     runs.push(f);
   }
   return { best: medianFigures(runs), probes };
-}
-
-async function withCluster<T>(
-  servers: BenchServers,
-  standbys: number,
-  oplog: OpLogKind,
-  body: (cluster: BenchCluster, name: string) => Promise<T>,
-): Promise<T> {
-  const name = `bench${randomUUID().slice(0, 8)}`;
-  const ids = Array.from({ length: standbys + 1 }, (_, i) => `n${i + 1}`);
-  await using cluster = await BenchCluster.start(servers, {
-    cluster: name,
-    nodeIds: ids,
-    leaseTtlMs: LEASE_TTL_MS,
-    extraArgs: ['--oplog', oplog],
-  });
-  return await body(cluster, name);
 }
 
 interface SessionCost {
@@ -377,6 +301,8 @@ interface Lag {
   readonly failures: number;
   /** Rates tried before this one that the cluster could not sustain (the machine is shared). */
   readonly overloadedAt: readonly number[];
+  /** The event-loop delay at this rate while the standby writes a checkpoint. */
+  readonly loopDelay: LoopDelayRun;
 }
 
 /** How many times the lag phase lowers its rate when the cluster cannot sustain it. */
@@ -389,7 +315,7 @@ async function lagRun(
   ratePerSec: number,
   seconds: number,
   prefix: string,
-): Promise<Omit<Lag, 'peakPerSec' | 'overloadedAt'> & { skipped: number }> {
+): Promise<Omit<Lag, 'peakPerSec' | 'overloadedAt' | 'loopDelay'> & { skipped: number }> {
   const entrySamples: number[] = [];
   const standbySamples: { at: number; appliedSeq: number }[] = [];
   let sampling = true;
@@ -451,7 +377,7 @@ async function replicationLag(
   concurrency: number,
   settings: Settings,
 ): Promise<Lag> {
-  return withCluster(servers, 1, 'nats', async (cluster) => {
+  return withCluster(servers, 1, 'nats', async (cluster, name) => {
     const standby = cluster.standbys[0];
     if (standby === undefined) throw new Error('no standby');
     const peakRun = await measure(
@@ -469,96 +395,27 @@ async function replicationLag(
       const run = await lagRun(cluster, standby, ratePerSec, settings.lagSeconds, `lag${attempt}`);
       const sustained = run.skipped === 0 && run.achievedPerSec >= 0.9 * ratePerSec;
       if (sustained || attempt >= LAG_RETRIES) {
-        return { ...run, peakPerSec: peakRun.perSec, overloadedAt };
+        log(
+          `event-loop delay: open loop at ${round(ratePerSec)}/s while ${standby.id} writes a checkpoint`,
+        );
+        const loopDelay = await loopDelayDuringCheckpoint(
+          { cluster: name, etcd: servers.etcd.endpoint },
+          cluster.primary,
+          standby,
+          singleCall(cluster.client, `loop${attempt}`),
+          ratePerSec,
+          settings.lagSeconds,
+        );
+        log(
+          `  primary p99 ${ms(loopDelay.primary.p99Ms)} ms, max ${ms(loopDelay.primary.maxMs)} ms; ` +
+            `standby max ${ms(loopDelay.standby.maxMs)} ms; checkpoint ${round(loopDelay.checkpointMs)} ms`,
+        );
+        return { ...run, peakPerSec: peakRun.perSec, overloadedAt, loopDelay };
       }
       log(`  not sustained: ${round(run.achievedPerSec)}/s achieved, ${run.skipped} skipped`);
       overloadedAt.push(ratePerSec);
       ratePerSec = run.achievedPerSec * 0.8;
     }
-  });
-}
-
-/** A fixed open-loop workload of the CPU-per-write figures. */
-interface CpuLoad {
-  /** Committed writes per second asked for (putStartBatch: items per second). */
-  readonly ratePerSec: number;
-  readonly batch: boolean;
-}
-
-interface CpuPerWrite extends CpuLoad {
-  readonly standbys: number;
-  readonly usPerWrite: number;
-  /** Writes per second achieved (below the rate asked for: the machine could not keep up). */
-  readonly perSec: number;
-  readonly failures: number;
-  /** Runs thrown away because the primary changed during them (lease lost on a busy host). */
-  readonly discarded: number;
-}
-
-/**
- * The primary's CPU time per committed write over `settings.cpuWrites` writes issued at each
- * load's rate (open loop: the same rate, hence the same group commits, with any number of
- * standbys), on one cluster. A run during which the primary changed is discarded and repeated
- * (twice at most).
- */
-async function primaryCpu(
-  servers: BenchServers,
-  standbys: number,
-  loads: readonly CpuLoad[],
-  settings: Settings,
-): Promise<CpuPerWrite[]> {
-  return withCluster(servers, standbys, 'nats', async (cluster) => {
-    await closedLoop(singleCall(cluster.client, 'cpu-warmup'), 64, 1, 0);
-    const results: CpuPerWrite[] = [];
-    for (const [l, load] of loads.entries()) {
-      const what = load.batch ? `putStartBatch x${BATCH_ITEMS}` : 'putStart';
-      log(
-        `primary CPU per write with ${standbys} standby(s): ${what} at ${round(load.ratePerSec)} writes/s`,
-      );
-      const perWrite: number[] = [];
-      const rates: number[] = [];
-      let failures = 0;
-      let discarded = 0;
-      for (let r = 0; perWrite.length < settings.runs && r < settings.runs + 2; r++) {
-        const primary = await cluster.fleet.primary(60_000);
-        const pid = primary.pid ?? 0;
-        const epoch = (await primary.status()).epoch;
-        const before = cpuTimeUs(pid);
-        const prefix = `cpu-${l}-run${r}`;
-        const result = load.batch
-          ? await openLoop(
-              batchCall(cluster.client, prefix),
-              load.ratePerSec / BATCH_ITEMS,
-              settings.cpuWrites / load.ratePerSec,
-            )
-          : await openLoop(
-              singleCall(cluster.client, prefix),
-              load.ratePerSec,
-              settings.cpuWrites / load.ratePerSec,
-            );
-        const used = cpuTimeUs(pid) - before;
-        const after = await primary.status().catch(() => undefined);
-        if (after?.role !== 'primary' || after.epoch !== epoch) {
-          discarded++;
-          log(`  run ${r + 1}: the primary changed during the run; discarded`);
-          continue;
-        }
-        perWrite.push(used / Math.max(1, result.writes));
-        rates.push(result.writes / result.seconds);
-        failures += result.failures + result.skipped;
-        if (result.firstFailure !== undefined) log(`  first failure: ${result.firstFailure}`);
-        log(`  run ${r + 1}: ${ms(used / Math.max(1, result.writes))} us/write`);
-      }
-      results.push({
-        ...load,
-        standbys,
-        usPerWrite: perWrite.length === 0 ? NaN : median(perWrite),
-        perSec: rates.length === 0 ? NaN : median(rates),
-        failures,
-        discarded,
-      });
-    }
-    return results;
   });
 }
 
@@ -646,6 +503,11 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
     const load = args[args.indexOf('--profile-load') + 1] === 'batch' ? 'batch' : 'single';
     await using servers = await BenchServers.start();
     await profilePrimary(servers, dir, load, numberFlag(args, '--seconds', 10));
+    return undefined;
+  }
+  const focusAt = args.indexOf('--focus');
+  if (focusAt >= 0) {
+    await runFocus(args[focusAt + 1] ?? '', args);
     return undefined;
   }
   const quick = args.includes('--quick');
@@ -751,6 +613,19 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
     );
   }
   console.log('');
+  const d = lag.loopDelay;
+  printTable(
+    [
+      `event-loop delay, last 10 s, at ${round(d.load.writes / d.load.seconds)} writes/s with a checkpoint (${round(d.checkpointMs)} ms) on the standby`,
+      'p99 ms',
+      'max ms',
+    ],
+    [
+      ['primary', ms(d.primary.p99Ms), ms(d.primary.maxMs)],
+      ['standby (writing the checkpoint)', ms(d.standby.p99Ms), ms(d.standby.maxMs)],
+    ],
+  );
+  console.log('');
   printTable(
     [
       `primary CPU per committed write (${settings.cpuWrites} writes, open loop)`,
@@ -828,6 +703,12 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
       lagP99Entries: lag.entries.p99,
       lagP50Ms: ms(lag.ms.p50),
       lagP99Ms: ms(lag.ms.p99),
+      eventLoopDelayP99Ms: ms(lag.loopDelay.primary.p99Ms),
+      eventLoopDelayMaxMs: ms(lag.loopDelay.primary.maxMs),
+      standbyEventLoopDelayMaxMs: ms(lag.loopDelay.standby.maxMs),
+      standbyEventLoopDelayP99Ms: ms(lag.loopDelay.standby.p99Ms),
+      eventLoopDelayRatePerSec: round(lag.loopDelay.load.writes / lag.loopDelay.load.seconds),
+      eventLoopDelayCheckpointMs: round(lag.loopDelay.checkpointMs),
       primaryCpuUsPerWrite1: ms(cpu1.usPerWrite),
       primaryCpuUsPerWrite4: ms(cpu4.usPerWrite),
       primaryCpuRatePerSec: cpuRate,

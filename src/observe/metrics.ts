@@ -4,6 +4,7 @@
  * (prometheusText.ts renders the text).
  */
 import type { ApiRequestHandler } from '../ports/apiTransport.ts';
+import type { EventLoopDelay } from './eventLoopDelay.ts';
 import type { HistogramSample, MetricFamily } from './prometheusText.ts';
 
 /** Request latency buckets (seconds): 0.5 ms to 10 s. */
@@ -154,13 +155,20 @@ export class NodeMetrics implements RequestObserver {
   readonly requests = new Histogram(LATENCY_BUCKETS, 'op');
   readonly applied = new ApplyRate(10_000);
 
+  /** `loopDelay`: the process's event-loop delay, shown when given (a node process gives it). */
+  constructor(readonly loopDelay?: EventLoopDelay) {}
+
   observeRequest(op: string, seconds: number): void {
     this.requests.observe(op, seconds);
   }
 
-  /** Records the applied seq now (call every second or so, and at each scrape). */
+  /**
+   * Records the applied seq now (call every second or so, and at each scrape); also moves the
+   * event-loop delay's window on.
+   */
   sampleApplied(appliedSeq: number, at: number = performance.now()): void {
     this.applied.sample(appliedSeq, at);
+    this.loopDelay?.tick();
   }
 
   /** The node's metric families. */
@@ -266,6 +274,7 @@ export class NodeMetrics implements RequestObserver {
         v.fullSyncs ?? 0,
       ),
       ...checkpointFamilies(node.checkpoints, node.now ?? Date.now(), gauge, counter),
+      ...loopDelayFamilies(this.loopDelay, gauge),
       counter(
         'understudy_promotions_total',
         'Times this node became primary (failovers and switchovers it won).',
@@ -291,6 +300,24 @@ export class NodeMetrics implements RequestObserver {
 }
 
 type FamilyOf = (name: string, help: string, value: number) => MetricFamily;
+
+function loopDelayFamilies(loop: EventLoopDelay | undefined, gauge: FamilyOf): MetricFamily[] {
+  if (loop === undefined) return [];
+  const { p99Ms, maxMs } = loop.summary();
+  const window = `${Math.round(loop.windowMs / 1000)} s`;
+  return [
+    gauge(
+      'understudy_event_loop_delay_p99_seconds',
+      `p99 of how late the event loop ran a timer (perf_hooks.monitorEventLoopDelay) over the last ${window}.`,
+      p99Ms / 1000,
+    ),
+    gauge(
+      'understudy_event_loop_delay_max_seconds',
+      `The longest the event loop was kept from running a timer over the last ${window}: a stall of the node (a lease keep-alive waits as long).`,
+      maxMs / 1000,
+    ),
+  ];
+}
 
 function checkpointFamilies(
   c: CheckpointCounters | undefined,

@@ -40,6 +40,7 @@ import { INSPECT_EVENTS_PATH, inspectEventsRoute } from './inspectRoute.ts';
 import { NodeInspection } from '../observe/nodeInspection.ts';
 import { createNodeInspector } from './wsInspector.ts';
 import { NodeMetrics } from '../observe/metrics.ts';
+import { EventLoopDelay } from '../observe/eventLoopDelay.ts';
 import { NodeRuntime } from '../node/nodeRuntime.ts';
 import type { ClusterKeyCheck } from '../node/nodeRuntimeConfig.ts';
 import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
@@ -250,7 +251,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
     },
   );
   const stopNatsLog = logNatsConnection(nc, log);
-  const metrics = new NodeMetrics();
+  const metrics = new NodeMetrics(new EventLoopDelay());
   // The machine's inspection records: served at /inspect/events, recorded, sent to --inspect.
   const inspection = new NodeInspection({ nodeId: config.id, now: () => Date.now() });
   const inspector =
