@@ -1,15 +1,9 @@
 // What the checker keeps of the answers nodes give: acknowledged writes and leased reads.
 import { decodeJson } from '../../src/api/wire.ts';
+import { OP_OF } from '../../src/domain/decide/sessions.ts';
 
-/** The log op of each write call of the API. */
-export const WRITE_OPS: Record<string, string> = {
-  mountSegment: 'MOUNT_SEGMENT',
-  unmountSegment: 'UNMOUNT_SEGMENT',
-  putStart: 'PUT_START',
-  putEnd: 'PUT_END',
-  putRevoke: 'PUT_REVOKE',
-  remove: 'REMOVE',
-};
+/** The log op of each write call of the API (the session table's map). */
+export const WRITE_OPS: Readonly<Record<string, string>> = OP_OF;
 
 /** A write a node acknowledged. */
 export interface AckedWrite {

@@ -83,8 +83,10 @@ describe('masterNode machine: planned switchover (pure transitions)', () => {
     s = drive(s, { type: 'leader.changed', leader: null });
     s = drive(s, { type: 'xstate.done.actor.handOver', output: { appliedSeq: 40 } });
     expect(s.value).toMatchObject({ running: { standby: expect.any(String) as unknown } });
+    // The applied seq is the committed store's: the machine keeps the lag against the log's end.
+    expect(s.context).not.toHaveProperty('appliedSeq');
     expect(s.context).toMatchObject({
-      appliedSeq: 40,
+      lag: Math.max(0, s.context.logLastSeq - 40),
       handedOver: true,
       handoverTo: 'n2',
       switchover: undefined,

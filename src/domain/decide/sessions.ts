@@ -26,7 +26,8 @@ export type RequestStatus =
   /** Below what the session keeps (a late copy of an answered request): refuse with `error`. */
   | { readonly kind: 'refused'; readonly error: DomainError };
 
-const OP_OF: Record<Command['type'], MetadataEvent['op']> = {
+/** The event each command logs. */
+export const OP_OF: Readonly<Record<Command['type'], MetadataEvent['op']>> = {
   mountSegment: 'MOUNT_SEGMENT',
   unmountSegment: 'UNMOUNT_SEGMENT',
   putStart: 'PUT_START',
