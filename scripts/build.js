@@ -16,6 +16,7 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -67,6 +68,22 @@ function compileUi() {
   }
 }
 
+/**
+ * Removes what an earlier build left in dist/ for a source that is gone (a file moved or
+ * deleted since): tsc and the copies only ever add, and the package ships all of dist/.
+ */
+function pruneStale() {
+  for (const built of [...files('dist/src'), ...files('dist/machines')]) {
+    const path = relative('dist', built);
+    const source = path.endsWith('.d.ts')
+      ? path.replace(/\.d\.ts$/, '.ts')
+      : path.endsWith('.js') && !existsSync(join(root, path))
+        ? path.replace(/\.js$/, '.ts')
+        : path;
+    if (!existsSync(join(root, source))) rmSync(join(root, built));
+  }
+}
+
 /** Builds dist/ (throws when tsc fails); with `ifStale`, only when {@link buildIsFresh} is false. */
 export function build({ ifStale = false } = {}) {
   if (ifStale && buildIsFresh()) return false;
@@ -83,6 +100,7 @@ export function build({ ifStale = false } = {}) {
     copyFileSync(join(root, file), target);
   }
   compileUi();
+  pruneStale();
   writeFileSync(stamp, `${new Date().toISOString()}\n`);
   process.stderr.write(`build: dist/ in ${Date.now() - started} ms\n`);
   return true;

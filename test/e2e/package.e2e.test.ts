@@ -202,11 +202,12 @@ describe('the npm package, installed into an empty project', () => {
   }, 60_000);
 
   it('ships the files of src/ that are not TypeScript (page assets) next to the build', () => {
+    // A tsconfig.json (the inspect page's) configures the build: not an asset.
     const assets = (dir: string): string[] =>
       readdirSync(join(root, dir), { withFileTypes: true }).flatMap((entry) =>
         entry.isDirectory()
           ? assets(`${dir}/${entry.name}`)
-          : entry.name.endsWith('.ts')
+          : entry.name.endsWith('.ts') || entry.name === 'tsconfig.json'
             ? []
             : [`${dir}/${entry.name}`],
       );
@@ -231,6 +232,20 @@ describe('the npm package, installed into an empty project', () => {
       'docs/protocol.schema.json',
     ]) {
       expect(files).toContain(path);
+    }
+  });
+
+  it('ships nothing an earlier build left for a source since moved or deleted', () => {
+    // The build prunes dist/: tsc and the asset copies only ever add (a local dist/ once shipped
+    // dist/src/cli/admitItems.js, deleted from the sources, with a map it lacked).
+    for (const path of files.filter((f) => /^dist\/(src|machines)\//.test(f))) {
+      const built = path.slice('dist/'.length);
+      const source = built.endsWith('.d.ts')
+        ? built.replace(/\.d\.ts$/, '.ts')
+        : built.endsWith('.js') && !existsSync(join(root, built))
+          ? built.replace(/\.js$/, '.ts')
+          : built;
+      expect(existsSync(join(root, source)), path).toBe(true);
     }
   });
 
