@@ -73,9 +73,17 @@ export async function switchover({
   }
   const epoch = actor.getSnapshot().context.epoch;
   let unsubscribe = (): void => undefined;
+  // Settles only once the machine has entered `handingOver`: a snapshot before that (the event
+  // reaching a node that stopped being primary meanwhile) says nothing of the handover, and
+  // rejecting on it left a rejection nobody awaited.
+  let entered = false;
   const done = new Promise<void>((resolve, reject) => {
     const sub = actor.subscribe((snapshot) => {
-      if (snapshot.matches({ running: 'handingOver' })) return;
+      if (snapshot.matches({ running: 'handingOver' })) {
+        entered = true;
+        return;
+      }
+      if (!entered) return;
       sub.unsubscribe();
       if (snapshot.matches({ running: 'standby' })) resolve();
       else {
@@ -88,7 +96,7 @@ export async function switchover({
   machine.requestHandover(
     target === undefined ? { type: 'node.switchover' } : { type: 'node.switchover', target },
   );
-  if (!actor.getSnapshot().matches({ running: 'handingOver' })) {
+  if (!entered) {
     unsubscribe();
     throw new SwitchoverError('notPrimary', `${ctx.nodeId} is ${machine.role()}, not primary`);
   }
