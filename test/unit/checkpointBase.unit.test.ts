@@ -15,21 +15,9 @@ import type { MetadataEvent } from '../../src/domain/model/types.ts';
 import type { CheckpointInfo } from '../../src/ports/checkpointStore.ts';
 import { chooseBase } from '../../src/tools/log/checkpointBase.ts';
 import { exportCheckpointLines, exportEntryLine } from '../../src/tools/log/exportFormat.ts';
+import { checkpointInfo } from '../fixtures/checkpointInfo.ts';
 
-function cp(appliedSeq: number): CheckpointInfo {
-  return {
-    name: `cp.${String(appliedSeq).padStart(16, '0')}.n1`,
-    appliedSeq,
-    lastStreamSeq: appliedSeq,
-    stateDigest: 0,
-    epoch: 1,
-    objectCount: 0,
-    sessionCount: 0,
-    writer: 'n1',
-    createdAt: 0,
-    bytes: 0,
-  };
-}
+const cp = (appliedSeq: number): CheckpointInfo => checkpointInfo(appliedSeq);
 
 describe('chooseBase', () => {
   const listed = [cp(270), cp(180), cp(90)];

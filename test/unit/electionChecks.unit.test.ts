@@ -8,6 +8,7 @@ import { toEntry } from '../../src/domain/log/eventCodec.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import type { LogBatch } from '../../src/ports/opLog.ts';
 import { ElectionChecks } from '../../src/node/state/electionChecks.ts';
+import { electedMemoryElector } from '../fixtures/electedMemoryElector.ts';
 
 function fence(seq: number, epoch: number, nodeId: string): LogBatch {
   return {
@@ -19,14 +20,7 @@ function fence(seq: number, epoch: number, nodeId: string): LogBatch {
 async function setup() {
   const clock = new SimClock(1_000_000);
   const coord = new MemoryCoordinator(clock);
-  const winner = createMemoryElector(coord, { nodeId: 'n1', ttlMs: 2000, clock });
-  const starting = winner.start();
-  await clock.advanceAsync(0);
-  await starting;
-  const campaigning = winner.campaign({ nodeId: 'n1', address: '' });
-  await clock.advanceAsync(0);
-  const won = await campaigning;
-  if (!won.won) throw new Error('n1 should win');
+  const { epoch } = await electedMemoryElector(clock, coord, { nodeId: 'n1', ttlMs: 2000 });
   const observer = createMemoryElector(coord, { nodeId: 'n2', ttlMs: 2000, clock });
   let calls = 0;
   const counted: Elector = {
@@ -43,7 +37,7 @@ async function setup() {
     error: () => undefined,
   };
   const checks = new ElectionChecks({ elector: counted, clock, logger }, 100);
-  return { clock, coord, checks, epoch: won.epoch, calls: () => calls, warnings };
+  return { clock, coord, checks, epoch, calls: () => calls, warnings };
 }
 
 describe('ElectionChecks', () => {

@@ -2,7 +2,6 @@
 // pipeline (commands, answers, reads, eviction), the promotion and the serve actor's watch.
 import { describe, expect, it } from 'vitest';
 import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.ts';
-import { createMemoryElector } from '../../src/adapters/memory/memoryElector.ts';
 import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
@@ -12,6 +11,7 @@ import { CommittedStore } from '../../src/node/state/committedStore.ts';
 import { LEASE_DEADLINE_PASSED, NodeLease } from '../../src/node/state/nodeLease.ts';
 import { ReadLeases } from '../../src/node/state/readLeases.ts';
 import { WritePipeline } from '../../src/node/writePipeline.ts';
+import { electedMemoryElector } from '../fixtures/electedMemoryElector.ts';
 
 const TTL = 3000;
 const MARGIN = 500;
@@ -20,21 +20,18 @@ const MARGIN = 500;
 async function primary() {
   const clock = new SimClock(10_000);
   const coord = new MemoryCoordinator(clock);
-  const elector = createMemoryElector(coord, { nodeId: 'n1', ttlMs: TTL, marginMs: MARGIN, clock });
-  const starting = elector.start();
-  await clock.advanceAsync(0);
-  await starting;
-  const campaigning = elector.campaign({ nodeId: 'n1', address: 'sim://n1' });
-  await clock.advanceAsync(0);
-  const won = await campaigning;
-  if (!won.won) throw new Error('lost the campaign');
+  const { elector, epoch } = await electedMemoryElector(clock, coord, {
+    nodeId: 'n1',
+    ttlMs: TTL,
+    marginMs: MARGIN,
+  });
   const lease = new NodeLease(elector, clock);
   const opLog = createMemoryOpLog(new MemoryLogStore(), { nodeId: 'n1', clock });
   const store = new CommittedStore();
   const faults: string[] = [];
   const pipeline = new WritePipeline({
     nodeId: 'n1',
-    epoch: won.epoch,
+    epoch,
     store,
     writer: opLog.openWriter({ expectedLastStreamSeq: 0 }),
     lease,

@@ -13,6 +13,7 @@ import { PrimaryTerm } from '../../src/node/state/primaryTerm.ts';
 import { promote, PromotionStoppedError } from '../../src/node/actors/promote.ts';
 import { ReadLeases } from '../../src/node/state/readLeases.ts';
 import { NodeLease } from '../../src/node/state/nodeLease.ts';
+import { electedMemoryElector } from '../fixtures/electedMemoryElector.ts';
 
 const TTL = 2000;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -42,14 +43,7 @@ async function candidate(opLogTimeoutMs?: number) {
   const seeding = seed.append([toEntry(first)]);
   await clock.advanceAsync(0);
   await seeding;
-  const elector = createMemoryElector(coord, { nodeId: 'n1', ttlMs: TTL, clock });
-  const starting = elector.start();
-  await clock.advanceAsync(0);
-  await starting;
-  const campaigning = elector.campaign({ nodeId: 'n1', address: 'sim://n1' });
-  await clock.advanceAsync(0);
-  const won = await campaigning;
-  if (!won.won) throw new Error('lost the campaign');
+  const { elector, epoch } = await electedMemoryElector(clock, coord, { nodeId: 'n1', ttlMs: TTL });
   const store = new CommittedStore();
   const term = new PrimaryTerm();
   const deps = { opLog, elector, clock, logger: quiet, nodeId: 'n1' };
@@ -62,7 +56,7 @@ async function candidate(opLogTimeoutMs?: number) {
     leases: new ReadLeases(clock, TTL),
     term,
   };
-  const run = (signal: AbortSignal) => promote({ input: { epoch: won.epoch }, signal, ctx });
+  const run = (signal: AbortSignal) => promote({ input: { epoch }, signal, ctx });
   return { clock, coord, logStore, store, term, run };
 }
 

@@ -9,19 +9,9 @@ import {
   minDuplicateWindowMs,
   OPLOG_DUPLICATE_WINDOW_MS,
 } from '../../src/adapters/nats/streamLimits.ts';
+import { checkpointInfo } from '../fixtures/checkpointInfo.ts';
 
-const info = {
-  name: 'cp.0000000000000100.n1',
-  appliedSeq: 100,
-  lastStreamSeq: 40,
-  stateDigest: 1,
-  epoch: 1,
-  objectCount: 0,
-  sessionCount: 0,
-  writer: 'n1',
-  createdAt: 0,
-  bytes: 0,
-};
+const info = checkpointInfo(100, { lastStreamSeq: 40, stateDigest: 1 });
 
 describe('retention guards', () => {
   const base = { checkpointInterval: 600_000 };

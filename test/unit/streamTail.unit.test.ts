@@ -15,21 +15,10 @@ import {
   StreamTailLostError,
 } from '../../src/node/streamTail.ts';
 import { FailClosedError } from '../../src/node/checkpoints/restoreWithoutPrimary.ts';
+import { checkpointInfo } from '../fixtures/checkpointInfo.ts';
 
-function info(appliedSeq: number, lastStreamSeq: number): CheckpointInfo {
-  return {
-    name: `cp.${String(appliedSeq).padStart(16, '0')}.n1`,
-    appliedSeq,
-    lastStreamSeq,
-    stateDigest: 0,
-    epoch: 1,
-    objectCount: 0,
-    sessionCount: 0,
-    writer: 'n1',
-    createdAt: 0,
-    bytes: 0,
-  };
-}
+const info = (appliedSeq: number, lastStreamSeq: number): CheckpointInfo =>
+  checkpointInfo(appliedSeq, { lastStreamSeq });
 
 const bounds = (firstSeq: number, lastSeq: number, lastStreamSeq: number): LogBounds => ({
   firstSeq,
