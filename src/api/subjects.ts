@@ -85,3 +85,17 @@ export function currentTermSubject(cluster: string): string {
   assertClusterName(cluster);
   return `understudy.${cluster}.api.term.current`;
 }
+
+/**
+ * The name group `group` of a cluster with `groups` groups runs under: its subjects, OpLog
+ * stream, leader key and checkpoints are those of a cluster of that name. A cluster of one group
+ * keeps its own name (it is exactly the cluster of before groups); group g of several is
+ * `<cluster>-g<g>`.
+ */
+export function groupCluster(cluster: string, group: number, groups: number): string {
+  assertClusterName(cluster);
+  if (!Number.isSafeInteger(group) || group < 0 || group >= groups) {
+    throw new RangeError(`group ${group} is not one of 0..${groups - 1}`);
+  }
+  return groups === 1 ? cluster : `${cluster}-g${group}`;
+}
