@@ -14,6 +14,7 @@ import { loadNatsSourceConfig } from '../tools/log/logSource.ts';
 import { loadClusterAccess, openClusterEtcd } from './clusterOptions.ts';
 import { addSettingOptions, parseSeqFlag } from './settingOptions.ts';
 import { UnderstudyError } from '../domain/model/understudyError.ts';
+import { readMetadataCheckpoint } from '../node/metadataDomain.ts';
 
 /** Exit codes of `understudy checkpoint accept-loss`. */
 export const ACCEPT_LOSS_EXIT = {
@@ -64,7 +65,15 @@ async function acceptLoss(flags: Record<string, unknown>, seq: number): Promise<
       ...(source.signingKey === undefined ? {} : { signingKey: source.signingKey }),
     });
     try {
-      return await acceptTailLoss({ opLog, checkpoints, clock: systemClock }, seq);
+      return await acceptTailLoss(
+        {
+          opLog,
+          checkpoints,
+          clock: systemClock,
+          readCheckpoint: readMetadataCheckpoint,
+        },
+        seq,
+      );
     } finally {
       await opLog.close();
     }

@@ -17,6 +17,7 @@ import { addNatsSourceOptions } from './settingOptions.ts';
 import { registerAcceptLossCommand } from './acceptLossCommand.ts';
 import { causeText, reaching } from './unreachable.ts';
 import { UnderstudyError } from '../domain/model/understudyError.ts';
+import { readMetadataCheckpoint } from '../node/metadataDomain.ts';
 
 /** Exit codes of `understudy checkpoint`. */
 export const CHECKPOINT_EXIT = {
@@ -76,7 +77,7 @@ export async function verifyCheckpoints(
   for (const info of chosen) {
     const started = performance.now();
     try {
-      const state = await loadCheckpoint(store, info, systemClock);
+      const state = await loadCheckpoint(store, info, systemClock, readMetadataCheckpoint);
       const digest = stateDigest(state);
       out.push(
         digest === info.stateDigest

@@ -9,7 +9,9 @@ import type { MemberPublisher } from './actors/memberPublisher.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 import type { MasterNodeActor, MemberRole } from './nodeStatus.ts';
 import type { OtherKeyWatch } from './otherKeyWatch.ts';
-import type { CommittedStore } from './state/committedStore.ts';
+import type { LogState } from '../domain/decider.ts';
+import type { AnyNodeDomain } from './nodeDomain.ts';
+import type { NodeStore } from './state/committedStore.ts';
 import type { ElectionChecks } from './state/electionChecks.ts';
 import type { NodeLease } from './state/nodeLease.ts';
 import type { PrimaryTerm } from './state/primaryTerm.ts';
@@ -41,16 +43,18 @@ export interface NodeMachine {
  * this node holds as primary is `term`'s. An actor declares what it uses with
  * {@link ActorContext}.
  */
-export interface NodeContext extends Omit<NodeRuntimeDeps, 'config' | 'inspect'> {
+export interface NodeContext extends Omit<NodeRuntimeDeps, 'config' | 'inspect' | 'domain'> {
   readonly config: NodeRuntimeConfig;
+  /** The domain the node runs: everything it does to its state goes through it. */
+  readonly domain: AnyNodeDomain;
   /** The committed state: the one owner of `appliedSeq`. */
-  readonly store: CommittedStore;
+  readonly store: NodeStore;
   /** The lease as this node acts on it: the one owner of "is the lease deadline still ahead". */
   readonly lease: NodeLease;
   /** The writer, the pipeline and the serving/handover flags of the current term as primary. */
   readonly term: PrimaryTerm;
   /** Read leases a primary grants (and the promotion's lease of every object). */
-  readonly leases: ReadLeases;
+  readonly leases: ReadLeases<LogState>;
   /** The verdicts on `EPOCH` entries' election claims. */
   readonly checks: ElectionChecks;
   /** Verification and full-sync counters (`/status` `verification`). */

@@ -9,6 +9,9 @@ import { checkpointSchedule, Checkpointer } from './checkpoints/checkpointer.ts'
 import { emptyCheckpointStats, type CheckpointStats } from './checkpoints/checkpointStats.ts';
 import { FailClosedError, restoreWithoutPrimary } from './checkpoints/restoreWithoutPrimary.ts';
 import { CommittedStore } from './state/committedStore.ts';
+import type { LogState } from '../domain/decider.ts';
+import type { MetadataState } from '../domain/model/types.ts';
+import { metadataNodeDomain } from './metadataDomain.ts';
 import { followLog } from './actors/followLog.ts';
 import { MemberPublisher } from './actors/memberPublisher.ts';
 import {
@@ -29,12 +32,7 @@ import { OtherKeyWatch } from './otherKeyWatch.ts';
 import { serve } from './actors/serve.ts';
 import { handOver, stepDown } from './actors/stepDown.ts';
 import { switchover, type SwitchoverResult } from './actors/switchover.ts';
-import {
-  corruptState,
-  emptyVerificationStats,
-  type CorruptionKind,
-  type VerificationStats,
-} from '../admin/verification.ts';
+import { emptyVerificationStats, type VerificationStats } from '../admin/verification.ts';
 import { verifyStandby } from './actors/verifyStandby.ts';
 import { Waiting } from './waitingFor.ts';
 import type { NodeContext, NodeMachine } from './nodeContext.ts';
@@ -57,9 +55,10 @@ export {
  * A master node: the pure lifecycle machine wired to an OpLog, an Elector, an API transport
  * and a clock. The same runtime runs as a process over NATS and etcd, and in the simulation
  * over the memory adapters. Each actor lives in its own module; this class provides them to
- * the machine and holds what they share.
+ * the machine and holds what they share. It runs any domain (`deps.domain`, the metadata by
+ * default): `S` is that domain's state.
  */
-export class NodeRuntime {
+export class NodeRuntime<S extends LogState = MetadataState> {
   readonly actor: MasterNodeActor;
   /** The node's collaborators, built once and handed to every actor (`{ input, signal, ctx }`). */
   readonly #ctx: NodeContext;
@@ -73,7 +72,8 @@ export class NodeRuntime {
 
   constructor(private readonly deps: NodeRuntimeDeps) {
     const config: NodeRuntimeConfig = { ...DEFAULT_RUNTIME_CONFIG, ...deps.config };
-    const { config: _partial, inspect: _inspect, ...ports } = deps;
+    const { config: _partial, inspect: _inspect, domain: _domain, ...ports } = deps;
+    const domain = deps.domain ?? metadataNodeDomain(config.eviction);
     const checkpointStats = emptyCheckpointStats();
     const machine: NodeMachine = {
       actor: () => this.actor,
@@ -86,11 +86,14 @@ export class NodeRuntime {
     const base = {
       ...ports,
       config,
-      store: new CommittedStore(),
+      domain,
+      store: new CommittedStore(domain),
       lease: new NodeLease(deps.elector, deps.clock),
       term: new PrimaryTerm(),
-      leases: new ReadLeases(deps.clock, config.leaseTtlMs),
-      checks: new ElectionChecks(deps, config.retryDelayMs),
+      leases: new ReadLeases<LogState>(deps.clock, config.leaseTtlMs, (state, key) =>
+        domain.service.holds(state, key),
+      ),
+      checks: new ElectionChecks(deps, config.retryDelayMs, domain.log),
       verificationStats: emptyVerificationStats(),
       checkpointStats,
       waiting: new Waiting(),
@@ -101,12 +104,13 @@ export class NodeRuntime {
     this.#ctx = ctx;
     const { store } = ctx;
     this.checkpointer =
-      deps.checkpoints === undefined
+      deps.checkpoints === undefined || domain.replication === undefined
         ? undefined
         : new Checkpointer({
             nodeId: deps.nodeId,
             store: deps.checkpoints,
             committed: store,
+            replication: domain.replication,
             opLog: deps.opLog,
             clock: deps.clock,
             logger: deps.logger,
@@ -195,8 +199,9 @@ export class NodeRuntime {
   }
 
   /** The committed state: the one owner of this node's `appliedSeq`. */
-  get store(): CommittedStore {
-    return this.#ctx.store;
+  get store(): CommittedStore<S> {
+    // The context holds it as the node's parts read it (LogState); its state is the domain's S.
+    return this.#ctx.store as unknown as CommittedStore<S>;
   }
 
   /** Verification and full-sync counters; `/status` shows them under `verification`. */
@@ -299,15 +304,6 @@ export class NodeRuntime {
     );
   }
 
-  /**
-   * TEST ONLY (reached through the test-hooks HTTP endpoint): corrupts one record of the
-   * committed state in memory, as a fault would, to prove verification finds and repairs it.
-   */
-  corruptForTest(key: string, kind: CorruptionKind): void {
-    this.store.reset(corruptState(this.store.state, key, kind), this.store.lastStreamSeq);
-    this.deps.logger.warn({ event: 'corrupted', key, kind }, 'test hook corrupted the state');
-  }
-
   async #startNode(signal: AbortSignal): Promise<{ appliedSeq: number }> {
     try {
       await startNode({ signal, ctx: this.#ctx });
@@ -339,7 +335,7 @@ export class NodeRuntime {
     await failingClosed(ctx, async () => {
       await checkStreamTail(ctx);
       try {
-        await restoreWithoutPrimary(ctx, ctx.store, ctx.checkpointStats);
+        await restoreWithoutPrimary(ctx, ctx.store, ctx.checkpointStats, ctx.domain.replication);
       } catch (err) {
         if (!(err instanceof FailClosedError)) throw err;
         if (!(await syncFromPrimary({ ctx })))

@@ -6,6 +6,7 @@ import type { CheckpointStore } from '../ports/checkpointStore.ts';
 import type { Elector, MemberRecord } from '../ports/elector.ts';
 import type { OpLog } from '../ports/opLog.ts';
 import type { RequestObserver } from '../observe/metrics.ts';
+import type { AnyNodeDomain } from './nodeDomain.ts';
 
 /** What the runtime logs through; pino's logger fits. */
 export interface RuntimeLogger {
@@ -106,6 +107,11 @@ export interface ClusterKeyCheck {
 
 export interface NodeRuntimeDeps {
   readonly nodeId: string;
+  /**
+   * The domain the node runs (default: the metadata, `metadataNodeDomain(config.eviction)`).
+   * The node reaches its state only through it.
+   */
+  readonly domain?: AnyNodeDomain;
   /** How logs and `/status` name the elector's store while waiting for it (`etcd at ...`). */
   readonly coordinatorName?: string;
   /** Where this node answers status requests (published in the leader key and member record). */

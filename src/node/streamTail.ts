@@ -7,6 +7,7 @@
  * way on from the newest checkpoint.
  */
 import { loadCheckpoint } from './checkpoints/loadCheckpoint.ts';
+import type { Replication } from './nodeDomain.ts';
 import { FailClosedError } from './checkpoints/restoreWithoutPrimary.ts';
 import type { CheckpointInfo, CheckpointStore } from '../ports/checkpointStore.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -148,10 +149,12 @@ export async function acceptTailLoss(
     readonly opLog: Pick<OpLog, 'bounds' | 'trimThrough'>;
     readonly checkpoints: CheckpointStore;
     readonly clock: Clock;
+    /** Reads a checkpoint back (the domain's `Replication.readCheckpoint`). */
+    readonly readCheckpoint: Replication<unknown>['readCheckpoint'];
   },
   seq: number,
 ): Promise<AcceptedLoss> {
-  const { opLog, checkpoints, clock } = deps;
+  const { opLog, checkpoints, clock, readCheckpoint } = deps;
   if (opLog.trimThrough === undefined)
     throw new TypeError('acceptTailLoss: the log has no trimThrough');
   const listed = await checkpoints.list();
@@ -169,7 +172,7 @@ export async function acceptTailLoss(
       `the newest checkpoint is at seq ${newest.appliedSeq} (${newest.name}), not ${seq}: the cluster can only go on from the newest`,
     );
   try {
-    await loadCheckpoint(checkpoints, newest, clock);
+    await loadCheckpoint(checkpoints, newest, clock, readCheckpoint);
   } catch (err) {
     throw new AcceptLossRefusedError(
       'unreadable',

@@ -1,42 +1,29 @@
-import { metadataDecider, type DecideContext, type FoldDraft } from '../domain/decider.ts';
-import { invalidArgument, objectNotFound } from '../domain/model/errors.ts';
-import { checkOrigin, toEntry } from '../domain/log/eventCodec.ts';
-import { decideEviction, type EvictionPolicy } from '../domain/decide/eviction.ts';
-import { requestStatus } from '../domain/decide/sessions.ts';
-import { getObject } from '../domain/model/state.ts';
-import type {
-  Command,
-  LoggedEvent,
-  MetadataEvent,
-  MetadataState,
-  ObjectRecord,
-  RequestOrigin,
-} from '../domain/model/types.ts';
+import type { DecideContext, Draft, Logged, LogState } from '../domain/decider.ts';
+import type { RequestOrigin } from '../domain/model/types.ts';
 import type { OpLogEntry } from '../domain/log/entry.ts';
-import {
-  NotPrimaryError,
-  type ExecuteResult,
-  type MetadataService,
-} from '../ports/metadataService.ts';
+import { NotPrimaryError } from '../ports/metadataService.ts';
 import type { Clock, TimerHandle } from '../ports/clock.ts';
 import type { OpLogWriter } from '../ports/opLog.ts';
+import type { BatchItemOf, CommandService, NodeDomain } from './nodeDomain.ts';
 import type { CommittedStore } from './state/committedStore.ts';
 import { deferred, type Deferred } from './deferred.ts';
 import type { ReadLeases } from './state/readLeases.ts';
 import { LoggedClock } from './state/loggedClock.ts';
 import { LEASE_DEADLINE_PASSED, type NodeLease } from './state/nodeLease.ts';
 
-export interface WritePipelineOptions {
+export interface WritePipelineOptions<S extends LogState, C, E, R> {
   readonly nodeId: string;
   readonly epoch: number;
-  readonly store: CommittedStore;
+  /** The domain: its decider, entries, sessions and answers. */
+  readonly domain: Pick<NodeDomain<S, C, E, R>, 'decider' | 'log' | 'writes'>;
+  readonly store: CommittedStore<S, E>;
   readonly writer: OpLogWriter;
   /** Synchronous: whether this node may still act on its lease (the node's {@link NodeLease}). */
   readonly lease: Pick<NodeLease, 'live'>;
   readonly clock: Clock;
-  readonly leases: ReadLeases;
-  readonly eviction: EvictionPolicy;
-  /** How often the primary checks the high-water mark (ms); 0 disables the timer. */
+  /** Whether a key is read-leased (decide does not remove or evict what a reader may read). */
+  readonly leases: Pick<ReadLeases, 'isReadLeased'>;
+  /** How often the primary checks for housekeeping (eviction) (ms); 0 disables the timer. */
   readonly evictionIntervalMs: number;
   /** Called once when the pipeline stops serving on its own (fence, lost append, deadline). */
   readonly onFault: (reason: string) => void;
@@ -44,12 +31,10 @@ export interface WritePipelineOptions {
   readonly refusalsBeforeCommit?: boolean;
 }
 
-type BatchItem = { ok: true; result: ExecuteResult } | { ok: false; error: Error };
-
-interface InFlight {
+interface InFlight<S> {
   readonly lastSeq: number;
   /** The speculative state right after this append's last entry. */
-  readonly state: MetadataState;
+  readonly state: S;
   streamSeq: number | undefined;
   readonly committed: Deferred<void>;
   /** When it was handed to the writer (monotonic). */
@@ -69,10 +54,10 @@ interface InFlight {
  * and waiting (refusals included) is answered with a retryable `NOT_PRIMARY`, and nothing is
  * rolled back because the committed state only ever holds acknowledged entries.
  */
-export class WritePipeline implements MetadataService {
-  #spec: MetadataState;
+export class WritePipeline<S extends LogState, C, E, R> implements CommandService<S, C, R> {
+  #spec: S;
   #nextSeq: number;
-  readonly #inFlight: InFlight[] = [];
+  readonly #inFlight: InFlight<S>[] = [];
   #closed: string | undefined;
   /** Set by drain(): new commands are refused, but what is in flight is still answered. */
   #draining: string | undefined;
@@ -81,7 +66,7 @@ export class WritePipeline implements MetadataService {
   /** Stamps `ts`, from the logged time committed when the pipeline starts (see LoggedClock). */
   readonly #loggedClock: LoggedClock;
 
-  constructor(private readonly options: WritePipelineOptions) {
+  constructor(private readonly options: WritePipelineOptions<S, C, E, R>) {
     this.#spec = options.store.state;
     this.#loggedClock = new LoggedClock(options.clock, options.store.state.logTime);
     this.#nextSeq = options.store.appliedSeq + 1;
@@ -99,7 +84,7 @@ export class WritePipeline implements MetadataService {
     return this.#inFlight[0]?.sentAt;
   }
 
-  async execute(command: Command, origin?: RequestOrigin): Promise<ExecuteResult> {
+  async execute(command: C, origin?: RequestOrigin): Promise<R> {
     const [item] = await this.executeBatch([command], origin === undefined ? undefined : [origin]);
     if (item === undefined) throw new Error('no result');
     if (!item.ok) throw item.error;
@@ -107,32 +92,32 @@ export class WritePipeline implements MetadataService {
   }
 
   async executeBatch(
-    commands: readonly Command[],
+    commands: readonly C[],
     origins?: readonly (RequestOrigin | undefined)[],
-  ): Promise<BatchItem[]> {
+  ): Promise<BatchItemOf<R>[]> {
     this.#assertServing();
+    const { decider, writes } = this.options.domain;
     // One pass: every command is decided against the draft of the next speculative state
     // (committed, in flight, and this batch's earlier commands), folded into it, and the
     // draft frozen once; each entry is encoded once, with its frame.
-    const draft = metadataDecider.draft(this.#spec);
+    const draft = decider.draft(this.#spec);
     const state = draft.state;
     const firstSeq = this.#nextSeq;
     const ts = this.#loggedClock.stamp();
     const entries: OpLogEntry[] = [];
-    const items: Array<BatchItem | { pending: ExecuteResult }> = [];
+    const items: Array<BatchItemOf<R> | { pending: R }> = [];
     try {
       for (const [i, command] of commands.entries()) {
         const origin = origins?.[i];
         if (origin !== undefined) {
-          const bad = checkOrigin(origin);
+          const bad = writes.checkOrigin(origin);
           if (bad !== undefined) {
-            items.push({ ok: false, error: invalidArgument(bad.field, bad.message) });
+            items.push({ ok: false, error: bad });
             continue;
           }
-          const known = requestStatus(state, origin, command);
+          const known = writes.requestStatus(state, origin, command);
           if (known.kind === 'applied') {
-            const { seq, replicas } = known.result;
-            items.push({ ok: true, result: replicas === undefined ? { seq } : { seq, replicas } });
+            items.push({ ok: true, result: known.answer });
             continue;
           }
           if (known.kind === 'refused') {
@@ -140,12 +125,13 @@ export class WritePipeline implements MetadataService {
             continue;
           }
         }
-        let decision = metadataDecider.decide(command, state, this.#ctx);
-        if (!decision.ok && decision.error.code === 'NO_SPACE' && command.type === 'putStart') {
-          const eviction = decideEviction(state, this.options.eviction, this.#ctx);
-          if (eviction !== null) {
-            entries.push(this.#speculate(draft, ts, eviction));
-            decision = metadataDecider.decide(command, state, this.#ctx);
+        let decision = decider.decide(command, state, this.#ctx);
+        if (!decision.ok) {
+          // The write policy may log an event first (an eviction) and decide once more.
+          const room = writes.makeRoom(command, decision.error, state, this.#ctx);
+          if (room !== null) {
+            entries.push(this.#speculate(draft, ts, room));
+            decision = decider.decide(command, state, this.#ctx);
           }
         }
         if (!decision.ok) {
@@ -154,13 +140,7 @@ export class WritePipeline implements MetadataService {
         }
         const entry = this.#speculate(draft, ts, decision.event, origin);
         entries.push(entry);
-        const event = decision.event;
-        items.push({
-          pending:
-            event.op === 'PUT_START'
-              ? { seq: entry.seq, replicas: event.replicas }
-              : { seq: entry.seq },
-        });
+        items.push({ pending: writes.answer(decision.event, entry.seq) });
       }
     } catch (err) {
       // A bug (the fold refused what decide chose): nothing of the batch is kept or appended.
@@ -183,24 +163,11 @@ export class WritePipeline implements MetadataService {
     return last === undefined ? Promise.resolve() : last.committed.promise;
   }
 
-  get(key: string): Promise<ObjectRecord> {
-    return this.#read(() => {
-      const record = getObject(this.options.store.state, key);
-      if (record === undefined) throw objectNotFound(key);
-      this.options.leases.grant(key);
-      return record;
-    });
-  }
-
-  exists(key: string): Promise<boolean> {
-    return this.#read(() => getObject(this.options.store.state, key) !== undefined);
-  }
-
   /** Reads answer from the committed state, and only while the lease deadline is ahead. */
-  #read<T>(read: () => T): Promise<T> {
+  read<T>(read: (state: S) => T): Promise<T> {
     try {
       this.#assertServing();
-      return Promise.resolve(read());
+      return Promise.resolve(read(this.options.store.state));
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -231,22 +198,17 @@ export class WritePipeline implements MetadataService {
   }
 
   /** Folds `event` into `draft` as the next entry and returns that entry, encoded. */
-  #speculate(
-    draft: FoldDraft,
-    ts: number,
-    event: MetadataEvent,
-    origin?: RequestOrigin,
-  ): OpLogEntry {
+  #speculate(draft: Draft<S, E>, ts: number, event: E, origin?: RequestOrigin): OpLogEntry {
     const entry = { seq: this.#nextSeq, epoch: this.options.epoch, ts, event };
-    const logged: LoggedEvent = origin === undefined ? entry : { ...entry, origin };
+    const logged: Logged<E> = origin === undefined ? entry : { ...entry, origin };
     draft.apply(logged);
     this.#nextSeq++;
-    return toEntry(logged);
+    return this.options.domain.log.toEntry(logged);
   }
 
   async #append(entries: readonly OpLogEntry[]): Promise<void> {
     const lastSeq = entries[entries.length - 1]?.seq ?? 0;
-    const flight: InFlight = {
+    const flight: InFlight<S> = {
       lastSeq,
       state: this.#spec,
       streamSeq: undefined,
@@ -303,12 +265,13 @@ export class WritePipeline implements MetadataService {
     }, this.options.evictionIntervalMs);
   }
 
+  /** Logs the domain's housekeeping event (the metadata's: an eviction), if one is due. */
   #evictIfFull(): void {
     if (!this.options.lease.live()) return;
-    const eviction = decideEviction(this.#spec, this.options.eviction, this.#ctx);
-    if (eviction === null) return;
-    const draft = metadataDecider.draft(this.#spec);
-    const entry = this.#speculate(draft, this.#loggedClock.stamp(), eviction);
+    const event = this.options.domain.writes.housekeeping(this.#spec, this.#ctx);
+    if (event === null) return;
+    const draft = this.options.domain.decider.draft(this.#spec);
+    const entry = this.#speculate(draft, this.#loggedClock.stamp(), event);
     this.#spec = draft.finish();
     this.#append([entry]).catch(() => undefined);
   }

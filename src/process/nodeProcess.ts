@@ -315,7 +315,7 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
       [SWITCHOVER_PATH]: switchoverRoute(runtime),
       [CHECKPOINT_PATH]: checkpointRoute(runtime),
       [INSPECT_EVENTS_PATH]: inspectEventsRoute(inspection),
-      ...testHookRoutes(runtime),
+      ...testHookRoutes(runtime, log),
     },
   });
   log.info(

@@ -10,8 +10,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { HttpRoute } from './httpServer.ts';
 import { allowMethods, HttpRequestError, sendJson as send } from './httpRequests.ts';
-import type { NodeRuntime } from '../node/nodeRuntime.ts';
-import { CORRUPTION_KINDS, CorruptionError, type CorruptionKind } from '../admin/verification.ts';
+import type { NodeRuntime, RuntimeLogger } from '../node/nodeRuntime.ts';
+import {
+  CORRUPTION_KINDS,
+  CorruptionError,
+  corruptState,
+  type CorruptionKind,
+} from '../admin/verification.ts';
 
 /** The environment variable that turns the test hooks on (value `1`). */
 export const TEST_HOOKS_ENV = 'UNDERSTUDY_TEST_HOOKS';
@@ -53,6 +58,7 @@ async function readBody(req: IncomingMessage, limit = 64 * 1024): Promise<string
 /** The test-hook routes for `runtime`; empty unless {@link testHooksEnabled}. */
 export function testHookRoutes(
   runtime: NodeRuntime,
+  logger: Pick<RuntimeLogger, 'warn'>,
   env: NodeJS.ProcessEnv = process.env,
 ): Record<string, HttpRoute> {
   if (!testHooksEnabled(env)) return {};
@@ -72,7 +78,11 @@ export function testHookRoutes(
         });
       }
       try {
-        runtime.corruptForTest(key, kind as CorruptionKind);
+        // Corrupts one record of the committed state in memory, as a fault would, to prove
+        // verification finds and repairs it.
+        const { store } = runtime;
+        store.reset(corruptState(store.state, key, kind as CorruptionKind), store.lastStreamSeq);
+        logger.warn({ event: 'corrupted', key, kind }, 'test hook corrupted the state');
       } catch (err) {
         if (err instanceof CorruptionError) return send(res, 409, { error: err.message });
         throw err;

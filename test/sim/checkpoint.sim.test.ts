@@ -17,6 +17,7 @@ import { stateDigest } from '../../src/domain/log/checksum.ts';
 import type { Elector } from '../../src/ports/elector.ts';
 import { CHECKPOINT_READ_STALL_MS } from '../../src/node/checkpoints/loadCheckpoint.ts';
 import { acceptTailLoss } from '../../src/node/streamTail.ts';
+import { readMetadataCheckpoint } from '../../src/node/metadataDomain.ts';
 import { NodeRuntime, type NodeRuntimeConfig } from '../../src/node/nodeRuntime.ts';
 
 const TTL = 2000;
@@ -309,6 +310,7 @@ describe('durable restarts (memory adapters, simulated clock)', () => {
       opLog: createMemoryOpLog(w.log, { nodeId: 'operator' }),
       checkpoints: w.checkpoints,
       clock: w.clock,
+      readCheckpoint: readMetadataCheckpoint,
     };
     const refusal = (seq: number) =>
       w.settle(acceptTailLoss(operator, seq).catch((e: unknown) => e));

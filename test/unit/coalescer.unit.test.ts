@@ -6,12 +6,9 @@ import { ApiError } from '../../src/api/wire.ts';
 import type { WriteBatchRequest } from '../../src/api/writeBatch.ts';
 import { type ClientOptions } from '../../src/client/client.ts';
 import { createClient } from '../../src/client/nats.ts';
-import { DEFAULT_EVICTION_POLICY } from '../../src/domain/decide/eviction.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import type { AppendAck, OpLogWriter } from '../../src/ports/opLog.ts';
-import { CommittedStore } from '../../src/node/state/committedStore.ts';
-import { ReadLeases } from '../../src/node/state/readLeases.ts';
-import { WritePipeline } from '../../src/node/writePipeline.ts';
+import { metadataPipeline, metadataReadLeases, metadataStore } from '../fixtures/metadataNode.ts';
 
 /** A writer that acknowledges at once, or holds every append while `held` until released. */
 class GatedWriter implements OpLogWriter {
@@ -58,21 +55,20 @@ async function rig(options: Partial<ClientOptions> = {}) {
       return dropReplyOf?.(r) === true ? { kind: 'drop' } : { kind: 'deliver' };
     },
   });
-  const store = new CommittedStore();
+  const store = metadataStore();
   const writer = new GatedWriter();
-  const pipeline = new WritePipeline({
+  const { service } = metadataPipeline({
     nodeId: 'n1',
     epoch: 1,
     store,
     writer,
     lease: { live: () => true },
     clock,
-    leases: new ReadLeases(clock, 5000),
-    eviction: DEFAULT_EVICTION_POLICY,
+    leases: metadataReadLeases(clock, 5000),
     evictionIntervalMs: 0,
     onFault: () => undefined,
   });
-  await bus.serverTransport('c1').listen(createApiHandler(pipeline));
+  await bus.serverTransport('c1').listen(createApiHandler(service));
   const client = await createClient({
     cluster: 'c1',
     transport: bus.clientTransport('c1'),

@@ -9,6 +9,7 @@ import type { Elector } from '../../src/ports/elector.ts';
 import type { LogBatch } from '../../src/ports/opLog.ts';
 import { ElectionChecks } from '../../src/node/state/electionChecks.ts';
 import { electedMemoryElector } from '../fixtures/electedMemoryElector.ts';
+import { METADATA_DOMAIN } from '../fixtures/metadataNode.ts';
 
 function fence(seq: number, epoch: number, nodeId: string): LogBatch {
   return {
@@ -36,7 +37,7 @@ async function setup() {
     warn: (fields: object) => warnings.push(String((fields as { event?: string }).event)),
     error: () => undefined,
   };
-  const checks = new ElectionChecks({ elector: counted, clock, logger }, 100);
+  const checks = new ElectionChecks({ elector: counted, clock, logger }, 100, METADATA_DOMAIN.log);
   return { clock, coord, checks, epoch, calls: () => calls, warnings };
 }
 

@@ -2,13 +2,14 @@
 // whose key was not the cluster's passed over every message and reported lag 0).
 import { describe, expect, it } from 'vitest';
 import { logEnd } from '../../src/node/actors/followLog.ts';
-import { CommittedStore } from '../../src/node/state/committedStore.ts';
+import type { CommittedStore } from '../../src/node/state/committedStore.ts';
+import { metadataStore } from '../fixtures/metadataNode.ts';
 
 const nobodyElected = (): boolean => false;
 
 /** A store full-synced at stream message 10 that then passed over messages 11..`through`. */
 function passedOver(through: number): CommittedStore {
-  const store = new CommittedStore();
+  const store = metadataStore();
   store.reset(undefined, 10);
   for (let streamSeq = 11; streamSeq <= through; streamSeq++) {
     store.applyBatch(

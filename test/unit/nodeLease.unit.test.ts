@@ -5,12 +5,9 @@ import { MemoryCoordinator } from '../../src/adapters/memory/memoryCoordinator.t
 import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { DEFAULT_EVICTION_POLICY } from '../../src/domain/decide/eviction.ts';
 import { NotPrimaryError } from '../../src/ports/metadataService.ts';
-import { CommittedStore } from '../../src/node/state/committedStore.ts';
 import { LEASE_DEADLINE_PASSED, NodeLease } from '../../src/node/state/nodeLease.ts';
-import { ReadLeases } from '../../src/node/state/readLeases.ts';
-import { WritePipeline } from '../../src/node/writePipeline.ts';
+import { metadataPipeline, metadataReadLeases, metadataStore } from '../fixtures/metadataNode.ts';
 import { electedMemoryElector } from '../fixtures/electedMemoryElector.ts';
 
 const TTL = 3000;
@@ -27,17 +24,16 @@ async function primary() {
   });
   const lease = new NodeLease(elector, clock);
   const opLog = createMemoryOpLog(new MemoryLogStore(), { nodeId: 'n1', clock });
-  const store = new CommittedStore();
+  const store = metadataStore();
   const faults: string[] = [];
-  const pipeline = new WritePipeline({
+  const { pipeline, service } = metadataPipeline({
     nodeId: 'n1',
     epoch,
     store,
     writer: opLog.openWriter({ expectedLastStreamSeq: 0 }),
     lease,
     clock,
-    leases: new ReadLeases(clock, TTL),
-    eviction: DEFAULT_EVICTION_POLICY,
+    leases: metadataReadLeases(clock, TTL),
     evictionIntervalMs: 0,
     onFault: (reason) => faults.push(reason),
   });
@@ -54,7 +50,7 @@ async function primary() {
   };
   const mount = (segmentId: string) =>
     settle(pipeline.execute({ type: 'mountSegment', segmentId, nodeId: 's1', size: 1 << 20 }));
-  const read = (key: string) => settle(pipeline.exists(key));
+  const read = (key: string) => settle(service.exists(key));
   return { clock, coord, elector, lease, pipeline, faults, watched, mount, read };
 }
 

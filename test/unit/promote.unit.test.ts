@@ -7,13 +7,12 @@ import { MemoryLogStore } from '../../src/adapters/memory/memoryLogStore.ts';
 import { createMemoryOpLog } from '../../src/adapters/memory/memoryOpLog.ts';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { toEntry } from '../../src/domain/log/eventCodec.ts';
-import { CommittedStore } from '../../src/node/state/committedStore.ts';
 import { ElectionChecks } from '../../src/node/state/electionChecks.ts';
 import { PrimaryTerm } from '../../src/node/state/primaryTerm.ts';
 import { promote, PromotionStoppedError } from '../../src/node/actors/promote.ts';
-import { ReadLeases } from '../../src/node/state/readLeases.ts';
 import { NodeLease } from '../../src/node/state/nodeLease.ts';
 import { electedMemoryElector } from '../fixtures/electedMemoryElector.ts';
+import { METADATA_DOMAIN, metadataReadLeases, metadataStore } from '../fixtures/metadataNode.ts';
 
 const TTL = 2000;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -44,7 +43,7 @@ async function candidate(opLogTimeoutMs?: number) {
   await clock.advanceAsync(0);
   await seeding;
   const { elector, epoch } = await electedMemoryElector(clock, coord, { nodeId: 'n1', ttlMs: TTL });
-  const store = new CommittedStore();
+  const store = metadataStore();
   const term = new PrimaryTerm();
   const deps = { opLog, elector, clock, logger: quiet, nodeId: 'n1' };
   const ctx = {
@@ -52,8 +51,9 @@ async function candidate(opLogTimeoutMs?: number) {
     config: { leaseTtlMs: TTL },
     store,
     lease: new NodeLease(elector, clock),
-    checks: new ElectionChecks(deps, 100),
-    leases: new ReadLeases(clock, TTL),
+    checks: new ElectionChecks(deps, 100, METADATA_DOMAIN.log),
+    leases: metadataReadLeases(clock, TTL),
+    domain: METADATA_DOMAIN,
     term,
   };
   const run = (signal: AbortSignal) => promote({ input: { epoch }, signal, ctx });

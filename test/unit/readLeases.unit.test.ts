@@ -4,7 +4,7 @@ import { SimClock } from '../../src/adapters/memory/simClock.ts';
 import { decide } from '../../src/domain/decide/decide.ts';
 import { emptyState } from '../../src/domain/model/state.ts';
 import type { Command, MetadataState } from '../../src/domain/model/types.ts';
-import { ReadLeases } from '../../src/node/state/readLeases.ts';
+import { metadataReadLeases } from '../fixtures/metadataNode.ts';
 import { runCommands } from '../fixtures/runCommands.ts';
 
 const TTL = 2000;
@@ -20,7 +20,7 @@ const put = (key: string): Command[] => [
 describe('read leases', () => {
   it('a get leases its key for one TTL', () => {
     const clock = new SimClock(1000);
-    const leases = new ReadLeases(clock, TTL);
+    const leases = metadataReadLeases(clock, TTL);
     expect(leases.grant('k')).toBe(1000 + TTL);
     expect(leases.isReadLeased('k')).toBe(true);
     expect(leases.isReadLeased('other')).toBe(false);
@@ -30,7 +30,7 @@ describe('read leases', () => {
 
   it('a promotion leases every object of the state it promoted from for one TTL, and no object created after it', () => {
     const clock = new SimClock(1000);
-    const leases = new ReadLeases(clock, TTL);
+    const leases = metadataReadLeases(clock, TTL);
     const before = run(emptyState(), [
       { type: 'mountSegment', segmentId: 's', nodeId: 'n', size: 1000 },
       ...put('old'),
@@ -54,7 +54,7 @@ describe('read leases', () => {
 
   it('a get after a promotion leases a new object too; clear ends every lease', () => {
     const clock = new SimClock(0);
-    const leases = new ReadLeases(clock, TTL);
+    const leases = metadataReadLeases(clock, TTL);
     leases.leaseAll(emptyState());
     leases.grant('new');
     expect(leases.isReadLeased('new')).toBe(true);

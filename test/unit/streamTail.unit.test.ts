@@ -16,6 +16,7 @@ import {
 } from '../../src/node/streamTail.ts';
 import { FailClosedError } from '../../src/node/checkpoints/restoreWithoutPrimary.ts';
 import { checkpointInfo } from '../fixtures/checkpointInfo.ts';
+import { readMetadataCheckpoint as readCheckpoint } from '../../src/node/metadataDomain.ts';
 
 const info = (appliedSeq: number, lastStreamSeq: number): CheckpointInfo =>
   checkpointInfo(appliedSeq, { lastStreamSeq });
@@ -117,13 +118,15 @@ describe('acceptTailLoss', () => {
     const checkpoints = await storeWith([50, 45], [100, 95], [200, 180]);
     const opLog = log(bounds(45, 90, 85));
     const clock = new SimClock(0);
-    await expect(acceptTailLoss({ opLog, checkpoints, clock }, 100)).rejects.toMatchObject({
+    await expect(
+      acceptTailLoss({ opLog, checkpoints, clock, readCheckpoint }, 100),
+    ).rejects.toMatchObject({
       name: 'AcceptLossRefusedError',
       reason: 'notNewest',
       message: expect.stringContaining('the newest checkpoint is at seq 200') as unknown,
     });
     expect(opLog.trimmed).toEqual([]);
-    const accepted = await acceptTailLoss({ opLog, checkpoints, clock }, 200);
+    const accepted = await acceptTailLoss({ opLog, checkpoints, clock, readCheckpoint }, 200);
     expect(accepted.checkpoint).toMatchObject({ appliedSeq: 200, lastStreamSeq: 85 });
     expect(accepted.removed).toEqual([info(100, 0).name]);
     expect(opLog.trimmed).toEqual([85]);
@@ -133,7 +136,9 @@ describe('acceptTailLoss', () => {
     ]);
     // Now the stream continues it: nothing to accept, and a node would start from it.
     expect(findTailLoss(await checkpoints.list(), await opLog.bounds())).toBeUndefined();
-    await expect(acceptTailLoss({ opLog, checkpoints, clock }, 200)).rejects.toMatchObject({
+    await expect(
+      acceptTailLoss({ opLog, checkpoints, clock, readCheckpoint }, 200),
+    ).rejects.toMatchObject({
       reason: 'noLoss',
     });
   });
@@ -144,7 +149,7 @@ describe('acceptTailLoss', () => {
     checkpoints.corrupt(newest!.name, 10);
     const opLog = log(bounds(1, 90, 85));
     await expect(
-      acceptTailLoss({ opLog, checkpoints, clock: new SimClock(0) }, 200),
+      acceptTailLoss({ opLog, checkpoints, clock: new SimClock(0), readCheckpoint }, 200),
     ).rejects.toMatchObject({ reason: 'unreadable' });
     expect(opLog.trimmed).toEqual([]);
     expect((await checkpoints.list())[0]?.lastStreamSeq).toBe(180);

@@ -5,7 +5,7 @@
 // which nobody awaited (an unhandled rejection), while the caller was told `notPrimary`.
 import { describe, expect, it } from 'vitest';
 import { SimClock } from '../../src/adapters/memory/simClock.ts';
-import { CommittedStore } from '../../src/node/state/committedStore.ts';
+import { metadataStore } from '../fixtures/metadataNode.ts';
 import { switchover, SwitchoverError } from '../../src/node/actors/switchover.ts';
 import type { MemberRecord } from '../../src/ports/elector.ts';
 
@@ -66,7 +66,7 @@ describe('switchover of a node that stops being primary meanwhile', () => {
         ctx: {
           clock,
           nodeId: 'n1',
-          store: new CommittedStore(),
+          store: metadataStore(),
           machine,
           probePeer: undefined,
           elector: {

@@ -2,15 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { NotPrimaryError } from '../../src/ports/metadataService.ts';
 import type { OpLogEntry } from '../../src/domain/log/entry.ts';
 import { DomainError } from '../../src/domain/model/errors.ts';
-import { DEFAULT_EVICTION_POLICY } from '../../src/domain/decide/eviction.ts';
 import { getObject } from '../../src/domain/model/state.ts';
 import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
 import { FencedError, type AppendAck, type OpLogWriter } from '../../src/ports/opLog.ts';
-import { CommittedStore } from '../../src/node/state/committedStore.ts';
 import { deferred, type Deferred } from '../../src/node/deferred.ts';
-import { ReadLeases } from '../../src/node/state/readLeases.ts';
 import { NodeLease } from '../../src/node/state/nodeLease.ts';
-import { WritePipeline } from '../../src/node/writePipeline.ts';
+import { metadataPipeline, metadataReadLeases, metadataStore } from '../fixtures/metadataNode.ts';
 
 /** A writer whose appends settle only when the test says so. */
 class HeldWriter implements OpLogWriter {
@@ -52,22 +49,21 @@ const clock = (): Clock & { t: number } => {
 
 function setup(deadline = () => Number.MAX_SAFE_INTEGER) {
   const c = clock();
-  const store = new CommittedStore();
+  const store = metadataStore();
   const writer = new HeldWriter();
   const faults: string[] = [];
-  const pipeline = new WritePipeline({
+  const { pipeline, service } = metadataPipeline({
     nodeId: 'n1',
     epoch: 7,
     store,
     writer,
     lease: new NodeLease({ leaseDeadline: deadline, onLeaseLost: () => () => undefined }, c),
     clock: c,
-    leases: new ReadLeases(c, 5000),
-    eviction: DEFAULT_EVICTION_POLICY,
+    leases: metadataReadLeases(c, 5000),
     evictionIntervalMs: 0,
     onFault: (reason) => faults.push(reason),
   });
-  return { c, store, writer, pipeline, faults };
+  return { c, store, writer, pipeline, service, faults };
 }
 
 const flush = () => new Promise((r) => setTimeout(r, 0));
@@ -222,7 +218,7 @@ describe('WritePipeline', () => {
 
   it('refuses to take or answer anything once the lease deadline has passed', async () => {
     let deadline = 2_000;
-    const { c, writer, pipeline, faults } = setup(() => deadline);
+    const { c, writer, pipeline, service, faults } = setup(() => deadline);
     const pending = pipeline.execute({
       type: 'mountSegment',
       segmentId: 'a',
@@ -234,7 +230,7 @@ describe('WritePipeline', () => {
     writer.ackNext();
     await expect(pending).rejects.toBeInstanceOf(NotPrimaryError);
     deadline = 10_000;
-    await expect(pipeline.get('a')).rejects.toBeInstanceOf(NotPrimaryError);
+    await expect(service.get('a')).rejects.toBeInstanceOf(NotPrimaryError);
     expect(faults).toEqual(['lease deadline passed']);
   });
 

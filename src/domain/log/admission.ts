@@ -8,13 +8,15 @@
  * What this cannot tell: a forged entry stamped with the current epoch (only signed batches can,
  * see docs/design.md). Whether the entries that count are contiguous is the fold's check.
  */
-import type { LoggedEvent } from '../model/types.ts';
+import type { Logged } from '../decider.ts';
+import type { LoggedEvent, MetadataEvent } from '../model/types.ts';
 
 /** An entry that is not the log's, and why. */
 export interface ForeignEntry {
   readonly seq: number;
   readonly epoch: number;
-  readonly op: LoggedEvent['event']['op'];
+  /** The entry's op (its event's name). */
+  readonly op: string;
   readonly why: string;
 }
 
@@ -27,35 +29,54 @@ export interface ElectionClaim {
 /** Whether `claim` is a real election. */
 export type ElectedCheck = (claim: ElectionClaim) => boolean;
 
+/** What admission reads of a domain's events: which are fences (and their claim), and their op. */
+export interface FenceReader<E> {
+  /** The election claim of a fence; undefined for every other event. */
+  fenceOf(event: E): ElectionClaim | undefined;
+  /** The event's op, as its log entry names it. */
+  opOf(event: E): string;
+}
+
+/** The metadata's fences: `EPOCH` events. */
+export const METADATA_FENCES: FenceReader<MetadataEvent> = Object.freeze({
+  fenceOf: (event: MetadataEvent): ElectionClaim | undefined =>
+    event.op === 'EPOCH' ? { epoch: event.epoch, nodeId: event.nodeId } : undefined,
+  opOf: (event: MetadataEvent): string => event.op,
+});
+
 /**
  * Splits `events` (in log order, all after `appliedSeq`) into those that count, starting from
  * current epoch `epoch`, and the foreign ones.
  */
-export function admit(
+export function admit<E = MetadataEvent>(
   epoch: number,
-  events: readonly LoggedEvent[],
+  events: readonly Logged<E>[],
   elected: ElectedCheck,
-): { readonly admitted: LoggedEvent[]; readonly foreign: ForeignEntry[] } {
-  const admitted: LoggedEvent[] = [];
+  fences: FenceReader<E> = METADATA_FENCES as unknown as FenceReader<E>,
+): { readonly admitted: Logged<E>[]; readonly foreign: ForeignEntry[] } {
+  const admitted: Logged<E>[] = [];
   const foreign: ForeignEntry[] = [];
   let current = epoch;
   for (const logged of events) {
-    const why = foreignWhy(current, logged, elected);
+    const fence = fences.fenceOf(logged.event);
+    const why = foreignWhy(current, logged, fence, elected);
     if (why === undefined) {
       admitted.push(logged);
-      if (logged.event.op === 'EPOCH') current = logged.event.epoch;
-    } else foreign.push({ seq: logged.seq, epoch: logged.epoch, op: logged.event.op, why });
+      if (fence !== undefined) current = fence.epoch;
+    } else {
+      foreign.push({ seq: logged.seq, epoch: logged.epoch, op: fences.opOf(logged.event), why });
+    }
   }
   return { admitted, foreign };
 }
 
 function foreignWhy(
   current: number,
-  logged: LoggedEvent,
+  logged: Logged<unknown>,
+  event: ElectionClaim | undefined,
   elected: ElectedCheck,
 ): string | undefined {
-  const { event } = logged;
-  if (event.op !== 'EPOCH') {
+  if (event === undefined) {
     return logged.epoch === current
       ? undefined
       : `stamped with epoch ${logged.epoch}, not the current epoch ${current}`;

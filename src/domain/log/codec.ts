@@ -13,7 +13,7 @@
  */
 import CRC32 from 'crc-32';
 import { prefixHash } from './checksum.ts';
-import { OP_TYPES, type OpLogEntry, type OpType } from './entry.ts';
+import { OP_TYPES, type OpLogEntry } from './entry.ts';
 import { MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES } from '../model/limits.ts';
 import { UnderstudyError } from '../model/understudyError.ts';
 
@@ -42,7 +42,7 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const OP_CODE = new Map<OpType, number>(OP_TYPES.map((op, i) => [op, i]));
+const OP_CODE = new Map<string, number>(OP_TYPES.map((op, i) => [op, i]));
 const MAX_KEY = Math.max(MAX_KEY_BYTES, MAX_SEGMENT_ID_BYTES);
 
 function crc(bytes: Uint8Array): number {

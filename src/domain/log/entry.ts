@@ -10,7 +10,7 @@ export interface OpLogEntry {
   readonly epoch: number;
   /** Milliseconds since the Unix epoch, from the primary's clock when it decided. */
   readonly ts: number;
-  readonly op: OpType;
+  readonly op: string;
   /** The object key, the segment id for segment ops, or '' for EVICTION and EPOCH. */
   readonly key: string;
   /** The encoded event (see codec.ts). */

@@ -1,51 +1,41 @@
-import type { MetadataState } from '../../domain/model/types.ts';
 import type { ApiListener } from '../../ports/apiTransport.ts';
 import { adminHandler } from '../../admin/adminApi.ts';
-import { FullSyncSource } from '../../admin/fullSync.ts';
 import type { ActorContext } from '../nodeContext.ts';
-import { verifyOp } from '../../admin/verification.ts';
 
 /**
  * The primary's admin listener: answers standbys' verification rounds (counted in
- * `verificationStats.answered`) and serves full-sync chunks of `store`. Does nothing without an
- * admin channel. Returns its closer.
+ * `verificationStats.answered`) and serves full-sync chunks of `store`, by the domain's
+ * replication. Does nothing without an admin channel or a domain without replication. Returns its
+ * closer.
  */
 export function listenAdmin({
   ctx,
 }: {
   ctx: ActorContext<
-    'admin' | 'clock' | 'logger' | 'store' | 'verificationStats',
+    'admin' | 'clock' | 'logger' | 'store' | 'verificationStats' | 'domain',
     'maxSyncGap' | 'maxMismatches'
   >;
 }): () => void {
   const { admin, clock, logger, store, config, verificationStats: stats } = ctx;
-  if (admin === undefined) return () => undefined;
-  const committed = (): { state: MetadataState; lastStreamSeq: number } => ({
-    state: store.state,
-    lastStreamSeq: store.lastStreamSeq,
-  });
-  const source = new FullSyncSource({
-    committed,
+  const replication = ctx.domain.replication;
+  if (admin === undefined || replication === undefined) return () => undefined;
+  const source = replication.adminOps({
+    committed: () => ({ state: store.state, lastStreamSeq: store.lastStreamSeq }),
     clock,
     ...(admin.maxReplyBytes === undefined ? {} : { maxPartBytes: admin.maxReplyBytes }),
+    maxGap: config.maxSyncGap,
+    maxMismatches: config.maxMismatches,
+    onAnswer: (forSeq, status) => {
+      stats.answered++;
+      if (status !== 'OK') {
+        logger.warn(
+          { event: 'verifyAnswer', status, forSeq },
+          `a standby's verification round: ${status}`,
+        );
+      }
+    },
   });
-  const handler = adminHandler({
-    verify: verifyOp({
-      committed: () => store.state,
-      maxGap: config.maxSyncGap,
-      maxMismatches: config.maxMismatches,
-      onAnswer: (request, response) => {
-        stats.answered++;
-        if (response.status !== 'OK') {
-          logger.warn(
-            { event: 'verifyAnswer', status: response.status, forSeq: request.appliedSeq },
-            `a standby's verification round: ${response.status}`,
-          );
-        }
-      },
-    }),
-    ...source.ops(),
-  });
+  const handler = adminHandler(source.ops);
   let closed = false;
   let listener: ApiListener | undefined;
   admin.server.listen(handler).then(

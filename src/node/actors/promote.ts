@@ -1,7 +1,5 @@
 import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
-import { toEntry } from '../../domain/log/eventCodec.ts';
-import { metadataDecider } from '../../domain/decider.ts';
-import type { LoggedEvent } from '../../domain/model/types.ts';
+import type { Logged } from '../../domain/decider.ts';
 import type { CampaignResult } from '../../ports/elector.ts';
 import type { LogBounds, OpLogWriter } from '../../ports/opLog.ts';
 import { foldBatch } from './followLog.ts';
@@ -83,11 +81,12 @@ export async function promote({
     | 'store'
     | 'checks'
     | 'leases'
-    | 'term',
+    | 'term'
+    | 'domain',
     'leaseTtlMs' | 'promoteTimeoutMs'
   >;
 }): Promise<{ epoch: number; appliedSeq: number }> {
-  const { opLog, elector, lease, clock, logger, store, leases, term, config } = ctx;
+  const { opLog, elector, lease, clock, logger, store, leases, term, config, domain } = ctx;
   const { epoch } = input;
   const timeoutMs = config.promoteTimeoutMs ?? config.leaseTtlMs;
   let stopped: PromotionStoppedError | undefined;
@@ -175,14 +174,14 @@ export async function promote({
     // The fence's ts is the logged time inherited from the log, not this node's wall clock
     // (which may be hours off): logged time moves on from here as fast as the monotonic clock
     // lets it (see LoggedClock), whatever this node's wall clock says.
-    const logged: LoggedEvent = {
+    const logged: Logged<unknown> = {
       seq: store.appliedSeq + 1,
       epoch,
       ts: new LoggedClock(clock, store.state.logTime).stamp(),
-      event: { op: 'EPOCH', epoch, nodeId: ctx.nodeId },
+      event: domain.log.fence(epoch, ctx.nodeId),
     };
-    const next = metadataDecider.evolve(store.state, logged);
-    const ack = await unlessStopped(opened.append([toEntry(logged)]));
+    const next = domain.decider.evolve(store.state, logged);
+    const ack = await unlessStopped(opened.append([domain.log.toEntry(logged)]));
     if (stopped !== undefined) throw stopped;
     store.commit(next, ack.streamSeq);
     term.writer = opened;

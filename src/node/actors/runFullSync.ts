@@ -2,7 +2,6 @@ import { NoRespondersError, TransportTimeoutError } from '../../ports/apiTranspo
 import { AdminClient } from '../../admin/adminApi.ts';
 import { FailClosedError, restoreWithoutPrimary } from '../checkpoints/restoreWithoutPrimary.ts';
 import { checkStreamTail, StreamTailLostError } from '../streamTail.ts';
-import { fetchFullSync } from '../../admin/fullSync.ts';
 import type { ActorContext } from '../nodeContext.ts';
 
 /** What a full sync uses of the node's context. */
@@ -14,7 +13,8 @@ export type SyncContext = ActorContext<
   | 'checkpoints'
   | 'store'
   | 'verificationStats'
-  | 'checkpointStats',
+  | 'checkpointStats'
+  | 'domain',
   'adminTimeoutMs'
 >;
 
@@ -31,10 +31,11 @@ export async function syncFromPrimary({
   ctx: SyncContext;
 }): Promise<boolean> {
   const { admin, clock, logger, config, store, verificationStats: stats } = ctx;
-  if (admin === undefined) return false;
+  const replication = ctx.domain.replication;
+  if (admin === undefined || replication === undefined) return false;
   const started = clock.monotonicNow();
   try {
-    const result = await fetchFullSync(
+    const result = await replication.fullSync(
       new AdminClient(admin.client, config.adminTimeoutMs),
       signal,
     );
@@ -48,7 +49,7 @@ export async function syncFromPrimary({
       {
         event: 'fullSynced',
         appliedSeq: result.state.appliedSeq,
-        objects: result.state.objectCount,
+        objects: replication.counts(result.state).objects,
         chunks: result.chunks,
         bytes: result.bytes,
         tookMs: stats.lastFullSyncMs,
@@ -112,7 +113,7 @@ export async function runFullSync({
     if (!(await syncFromPrimary({ signal, ctx }))) {
       signal?.throwIfAborted();
       await checkStreamTail(ctx);
-      await restoreWithoutPrimary(ctx, store, ctx.checkpointStats);
+      await restoreWithoutPrimary(ctx, store, ctx.checkpointStats, ctx.domain.replication);
     }
     return { appliedSeq: store.appliedSeq };
   });

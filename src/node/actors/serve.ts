@@ -1,6 +1,4 @@
 import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
-import { createApiHandler } from '../../api/handler.ts';
-import { API_OPS } from '../../api/schema.ts';
 import type { ApiListener } from '../../ports/apiTransport.ts';
 import type { TimerHandle } from '../../ports/clock.ts';
 import { timeRequests } from '../../observe/metrics.ts';
@@ -21,9 +19,9 @@ export type ServeContext = ActorContext<
   | 'store'
   | 'leases'
   | 'term'
+  | 'domain'
   | 'verificationStats',
   | 'progressIntervalMs'
-  | 'eviction'
   | 'evictionIntervalMs'
   | 'leaseTtlMs'
   | 'appendStallMs'
@@ -46,7 +44,7 @@ export function serve({
   ctx: ServeContext;
   sendBack: (event: MasterNodeEvent) => void;
 }): () => void {
-  const { lease, clock, apiServer, logger, store, leases, term, config } = ctx;
+  const { lease, clock, apiServer, logger, store, leases, term, config, domain } = ctx;
   const { epoch } = input;
   const writer = term.writer;
   if (writer === undefined) throw new Error('serve without a writer');
@@ -59,12 +57,12 @@ export function serve({
   const pipeline = new WritePipeline({
     nodeId: ctx.nodeId,
     epoch,
+    domain,
     store,
     writer,
     lease,
     clock,
     leases,
-    eviction: config.eviction,
     evictionIntervalMs: config.evictionIntervalMs,
     onFault: (reason) => fault(reason.startsWith('lease') ? 'lease.lost' : 'oplog.fenced', reason),
     ...(ctx.brokenForTest?.refusalsBeforeCommit === true ? { refusalsBeforeCommit: true } : {}),
@@ -89,9 +87,10 @@ export function serve({
   };
   progressTimer = clock.setTimeout(progress, config.progressIntervalMs);
   const closeAdmin = listenAdmin({ ctx });
-  const handler = createApiHandler(pipeline);
+  const handler = domain.service.handler(pipeline, (key) => leases.grant(key));
   const metrics = ctx.metrics;
-  apiServer.listen(metrics ? timeRequests(handler, metrics, API_OPS) : handler, { epoch }).then(
+  const timed = metrics ? timeRequests(handler, metrics, domain.service.ops) : handler;
+  apiServer.listen(timed, { epoch }).then(
     (l) => {
       if (stopped) void l.close();
       else {

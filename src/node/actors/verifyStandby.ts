@@ -2,32 +2,33 @@ import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
 import type { TimerHandle } from '../../ports/clock.ts';
 import { AdminClient } from '../../admin/adminApi.ts';
 import type { ActorContext } from '../nodeContext.ts';
-import { runVerificationRound } from '../../admin/verification.ts';
 
 /**
  * The `verify` actor, a standby's verification: a round against the primary every
  * `verifyIntervalMs`, repairs `ctx.store` in place, counts in `verificationStats`, and sends
- * `verify.done` after each round. Does nothing without an admin channel. Returns its closer.
+ * `verify.done` after each round. Does nothing without an admin channel or a domain without
+ * replication. Returns its closer.
  */
 export function verifyStandby({
   ctx,
   sendBack,
 }: {
   ctx: ActorContext<
-    'admin' | 'clock' | 'logger' | 'store' | 'verificationStats',
+    'admin' | 'clock' | 'logger' | 'store' | 'verificationStats' | 'domain',
     'adminTimeoutMs' | 'verifyIntervalMs' | 'verifyFraction' | 'verifyMaxKeysPerShard'
   >;
   sendBack: (event: MasterNodeEvent) => void;
 }): () => void {
   const { admin, clock, logger, store, config, verificationStats: stats } = ctx;
-  if (admin === undefined) return () => undefined;
+  const replication = ctx.domain.replication;
+  if (admin === undefined || replication === undefined) return () => undefined;
   const client = new AdminClient(admin.client, config.adminTimeoutMs);
   let stopped = false;
   let timer: TimerHandle | undefined;
   let round = stats.rounds + stats.failedRounds;
   const runRound = async (): Promise<void> => {
     const state = store.state;
-    const outcome = await runVerificationRound(client, state, () => store.state, round, {
+    const outcome = await replication.verifyRound(client, state, () => store.state, round, {
       fraction: config.verifyFraction,
       maxKeysPerShard: config.verifyMaxKeysPerShard,
     });

@@ -2,17 +2,16 @@
  * Writing checkpoints: the {@link Checkpointer} that writes them when due on the chosen node,
  * verifies each by reading it back before publishing it, and trims the stream below them.
  */
-import { checkpointFrames } from '../../domain/snapshot/checkpoint.ts';
 import type { CheckpointInfo, CheckpointStore } from '../../ports/checkpointStore.ts';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import type { MemberRecord } from '../../ports/elector.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
+import type { Replication } from '../nodeDomain.ts';
+import type { NodeStore } from '../state/committedStore.ts';
 import type { NodeRuntimeConfig, NodeRuntimeDeps, RuntimeLogger } from '../nodeRuntimeConfig.ts';
 import type { CheckpointStats } from './checkpointStats.ts';
 import {
   CHECKPOINT_READ_STALL_MS,
   CheckpointReadStalledError,
-  readBack,
   withStallDeadline,
 } from './loadCheckpoint.ts';
 
@@ -31,7 +30,12 @@ export interface CheckpointSchedule {
 export interface CheckpointerOptions {
   readonly nodeId: string;
   readonly store: CheckpointStore;
-  readonly committed: CommittedStore;
+  readonly committed: NodeStore;
+  /** The domain's checkpoint codec (frames, read-back) and record counts. */
+  readonly replication: Pick<
+    Replication<NodeStore['state']>,
+    'checkpointFrames' | 'readCheckpoint' | 'counts'
+  >;
   readonly opLog: NodeRuntimeDeps['opLog'];
   readonly clock: Clock;
   readonly logger: RuntimeLogger;
@@ -156,7 +160,7 @@ export class Checkpointer {
     try {
       let digest: number | undefined;
       const staged = await options.store.write(
-        checkpointFrames(state, undefined, (d) => {
+        options.replication.checkpointFrames(state, (d) => {
           digest = d;
         }),
       );
@@ -166,7 +170,7 @@ export class Checkpointer {
       try {
         // The read-back stalls as a cold start's read can (an object store read that never
         // ends): given up after the same deadline, so a write never holds its caller for ever.
-        await readBack(
+        await options.replication.readCheckpoint(
           withStallDeadline(staged.read(), stagedName, clock, CHECKPOINT_READ_STALL_MS),
           claim,
         );
@@ -178,13 +182,14 @@ export class Checkpointer {
         await staged.discard().catch(() => undefined);
         throw err;
       }
+      const counts = options.replication.counts(state);
       const info = await staged.publish({
         appliedSeq: state.appliedSeq,
         lastStreamSeq,
         stateDigest: digest,
         epoch: state.epoch,
-        objectCount: state.objectCount,
-        sessionCount: state.sessionCount,
+        objectCount: counts.objects,
+        sessionCount: counts.sessions,
         writer: options.nodeId,
       });
       stats.written++;

@@ -2,8 +2,7 @@
  * Reading a checkpoint back into a state: every chunk CRC and the digest checked, and a read
  * that stops delivering given up after {@link CHECKPOINT_READ_STALL_MS}.
  */
-import { CheckpointReader } from '../../domain/snapshot/checkpoint.ts';
-import type { MetadataState } from '../../domain/model/types.ts';
+import type { Replication } from '../nodeDomain.ts';
 import type { CheckpointInfo, CheckpointStore } from '../../ports/checkpointStore.ts';
 import type { Clock, TimerHandle } from '../../ports/clock.ts';
 import { UnderstudyError } from '../../domain/model/understudyError.ts';
@@ -32,13 +31,14 @@ export class CheckpointReadStalledError extends UnderstudyError {
  * Reads a listed checkpoint and rebuilds its state, checking every chunk CRC and the digest.
  * Throws {@link CheckpointReadStalledError} when the read stalls for `stallMs`.
  */
-export async function loadCheckpoint(
+export async function loadCheckpoint<S>(
   store: CheckpointStore,
   info: CheckpointInfo,
   clock: Clock,
+  read: Replication<S>['readCheckpoint'],
   stallMs = CHECKPOINT_READ_STALL_MS,
-): Promise<MetadataState> {
-  return readBack(withStallDeadline(store.read(info.name), info.name, clock, stallMs), info);
+): Promise<S> {
+  return read(withStallDeadline(store.read(info.name), info.name, clock, stallMs), info);
 }
 
 /** `pieces`, failing with {@link CheckpointReadStalledError} when one takes over `stallMs`. */
@@ -71,14 +71,4 @@ export async function* withStallDeadline(
     if (next.done === true) return;
     yield next.value;
   }
-}
-
-/** Rebuilds the state `pieces` hold, checking every chunk CRC and the digest `claim` states. */
-export async function readBack(
-  pieces: AsyncIterable<Uint8Array>,
-  claim: { readonly appliedSeq: number; readonly stateDigest: number },
-): Promise<MetadataState> {
-  const reader = new CheckpointReader(claim);
-  for await (const piece of pieces) reader.add(piece);
-  return reader.finish();
 }

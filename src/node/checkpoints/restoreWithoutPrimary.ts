@@ -5,7 +5,8 @@
  */
 import type { CheckpointInfo, CheckpointStore } from '../../ports/checkpointStore.ts';
 import type { LogBounds } from '../../ports/opLog.ts';
-import type { CommittedStore } from '../state/committedStore.ts';
+import type { Replication } from '../nodeDomain.ts';
+import type { NodeStore } from '../state/committedStore.ts';
 import type { NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
 import { UnderstudyError } from '../../domain/model/understudyError.ts';
 import type { CheckpointStats } from './checkpointStats.ts';
@@ -52,16 +53,19 @@ export type RestoredFrom =
  * Restores `store` from scratch without a primary: from the newest checkpoint the stream
  * continues (each one's chunk CRCs and digest checked; a corrupt one is logged, counted and the
  * next older one tried), else from the empty state when the stream holds every entry from 1.
- * Throws {@link FailClosedError} saying why when neither works; `store` is then unchanged.
+ * Throws {@link FailClosedError} saying why when neither works; `store` is then unchanged. A
+ * domain without `replication` reads no checkpoint.
  */
 export async function restoreWithoutPrimary(
   deps: Pick<NodeRuntimeDeps, 'opLog' | 'checkpoints' | 'logger' | 'clock'>,
-  store: CommittedStore,
+  store: NodeStore,
   stats: CheckpointStats,
+  replication: Pick<Replication<NodeStore['state']>, 'readCheckpoint' | 'counts'> | undefined,
 ): Promise<RestoredFrom> {
   const { opLog, checkpoints, logger, clock } = deps;
   const bounds = await opLog.bounds();
-  const listed = checkpoints === undefined ? [] : await checkpoints.list();
+  const listed =
+    checkpoints === undefined || replication === undefined ? [] : await checkpoints.list();
   const skipped: string[] = [];
   for (const info of listed) {
     if (!streamContinues(bounds, info)) {
@@ -69,7 +73,13 @@ export async function restoreWithoutPrimary(
       continue;
     }
     try {
-      const state = await loadCheckpoint(checkpoints as CheckpointStore, info, clock);
+      const state = await loadCheckpoint(
+        checkpoints as CheckpointStore,
+        info,
+        clock,
+        (replication as NonNullable<typeof replication>).readCheckpoint,
+      );
+      const counts = (replication as NonNullable<typeof replication>).counts(state);
       // An emptied stream: its real last sequence is where a writer must fence on.
       const lastStreamSeq = bounds.firstSeq === 0 ? bounds.lastStreamSeq : info.lastStreamSeq;
       store.reset(state, lastStreamSeq);
@@ -80,8 +90,8 @@ export async function restoreWithoutPrimary(
           event: 'checkpointLoaded',
           checkpoint: info.name,
           appliedSeq: info.appliedSeq,
-          objects: state.objectCount,
-          sessions: state.sessionCount,
+          objects: counts.objects,
+          sessions: counts.sessions,
         },
         `state restored from checkpoint ${info.name} at seq ${info.appliedSeq}`,
       );

@@ -1,9 +1,8 @@
 import { admit, type ElectedCheck, type ForeignEntry } from '../../domain/log/admission.ts';
 import type { OpLogEntry } from '../../domain/log/entry.ts';
-import { fromEntry } from '../../domain/log/eventCodec.ts';
-import { metadataDecider } from '../../domain/decider.ts';
-import type { LoggedEvent, MetadataState } from '../../domain/model/types.ts';
+import type { Logged, LogState } from '../../domain/decider.ts';
 import type { FollowOptions, LogBatch } from '../../ports/opLog.ts';
+import type { AnyNodeDomain, NodeDomain } from '../nodeDomain.ts';
 
 /** What became of a batch: passed over (it does not decode), or folded but for foreign entries. */
 export interface BatchOutcome {
@@ -20,15 +19,22 @@ export interface BatchOutcome {
  * delivered (standby) are ever folded in. Each apply replaces the frozen state with a new one,
  * so a reader holding the old state (verification, full sync, status) is never disturbed.
  */
-export class CommittedStore {
-  #state: MetadataState = metadataDecider.initialState();
+export class CommittedStore<S extends LogState = LogState, E = unknown> {
+  readonly #domain: Pick<NodeDomain<S, unknown, E, unknown>, 'decider' | 'log'>;
+  #state: S;
   #lastStreamSeq = 0;
   #entryStreamSeq = 0;
   #skippedMessages = 0;
   #foreignEntries = 0;
 
+  /** An empty store of `domain`'s state (its decider's initial state). */
+  constructor(domain: Pick<NodeDomain<S, unknown, E, unknown>, 'decider' | 'log'>) {
+    this.#domain = domain;
+    this.#state = domain.decider.initialState();
+  }
+
   /** The frozen committed state. */
-  get state(): MetadataState {
+  get state(): S {
     return this.#state;
   }
 
@@ -99,15 +105,16 @@ export class CommittedStore {
     streamSeq: number,
     elected: ElectedCheck,
   ): readonly ForeignEntry[] {
-    const fresh: LoggedEvent[] = [];
+    const { decider, log } = this.#domain;
+    const fresh: Logged<E>[] = [];
     for (const entry of entries) {
       if (entry.seq <= this.#state.appliedSeq) continue;
-      fresh.push(fromEntry(entry));
+      fresh.push(log.fromEntry(entry));
     }
     let foreign: readonly ForeignEntry[] = [];
     if (fresh.length > 0) {
-      const split = admit(this.#state.epoch, fresh, elected);
-      this.#state = metadataDecider.evolveAll(this.#state, split.admitted);
+      const split = admit(this.#state.epoch, fresh, elected, log);
+      this.#state = decider.evolveAll(this.#state, split.admitted);
       foreign = split.foreign;
       if (split.admitted.length > 0)
         this.#entryStreamSeq = Math.max(this.#entryStreamSeq, streamSeq);
@@ -120,7 +127,7 @@ export class CommittedStore {
    * Installs a state the primary already computed by folding acknowledged events (its
    * speculative state at that entry), with the stream sequence that acknowledged it.
    */
-  commit(state: MetadataState, streamSeq: number): void {
+  commit(state: S, streamSeq: number): void {
     if (state.appliedSeq < this.#state.appliedSeq) {
       throw new Error(`commit would go back from ${this.#state.appliedSeq} to ${state.appliedSeq}`);
     }
@@ -130,9 +137,17 @@ export class CommittedStore {
   }
 
   /** Replaces everything (full sync). */
-  reset(state: MetadataState = metadataDecider.initialState(), streamSeq = 0): void {
+  reset(state: S = this.#domain.decider.initialState(), streamSeq = 0): void {
     this.#state = state;
     this.#lastStreamSeq = streamSeq;
     this.#entryStreamSeq = streamSeq;
   }
+}
+
+/** The committed store of a node running `domain` (state read as `LogState` by the node). */
+export type NodeStore = CommittedStore<LogState, unknown>;
+
+/** A node's committed store of `domain`. */
+export function nodeStore(domain: AnyNodeDomain): NodeStore {
+  return new CommittedStore(domain);
 }

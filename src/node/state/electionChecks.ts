@@ -3,8 +3,8 @@ import {
   type ElectedCheck,
   type ElectionClaim,
 } from '../../domain/log/admission.ts';
-import { fromEntry } from '../../domain/log/eventCodec.ts';
 import type { LogBatch } from '../../ports/opLog.ts';
+import type { LogEnvelope } from '../nodeDomain.ts';
 import type { NodeRuntimeDeps } from '../nodeRuntimeConfig.ts';
 
 /**
@@ -19,6 +19,7 @@ export class ElectionChecks {
   constructor(
     private readonly deps: Pick<NodeRuntimeDeps, 'elector' | 'clock' | 'logger'>,
     private readonly retryDelayMs: number,
+    private readonly log: Pick<LogEnvelope<unknown>, 'fenceOp' | 'fenceOf' | 'fromEntry'>,
   ) {}
 
   /** Whether a claim settled by {@link settle} is a real election. */
@@ -35,10 +36,9 @@ export class ElectionChecks {
     stopped: () => boolean,
   ): Promise<void> {
     for (const entry of batch.entries) {
-      if (entry.op !== 'EPOCH' || entry.seq <= state.appliedSeq) continue;
-      const { event } = fromEntry(entry);
-      if (event.op !== 'EPOCH' || event.epoch <= state.epoch) continue;
-      const claim = { epoch: event.epoch, nodeId: event.nodeId };
+      if (entry.op !== this.log.fenceOp || entry.seq <= state.appliedSeq) continue;
+      const claim = this.log.fenceOf(this.log.fromEntry(entry).event);
+      if (claim === undefined || claim.epoch <= state.epoch) continue;
       if (!this.#verdicts.has(claim)) await this.#ask(claim, batch.streamSeq, stopped);
     }
   }

@@ -1,4 +1,5 @@
 import type { OpLogWriter } from '../../ports/opLog.ts';
+import type { LogState } from '../../domain/decider.ts';
 import type { WritePipeline } from '../writePipeline.ts';
 
 /**
@@ -7,7 +8,7 @@ import type { WritePipeline } from '../writePipeline.ts';
  */
 export class PrimaryTerm {
   writer: OpLogWriter | undefined;
-  pipeline: WritePipeline | undefined;
+  pipeline: WritePipeline<LogState, unknown, unknown, unknown> | undefined;
   /** True while this node is primary and its API listener is up. */
   serving = false;
   /** True only while a stop or switchover event is being sent (see `NodeRuntime`). */

@@ -1,5 +1,3 @@
-import { getObject } from '../../domain/model/state.ts';
-import type { MetadataState } from '../../domain/model/types.ts';
 import type { Clock } from '../../ports/clock.ts';
 
 /**
@@ -9,17 +7,19 @@ import type { Clock } from '../../ports/clock.ts';
  * evicted during a failover. Objects created after the promotion were never served by another
  * primary: only their own reads lease them.
  */
-export class ReadLeases {
+export class ReadLeases<S = unknown> {
   readonly #expiry = new Map<string, number>();
   /**
    * The committed state at the last promotion (immutable, so keeping it costs no copy) and when
    * its objects' leases end; undefined once they have.
    */
-  #promotion: { readonly state: MetadataState; readonly until: number } | undefined;
+  #promotion: { readonly state: S; readonly until: number } | undefined;
 
+  /** `holds(state, key)`: whether `key` names something in `state` (the domain's service). */
   constructor(
     private readonly clock: Clock,
     private readonly ttlMs: number,
+    private readonly holds: (state: S, key: string) => boolean,
   ) {}
 
   /** Leases `key` for one TTL from now; returns when the lease ends. */
@@ -31,7 +31,7 @@ export class ReadLeases {
   }
 
   /** Treats every object of `state` (the committed state at promotion) as leased for one TTL. */
-  leaseAll(state: MetadataState): void {
+  leaseAll(state: S): void {
     this.#promotion = { state, until: this.clock.monotonicNow() + this.ttlMs };
   }
 
@@ -39,7 +39,7 @@ export class ReadLeases {
     const now = this.clock.monotonicNow();
     if (this.#promotion !== undefined) {
       if (now >= this.#promotion.until) this.#promotion = undefined;
-      else if (getObject(this.#promotion.state, key) !== undefined) return true;
+      else if (this.holds(this.#promotion.state, key)) return true;
     }
     const until = this.#expiry.get(key);
     if (until === undefined) return false;

@@ -29,6 +29,7 @@ import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
 import { findMessageHoldingSeq, jetStreamMessageReader } from '../../adapters/nats/streamSearch.ts';
 import { NATS_SECURITY_KEYS, type SecurityConfig } from '../../config/securitySettings.ts';
 import { MessageItems } from './messageItems.ts';
+import { readMetadataCheckpoint } from '../../node/metadataDomain.ts';
 
 export { fileLogSource } from './fileLogSource.ts';
 export { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
@@ -211,7 +212,7 @@ class NatsLogSource implements LogSource {
     const checkpoint = choice.checkpoint;
     if (checkpoint !== undefined && store !== undefined) {
       try {
-        const loaded = await loadCheckpoint(store, checkpoint, systemClock);
+        const loaded = await loadCheckpoint(store, checkpoint, systemClock, readMetadataCheckpoint);
         items.push({ kind: 'base', checkpoint, state: loaded });
       } catch (cause) {
         throw new LogUnavailableError(
