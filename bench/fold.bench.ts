@@ -8,6 +8,10 @@
 // - decide+fold per command (us) at N objects;
 // - heap bytes per object: heapUsed difference (after `global.gc()`) over a 1M-object state.
 // Verdict: each build holds its N objects. `--quick` (CI): 10k and 20k objects.
+// `--10m` also builds 10M objects once (minutes, ~5 GB of heap): heap bytes per object, the
+// steady batch fold against it, and the longest GC pause while building and folding (a
+// PerformanceObserver on 'gc' entries).
+import { PerformanceObserver } from 'node:perf_hooks';
 import { decide, type DecideContext } from '../src/domain/decide/decide.ts';
 import { fold, foldAll } from '../src/domain/fold/fold.ts';
 import { emptyState } from '../src/domain/model/state.ts';
@@ -218,6 +222,53 @@ function measureHeap(n: number): number {
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
+interface TenMillion {
+  heapBytesPerObject: number;
+  foldBatchPerSec: number;
+  buildPerSec: number;
+  gcPauseMaxMs: number;
+}
+
+/** One build of `n` objects (heap measured on it) and the steady batch fold against it. */
+async function measureTenMillion(n: number, steadyEntries: number): Promise<TenMillion> {
+  let maxPause = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) maxPause = Math.max(maxPause, entry.duration);
+  });
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  observer.observe({ entryTypes: ['gc'] });
+  const workload = new Workload();
+  const start = performance.now();
+  const base = foldStream(emptyState(), logged(buildEvents(workload, n), 1), BATCH);
+  const buildPerSec = base.appliedSeq / ((performance.now() - start) / 1000);
+  // GC entries arrive asynchronously: let the build's reach the observer, which stops before
+  // the forced collections (gc()) that are the bench's, not the fold's.
+  await new Promise((r) => setTimeout(r, 100));
+  observer.disconnect();
+  gc();
+  const heapBytesPerObject = (process.memoryUsage().heapUsed - before) / n;
+  if (base.objectCount !== n) throw new Error('10M build went wrong');
+  const log = [...logged(steadyEvents(workload, steadyEntries, 0), base.appliedSeq + 1)];
+  const rates: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 100));
+    observer.observe({ entryTypes: ['gc'] });
+    const t = performance.now();
+    foldStream(base, log, BATCH);
+    rates.push(log.length / ((performance.now() - t) / 1000));
+    await new Promise((r) => setTimeout(r, 100));
+    observer.disconnect();
+  }
+  return {
+    heapBytesPerObject,
+    foldBatchPerSec: median(rates),
+    buildPerSec,
+    gcPauseMaxMs: maxPause,
+  };
+}
+
 export async function run(args: string[]): Promise<BenchOutcome> {
   const quick = args.includes('--quick');
   const small = quick ? 10_000 : 100_000;
@@ -242,7 +293,13 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     `heap bytes per object (${fmt(large)} objects, heapUsed after gc): ${heap.toFixed(1)}`,
   );
   const [s, l] = results as [SizeResult, SizeResult];
-  await Promise.resolve();
+  let ten: TenMillion | undefined;
+  if (args.includes('--10m')) {
+    ten = await measureTenMillion(10_000_000, steady);
+    console.log(
+      `10,000,000 objects: build ${fmt(ten.buildPerSec)} entries/s, foldAll ${fmt(ten.foldBatchPerSec)} entries/s (x100), heap ${ten.heapBytesPerObject.toFixed(1)} B/object, longest GC pause ${ten.gcPauseMaxMs.toFixed(1)} ms`,
+    );
+  }
   return {
     figures: {
       smallObjects: s.objects,
@@ -256,6 +313,14 @@ export async function run(args: string[]): Promise<BenchOutcome> {
       buildPerSec1M: Math.round(l.buildPerSec),
       decideFoldUs: Number(l.decideFoldUs.toFixed(2)),
       heapBytesPerObject: Number(heap.toFixed(1)),
+      ...(ten === undefined
+        ? {}
+        : {
+            foldBatchPerSec10M: Math.round(ten.foldBatchPerSec),
+            buildPerSec10M: Math.round(ten.buildPerSec),
+            heapBytesPerObject10M: Number(ten.heapBytesPerObject.toFixed(1)),
+            gcPauseMaxMs10M: Number(ten.gcPauseMaxMs.toFixed(1)),
+          }),
     },
     verdicts: results.map((r) =>
       verdict(
