@@ -144,11 +144,14 @@ async function dispatch(
 ): Promise<unknown> {
   switch (op) {
     case 'mountSegment': {
-      const { session, ...r }: ApiRequest<'mountSegment'> = parse(
+      const { session, base, ...r }: ApiRequest<'mountSegment'> = parse(
         requestSchemas.mountSegment,
         body,
       );
-      const { seq } = await service.execute({ type: 'mountSegment', ...r }, originOf(session));
+      const { seq } = await service.execute(
+        { type: 'mountSegment', ...r, ...(base === undefined ? {} : { base }) },
+        originOf(session),
+      );
       return { seq };
     }
     case 'unmountSegment': {
