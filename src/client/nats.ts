@@ -29,8 +29,10 @@ export async function createClient(options: ClientOptions): Promise<UnderstudyCl
       'createClient: with groups > 1 give servers or transportFor, not transport',
     );
   }
-  const given = options.transport ?? options.transportFor?.(options.cluster);
-  if (groups === 1 && given !== undefined) return clientOver(given, false, options, systemClock);
+  if (groups === 1) {
+    const given = options.transport ?? options.transportFor?.(options.cluster);
+    if (given !== undefined) return clientOver(given, false, options, systemClock);
+  }
   if (groups > 1 && options.transportFor !== undefined)
     return groupedClientOver(options.transportFor, options, groups, systemClock);
   if (options.servers === undefined) {
