@@ -268,6 +268,24 @@ describe('groups simulation: 2-3 groups on one clock', () => {
         w.checker.checkHistory();
       }
       expect(world.checkWholeHistory()).toBe('');
+      // The whole-history check finds what it must: a key answered by another group, and a
+      // read that contradicts an acknowledged put.
+      const put = world.worlds[1]!.history.ops.find(
+        (op) => op.input.op === 'putStart' && op.output?.ok === true,
+      )!;
+      const key = (put.input as { key: string }).key;
+      const at = world.sim.now() + 1;
+      world.worlds[2]!.history.add({ ...put, client: 8 });
+      expect(world.checkWholeHistory()).toContain(`${key} was sent to group 2`);
+      world.worlds[2]!.history.ops.pop();
+      world.worlds[1]!.history.add({
+        client: 9,
+        call: at,
+        return: at + 1,
+        input: { op: 'exists', key },
+        output: { ok: true, exists: false },
+      });
+      expect(world.checkWholeHistory()).toContain('not linearizable');
     } finally {
       await world.dispose();
     }

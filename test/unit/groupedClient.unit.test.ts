@@ -219,6 +219,22 @@ describe('client of a cluster of several groups', () => {
     expect(r.requests).toEqual([]);
   });
 
+  it('asks transportFor for the groups\' cluster names only (regression)', async () => {
+    const bus = new MemoryApiBus();
+    const asked: string[] = [];
+    const client = await createClient({
+      cluster: 'c1',
+      groups: 2,
+      transportFor: (cluster) => {
+        asked.push(cluster);
+        if (!/^c1-g[01]$/.test(cluster)) throw new RangeError(`no group ${cluster}`);
+        return bus.clientTransport(cluster);
+      },
+    });
+    expect(asked).toEqual(['c1-g0', 'c1-g1']);
+    await client.close();
+  });
+
   it('refuses a single transport for several groups', async () => {
     const bus = new MemoryApiBus();
     await expect(
