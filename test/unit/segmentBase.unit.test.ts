@@ -11,6 +11,7 @@ import { decodeBinaryChunk, encodeBinaryChunk } from '../../src/domain/snapshot/
 import { snapshotChunks, type SnapshotChunk } from '../../src/domain/snapshot/chunks.ts';
 import { decodeChunk, encodeChunk } from '../../src/domain/snapshot/jsonChunk.ts';
 import { SnapshotBuilder } from '../../src/domain/snapshot/snapshotBuilder.ts';
+import { applyCorrections } from '../../src/domain/verify/repair.ts';
 import { noReadLeases, runCommands } from '../fixtures/runCommands.ts';
 
 // A group of a cluster of several mounts its own slice [base, base + size) of every segment
@@ -149,5 +150,23 @@ describe('a segment mounted from a base', () => {
       }
     }
     expect(accepted).toEqual([]);
+  });
+
+  it('a repair recomputes a sliced segment within its slice (regression)', () => {
+    // Group 1 of 2: bytes [500, 1000). The standby lost record k; the primary's repair gives
+    // it back, and the segment's free list is recomputed from the records.
+    const primary = runCommands(groupState(1, 2), [
+      { type: 'putStart', key: 'k', size: 100, replicaNum: 2 },
+      { type: 'putStart', key: 'j', size: 50, replicaNum: 1 },
+    ]);
+    const record = getObject(primary, 'k');
+    const standby = applyCorrections(primary, [{ key: 'k', record: null }]);
+    expect(getSegment(standby, 'a-0')?.free).toEqual([
+      { offset: 500, length: 100 },
+      { offset: 650, length: 350 },
+    ]);
+    const repaired = applyCorrections(standby, [{ key: 'k', record: record ?? null }]);
+    expect(stateDigest(repaired)).toBe(stateDigest(primary));
+    expect(getSegment(repaired, 'a-0')).toEqual(getSegment(primary, 'a-0'));
   });
 });
