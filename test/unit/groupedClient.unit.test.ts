@@ -219,7 +219,7 @@ describe('client of a cluster of several groups', () => {
     expect(r.requests).toEqual([]);
   });
 
-  it('asks transportFor for the groups\' cluster names only (regression)', async () => {
+  it("asks transportFor for the groups' cluster names only (regression)", async () => {
     const bus = new MemoryApiBus();
     const asked: string[] = [];
     const client = await createClient({
@@ -233,6 +233,22 @@ describe('client of a cluster of several groups', () => {
     });
     expect(asked).toEqual(['c1-g0', 'c1-g1']);
     await client.close();
+  });
+
+  it("a client whose groups is not the cluster's is refused by primaries that check keys", async () => {
+    const r = await rig({ groups: 2 }); // the cluster has 3
+    for (let g = 0; g < G; g++) {
+      await r.bus
+        .serverTransport(groupCluster('c1', g, G))
+        .listen(createApiHandler(r.services[g]!, { group: { group: g, groups: G } }));
+    }
+    const misrouted = keysOfEveryGroup(4).find((key) => groupOfKey(key, 2) !== groupOfKey(key, G))!;
+    const error = await rejection(r.clock.run(r.client.putStart(misrouted, 10, 1)));
+    expect([error.code, error.field]).toEqual(['BAD_REQUEST', 'key']);
+    expect(error.message).toContain(`must be the cluster's (${G})`);
+    const batch = await rejection(r.clock.run(r.client.putEndBatch([misrouted])));
+    expect(batch.code).toBe('BAD_REQUEST');
+    expect(r.services.every((s) => s.state.appliedSeq === 0)).toBe(true); // nothing changed
   });
 
   it('refuses a single transport for several groups', async () => {
