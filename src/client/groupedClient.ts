@@ -33,6 +33,8 @@ export interface GroupsAck extends Ack {
  * as done. `code` and `retryable` are those of the first failure.
  */
 export class GroupFanOutError extends ApiError {
+  override readonly name = 'GroupFanOutError';
+
   constructor(
     readonly op: 'mountSegment' | 'unmountSegment',
     readonly segmentId: string,

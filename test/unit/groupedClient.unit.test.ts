@@ -193,6 +193,8 @@ describe('client of a cluster of several groups', () => {
     await r.listen(1); // group 2 has no primary
     const error = await rejection(r.clock.run(r.client.mountSegment('s1-seg', 's1', SEGMENT)));
     expect(error).toBeInstanceOf(GroupFanOutError);
+    expect(error.name).toBe('GroupFanOutError');
+    expect((error as GroupFanOutError).appliedGroups).toEqual([0, 1]);
     expect(error.code).toBe('NO_RESPONDERS');
     expect(error.details).toEqual({ appliedGroups: [0, 1], failedGroups: [2] });
     expect(getSegment(r.services[0]!.state, 's1-seg')).toBeDefined();
