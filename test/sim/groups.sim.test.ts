@@ -1,9 +1,10 @@
 /**
  * Deterministic simulation of a cluster of 2-3 groups (groupsWorld.ts): G independent sets of
  * real NodeRuntimes, each its own OpLog, elector and API bus, on one simulated clock, and
- * clients of the whole cluster (the grouped client: a member and a session per group). Faults:
- * crashes and restarts of any group's nodes (failovers in each group), graceful stops and
- * switchovers. Every invariant of the one-group simulation is checked in each group
+ * clients of the whole cluster (the grouped client: a member and a session per group). Faults,
+ * in any group: crashes and restarts of its nodes (failovers in each group), graceful stops and
+ * switchovers, pauses and resumes, partitions from etcd, NATS, both or the acks, and lost
+ * replies. Every invariant of the one-group simulation is checked in each group
  * (simChecker.ts: after every step and at the end), and the history of every client call is
  * checked for linearizability in each group and whole (every key with its group's segment
  * operations). A second test measures, in simulated time, that one group's failover does not
@@ -30,7 +31,18 @@ type Step =
       readonly key: number;
     }
   | { readonly k: 'crashPrimary' | 'stopPrimary' | 'switchover'; readonly group: number }
-  | { readonly k: 'restart'; readonly group: number; readonly n: number }
+  | {
+      readonly k: 'restart' | 'pause' | 'resume' | 'heal';
+      readonly group: number;
+      readonly n: number;
+    }
+  | {
+      readonly k: 'cut';
+      readonly group: number;
+      readonly n: number;
+      readonly what: 'etcd' | 'nats' | 'both' | 'acks';
+    }
+  | { readonly k: 'dropReplies'; readonly group: number; readonly count: number }
   | { readonly k: 'wait'; readonly ms: number };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
@@ -51,8 +63,29 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constantFrom('restart' as const, 'pause' as const, 'resume' as const, 'heal' as const),
+      group: fc.nat(2),
+      n: fc.nat(2),
+    }),
+  },
+  {
     weight: 1,
-    arbitrary: fc.record({ k: fc.constant('restart' as const), group: fc.nat(2), n: fc.nat(2) }),
+    arbitrary: fc.record({
+      k: fc.constant('cut' as const),
+      group: fc.nat(2),
+      n: fc.nat(2),
+      what: fc.constantFrom('etcd' as const, 'nats' as const, 'both' as const, 'acks' as const),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('dropReplies' as const),
+      group: fc.nat(2),
+      count: fc.integer({ min: 1, max: 3 }),
+    }),
   },
   {
     weight: 2,
@@ -146,6 +179,21 @@ async function runGroupsSchedule(s: GroupsSchedule): Promise<{ failovers: number
           break;
         case 'restart':
           group.restart(step.n);
+          break;
+        case 'pause':
+          group.faults.pause(step.n);
+          break;
+        case 'resume':
+          group.faults.resume(step.n);
+          break;
+        case 'heal':
+          group.faults.heal(step.n);
+          break;
+        case 'cut':
+          group.faults.cut(step.n, step.what);
+          break;
+        case 'dropReplies':
+          group.faults.dropReplies(step.count);
           break;
         case 'wait':
           break;
