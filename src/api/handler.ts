@@ -3,6 +3,7 @@
  * check, then the {@link MetadataService} call, then the reply. Every failure becomes a typed
  * wire error; the handler never throws.
  */
+import { groupOfKey } from '../domain/model/groups.ts';
 import type { z } from 'zod';
 import { DomainError, ObjectExistsError } from '../domain/model/errors.ts';
 import type { Command, RequestOrigin } from '../domain/model/types.ts';
@@ -36,6 +37,44 @@ export interface ApiHandlerOptions {
   readonly maxRequestBytes?: number;
   /** Called with every error answered as `INTERNAL` (a bug): log it. */
   readonly onInternalError?: (op: string, error: unknown) => void;
+  /**
+   * The group this primary serves, of a cluster of several: a request naming a key of another
+   * group is refused whole with `BAD_REQUEST` (field `key`), changing nothing. Such a request
+   * comes from a client whose `groups` is not the cluster's; without this check it would put the
+   * key in a group that does not own it. Absent (one group): every key is served.
+   */
+  readonly group?: { readonly group: number; readonly groups: number };
+}
+
+/** The keys a request names (`key`, `items[].key`, `keys[]`), read off the raw body. */
+function keysOf(value: unknown): string[] {
+  if (typeof value !== 'object' || value === null) return [];
+  const body = value as Record<string, unknown>;
+  const keys: string[] = [];
+  if (typeof body['key'] === 'string') keys.push(body['key']);
+  for (const item of Array.isArray(body['items']) ? (body['items'] as unknown[]) : []) {
+    const key = (item as Record<string, unknown> | null)?.['key'];
+    if (typeof key === 'string') keys.push(key);
+  }
+  for (const key of Array.isArray(body['keys']) ? (body['keys'] as unknown[]) : []) {
+    if (typeof key === 'string') keys.push(key);
+  }
+  return keys;
+}
+
+/** Throws `BAD_REQUEST` when the request names a key `group` does not own. */
+function checkGroupOwnsKeys(
+  value: unknown,
+  { group, groups }: { readonly group: number; readonly groups: number },
+): void {
+  for (const key of keysOf(value)) {
+    const owner = groupOfKey(key, groups);
+    if (owner === group) continue;
+    throw badRequest(
+      `key ${JSON.stringify(key.slice(0, 64))} belongs to group ${owner} of ${groups}, not to group ${group}: the client's groups option must be the cluster's (${groups})`,
+      'key',
+    );
+  }
 }
 
 function badRequest(message: string, field?: string): ApiError {
@@ -144,11 +183,14 @@ async function dispatch(
 ): Promise<unknown> {
   switch (op) {
     case 'mountSegment': {
-      const { session, ...r }: ApiRequest<'mountSegment'> = parse(
+      const { session, base, ...r }: ApiRequest<'mountSegment'> = parse(
         requestSchemas.mountSegment,
         body,
       );
-      const { seq } = await service.execute({ type: 'mountSegment', ...r }, originOf(session));
+      const { seq } = await service.execute(
+        { type: 'mountSegment', ...r, ...(base === undefined ? {} : { base }) },
+        originOf(session),
+      );
       return { seq };
     }
     case 'unmountSegment': {
@@ -271,6 +313,7 @@ export function createApiHandler(
       } catch (err) {
         throw badRequest(`request body is not UTF-8 JSON: ${(err as Error).message}`);
       }
+      if (options.group !== undefined) checkGroupOwnsKeys(value, options.group);
       return encodeOk(await dispatch(service, op, value, options));
     } catch (err) {
       try {

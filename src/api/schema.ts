@@ -34,6 +34,8 @@ export const mountSegmentRequest = z.strictObject({
   segmentId: z.string(),
   nodeId: z.string(),
   size: count,
+  /** The first byte of the range mounted (a group's slice of the segment); absent means 0. */
+  base: count.optional(),
   session,
 });
 export const unmountSegmentRequest = z.strictObject({ segmentId: z.string(), session });

@@ -92,7 +92,7 @@ export const wireReplySchema = z.discriminatedUnion('ok', [
  * `{ replicas, complete }`, the existing placement; read it with `objectExistsDetails`).
  */
 export class ApiError extends UnderstudyError {
-  override readonly name = 'ApiError';
+  override readonly name: string = 'ApiError';
   readonly code: ApiErrorCode;
   override readonly retryable: boolean;
   readonly field?: string;

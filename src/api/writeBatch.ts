@@ -22,6 +22,8 @@ export type WriteBatchItem =
       readonly segmentId: string;
       readonly nodeId: string;
       readonly size: number;
+      /** The first byte of the range mounted (a group's slice); absent means 0. */
+      readonly base?: number;
       readonly requestNo?: number;
     }
   | { readonly op: 'unmountSegment'; readonly segmentId: string; readonly requestNo?: number }
@@ -61,6 +63,11 @@ const ITEM_FIELDS: Record<WriteOp, Readonly<Record<string, 'string' | 'number'>>
   putEnd: { key: 'string' },
   putRevoke: { key: 'string' },
   remove: { key: 'string' },
+};
+
+/** The fields an op's item may leave out, with their types. */
+const OPTIONAL_ITEM_FIELDS: Partial<Record<WriteOp, Readonly<Record<string, 'number'>>>> = {
+  mountSegment: { base: 'number' },
 };
 
 function badRequest(message: string, field: string): ApiError {
@@ -133,7 +140,7 @@ function parseItem(
   const fields = ITEM_FIELDS[op as WriteOp];
   for (const field of Object.keys(value)) {
     if (field === 'op' || field === 'requestNo') continue;
-    const type = fields[field];
+    const type = fields[field] ?? OPTIONAL_ITEM_FIELDS[op as WriteOp]?.[field];
     if (type === undefined) return fail('unknown field', field);
     if (typeof value[field] !== type)
       return fail(`expected ${type}, received ${typeName(value[field])}`, field);

@@ -46,6 +46,17 @@ export interface ClientOptions {
   readonly cluster: string;
   /** A transport to use instead of connecting to `servers` (tests, simulation). Not closed by the client. */
   readonly transport?: ApiClientTransport;
+  /**
+   * The cluster's group count (default 1): must be the `--groups` the cluster was created with.
+   * With several groups the client routes each call to its key's group (`<cluster>-g<g>`), keeps
+   * a session per group and fans segment mounts out to every group (groupedClient.ts).
+   */
+  readonly groups?: number;
+  /**
+   * With `groups` > 1, instead of `transport`: the transport to a group's cluster name
+   * (`<cluster>-g<g>`) for tests and the simulation. Not closed by the client.
+   */
+  readonly transportFor?: (groupCluster: string) => ApiClientTransport;
   /** Timeout of one attempt (default 2000 ms). */
   readonly requestTimeoutMs?: number;
   /**
@@ -155,7 +166,8 @@ export function objectExistsDetails(error: unknown): ObjectExistsDetails | undef
   return parsed.success ? parsed.data : undefined;
 }
 
-class Client implements UnderstudyClient {
+/** The client of one cluster (or of one group of a cluster: see groupedClient.ts). */
+export class Client implements UnderstudyClient {
   readonly #clock: Clock;
   readonly #caller: RetryingCaller;
   readonly #session: ClientSession;
@@ -188,6 +200,15 @@ class Client implements UnderstudyClient {
 
   mountSegment(segmentId: string, nodeId: string, size: number): Promise<Ack> {
     return this.#write('mountSegment', { segmentId, nodeId, size });
+  }
+  /** Mounts `[base, base + size)` of segment `segmentId` (a group's slice of it). */
+  mountSegmentSlice(
+    segmentId: string,
+    nodeId: string,
+    slice: { readonly base: number; readonly size: number },
+  ): Promise<Ack> {
+    const { base, size } = slice;
+    return this.#write('mountSegment', { segmentId, nodeId, size, ...(base > 0 ? { base } : {}) });
   }
   unmountSegment(segmentId: string): Promise<Ack> {
     return this.#write('unmountSegment', { segmentId });

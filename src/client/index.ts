@@ -12,4 +12,5 @@ export {
 } from './client.ts';
 export type { BackoffOptions, FailoverEvent } from './retryingCaller.ts';
 export { createClient } from './nats.ts';
+export { GroupFanOutError, type GroupsAck } from './groupedClient.ts';
 export type { ObjectRecord, Replica } from '../domain/model/types.ts';

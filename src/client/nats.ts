@@ -7,7 +7,9 @@ import { createNatsApiClientTransport } from '../adapters/nats/natsApiTransport.
 import { notTheLastDialled } from '../adapters/nats/natsLiveness.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import { assertClusterName } from '../api/subjects.ts';
+import { assertGroupCount } from '../domain/model/groups.ts';
 import { clientOver, type ClientOptions, type UnderstudyClient } from './client.ts';
+import { groupedClientOver } from './groupedClient.ts';
 
 /** The client's default ping interval (ms): a quarter of the default lease TTL. */
 const DEFAULT_PING_INTERVAL_MS = 1250;
@@ -15,12 +17,24 @@ const DEFAULT_PING_INTERVAL_MS = 1250;
 /**
  * Creates a client of `options.cluster`: over `options.transport` when given, otherwise over
  * a new NATS connection to `options.servers` (closed by {@link UnderstudyClient.close}).
- * Rejects when the connection cannot be made.
+ * With `options.groups` > 1, a client of every group (groupedClient.ts) over one connection,
+ * or over `options.transportFor`. Rejects when the connection cannot be made.
  */
 export async function createClient(options: ClientOptions): Promise<UnderstudyClient> {
   assertClusterName(options.cluster);
-  if (options.transport !== undefined)
-    return clientOver(options.transport, false, options, systemClock);
+  const groups = options.groups ?? 1;
+  assertGroupCount(groups);
+  if (groups > 1 && options.transport !== undefined) {
+    throw new TypeError(
+      'createClient: with groups > 1 give servers or transportFor, not transport',
+    );
+  }
+  if (groups === 1) {
+    const given = options.transport ?? options.transportFor?.(options.cluster);
+    if (given !== undefined) return clientOver(given, false, options, systemClock);
+  }
+  if (groups > 1 && options.transportFor !== undefined)
+    return groupedClientOver(options.transportFor, options, groups, systemClock);
   if (options.servers === undefined) {
     throw new TypeError('createClient: give either servers or transport');
   }
@@ -34,6 +48,17 @@ export async function createClient(options: ClientOptions): Promise<UnderstudyCl
     timeout: Math.max(500, 2 * pingInterval),
     reconnectToServer: notTheLastDialled,
   });
+  if (groups > 1) {
+    // One connection for every group: each group's transport borrows it; closing the client
+    // closes it once every group's client is closed.
+    return groupedClientOver(
+      (cluster) => createNatsApiClientTransport({ nc, cluster, ownsConnection: false }),
+      options,
+      groups,
+      systemClock,
+      { onClose: () => nc.close() },
+    );
+  }
   const transport = createNatsApiClientTransport({
     nc,
     cluster: options.cluster,

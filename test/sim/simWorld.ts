@@ -61,12 +61,19 @@ export interface WorldOptions {
    * (`history`: linearizability of the client history), to show what that checker finds alone.
    */
   readonly checks?: 'all' | 'history';
+  /**
+   * The clock, when several worlds share one (the groups of a cluster, groupsWorld.ts): each
+   * world is one group on the one simulated timeline. Default: a clock of its own.
+   */
+  readonly sim?: SimClock;
+  /** Called after each of this world's turns (the other groups' per-turn checks). */
+  readonly onTurn?: () => void;
 }
 
 /** The simulated cluster. */
 export class SimWorld {
-  readonly sim = new SimClock(START_MS);
-  readonly coord = new MemoryCoordinator(this.sim);
+  readonly sim: SimClock;
+  readonly coord: MemoryCoordinator;
   readonly store: MemoryLogStore;
   readonly bus: MemoryApiBus;
   readonly slots: NodeSlot[] = [];
@@ -90,14 +97,18 @@ export class SimWorld {
    * the stream is trimmed below the oldest one kept (the real retention): entries the checks
    * read are kept in {@link SimWorld.log} first.
    */
-  readonly checkpoints = new MemoryCheckpointStore(this.sim);
+  readonly checkpoints: MemoryCheckpointStore;
   /** How many times the nodes logged each event (`checkpointWritten`, `fullSynced`, ...). */
   readonly events = new Map<string, number>();
   #clients: UnderstudyClient[] = [];
   /** Every client call, with its answer, on the simulated clock: checked for linearizability. */
-  readonly history = new HistoryRecorder(() => this.sim.now());
+  readonly history: HistoryRecorder;
 
   constructor(readonly options: WorldOptions) {
+    this.sim = options.sim ?? new SimClock(START_MS);
+    this.coord = new MemoryCoordinator(this.sim);
+    this.checkpoints = new MemoryCheckpointStore(this.sim);
+    this.history = new HistoryRecorder(() => this.sim.now());
     this.random = prng(options.seed);
     this.breakage = options.breakage ?? 'none';
     this.#traceLimit = options.traceLimit ?? 400;
@@ -170,6 +181,12 @@ export class SimWorld {
 
   async #tick(): Promise<void> {
     await tick();
+    this.checkTurn();
+    this.options.onTurn?.();
+  }
+
+  /** The checks after every turn of the world (a world sharing the clock runs them too). */
+  checkTurn(): void {
     this.checker.noteEvictions();
     this.checker.checkLeaderKey();
     this.#exitRefused();

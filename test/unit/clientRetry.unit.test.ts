@@ -5,13 +5,8 @@ import {
   type ReplyFate,
 } from '../../src/adapters/memory/memoryApiTransport.ts';
 import { createApiHandler } from '../../src/api/handler.ts';
-import {
-  NotPrimaryError,
-  type BatchItemResult,
-  type ExecuteResult,
-  type MetadataService,
-} from '../../src/ports/metadataService.ts';
 import { ApiError, encodeJson } from '../../src/api/wire.ts';
+import { FoldingService, ManualClock } from '../fixtures/clientFixtures.ts';
 import {
   createClient,
   objectExistsDetails,
@@ -19,110 +14,8 @@ import {
   type FailoverEvent,
   type UnderstudyClient,
 } from '../../src/client/index.ts';
-import { decide } from '../../src/domain/decide/decide.ts';
-import { fold } from '../../src/domain/fold/fold.ts';
-import { objectNotFound } from '../../src/domain/model/errors.ts';
-import { emptyState, getObject } from '../../src/domain/model/state.ts';
-import type { Command, MetadataState, ObjectRecord } from '../../src/domain/model/types.ts';
+import { getObject } from '../../src/domain/model/state.ts';
 import type { ApiClientTransport, ApiListener } from '../../src/ports/apiTransport.ts';
-import type { Clock, TimerHandle } from '../../src/ports/clock.ts';
-
-/** A clock that moves only when `run` finds nothing else to do: deterministic timeouts. */
-class ManualClock implements Clock {
-  #now = 1_000_000;
-  #next = 0;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  monotonicNow(): number {
-    return this.#now;
-  }
-
-  wallNow(): number {
-    return this.#now;
-  }
-
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn });
-    return { clear: () => this.#timers.delete(id) };
-  }
-
-  /** Settles `promise`, advancing time to the next timer whenever everything else is idle. */
-  async run<T>(promise: Promise<T>): Promise<T> {
-    let done = false;
-    promise.then(
-      () => (done = true),
-      () => (done = true),
-    );
-    for (;;) {
-      await new Promise((r) => setImmediate(r));
-      if (done) return promise;
-      let first: [number, { at: number; fn: () => void }] | undefined;
-      for (const entry of this.#timers)
-        if (first === undefined || entry[1].at < first[1].at) first = entry;
-      if (first === undefined)
-        throw new Error('deadlock: nothing pending and the promise is unsettled');
-      this.#timers.delete(first[0]);
-      this.#now = Math.max(this.#now, first[1].at);
-      first[1].fn();
-    }
-  }
-}
-
-/** A primary in miniature: decide and fold on one state; can be told to refuse as not primary. */
-class FoldingService implements MetadataService {
-  state: MetadataState = emptyState();
-  notPrimaryLeft = 0;
-  readonly #ctx = { isReadLeased: () => false };
-
-  #gate(): void {
-    if (this.notPrimaryLeft > 0) {
-      this.notPrimaryLeft--;
-      throw new NotPrimaryError('standby');
-    }
-  }
-
-  #apply(command: Command): ExecuteResult {
-    const decision = decide(this.state, command, this.#ctx);
-    if (!decision.ok) throw decision.error;
-    const seq = this.state.appliedSeq + 1;
-    this.state = fold(this.state, { seq, epoch: 1, ts: 0, event: decision.event });
-    return decision.event.op === 'PUT_START' ? { seq, replicas: decision.event.replicas } : { seq };
-  }
-
-  execute(command: Command): Promise<ExecuteResult> {
-    this.#gate();
-    return Promise.resolve(this.#apply(command));
-  }
-
-  executeBatch(commands: readonly Command[]): Promise<BatchItemResult[]> {
-    this.#gate();
-    return Promise.resolve(
-      commands.map((command): BatchItemResult => {
-        try {
-          return { ok: true, result: this.#apply(command) };
-        } catch (error) {
-          return { ok: false, error: error as Error };
-        }
-      }),
-    );
-  }
-
-  get(key: string): Promise<ObjectRecord> {
-    this.#gate();
-    const record = getObject(this.state, key);
-    return record === undefined ? Promise.reject(objectNotFound(key)) : Promise.resolve(record);
-  }
-
-  exists(key: string): Promise<boolean> {
-    this.#gate();
-    return Promise.resolve(getObject(this.state, key) !== undefined);
-  }
-}
 
 interface Rig {
   readonly clock: ManualClock;

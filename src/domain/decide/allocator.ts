@@ -45,15 +45,16 @@ export function allocateInPlace(free: FreeRange[], offset: number, length: numbe
 /**
  * Releases `[offset, offset + length)` into the free list `free` (mutated), merging it with
  * its neighbours. False, and `free` unchanged, when any of it is already free or it lies
- * outside `[0, size)`.
+ * outside `[base, base + size)`.
  */
 export function releaseInPlace(
   free: FreeRange[],
   size: number,
   offset: number,
   length: number,
+  base = 0,
 ): boolean {
-  if (offset < 0 || length <= 0 || offset + length > size) return false;
+  if (offset < base || length <= 0 || offset + length > base + size) return false;
   const i = floorIndex(free, offset);
   const before = free[i];
   const after = free[i + 1];
@@ -91,9 +92,10 @@ export function release(
   size: number,
   offset: number,
   length: number,
+  base = 0,
 ): FreeRange[] | undefined {
   const copy = [...free];
-  return releaseInPlace(copy, size, offset, length) ? copy : undefined;
+  return releaseInPlace(copy, size, offset, length, base) ? copy : undefined;
 }
 
 export type Placement =

@@ -76,15 +76,20 @@ export function decide(state: MetadataState, command: Command, ctx: DecideContex
       const error =
         checkString(raw['segmentId'], 'segmentId', MAX_SEGMENT_ID_BYTES) ??
         checkString(raw['nodeId'], 'nodeId', MAX_NODE_ID_BYTES) ??
-        checkInteger(raw['size'], 'size', 1, MAX_SEGMENT_SIZE);
+        checkInteger(raw['size'], 'size', 1, MAX_SEGMENT_SIZE) ??
+        (raw['base'] === undefined
+          ? undefined
+          : checkInteger(raw['base'], 'base', 0, MAX_SEGMENT_SIZE - command.size));
       if (error !== undefined) return fail(error);
       if (getSegment(state, command.segmentId) !== undefined)
         return fail(segmentExists(command.segmentId));
+      const base = command.base ?? 0;
       return accept({
         op: 'MOUNT_SEGMENT',
         segmentId: command.segmentId,
         nodeId: command.nodeId,
         size: command.size,
+        ...(base > 0 ? { base } : {}),
       });
     }
     case 'unmountSegment': {

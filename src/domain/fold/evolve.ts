@@ -15,12 +15,14 @@ export function evolve(working: WorkingState, event: MetadataEvent, seq: number)
     case 'MOUNT_SEGMENT': {
       if (working.getSegment(event.segmentId) !== undefined)
         working.fail(`segment ${event.segmentId} exists`);
+      const base = event.base ?? 0;
       working.addSegment({
         id: event.segmentId,
         nodeId: event.nodeId,
+        ...(base > 0 ? { base } : {}),
         size: event.size,
         used: 0,
-        free: [{ offset: 0, length: event.size }],
+        free: [{ offset: base, length: event.size }],
       });
       root.capacity += event.size;
       return;

@@ -23,7 +23,7 @@ export function allocateReplica(working: WorkingState, replica: Replica): void {
 export function releaseReplica(working: WorkingState, replica: Replica): void {
   const segment = working.mutableSegment(replica.segmentId);
   if (segment === undefined) working.fail(`replica on unmounted segment ${replica.segmentId}`);
-  if (!releaseInPlace(segment.free, segment.size, replica.offset, replica.length)) {
+  if (!releaseInPlace(segment.free, segment.size, replica.offset, replica.length, segment.base)) {
     working.fail(
       `range ${replica.offset}+${replica.length} of segment ${segment.id} is not allocated`,
     );

@@ -181,7 +181,7 @@ export function combineSessionChecksums(checksums: readonly number[]): number {
 
 /**
  * Digest of the whole state: every shard digest in shard order, then the segments (id,
- * node, size, free ranges) in id order, then (when there is one) the session table's digest.
+ * node, size, base when not 0, free ranges) in id order, then (when there is one) the session table's digest.
  * appliedSeq and epoch are not included.
  */
 export function stateDigest(state: MetadataState): number {
@@ -207,6 +207,7 @@ export function combineDigest(
   const sorted = [...segments].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const seg of sorted) {
     let text = `${JSON.stringify(seg.id)},${JSON.stringify(seg.nodeId)},${seg.size}`;
+    if (seg.base !== undefined && seg.base > 0) text += `@${seg.base}`;
     for (const f of seg.free) text += `[${f.offset},${f.length}]`;
     crc = CRC32.str(`${text};`, crc);
   }

@@ -39,7 +39,7 @@ function replicaJson(r: Replica): string {
 function eventJson(event: MetadataEvent): string {
   switch (event.op) {
     case 'MOUNT_SEGMENT':
-      return `{"op":"MOUNT_SEGMENT","segmentId":${str(event.segmentId)},"nodeId":${str(event.nodeId)},"size":${num(event.size)}`;
+      return `{"op":"MOUNT_SEGMENT","segmentId":${str(event.segmentId)},"nodeId":${str(event.nodeId)},"size":${num(event.size)}${event.base !== undefined && event.base > 0 ? `,"base":${num(event.base)}` : ''}`;
     case 'UNMOUNT_SEGMENT':
       return `{"op":"UNMOUNT_SEGMENT","segmentId":${str(event.segmentId)}`;
     case 'PUT_START': {
@@ -132,7 +132,10 @@ function parsePayload(payload: unknown): { event: MetadataEvent; origin?: Reques
   }
   switch (value['op']) {
     case 'MOUNT_SEGMENT':
-      exactKeys(value, ['op', 'segmentId', 'nodeId', 'size']);
+      if (Object.hasOwn(value, 'base')) {
+        exactKeys(value, ['op', 'segmentId', 'nodeId', 'size', 'base']);
+        check(checkInteger(value['base'], 'base', 1, MAX_SEGMENT_SIZE));
+      } else exactKeys(value, ['op', 'segmentId', 'nodeId', 'size']);
       check(checkString(value['segmentId'], 'segmentId', MAX_SEGMENT_ID_BYTES));
       check(checkString(value['nodeId'], 'nodeId', MAX_NODE_ID_BYTES));
       check(checkInteger(value['size'], 'size', 1, MAX_SEGMENT_SIZE));

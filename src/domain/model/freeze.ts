@@ -44,6 +44,7 @@ export function frozenCopyOfSegment(segment: Segment): Segment {
   return Object.freeze({
     id: segment.id,
     nodeId: segment.nodeId,
+    ...(segment.base !== undefined && segment.base > 0 ? { base: segment.base } : {}),
     size: segment.size,
     used: segment.used,
     free: Object.freeze(

@@ -29,13 +29,20 @@ export interface FreeRange {
 }
 
 /**
- * A mounted segment. `free` lists its unallocated ranges, sorted by offset, never adjacent
- * or overlapping (coalesced); `used = size - sum(free lengths)` = the sum of the lengths of the
- * replicas placed on it.
+ * A mounted segment: the byte range `[base, base + size)` of a storage node's memory that this
+ * cluster (or group, see groups.ts) allocates from. `free` lists its unallocated ranges, sorted
+ * by offset, never adjacent or overlapping (coalesced); `used = size - sum(free lengths)` = the
+ * sum of the lengths of the replicas placed on it.
  */
 export interface Segment {
   readonly id: string;
   readonly nodeId: string;
+  /**
+   * The first byte of the range this state allocates from; absent means 0 (the whole segment
+   * from its start, as a cluster of one group mounts it). A group of a cluster of several mounts
+   * its own slice of every segment (segmentSlices.ts).
+   */
+  readonly base?: number;
   readonly size: number;
   readonly used: number;
   readonly free: readonly FreeRange[];
@@ -145,6 +152,8 @@ export type Command =
       readonly segmentId: string;
       readonly nodeId: string;
       readonly size: number;
+      /** The first byte of the range mounted (default 0): see {@link Segment.base}. */
+      readonly base?: number;
     }
   | { readonly type: 'unmountSegment'; readonly segmentId: string }
   | {
@@ -163,6 +172,8 @@ export type MetadataEvent =
       readonly segmentId: string;
       readonly nodeId: string;
       readonly size: number;
+      /** Present only when not 0 (so a mount at 0 logs the same bytes as before slices). */
+      readonly base?: number;
     }
   | { readonly op: 'UNMOUNT_SEGMENT'; readonly segmentId: string }
   | {

@@ -2,9 +2,11 @@
  * The binary encoding of a snapshot chunk ({@link SnapshotChunk}): what checkpoints store and
  * what full sync can send. Pure: bytes in, bytes out.
  *
- * Layout (version 1):
+ * Layout (version 1; version 2, magic "USB2", differs only in `segment`, which carries
+ * `uint base` after `nodeId`: written only when some segment has a base, so a state without
+ * slices encodes exactly as version 1, and a version 2 chunk without a base is refused):
  * ```
- * "USB1" | u32 crc (big-endian, CRC32 of the body) | body
+ * "USB1" | u32 crc (big-endian, CRC32 of the body; for "USB2" seeded with 0x32) | body
  * body  = uint index | uint total | uint appliedSeq | uint epoch | uint logTime
  *       | uint sessionsSweptAt | str epochNodeId | u8 hasDigest | (u32 stateDigest)?
  *       | u32 namesOffset (from the start of the chunk)
@@ -38,13 +40,25 @@ import type {
   SessionResult,
 } from '../model/types.ts';
 
-const MAGIC = [0x55, 0x53, 0x42, 0x31]; // "USB1"
+const MAGIC = [0x55, 0x53, 0x42]; // "USB" then the version digit
+const VERSION_1 = 0x31; // "1"
+const VERSION_2 = 0x32; // "2": segments carry their base
 const HEADER_BYTES = 8;
 const OP_CODE = new Map<string, number>(OP_TYPES.map((op, i) => [op, i]));
 
+/** The CRC's seed: 0 for version 1 (as before versions), the version byte for version 2, so a
+ * changed version byte fails the CRC. */
+function crcSeed(withBases: boolean): number {
+  return withBases ? VERSION_2 : 0;
+}
+
 /** True when `bytes` starts like a binary chunk (it may still be corrupt). */
 export function isBinaryChunk(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && MAGIC.every((b, i) => bytes[i] === b);
+  return (
+    bytes.length >= 4 &&
+    MAGIC.every((b, i) => bytes[i] === b) &&
+    (bytes[3] === VERSION_1 || bytes[3] === VERSION_2)
+  );
 }
 
 /** The index of `name` in the names table, added on first use. */
@@ -97,10 +111,12 @@ export function encodeBinaryChunk(chunk: SnapshotChunk): Uint8Array {
   const namesAt = w.at;
   w.u32(0);
   const names = new Map<string, number>();
+  const withBases = chunk.segments.some((s) => (s.base ?? 0) > 0);
   w.uint(chunk.segments.length);
   for (const s of chunk.segments) {
     w.str(s.id);
     w.str(s.nodeId);
+    if (withBases) w.uint(s.base ?? 0);
     w.uint(s.size);
     w.uint(s.used);
     w.uint(s.free.length);
@@ -142,8 +158,8 @@ export function encodeBinaryChunk(chunk: SnapshotChunk): Uint8Array {
   w.at = namesAt;
   w.u32(namesOffset);
   const out = w.bytes.subarray(0, end);
-  out.set(MAGIC, 0);
-  const crc = CRC32.buf(out.subarray(HEADER_BYTES), 0) >>> 0;
+  out.set([...MAGIC, withBases ? VERSION_2 : VERSION_1], 0);
+  const crc = CRC32.buf(out.subarray(HEADER_BYTES), crcSeed(withBases)) >>> 0;
   new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(4, crc);
   return out;
 }
@@ -176,7 +192,8 @@ export function decodeBinaryChunk(bytes: Uint8Array): SnapshotChunk {
     throw new SnapshotCodecError('truncated', `${bytes.length} bytes`);
   if (!isBinaryChunk(bytes)) garbled('bad magic');
   const crc = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4);
-  if (CRC32.buf(bytes.subarray(HEADER_BYTES), 0) >>> 0 !== crc)
+  const withBases = bytes[3] === VERSION_2;
+  if (CRC32.buf(bytes.subarray(HEADER_BYTES), crcSeed(withBases)) >>> 0 !== crc)
     throw new SnapshotCodecError('checksum', 'chunk CRC does not match');
   const r = new FieldReader(bytes, HEADER_BYTES);
   const index = r.uint();
@@ -199,12 +216,17 @@ export function decodeBinaryChunk(bytes: Uint8Array): SnapshotChunk {
   for (let i = 0; i < segments.length; i++) {
     const id = r.str();
     const nodeId = r.str();
+    const base = withBases ? r.uint() : 0;
     const size = r.uint();
     const used = r.uint();
     const free = new Array<FreeRange>(r.count(2));
     for (let f = 0; f < free.length; f++) free[f] = { offset: r.uint(), length: r.uint() };
-    segments[i] = { id, nodeId, size, used, free };
+    segments[i] =
+      base > 0 ? { id, nodeId, base, size, used, free } : { id, nodeId, size, used, free };
   }
+  // Version 2 is written only for a chunk with a base (the encoding is canonical): a changed
+  // version byte cannot pass for the same chunk.
+  if (withBases && !segments.some((s) => (s.base ?? 0) > 0)) garbled('version 2 without a base');
   const sessions = new Array<SessionRecord>(r.count(5));
   for (let i = 0; i < sessions.length; i++) {
     const sessionId = r.str();

@@ -21,7 +21,10 @@ const MAGIC = [0x55, 0x53, 0x43, 0x31]; // "USC1"
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-type WireSegment = [string, string, number, number, [number, number][]];
+/** The sixth element, the segment's base, is there only when not 0. */
+type WireSegment =
+  | [string, string, number, number, [number, number][]]
+  | [string, string, number, number, [number, number][], number];
 type WireReplica = [string, string, number, number, 0 | 1];
 type WireObject = [string, number, number, WireReplica[]];
 type WireResult = [number, number, number, string, WireReplica[] | null];
@@ -93,13 +96,12 @@ export function encodeChunk(chunk: SnapshotChunk): Uint8Array {
     en: chunk.epochNodeId,
     t: chunk.logTime,
     w: chunk.sessionsSweptAt,
-    g: chunk.segments.map((s) => [
-      s.id,
-      s.nodeId,
-      s.size,
-      s.used,
-      s.free.map((f): [number, number] => [f.offset, f.length]),
-    ]),
+    g: chunk.segments.map((s): WireSegment => {
+      const free = s.free.map((f): [number, number] => [f.offset, f.length]);
+      return s.base !== undefined && s.base > 0
+        ? [s.id, s.nodeId, s.size, s.used, free, s.base]
+        : [s.id, s.nodeId, s.size, s.used, free];
+    }),
     x: chunk.sessions.map((s) => [
       s.sessionId,
       s.oldestPending,
@@ -166,9 +168,11 @@ export function decodeChunk(bytes: Uint8Array): SnapshotChunk {
   const w = wire as Record<string, unknown>;
   const segments = arr(w['g'], 'segments').map((value): Segment => {
     const s = arr(value, 'segment');
+    const base = s[5] === undefined ? 0 : int(s[5], 'segment base');
     return {
       id: str(s[0], 'segment id'),
       nodeId: str(s[1], 'segment nodeId'),
+      ...(base > 0 ? { base } : {}),
       size: int(s[2], 'segment size'),
       used: int(s[3], 'segment used'),
       free: arr(s[4], 'free ranges').map((f): FreeRange => {

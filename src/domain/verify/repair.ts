@@ -160,16 +160,18 @@ export function applyCorrections(
       const segment = state.segments.get(id) as Segment;
       list.sort((a, b) => a[0] - b[0]);
       const free: FreeRange[] = [];
-      let at = 0;
+      // A segment spans [base, base + size): a group's slice of it (segmentSlices.ts).
+      let at = segment.base ?? 0;
+      const end = at + segment.size;
       let segmentUsed = 0;
       for (const [offset, length, key] of list) {
-        if (offset < at || offset + length > segment.size)
+        if (offset < at || offset + length > end)
           throw new RepairError(key, id, `replica of ${key} overlaps or leaves segment ${id}`);
         if (offset > at) free.push(Object.freeze({ offset: at, length: offset - at }));
         at = offset + length;
         segmentUsed += length;
       }
-      if (at < segment.size) free.push(Object.freeze({ offset: at, length: segment.size - at }));
+      if (at < end) free.push(Object.freeze({ offset: at, length: end - at }));
       copy.set(id, Object.freeze({ ...segment, used: segmentUsed, free: Object.freeze(free) }));
     }
     segments = freeze(copy);
