@@ -11,7 +11,7 @@
 // and full syncs done in the window, as the standby's /status counts them), then the medians
 // and their ratios to `none`.
 //
-// `--cpu-prof DIR` runs the nodes under `node --cpu-prof` and prints the top of the standby's
+// `--standby-prof DIR` runs the nodes under `node --cpu-prof` and prints the top of the standby's
 // profile over the window of each run (the standby stops gracefully to write it).
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -167,7 +167,7 @@ async function oneRun(
 
 /** The `lag` focus (see the module doc). */
 export async function lagFocus(servers: BenchServers, args: readonly string[]): Promise<void> {
-  const profileAt = args.indexOf('--cpu-prof');
+  const profileAt = args.indexOf('--standby-prof');
   const variantsAt = args.indexOf('--variants');
   const variants = (variantsAt >= 0 ? (args[variantsAt + 1] ?? '') : VARIANTS.join(','))
     .split(',')
