@@ -299,6 +299,9 @@ interface Lag {
   readonly ackP50Ms: number;
   readonly ackP99Ms: number;
   readonly failures: number;
+  /** Full syncs the standby did, and checkpoints it wrote, in the window (lib/lagRun.ts). */
+  readonly standbyFullSyncs: number;
+  readonly standbyCheckpoints: number;
   /** Rates tried before this one that the cluster could not sustain (the machine is shared). */
   readonly overloadedAt: readonly number[];
   /** The event-loop delay at this rate while the standby writes a checkpoint. */
@@ -547,6 +550,10 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
       ['ack latency ms at this rate', ms(lag.ackP50Ms), ms(lag.ackP99Ms), null, null],
     ],
   );
+  console.log(
+    `(lag window: the standby did ${lag.standbyFullSyncs} full sync(s) and wrote ` +
+      `${lag.standbyCheckpoints} checkpoint(s) in it)`,
+  );
   if (lag.overloadedAt.length > 0 || lag.failures > 0) {
     console.log(
       `(lag phase: failed calls ${lag.failures}; rates not sustained before: ` +
@@ -644,6 +651,8 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
       lagP99Entries: lag.entries.p99,
       lagP50Ms: ms(lag.ms.p50),
       lagP99Ms: ms(lag.ms.p99),
+      lagStandbyFullSyncs: lag.standbyFullSyncs,
+      lagStandbyCheckpoints: lag.standbyCheckpoints,
       eventLoopDelayP99Ms: ms(lag.loopDelay.primary.p99Ms),
       eventLoopDelayMaxMs: ms(lag.loopDelay.primary.maxMs),
       standbyEventLoopDelayMaxMs: ms(lag.loopDelay.standby.maxMs),

@@ -22,7 +22,7 @@ import { runCli } from '../../test/harness/cli.ts';
 import { numberFlag } from './args.ts';
 import { BenchCluster, type BenchServers } from './cluster.ts';
 import { formatProfile, monotonicUs, summariseProfile } from './cpuProfile.ts';
-import { lagRun, type LagRun } from './lagRun.ts';
+import { countersOf, lagRun, type LagRun } from './lagRun.ts';
 import { loopDelayOf, type LoopDelay } from './loopDelay.ts';
 import { cpuTimeUs } from './proc.ts';
 import { median, ms, round } from './stats.ts';
@@ -39,25 +39,6 @@ const VARIANT_ARGS: Record<Variant, readonly string[]> = {
   checkpoint: [...NEVER, '--verify-interval', '24h'],
   verify: [...NEVER, '--verify-interval', '2s'],
 };
-
-/** What this reads of a node's /status counters. */
-interface Counters {
-  readonly checkpointsWritten: number;
-  readonly checkpointMs: number;
-  readonly fullSyncs: number;
-}
-
-async function countersOf(node: NodeHandle): Promise<Counters> {
-  const status = (await node.status()) as {
-    checkpoints?: { written: number; lastWriteMs: number };
-    verification?: { fullSyncs: number };
-  };
-  return {
-    checkpointsWritten: status.checkpoints?.written ?? 0,
-    checkpointMs: status.checkpoints?.lastWriteMs ?? 0,
-    fullSyncs: status.verification?.fullSyncs ?? 0,
-  };
-}
 
 /** `understudy checkpoint create` on `node`, started `afterMs` from now. */
 async function checkpointLater(
@@ -157,7 +138,7 @@ async function oneRun(
     variant,
     lag,
     standbyCpuPct,
-    checkpointsWritten: after.checkpointsWritten - before.checkpointsWritten,
+    checkpointsWritten: after.checkpoints - before.checkpoints,
     checkpointMs: after.checkpointMs,
     fullSyncs: after.fullSyncs - before.fullSyncs,
     standbyLoopDelay,

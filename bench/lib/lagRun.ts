@@ -19,6 +19,32 @@ export interface LagRun {
   readonly failures: number;
   /** Calls the open loop did not issue (too many outstanding: over capacity). */
   readonly skipped: number;
+  /**
+   * What the standby did during the window besides following, as its /status counts it: full
+   * syncs (its fold stops for the whole transfer) and checkpoints it wrote.
+   */
+  readonly standbyFullSyncs: number;
+  readonly standbyCheckpoints: number;
+}
+
+/** A node's counters that explain a lag window, as its /status shows them. */
+export interface WindowCounters {
+  readonly fullSyncs: number;
+  readonly checkpoints: number;
+  /** How long the last checkpoint it wrote took (ms). */
+  readonly checkpointMs: number;
+}
+
+export async function countersOf(node: NodeHandle): Promise<WindowCounters> {
+  const status = (await node.status()) as {
+    checkpoints?: { written: number; lastWriteMs: number };
+    verification?: { fullSyncs: number };
+  };
+  return {
+    fullSyncs: status.verification?.fullSyncs ?? 0,
+    checkpoints: status.checkpoints?.written ?? 0,
+    checkpointMs: status.checkpoints?.lastWriteMs ?? 0,
+  };
 }
 
 /** One open-loop run of putStart at `ratePerSec` for `seconds` while sampling the standby's progress. */
@@ -29,6 +55,7 @@ export async function lagRun(
   seconds: number,
   prefix: string,
 ): Promise<LagRun> {
+  const before = await countersOf(standby);
   const entrySamples: number[] = [];
   const standbySamples: { at: number; appliedSeq: number }[] = [];
   let sampling = true;
@@ -56,6 +83,7 @@ export async function lagRun(
   await new Promise((r) => setTimeout(r, 50));
   sampling = false;
   await Promise.all(samplers);
+  const after = await countersOf(standby);
 
   // For each acknowledged write: the first standby sample showing its seq applied.
   const lagMs: number[] = [];
@@ -77,5 +105,7 @@ export async function lagRun(
     ackP99Ms: acks.p99,
     failures: result.failures,
     skipped: result.skipped,
+    standbyFullSyncs: after.fullSyncs - before.fullSyncs,
+    standbyCheckpoints: after.checkpoints - before.checkpoints,
   };
 }
