@@ -39,7 +39,7 @@
 // for `--seconds`, the nodes stop gracefully (so they write their profiles to DIR), and the
 // top of the primary's profile is printed.
 //
-// `--focus batch|cpu` runs one focused comparison and publishes nothing (lib/writeFocus.ts):
+// `--focus batch|cpu|lag` runs one focused comparison and publishes nothing (lib/writeFocus.ts):
 // coalesced putStart calls against putStartBatch requests alternating on one cluster, or the
 // primary's CPU per write at the fixed rates.
 import { randomUUID } from 'node:crypto';
@@ -52,13 +52,13 @@ import { foldAll } from '../src/domain/fold/fold.ts';
 import { emptyState } from '../src/domain/model/state.ts';
 import type { LoggedEvent, MetadataState } from '../src/domain/model/types.ts';
 import { withoutSessions } from '../test/harness/withoutSessions.ts';
-import type { NodeHandle } from '../src/tools/localCluster/nodeFleet.ts';
 import { numberFlag } from './lib/args.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
-import { openLoop, type BenchCall } from './lib/load.ts';
+import { type BenchCall } from './lib/load.ts';
+import { lagRun } from './lib/lagRun.ts';
 import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
-import { distribution, median, ms, ratio1, round } from './lib/stats.ts';
+import { median, ms, ratio1, round } from './lib/stats.ts';
 import {
   BATCH_ITEMS,
   LEASE_TTL_MS,
@@ -299,6 +299,9 @@ interface Lag {
   readonly ackP50Ms: number;
   readonly ackP99Ms: number;
   readonly failures: number;
+  /** Full syncs the standby did, and checkpoints it wrote, in the window (lib/lagRun.ts). */
+  readonly standbyFullSyncs: number;
+  readonly standbyCheckpoints: number;
   /** Rates tried before this one that the cluster could not sustain (the machine is shared). */
   readonly overloadedAt: readonly number[];
   /** The event-loop delay at this rate while the standby writes a checkpoint. */
@@ -307,65 +310,6 @@ interface Lag {
 
 /** How many times the lag phase lowers its rate when the cluster cannot sustain it. */
 const LAG_RETRIES = 2;
-
-/** One open-loop run at `ratePerSec` while sampling the standby's progress. */
-async function lagRun(
-  cluster: BenchCluster,
-  standby: NodeHandle,
-  ratePerSec: number,
-  seconds: number,
-  prefix: string,
-): Promise<Omit<Lag, 'peakPerSec' | 'overloadedAt' | 'loopDelay'> & { skipped: number }> {
-  const entrySamples: number[] = [];
-  const standbySamples: { at: number; appliedSeq: number }[] = [];
-  let sampling = true;
-  const every = async (periodMs: number, sample: () => Promise<void>): Promise<void> => {
-    while (sampling) {
-      const next = performance.now() + periodMs;
-      await sample().catch(() => undefined); // a missed sample
-      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
-    }
-  };
-  const samplers = [
-    every(50, async () => {
-      const [p, s] = await Promise.all([cluster.primary.status(), standby.status()]);
-      entrySamples.push(Math.max(0, p.appliedSeq - s.appliedSeq));
-    }),
-    every(10, async () => {
-      const s = await standby.status();
-      standbySamples.push({ at: performance.now(), appliedSeq: s.appliedSeq });
-    }),
-  ];
-  const result = await openLoop(singleCall(cluster.client, prefix), ratePerSec, seconds);
-  // Let the standby catch up with the last writes, then stop sampling.
-  const lastSeq = result.calls.reduce((m, c) => Math.max(m, c.seq), 0);
-  await standby.waitForStatus((s) => s.appliedSeq >= lastSeq, 60_000);
-  await new Promise((r) => setTimeout(r, 50));
-  sampling = false;
-  await Promise.all(samplers);
-
-  // For each acknowledged write: the first standby sample showing its seq applied.
-  const lagMs: number[] = [];
-  let i = 0;
-  for (const call of [...result.calls].sort((a, b) => a.seq - b.seq)) {
-    while (i < standbySamples.length && (standbySamples[i]?.appliedSeq ?? 0) < call.seq) i++;
-    const sample = standbySamples[i];
-    if (sample !== undefined) lagMs.push(Math.max(0, sample.at - call.ackedAt));
-  }
-  const entries = distribution(entrySamples);
-  const lagMsDist = distribution(lagMs);
-  const acks = distribution(result.calls.map((c) => c.ackedAt - c.sentAt));
-  return {
-    targetPerSec: ratePerSec,
-    achievedPerSec: result.writes / result.seconds,
-    entries: { p50: entries.p50, p99: entries.p99, max: entries.max, samples: entries.count },
-    ms: { p50: lagMsDist.p50, p99: lagMsDist.p99, max: lagMsDist.max, writes: lagMsDist.count },
-    ackP50Ms: acks.p50,
-    ackP99Ms: acks.p99,
-    failures: result.failures,
-    skipped: result.skipped,
-  };
-}
 
 /**
  * Measures the single-request peak at `concurrency` on a fresh cluster, then runs an open-loop
@@ -606,6 +550,10 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
       ['ack latency ms at this rate', ms(lag.ackP50Ms), ms(lag.ackP99Ms), null, null],
     ],
   );
+  console.log(
+    `(lag window: the standby did ${lag.standbyFullSyncs} full sync(s) and wrote ` +
+      `${lag.standbyCheckpoints} checkpoint(s) in it)`,
+  );
   if (lag.overloadedAt.length > 0 || lag.failures > 0) {
     console.log(
       `(lag phase: failed calls ${lag.failures}; rates not sustained before: ` +
@@ -703,6 +651,8 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
       lagP99Entries: lag.entries.p99,
       lagP50Ms: ms(lag.ms.p50),
       lagP99Ms: ms(lag.ms.p99),
+      lagStandbyFullSyncs: lag.standbyFullSyncs,
+      lagStandbyCheckpoints: lag.standbyCheckpoints,
       eventLoopDelayP99Ms: ms(lag.loopDelay.primary.p99Ms),
       eventLoopDelayMaxMs: ms(lag.loopDelay.primary.maxMs),
       standbyEventLoopDelayMaxMs: ms(lag.loopDelay.standby.maxMs),

@@ -8,10 +8,13 @@
 // - `cpu`: the primary's CPU time per committed write at the fixed open-loop rates of the full
 //   bench (putStart at 2,000 and 8,000/s, putStartBatch x100 at 8,000 writes/s), `--cpu-writes`
 //   writes a run (default 20,000), the median of `--runs` runs.
+// - `lag`: the standby's lag with and without an automatic checkpoint in the window
+//   (lib/lagFocus.ts).
 import { loadavg } from 'node:os';
 import { numberFlag } from './args.ts';
 import { BenchServers } from './cluster.ts';
 import { median, ms, round } from './stats.ts';
+import { lagFocus } from './lagFocus.ts';
 import { printTable } from './table.ts';
 import {
   BATCH_ITEMS,
@@ -114,10 +117,11 @@ async function cpuPerWrite(servers: BenchServers, args: readonly string[]): Prom
   );
 }
 
-/** Runs the focused mode `focus` (`batch` or `cpu`); see the module doc. */
+/** Runs the focused mode `focus` (`batch`, `cpu` or `lag`); see the module doc. */
 export async function runFocus(focus: string, args: readonly string[]): Promise<void> {
   await using servers = await BenchServers.start();
   if (focus === 'batch') await batchAgainstSingle(servers, args);
   else if (focus === 'cpu') await cpuPerWrite(servers, args);
-  else throw new Error(`--focus ${focus}: expected batch or cpu`);
+  else if (focus === 'lag') await lagFocus(servers, args);
+  else throw new Error(`--focus ${focus}: expected batch, cpu or lag`);
 }

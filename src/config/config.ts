@@ -159,7 +159,7 @@ export const nodeSettings = {
   maxSyncGap: withDefault(
     integer({ min: 0 }),
     1000,
-    'a standby further behind (entries) is told to full-sync instead',
+    'a standby further behind (entries) is told to full-sync instead; one still folding catches up from the log',
   ),
   maxMismatches: withDefault(
     integer({ min: 0 }),

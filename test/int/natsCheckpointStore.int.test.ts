@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { getSha256Backend } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -109,6 +110,17 @@ describe('NatsCheckpointStore', () => {
     const published = await staged.publish(description);
     expect(published.bytes).toBe(expected.length);
     await expectReadBack(store.read(published.name));
+  });
+
+  // Regression (issue 27): the object store's default pure-JS SHA-256 of every chunk it wrote
+  // cost a writing standby ~70 ms of its main loop per MB (0.7 s at 300k objects, 3 s at 1M).
+  it('hashes the chunks it writes with node:crypto, not the pure-JS SHA-256', async () => {
+    const { store } = await setup();
+    expect(getSha256Backend()).toBe('native');
+    const staged = await store.write(checkpointFrames(state, 7));
+    const published = await staged.publish(description);
+    const read = readCheckpoint(await collect(store.read(published.name)), description);
+    expect(stateDigest(read)).toBe(description.stateDigest);
   });
 
   it('lists newest first, forgets discarded and removed ones', async () => {

@@ -89,6 +89,18 @@ describe('checkpoint writer and coverage', () => {
     expect(chooseCheckpointWriter([member('n1', 'primary', 5)], 5, 1000, 10, 500)).toBeUndefined();
   });
 
+  // Regression (issue 27): member records are published every second, so at 6,000 writes/s a
+  // standby in step was ~6,000 entries behind by its record, none qualified, and the primary
+  // wrote every checkpoint (300k objects: 3-4 s of its main loop) while it served writes.
+  it('a standby in step by a record a second old writes while the log grows fast', () => {
+    const members = [member('n1', 'primary', 16_000), member('n2', 'standby', 9_800, 0)];
+    // Now (1000 ms) the log ends at 16,000; it grew 6 entries a ms: 10,000 when n2 published.
+    expect(chooseCheckpointWriter(members, 16_000, 1000, 1000, 3000, 6)).toBe('n2');
+    // A standby that was behind when it published is still passed over.
+    const behind = [member('n1', 'primary', 16_000), member('n2', 'standby', 8_000, 0)];
+    expect(chooseCheckpointWriter(behind, 16_000, 1000, 1000, 3000, 6)).toBeUndefined();
+  });
+
   it('a checkpoint is usable when the stream holds S+1, or is empty and no newer message was written', () => {
     expect(streamContinues({ firstSeq: 101, lastSeq: 200, lastStreamSeq: 90 }, info)).toBe(true);
     expect(streamContinues({ firstSeq: 50, lastSeq: 100, lastStreamSeq: 40 }, info)).toBe(true);

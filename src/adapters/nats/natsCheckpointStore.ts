@@ -9,7 +9,7 @@
  */
 import { JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { nuid, type NatsConnection } from '@nats-io/nats-core';
-import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import { Objm, setSha256Backend, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { asStreamConfigError } from './streamRefusal.ts';
 import {
   checkpointName,
@@ -106,6 +106,17 @@ function framesStream(frames: Iterable<Uint8Array>): ReadableStream<Uint8Array> 
   });
 }
 
+/**
+ * The object store hashes every chunk it writes with SHA-256 in pure JavaScript unless told
+ * otherwise (its default, for browsers): about 70 ms per MB on the writer's main loop, 0.7 s for
+ * a checkpoint of 300k objects and 3 s at 1M, during which the writing standby folds nothing.
+ * Node's crypto does the same hash at about 1 ms per MB. The choice is process-wide: every
+ * store a node opens makes it.
+ */
+function hashNatively(): void {
+  setSha256Backend('native');
+}
+
 /** The checkpoint store on a JetStream object store bucket. */
 export class NatsCheckpointStore implements CheckpointStore {
   private constructor(
@@ -117,6 +128,7 @@ export class NatsCheckpointStore implements CheckpointStore {
   /** Opens (creating it when missing) the cluster's bucket. */
   static async open(options: NatsCheckpointStoreOptions): Promise<NatsCheckpointStore> {
     const bucket = checkpointBucketName(options.cluster);
+    hashNatively();
     const os = await new Objm(options.nc)
       .create(bucket, { storage: StorageType.File, replicas: options.replicas ?? 1 })
       .catch((err: unknown) => {
@@ -133,6 +145,7 @@ export class NatsCheckpointStore implements CheckpointStore {
     options: Omit<NatsCheckpointStoreOptions, 'replicas'>,
   ): Promise<NatsCheckpointStore | undefined> {
     const bucket = checkpointBucketName(options.cluster);
+    hashNatively();
     try {
       const os = await new Objm(options.nc).open(bucket);
       return new NatsCheckpointStore(options.nc, os, bucket);

@@ -58,7 +58,9 @@ export function verifyStandby({
         },
         outcome.needsFullSync
           ? 'verification: the state needs a full sync'
-          : `verification: repaired ${outcome.mismatches} mismatches`,
+          : outcome.status === 'NEED_FULL_SYNC'
+            ? 'verification: too far behind to judge; catching up from the log'
+            : `verification: repaired ${outcome.mismatches} mismatches`,
       );
     }
     if (outcome.needsFullSync) stats.fullSyncRequests++;

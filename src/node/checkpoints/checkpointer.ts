@@ -54,10 +54,14 @@ export interface CheckpointerOptions {
 
 /**
  * The standby chosen to write checkpoints: among the standbys whose member record is fresh and
- * within `maxLag` of the log's end, the one with the smallest node id; undefined when there is
- * none (then the primary writes). Every node computes the same choice from the same records; a
- * moment of disagreement makes two nodes write, which is harmless (different names, same state
- * at each seq).
+ * was within `maxLag` of the log's end when it was published, the one with the smallest node id;
+ * undefined when there is none (then the primary writes). The log's end then is estimated from
+ * `logLastSeq` now less what the log grew since at `logPerMs` entries a ms: a record is up to a
+ * publish interval old (1 s), and at 6,000 writes/s a standby in step was always "6,000 behind"
+ * by its record, so the primary wrote every checkpoint on its own main loop. Every node
+ * computes the same choice from the same records; a moment of disagreement makes two nodes
+ * write, which is harmless (different names, same state at each seq), or none until the next
+ * check.
  */
 export function chooseCheckpointWriter(
   members: readonly MemberRecord[],
@@ -65,11 +69,13 @@ export function chooseCheckpointWriter(
   now: number,
   maxLag: number,
   staleMs: number,
+  logPerMs = 0,
 ): string | undefined {
   let chosen: string | undefined;
   for (const m of members) {
-    if (m.role !== 'standby' || now - m.updatedAt > staleMs) continue;
-    if (logLastSeq - m.appliedSeq > maxLag) continue;
+    const age = now - m.updatedAt;
+    if (m.role !== 'standby' || age > staleMs) continue;
+    if (logLastSeq - Math.max(0, age) * logPerMs - m.appliedSeq > maxLag) continue;
     if (chosen === undefined || m.nodeId < chosen) chosen = m.nodeId;
   }
   return chosen;
@@ -87,6 +93,8 @@ export class Checkpointer {
   #stopped = false;
   /** Wall time of start(): the age of "no checkpoint yet" is counted from it. */
   #startedAt = 0;
+  /** The log's end at the previous check (monotonic ms): how fast the log grows. */
+  #lastLog: { readonly at: number; readonly seq: number } | undefined;
 
   constructor(private readonly options: CheckpointerOptions) {}
 
@@ -115,6 +123,7 @@ export class Checkpointer {
     try {
       const role = options.role();
       if (role !== 'standby' && role !== 'primary') return;
+      const logPerMs = this.#logRate();
       const listed = await options.store.list();
       const newest = listed[0];
       if (newest !== undefined) options.stats.newest = newest;
@@ -131,6 +140,7 @@ export class Checkpointer {
         options.clock.wallNow(),
         options.maxLagForPromotion,
         options.memberStaleMs,
+        logPerMs,
       );
       const mine =
         role === 'standby'
@@ -143,6 +153,15 @@ export class Checkpointer {
         'checkpoint check failed',
       );
     }
+  }
+
+  /** Entries a ms the log grew by since the previous check (0 at the first). */
+  #logRate(): number {
+    const now = { at: this.options.clock.monotonicNow(), seq: this.options.logLastSeq() };
+    const last = this.#lastLog;
+    this.#lastLog = now;
+    if (last === undefined || now.at <= last.at) return 0;
+    return Math.max(0, now.seq - last.seq) / (now.at - last.at);
   }
 
   /**
