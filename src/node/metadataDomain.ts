@@ -11,7 +11,7 @@ import { invalidArgument, objectNotFound } from '../domain/model/errors.ts';
 import { getObject } from '../domain/model/state.ts';
 import type { Command, MetadataEvent, MetadataState } from '../domain/model/types.ts';
 import { CheckpointReader, checkpointFrames } from '../domain/snapshot/checkpoint.ts';
-import { createApiHandler } from '../api/handler.ts';
+import { createApiHandler, type ApiHandlerOptions } from '../api/handler.ts';
 import { API_OPS } from '../api/schema.ts';
 import { fetchFullSync, FullSyncSource } from '../admin/fullSync.ts';
 import { runVerificationRound, verifyOp } from '../admin/verification.ts';
@@ -85,9 +85,14 @@ export const metadataReplication: Replication<MetadataState> = {
 /**
  * The metadata domain a node runs: decide.ts and the fold, the binary entry codec with `EPOCH`
  * fences, client sessions, the eviction `policy` (when a putStart finds no space, and on the
- * primary's timer), the client API, and verification, full sync and checkpoints.
+ * primary's timer), the client API, and verification, full sync and checkpoints. With `group`
+ * (a member of one group of several), the API refuses keys of other groups.
  */
-export function metadataNodeDomain(policy: EvictionPolicy): MetadataNodeDomain {
+export function metadataNodeDomain(
+  policy: EvictionPolicy,
+  options: { readonly group?: ApiHandlerOptions['group'] } = {},
+): MetadataNodeDomain {
+  const handlerOptions = options.group === undefined ? {} : { group: options.group };
   return {
     decider: metadataDecider,
     log: {
@@ -116,7 +121,8 @@ export function metadataNodeDomain(policy: EvictionPolicy): MetadataNodeDomain {
       housekeeping: (state, ctx) => decideEviction(state, policy, ctx),
     },
     service: {
-      handler: (service, grant) => createApiHandler(metadataService(service, grant)),
+      handler: (service, grant) =>
+        createApiHandler(metadataService(service, grant), handlerOptions),
       ops: API_OPS,
       holds: (state, key) => getObject(state, key) !== undefined,
     },
