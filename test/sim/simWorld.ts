@@ -268,14 +268,22 @@ export class SimWorld {
     const runtime = slot.runtime;
     if (slot.crashed || slot.paused || runtime === undefined) return Promise.resolve();
     const incarnation = slot.incarnation;
-    return runtime.stop().then(async () => {
+    const stopped = runtime.stop().then(async () => {
       if (slot.crashed || slot.incarnation !== incarnation) return;
       slot.crashed = true;
       slot.clock.kill();
       slot.held = [];
       await slot.elector?.close();
     });
+    this.#stopping.set(slot, stopped);
+    void stopped.finally(() => {
+      if (this.#stopping.get(slot) === stopped) this.#stopping.delete(slot);
+    });
+    return stopped;
   }
+
+  /** Stops in progress (a handover can take `handoverTimeoutMs`), by slot. */
+  readonly #stopping = new Map<NodeSlot, Promise<void>>();
 
   /** Planned switchover on the running primary, if there is one (to `target`'s id, if given). */
   switchover(target?: number): Promise<unknown> {
@@ -317,10 +325,13 @@ export class SimWorld {
   /** Ends every fault: heal, resume, restart, lossless bus. */
   endFaults(): void {
     this.faults.endBusFaults();
-    this.slots.forEach((_slot, i) => {
+    this.slots.forEach((slot, i) => {
       this.faults.heal(i);
       this.faults.resume(i);
-      this.restart(i);
+      // A node still stopping (its handover waits for a standby) restarts once it has stopped.
+      const stopping = this.#stopping.get(slot);
+      if (stopping === undefined) this.restart(i);
+      else void stopping.then(() => this.restart(i));
     });
   }
 
