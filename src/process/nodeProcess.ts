@@ -8,6 +8,11 @@ import {
   oplogKeyIdKey,
   readOplogKeyId,
 } from '../adapters/etcd/clusterKeyRecord.ts';
+import {
+  claimGroupCount,
+  GroupCountRecordError,
+  groupsKey,
+} from '../adapters/etcd/clusterGroupsRecord.ts';
 import { openEtcd } from '../adapters/etcd/etcdClient.ts';
 import { createEtcdElector } from '../adapters/etcd/etcdElector.ts';
 import { createEtcdOpLog } from '../adapters/etcd/etcdOpLog.ts';
@@ -33,6 +38,7 @@ import {
   redact,
 } from '../config/credentials.ts';
 import { checkOplogKeyId } from '../node/oplogKeyCheck.ts';
+import { checkGroupCount } from '../node/groupCountCheck.ts';
 import { NodeHttpServer } from './httpServer.ts';
 import { logNatsConnection } from './natsConnectionLog.ts';
 import { FlightRecorder } from '../observe/flightRecorder.ts';
@@ -103,6 +109,7 @@ async function connectDependencies(
         event: 'etcd',
         attempt: () => client.get(`/understudy/${config.cluster}/leader`).string(),
       });
+      await checkClusterGroups(client, config, waiting, log);
       if (config.oplog !== 'etcd' && skipOplogKeyCheckForTest() === undefined) {
         await checkClusterKey(client, config, signingKey, waiting, log);
       }
@@ -176,6 +183,36 @@ async function checkClusterKey(
     );
   }
   checkOplogKeyId(config.cluster, keyId, record.clusterKeyId, recordedAt);
+}
+
+/**
+ * Records this node's `--groups` as the cluster's when none is yet (the first node to start),
+ * else throws {@link GroupCountMismatchError} unless it is the cluster's: a node with another
+ * count would own other shard ranges than its peers.
+ */
+async function checkClusterGroups(
+  client: Etcd3,
+  config: NodeConfig,
+  waiting: Waiting,
+  log: Logger,
+): Promise<void> {
+  const record = await waiting.retry(
+    { logger: log, clock: systemClock },
+    {
+      what: `etcd at ${etcdEndpoints(config)} (the cluster's group count)`,
+      event: 'etcd',
+      attempt: () => claimGroupCount(client, config.cluster, config.groups),
+      fatal: (err) => (err instanceof GroupCountRecordError ? err : undefined),
+    },
+  );
+  const recordedAt = groupsKey(config.cluster);
+  if (record.created) {
+    log.info(
+      { event: 'groupsRecorded', groups: config.groups, at: recordedAt },
+      `recorded ${config.groups} group(s) as cluster ${config.cluster}'s`,
+    );
+  }
+  checkGroupCount(config.cluster, config.groups, record.clusterGroups, recordedAt);
 }
 
 /**
