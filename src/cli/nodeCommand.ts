@@ -141,17 +141,19 @@ export function registerNodeCommand(program: Command): void {
         process.exit();
       }
       // Another live process runs with this id (say where), or the node's OpLog key is no longer
-      // the cluster's (the runtime said so): exit 2, a setting to fix.
-      void node.runtime.whenStopped().then(async () => {
-        const refusal = node.runtime.refusal;
-        if (refusal === undefined) return;
-        if (!(refusal instanceof OplogKeyMismatchError)) {
-          logger.error({ event: 'refused', err: refusal.message }, refusal.message);
-        }
-        await node.stop().catch(() => undefined);
-        fail(NODE_EXIT.usage, refusal.message);
-        process.exit();
-      });
+      // the cluster's (a runtime said so; any group's member): exit 2, a setting to fix.
+      for (const runtime of node.runtimes) {
+        void runtime.whenStopped().then(async () => {
+          const refusal = runtime.refusal;
+          if (refusal === undefined) return;
+          if (!(refusal instanceof OplogKeyMismatchError)) {
+            logger.error({ event: 'refused', err: refusal.message }, refusal.message);
+          }
+          await node.stop().catch(() => undefined);
+          fail(NODE_EXIT.usage, refusal.message);
+          process.exit();
+        });
+      }
       const onSignal = (signal: string): void => {
         logger.info({ event: 'signal', signal }, 'stopping');
         node.stop().then(

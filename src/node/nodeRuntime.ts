@@ -158,7 +158,7 @@ export class NodeRuntime {
     });
     this.actor = createActor(machineWithActors, {
       // Named by node, so several nodes' actors can share one inspector (`n1/masterNode`).
-      id: `${deps.nodeId}/masterNode`,
+      id: `${deps.inspectName ?? deps.nodeId}/masterNode`,
       ...(deps.inspect === undefined ? {} : { inspect: deps.inspect }),
       input: {
         nodeId: deps.nodeId,

@@ -1,0 +1,141 @@
+// Groups on the node side, end to end: node processes hosting a member of every group over real
+// etcd and nats-server. The primaries spread (each group on the process it prefers), /status and
+// /metrics speak per group, and a node started with another group count is refused.
+import { Etcd3 } from 'etcd3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { claimGroupCount } from '../../src/adapters/etcd/clusterGroupsRecord.ts';
+import { preferredNodes } from '../../src/domain/model/groupPreference.ts';
+import { NodeFleet, NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import { startEtcd, startNats } from '../harness/index.ts';
+
+const TTL = 2000;
+const GROUPS = 4;
+const IDS = ['n1', 'n2', 'n3'];
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+interface GroupRow {
+  readonly group: number;
+  readonly cluster: string;
+  readonly role: string;
+  readonly epoch: number;
+  readonly appliedSeq: number;
+}
+interface GroupsStatus {
+  readonly nodeId: string;
+  readonly groupCount: number;
+  readonly groups?: readonly GroupRow[];
+}
+
+async function groupsStatus(node: NodeHandle): Promise<GroupsStatus> {
+  const res = await fetch(`${node.url}/status`, { signal: AbortSignal.timeout(5000) });
+  return (await res.json()) as GroupsStatus;
+}
+
+/** The primary of each group by node id (undefined: none, or more than one), read now. */
+async function primaries(nodes: readonly NodeHandle[]): Promise<(string | undefined)[]> {
+  const statuses = await Promise.all(
+    nodes.filter((n) => n.running).map((n) => groupsStatus(n).catch(() => undefined)),
+  );
+  return Array.from({ length: GROUPS }, (_, g) => {
+    const leaders = statuses.filter((s) => s?.groups?.[g]?.role === 'primary');
+    return leaders.length === 1 ? leaders[0]?.nodeId : undefined;
+  });
+}
+
+async function waitFor<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (value: T) => boolean,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await read();
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+}
+
+async function startServers(): Promise<{ nats: string; etcd: string }> {
+  const etcd = await startEtcd();
+  cleanups.push(async () => {
+    await etcd[Symbol.asyncDispose]();
+  });
+  const nats = await startNats();
+  cleanups.push(async () => {
+    await nats[Symbol.asyncDispose]();
+  });
+  return { nats: nats.url, etcd: etcd.endpoint };
+}
+
+describe('groups on the node side (real etcd and nats-server, node processes)', () => {
+  it('3 processes x 4 groups: every group has one primary, on the process it prefers (each leads 1 or 2); /status lists every group, /metrics labels every series with its group', async () => {
+    const servers = await startServers();
+    const fleet = await NodeFleet.start(IDS, {
+      cluster: 'grp',
+      nats: [servers.nats],
+      etcd: [servers.etcd],
+      leaseTtlMs: TTL,
+      extraArgs: ['--groups', String(GROUPS)],
+    });
+    cleanups.push(() => fleet[Symbol.asyncDispose]());
+    const expected = preferredNodes(GROUPS, IDS);
+    await waitFor(
+      'each group led by the process it prefers',
+      () => primaries(fleet.nodes),
+      (p) => p.every((id, g) => id === expected[g]),
+      90_000,
+    );
+    const counts = IDS.map((id) => expected.filter((e) => e === id).length).sort();
+    expect(counts).toEqual([1, 1, 2]);
+
+    const status = await groupsStatus(fleet.nodes[0]!);
+    expect(status.groupCount).toBe(GROUPS);
+    expect(status.groups?.map((g) => g.cluster)).toEqual(['grp-g0', 'grp-g1', 'grp-g2', 'grp-g3']);
+    // One group's member answers as a node of one group does.
+    const one = (await (await fetch(`${fleet.nodes[0]!.url}/status?group=2`)).json()) as {
+      nodeId: string;
+      role: string;
+    };
+    expect(one.nodeId).toBe('n1');
+    expect(['primary', 'standby']).toContain(one.role);
+    expect((await fetch(`${fleet.nodes[0]!.url}/status?group=4`)).status).toBe(400);
+    expect(
+      (await fetch(`${fleet.nodes[0]!.url}/admin/switchover`, { method: 'POST' })).status,
+    ).toBe(400);
+    const metrics = await (await fetch(`${fleet.nodes[0]!.url}/metrics`)).text();
+    for (let g = 0; g < GROUPS; g++) expect(metrics).toContain(`group="${g}"`);
+    expect(metrics.match(/^# TYPE understudy_node_info /gm)).toHaveLength(1);
+  });
+
+  it("a node started with another --groups than the cluster's exits 2 with one log line naming both counts", async () => {
+    const servers = await startServers();
+    const client = new Etcd3({ hosts: [servers.etcd] });
+    try {
+      await claimGroupCount(client, 'grp', 4);
+    } finally {
+      client.close();
+    }
+    const node = await NodeHandle.start('n9', {
+      cluster: 'grp',
+      nats: [servers.nats],
+      etcd: [servers.etcd],
+      leaseTtlMs: TTL,
+      extraArgs: ['--groups', '2'],
+    });
+    cleanups.push(() => node.kill());
+    expect(await node.exited(), node.stderr).toBe(2);
+    const errors = node.logs.filter((l) => l['level'] === 50);
+    expect(errors.map((l) => l.event)).toEqual(['groupsMismatch']);
+    expect(errors[0]!.msg).toBe(
+      'this node runs with --groups 2 (UNDERSTUDY_GROUPS), but cluster grp was created with 4 groups (recorded at /understudy/grp/groups): start it with --groups 4; the count of a cluster cannot change',
+    );
+    expect(node.stderr).toContain('start it with --groups 4');
+  });
+});
