@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { claimGroupCount } from '../../src/adapters/etcd/clusterGroupsRecord.ts';
 import { preferredNodes } from '../../src/domain/model/groupPreference.ts';
 import { NodeFleet, NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import { runCli } from '../harness/cli.ts';
 import { startEtcd, startNats } from '../harness/index.ts';
 
 const TTL = 2000;
@@ -112,6 +113,51 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     const metrics = await (await fetch(`${fleet.nodes[0]!.url}/metrics`)).text();
     for (let g = 0; g < GROUPS; g++) expect(metrics).toContain(`group="${g}"`);
     expect(metrics.match(/^# TYPE understudy_node_info /gm)).toHaveLength(1);
+
+    // The operator's view: a group x node table; one group's table; a switchover of one group.
+    const access = ['--cluster', 'grp', '--etcd', servers.etcd];
+    const table = await runCli(['status', ...access]);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toBe('cluster grp: 4 groups (* holds the leader key, ? unreachable)');
+    expect(lines[1]).toMatch(/^GROUP\s+NAME\s+n1\s+n2\s+n3$/);
+    for (let g = 0; g < GROUPS; g++) {
+      const cells = lines[2 + g]!.split(/\s{2,}/);
+      expect(cells.slice(0, 2)).toEqual([String(g), `grp-g${g}`]);
+      expect(cells[2 + IDS.indexOf(expected[g]!)]).toMatch(/^primary\* e\d+@\d+$/);
+    }
+    expect(table.stdout).toContain('primaries per node: ');
+    const ofOne = await runCli(['status', ...access, '--group', '1', '--json']);
+    expect(ofOne.code, ofOne.stderr).toBe(0);
+    const rows = JSON.parse(ofOne.stdout) as { id: string; state: string }[];
+    expect(rows.find((r) => r.state === 'primary')?.id).toBe(expected[1]);
+    const noGroup = await runCli(['switchover', ...access]);
+    expect(noGroup.code).toBe(2);
+    expect(noGroup.stderr).toContain('cluster grp has 4 groups: name one with --group N (0..3)');
+    const to = IDS.find((id) => id !== expected[1])!;
+    const moved = await runCli(['switchover', ...access, '--group', '1', '--to', to, '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(JSON.parse(moved.stdout)).toMatchObject({ from: expected[1], to });
+    // The group's preferred node is a live standby again: its primary hands the group back.
+    await waitFor(
+      'group 1 back on the process it prefers',
+      () => primaries(fleet.nodes),
+      (p) => p[1] === expected[1],
+      30_000,
+    );
+    const listed = await runCli([
+      'checkpoint',
+      'list',
+      '--cluster',
+      'grp',
+      '--nats',
+      servers.nats,
+      '--group',
+      '1',
+      '--json',
+    ]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual([]);
   });
 
   it("a node started with another --groups than the cluster's exits 2 with one log line naming both counts", async () => {
