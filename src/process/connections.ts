@@ -20,7 +20,7 @@ import {
 import { labelProblem } from '../config/settings.ts';
 import type { Waiting } from '../node/waitingFor.ts';
 import type { OpLog } from '../ports/opLog.ts';
-import { checkClusterKey, etcdEndpoints } from './clusterRecords.ts';
+import { checkClusterGroups, checkClusterKey, etcdEndpoints } from './clusterRecords.ts';
 import { skipOplogKeyCheckForTest } from './testHooks.ts';
 
 /**
@@ -32,6 +32,11 @@ export async function connectDependencies(
   config: NodeConfig,
   waiting: Waiting,
   log: Logger,
+  /**
+   * The process's settings when this member checks the cluster's group count (the first
+   * member: the count is checked once etcd answers, before any stream is opened).
+   */
+  groupsOf?: NodeConfig,
 ): Promise<{ nc: NatsConnection; opLog: OpLog; checkpoints: NatsCheckpointStore }> {
   const deps = { logger: log, clock: systemClock };
   const servers = (redact({ nats: config.nats })['nats'] as string[]).join(',');
@@ -69,6 +74,7 @@ export async function connectDependencies(
         event: 'etcd',
         attempt: () => client.get(`/understudy/${config.cluster}/leader`).string(),
       });
+      if (groupsOf !== undefined) await checkClusterGroups(client, groupsOf, waiting, log);
       if (config.oplog !== 'etcd' && skipOplogKeyCheckForTest() === undefined) {
         await checkClusterKey(client, config, signingKey, waiting, log);
       }

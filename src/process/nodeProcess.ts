@@ -1,5 +1,4 @@
 import { pino, type Logger } from 'pino';
-import { openEtcd } from '../adapters/etcd/etcdClient.ts';
 import { createEtcdElector } from '../adapters/etcd/etcdElector.ts';
 import {
   createNatsAdminClientTransport,
@@ -26,7 +25,7 @@ import { packageVersion } from './packageInfo.ts';
 import { testHookRoutes } from './testHooks.ts';
 import { Waiting } from '../node/waitingFor.ts';
 import { probePeerOverHttp, SWITCHOVER_PATH, switchoverRoute } from './switchoverRoute.ts';
-import { checkClusterGroups, clusterKeyCheck, etcdEndpoints } from './clusterRecords.ts';
+import { clusterKeyCheck, etcdEndpoints } from './clusterRecords.ts';
 import { connectDependencies } from './connections.ts';
 import { groupRequests, type HostedGroup } from './groupRequests.ts';
 import { keepPreferredPrimary } from './groupRebalance.ts';
@@ -81,7 +80,12 @@ async function startMember(
   const single = groups === 1;
   const config: NodeConfig = { ...base, cluster: groupCluster(base.cluster, group, groups) };
   const log = single ? shared.log : shared.log.child({ group });
-  const { nc, opLog, checkpoints } = await connectDependencies(config, waiting, log);
+  const { nc, opLog, checkpoints } = await connectDependencies(
+    config,
+    waiting,
+    log,
+    group === 0 ? base : undefined,
+  );
   const stopNatsLog = logNatsConnection(nc, log);
   const metrics = new NodeMetrics(new EventLoopDelay());
   // Each member its own machine actor and inspector id: `n1` for one group, `n1/g2` for more.
@@ -202,34 +206,26 @@ function hosted(member: StartedMember, maxLagForPromotion: number): HostedGroup 
 }
 
 /**
- * Starts every member at once; when one cannot start, stops those that did and rejects with
+ * Starts the member of group 0 (it checks the cluster's group count before opening anything),
+ * then every other member at once; when one cannot start, stops those that did and rejects with
  * the first failure.
  */
 async function startMembers(config: NodeConfig, shared: MemberShared): Promise<StartedMember[]> {
+  const first = await startMember(config, 0, shared);
   const started = await Promise.allSettled(
-    Array.from({ length: shared.groups }, (_, g) => startMember(config, g, shared)),
+    Array.from({ length: shared.groups - 1 }, (_, g) => startMember(config, g + 1, shared)),
   );
   const failed = started.find((r) => r.status === 'rejected');
-  const members = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const members = [first, ...started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))];
   if (failed === undefined) return members;
   await Promise.all(members.map((m) => m.stop().catch(() => undefined)));
   throw failed.reason;
 }
 
-/** Waits for etcd, then records the cluster's group count or checks this node's against it. */
-async function checkGroups(config: NodeConfig, waiting: Waiting, log: Logger): Promise<void> {
-  const { client } = openEtcd(etcdConnectionOptions(config, config.etcd));
-  try {
-    await checkClusterGroups(client, config, waiting, log);
-  } finally {
-    client.close();
-  }
-}
-
 /**
  * Starts a node from its configuration: serves HTTP (`/status` says what it waits for while it
- * starts), checks the cluster's group count, then starts a member of every group (connects
- * NATS, waits for etcd and the OpLog stream, starts the machine). Each dependency is retried
+ * starts), then starts a member of every group (connects NATS, waits for etcd, checks the
+ * cluster's group count with the first, waits for the OpLog stream, starts the machine). Each dependency is retried
  * with a warning naming its address (see {@link Waiting}); a refused login is not retried. The
  * members run in this thread, behind {@link HostedGroup} (the interface a worker-thread host
  * would answer too).
@@ -250,13 +246,11 @@ export async function startNode(config: NodeConfig, logger: Logger = pino()): Pr
   const inspector =
     config.inspect === undefined ? undefined : createNodeInspector(config.inspect, log);
   const shared = { groups: config.groups, waiting, log, httpAddress, inspector };
-  const members = await checkGroups(config, waiting, log)
-    .then(() => startMembers(config, shared))
-    .catch(async (err: unknown) => {
-      inspector?.stop();
-      await http.close();
-      throw err;
-    });
+  const members = await startMembers(config, shared).catch(async (err: unknown) => {
+    inspector?.stop();
+    await http.close();
+    throw err;
+  });
   const [first] = members;
   if (first === undefined) throw new Error('a node hosts at least one group');
   if (members.length === 1) http.serveRequests(first.requests);
