@@ -233,21 +233,26 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     const windowMs = TTL + 2000;
     const calmFrom = Date.now();
     await new Promise((r) => setTimeout(r, windowMs));
-    const lastSeq = loads.map((l) => Math.max(0, ...l.acks.map((a) => a.seq)));
     const killedAt = Date.now();
     await victim.kill();
-    for (const g of dead) {
-      await loads[g]!.until(
-        () => loads[g]!.firstAckAfter(killedAt, lastSeq[g]) !== undefined,
-        30_000,
-        `group ${g}: an ack after failover`,
-      );
-    }
     const settleUntil = killedAt + windowMs;
     await new Promise((r) => setTimeout(r, Math.max(0, settleUntil - Date.now())));
     await Promise.all(loads.map((l) => l.stop()));
 
-    const rtos = dead.map((g) => loads[g]!.firstAckAfter(killedAt, lastSeq[g])!.ackedAt - killedAt);
+    const logs = await Promise.all(
+      Array.from({ length: GROUPS }, (_, g) =>
+        readLoggedEvents(servers.nats, groupCluster('grp', g, GROUPS)),
+      ),
+    );
+    // A dead group's RTO: from the kill to its first ack after the new primary's fence (the last
+    // EPOCH entry of its log), so a reply the old primary sent as it died is not counted.
+    const rtos = dead.map((g) => {
+      const fence = logs[g]!.filter((e) => e.event.op === 'EPOCH').at(-1)!;
+      expect((fence.event as { nodeId?: string }).nodeId).not.toBe(victimId);
+      const ack = loads[g]!.firstAckAfter(killedAt, fence.seq);
+      expect(ack, `group ${g}: an ack after its new fence (seq ${fence.seq})`).toBeDefined();
+      return ack!.ackedAt - killedAt;
+    });
     const gaps = others.map((g) => longestGap(loads[g]!.acks, killedAt, settleUntil));
     const calm = others.map((g) => longestGap(loads[g]!.acks, calmFrom, killedAt));
     console.log(
@@ -255,14 +260,13 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
         `the other groups' longest ack gap ${gaps.join(', ')} ms after the kill, ${calm.join(', ')} ms before it`,
     );
     for (let g = 0; g < GROUPS; g++) {
-      const log = await readLoggedEvents(servers.nats, groupCluster('grp', g, GROUPS));
-      expectLinearHistory(log);
-      expectAcksInLog(loads[g]!.acks, log);
+      expectLinearHistory(logs[g]!);
+      expectAcksInLog(loads[g]!.acks, logs[g]!);
     }
     for (const rto of rtos) expect(rto).toBeLessThan(TTL + 1000);
-    // The goal is 100 ms; on the 2-core test machine, with every member of a process in its one
-    // thread, a survivor's promotions stall its other groups for a few hundred ms (see the
-    // report line). What must hold: the other groups never wait for the failover.
+    // The goal is 100 ms. On the shared 2-core test machine, with every member of a process in
+    // its one thread, gaps of more than 100 ms come in the calm window before the kill too (the
+    // report line prints both). What must hold: the other groups never wait for the failover.
     for (const gap of gaps) expect(gap).toBeLessThan(TTL / 2);
   });
 });
