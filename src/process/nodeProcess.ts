@@ -133,12 +133,21 @@ async function startMember(
       maxLagForPromotion: config.maxLagForPromotion,
       campaignBaseDelayMs: config.campaignBaseDelay,
       campaignMaxDelayMs: config.campaignMaxDelay,
-      // Groups spread their primaries: each prefers another process (rendezvous hashing).
+      // Groups spread their primaries: each prefers another process (rendezvous hashing). A
+      // member waits a step per place behind the preferred live one: TTL / 8 (at most the
+      // longest campaign delay), so a preferred member that is slow costs the group little, and
+      // one that lost anyway gets its group back by switchover (groupRebalance.ts).
       ...(single
         ? {}
         : {
             campaignPreferenceMs: (memberIds: readonly string[]) =>
-              rankCampaignDelay(group, groups, config.id, memberIds, config.campaignMaxDelay),
+              rankCampaignDelay(
+                group,
+                groups,
+                config.id,
+                memberIds,
+                Math.min(config.campaignMaxDelay, config.leaseTtl / 8),
+              ),
           }),
       handoverTimeoutMs: config.handoverTimeout,
       eviction: { highWater: config.evictionHighWater, lowWater: config.evictionLowWater },

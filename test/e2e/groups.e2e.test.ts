@@ -255,6 +255,12 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     });
     const gaps = others.map((g) => longestGap(loads[g]!.acks, killedAt, settleUntil));
     const calm = others.map((g) => longestGap(loads[g]!.acks, calmFrom, killedAt));
+    const holds = fleet.nodes.flatMap((n) =>
+      n.logs
+        .filter((l) => l.event === 'campaignHold' && l.time >= killedAt)
+        .map((l) => `${n.id}/g${String(l['group'])} +${String(l['holdMs'])} ms`),
+    );
+    console.log(`campaign holds after the kill: ${holds.join(', ') || 'none'}`);
     console.log(
       `groups kill -9 of ${victimId} (led groups ${dead.join(',')}; TTL ${TTL} ms): RTO ${rtos.join(', ')} ms; ` +
         `the other groups' longest ack gap ${gaps.join(', ')} ms after the kill, ${calm.join(', ')} ms before it`,

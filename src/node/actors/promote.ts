@@ -56,8 +56,13 @@ async function preferenceHold(
   const prefer = ctx.config.campaignPreferenceMs;
   if (prefer === undefined || ctx.machine.context().handoverTo !== undefined) return;
   const members = await ctx.elector.members().catch(() => []);
-  const holdMs = prefer(members.map((m) => m.nodeId));
+  const ids = members.map((m) => m.nodeId);
+  const holdMs = prefer(ids);
   if (holdMs <= 0 || signal.aborted) return;
+  ctx.logger.info(
+    { event: 'campaignHold', holdMs, members: ids },
+    `another live member is preferred: campaigning in ${holdMs} ms`,
+  );
   await new Promise<void>((resolve) => {
     const timer = ctx.clock.setTimeout(done, holdMs);
     function done(): void {
