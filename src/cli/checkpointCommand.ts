@@ -1,4 +1,7 @@
 // `understudy checkpoint list|verify|create|accept-loss`: the checkpoints in a cluster's object store bucket.
+import { groupCluster } from '../api/subjects.ts';
+import { MAX_GROUPS } from '../domain/model/groups.ts';
+import { GROUP_OPTION_HELP, groupFlag } from './groupOption.ts';
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdMembers.ts';
@@ -149,6 +152,7 @@ A node writes a checkpoint (its state at a seq) every --checkpoint-interval-entr
 
 Examples:
   understudy checkpoint list --cluster main --nats nats://127.0.0.1:4222
+  understudy checkpoint list --cluster main --group 2   (group 2 of a cluster of several groups)
   understudy checkpoint verify --cluster main --nats nats://127.0.0.1:4222 --json
   understudy checkpoint create --cluster main --etcd http://127.0.0.1:2379 --node n2
 Exit codes: 0 ok; 1 the store or a node could not be reached, or the write failed; 2 usage;
@@ -165,6 +169,17 @@ function fail(err: unknown): never {
   process.exit(CHECKPOINT_EXIT.failed);
 }
 
+/**
+ * The source of group `--group N`'s checkpoints (its bucket is named after `<cluster>-gN`); the
+ * cluster's own without the flag.
+ */
+function ofGroup(config: NatsSourceConfig, flags: Record<string, unknown>): NatsSourceConfig {
+  const group = groupFlag(flags['group']);
+  return group === undefined
+    ? config
+    : { ...config, cluster: groupCluster(config.cluster, group, MAX_GROUPS) };
+}
+
 export function registerCheckpointCommand(program: Command): void {
   const checkpoint = program
     .command('checkpoint')
@@ -175,9 +190,12 @@ export function registerCheckpointCommand(program: Command): void {
 
   addNatsSourceOptions(checkpoint.command('list').description('the checkpoints, newest first'))
     .option('--json', 'a JSON array')
+    .option('--group <n>', GROUP_OPTION_HELP)
     .action(async (flags: Record<string, unknown>) => {
       try {
-        const listed = await withStore(loadNatsSourceConfig(flags), (store) => store.list());
+        const listed = await withStore(ofGroup(loadNatsSourceConfig(flags), flags), (store) =>
+          store.list(),
+        );
         process.stdout.write(
           flags['json'] === true
             ? `${JSON.stringify(listed, null, 2)}\n`

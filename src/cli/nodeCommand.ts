@@ -11,7 +11,8 @@ export const NODE_EXIT = {
   failed: 1,
   /**
    * Bad flags, environment or config file (or settings NATS JetStream refused), another live
-   * node runs with this `--id`, or its OpLog key is not the cluster's.
+   * node runs with this `--id`, its OpLog key is not the cluster's, or its `--groups` is not
+   * the cluster's group count.
    */
   usage: 2,
 } as const;
@@ -28,7 +29,8 @@ Examples:
 Exit codes: 0 stopped by SIGTERM/SIGINT (a primary hands over first); 1 could not start;
 2 bad flags, environment or config file (or NATS JetStream refused the stream settings),
 another live node runs with this --id, or its OpLog key (--oplog-key-file) is not the
-cluster's (the key ids differ).`;
+cluster's (the key ids differ), or its --groups is not the count the cluster was created
+with.`;
 
 function fail(code: number, message: string): void {
   process.stderr.write(`understudy node: ${message}\n`);
@@ -56,13 +58,19 @@ export function registerNodeCommand(program: Command): void {
         if (!(err instanceof ConfigError)) throw err;
         return fail(NODE_EXIT.usage, err.message);
       }
-      const [{ pino }, { startNode }, { CredentialsFileError }, { OplogKeyMismatchError }] =
-        await Promise.all([
-          import('pino'),
-          import('../process/nodeProcess.ts'),
-          import('../config/credentials.ts'),
-          import('../node/oplogKeyCheck.ts'),
-        ]);
+      const [
+        { pino },
+        { startNode },
+        { CredentialsFileError },
+        { OplogKeyMismatchError },
+        { GroupCountMismatchError },
+      ] = await Promise.all([
+        import('pino'),
+        import('../process/nodeProcess.ts'),
+        import('../config/credentials.ts'),
+        import('../node/oplogKeyCheck.ts'),
+        import('../node/groupCountCheck.ts'),
+      ]);
       if (flags['printConfig'] === true) {
         const { configFileOf } = await import('../config/printConfig.ts');
         const printed = configFileOf(nodeSettings, config);
@@ -104,6 +112,20 @@ export function registerNodeCommand(program: Command): void {
             err.message,
           );
           fail(NODE_EXIT.usage, err.message);
+        } else if (err instanceof GroupCountMismatchError) {
+          // Another group count than the cluster's: it would own other shard ranges than its
+          // peers. A setting to fix, so exit 2, with both counts and where the record is.
+          logger.error(
+            {
+              event: 'groupsMismatch',
+              cluster: err.cluster,
+              groups: err.nodeGroups,
+              clusterGroups: err.clusterGroups,
+              at: err.recordedAt,
+            },
+            err.message,
+          );
+          fail(NODE_EXIT.usage, err.message);
         } else if (err instanceof ConfigError) {
           // Settings only the servers could judge (NATS JetStream refused the stream's).
           logger.error({ event: 'startFailed', err: err.message }, err.message);
@@ -119,17 +141,19 @@ export function registerNodeCommand(program: Command): void {
         process.exit();
       }
       // Another live process runs with this id (say where), or the node's OpLog key is no longer
-      // the cluster's (the runtime said so): exit 2, a setting to fix.
-      void node.runtime.whenStopped().then(async () => {
-        const refusal = node.runtime.refusal;
-        if (refusal === undefined) return;
-        if (!(refusal instanceof OplogKeyMismatchError)) {
-          logger.error({ event: 'refused', err: refusal.message }, refusal.message);
-        }
-        await node.stop().catch(() => undefined);
-        fail(NODE_EXIT.usage, refusal.message);
-        process.exit();
-      });
+      // the cluster's (a runtime said so; any group's member): exit 2, a setting to fix.
+      for (const runtime of node.runtimes) {
+        void runtime.whenStopped().then(async () => {
+          const refusal = runtime.refusal;
+          if (refusal === undefined) return;
+          if (!(refusal instanceof OplogKeyMismatchError)) {
+            logger.error({ event: 'refused', err: refusal.message }, refusal.message);
+          }
+          await node.stop().catch(() => undefined);
+          fail(NODE_EXIT.usage, refusal.message);
+          process.exit();
+        });
+      }
       const onSignal = (signal: string): void => {
         logger.info({ event: 'signal', signal }, 'stopping');
         node.stop().then(

@@ -17,6 +17,14 @@ import {
   statusRowJson,
   type ClusterStatus,
 } from '../tools/clusterStatus.ts';
+import {
+  groupsJson,
+  groupsNoPrimaryReason,
+  readGroupsStatus,
+  renderGroupTable,
+  type GroupStatus,
+} from '../tools/groupStatus.ts';
+import { clusterGroupCount, GROUP_OPTION_HELP, groupFlag, groupTarget } from './groupOption.ts';
 
 /** Exit codes of `understudy status`. */
 export const STATUS_EXIT = {
@@ -33,6 +41,49 @@ export const STATUS_EXIT = {
 const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
 /**
+ * Prints the group x node table of a cluster of several groups (once, or with `watch` every
+ * `intervalMs` until Ctrl-C); resolves with the exit code when not watching.
+ */
+async function showGroups(
+  access: { readonly cluster: string; readonly etcd: readonly string[] },
+  read: () => Promise<GroupStatus[]>,
+  json: boolean,
+  watch: boolean,
+  options: { readonly intervalMs: number; stop(): void },
+): Promise<number> {
+  const print = (groups: readonly GroupStatus[]): void => {
+    process.stdout.write(
+      json
+        ? `${JSON.stringify(groupsJson(groups), null, watch ? 0 : 2)}\n`
+        : renderGroupTable(access.cluster, groups),
+    );
+  };
+  if (watch) {
+    const stop = (): void => {
+      options.stop();
+      process.exit(STATUS_EXIT.ok);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    for (;;) {
+      const groups = await read().catch((err: unknown) => err);
+      if (!json) process.stdout.write(CLEAR_SCREEN);
+      if (groups instanceof Error) process.stdout.write(`status: ${groups.message}\n`);
+      else print(groups as GroupStatus[]);
+      if (!json) process.stdout.write(`\nrefreshed ${new Date().toISOString()}; Ctrl-C to quit\n`);
+      await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
+    }
+  }
+  const groups = await read().catch((err: unknown) => {
+    throw new UnreachableError('etcd', access.etcd, err);
+  });
+  print(groups);
+  const reason = groupsNoPrimaryReason(groups);
+  if (reason !== undefined) process.stderr.write(`understudy status: ${reason}\n`);
+  return reason === undefined ? STATUS_EXIT.ok : STATUS_EXIT.noPrimary;
+}
+
+/**
  * `understudy status`: prints one row per node (see {@link StatusRow}); `--json` prints a JSON
  * array; `--watch` redraws every `--interval` until Ctrl-C (with `--json`: one array per line).
  * Exit codes: {@link STATUS_EXIT}.
@@ -45,6 +96,7 @@ export function registerStatusCommand(program: Command): void {
     );
   addClusterOptions(command)
     .option('--json', 'print a JSON array of rows')
+    .option('--group <n>', `${GROUP_OPTION_HELP}: its node table (default: the group x node table)`)
     .option('--watch', 'refresh in place until Ctrl-C')
     .option('--interval <duration>', 'refresh interval with --watch', '1s')
     .option('--http-timeout <duration>', "bound on each node's /status request", '1s')
@@ -62,8 +114,12 @@ export function registerStatusCommand(program: Command): void {
         'STATE missing: a node named by --expect (or seen earlier by --watch) that has no member',
         'record now (it stopped, or was killed and its lease expired).',
         '',
+        'A cluster of several groups (--groups) is shown as a group x node table: each cell is the',
+        "node's member of that group, STATE[*] eEPOCH@APPLIED (* holds the leader key); --group N",
+        'shows the table above for group N.',
+        '',
         'Exit codes: 0 ok; 1 etcd unreachable or failed; 2 usage; 3 no node answers as primary',
-        '(none is, or the one holding the leader key does not answer).',
+        '(none is, or the one holding the leader key does not answer; of some group, with groups).',
         '',
         'Examples:',
         '  understudy status --cluster main --etcd http://10.0.0.1:2379',
@@ -77,8 +133,24 @@ export function registerStatusCommand(program: Command): void {
         const access = loadClusterAccess(flags);
         const intervalMs = durationFlag(flags['interval'], '--interval', 1000);
         const httpTimeoutMs = durationFlag(flags['httpTimeout'], '--http-timeout', 1000);
+        const group = groupFlag(flags['group']);
         client = await openClusterEtcd(access);
         const json = flags['json'] === true;
+        const groups = await clusterGroupCount(client, access.cluster).catch((err: unknown) => {
+          throw new UnreachableError('etcd', access.etcd, err);
+        });
+        if (groups > 1 && group === undefined) {
+          const etcdClient = client;
+          const read = (): Promise<GroupStatus[]> =>
+            readGroupsStatus(etcdClient, access.cluster, groups, httpTimeoutMs);
+          process.exitCode = await showGroups(access, read, json, flags['watch'] === true, {
+            intervalMs,
+            stop: () => etcdClient.close(),
+          });
+          return;
+        }
+        const target = groupTarget(access.cluster, group, groups);
+        const groupQuery = groups > 1 ? group : undefined;
         const { withMissing, missingReason } = await import('./statusMissing.ts');
         /** --expect, and with --watch every node seen so far. */
         const expected = new Set(
@@ -109,7 +181,7 @@ export function registerStatusCommand(program: Command): void {
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
           for (;;) {
-            const status = await readClusterStatus(client, access.cluster, httpTimeoutMs).catch(
+            const status = await readClusterStatus(client, target, httpTimeoutMs, groupQuery).catch(
               (err: unknown) => err,
             );
             if (!json) process.stdout.write(CLEAR_SCREEN);
@@ -126,7 +198,7 @@ export function registerStatusCommand(program: Command): void {
             await new Promise((resolve) => setTimeout(resolve, intervalMs));
           }
         }
-        const status = await readClusterStatus(client, access.cluster, httpTimeoutMs).catch(
+        const status = await readClusterStatus(client, target, httpTimeoutMs, groupQuery).catch(
           (err: unknown) => {
             throw new UnreachableError('etcd', access.etcd, err);
           },

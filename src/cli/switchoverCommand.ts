@@ -12,6 +12,7 @@ import {
   loadClusterAccess,
 } from './clusterOptions.ts';
 import { UnderstudyError } from '../domain/model/understudyError.ts';
+import { clusterGroupCount, GROUP_OPTION_HELP, groupFlag, groupTarget } from './groupOption.ts';
 
 /** Exit codes of `understudy switchover`. */
 export const SWITCHOVER_EXIT = {
@@ -61,10 +62,18 @@ async function readLeader(client: Etcd3, cluster: string): Promise<LeaderView | 
   return (await readMasterView(client, cluster)).leader;
 }
 
-/** True when the node at `address` says it is a primary whose API listener is up. */
-async function servingPrimary(address: string, timeoutMs: number): Promise<boolean> {
+/**
+ * True when the node at `address` says it is a primary whose API listener is up (its member of
+ * `group`, when its process hosts several).
+ */
+async function servingPrimary(
+  address: string,
+  timeoutMs: number,
+  group: number | undefined,
+): Promise<boolean> {
   try {
-    const res = await fetch(`${address}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const path = group === undefined ? '/readyz' : `/readyz?group=${group}`;
+    const res = await fetch(`${address}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.json()) as { ready?: unknown; role?: unknown };
     return res.status === 200 && body.role === 'primary';
   } catch {
@@ -85,6 +94,11 @@ export async function switchover(
     readonly timeoutMs: number;
     /** The etcd endpoints, for the message when etcd does not answer. */
     readonly etcd?: readonly string[];
+    /**
+     * The group, in a cluster of several (`cluster` is then the group's name, `<cluster>-gN`):
+     * the nodes' HTTP endpoints are asked with `?group=N`.
+     */
+    readonly group?: number;
   },
 ): Promise<SwitchoverReport> {
   const leader = await readLeader(client, cluster).catch((err: unknown) => {
@@ -107,7 +121,10 @@ export async function switchover(
   }
   const started = performance.now();
   const deadline = started + options.timeoutMs;
-  const query = options.to === undefined ? '' : `?to=${encodeURIComponent(options.to)}`;
+  const params = new URLSearchParams();
+  if (options.to !== undefined) params.set('to', options.to);
+  if (options.group !== undefined) params.set('group', String(options.group));
+  const query = params.size === 0 ? '' : `?${params.toString()}`;
   let answer: Response;
   try {
     answer = await fetch(`${leader.address}/admin/switchover${query}`, {
@@ -135,7 +152,11 @@ export async function switchover(
   }
   for (;;) {
     const next = await readLeader(client, cluster).catch(() => null);
-    if (next !== null && next.epoch > leader.epoch && (await servingPrimary(next.address, 1000))) {
+    if (
+      next !== null &&
+      next.epoch > leader.epoch &&
+      (await servingPrimary(next.address, 1000, options.group))
+    ) {
       const tookMs = Math.round(performance.now() - started);
       if (options.to !== undefined && next.nodeId !== options.to) {
         throw new SwitchoverCommandError(
@@ -172,6 +193,7 @@ export function registerSwitchoverCommand(program: Command): void {
     );
   addClusterOptions(command)
     .option('--to <node>', 'the node to hand over to (it must be a standby that has caught up)')
+    .option('--group <n>', GROUP_OPTION_HELP)
     .option('--timeout <duration>', 'how long to wait for a new primary to serve', '30s')
     .option('--json', 'print the result as JSON')
     .addHelpText(
@@ -185,6 +207,7 @@ export function registerSwitchoverCommand(program: Command): void {
         'Examples:',
         '  understudy switchover --cluster main --etcd http://127.0.0.1:2379',
         '  understudy switchover --cluster main --to n2 --timeout 10s --json',
+        '  understudy switchover --cluster main --group 2 --to n3   (a cluster of several groups)',
         '  UNDERSTUDY_CLUSTER=main UNDERSTUDY_ETCD=http://10.0.0.1:2379 understudy switchover',
       ].join('\n'),
     )
@@ -197,9 +220,15 @@ export function registerSwitchoverCommand(program: Command): void {
         if (to !== undefined && (typeof to !== 'string' || to === '')) {
           throw new ConfigError(['--to needs a node id']);
         }
+        const group = groupFlag(flags['group']);
         client = await openClusterEtcd(access);
-        const report = await switchover(client, access.cluster, {
+        const groups = await clusterGroupCount(client, access.cluster).catch((err: unknown) => {
+          throw new UnreachableError('etcd', access.etcd, err);
+        });
+        const target = groupTarget(access.cluster, group, groups);
+        const report = await switchover(client, target, {
           ...(typeof to === 'string' ? { to } : {}),
+          ...(groups > 1 && group !== undefined ? { group } : {}),
           timeoutMs,
           etcd: access.etcd,
         });

@@ -13,6 +13,7 @@ import {
   labelProblem,
   loadSettings,
   optional,
+  settingLabel,
   required,
   withDefault,
   type SettingsOf,
@@ -33,6 +34,7 @@ import {
 import { readConfigFile } from './configFile.ts';
 
 import { OPLOG_DUPLICATE_WINDOW_MS } from '../ports/appendWindow.ts';
+import { MAX_GROUPS } from '../domain/model/groups.ts';
 
 export { ConfigError, envName } from './settings.ts';
 
@@ -56,6 +58,11 @@ export const nodeSettings = {
     'node id, unique in the cluster',
   ),
   cluster: required(clusterName, 'cluster name: the NATS subjects, stream and etcd keys'),
+  groups: withDefault(
+    integer({ min: 1 }),
+    1,
+    'groups the keyspace is split into, each its own primary (1-1024); fixed when the cluster is first created, a node started with another count refuses to start',
+  ),
   nats: withDefault(
     list('<urls>', url(['nats:', 'tls:'])),
     ['nats://127.0.0.1:4222'],
@@ -204,6 +211,12 @@ export type NatsSource = SettingsOf<typeof natsSourceSettings>;
 
 function crossChecks(config: Partial<NodeConfig>): string[] {
   const problems = validateSecurityConfig(config);
+  if (config.groups !== undefined && config.groups > MAX_GROUPS) {
+    problems.push(
+      `${settingLabel('groups', nodeSettings.groups)}: ${config.groups} is above the maximum, ` +
+        `${MAX_GROUPS} (every group owns at least one of the ${MAX_GROUPS} shards)`,
+    );
+  }
   const { evictionHighWater: high, evictionLowWater: low } = config;
   if (high !== undefined && low !== undefined && !(low < high)) {
     problems.push(`evictionLowWater (${low}) must be below evictionHighWater (${high})`);

@@ -162,7 +162,7 @@ export class NodeRuntime<S extends LogState = MetadataState> {
     });
     this.actor = createActor(machineWithActors, {
       // Named by node, so several nodes' actors can share one inspector (`n1/masterNode`).
-      id: `${deps.nodeId}/masterNode`,
+      id: `${deps.inspectName ?? deps.nodeId}/masterNode`,
       ...(deps.inspect === undefined ? {} : { inspect: deps.inspect }),
       input: {
         nodeId: deps.nodeId,

@@ -22,6 +22,13 @@ export interface NodeRuntimeConfig {
   readonly campaignBaseDelayMs: number;
   readonly campaignDelayPerEntryMs: number;
   readonly campaignMaxDelayMs: number;
+  /**
+   * More to wait (ms) before campaigning, given the ids of the live members (this node's own
+   * may be missing): a node hosting one group of several lets the group's preferred node
+   * campaign first (src/domain/model/groupPreference.ts). Not applied when a switchover named
+   * the node to take over. Default: none.
+   */
+  readonly campaignPreferenceMs?: (memberIds: readonly string[]) => number;
   readonly retryDelayMs: number;
   /** How often a follower reports progress to the machine and reads the log's end (ms). */
   readonly progressIntervalMs: number;
@@ -152,6 +159,11 @@ export interface NodeRuntimeDeps {
    * it such messages are only passed over (and count as lag).
    */
   readonly clusterKey?: ClusterKeyCheck;
+  /**
+   * How the machine's actor is named for inspectors (`<name>/masterNode`; default the node
+   * id): a process hosting a member of every group names each (`n1/g2`).
+   */
+  readonly inspectName?: string;
   /** An XState inspection observer (`--inspect`): sees every actor, event and snapshot. */
   readonly inspect?: Observer<InspectionEvent>;
   /**

@@ -43,7 +43,8 @@ export function switchoverRoute(runtime: NodeRuntime): HttpRoute {
 }
 
 /**
- * Reads a peer's role and applied seq from its `/status` (at its member record's address).
+ * Reads a peer's role and applied seq from its `/status` (at its member record's address; of
+ * its member of `group` when its process hosts several groups: `/status?group=N`).
  * Rejects when the peer does not answer 200 with JSON, or stays silent for `timeoutMs`. Uses
  * `node:http`, which the node has loaded already: the first `fetch` of a process loads undici
  * (measured ~33 ms on an idle machine), and a handover is often a process's first probe.
@@ -51,9 +52,11 @@ export function switchoverRoute(runtime: NodeRuntime): HttpRoute {
 export function probePeerOverHttp(
   member: MemberRecord,
   timeoutMs = 500,
+  group?: number,
 ): Promise<{ role: string; appliedSeq: number }> {
+  const path = group === undefined ? '/status' : `/status?group=${group}`;
   return new Promise((resolve, reject) => {
-    const req = httpGet(`${member.address}/status`, { timeout: timeoutMs }, (res) => {
+    const req = httpGet(`${member.address}${path}`, { timeout: timeoutMs }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         reject(new Error(`${member.nodeId}: /status answered ${res.statusCode}`));

@@ -81,9 +81,15 @@ export function parseApplyRate(metricsText: string): number | undefined {
   return Number.isFinite(value) ? value : undefined;
 }
 
-async function fetchApplyRate(address: string, timeoutMs: number): Promise<number | undefined> {
+async function fetchApplyRate(
+  address: string,
+  timeoutMs: number,
+  query = '',
+): Promise<number | undefined> {
   try {
-    const res = await fetch(`${address}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(`${address}/metrics${query}`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     return res.ok ? parseApplyRate(await res.text()) : undefined;
   } catch {
     return undefined;
@@ -106,13 +112,16 @@ function verificationOf(value: unknown): VerificationSummary | null {
  * Reads the cluster's status now: the leader key and member registry from etcd, then every
  * member's `/status` (and the primary's `/metrics` for its apply rate) over HTTP, each bounded
  * by `httpTimeoutMs`. A member that does not answer gets a row from its record. Rejects when
- * etcd cannot be read.
+ * etcd cannot be read. With `group`, `cluster` is that group's name (`<cluster>-gN`) and each
+ * node's member of it is asked (`/status?group=N`).
  */
 export async function readClusterStatus(
   client: Etcd3,
   cluster: string,
   httpTimeoutMs = 1000,
+  group?: number,
 ): Promise<ClusterStatus> {
+  const query = group === undefined ? '' : `?group=${group}`;
   const { readMasterView } = await import('../adapters/etcd/etcdMembers.ts');
   const view = await readMasterView(client, cluster);
   const members: MemberRecord[] = [...view.members];
@@ -131,7 +140,7 @@ export async function readClusterStatus(
     members.map((m) =>
       m.address === ''
         ? Promise.resolve(undefined)
-        : fetchJson(`${m.address}/status`, httpTimeoutMs).then(
+        : fetchJson(`${m.address}/status${query}`, httpTimeoutMs).then(
             (body) => body as NodeStatusBody,
             () => undefined,
           ),
@@ -155,7 +164,7 @@ export async function readClusterStatus(
   const applyRate =
     primary === undefined || !primary.reachable
       ? undefined
-      : await fetchApplyRate(primary.record.address, httpTimeoutMs);
+      : await fetchApplyRate(primary.record.address, httpTimeoutMs, query);
   const head = primary?.appliedSeq;
   const rows: StatusRow[] = partial.map((p) => {
     const lagEntries = head === undefined ? null : Math.max(0, head - p.appliedSeq);

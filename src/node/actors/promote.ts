@@ -19,10 +19,14 @@ export async function campaign({
   ctx,
 }: {
   signal: AbortSignal;
-  ctx: ActorContext<'elector' | 'logger' | 'nodeId' | 'address'>;
+  ctx: ActorContext<
+    'elector' | 'logger' | 'nodeId' | 'address' | 'clock' | 'machine',
+    'campaignPreferenceMs'
+  >;
 }): Promise<CampaignResult> {
   const { elector, logger } = ctx;
   await elector.start();
+  await preferenceHold(signal, ctx);
   const undo = async (why: string): Promise<void> => {
     logger.warn({ event: 'campaignUndone', why }, 'giving up the lease of this campaign');
     await elector.resign().catch(() => undefined);
@@ -36,6 +40,36 @@ export async function campaign({
   }
   if (signal.aborted && result.won) await undo('the campaign was cancelled');
   return result;
+}
+
+/**
+ * Waits what `config.campaignPreferenceMs` adds for this node given the live members (a group
+ * of several lets its preferred node campaign first), unless a switchover named this node or
+ * the wait is cancelled. A member list that cannot be read adds nothing: the campaign goes on.
+ */
+async function preferenceHold(
+  signal: AbortSignal,
+  ctx: ActorContext<'elector' | 'logger' | 'clock' | 'machine', 'campaignPreferenceMs'>,
+): Promise<void> {
+  const prefer = ctx.config.campaignPreferenceMs;
+  if (prefer === undefined || ctx.machine.context().handoverTo !== undefined) return;
+  const members = await ctx.elector.members().catch(() => []);
+  const ids = members.map((m) => m.nodeId);
+  const holdMs = prefer(ids);
+  if (holdMs <= 0 || signal.aborted) return;
+  ctx.logger.info(
+    { event: 'campaignHold', holdMs, members: ids },
+    `another live member is preferred: campaigning in ${holdMs} ms`,
+  );
+  await new Promise<void>((resolve) => {
+    const timer = ctx.clock.setTimeout(done, holdMs);
+    function done(): void {
+      timer.clear();
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** How long a promotion waits before asking a log that did not answer for its bounds again. */

@@ -1,0 +1,288 @@
+// Groups on the node side, end to end: node processes hosting a member of every group over real
+// etcd and nats-server. The primaries spread (each group on the process it prefers), /status and
+// /metrics speak per group, and a node started with another group count is refused.
+import { Etcd3 } from 'etcd3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { claimGroupCount } from '../../src/adapters/etcd/clusterGroupsRecord.ts';
+import { preferredNodes } from '../../src/domain/model/groupPreference.ts';
+import { NodeFleet, NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
+import { groupCluster } from '../../src/api/subjects.ts';
+import { createClient } from '../../src/client/nats.ts';
+import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
+import { Workload, type AckRecord } from '../../src/tools/localCluster/workload.ts';
+import { runCli } from '../harness/cli.ts';
+import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
+import { startEtcd, startNats } from '../harness/index.ts';
+
+const TTL = 2000;
+const GROUPS = 4;
+const IDS = ['n1', 'n2', 'n3'];
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+interface GroupRow {
+  readonly group: number;
+  readonly cluster: string;
+  readonly role: string;
+  readonly epoch: number;
+  readonly appliedSeq: number;
+}
+interface GroupsStatus {
+  readonly nodeId: string;
+  readonly groupCount: number;
+  readonly groups?: readonly GroupRow[];
+}
+
+async function groupsStatus(node: NodeHandle): Promise<GroupsStatus> {
+  const res = await fetch(`${node.url}/status`, { signal: AbortSignal.timeout(5000) });
+  return (await res.json()) as GroupsStatus;
+}
+
+/** The primary of each group by node id (undefined: none, or more than one), read now. */
+async function primaries(nodes: readonly NodeHandle[]): Promise<(string | undefined)[]> {
+  const statuses = await Promise.all(
+    nodes.filter((n) => n.running).map((n) => groupsStatus(n).catch(() => undefined)),
+  );
+  return Array.from({ length: GROUPS }, (_, g) => {
+    const leaders = statuses.filter((s) => s?.groups?.[g]?.role === 'primary');
+    return leaders.length === 1 ? leaders[0]?.nodeId : undefined;
+  });
+}
+
+async function waitFor<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (value: T) => boolean,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await read();
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+}
+
+async function startServers(): Promise<{ nats: string; etcd: string }> {
+  const etcd = await startEtcd();
+  cleanups.push(async () => {
+    await etcd[Symbol.asyncDispose]();
+  });
+  const nats = await startNats();
+  cleanups.push(async () => {
+    await nats[Symbol.asyncDispose]();
+  });
+  return { nats: nats.url, etcd: etcd.endpoint };
+}
+
+describe('groups on the node side (real etcd and nats-server, node processes)', () => {
+  it('3 processes x 4 groups: every group has one primary, on the process it prefers (each leads 1 or 2); /status lists every group, /metrics labels every series with its group', async () => {
+    const servers = await startServers();
+    const fleet = await NodeFleet.start(IDS, {
+      cluster: 'grp',
+      nats: [servers.nats],
+      etcd: [servers.etcd],
+      leaseTtlMs: TTL,
+      extraArgs: ['--groups', String(GROUPS)],
+    });
+    cleanups.push(() => fleet[Symbol.asyncDispose]());
+    const expected = preferredNodes(GROUPS, IDS);
+    await waitFor(
+      'each group led by the process it prefers',
+      () => primaries(fleet.nodes),
+      (p) => p.every((id, g) => id === expected[g]),
+      90_000,
+    );
+    const counts = IDS.map((id) => expected.filter((e) => e === id).length).sort();
+    expect(counts).toEqual([1, 1, 2]);
+
+    const status = await groupsStatus(fleet.nodes[0]!);
+    expect(status.groupCount).toBe(GROUPS);
+    expect(status.groups?.map((g) => g.cluster)).toEqual(['grp-g0', 'grp-g1', 'grp-g2', 'grp-g3']);
+    // One group's member answers as a node of one group does.
+    const one = (await (await fetch(`${fleet.nodes[0]!.url}/status?group=2`)).json()) as {
+      nodeId: string;
+      role: string;
+    };
+    expect(one.nodeId).toBe('n1');
+    expect(['primary', 'standby']).toContain(one.role);
+    expect((await fetch(`${fleet.nodes[0]!.url}/status?group=4`)).status).toBe(400);
+    expect(
+      (await fetch(`${fleet.nodes[0]!.url}/admin/switchover`, { method: 'POST' })).status,
+    ).toBe(400);
+    const metrics = await (await fetch(`${fleet.nodes[0]!.url}/metrics`)).text();
+    for (let g = 0; g < GROUPS; g++) expect(metrics).toContain(`group="${g}"`);
+    expect(metrics.match(/^# TYPE understudy_node_info /gm)).toHaveLength(1);
+
+    // The operator's view: a group x node table; one group's table; a switchover of one group.
+    const access = ['--cluster', 'grp', '--etcd', servers.etcd];
+    const table = await runCli(['status', ...access]);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toBe('cluster grp: 4 groups (* holds the leader key, ? unreachable)');
+    expect(lines[1]).toMatch(/^GROUP\s+NAME\s+n1\s+n2\s+n3$/);
+    for (let g = 0; g < GROUPS; g++) {
+      const cells = lines[2 + g]!.split(/\s{2,}/);
+      expect(cells.slice(0, 2)).toEqual([String(g), `grp-g${g}`]);
+      expect(cells[2 + IDS.indexOf(expected[g]!)]).toMatch(/^primary\* e\d+@\d+$/);
+    }
+    expect(table.stdout).toContain('primaries per node: ');
+    const ofOne = await runCli(['status', ...access, '--group', '1', '--json']);
+    expect(ofOne.code, ofOne.stderr).toBe(0);
+    const rows = JSON.parse(ofOne.stdout) as { id: string; state: string }[];
+    expect(rows.find((r) => r.state === 'primary')?.id).toBe(expected[1]);
+    const noGroup = await runCli(['switchover', ...access]);
+    expect(noGroup.code).toBe(2);
+    expect(noGroup.stderr).toContain('cluster grp has 4 groups: name one with --group N (0..3)');
+    const to = IDS.find((id) => id !== expected[1])!;
+    const moved = await runCli(['switchover', ...access, '--group', '1', '--to', to, '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(JSON.parse(moved.stdout)).toMatchObject({ from: expected[1], to });
+    // The group's preferred node is a live standby again: its primary hands the group back.
+    await waitFor(
+      'group 1 back on the process it prefers',
+      () => primaries(fleet.nodes),
+      (p) => p[1] === expected[1],
+      30_000,
+    );
+    const listed = await runCli([
+      'checkpoint',
+      'list',
+      '--cluster',
+      'grp',
+      '--nats',
+      servers.nats,
+      '--group',
+      '1',
+      '--json',
+    ]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual([]);
+  });
+
+  it("a node started with another --groups than the cluster's exits 2 with one log line naming both counts", async () => {
+    const servers = await startServers();
+    const client = new Etcd3({ hosts: [servers.etcd] });
+    try {
+      await claimGroupCount(client, 'grp', 4);
+    } finally {
+      client.close();
+    }
+    const node = await NodeHandle.start('n9', {
+      cluster: 'grp',
+      nats: [servers.nats],
+      etcd: [servers.etcd],
+      leaseTtlMs: TTL,
+      extraArgs: ['--groups', '2'],
+    });
+    cleanups.push(() => node.kill());
+    expect(await node.exited(), node.stderr).toBe(2);
+    const errors = node.logs.filter((l) => l['level'] === 50);
+    expect(errors.map((l) => l.event)).toEqual(['groupsMismatch']);
+    expect(errors[0]!.msg).toBe(
+      'this node runs with --groups 2 (UNDERSTUDY_GROUPS), but cluster grp was created with 4 groups (recorded at /understudy/grp/groups): start it with --groups 4; the count of a cluster cannot change',
+    );
+    expect(node.stderr).toContain('start it with --groups 4');
+  });
+
+  it('kill -9 of one of 3 processes x 4 groups under load: every acknowledged write kept, the groups it led serve again within TTL + 1 s, the other groups keep answering (no gap of TTL / 2)', async () => {
+    const servers = await startServers();
+    const fleet = await NodeFleet.start(IDS, {
+      cluster: 'grp',
+      nats: [servers.nats],
+      etcd: [servers.etcd],
+      leaseTtlMs: TTL,
+      extraArgs: ['--groups', String(GROUPS)],
+    });
+    cleanups.push(() => fleet[Symbol.asyncDispose]());
+    const expected = preferredNodes(GROUPS, IDS);
+    await waitFor(
+      'each group led by the process it prefers',
+      () => primaries(fleet.nodes),
+      (p) => p.every((id, g) => id === expected[g]),
+      90_000,
+    );
+    // Today's client, one per group, pointed at the group's name.
+    const loads: Workload[] = [];
+    for (let g = 0; g < GROUPS; g++) {
+      const client = await createClient({
+        servers: servers.nats,
+        cluster: groupCluster('grp', g, GROUPS),
+        requestTimeoutMs: 500,
+        deadlineMs: 30_000,
+        backoff: { initialMs: 10, maxMs: 100 },
+      });
+      cleanups.push(() => client.close());
+      for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
+      loads.push(new Workload(client, { concurrency: 2, keyPrefix: `g${g}` }).start());
+    }
+    await Promise.all(loads.map((l) => l.until(() => l.acks.length >= 100, 30_000, '100 acks')));
+
+    // The process leading two groups, if one does; else the first one leading any.
+    const victimId =
+      IDS.find((id) => expected.filter((e) => e === id).length === 2) ?? expected[0]!;
+    const victim = fleet.node(victimId);
+    const dead = expected.flatMap((id, g) => (id === victimId ? [g] : []));
+    const others = expected.flatMap((id, g) => (id === victimId ? [] : [g]));
+    // As long a window of calm before the kill: the machine's own noise, to compare with.
+    const windowMs = TTL + 2000;
+    const calmFrom = Date.now();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const killedAt = Date.now();
+    await victim.kill();
+    const settleUntil = killedAt + windowMs;
+    await new Promise((r) => setTimeout(r, Math.max(0, settleUntil - Date.now())));
+    await Promise.all(loads.map((l) => l.stop()));
+
+    const logs = await Promise.all(
+      Array.from({ length: GROUPS }, (_, g) =>
+        readLoggedEvents(servers.nats, groupCluster('grp', g, GROUPS)),
+      ),
+    );
+    // A dead group's RTO: from the kill to its first ack after the new primary's fence (the last
+    // EPOCH entry of its log), so a reply the old primary sent as it died is not counted.
+    const rtos = dead.map((g) => {
+      const fence = logs[g]!.filter((e) => e.event.op === 'EPOCH').at(-1)!;
+      expect((fence.event as { nodeId?: string }).nodeId).not.toBe(victimId);
+      const ack = loads[g]!.firstAckAfter(killedAt, fence.seq);
+      expect(ack, `group ${g}: an ack after its new fence (seq ${fence.seq})`).toBeDefined();
+      return ack!.ackedAt - killedAt;
+    });
+    const gaps = others.map((g) => longestGap(loads[g]!.acks, killedAt, settleUntil));
+    const calm = others.map((g) => longestGap(loads[g]!.acks, calmFrom, killedAt));
+    const holds = fleet.nodes.flatMap((n) =>
+      n.logs
+        .filter((l) => l.event === 'campaignHold' && l.time >= killedAt)
+        .map((l) => `${n.id}/g${String(l['group'])} +${String(l['holdMs'])} ms`),
+    );
+    console.log(`campaign holds after the kill: ${holds.join(', ') || 'none'}`);
+    console.log(
+      `groups kill -9 of ${victimId} (led groups ${dead.join(',')}; TTL ${TTL} ms): RTO ${rtos.join(', ')} ms; ` +
+        `the other groups' longest ack gap ${gaps.join(', ')} ms after the kill, ${calm.join(', ')} ms before it`,
+    );
+    for (let g = 0; g < GROUPS; g++) {
+      expectLinearHistory(logs[g]!);
+      expectAcksInLog(loads[g]!.acks, logs[g]!);
+    }
+    for (const rto of rtos) expect(rto).toBeLessThan(TTL + 1000);
+    // The goal is 100 ms. On the shared 2-core test machine, with every member of a process in
+    // its one thread, gaps of more than 100 ms come in the calm window before the kill too (the
+    // report line prints both). What must hold: the other groups never wait for the failover.
+    for (const gap of gaps) expect(gap).toBeLessThan(TTL / 2);
+  });
+});
+
+/** The longest time (ms) without an ack in [from, to], counting from the last ack before `from`. */
+function longestGap(acks: readonly AckRecord[], from: number, to: number): number {
+  const times = acks.map((a) => a.ackedAt).sort((a, b) => a - b);
+  const before = times.filter((t) => t < from).at(-1) ?? from;
+  const within = [before, ...times.filter((t) => t >= from && t <= to), to];
+  let longest = 0;
+  for (let i = 1; i < within.length; i++) longest = Math.max(longest, within[i]! - within[i - 1]!);
+  return longest;
+}
