@@ -19,6 +19,7 @@ import { NodeInspection } from '../observe/nodeInspection.ts';
 import { createNodeInspector, type NodeInspector } from './wsInspector.ts';
 import { NodeMetrics } from '../observe/metrics.ts';
 import { EventLoopDelay } from '../observe/eventLoopDelay.ts';
+import { metadataNodeDomain } from '../node/metadataDomain.ts';
 import { NodeRuntime } from '../node/nodeRuntime.ts';
 import { CHECKPOINT_PATH, checkpointRoute } from './checkpointRoute.ts';
 import { packageVersion } from './packageInfo.ts';
@@ -108,8 +109,12 @@ async function startMember(
     clock: systemClock,
   });
   const keyRecord = clusterKeyCheck(config);
+  const eviction = { highWater: config.evictionHighWater, lowWater: config.evictionLowWater };
   const runtime = new NodeRuntime({
     nodeId: config.id,
+    // A member of one group of several refuses keys of the other groups (a client whose
+    // `groups` is not the cluster's would otherwise put them in a group that does not own them).
+    ...(single ? {} : { domain: metadataNodeDomain(eviction, { group: { group, groups } }) }),
     ...(single ? {} : { inspectName }),
     ...(keyRecord === undefined ? {} : { clusterKey: keyRecord.check }),
     coordinatorName: `etcd at ${etcdEndpoints(config)}`,
@@ -150,7 +155,7 @@ async function startMember(
               ),
           }),
       handoverTimeoutMs: config.handoverTimeout,
-      eviction: { highWater: config.evictionHighWater, lowWater: config.evictionLowWater },
+      eviction,
       verifyIntervalMs: config.verifyInterval,
       verifyFraction: config.verifyFraction,
       maxSyncGap: config.maxSyncGap,

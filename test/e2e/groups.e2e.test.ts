@@ -8,6 +8,7 @@ import { preferredNodes } from '../../src/domain/model/groupPreference.ts';
 import { NodeFleet, NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
 import { groupCluster } from '../../src/api/subjects.ts';
 import { createClient } from '../../src/client/nats.ts';
+import { groupOfKey } from '../../src/domain/model/groups.ts';
 import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../../src/tools/localCluster/workload.ts';
 import { runCli } from '../harness/cli.ts';
@@ -118,6 +119,27 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     const metrics = await (await fetch(`${fleet.nodes[0]!.url}/metrics`)).text();
     for (let g = 0; g < GROUPS; g++) expect(metrics).toContain(`group="${g}"`);
     expect(metrics.match(/^# TYPE understudy_node_info /gm)).toHaveLength(1);
+
+    // A client with the cluster's groups reaches every group; a group's primary refuses a key
+    // of another group (a client whose `groups` is not the cluster's), changing nothing.
+    const grouped = await createClient({ servers: servers.nats, cluster: 'grp', groups: GROUPS });
+    cleanups.push(() => grouped.close());
+    await grouped.mountSegment('seg', 'storage-0', 1 << 30);
+    const keys = Array.from({ length: GROUPS }, (_, g) => {
+      for (let i = 0; ; i++) if (groupOfKey(`key-${i}`, GROUPS) === g) return `key-${i}`;
+    });
+    for (const key of keys) await grouped.putStart(key, 4096, 1);
+    for (const key of keys) expect((await grouped.get(key)).key).toBe(key);
+    const wrong = await createClient({
+      servers: servers.nats,
+      cluster: groupCluster('grp', 0, GROUPS),
+    });
+    cleanups.push(() => wrong.close());
+    await expect(wrong.putStart(keys[1]!, 4096, 1)).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    await expect(wrong.exists(keys[1]!)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await wrong.exists(keys[0]!)).toBe(true);
 
     // The operator's view: a group x node table; one group's table; a switchover of one group.
     const access = ['--cluster', 'grp', '--etcd', servers.etcd];
