@@ -13,12 +13,15 @@ import { Workload } from '../tools/localCluster/workload.ts';
 import { MIN_LEASE_TTL_MS } from '../config/config.ts';
 import { ConfigError, SettingValueError } from '../config/settings.ts';
 import { duration, integer } from '../config/settingTypes.ts';
+import { MAX_GROUPS } from '../domain/model/groups.ts';
+import { runGroupsDemo } from './groupsDemo.ts';
 
 interface DemoOptions {
   readonly leaseTtl: string;
   readonly before: string;
   readonly after: string;
   readonly concurrency: string;
+  readonly groups: string;
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -31,6 +34,11 @@ export function registerDemoCommand(program: Command): void {
     .option('--before <duration>', 'how long the load runs before the kill', '5s')
     .option('--after <duration>', 'how long the load runs after the failover', '3s')
     .option('--concurrency <n>', 'concurrent writers', '16')
+    .option(
+      '--groups <n>',
+      'groups of the keyspace, each its own primary: kill -9 of the process leading the most',
+      '1',
+    )
     .addHelpText(
       'after',
       `
@@ -41,6 +49,7 @@ Exit codes: 0 no acknowledged write lost; 1 a write was lost or the demo failed;
 Examples:
   understudy demo                                  (three nodes, kill -9 of the primary)
   understudy demo --lease-ttl 5s --before 10s --concurrency 64
+  understudy demo --groups 4                       (4 primaries; only the dead one's groups fail over)
   understudy demo > timeline.txt                   (no progress line, just the timeline)`,
     )
     .action(async (options: DemoOptions) => {
@@ -62,6 +71,7 @@ interface DemoSettings {
   readonly beforeMs: number;
   readonly afterMs: number;
   readonly concurrency: number;
+  readonly groups: number;
 }
 
 /** The demo's flags, checked; throws {@link ConfigError} naming the flag. */
@@ -85,6 +95,15 @@ function demoSettings(options: DemoOptions): DemoSettings {
     beforeMs: read('--before', () => duration({ min: 0 }).parse(options.before), 0),
     afterMs: read('--after', () => duration({ min: 0 }).parse(options.after), 0),
     concurrency: read('--concurrency', () => integer({ min: 1 }).parse(options.concurrency), 0),
+    groups: read(
+      '--groups',
+      () => {
+        const groups = integer({ min: 1 }).parse(options.groups);
+        if (groups > MAX_GROUPS) throw new SettingValueError(`at most ${MAX_GROUPS}`);
+        return groups;
+      },
+      1,
+    ),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return settings;
@@ -120,8 +139,11 @@ async function runDemo(options: DemoSettings): Promise<number> {
       nats: [nats.url],
       etcd: [etcd.endpoint],
       leaseTtlMs: ttl,
+      ...(options.groups > 1 ? { extraArgs: ['--groups', String(options.groups)] } : {}),
     });
     cleanups.push(() => fleet[Symbol.asyncDispose]());
+    if (options.groups > 1)
+      return await runGroupsDemo(fleet, nats.url, cluster, options, say, cleanups);
     const primary = await fleet.primary(60_000);
     for (const n of fleet.nodes) say(`node ${n.id}     ${n.url}  pid ${n.pid ?? '?'}`);
     say(`primary: ${primary.id} (lease TTL ${ttl} ms)`);

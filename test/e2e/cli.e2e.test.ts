@@ -403,4 +403,24 @@ describe('understudy demo', () => {
     expect(result.stdout).toMatch(/^failover timeline$/m);
     expect(result.stdout).toMatch(/^acknowledged writes: [1-9]\d*; lost: 0; log entries: \d+$/m);
   }, 200_000);
+
+  it('--groups 4: only the groups of the killed process fail over, the others keep answering, no write lost', async () => {
+    const result = await runCli(
+      ['demo', '--groups', '4', '--before', '2s', '--after', '1s'],
+      180_000,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const rows = result.stdout.split('\n').filter((l) => /^g\d /.test(l));
+    expect(rows).toHaveLength(4);
+    const failed = rows.filter((r) => r.endsWith('(failed over)'));
+    // 3 processes, 4 groups spread 2-1-1: the killed process led 1 or 2 of them.
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    expect(failed.length).toBeLessThanOrEqual(2);
+    const gap = /longest gap between acknowledgements while n\d's failed over: (\d+) ms$/m.exec(
+      result.stdout,
+    );
+    // The others' answers keep flowing: far less than the TTL (2 s) the failed groups wait out.
+    expect(Number(gap?.[1])).toBeLessThan(1000);
+    expect(result.stdout).toMatch(/^acknowledged writes: [1-9]\d*; lost: 0$/m);
+  }, 200_000);
 });

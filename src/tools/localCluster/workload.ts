@@ -17,6 +17,8 @@ export interface WorkloadOptions {
   readonly keyPrefix?: string;
   readonly size?: number;
   readonly replicaNum?: number;
+  /** Writes only keys it accepts (e.g. the keys of one group), skipping the others. */
+  readonly keyFilter?: (key: string) => boolean;
 }
 
 /**
@@ -67,7 +69,8 @@ export class Workload {
     const size = this.options.size ?? 4096;
     const replicaNum = this.options.replicaNum ?? 2;
     while (this.#running) {
-      const key = `${prefix}-${this.#next++}`;
+      let key = `${prefix}-${this.#next++}`;
+      while (this.options.keyFilter?.(key) === false) key = `${prefix}-${this.#next++}`;
       try {
         let sentAt = Date.now();
         const placement = await this.client.putStart(key, size, replicaNum);
