@@ -18,7 +18,7 @@ import { groupOfKey } from '../src/domain/model/groups.ts';
 import { NodeFleet, type NodeHandle } from '../src/tools/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../src/tools/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../src/tools/localCluster/workload.ts';
-import { lostAcks } from './lib/ackCheck.ts';
+import { historyBreaks, lostAcks } from './lib/ackCheck.ts';
 import { BenchServers } from './lib/cluster.ts';
 import { cpuTimeUs } from './lib/proc.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
@@ -105,6 +105,8 @@ interface GroupRun {
   readonly otherMaxAckGapMs: number | undefined;
   readonly acked: number;
   readonly lost: number;
+  /** Breaks of the one linear history, summed over the groups' logs. */
+  readonly breaks: number;
 }
 
 async function runGroups(
@@ -204,9 +206,15 @@ async function runGroups(
       );
       await stopAll();
       let lost = 0;
+      let breaks = 0;
       for (let g = 0; g < groups; g++) {
         const acks = loads[g]!.acks;
-        const entries = await readLoggedEvents(servers.nats.url, groupCluster(cluster, g, groups));
+        // Fences judged against etcd's election records, as a node judges them (the log alone
+        // can misjudge a fence: see the closing note of issue 28).
+        const entries = await readLoggedEvents(servers.nats.url, groupCluster(cluster, g, groups), {
+          etcd: [servers.etcd.endpoint],
+        });
+        breaks += historyBreaks(entries);
         const checked = await lostAcks(acks, entries, (key) =>
           client.get(key).catch((err: unknown) => {
             if (err instanceof ApiError && err.code === 'OBJECT_NOT_FOUND') return undefined;
@@ -214,6 +222,11 @@ async function runGroups(
           }),
         );
         lost += checked.lost.length;
+        if (checked.lost.length > 0) {
+          log(
+            `  G=${groups} group ${g}: ${checked.lost.length} lost (${checked.inLog} checked in the log from seq ${entries[0]?.seq ?? '-'}, ${checked.inState} in the state); first: ${JSON.stringify(checked.lost[0])}`,
+          );
+        }
       }
       return {
         groups,
@@ -225,6 +238,7 @@ async function runGroups(
         otherMaxAckGapMs,
         acked: ackCount(),
         lost,
+        breaks,
       };
     } finally {
       await stopAll();
@@ -282,6 +296,11 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         'no acknowledged write lost',
         lost === 0,
         `${lost} of ${figures['ackedWrites']} lost`,
+      ),
+      verdict(
+        'one linear history in every group',
+        runs.every((r) => r.breaks === 0),
+        runs.map((r) => `G=${r.groups}: ${r.breaks} breaks`).join(', '),
       ),
       verdict(
         'every group of the killed process came back',
