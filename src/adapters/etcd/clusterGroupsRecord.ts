@@ -3,6 +3,7 @@
 // another count would own other shards than its peers and serve the wrong groups' keys.
 import type { Etcd3 } from 'etcd3';
 import { DEFAULT_CALL_TIMEOUT_MS, withTimeout } from './etcdClient.ts';
+import { UnderstudyError } from '../../domain/model/understudyError.ts';
 
 /** The etcd key holding the cluster's group count: `/understudy/<cluster>/groups`. */
 export function groupsKey(cluster: string): string {
@@ -18,8 +19,9 @@ export interface GroupCountRecord {
 }
 
 /** A recorded value that is not a group count: the record was written by hand or damaged. */
-export class GroupCountRecordError extends Error {
+export class GroupCountRecordError extends UnderstudyError {
   override readonly name = 'GroupCountRecordError';
+  readonly code = 'GROUP_COUNT_RECORD';
   constructor(
     readonly key: string,
     readonly value: string,
