@@ -21,6 +21,7 @@ import { allObjects, emptyState } from '../src/domain/model/state.ts';
 import type { Command, MetadataState } from '../src/domain/model/types.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 import { printTable } from './lib/table.ts';
+import { mulberry32 as seeded } from '../src/tools/localCluster/seededRandom.ts';
 
 const NODES = 4;
 const SEGMENTS_PER_NODE = 2;
@@ -30,18 +31,6 @@ const MIN_OBJECT = 64 * 1024;
 const MAX_OBJECT = 4 * 1024 * 1024;
 const GROUP_COUNTS = [1, 2, 4, 8] as const;
 const noLeases: DecideContext = { isReadLeased: () => false };
-
-/** A small seeded generator (mulberry32): the same sizes on every machine. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function apply(state: MetadataState, command: Command): MetadataState | string {
   const d = decide(state, command, noLeases);

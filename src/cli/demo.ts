@@ -4,7 +4,6 @@
 import { Etcd3 } from 'etcd3';
 import type { Command } from 'commander';
 import { leaderKey } from '../adapters/etcd/etcdElection.ts';
-import { createClient } from '../client/nats.ts';
 import { startEtcd } from '../tools/localCluster/etcd.ts';
 import { startNats } from '../tools/localCluster/nats.ts';
 import { NodeFleet } from '../tools/localCluster/nodeFleet.ts';
@@ -14,7 +13,7 @@ import { MIN_LEASE_TTL_MS } from '../config/config.ts';
 import { ConfigError, SettingValueError } from '../config/settings.ts';
 import { duration, integer } from '../config/settingTypes.ts';
 import { MAX_GROUPS } from '../domain/model/groups.ts';
-import { runGroupsDemo } from './groupsDemo.ts';
+import { demoClient, runGroupsDemo } from './groupsDemo.ts';
 
 interface DemoOptions {
   readonly leaseTtl: string;
@@ -148,17 +147,7 @@ async function runDemo(options: DemoSettings): Promise<number> {
     for (const n of fleet.nodes) say(`node ${n.id}     ${n.url}  pid ${n.pid ?? '?'}`);
     say(`primary: ${primary.id} (lease TTL ${ttl} ms)`);
 
-    const client = await createClient({
-      servers: nats.url,
-      cluster,
-      requestTimeoutMs: 500,
-      deadlineMs: 30_000,
-      backoff: { initialMs: 10, maxMs: 100 },
-    });
-    cleanups.push(() => client.close());
-    for (const node of ['s1', 's2', 's3']) {
-      for (const n of [0, 1]) await client.mountSegment(`${node}-seg${n}`, node, 1 << 30);
-    }
+    const client = await demoClient(nats.url, cluster, 1, cleanups);
 
     const etcdClient = new Etcd3({ hosts: [etcd.endpoint] });
     cleanups.push(() => {

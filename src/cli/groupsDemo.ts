@@ -4,6 +4,7 @@
 // when it answered again, and the longest gap between its acknowledgements around the kill:
 // only the dead process's groups fail over, the others keep answering.
 import { groupCluster } from '../api/subjects.ts';
+import type { UnderstudyClient } from '../client/client.ts';
 import { createClient } from '../client/nats.ts';
 import { groupOfKey } from '../domain/model/groups.ts';
 import { preferredNodes } from '../domain/model/groupPreference.ts';
@@ -50,6 +51,28 @@ function longestGap(acks: readonly AckRecord[], from: number, to: number): numbe
   return Math.max(gap, to - last);
 }
 
+/** The demo's client (of `groups` groups), with two segments mounted on each of three storage nodes. */
+export async function demoClient(
+  natsUrl: string,
+  cluster: string,
+  groups: number,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<UnderstudyClient> {
+  const client = await createClient({
+    servers: natsUrl,
+    cluster,
+    groups,
+    requestTimeoutMs: 500,
+    deadlineMs: 30_000,
+    backoff: { initialMs: 10, maxMs: 100 },
+  });
+  cleanups.push(() => client.close());
+  for (const node of ['s1', 's2', 's3']) {
+    for (const n of [0, 1]) await client.mountSegment(`${node}-seg${n}`, node, 1 << 30);
+  }
+  return client;
+}
+
 /** Runs the demo on `fleet` (started with `--groups`); the exit code (1: a write was lost). */
 export async function runGroupsDemo(
   fleet: NodeFleet,
@@ -74,18 +97,7 @@ export async function runGroupsDemo(
   }
   for (const n of fleet.nodes) say(`node ${n.id}     ${n.url}  pid ${n.pid ?? '?'}`);
   say(`${groups} groups: ${before.map((id, g) => `g${g} led by ${id ?? '?'}`).join(', ')}`);
-  const client = await createClient({
-    servers: natsUrl,
-    cluster,
-    groups,
-    requestTimeoutMs: 500,
-    deadlineMs: 30_000,
-    backoff: { initialMs: 10, maxMs: 100 },
-  });
-  cleanups.push(() => client.close());
-  for (const node of ['s1', 's2', 's3']) {
-    for (const n of [0, 1]) await client.mountSegment(`${node}-seg${n}`, node, 1 << 30);
-  }
+  const client = await demoClient(natsUrl, cluster, groups, cleanups);
   // One load per group: writers of a dead group's keys wait out its failover without holding
   // up the writers of the others.
   const loads = Array.from({ length: groups }, (_, g) =>

@@ -15,23 +15,12 @@ import { expectLinearHistory } from '../harness/logChecks.ts';
 import { NodeFleet } from '../../src/tools/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 import type { ApiInput } from '../harness/understudyModel.ts';
+import { mulberry32 as prng } from '../../src/tools/localCluster/seededRandom.ts';
 
 const CLUSTER = 'lin';
 const TTL_MS = 2000;
 const CLIENTS = 10;
 const KEYS = 30;
-
-/** mulberry32: the workload's choices, reproducible from the seed it prints. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const OPS: readonly [ApiInput['op'], number][] = [
   ['putStart', 3],

@@ -27,22 +27,11 @@ import {
   type Operation,
   type PartitionFailure,
 } from '../harness/linearizability.ts';
+import { mulberry32 as prng } from '../../src/tools/localCluster/seededRandom.ts';
 
 const TTL = 2000;
 const CLUSTER = 'kv';
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-/** A deterministic PRNG (mulberry32), so a failing schedule can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function kvCluster(
   seed: number,

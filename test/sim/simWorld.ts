@@ -27,19 +27,11 @@ import { SimChecker } from './simChecker.ts';
 import { bootNode } from './simNode.ts';
 import { SimFaults } from './simFaults.ts';
 import { SimLogArchive } from './simLogArchive.ts';
+import { mulberry32 } from '../../src/tools/localCluster/seededRandom.ts';
 import { LIVENESS_SLACK_MS, SIM_CLUSTER, SIM_TTL_MS, START_MS } from './simSettings.ts';
 
-/** Deterministic PRNG (mulberry32) for the run-time choices of one schedule. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG for the run-time choices of one schedule. */
+export const prng = mulberry32;
 
 /** One entry of the readable trace: time, node, machine state and what happened. */
 export interface TraceEntry {
