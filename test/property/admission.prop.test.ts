@@ -65,15 +65,18 @@ describe('admission (property)', () => {
       fc.property(termsArb, fc.array(forgeryArb, { maxLength: 8 }), (terms, forgeries) => {
         const { log, elections } = primariesLog(terms);
         const mixed: LoggedEvent[] = [...log];
+        const genuine = new Set<LoggedEvent>(log);
         const inserts = [...forgeries].sort(
           (a, b) => (a.at % (log.length + 1)) - (b.at % (log.length + 1)),
         );
         let offset = 0;
         for (const f of inserts) {
           const at = (f.at % (log.length + 1)) + offset;
-          // The epoch current where it lands: that of the last fence before it.
+          // The epoch current where it lands: that of the last real fence before it (a forged
+          // one inserted earlier is not: a forgery built on it could be a real election's claim).
           const current =
-            [...mixed.slice(0, at)].reverse().find((e) => e.event.op === 'EPOCH')?.epoch ?? 0;
+            [...mixed.slice(0, at)].reverse().find((e) => genuine.has(e) && e.event.op === 'EPOCH')
+              ?.epoch ?? 0;
           const event: LoggedEvent = (() => {
             switch (f.kind) {
               case 'epochAbove':
