@@ -56,7 +56,7 @@ import { numberFlag } from './lib/args.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { type BenchCall } from './lib/load.ts';
-import { lagRun } from './lib/lagRun.ts';
+import { lagRun, type LagRun } from './lib/lagRun.ts';
 import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
 import { median, ms, ratio1, round } from './lib/stats.ts';
 import {
@@ -289,19 +289,10 @@ async function throughput(
   return { single: single.best, batch: batch.best, singleProbes: single.probes };
 }
 
-interface Lag {
+/** A lag run (lib/lagRun.ts) at 80 % of the peak measured just before, with what led to it. */
+interface Lag extends Omit<LagRun, 'skipped'> {
   /** The single-request peak measured on the lag cluster just before (closed loop). */
   readonly peakPerSec: number;
-  readonly targetPerSec: number;
-  readonly achievedPerSec: number;
-  readonly entries: { p50: number; p99: number; max: number; samples: number };
-  readonly ms: { p50: number; p99: number; max: number; writes: number };
-  readonly ackP50Ms: number;
-  readonly ackP99Ms: number;
-  readonly failures: number;
-  /** Full syncs the standby did, and checkpoints it wrote, in the window (lib/lagRun.ts). */
-  readonly standbyFullSyncs: number;
-  readonly standbyCheckpoints: number;
   /** Rates tried before this one that the cluster could not sustain (the machine is shared). */
   readonly overloadedAt: readonly number[];
   /** The event-loop delay at this rate while the standby writes a checkpoint. */
