@@ -17,7 +17,7 @@ import { createClient } from '../src/client/nats.ts';
 import { groupOfKey } from '../src/domain/model/groups.ts';
 import { NodeFleet, type NodeHandle } from '../src/tools/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../src/tools/localCluster/readLoggedEvents.ts';
-import { Workload, type AckRecord } from '../src/tools/localCluster/workload.ts';
+import { longestAckGap, Workload, type AckRecord } from '../src/tools/localCluster/workload.ts';
 import { historyBreaks, lostAcks } from './lib/ackCheck.ts';
 import { BenchServers } from './lib/cluster.ts';
 import { cpuTimeUs } from './lib/proc.ts';
@@ -82,17 +82,6 @@ async function settled(fleet: NodeFleet, groups: number): Promise<Map<NodeHandle
 function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
-}
-
-/** The longest gap (ms) between consecutive acknowledgements in `acks` within [from, to]. */
-function longestGap(acks: readonly AckRecord[], from: number, to: number): number {
-  const times = acks
-    .map((a) => a.ackedAt)
-    .filter((t) => t >= from && t <= to)
-    .sort((a, b) => a - b);
-  let gap = times.length === 0 ? to - from : Math.max(times[0]! - from, to - times.at(-1)!);
-  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
-  return gap;
 }
 
 interface GroupRun {
@@ -199,7 +188,7 @@ async function runGroups(
       await sleep(1000);
       const gaps = loads
         .filter((_, g) => !dead.has(g))
-        .map((l) => longestGap(l.acks, killedAt - 1000, back + 1000));
+        .map((l) => longestAckGap(l.acks, killedAt - 1000, back + 1000));
       const otherMaxAckGapMs = gaps.length === 0 ? undefined : Math.max(...gaps);
       log(
         `  G=${groups}: kill -9 ${victim.id} (led ${[...dead].join(', ')}): back after ${rtoMs.join(', ')} ms; other groups' longest ack gap ${otherMaxAckGapMs ?? '-'} ms`,

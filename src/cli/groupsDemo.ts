@@ -10,7 +10,7 @@ import { groupOfKey } from '../domain/model/groups.ts';
 import { preferredNodes } from '../domain/model/groupPreference.ts';
 import type { NodeFleet, NodeHandle } from '../tools/localCluster/nodeFleet.ts';
 import { readLoggedEvents } from '../tools/localCluster/readLoggedEvents.ts';
-import { Workload, type AckRecord } from '../tools/localCluster/workload.ts';
+import { longestAckGap, Workload, type AckRecord } from '../tools/localCluster/workload.ts';
 
 export interface GroupsDemoSettings {
   readonly groups: number;
@@ -37,18 +37,6 @@ async function leaders(fleet: NodeFleet, groups: number): Promise<(string | unde
       }),
   );
   return led;
-}
-
-/** The longest gap (ms) between `acks` (sorted by time) within [from, to], edges included. */
-function longestGap(acks: readonly AckRecord[], from: number, to: number): number {
-  const times = acks.map((a) => a.ackedAt).filter((t) => t >= from && t <= to);
-  let last = from;
-  let gap = 0;
-  for (const t of times.sort((a, b) => a - b)) {
-    gap = Math.max(gap, t - last);
-    last = t;
-  }
-  return Math.max(gap, to - last);
 }
 
 /** The demo's client (of `groups` groups), with two segments mounted on each of three storage nodes. */
@@ -143,7 +131,7 @@ export async function runGroupsDemo(
   for (let g = 0; g < groups; g++) {
     const acks = loads[g]!.acks;
     const first = firstAfter(g);
-    const gap = longestGap(acks, killedAt, back);
+    const gap = longestAckGap(acks, killedAt, back);
     if (!dead.has(g)) othersGap = Math.max(othersGap, gap);
     say(
       `g${String(g).padEnd(5)}${(before[g] ?? '?').padEnd(12)}${(after[g] ?? '?').padEnd(11)}${`${first === undefined ? '?' : first.ackedAt - killedAt} ms`.padEnd(26)}${gap} ms${dead.has(g) ? '  (failed over)' : ''}`,

@@ -95,3 +95,21 @@ export class Workload {
     }
   }
 }
+
+/**
+ * The longest time (ms) without an acknowledgement in [from, to]: between consecutive acks in
+ * it, and from `from` to the first and the last to `to` (the whole span when there is none).
+ */
+export function longestAckGap(acks: readonly AckRecord[], from: number, to: number): number {
+  const times = acks
+    .map((a) => a.ackedAt)
+    .filter((t) => t >= from && t <= to)
+    .sort((a, b) => a - b);
+  let last = from;
+  let gap = 0;
+  for (const t of times) {
+    gap = Math.max(gap, t - last);
+    last = t;
+  }
+  return Math.max(gap, to - last);
+}
