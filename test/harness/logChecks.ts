@@ -21,7 +21,10 @@ export function expectLinearHistory(log: readonly LoggedEvent[]): void {
 export function expectAcksInLog(acks: readonly AckRecord[], log: readonly LoggedEvent[]): void {
   for (const ack of acks) {
     const logged = log[ack.seq - 1];
-    expect(logged, `ack ${ack.op} ${ack.key} at ${ack.seq}`).toBeDefined();
+    expect(
+      logged,
+      `ack ${ack.op} ${ack.key} at ${ack.seq} (the log read back ends at ${log.at(-1)?.seq ?? 0})`,
+    ).toBeDefined();
     const event = logged!.event;
     expect(event.op).toBe(ack.op === 'putStart' ? 'PUT_START' : 'PUT_END');
     expect('key' in event ? event.key : undefined).toBe(ack.key);

@@ -113,7 +113,11 @@ export async function natsLogSource(config: NatsSourceConfig): Promise<LogSource
 /** How long the stream may stay silent before the read gives up (it should be streaming). */
 const IDLE_TIMEOUT_MS = 30_000;
 
-class NatsLogSource implements LogSource {
+/**
+ * A read of the cluster's stream. Exported for tests that stand in for JetStream; callers use
+ * {@link natsLogSource}.
+ */
+export class NatsLogSource implements LogSource {
   constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
@@ -269,7 +273,11 @@ class NatsLogSource implements LogSource {
           yield cursor.undecodable(msg.seq, reason, cause);
         }
         yield* cursor.entries(entries, msg.seq);
-        if (cursor.done || msg.seq >= state.last || msg.info.pending === 0) break;
+        // The end is the stream's last message as its leader counts it. Not the consumer's
+        // `pending`: an ephemeral consumer sits on any replica of an R3 stream, and on one that
+        // is still catching up (a server back from a hang) it counts 0 pending at that
+        // replica's end, messages before the leader's; it delivers them once it has them.
+        if (cursor.done || msg.seq >= state.last) break;
       }
       if (timedOut) {
         throw new LogUnavailableError(
