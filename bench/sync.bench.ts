@@ -16,6 +16,8 @@
 // removed in each of their shards on both sides (every sampled shard changed).
 // Verdicts: every full sync's digest equals the primary's at its seq (a mismatch ends the run),
 // every verification round answers OK. `--quick` (CI): 2k and 10k objects, 1 run each.
+// `--10m` adds a full sync of 10M objects (3 runs; ~15 GB of heap over both threads); `--quick`
+// runs that step at 40k objects.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -40,6 +42,8 @@ import { foldEvents, logAfter, REPLICAS, SyntheticWrites } from './lib/synthetic
 let RUNS = 3;
 /** Full syncs whose digest was checked against the primary's (all equal, or the run ends). */
 let digestsEqual = 0;
+/** Full syncs run. */
+let syncs = 0;
 const WRITE_EVERY_MS = 50;
 const WRITE_OBJECTS = 500; // PUT_START + PUT_END each: 1000 events per tick, 20k events/s
 const CLUSTER = 'syncbench';
@@ -179,7 +183,7 @@ class PrimaryHandle {
     this.#worker = new Worker(bootstrap, {
       eval: true,
       workerData: { role: 'syncPrimary', natsUrl },
-      resourceLimits: { maxOldGenerationSizeMb: 8192 },
+      resourceLimits: { maxOldGenerationSizeMb: 12_288 },
     });
     this.#worker.on('message', (message: FromPrimary) => this.#waiting.shift()?.(message));
     this.#worker.on('error', (err) => {
@@ -241,6 +245,7 @@ async function measureSync(
     const result = await fetchFullSync(admin);
     const took = performance.now() - started;
     const written = await primary.ask({ type: 'writes', on: false }, 'writes');
+    syncs++;
     const expected = await primary.ask(
       { type: 'digestAt', seq: result.state.appliedSeq },
       'digestAt',
@@ -276,6 +281,9 @@ export async function run(args: string[]): Promise<BenchOutcome> {
   RUNS = quick ? 1 : 3;
   const small = quick ? 2000 : 100_000;
   const large = quick ? 10_000 : 1_000_000;
+  // The 10M size runs with --10m (minutes, ~15 GB of heap over both threads); --quick runs the
+  // same step at a small size, so CI checks it.
+  const huge = args.includes('--10m') ? 10_000_000 : quick ? 40_000 : undefined;
   console.log(
     `sync benchmark: ${RUNS} runs each, median; node ${process.version}; nats-server on loopback; objects with ${REPLICAS} replicas; writes during each sync: ${WRITE_OBJECTS * 2} events every ${WRITE_EVERY_MS} ms`,
   );
@@ -287,56 +295,15 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     const admin = new AdminClient(createNatsAdminClientTransport({ nc, cluster: CLUSTER }), 30_000);
     const smallRun = await measureSync(primary, admin, small);
     const largeRun = await measureSync(primary, admin, large);
-
-    // Verification at `large` objects: writes stopped, the standby at the primary's seq.
-    const quiet = await fetchFullSync(admin);
-    await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
-    const roundTrip: number[] = [];
-    let keysChecked = 0;
-    for (let round = 0; round < RUNS; round++) {
-      const started = performance.now();
-      const outcome = await runVerificationRound(admin, quiet.state, () => quiet.state, round, {
-        fraction: 0.1,
-        maxKeysPerShard: 100,
-      });
-      roundTrip.push(performance.now() - started);
-      if (outcome.status !== 'OK') throw new Error(`round ${round}: ${outcome.status}`);
-      keysChecked = outcome.keysChecked;
-    }
-    const { ms: verifyMs } = await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
-    // The same rounds again: shard digests and record checksums are memoised per immutable
-    // shard, so a shard unchanged since its last round costs the primary far less.
-    for (let round = 0; round < RUNS; round++) {
-      await runVerificationRound(admin, quiet.state, () => quiet.state, round, {
-        fraction: 0.1,
-        maxKeysPerShard: 100,
-      });
-    }
-    const { ms: warmMs } = await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
-    console.log(
-      `same rounds again (memoised digests): primary handler median ${median(warmMs).toFixed(1)} ms`,
-    );
-    // The same rounds once more after one object was removed in each of their shards (on both
-    // sides), as on a primary taking writes between rounds: every sampled shard changed.
-    const sampled = Array.from({ length: RUNS }, (_, round) => planRound(round)).flat();
-    const { events } = await primary.ask({ type: 'touch', shardIds: sampled }, 'touched');
-    const touched = foldAll(quiet.state, events);
-    for (let round = 0; round < RUNS; round++) {
-      const outcome = await runVerificationRound(admin, touched, () => touched, round, {
-        fraction: 0.1,
-        maxKeysPerShard: 100,
-      });
-      if (outcome.status !== 'OK') throw new Error(`changed round ${round}: ${outcome.status}`);
-    }
-    const { ms: changedMs } = await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
-    console.log(
-      `same rounds after one removal in each of their shards: primary handler median ${median(changedMs).toFixed(1)} ms`,
-    );
+    const verification = await measureVerification(primary, admin);
+    const { verifyMs, roundTrip, warmMs, changedMs, keysChecked } = verification;
+    const hugeRun =
+      huge === undefined ? undefined : (await measureSync(primary, admin, huge)).figures;
     console.log('');
     console.log(
       'objects    | full sync ms | MB     | chunks | events folded by the primary meanwhile',
     );
-    for (const r of [smallRun.figures, largeRun.figures]) {
+    for (const r of [smallRun.figures, largeRun.figures, ...(hugeRun ? [hugeRun] : [])]) {
       console.log(
         `${String(r.objects).padStart(10)} | ${String(Math.round(median(r.syncMs))).padStart(12)} | ${(median(r.bytes) / 1e6).toFixed(1).padStart(6)} | ${String(r.chunks).padStart(6)} | ${median(r.writtenDuringSync)}`,
       );
@@ -359,12 +326,20 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         verifyRoundWarmMs: Number(median(warmMs).toFixed(2)),
         verifyRoundChangedMs: Number(median(changedMs).toFixed(2)),
         verifyKeysChecked: keysChecked,
+        ...(hugeRun === undefined
+          ? {}
+          : {
+              hugeObjects: hugeRun.objects,
+              fullSync10MMs: Math.round(median(hugeRun.syncMs)),
+              fullSync10MBytes: median(hugeRun.bytes),
+              eventsFoldedDuringSync10M: median(hugeRun.writtenDuringSync),
+            }),
       },
       verdicts: [
         verdict(
           "every full sync has the primary's digest at its seq",
-          digestsEqual === 2 * RUNS,
-          `${digestsEqual} of ${2 * RUNS} full syncs checked equal`,
+          digestsEqual === syncs,
+          `${digestsEqual} of ${syncs} full syncs checked equal`,
         ),
         verdict(
           'every verification round answered OK',
@@ -377,4 +352,64 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     await primary.stop().catch(() => undefined);
     await nc.close();
   }
+}
+
+/**
+ * Verification at the primary's current size (the last one built): writes stopped, the standby
+ * at the primary's seq. In a function of its own so that its states are garbage once it returns.
+ */
+async function measureVerification(
+  primary: PrimaryHandle,
+  admin: AdminClient,
+): Promise<{
+  verifyMs: number[];
+  roundTrip: number[];
+  warmMs: number[];
+  changedMs: number[];
+  keysChecked: number;
+}> {
+  const quiet = await fetchFullSync(admin);
+  await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
+  const roundTrip: number[] = [];
+  let keysChecked = 0;
+  for (let round = 0; round < RUNS; round++) {
+    const started = performance.now();
+    const outcome = await runVerificationRound(admin, quiet.state, () => quiet.state, round, {
+      fraction: 0.1,
+      maxKeysPerShard: 100,
+    });
+    roundTrip.push(performance.now() - started);
+    if (outcome.status !== 'OK') throw new Error(`round ${round}: ${outcome.status}`);
+    keysChecked = outcome.keysChecked;
+  }
+  const { ms: verifyMs } = await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
+  // The same rounds again: shard digests and record checksums are memoised per immutable
+  // shard, so a shard unchanged since its last round costs the primary far less.
+  for (let round = 0; round < RUNS; round++) {
+    await runVerificationRound(admin, quiet.state, () => quiet.state, round, {
+      fraction: 0.1,
+      maxKeysPerShard: 100,
+    });
+  }
+  const { ms: warmMs } = await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
+  console.log(
+    `same rounds again (memoised digests): primary handler median ${median(warmMs).toFixed(1)} ms`,
+  );
+  // The same rounds once more after one object was removed in each of their shards (on both
+  // sides), as on a primary taking writes between rounds: every sampled shard changed.
+  const sampled = Array.from({ length: RUNS }, (_, round) => planRound(round)).flat();
+  const { events } = await primary.ask({ type: 'touch', shardIds: sampled }, 'touched');
+  const touched = foldAll(quiet.state, events);
+  for (let round = 0; round < RUNS; round++) {
+    const outcome = await runVerificationRound(admin, touched, () => touched, round, {
+      fraction: 0.1,
+      maxKeysPerShard: 100,
+    });
+    if (outcome.status !== 'OK') throw new Error(`changed round ${round}: ${outcome.status}`);
+  }
+  const { ms: changedMs } = await primary.ask({ type: 'verifyTimes' }, 'verifyTimes');
+  console.log(
+    `same rounds after one removal in each of their shards: primary handler median ${median(changedMs).toFixed(1)} ms`,
+  );
+  return { verifyMs, roundTrip, warmMs, changedMs, keysChecked };
 }
