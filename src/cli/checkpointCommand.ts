@@ -1,7 +1,7 @@
 // `understudy checkpoint list|verify|create|accept-loss`: the checkpoints in a cluster's object store bucket.
 import { groupCluster } from '../api/subjects.ts';
 import { MAX_GROUPS } from '../domain/model/groups.ts';
-import { GROUP_OPTION_HELP, groupFlag } from './groupOption.ts';
+import { clusterGroupCount, GROUP_OPTION_HELP, groupFlag, groupTarget } from './groupOption.ts';
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdMembers.ts';
@@ -155,6 +155,7 @@ Examples:
   understudy checkpoint list --cluster main --group 2   (group 2 of a cluster of several groups)
   understudy checkpoint verify --cluster main --nats nats://127.0.0.1:4222 --json
   understudy checkpoint create --cluster main --etcd http://127.0.0.1:2379 --node n2
+  understudy checkpoint create --cluster main --etcd http://127.0.0.1:2379 --group 2
 Exit codes: 0 ok; 1 the store or a node could not be reached, or the write failed; 2 usage;
 3 (verify) a checkpoint is corrupt.`;
 
@@ -212,9 +213,10 @@ export function registerCheckpointCommand(program: Command): void {
       .description('read checkpoints back, check every chunk CRC and the state digest'),
   )
     .option('--json', 'a JSON array')
+    .option('--group <n>', GROUP_OPTION_HELP)
     .action(async (name: string | undefined, flags: Record<string, unknown>) => {
       try {
-        const results = await withStore(loadNatsSourceConfig(flags), (store) =>
+        const results = await withStore(ofGroup(loadNatsSourceConfig(flags), flags), (store) =>
           verifyCheckpoints(store, name),
         );
         process.stdout.write(
@@ -249,13 +251,20 @@ export function registerCheckpointCommand(program: Command): void {
   )
     .option('--node <id>', 'the node to ask')
     .option('--json', 'the new checkpoint as JSON')
+    .option('--group <n>', GROUP_OPTION_HELP)
     .action(async (flags: Record<string, unknown>) => {
       try {
         const access = loadClusterAccess(flags);
+        const group = groupFlag(flags['group']);
         const client = await openClusterEtcd(access);
         let view;
+        let groups;
         try {
-          view = await reaching('etcd', access.etcd, () => readMasterView(client, access.cluster));
+          groups = await reaching('etcd', access.etcd, () =>
+            clusterGroupCount(client, access.cluster),
+          );
+          const target = groupTarget(access.cluster, group, groups);
+          view = await reaching('etcd', access.etcd, () => readMasterView(client, target));
         } finally {
           client.close();
         }
@@ -274,7 +283,9 @@ export function registerCheckpointCommand(program: Command): void {
           throw new CheckpointUsageError(
             wanted === undefined ? 'no node to ask (no members)' : `no member ${wanted}`,
           );
-        const res = await fetch(`${member.address}${CHECKPOINT_PATH}`, {
+        // A process hosting several groups answers for group N's member at `?group=N`.
+        const path = groups > 1 ? `${CHECKPOINT_PATH}?group=${group}` : CHECKPOINT_PATH;
+        const res = await fetch(`${member.address}${path}`, {
           method: 'POST',
           signal: AbortSignal.timeout(10 * 60_000),
         }).catch((err: unknown) => {

@@ -9,6 +9,8 @@ import { InspectHub } from '../tools/inspect/inspectHub.ts';
 import type { InspectionRecord } from '../observe/inspectionRecord.ts';
 import { InspectServer } from '../tools/inspect/inspectServer.ts';
 import { ConfigError } from '../config/settings.ts';
+import { clusterGroupCount, GROUP_OPTION_HELP, groupFlag, groupTarget } from './groupOption.ts';
+import { reaching } from './unreachable.ts';
 import {
   addClusterOptions,
   durationFlag,
@@ -60,6 +62,7 @@ export function registerInspectCommand(program: Command): void {
     .option('--http <host:port>', 'page address (loopback by default)', DEFAULT_INSPECT_HTTP)
     .option('--replay <files...>', 'replay `node --record` files on one timeline instead')
     .option('--interval <duration>', 'how often etcd and node status are read (live)', '1s')
+    .option('--group <n>', `${GROUP_OPTION_HELP} (live: one group's machines)`)
     .addHelpText(
       'after',
       [
@@ -92,9 +95,27 @@ export function registerInspectCommand(program: Command): void {
         } else {
           const access = loadClusterAccess(flags);
           const intervalMs = durationFlag(flags['interval'], 'interval', 1000);
+          const group = groupFlag(flags['group']);
           client = await openClusterEtcd(access);
-          hub = new InspectHub({ mode: 'live', title: `cluster ${access.cluster}` });
-          source = new ClusterSource({ client, cluster: access.cluster, hub, intervalMs });
+          const etcd = client;
+          const groups = await reaching('etcd', access.etcd, () =>
+            clusterGroupCount(etcd, access.cluster),
+          );
+          const cluster = groupTarget(access.cluster, group, groups);
+          const several = groups > 1 && group !== undefined;
+          hub = new InspectHub({
+            mode: 'live',
+            title: several
+              ? `cluster ${access.cluster}, group ${group}`
+              : `cluster ${access.cluster}`,
+          });
+          source = new ClusterSource({
+            client,
+            cluster,
+            ...(several ? { group } : {}),
+            hub,
+            intervalMs,
+          });
         }
         const streamed = (node: string): boolean =>
           hub.nodes.some((n) => n.id === node && n.connected);

@@ -11,7 +11,9 @@ import { createClient } from '../../src/client/nats.ts';
 import { groupOfKey } from '../../src/domain/model/groups.ts';
 import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../../src/tools/localCluster/workload.ts';
-import { runCli } from '../harness/cli.ts';
+import { sseParser } from '../../src/tools/inspect/clusterSource.ts';
+import type { NodeView, PageMessage } from '../../src/tools/inspect/inspectHub.ts';
+import { runCli, startCliServer } from '../harness/cli.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
 import { startEtcd, startNats } from '../harness/index.ts';
 
@@ -79,6 +81,30 @@ async function startServers(): Promise<{ nats: string; etcd: string }> {
     await nats[Symbol.asyncDispose]();
   });
   return { nats: nats.url, etcd: etcd.endpoint };
+}
+
+/**
+ * The node views `understudy inspect` at `url` tells its page (`/api/stream`), once `done`
+ * holds for them (30 s at most).
+ */
+async function pageNodes(url: string, done: (views: NodeView[]) => boolean): Promise<NodeView[]> {
+  const res = await fetch(`${url}/api/stream`, { signal: AbortSignal.timeout(30_000) });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let found: NodeView[] | undefined;
+  const parse = sseParser((data) => {
+    const message = JSON.parse(data) as PageMessage;
+    if (message.kind === 'nodes' && done([...message.nodes])) found ??= [...message.nodes];
+  });
+  try {
+    while (found === undefined) {
+      const { value, done: ended } = await reader.read();
+      if (ended) throw new Error('the page stream ended');
+      parse(value);
+    }
+    return found;
+  } finally {
+    await reader.cancel();
+  }
 }
 
 describe('groups on the node side (real etcd and nats-server, node processes)', () => {
@@ -187,6 +213,44 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     ]);
     expect(listed.code, listed.stderr).toBe(0);
     expect(JSON.parse(listed.stdout)).toEqual([]);
+    // A checkpoint of group 1 only, written by its member (asked at ?group=1 of its process),
+    // then read back and checked.
+    const created = await runCli(['checkpoint', 'create', ...access, '--group', '1', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const written = JSON.parse(created.stdout) as { name: string; appliedSeq: number };
+    const nats = ['--cluster', 'grp', '--nats', servers.nats];
+    const again = await runCli(['checkpoint', 'list', ...nats, '--group', '1', '--json']);
+    expect((JSON.parse(again.stdout) as { name: string }[]).map((c) => c.name)).toEqual([
+      written.name,
+    ]);
+    const other = await runCli(['checkpoint', 'list', ...nats, '--group', '2', '--json']);
+    expect(JSON.parse(other.stdout)).toEqual([]);
+    const verified = await runCli(['checkpoint', 'verify', ...nats, '--group', '1', '--json']);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject([{ name: written.name, ok: true }]);
+    const unnamed = await runCli(['checkpoint', 'create', ...access]);
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.stderr).toContain('cluster grp has 4 groups: name one with --group N (0..3)');
+    // The inspector follows one group: every process's member of group 1, streamed (each
+    // process answers /inspect/events?group=1), its primary on the process that leads it.
+    await using inspect = await startCliServer([
+      'inspect',
+      ...access,
+      '--group',
+      '1',
+      '--http',
+      '127.0.0.1:0',
+      '--interval',
+      '500ms',
+    ]);
+    const nodes = await pageNodes(
+      inspect.url,
+      (views) =>
+        views.length === IDS.length &&
+        views.every((v) => v.connected) &&
+        views.some((v) => v.leader && v.id === expected[1] && v.state === 'primary'),
+    );
+    expect(nodes.map((v) => v.id).sort()).toEqual([...IDS].sort());
   });
 
   it("a node started with another --groups than the cluster's exits 2 with one log line naming both counts", async () => {

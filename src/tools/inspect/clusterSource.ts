@@ -14,7 +14,10 @@ import { INSPECT_EVENTS_PATH } from '../../process/inspectRoute.ts';
 
 export interface ClusterSourceOptions {
   readonly client: Etcd3;
+  /** The cluster, or for one group of several, the group's own name (`groupCluster`). */
   readonly cluster: string;
+  /** Of a cluster of several groups, the group followed: each process answers for its member. */
+  readonly group?: number | undefined;
   readonly hub: InspectHub;
   /** How often etcd and every node's status are read (ms; default 1000). */
   readonly intervalMs?: number;
@@ -78,6 +81,7 @@ export class ClusterSource {
         this.options.client,
         this.options.cluster,
         this.options.httpTimeoutMs ?? 1000,
+        this.options.group,
       );
     } catch (err) {
       hub.setProblem(`cannot read etcd: ${err instanceof Error ? err.message : String(err)}`);
@@ -132,6 +136,7 @@ export class ClusterSource {
     open?.req.destroy();
     const { hub } = this.options;
     const url = new URL(INSPECT_EVENTS_PATH, address);
+    if (this.options.group !== undefined) url.searchParams.set('group', String(this.options.group));
     const req = request(url, { headers: { accept: 'text/event-stream' } });
     this.#streams.set(nodeId, { address, req });
     const closed = (): void => {
