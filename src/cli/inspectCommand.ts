@@ -9,8 +9,9 @@ import { InspectHub } from '../tools/inspect/inspectHub.ts';
 import type { InspectionRecord } from '../observe/inspectionRecord.ts';
 import { InspectServer } from '../tools/inspect/inspectServer.ts';
 import { ConfigError } from '../config/settings.ts';
-import { clusterGroupCount, GROUP_OPTION_HELP, groupFlag, groupTarget } from './groupOption.ts';
-import { reaching } from './unreachable.ts';
+import { groupCluster } from '../api/subjects.ts';
+import { MAX_GROUPS } from '../domain/model/groups.ts';
+import { GROUP_OPTION_HELP, groupFlag } from './groupOption.ts';
 import {
   addClusterOptions,
   durationFlag,
@@ -97,25 +98,18 @@ export function registerInspectCommand(program: Command): void {
           const intervalMs = durationFlag(flags['interval'], 'interval', 1000);
           const group = groupFlag(flags['group']);
           client = await openClusterEtcd(access);
-          const etcd = client;
-          const groups = await reaching('etcd', access.etcd, () =>
-            clusterGroupCount(etcd, access.cluster),
-          );
-          const cluster = groupTarget(access.cluster, group, groups);
-          const several = groups > 1 && group !== undefined;
+          // Group N of a cluster of several runs under its own name; nothing is read here, so
+          // that the page comes up (and says what is wrong) while etcd cannot be reached.
+          const cluster =
+            group === undefined ? access.cluster : groupCluster(access.cluster, group, MAX_GROUPS);
           hub = new InspectHub({
             mode: 'live',
-            title: several
-              ? `cluster ${access.cluster}, group ${group}`
-              : `cluster ${access.cluster}`,
+            title:
+              group === undefined
+                ? `cluster ${access.cluster}`
+                : `cluster ${access.cluster}, group ${group}`,
           });
-          source = new ClusterSource({
-            client,
-            cluster,
-            ...(several ? { group } : {}),
-            hub,
-            intervalMs,
-          });
+          source = new ClusterSource({ client, cluster, group, hub, intervalMs });
         }
         const streamed = (node: string): boolean =>
           hub.nodes.some((n) => n.id === node && n.connected);

@@ -12,7 +12,7 @@ import { groupOfKey } from '../../src/domain/model/groups.ts';
 import { readLoggedEvents } from '../../src/tools/localCluster/readLoggedEvents.ts';
 import { Workload, type AckRecord } from '../../src/tools/localCluster/workload.ts';
 import { sseParser } from '../../src/tools/inspect/clusterSource.ts';
-import type { NodeView, PageMessage } from '../../src/tools/inspect/inspectHub.ts';
+import type { PageMessage } from '../../src/tools/inspect/inspectHub.ts';
 import { runCli, startCliServer } from '../harness/cli.ts';
 import { expectAcksInLog, expectLinearHistory } from '../harness/logChecks.ts';
 import { startEtcd, startNats } from '../harness/index.ts';
@@ -83,17 +83,19 @@ async function startServers(): Promise<{ nats: string; etcd: string }> {
   return { nats: nats.url, etcd: etcd.endpoint };
 }
 
+type NodesMessage = Extract<PageMessage, { kind: 'nodes' }>;
+
 /**
- * The node views `understudy inspect` at `url` tells its page (`/api/stream`), once `done`
- * holds for them (30 s at most).
+ * The first node list `understudy inspect` at `url` tells its page (`/api/stream`) for which
+ * `done` holds (30 s at most).
  */
-async function pageNodes(url: string, done: (views: NodeView[]) => boolean): Promise<NodeView[]> {
+async function pageNodes(url: string, done: (m: NodesMessage) => boolean): Promise<NodesMessage> {
   const res = await fetch(`${url}/api/stream`, { signal: AbortSignal.timeout(30_000) });
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let found: NodeView[] | undefined;
+  let found: NodesMessage | undefined;
   const parse = sseParser((data) => {
     const message = JSON.parse(data) as PageMessage;
-    if (message.kind === 'nodes' && done([...message.nodes])) found ??= [...message.nodes];
+    if (message.kind === 'nodes' && done(message)) found ??= message;
   });
   try {
     while (found === undefined) {
@@ -243,15 +245,26 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
       '--interval',
       '500ms',
     ]);
-    const nodes = await pageNodes(
+    const { nodes } = await pageNodes(
       inspect.url,
-      (views) =>
+      ({ nodes: views }) =>
         views.length === IDS.length &&
         views.every((v) => v.connected) &&
         views.some((v) => v.leader && v.id === expected[1] && v.state === 'primary'),
     );
     expect(nodes.map((v) => v.id).sort()).toEqual([...IDS].sort());
-  });
+    // Without --group the page says why it shows no node.
+    await using whole = await startCliServer([
+      'inspect',
+      ...access,
+      '--http',
+      '127.0.0.1:0',
+      '--interval',
+      '500ms',
+    ]);
+    const unnamedPage = await pageNodes(whole.url, (m) => m.problem !== undefined);
+    expect(unnamedPage.problem).toBe('cluster grp has 4 groups: follow one with --group N (0..3)');
+  }, 120_000);
 
   it("a node started with another --groups than the cluster's exits 2 with one log line naming both counts", async () => {
     const servers = await startServers();

@@ -87,9 +87,7 @@ export class ClusterSource {
       hub.setProblem(`cannot read etcd: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    hub.setProblem(
-      status.rows.length === 0 ? `no node of cluster ${status.cluster} in etcd` : undefined,
-    );
+    hub.setProblem(status.rows.length === 0 ? await this.#noNodes(status.cluster) : undefined);
     if (status.leader !== null) await this.#readLeaseTtl();
     const now = Date.now();
     for (const row of status.rows) {
@@ -105,6 +103,18 @@ export class ClusterSource {
       });
       if (!this.#stopped && row.address !== '' && row.reachable) this.#connect(row.id, row.address);
     }
+  }
+
+  /** Why no node is listed: none is, or the cluster runs in groups and none was named. */
+  async #noNodes(cluster: string): Promise<string> {
+    if (this.options.group === undefined) {
+      const { readGroupCount } = await import('../../adapters/etcd/clusterGroupsRecord.ts');
+      const groups = await readGroupCount(this.options.client, cluster).catch(() => undefined);
+      if (groups !== undefined && groups > 1) {
+        return `cluster ${cluster} has ${groups} groups: follow one with --group N (0..${groups - 1})`;
+      }
+    }
+    return `no node of cluster ${cluster} in etcd`;
   }
 
   /**
