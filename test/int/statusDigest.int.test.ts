@@ -3,9 +3,14 @@
 // Regression: it was computed in one go on the loop (0.5-0.9 s at ~207k objects on an idle
 // machine), and seven back-to-back requests made a primary miss its lease deadline.
 //
-// What is measured is the CPU time the process spent between two ticks of a 10 ms timer: a
-// task that holds the loop uses CPU for the whole gap, while a gap in which the process merely
-// waited for a core (a loaded machine) uses little.
+// What is measured, for each gap between two ticks of a 10 ms timer, is the CPU time the process
+// spent in it, at most the gap's own length (the CPU of V8's helper threads, e.g. parallel GC
+// marking, can add up to more than the gap), less the GC pauses inside it: a task that holds the
+// loop uses CPU for the whole gap, while a gap in which the process merely waited for a core (a
+// loaded machine) uses little. GC pauses are the heap's, measured by the fold and write benches
+// (issue 27), not the digest's; without taking them out the full suite on 2 cores once measured
+// 206 ms.
+import { PerformanceObserver } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { digestHex, shardDigest, stateDigest } from '../../src/domain/log/checksum.ts';
 import { foldAll } from '../../src/domain/fold/fold.ts';
@@ -85,14 +90,23 @@ describe('/status?digest on a large state', () => {
       { maxLagForPromotion: 1000, metrics: new NodeMetrics() },
     );
     try {
-      // A timer every 10 ms, as the keep-alives and the lease deadline need: the most CPU time
-      // the process used between two of its ticks.
-      let longest = 0;
+      // A timer every 10 ms, as the keep-alives and the lease deadline need: the CPU time the
+      // process used between two of its ticks, and when (performance.now()).
+      const gaps: { from: number; to: number; cpuMs: number }[] = [];
+      const pauses: { from: number; to: number }[] = [];
+      const gcObserver = new PerformanceObserver((list) => {
+        for (const e of list.getEntries())
+          pauses.push({ from: e.startTime, to: e.startTime + e.duration });
+      });
+      gcObserver.observe({ entryTypes: ['gc'] });
       let last = process.cpuUsage();
+      let lastAt = performance.now();
       const probe = setInterval(() => {
         const used = process.cpuUsage(last);
-        longest = Math.max(longest, (used.user + used.system) / 1000);
+        const now = performance.now();
+        gaps.push({ from: lastAt, to: now, cpuMs: (used.user + used.system) / 1000 });
         last = process.cpuUsage();
+        lastAt = performance.now();
       }, 10);
       const answers: Array<Promise<Record<string, unknown>>> = [];
       const states: MetadataState[] = [];
@@ -109,7 +123,15 @@ describe('/status?digest on a large state', () => {
       }
       const bodies = await Promise.all(answers);
       clearInterval(probe);
-      expect(longest).toBeLessThan(MAX_LOOP_HOLD_MS);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the last GC entries arrive
+      gcObserver.disconnect();
+      const gcIn = (gap: { from: number; to: number }): number =>
+        pauses.reduce(
+          (sum, p) => sum + Math.max(0, Math.min(p.to, gap.to) - Math.max(p.from, gap.from)),
+          0,
+        );
+      const holds = gaps.map((g) => Math.min(g.cpuMs, g.to - g.from) - gcIn(g));
+      expect(Math.max(...holds)).toBeLessThan(MAX_LOOP_HOLD_MS);
       // Each answer is the digest of the state at the seq it names (a request may be served
       // after the next write).
       const bySeq = new Map(states.map((st) => [st.appliedSeq, st]));
