@@ -219,8 +219,10 @@ describe('a hung NATS server (three clustered nats-servers, R3 stream, real node
     }
 
     // No acknowledged write is lost: every ack is in the log, and reads give it back.
-    // Right after the stopped server rejoins, JetStream may answer "temporarily unavailable".
-    const log = await retry(() => readLoggedEvents(healthy[0]!.url, CLUSTER), 30_000);
+    // Right after the stopped server rejoins, JetStream may answer "temporarily unavailable",
+    // and a read whose consumer sits on the stopped server's replica, still catching up, waits
+    // for it and gives up after 30 s without a message (the reader's idle limit): read again.
+    const log = await retry(() => readLoggedEvents(healthy[0]!.url, CLUSTER), 90_000);
     expectLinearHistory(log);
     expectAcksInLog(load.acks, log);
     const around = load.acks.filter(
