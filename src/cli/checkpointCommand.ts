@@ -1,7 +1,11 @@
 // `understudy checkpoint list|verify|create|accept-loss`: the checkpoints in a cluster's object store bucket.
-import { groupCluster } from '../api/subjects.ts';
-import { MAX_GROUPS } from '../domain/model/groups.ts';
-import { clusterGroupCount, GROUP_OPTION_HELP, groupFlag, groupTarget } from './groupOption.ts';
+import {
+  clusterGroupCount,
+  GROUP_OPTION_HELP,
+  groupFlag,
+  groupTarget,
+  namedGroupCluster,
+} from './groupOption.ts';
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdMembers.ts';
@@ -175,10 +179,7 @@ function fail(err: unknown): never {
  * cluster's own without the flag.
  */
 function ofGroup(config: NatsSourceConfig, flags: Record<string, unknown>): NatsSourceConfig {
-  const group = groupFlag(flags['group']);
-  return group === undefined
-    ? config
-    : { ...config, cluster: groupCluster(config.cluster, group, MAX_GROUPS) };
+  return { ...config, cluster: namedGroupCluster(config.cluster, groupFlag(flags['group'])) };
 }
 
 export function registerCheckpointCommand(program: Command): void {

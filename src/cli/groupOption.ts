@@ -45,3 +45,11 @@ export function groupTarget(cluster: string, group: number | undefined, groups: 
   }
   return groupCluster(cluster, group, groups);
 }
+
+/**
+ * The name group `group` runs under, read without etcd (the group count is not needed for a
+ * group of a cluster of several); the cluster's own name when no group is named.
+ */
+export function namedGroupCluster(cluster: string, group: number | undefined): string {
+  return group === undefined ? cluster : groupCluster(cluster, group, MAX_GROUPS);
+}

@@ -9,9 +9,7 @@ import { InspectHub } from '../tools/inspect/inspectHub.ts';
 import type { InspectionRecord } from '../observe/inspectionRecord.ts';
 import { InspectServer } from '../tools/inspect/inspectServer.ts';
 import { ConfigError } from '../config/settings.ts';
-import { groupCluster } from '../api/subjects.ts';
-import { MAX_GROUPS } from '../domain/model/groups.ts';
-import { GROUP_OPTION_HELP, groupFlag } from './groupOption.ts';
+import { GROUP_OPTION_HELP, groupFlag, namedGroupCluster } from './groupOption.ts';
 import {
   addClusterOptions,
   durationFlag,
@@ -100,8 +98,7 @@ export function registerInspectCommand(program: Command): void {
           client = await openClusterEtcd(access);
           // Group N of a cluster of several runs under its own name; nothing is read here, so
           // that the page comes up (and says what is wrong) while etcd cannot be reached.
-          const cluster =
-            group === undefined ? access.cluster : groupCluster(access.cluster, group, MAX_GROUPS);
+          const cluster = namedGroupCluster(access.cluster, group);
           hub = new InspectHub({
             mode: 'live',
             title:
