@@ -1,4 +1,4 @@
-// `npm run bench -- coldstart [--quick] [--objects N] [--runs N]`: durable restarts at scale,
+// `npm run bench -- coldstart [--quick] [--10m] [--objects N] [--runs N]`: durable restarts at scale,
 // with master nodes as processes (`understudy node`) on a real etcd and nats-server.
 //
 // The stream is seeded directly through the NATS OpLog (not the write path), as an elected
@@ -25,7 +25,11 @@
 // median of --runs runs (default 3), each with the 1-minute load average when it ended.
 // Verdicts: the nodes folded the seeded history (a seeded object reads back through the client),
 // and the standby cold-started from a checkpoint has the primary's state digest at one seq.
-// `--quick` (CI): 5,000 objects, 1 run, a 1,000-entry tail, 2 s of load around the checkpoint.
+// `--10m` adds the 10M size, on a second cluster of the same servers: its primary and a standby
+// fold the seeded history side by side, the standby writes one checkpoint, a tail is written, and
+// the standby cold-starts from the checkpoint --runs times (no re-fold and no write ratio there).
+// `--quick` (CI): 5,000 objects, 1 run, a 1,000-entry tail, 2 s of load around the checkpoint;
+// the 10M stage at 20,000 objects.
 import { loadavg } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { createEtcdElector } from '../src/adapters/etcd/etcdElector.ts';
@@ -73,10 +77,15 @@ function sizeLabel(n: number): string {
  * leader key in etcd, appends its EPOCH fence, the mounts and `objects` synthetic objects
  * stamped with its epoch, and resigns. The last seq.
  */
-async function seedHistory(natsUrl: string, etcd: string, objects: number): Promise<number> {
+async function seedHistory(
+  natsUrl: string,
+  etcd: string,
+  objects: number,
+  cluster = CLUSTER,
+): Promise<number> {
   const elector = createEtcdElector({
     client: { endpoints: [etcd] },
-    cluster: CLUSTER,
+    cluster,
     nodeId: SEED_NODE,
     ttlMs: 30_000,
     clock: systemClock,
@@ -87,7 +96,7 @@ async function seedHistory(natsUrl: string, etcd: string, objects: number): Prom
     const won = await elector.campaign({ nodeId: SEED_NODE, address: 'http://127.0.0.1:9' });
     if (!won.won) throw new Error(`the seed node lost the election to ${won.leader?.nodeId}`);
     const { epoch } = won;
-    const opLog = await createNatsOpLog({ nc, cluster: CLUSTER });
+    const opLog = await createNatsOpLog({ nc, cluster });
     const writer = opLog.openWriter({ expectedLastStreamSeq: 0 });
     const writes = new SyntheticWrites();
     let seq = 0;
@@ -166,15 +175,16 @@ let readBackStalls = 0;
 async function createCheckpoint(
   etcd: string,
   node: NodeHandle,
+  cluster = CLUSTER,
   retried = false,
 ): Promise<CheckpointWrite> {
   const from = node.logs.length;
-  const args = ['checkpoint', 'create', '--cluster', CLUSTER, '--etcd', etcd, '--node', node.id];
+  const args = ['checkpoint', 'create', '--cluster', cluster, '--etcd', etcd, '--node', node.id];
   const result = await runCli([...args, '--json'], LONG_MS);
   if (result.code !== 0 && !retried && result.stderr.includes('delivered nothing for')) {
     readBackStalls++;
     log(`checkpoint write on ${node.id} given up (read-back stalled); once more`);
-    return createCheckpoint(etcd, node, true);
+    return createCheckpoint(etcd, node, cluster, true);
   }
   if (result.code !== 0) {
     const last = node.logs
@@ -269,6 +279,106 @@ async function digestsAt(primary: NodeHandle, standby: NodeHandle) {
   return { primary: await read(primary), standby: await read(standby) };
 }
 
+/** The cluster of the 10M size, on the same servers. */
+const HUGE_CLUSTER = 'coldstartbench10m';
+
+interface HugeRun {
+  readonly objects: number;
+  readonly historyEntries: number;
+  readonly primaryStartMs: number;
+  readonly checkpoint: CheckpointWrite;
+  readonly tailEntries: number;
+  readonly coldStarts: readonly ColdStart[];
+  readonly digests: { readonly primary: string; readonly standby: string };
+}
+
+/**
+ * The 10M size (`--10m`; `--quick` runs it small so CI checks it): a second cluster on the same
+ * servers seeded with `objects`; two nodes fold the history side by side, one wins the election,
+ * the standby writes one checkpoint, a tail of `tailEntries` is written through the client, and it
+ * cold-starts from the checkpoint `runs` times. No re-fold runs and no write ratio: at 10M each
+ * would add many minutes and measure what the 1M size does.
+ */
+async function hugeColdStart(
+  servers: BenchServers,
+  base: FleetOptions,
+  objects: number,
+  runs: number,
+  tailEntries: number,
+): Promise<HugeRun> {
+  const etcd = servers.etcd.endpoint;
+  const options: FleetOptions = {
+    ...base,
+    cluster: HUGE_CLUSTER,
+    // ~450 B of heap per object, and a checkpoint's chunks beside the state while it is written.
+    runtimeArgs: ['--max-old-space-size=12288'],
+  };
+  let started = performance.now();
+  const historyEntries = await seedHistory(servers.nats.url, etcd, objects, HUGE_CLUSTER);
+  log(
+    `${objects} objects: seeded ${historyEntries} entries in ${round(performance.now() - started)} ms`,
+  );
+  const nodes: NodeHandle[] = [];
+  let client: UnderstudyClient | undefined;
+  try {
+    started = performance.now();
+    nodes.push(await NodeHandle.start('h1', options), await NodeHandle.start('h2', options));
+    // Either may win the election.
+    let primary: NodeHandle | undefined;
+    while (primary === undefined) {
+      if (performance.now() - started > LONG_MS) throw new Error('no primary in time');
+      for (const node of nodes) {
+        const status = await node.status().catch(() => undefined);
+        if (status?.role === 'primary') primary = node;
+      }
+      await sleep(POLL_MS);
+    }
+    const standby = nodes.find((n) => n !== primary) as NodeHandle;
+    const primaryStartMs = performance.now() - started;
+    const targetSeq = (await primary.status()).appliedSeq;
+    await standby.waitForStatus(
+      (s) => s.role === 'standby' && s.appliedSeq >= targetSeq - MAX_LAG,
+      LONG_MS,
+    );
+    log(
+      `${objects} objects: ${primary.id} primary after ${round(primaryStartMs)} ms, ${standby.id} eligible after ${round(performance.now() - started)} ms, folding side by side (load ${load1()})`,
+    );
+    const checkpoint = await createCheckpoint(etcd, standby, HUGE_CLUSTER);
+    log(
+      `${objects} objects: checkpoint ${checkpoint.info.name}, ${checkpoint.info.objectCount} objects, ${checkpoint.info.bytes} bytes, written in ${checkpoint.writeMs} ms (load ${checkpoint.load})`,
+    );
+    client = await createClient({
+      servers: servers.nats.url,
+      cluster: HUGE_CLUSTER,
+      requestTimeoutMs: 5000,
+      deadlineMs: 60_000,
+      backoff: { initialMs: 10, maxMs: 100 },
+    });
+    await writeBatches(client, 'tail', tailEntries);
+    const tailSeq = (await primary.status()).appliedSeq;
+    const coldStarts: ColdStart[] = [];
+    for (let r = 0; r < runs; r++) {
+      const c = await coldStart(standby, tailSeq);
+      coldStarts.push(c);
+      log(
+        `${objects} objects: checkpoint cold start run ${r + 1}: loaded after ${c.loadedMs} ms, eligible after ${c.eligibleMs} ms (load ${c.load})`,
+      );
+    }
+    return {
+      objects,
+      historyEntries,
+      primaryStartMs,
+      checkpoint,
+      tailEntries: tailSeq - checkpoint.info.appliedSeq,
+      coldStarts,
+      digests: await digestsAt(primary, standby),
+    };
+  } finally {
+    await client?.close().catch(() => undefined);
+    await Promise.all(nodes.map((n) => n.kill()));
+  }
+}
+
 export async function run(args: string[]): Promise<BenchOutcome> {
   const quick = args.includes('--quick');
   const objects = numberFlag(args, '--objects', quick ? 5000 : 1_000_000);
@@ -277,6 +387,9 @@ export async function run(args: string[]): Promise<BenchOutcome> {
   /** Seconds of load before and after the checkpoint window. */
   const outsideSeconds = quick ? 2 : 10;
   const size = sizeLabel(objects);
+  // The 10M size runs with --10m (~25 minutes, ~12 GB of heap over two node processes);
+  // --quick runs the same stage at a small size, so CI checks it.
+  const hugeObjects = args.includes('--10m') ? 10_000_000 : quick ? 20_000 : undefined;
   log(
     `coldstart benchmark: ${objects} objects, ${runs} runs each (median); node ${process.version}; load ${load1()}`,
   );
@@ -438,6 +551,19 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         ],
       ],
     );
+    // The 10M size runs alone: the 1M nodes go first.
+    await client.close();
+    client = undefined;
+    await Promise.all(nodes.map((n) => n.kill()));
+    const huge =
+      hugeObjects === undefined
+        ? undefined
+        : await hugeColdStart(servers, options, hugeObjects, runs, tailEntries);
+    if (huge !== undefined) {
+      console.log(
+        `coldstart benchmark at ${huge.objects} objects (${huge.historyEntries} entries of history): primary after folding it ${round(huge.primaryStartMs)} ms; checkpoint (by the standby) ${huge.checkpoint.info.bytes} bytes in ${huge.checkpoint.writeMs} ms; cold start from it + ${huge.tailEntries} tail: ${huge.coldStarts.map((c) => c.eligibleMs).join(' / ')} ms to eligible, ${huge.coldStarts.map((c) => c.loadedMs).join(' / ')} ms to loaded (loads ${huge.coldStarts.map((c) => c.load).join(' / ')})`,
+      );
+    }
     const m = {
       coldStartCheckpointMs: round(median(fromCheckpoint.map((c) => c.eligibleMs))),
       checkpointLoadMs: round(median(fromCheckpoint.map((c) => c.loadedMs ?? NaN))),
@@ -463,6 +589,17 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         writesPerSecWithout: round(median(ratios.map((x) => x.withoutPerSec))),
         writeRatioDuringCheckpoint: ratio2(median(ratios.map((x) => x.ratio))),
         checkpointReadBackStalls: readBackStalls,
+        ...(huge === undefined
+          ? {}
+          : {
+              hugeObjects: huge.objects,
+              hugeHistoryEntries: huge.historyEntries,
+              primaryStart10MMs: round(huge.primaryStartMs),
+              coldStartCheckpoint10MMs: round(median(huge.coldStarts.map((c) => c.eligibleMs))),
+              checkpointLoad10MMs: round(median(huge.coldStarts.map((c) => c.loadedMs ?? NaN))),
+              checkpointWrite10MMs: huge.checkpoint.writeMs,
+              checkpointBytes10M: huge.checkpoint.info.bytes,
+            }),
         load: {
           refold: refold.map((c) => c.load),
           checkpointColdStart: fromCheckpoint.map((c) => c.load),
@@ -486,6 +623,16 @@ export async function run(args: string[]): Promise<BenchOutcome> {
           fromCheckpoint.every((c) => c.loadedMs !== undefined),
           fromCheckpoint.map((c) => String(c.loadedMs)).join(' / '),
         ),
+        ...(huge === undefined
+          ? []
+          : [
+              verdict(
+                `at ${huge.objects} objects, the standby cold-started from a checkpoint has the primary's digest`,
+                huge.digests.primary === huge.digests.standby &&
+                  huge.coldStarts.every((c) => c.loadedMs !== undefined),
+                `primary ${huge.digests.primary}, standby ${huge.digests.standby}; loaded after ${huge.coldStarts.map((c) => String(c.loadedMs)).join(' / ')} ms`,
+              ),
+            ]),
       ],
     };
   } finally {
