@@ -38,6 +38,16 @@ import { Waiting } from './waitingFor.ts';
 import type { NodeContext, NodeMachine } from './nodeContext.ts';
 import { checkStreamTail } from './streamTail.ts';
 
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** What {@link NodeRuntime}'s reading of a cold start came to. */
+interface LocalRestore {
+  /** What failed (a {@link FailClosedError} says why the node may not become eligible). */
+  readonly failed: Error | undefined;
+  /** The failure was finding no state of its own: a primary's full sync may stand in. */
+  readonly fullSyncMayHelp: boolean;
+}
+
 export {
   DEFAULT_RUNTIME_CONFIG,
   type NodeRuntimeConfig,
@@ -69,6 +79,8 @@ export class NodeRuntime<S extends LogState = MetadataState> {
   /** Writes checkpoints when this node is the writer; undefined without a checkpoint store. */
   readonly checkpointer: Checkpointer | undefined;
   #started = false;
+  /** The cold start's reading, begun while the node claims its id (see {@link #startNode}). */
+  #restoring: Promise<LocalRestore> | undefined;
 
   constructor(private readonly deps: NodeRuntimeDeps) {
     const config: NodeRuntimeConfig = { ...DEFAULT_RUNTIME_CONFIG, ...deps.config };
@@ -305,6 +317,10 @@ export class NodeRuntime<S extends LogState = MetadataState> {
   }
 
   async #startNode(signal: AbortSignal): Promise<{ appliedSeq: number }> {
+    // The reading part of the cold start needs no id, so it runs while the id is claimed: a
+    // restart after kill -9 waits up to 2 TTL + 1 s for the dead process's lease, and loading
+    // a 1M-object checkpoint takes seconds. A start retried while it runs takes it over.
+    this.#restoring ??= this.#restoreLocally();
     try {
       await startNode({ signal, ctx: this.#ctx });
     } catch (err) {
@@ -317,30 +333,53 @@ export class NodeRuntime<S extends LogState = MetadataState> {
       this.#started = true;
       this.#ctx.members.schedule();
     }
-    await this.#coldStart();
+    const restored = await this.#restoring;
+    this.#restoring = undefined;
+    await this.#coldStart(restored);
     signal.throwIfAborted();
     this.checkpointer?.start();
     return { appliedSeq: this.store.appliedSeq };
   }
 
   /**
-   * Cold start: the newest valid checkpoint the stream continues, else the whole stream from
-   * entry 1, else a primary's full sync; with none of them the node fails closed (the machine
-   * retries the start) instead of coming up with a partial or empty state. First of all, a
-   * checkpoint past the stream's end (the stream lost acknowledged entries) fails it closed,
-   * whatever else could be found: no older state is served in its place.
+   * The cold start's reading, which the cluster does not see: the stream's tail checked against
+   * the newest checkpoint, then the newest valid checkpoint the stream continues, else the whole
+   * stream from entry 1. Never rejects: what failed, and whether a primary's full sync may
+   * stand in for it.
    */
-  async #coldStart(): Promise<void> {
+  async #restoreLocally(): Promise<LocalRestore> {
+    const ctx = this.#ctx;
+    try {
+      await checkStreamTail(ctx);
+    } catch (err) {
+      return { failed: asError(err), fullSyncMayHelp: false };
+    }
+    try {
+      await restoreWithoutPrimary(ctx, ctx.store, ctx.checkpointStats, ctx.domain.replication);
+      return { failed: undefined, fullSyncMayHelp: false };
+    } catch (err) {
+      return { failed: asError(err), fullSyncMayHelp: err instanceof FailClosedError };
+    }
+  }
+
+  /**
+   * Cold start: the newest valid checkpoint the stream continues, else the whole stream from
+   * entry 1 (both read by {@link #restoreLocally}), else a primary's full sync; with none of
+   * them the node fails closed (the machine retries the start) instead of coming up with a
+   * partial or empty state. First of all, a checkpoint past the stream's end (the stream lost
+   * acknowledged entries) fails it closed, whatever else could be found: no older state is
+   * served in its place.
+   */
+  async #coldStart(restored: LocalRestore): Promise<void> {
     const ctx = this.#ctx;
     await failingClosed(ctx, async () => {
-      await checkStreamTail(ctx);
-      try {
-        await restoreWithoutPrimary(ctx, ctx.store, ctx.checkpointStats, ctx.domain.replication);
-      } catch (err) {
-        if (!(err instanceof FailClosedError)) throw err;
-        if (!(await syncFromPrimary({ ctx })))
-          throw new FailClosedError(`${err.reason}, and no primary answered a full sync`);
-      }
+      const { failed } = restored;
+      if (failed === undefined) return;
+      if (!restored.fullSyncMayHelp) throw failed;
+      if (!(await syncFromPrimary({ ctx })))
+        throw new FailClosedError(
+          `${(failed as FailClosedError).reason}, and no primary answered a full sync`,
+        );
     });
   }
 
