@@ -54,6 +54,16 @@ export async function readMetadataCheckpoint(
   return reader.finish();
 }
 
+/** Checks a checkpoint's pieces against `claim` without building its state. */
+export async function checkMetadataCheckpoint(
+  pieces: AsyncIterable<Uint8Array>,
+  claim: { readonly appliedSeq: number; readonly stateDigest: number },
+): Promise<void> {
+  const reader = new CheckpointReader(claim, { keep: false });
+  for await (const piece of pieces) reader.add(piece);
+  reader.check();
+}
+
 /** Verification, full sync and checkpoints of the metadata (the CLI and tools read checkpoints with it). */
 export const metadataReplication: Replication<MetadataState> = {
   adminOps: ({ committed, clock, maxPartBytes, maxGap, maxMismatches, onAnswer }) => {
@@ -79,6 +89,7 @@ export const metadataReplication: Replication<MetadataState> = {
   fullSync: fetchFullSync,
   checkpointFrames: (state, onDigest) => checkpointFrames(state, undefined, onDigest),
   readCheckpoint: readMetadataCheckpoint,
+  checkCheckpoint: checkMetadataCheckpoint,
   counts: (state) => ({ objects: state.objectCount, sessions: state.sessionCount }),
 };
 

@@ -123,6 +123,14 @@ export interface Replication<S> {
     pieces: AsyncIterable<Uint8Array>,
     claim: { readonly appliedSeq: number; readonly stateDigest: number },
   ): Promise<S>;
+  /**
+   * Checks what {@link readCheckpoint} checks without building the state (a writer's
+   * read-back of what it just wrote: no second copy of its state on its heap).
+   */
+  checkCheckpoint(
+    pieces: AsyncIterable<Uint8Array>,
+    claim: { readonly appliedSeq: number; readonly stateDigest: number },
+  ): Promise<void>;
   /** How many records `state` holds (for logs and checkpoint listings). */
   counts(state: S): { readonly objects: number; readonly sessions: number };
 }

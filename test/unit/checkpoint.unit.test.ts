@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
+  checkCheckpoint,
   checkpointFrames,
   CheckpointError,
   CheckpointReader,
   readCheckpoint,
 } from '../../src/domain/snapshot/checkpoint.ts';
+import { encodeBinaryChunk } from '../../src/domain/snapshot/binaryChunk.ts';
+import { snapshotChunks } from '../../src/domain/snapshot/chunks.ts';
 import { stateDigest } from '../../src/domain/log/checksum.ts';
 import { allSessions } from '../../src/domain/model/state.ts';
 import { foldHistory } from '../fixtures/stateHistory.ts';
@@ -64,5 +67,63 @@ describe('checkpoint bytes', () => {
     expect(reason(() => readCheckpoint(frames, { ...claim, appliedSeq: 1 }))).toBe('mismatch');
     expect(reason(() => readCheckpoint(frames, { ...claim, stateDigest: 1 }))).toBe('mismatch');
     expect(reason(() => readCheckpoint([...frames.slice(1), frames[0]!], claim))).toBe('corrupt');
+  });
+
+  it("are checked without building the state (a writer's read-back) exactly as a rebuild checks them", () => {
+    const frames = [...checkpointFrames(state, 4)];
+    const bytes = concat(frames);
+    const changed = bytes.slice();
+    changed[bytes.length >> 1] = (changed[bytes.length >> 1] as number) ^ 1;
+    // Chunks that each decode (their CRCs are right) but hold another state than the digest
+    // the last one carries: only the digest of the records read can tell.
+    const chunks = [...snapshotChunks(state, 4)];
+    const edited = chunks.map((chunk, i) =>
+      i !== 2
+        ? chunk
+        : {
+            ...chunk,
+            objects: chunk.objects.map((o, j) => (j === 0 ? { ...o, size: o.size + 1 } : o)),
+          },
+    );
+    const framed = edited.map((chunk) => {
+      const body = encodeBinaryChunk(chunk);
+      const frame = new Uint8Array(4 + body.length);
+      new DataView(frame.buffer).setUint32(0, body.length);
+      frame.set(body, 4);
+      return frame;
+    });
+    const cases: [string, Uint8Array[], typeof claim][] = [
+      ['whole', frames, claim],
+      ['one byte changed', [changed], claim],
+      ['cut in a chunk', [bytes.subarray(0, bytes.length - 3)], claim],
+      ['last chunk missing', frames.slice(0, -1), claim],
+      ['another seq', frames, { ...claim, appliedSeq: 1 }],
+      ['another digest', frames, { ...claim, stateDigest: 1 }],
+      ['out of order', [...frames.slice(1), frames[0]!], claim],
+      ['a record changed, CRCs right', framed, claim],
+    ];
+    const seen = cases.map(([what, pieces, c]) => [
+      what,
+      reason(() => readCheckpoint(pieces, c)),
+      reason(() => checkCheckpoint(pieces, c)),
+    ]);
+    expect(seen).toEqual(cases.map(([what], i) => [what, seen[i]![1], seen[i]![1]]));
+    expect(seen.map(([, read]) => read)).toEqual([
+      undefined,
+      'corrupt',
+      'truncated',
+      'truncated',
+      'mismatch',
+      'mismatch',
+      'corrupt',
+      'corrupt',
+    ]);
+  });
+
+  it('checked without building, give no state to build', () => {
+    const reader = new CheckpointReader(claim, { keep: false });
+    for (const frame of checkpointFrames(state, 4)) reader.add(frame);
+    expect(() => reader.check()).not.toThrow();
+    expect(() => reader.finish()).toThrow(TypeError);
   });
 });

@@ -67,13 +67,18 @@ export interface CheckpointClaim {
  * last chunk carries and, with a claim, against the claim.
  */
 export class CheckpointReader {
-  readonly #builder = new SnapshotBuilder();
+  readonly #builder: SnapshotBuilder;
   readonly #claim: CheckpointClaim | undefined;
   #pending: Uint8Array = new Uint8Array(0);
   #bytes = 0;
 
-  constructor(claim?: CheckpointClaim) {
+  /**
+   * With `keep: false` the reader only checks (see {@link check}): it holds one shard's records
+   * at a time instead of a whole state.
+   */
+  constructor(claim?: CheckpointClaim, options: { readonly keep?: boolean } = {}) {
     this.#claim = claim;
+    this.#builder = new SnapshotBuilder(options);
   }
 
   /** Bytes fed so far. */
@@ -133,18 +138,35 @@ export class CheckpointReader {
 
   /** The rebuilt state. Throws {@link CheckpointError}. */
   finish(): MetadataState {
+    return this.#end(() => this.#builder.finish());
+  }
+
+  /**
+   * Checks what {@link finish} checks (every chunk, the digest, the claim) without building the
+   * state. Throws {@link CheckpointError}.
+   */
+  check(): void {
+    this.#end(() => this.#builder.check());
+  }
+
+  #end<T>(end: () => T): T {
     if (this.#pending.length > 0)
       throw new CheckpointError('truncated', `${this.#pending.length} bytes of a partial chunk`);
-    let state: MetadataState;
     try {
-      state = this.#builder.finish();
+      return end();
     } catch (err) {
       if (!(err instanceof SnapshotError)) throw err;
       const reason = err.reason === 'incomplete' ? 'truncated' : 'corrupt';
       throw new CheckpointError(reason, err.message, { cause: err });
     }
-    return state;
   }
+}
+
+/** Checks a checkpoint's whole bytes without building its state (see {@link CheckpointReader}). */
+export function checkCheckpoint(pieces: Iterable<Uint8Array>, claim?: CheckpointClaim): void {
+  const reader = new CheckpointReader(claim, { keep: false });
+  for (const piece of pieces) reader.add(piece);
+  reader.check();
 }
 
 /** Rebuilds a checkpoint from its whole bytes (see {@link CheckpointReader}). */

@@ -24,6 +24,11 @@ import type {
 import { type SnapshotChunk, SnapshotError, type SnapshotErrorReason } from './chunks.ts';
 
 type Bucket = ObjectRecord[];
+/** What every chunk of one snapshot carries alike. */
+type SnapshotHeader = Omit<
+  SnapshotChunk,
+  'index' | 'segments' | 'sessions' | 'objects' | 'stateDigest'
+>;
 const EMPTY_BUCKET = Object.freeze([]) as unknown as Bucket;
 const EMPTY_SHARD: ShardBuckets = Object.freeze(
   new Array<Bucket>(BUCKETS_PER_SHARD).fill(EMPTY_BUCKET),
@@ -36,9 +41,14 @@ const EMPTY_SHARD: ShardBuckets = Object.freeze(
  * {@link SnapshotError}.
  */
 export class SnapshotBuilder {
+  /**
+   * Whether the records are kept to build the state: without, each shard's records are let go
+   * once its digest is taken, and only {@link check} may end the build (a checkpoint's read-back
+   * holds one shard at a time, not a second copy of the state the node holds).
+   */
+  readonly #keep: boolean;
   #expected = 0;
-  #header:
-    Omit<SnapshotChunk, 'index' | 'segments' | 'sessions' | 'objects' | 'stateDigest'> | undefined;
+  #header: SnapshotHeader | undefined;
   #digest: number | null = null;
   readonly #segments = new Map<string, Segment>();
   readonly #sessions = new Map<string, SessionRecord>();
@@ -53,6 +63,10 @@ export class SnapshotBuilder {
   #openShard = 0;
   readonly #shardDigests: number[] = [];
   readonly #shardSummaries: ShardSummary[] = [];
+
+  constructor(options: { readonly keep?: boolean } = {}) {
+    this.#keep = options.keep ?? true;
+  }
 
   #bucket(hash: number): Bucket {
     const shardId = hash % SHARD_COUNT;
@@ -77,6 +91,10 @@ export class SnapshotBuilder {
       // A rebuilt shard counts as changed at the snapshot's seq (verify.ts relies on it).
       const { digest, summary } = digestAndSummarise(records, this.#header?.appliedSeq ?? 0);
       this.#shardDigests.push(digest);
+      if (!this.#keep) {
+        this.#shards[this.#openShard] = undefined;
+        continue;
+      }
       this.#shardSummaries.push(summary);
     }
   }
@@ -152,7 +170,7 @@ export class SnapshotBuilder {
     for (const session of chunk.sessions)
       this.#sessions.set(session.sessionId, frozenCopyOfSession(session));
     chunk.objects.forEach((record, i) => {
-      this.#bucket(hashes[i] as number).push(freezeRecord(record));
+      this.#bucket(hashes[i] as number).push(this.#keep ? freezeRecord(record) : record);
     });
     this.#objectCount += chunk.objects.length;
     this.#digestUpTo(shardId);
@@ -165,14 +183,8 @@ export class SnapshotBuilder {
    * state's digest differs from the one the last chunk carries.
    */
   finish(): MetadataState {
-    const header = this.#header;
-    if (header === undefined || this.#expected !== header.total || this.#digest === null) {
-      throw new SnapshotError(
-        'incomplete',
-        this.#expected,
-        `got ${this.#expected} of ${header?.total ?? '?'} chunks`,
-      );
-    }
+    if (!this.#keep) throw new TypeError('a SnapshotBuilder that keeps no records builds no state');
+    const header = this.#complete();
     let capacity = 0;
     let used = 0;
     for (const segment of this.#segments.values()) {
@@ -208,9 +220,36 @@ export class SnapshotBuilder {
       logTime: header.logTime,
       sessionsSweptAt: header.sessionsSweptAt,
     };
-    this.#digestUpTo(SHARD_COUNT);
+    this.#checkDigest();
     Object.freeze(this.#shardSummaries);
     freeze(state);
+    return state;
+  }
+
+  /**
+   * Checks, without building the state, what {@link finish} checks: every chunk came, and the
+   * records' digest is the one the last chunk carries. Throws {@link SnapshotError}.
+   */
+  check(): void {
+    this.#complete();
+    this.#checkDigest();
+  }
+
+  /** The header, when every chunk came; else throws {@link SnapshotError} (`incomplete`). */
+  #complete(): SnapshotHeader {
+    const header = this.#header;
+    if (header === undefined || this.#expected !== header.total || this.#digest === null) {
+      throw new SnapshotError(
+        'incomplete',
+        this.#expected,
+        `got ${this.#expected} of ${header?.total ?? '?'} chunks`,
+      );
+    }
+    return header;
+  }
+
+  #checkDigest(): void {
+    this.#digestUpTo(SHARD_COUNT);
     const digest = combineDigest(
       this.#shardDigests,
       this.#segments.values(),
@@ -223,6 +262,5 @@ export class SnapshotBuilder {
         `rebuilt state digest ${digest} differs from the snapshot's ${this.#digest}`,
       );
     }
-    return state;
   }
 }

@@ -34,7 +34,7 @@ export interface CheckpointerOptions {
   /** The domain's checkpoint codec (frames, read-back) and record counts. */
   readonly replication: Pick<
     Replication<NodeStore['state']>,
-    'checkpointFrames' | 'readCheckpoint' | 'counts'
+    'checkpointFrames' | 'checkCheckpoint' | 'counts'
   >;
   readonly opLog: NodeRuntimeDeps['opLog'];
   readonly clock: Clock;
@@ -189,7 +189,7 @@ export class Checkpointer {
       try {
         // The read-back stalls as a cold start's read can (an object store read that never
         // ends): given up after the same deadline, so a write never holds its caller for ever.
-        await options.replication.readCheckpoint(
+        await options.replication.checkCheckpoint(
           withStallDeadline(staged.read(), stagedName, clock, CHECKPOINT_READ_STALL_MS),
           claim,
         );
