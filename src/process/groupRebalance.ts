@@ -2,6 +2,12 @@
 // killing: a primary that sees its group's preferred node live and caught up hands over to it.
 // This is what spreads the groups again after a failed process returns (its groups failed over
 // to the others) and after a start where one process came up first and won every group.
+//
+// The preference is taken over every node this process has seen, not only the live ones: the
+// placement balances load, so it shifts when a node leaves, and judged over the live nodes the
+// death of one process moved groups it never led (a CI failure of groups.e2e: a healthy group
+// handed over from one survivor to the other, 746 ms without an answer). A group whose
+// preferred node is down stays where it is until that node returns.
 import type { Logger } from 'pino';
 import { preferenceOrder } from '../domain/model/groupPreference.ts';
 import type { Elector } from '../ports/elector.ts';
@@ -11,7 +17,7 @@ export interface RebalanceOptions {
   readonly group: number;
   readonly groups: number;
   readonly nodeId: string;
-  readonly runtime: NodeRuntime;
+  readonly runtime: Pick<NodeRuntime, 'role' | 'serving' | 'switchover'>;
   /** The group member's elector: its member list says who is live, in which role. */
   readonly elector: Pick<Elector, 'members'>;
   readonly log: Logger;
@@ -23,18 +29,20 @@ export interface RebalanceOptions {
 
 /**
  * While this group member is the serving primary, looks every `intervalMs` at the live members
- * and, when the group prefers another node that is a standby, switches over to it (the
- * switchover refuses a target that has not caught up: tried again after `backoffMs`). Returns
- * the function that stops looking.
+ * and, when the group prefers another node (among every node seen so far) that is a live
+ * standby, switches over to it (the switchover refuses a target that has not caught up: tried
+ * again after `backoffMs`). Returns the function that stops looking.
  */
 export function keepPreferredPrimary(options: RebalanceOptions): () => void {
   const { group, groups, nodeId, runtime, elector, log } = options;
+  const seen = new Set([nodeId]);
   let busy = false;
   let notBefore = 0;
   const look = async (): Promise<void> => {
-    if (runtime.role !== 'primary' || !runtime.serving || Date.now() < notBefore) return;
     const members = await elector.members();
-    const preferred = preferenceOrder(group, groups, [nodeId, ...members.map((m) => m.nodeId)])[0];
+    for (const m of members) seen.add(m.nodeId);
+    if (runtime.role !== 'primary' || !runtime.serving || Date.now() < notBefore) return;
+    const preferred = preferenceOrder(group, groups, seen)[0];
     if (preferred === undefined || preferred === nodeId) return;
     const target = members.find((m) => m.nodeId === preferred);
     if (target?.role !== 'standby') return;
