@@ -291,7 +291,7 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     expect(node.stderr).toContain('start it with --groups 4');
   });
 
-  it('kill -9 of one of 3 processes x 4 groups under load: every acknowledged write kept, the groups it led serve again within 2 TTL + 1 s, the other groups keep answering (no gap as long as the outage)', async () => {
+  it('kill -9 of one of 3 processes x 4 groups under load: every acknowledged write kept, the groups it led serve again within 2 TTL + 1 s, the other groups keep answering (no gap of TTL / 2)', async () => {
     const servers = await startServers();
     const fleet = await NodeFleet.start(IDS, {
       cluster: 'grp',
@@ -393,12 +393,11 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     // one more TTL, not some time later.
     for (const rto of rtos) expect(rto).toBeLessThan(2 * TTL + 1000);
     // The goal is 100 ms; the groups bench measures it (not met: every member of a process runs
-    // in its one thread). What must hold: the other groups never wait for the failover, so each
-    // one's longest gap is shorter than the dead groups' outage. Measured in the same run, the
-    // bound grows with the machine's load as the outage does: in a full suite on 2 cores one
-    // other group went 1,013 ms without an ack (full-suite RTOs: 3.1-3.3 s), above the TTL / 2 this
-    // test asserted before, so the bound is the outage, not a fixed figure.
-    for (const gap of gaps) expect(gap).toBeLessThan(Math.min(...rtos));
+    // in its one thread). What must hold: the other groups never wait for the failover, nor move
+    // because of it. This bound caught the way back handing a healthy group between the
+    // survivors (746 ms and 1,013 ms without an ack, in full suites); gaps of the machine's own
+    // noise in full suites on 2 cores were up to ~500 ms (the calm window before the kill).
+    for (const gap of gaps) expect(gap).toBeLessThan(TTL / 2);
   });
 });
 
