@@ -28,10 +28,10 @@ export interface RebalanceOptions {
 }
 
 /**
- * While this group member is the serving primary, looks every `intervalMs` at the live members
- * and, when the group prefers another node (among every node seen so far) that is a live
- * standby, switches over to it (the switchover refuses a target that has not caught up: tried
- * again after `backoffMs`). Returns the function that stops looking.
+ * Looks every `intervalMs` at the live members (remembering every node seen) and, while this
+ * group member is the serving primary and the group prefers another node (among every node
+ * seen) that is a live standby, switches over to it (the switchover refuses a target that has
+ * not caught up: tried again after `backoffMs`). Returns the function that stops looking.
  */
 export function keepPreferredPrimary(options: RebalanceOptions): () => void {
   const { group, groups, nodeId, runtime, elector, log } = options;
