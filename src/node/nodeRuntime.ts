@@ -36,17 +36,7 @@ import { emptyVerificationStats, type VerificationStats } from '../admin/verific
 import { verifyStandby } from './actors/verifyStandby.ts';
 import { Waiting } from './waitingFor.ts';
 import type { NodeContext, NodeMachine } from './nodeContext.ts';
-import { checkStreamTail } from './streamTail.ts';
-
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
-
-/** What {@link NodeRuntime}'s reading of a cold start came to. */
-interface LocalRestore {
-  /** What failed (a {@link FailClosedError} says why the node may not become eligible). */
-  readonly failed: Error | undefined;
-  /** The failure was finding no state of its own: a primary's full sync may stand in. */
-  readonly fullSyncMayHelp: boolean;
-}
+import { checkStreamTail, StreamTailLostError } from './streamTail.ts';
 
 export {
   DEFAULT_RUNTIME_CONFIG,
@@ -80,7 +70,7 @@ export class NodeRuntime<S extends LogState = MetadataState> {
   readonly checkpointer: Checkpointer | undefined;
   #started = false;
   /** The cold start's reading, begun while the node claims its id (see {@link #startNode}). */
-  #restoring: Promise<LocalRestore> | undefined;
+  #restoring: Promise<Error | undefined> | undefined;
 
   constructor(private readonly deps: NodeRuntimeDeps) {
     const config: NodeRuntimeConfig = { ...DEFAULT_RUNTIME_CONFIG, ...deps.config };
@@ -333,9 +323,9 @@ export class NodeRuntime<S extends LogState = MetadataState> {
       this.#started = true;
       this.#ctx.members.schedule();
     }
-    const restored = await this.#restoring;
+    const failed = await this.#restoring;
     this.#restoring = undefined;
-    await this.#coldStart(restored);
+    await this.#coldStart(failed);
     signal.throwIfAborted();
     this.checkpointer?.start();
     return { appliedSeq: this.store.appliedSeq };
@@ -344,21 +334,16 @@ export class NodeRuntime<S extends LogState = MetadataState> {
   /**
    * The cold start's reading, which the cluster does not see: the stream's tail checked against
    * the newest checkpoint, then the newest valid checkpoint the stream continues, else the whole
-   * stream from entry 1. Never rejects: what failed, and whether a primary's full sync may
-   * stand in for it.
+   * stream from entry 1. Never rejects: resolves with what failed, if anything did.
    */
-  async #restoreLocally(): Promise<LocalRestore> {
+  async #restoreLocally(): Promise<Error | undefined> {
     const ctx = this.#ctx;
     try {
       await checkStreamTail(ctx);
-    } catch (err) {
-      return { failed: asError(err), fullSyncMayHelp: false };
-    }
-    try {
       await restoreWithoutPrimary(ctx, ctx.store, ctx.checkpointStats, ctx.domain.replication);
-      return { failed: undefined, fullSyncMayHelp: false };
+      return undefined;
     } catch (err) {
-      return { failed: asError(err), fullSyncMayHelp: err instanceof FailClosedError };
+      return err instanceof Error ? err : new Error(String(err));
     }
   }
 
@@ -370,16 +355,14 @@ export class NodeRuntime<S extends LogState = MetadataState> {
    * acknowledged entries) fails it closed, whatever else could be found: no older state is
    * served in its place.
    */
-  async #coldStart(restored: LocalRestore): Promise<void> {
+  async #coldStart(failed: Error | undefined): Promise<void> {
     const ctx = this.#ctx;
     await failingClosed(ctx, async () => {
-      const { failed } = restored;
       if (failed === undefined) return;
-      if (!restored.fullSyncMayHelp) throw failed;
+      if (!(failed instanceof FailClosedError) || failed instanceof StreamTailLostError)
+        throw failed;
       if (!(await syncFromPrimary({ ctx })))
-        throw new FailClosedError(
-          `${(failed as FailClosedError).reason}, and no primary answered a full sync`,
-        );
+        throw new FailClosedError(`${failed.reason}, and no primary answered a full sync`);
     });
   }
 
