@@ -71,3 +71,23 @@ export class LogUnavailableError extends UnderstudyError {
     super(`${source}: ${message}`, options);
   }
 }
+
+/**
+ * Stream messages were trimmed away (a checkpoint trims the stream below itself) while a read
+ * was passing them: what it read has a hole. Reading again starts at the stream's new first
+ * message, or at a checkpoint.
+ */
+export class StreamTrimmedError extends LogUnavailableError {
+  constructor(
+    source: string,
+    /** The first and last stream message the read lost. */
+    readonly lost: { readonly from: number; readonly to: number },
+    /** The stream's first message when the hole was found. */
+    readonly firstStreamSeq: number,
+  ) {
+    super(
+      source,
+      `stream messages ${lost.from}..${lost.to} were trimmed away while the read was passing them (the stream now starts at message ${firstStreamSeq}; a checkpoint trims the stream below itself): read again, or from a checkpoint`,
+    );
+  }
+}

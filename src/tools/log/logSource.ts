@@ -22,7 +22,12 @@ import { NatsCheckpointStore } from '../../adapters/nats/natsCheckpointStore.ts'
 import { systemClock } from '../../adapters/systemClock.ts';
 import { loadCheckpoint } from '../../node/checkpoints/loadCheckpoint.ts';
 import { chooseBase, type BaseRequest, type StreamSpan } from './checkpointBase.ts';
-import { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
+import {
+  LogUnavailableError,
+  StreamTrimmedError,
+  type LogItem,
+  type LogSource,
+} from './logItem.ts';
 import { loadCommandSettings, natsSourceSettings } from '../../config/config.ts';
 import { natsConnectionOptions, oplogSigningKey } from '../../config/credentials.ts';
 import { BatchSignature } from '../../adapters/nats/batchSignature.ts';
@@ -32,7 +37,12 @@ import { MessageItems } from './messageItems.ts';
 import { readMetadataCheckpoint } from '../../node/metadataDomain.ts';
 
 export { fileLogSource } from './fileLogSource.ts';
-export { LogUnavailableError, type LogItem, type LogSource } from './logItem.ts';
+export {
+  LogUnavailableError,
+  StreamTrimmedError,
+  type LogItem,
+  type LogSource,
+} from './logItem.ts';
 
 /** How to reach a cluster's OpLog stream. */
 export interface NatsSourceConfig {
@@ -229,6 +239,17 @@ export class NatsLogSource implements LogSource {
     return { items, readFrom: choice.readFrom };
   }
 
+  /**
+   * Stream messages `from..to` that the consumer passed over (stream sequences only grow by
+   * one): trimmed away under the read ({@link StreamTrimmedError}: the read has a hole, so it
+   * fails), or deleted from the middle of the stream (a `bad` item: what they held is missing).
+   */
+  async #missing(lost: { from: number; to: number }): Promise<LogItem> {
+    const now = await this.streamState();
+    if (now.first > lost.from) throw new StreamTrimmedError(this.description, lost, now.first);
+    return MessageItems.missing(lost);
+  }
+
   async *read(fromSeq: number, toSeq?: number, base?: BaseRequest): AsyncIterable<LogItem> {
     const state = await this.streamState();
     if (base !== undefined) {
@@ -261,10 +282,17 @@ export class NatsLogSource implements LogSource {
       }, IDLE_TIMEOUT_MS);
     };
     const cursor = new MessageItems(fromSeq, toSeq);
+    // The last stream message met. A read of the whole stream starts at its first message,
+    // wherever that is when the consumer starts; a read from an entry needs message `start`.
+    let previous = fromSeq > 1 ? start - 1 : undefined;
     try {
       arm();
       for await (const msg of messages) {
         arm();
+        if (previous !== undefined && msg.seq > previous + 1) {
+          yield await this.#missing({ from: previous + 1, to: msg.seq - 1 });
+        }
+        previous = msg.seq;
         let entries: OpLogEntry[] = [];
         try {
           entries = this.signature.decode(msg.data, msg.headers);

@@ -43,6 +43,17 @@ export class MessageItems {
     };
   }
 
+  /** Stream messages `from..to` are gone from the middle of the stream (deleted): whatever they held. */
+  static missing(lost: { readonly from: number; readonly to: number }): LogItem {
+    return {
+      kind: 'bad',
+      error: new CorruptEntryError(
+        { streamSeq: lost.from },
+        `stream messages ${lost.from}..${lost.to} are missing (deleted from the stream)`,
+      ),
+    };
+  }
+
   /** The items of the entries of stream message `streamSeq`, in order. */
   *entries(entries: readonly OpLogEntry[], streamSeq: number): Generator<LogItem> {
     for (const entry of entries) {
