@@ -6,6 +6,7 @@ import {
   groupTarget,
   namedGroupCluster,
 } from './groupOption.ts';
+import { request } from 'node:http';
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdMembers.ts';
@@ -35,6 +36,34 @@ export const CHECKPOINT_EXIT = {
   /** `verify`: at least one checkpoint is corrupt. */
   corrupt: 3,
 } as const;
+
+/**
+ * How long `checkpoint create` waits for the node's answer: the node answers once the checkpoint
+ * is written, read back and published, which takes minutes for a state of millions of objects.
+ */
+const CREATE_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * POSTs to `url` and reads the answer, failing after `timeoutMs` without one. Not `fetch`:
+ * its HTTP client (undici) gives up on an answer whose headers take over 300 s, whatever the
+ * caller's own deadline ("Headers Timeout Error" from a checkpoint of 10M objects).
+ */
+function post(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST' }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.setTimeout(timeoutMs, () => {
+      req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** A usage error of `understudy checkpoint` (exit 2): a name or node that does not exist. */
 export class CheckpointUsageError extends UnderstudyError {
@@ -286,17 +315,16 @@ export function registerCheckpointCommand(program: Command): void {
           );
         // A process hosting several groups answers for group N's member at `?group=N`.
         const path = groups > 1 ? `${CHECKPOINT_PATH}?group=${group}` : CHECKPOINT_PATH;
-        const res = await fetch(`${member.address}${path}`, {
-          method: 'POST',
-          signal: AbortSignal.timeout(10 * 60_000),
-        }).catch((err: unknown) => {
-          throw new Error(
-            `cannot reach node ${member.nodeId} at ${member.address}: ${causeText(err)}`,
-            { cause: err },
-          );
-        });
-        const body = (await res.json()) as CheckpointInfo & { error?: string };
-        if (!res.ok) throw new Error(`${member.nodeId}: ${body.error ?? res.statusText}`);
+        const res = await post(`${member.address}${path}`, CREATE_TIMEOUT_MS).catch(
+          (err: unknown) => {
+            throw new Error(
+              `cannot reach node ${member.nodeId} at ${member.address}: ${causeText(err)}`,
+              { cause: err },
+            );
+          },
+        );
+        const body = JSON.parse(res.text) as CheckpointInfo & { error?: string };
+        if (res.status !== 200) throw new Error(`${member.nodeId}: ${body.error ?? res.status}`);
         process.stdout.write(
           flags['json'] === true
             ? `${JSON.stringify(body, null, 2)}\n`
