@@ -431,6 +431,34 @@ describe('NATS OpLog', { timeout: 180_000 }, () => {
     expect(await readUntil(log.follow(43), 50)).toEqual(range(43, 50));
   });
 
+  // Regression (failover bench, full run): a restarted standby folding the log from seq 1 was
+  // at entry 60,488 when a checkpoint at 116,704 trimmed the stream under it. Its consumer went
+  // on at the first message kept; the fences between were gone, so the node took every entry
+  // after as foreign (99,080 skipped, "stamped with epoch 307, not the current epoch 188") and
+  // sat for 26 s until a verification round asked for a full sync. A follower now fails with
+  // NotRetainedError there, as the memory log's does, and the node restores at once.
+  it('a trim that passes under a follower fails it with NotRetainedError, not a jump ahead', async () => {
+    await using server = await startNats();
+    const nc = await connectTo(server.url);
+    const log = await openLog(nc);
+    const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+    // 400 messages of 5 entries: far more than one pull of the follower's consumer.
+    for (let seq = 1; seq <= 2000; seq += 5)
+      await writer.append(entries(seq, 5, seq < 1000 ? 1 : 2));
+    const seen: number[] = [];
+    const err = await readUntil(log.follow(1), 2000, async (seq) => {
+      seen.push(seq);
+      // With the follower at entry 1, trim through stream message 300 (entries 1..1500).
+      if (seq === 1) await log.trimThrough(300);
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotRetainedError);
+    expect((err as NotRetainedError).firstRetainedSeq).toBe(1501);
+    expect((err as NotRetainedError).requestedSeq).toBe(seen.at(-1)! + 1);
+    // What it delivered before failing had no hole.
+    expect(seen).toEqual(range(1, seen.length));
+    expect(await readUntil(log.follow(1501), 2000)).toEqual(range(1501, 2000));
+  });
+
   it('trimThrough keeps every later message; an emptied stream still reports its last sequence', async () => {
     await using server = await startNats();
     const nc = await connectTo(server.url);

@@ -62,6 +62,15 @@ export class NatsLogFollower implements LogFollower {
     private readonly onClose: () => void,
   ) {}
 
+  /** The first entry seq of `msg`, when it is a batch of entries. */
+  #headSeq(msg: { data: Uint8Array; headers?: MsgHdrs | undefined }): number | undefined {
+    try {
+      return this.log.decode(msg.data, msg.headers)[0]?.seq;
+    } catch {
+      return undefined;
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -105,6 +114,8 @@ export class NatsLogFollower implements LogFollower {
     try {
       let nextStreamSeq = await this.log.streamSeqOf(this.fromSeq, this.afterStreamSeq);
       let delivered = false;
+      /** The entry the log goes on with: the one after the last entry delivered. */
+      let nextEntrySeq = this.fromSeq;
       while (!this.closed) {
         let messages: ConsumerMessages;
         try {
@@ -128,6 +139,13 @@ export class NatsLogFollower implements LogFollower {
         try {
           for await (const msg of messages) {
             if (this.closed) break;
+            // Stream sequences grow by one: messages skipped over were removed (a checkpoint's
+            // trim passed under this follower, or a delete), and what they held is gone. The
+            // entries after them cannot be folded onto this state (a fence among the removed
+            // made the next ones look foreign), so the node must restore (sync) instead.
+            if (msg.seq > nextStreamSeq) {
+              throw new NotRetainedError(nextEntrySeq, this.#headSeq(msg) ?? nextEntrySeq + 1);
+            }
             nextStreamSeq = msg.seq + 1;
             let entries: OpLogEntry[];
             try {
@@ -152,6 +170,8 @@ export class NatsLogFollower implements LogFollower {
               if (head.seq > this.fromSeq) throw new NotRetainedError(this.fromSeq, head.seq);
             }
             if (head !== undefined) delivered = true;
+            const last = fresh.at(-1);
+            if (last !== undefined && last.seq >= nextEntrySeq) nextEntrySeq = last.seq + 1;
             yield { streamSeq: msg.seq, entries: fresh };
             if (this.closed) break;
           }
