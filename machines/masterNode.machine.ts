@@ -34,6 +34,11 @@ export interface MasterNodeContext extends MasterNodeInput {
   readonly logLastSeq: number;
   /** Why the follower cannot read the log now (no campaign, not ready); undefined when it can. */
   readonly logCutOff: string | undefined;
+  /**
+   * False from the start until the follower first reports where the log ends: until then `lag`
+   * (0) says nothing, and a standby restarted empty would campaign and answer ready.
+   */
+  readonly logEndKnown: boolean;
   /** This node's epoch while it is (or was last) primary; 0 if never. */
   readonly epoch: number;
   /** False after a verification round that needed a full sync, until the sync is done. */
@@ -167,6 +172,7 @@ export const masterNodeMachine = setup({
       context.leader === null &&
       context.verificationHealthy &&
       context.logCutOff === undefined &&
+      context.logEndKnown &&
       context.lag <= context.maxLagForPromotion,
     /**
      * The start failed with an error marked `fatal` (another process runs with this node's id):
@@ -222,6 +228,7 @@ export const masterNodeMachine = setup({
             lag: Math.max(0, event.logLastSeq - event.appliedSeq),
             logLastSeq: Math.max(event.logLastSeq, event.appliedSeq),
             logCutOff: event.cutOff,
+            logEndKnown: context.logEndKnown || event.cutOff === undefined,
           }
         : context,
     ),
@@ -256,6 +263,7 @@ export const masterNodeMachine = setup({
     lag: 0,
     logLastSeq: 0,
     logCutOff: undefined,
+    logEndKnown: false,
     epoch: 0,
     verificationHealthy: true,
     lastFault: undefined,
@@ -400,6 +408,7 @@ export const masterNodeMachine = setup({
                     target: '#masterNode.running.primary',
                     actions: assign({
                       lag: 0,
+                      logEndKnown: true,
                       logLastSeq: ({ event }) => event.output.appliedSeq,
                       promotions: ({ context }) => context.promotions + 1,
                     }),

@@ -76,11 +76,16 @@ export function readiness(runtime: NodeRuntime, maxLagForPromotion: number): Rea
   if (status.cutOff !== undefined) {
     return { ready: false, role, reason: `cut off from the log: ${status.cutOff}` };
   }
+  const context = runtime.actor.getSnapshot().context;
+  // Just started: lag 0 says nothing until the follower has read where the log ends.
+  if (!context.logEndKnown) {
+    return { ready: false, role, reason: "the log's end is not known yet" };
+  }
   const lag = Math.max(0, status.logLastSeq - status.appliedSeq);
   if (lag > maxLagForPromotion) {
     return { ready: false, role, reason: `lag ${lag} exceeds ${maxLagForPromotion} entries` };
   }
-  if (!runtime.actor.getSnapshot().context.verificationHealthy) {
+  if (!context.verificationHealthy) {
     return { ready: false, role, reason: 'verification is not healthy' };
   }
   return { ready: true, role };

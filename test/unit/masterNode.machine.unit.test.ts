@@ -38,9 +38,14 @@ function drive(snapshot: Snapshot, ...events: AnyEvent[]): Snapshot {
   );
 }
 
+/** Started, and its follower has reported where the log ends (at `appliedSeq`: caught up). */
 function started(appliedSeq = 0): Snapshot {
   const [initial] = initialTransition(masterNodeMachine, input);
-  return drive(initial, { type: 'xstate.done.actor.startNode', output: { appliedSeq } });
+  return drive(
+    initial,
+    { type: 'xstate.done.actor.startNode', output: { appliedSeq } },
+    { type: 'oplog.progress', appliedSeq, logLastSeq: appliedSeq },
+  );
 }
 
 describe('masterNode machine (pure transitions)', () => {
@@ -72,6 +77,21 @@ describe('masterNode machine (pure transitions)', () => {
     s = drive(s, { type: 'leader.changed', leader: null });
     expect(s.value).toEqual({ running: { standby: 'following' } }); // lag 490 > 100
     s = drive(s, { type: 'oplog.progress', appliedSeq: 450, logLastSeq: 500 });
+    expect(s.value).toEqual({ running: { standby: 'awaitingCampaign' } });
+  });
+
+  it('does not campaign before its follower has reported where the log ends', () => {
+    const [initial] = initialTransition(masterNodeMachine, input);
+    let s = drive(
+      initial,
+      { type: 'xstate.done.actor.startNode', output: { appliedSeq: 0 } },
+      { type: 'leader.changed', leader: null },
+    );
+    // Restarted empty, the key gone: lag 0 is not yet a lag.
+    expect(s.value).toEqual({ running: { standby: 'following' } });
+    s = drive(s, { type: 'oplog.progress', appliedSeq: 0, logLastSeq: 50_000 });
+    expect(s.value).toEqual({ running: { standby: 'following' } });
+    s = drive(s, { type: 'oplog.progress', appliedSeq: 49_950, logLastSeq: 50_000 });
     expect(s.value).toEqual({ running: { standby: 'awaitingCampaign' } });
   });
 
@@ -258,7 +278,9 @@ describe('masterNode machine (actors on a simulated clock)', () => {
         watchLeader: fromCallback(({ sendBack }) => {
           sendBack({ type: 'leader.changed', leader: null });
         }),
-        followLog: fromCallback(() => undefined),
+        followLog: fromCallback(({ sendBack }) => {
+          sendBack({ type: 'oplog.progress', appliedSeq: 0, logLastSeq: 0 });
+        }),
         campaign: fromPromise<CampaignResult, { nodeId: string }>(() =>
           Promise.resolve({ won: true, epoch: 3 }),
         ),

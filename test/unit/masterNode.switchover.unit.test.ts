@@ -51,7 +51,11 @@ function drive(snapshot: Snapshot, ...events: AnyEvent[]): Snapshot {
 
 function started(nodeId = 'n1'): Snapshot {
   const [initial] = initialTransition(masterNodeMachine, { ...input, nodeId });
-  return drive(initial, { type: 'xstate.done.actor.startNode', output: { appliedSeq: 0 } });
+  return drive(
+    initial,
+    { type: 'xstate.done.actor.startNode', output: { appliedSeq: 0 } },
+    { type: 'oplog.progress', appliedSeq: 0, logLastSeq: 0 },
+  );
 }
 
 const primary = (): Snapshot =>

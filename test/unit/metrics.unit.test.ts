@@ -230,6 +230,7 @@ function fakeRuntime(opts: {
   appliedSeq?: number;
   logLastSeq?: number;
   verificationHealthy?: boolean;
+  logEndKnown?: boolean;
   verificationStats?: unknown;
   verification?: unknown;
   cutOff?: string;
@@ -247,7 +248,12 @@ function fakeRuntime(opts: {
       ...(opts.refused === undefined ? {} : { refused: opts.refused }),
     }),
     actor: {
-      getSnapshot: () => ({ context: { verificationHealthy: opts.verificationHealthy ?? true } }),
+      getSnapshot: () => ({
+        context: {
+          verificationHealthy: opts.verificationHealthy ?? true,
+          logEndKnown: opts.logEndKnown ?? true,
+        },
+      }),
     },
   } as unknown as NodeRuntime;
 }
@@ -281,6 +287,18 @@ describe('readiness', () => {
       ready: false,
       reason: 'verification is not healthy',
     });
+  });
+
+  // Regression (failover bench): a standby restarted empty answered ready (lag 0 of a log end
+  // of 0) until its follower first read the log's bounds; a rolling restart went on to the
+  // next node while this one was 50,000 entries behind, and a switchover then waited 1 s.
+  it('a standby whose follower has not yet read where the log ends is not ready', () => {
+    expect(
+      readiness(
+        fakeRuntime({ role: 'standby', appliedSeq: 0, logLastSeq: 0, logEndKnown: false }),
+        10,
+      ),
+    ).toEqual({ ready: false, role: 'standby', reason: "the log's end is not known yet" });
   });
 
   it('a standby cut off from the log, or a node stopping because it cannot serve, is not ready whatever its lag', () => {
