@@ -7,7 +7,10 @@
 // - RTO: the primary is killed (kill -9) N times (default 10); each time the time from the
 //   kill to the first acknowledged write of the new primary (the first ack whose seq is above
 //   the new primary's EPOCH fence, found in its `fenceWritten` log line); the killed node is
-//   restarted and waited for as a standby before the next kill, so three nodes stay;
+//   restarted, and the next fault waits until it is ready (`/readyz`: a standby caught up to
+//   within its promotion lag), as a rolling restart should, so three nodes stay. (Waiting for
+//   `standby` in `/status` was not enough: a restarted node says so while it still folds its
+//   way up, and the next switchover then waited up to 1 s for a standby to catch up);
 // - switchover: the primary gets SIGTERM (graceful stop: hands over, exits) N times; the time
 //   from the signal to the first acknowledged write of the new primary; the node is restarted;
 // - pause: the primary gets SIGSTOP for PAUSE_MS (twice the TTL) N times (default 3), then
@@ -165,7 +168,7 @@ async function takeover(
     resignMs: logged(handedOver, 'resignMs'),
   };
   await old.restart();
-  await old.waitForStatus((s) => s.role === 'standby', WAIT_MS);
+  await old.waitForReady(WAIT_MS);
   return result;
 }
 
@@ -200,7 +203,7 @@ async function pause(cluster: BenchCluster, load: Workload): Promise<Pause> {
   };
   old.resume();
   const next = await fleet.primary(WAIT_MS, old);
-  await old.waitForStatus((s) => s.role === 'standby', WAIT_MS);
+  await old.waitForReady(WAIT_MS);
   return { ...result, to: next.id };
 }
 

@@ -242,6 +242,28 @@ export class NodeHandle {
     );
   }
 
+  /**
+   * Polls `/readyz` until it answers 200: a serving primary, or a standby eligible for
+   * promotion (caught up to within its promotion lag). A restarted node says `standby` in
+   * `/status` as soon as it follows the log, while it may still be folding its way up to it.
+   * Fails with the last reason after `timeoutMs`.
+   */
+  async waitForReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(5000) });
+        if (res.status === 200) return;
+        last = `${res.status} ${await res.text()}`;
+      } catch (err) {
+        last = String(err);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${this.id}: never ready; last: ${last}\n${this.#stderrTail}`);
+  }
+
   /** kill -9, and wait for the exit. */
   async kill(): Promise<void> {
     if (!this.running) return;
