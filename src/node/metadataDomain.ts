@@ -44,24 +44,33 @@ export function metadataService(
   };
 }
 
+type Claim = { readonly appliedSeq: number; readonly stateDigest: number };
+
+/** A reader fed every one of `pieces` (`keep: false`: it can only check, not build). */
+async function fedReader(
+  pieces: AsyncIterable<Uint8Array>,
+  claim: Claim,
+  keep: boolean,
+): Promise<CheckpointReader> {
+  const reader = new CheckpointReader(claim, { keep });
+  for await (const piece of pieces) reader.add(piece);
+  return reader;
+}
+
 /** Rebuilds the metadata a checkpoint's pieces hold, checking every chunk CRC and `claim`'s digest. */
 export async function readMetadataCheckpoint(
   pieces: AsyncIterable<Uint8Array>,
-  claim: { readonly appliedSeq: number; readonly stateDigest: number },
+  claim: Claim,
 ): Promise<MetadataState> {
-  const reader = new CheckpointReader(claim);
-  for await (const piece of pieces) reader.add(piece);
-  return reader.finish();
+  return (await fedReader(pieces, claim, true)).finish();
 }
 
 /** Checks a checkpoint's pieces against `claim` without building its state. */
 export async function checkMetadataCheckpoint(
   pieces: AsyncIterable<Uint8Array>,
-  claim: { readonly appliedSeq: number; readonly stateDigest: number },
+  claim: Claim,
 ): Promise<void> {
-  const reader = new CheckpointReader(claim, { keep: false });
-  for await (const piece of pieces) reader.add(piece);
-  reader.check();
+  (await fedReader(pieces, claim, false)).check();
 }
 
 /** Verification, full sync and checkpoints of the metadata (the CLI and tools read checkpoints with it). */

@@ -219,27 +219,47 @@ export class NodeHandle {
     return (await res.json()) as NodeStatusJson;
   }
 
-  /** Polls /status until `match` holds; fails with the last status after `timeoutMs`. */
-  async waitForStatus(
-    match: (status: NodeStatusJson) => boolean,
+  /**
+   * Calls `probe` every 50 ms until it returns a value (not undefined), and returns that value.
+   * A probe that throws counts as a miss. After `timeoutMs` it fails with `what` and the last
+   * miss, which `probe` reports through `miss`.
+   */
+  async #poll<T>(
+    what: string,
     timeoutMs: number,
-    digest = false,
-  ): Promise<NodeStatusJson> {
+    probe: (miss: (last: unknown) => void) => Promise<T | undefined>,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
+    const miss = (seen: unknown): void => {
+      last = seen;
+    };
     while (Date.now() < deadline) {
       try {
-        const status = await this.status(digest);
-        if (match(status)) return status;
-        last = status;
+        const found = await probe(miss);
+        if (found !== undefined) return found;
       } catch (err) {
         last = err;
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(
-      `${this.id}: status never matched; last: ${JSON.stringify(last)}\n${this.#stderrTail}`,
-    );
+    const shown =
+      last instanceof Error || typeof last === 'string' ? String(last) : JSON.stringify(last);
+    throw new Error(`${this.id}: ${what}; last: ${shown}\n${this.#stderrTail}`);
+  }
+
+  /** Polls /status until `match` holds; fails with the last status after `timeoutMs`. */
+  waitForStatus(
+    match: (status: NodeStatusJson) => boolean,
+    timeoutMs: number,
+    digest = false,
+  ): Promise<NodeStatusJson> {
+    return this.#poll('status never matched', timeoutMs, async (miss) => {
+      const status = await this.status(digest);
+      if (match(status)) return status;
+      miss(status);
+      return undefined;
+    });
   }
 
   /**
@@ -249,19 +269,12 @@ export class NodeHandle {
    * Fails with the last reason after `timeoutMs`.
    */
   async waitForReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      try {
-        const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(5000) });
-        if (res.status === 200) return;
-        last = `${res.status} ${await res.text()}`;
-      } catch (err) {
-        last = String(err);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`${this.id}: never ready; last: ${last}\n${this.#stderrTail}`);
+    await this.#poll('never ready', timeoutMs, async (miss) => {
+      const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(5000) });
+      if (res.status === 200) return true;
+      miss(`${res.status} ${await res.text()}`);
+      return undefined;
+    });
   }
 
   /** kill -9, and wait for the exit. */
