@@ -88,6 +88,17 @@ export function registerNodeCommand(program: Command): void {
         destination === undefined
           ? pino({ level: config.logLevel })
           : pino({ level: config.logLevel }, destination);
+      // A fault nobody handled still ends the process (exit 1), but says so in the node's log
+      // first, where an operator (and a test) reads why the node went.
+      const crash = (err: unknown): void => {
+        logger.fatal(
+          { event: 'crashed', err: err instanceof Error ? err.stack : String(err) },
+          'crashed',
+        );
+        process.exit(NODE_EXIT.failed);
+      };
+      process.once('uncaughtException', crash);
+      process.once('unhandledRejection', crash);
       let node;
       try {
         node = await startNode(config, logger);

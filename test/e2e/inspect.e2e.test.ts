@@ -288,7 +288,12 @@ describe.skipIf(missing !== undefined)(
       for (const node of fleet.nodes) {
         // Exit 1 is a stop that failed: its log line says why (seen once under a loaded suite).
         const code = await node.terminate(30_000);
-        expect(code, JSON.stringify(node.logs.filter((l) => l.level === 50).slice(-3))).toBe(0);
+        const said = {
+          errors: node.logs.filter((l) => typeof l.level === 'number' && l.level >= 50).slice(-3),
+          last: node.logs.slice(-5),
+          stderr: node.stderr.slice(-2000),
+        };
+        expect(code, `${node.id}: ${JSON.stringify(said)}`).toBe(0);
       }
 
       // Every node's recording holds its machine's events, named by node; the killed node's

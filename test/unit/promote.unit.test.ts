@@ -57,7 +57,7 @@ async function candidate(opLogTimeoutMs?: number) {
     term,
   };
   const run = (signal: AbortSignal) => promote({ input: { epoch }, signal, ctx });
-  return { clock, coord, logStore, store, term, run };
+  return { clock, coord, logStore, store, term, opLog, run };
 }
 
 const outcome = (p: Promise<unknown>): Promise<unknown> =>
@@ -81,6 +81,39 @@ describe('promotion', () => {
     expect(await result).toMatchObject({ name: 'PromotionStoppedError', reason: 'cancelled' });
     expect(c.logStore.entries().map((e) => e.op)).toEqual(['EPOCH']);
     expect(c.term.writer).toBeUndefined();
+    expect(c.coord.currentLeader()).toBeNull();
+  });
+
+  it('a promotion cancelled before it began leaves no rejection unhandled when the log refuses (a stopping node: exit code 1)', async () => {
+    // Regression (inspect.e2e under CI, Node 24): SIGTERM came while the candidate waited to
+    // promote; the promotion began with its signal aborted, asked the log for its bounds on a
+    // NATS connection already draining, and nobody handled that rejection, so the node's stop
+    // ended in an uncaught DrainingConnectionError and exit code 1.
+    const c = await candidate(1000);
+    // A plain function, not a spy: a spy handles the promises it returns (to record them).
+    let asked = 0;
+    c.opLog.bounds = () => {
+      asked += 1;
+      return Promise.reject(new Error('connection draining'));
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const abort = new AbortController();
+      abort.abort();
+      const result = outcome(c.run(abort.signal));
+      await c.clock.advanceAsync(10);
+      expect(await result).toMatchObject({ name: 'PromotionStoppedError', reason: 'cancelled' });
+      // An unhandled rejection is reported after the microtasks of the turn it happened in.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+    expect(asked).toBeLessThanOrEqual(1);
+    expect(c.logStore.entries().map((e) => e.op)).toEqual(['EPOCH']);
     expect(c.coord.currentLeader()).toBeNull();
   });
 

@@ -136,14 +136,19 @@ export async function promote({
     () => stop(new PromotionStoppedError('timeout', `promotion not done within ${timeoutMs} ms`)),
     timeoutMs,
   );
-  /** Settles like `step`, or rejects as soon as the promotion is stopped. */
+  /**
+   * Settles like `step`, or rejects as soon as the promotion is stopped. `step` is always
+   * handled, also when the promotion was stopped before it: a step started by a promotion the
+   * node's stop cancelled may fail later (its NATS connection draining), and a rejection nobody
+   * handles ends the process with exit code 1.
+   */
   const unlessStopped = <T>(step: Promise<T>): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       const wake = (): void =>
         reject(stopped ?? new PromotionStoppedError('cancelled', 'promotion cancelled'));
-      if (stopped !== undefined) return wake();
       wakers.add(wake);
       step.then(resolve, reject).finally(() => wakers.delete(wake));
+      if (stopped !== undefined) wake();
     });
   /**
    * The log's bounds, asked again after each failure until they come or the promotion stops: a
