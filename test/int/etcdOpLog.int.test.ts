@@ -174,6 +174,30 @@ describe.each(['coalesce', 'concurrent'] as const)(
       await expect(collect(follower, 4)).rejects.toBeInstanceOf(NotRetainedError);
     });
 
+    it('a gap in the messages it reads (trimmed under it) is NotRetainedError, so the node syncs at once', async () => {
+      // Regression: the gap was a plain Error, which the node's follower retried (one retry
+      // delay) before the next locate found the entry trimmed.
+      await using etcd = await startEtcd();
+      const cluster = `t${randomUUID().slice(0, 8)}`;
+      const log = openLog(etcd.endpoint, cluster, pipelining);
+      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+      await writer.append(entries(1, 2));
+      await writer.append(entries(3, 2));
+      await writer.append(entries(5, 2));
+      const client = new Etcd3({ hosts: [etcd.endpoint] });
+      cleanups.push(() => client.close());
+      await client.delete().key(messageKey(cluster, 2));
+      const failed = collect(log.follow(1), 6).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(await failed).toMatchObject({
+        name: 'NotRetainedError',
+        requestedSeq: 3,
+        firstRetainedSeq: 5,
+      });
+    });
+
     it('never acknowledges an append whose answer did not come (etcd paused)', async () => {
       await using etcd = await startEtcd();
       const cluster = `t${randomUUID().slice(0, 8)}`;

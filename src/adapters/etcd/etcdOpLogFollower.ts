@@ -25,7 +25,8 @@ export interface EtcdFollowerContext {
 /**
  * A follower of `cluster`'s stream from entry `fromSeq`: finds the message holding it (binary
  * search), reads on from there in pages at one revision, then watches for later messages.
- * Fails on a gap in the entries, and with {@link NotRetainedError} when `fromSeq` was trimmed.
+ * Fails with {@link NotRetainedError} when `fromSeq` was trimmed, or entries after it were (a
+ * gap between the messages it reads).
  * It is in `followers` while open.
  */
 export function followEtcdOpLog(context: EtcdFollowerContext, fromSeq: number): LogFollower {
@@ -58,12 +59,11 @@ export function followEtcdOpLog(context: EtcdFollowerContext, fromSeq: number): 
       nextStreamSeq = streamSeq + 1;
       return;
     }
-    if (entries[0]?.seq !== nextSeq) {
-      fail(
-        new Error(
-          `log gap: expected entry ${nextSeq}, stream message ${streamSeq} starts at ${entries[0]?.seq}`,
-        ),
-      );
+    const firstSeq = entries[0]?.seq ?? nextSeq;
+    if (firstSeq !== nextSeq) {
+      // The messages between were deleted (a trim while this follower read its pages): the
+      // entries are gone, as when `fromSeq` itself was trimmed, and the node syncs at once.
+      fail(new NotRetainedError(nextSeq, firstSeq));
       return;
     }
     nextSeq = (entries[entries.length - 1]?.seq ?? nextSeq) + 1;
