@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import type { Command } from 'commander';
 import { connect } from '@nats-io/transport-node';
 import { readMasterView } from '../adapters/etcd/etcdMembers.ts';
-import { NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
+import { checkpointBucketName, NatsCheckpointStore } from '../adapters/nats/natsCheckpointStore.ts';
 import { systemClock } from '../adapters/systemClock.ts';
 import { digestHex, stateDigest } from '../domain/log/checksum.ts';
 import type { CheckpointInfo } from '../ports/checkpointStore.ts';
@@ -81,8 +81,16 @@ export interface VerifiedCheckpoint {
   readonly tookMs: number;
 }
 
+/**
+ * Opens the checkpoint bucket of `cluster` (of its group `group` when one is named) to read it,
+ * and closes the connection after `use`. It never creates the bucket: a mistyped `--cluster`,
+ * or `--group` on a cluster of one group, would leave an empty bucket behind and list nothing.
+ * A bucket that does not exist is refused with {@link CheckpointUsageError} saying which name
+ * does exist.
+ */
 async function withStore<T>(
   config: NatsSourceConfig,
+  group: number | undefined,
   use: (store: NatsCheckpointStore) => Promise<T>,
 ): Promise<T> {
   const nc = await reaching('NATS', config.servers, () =>
@@ -94,7 +102,27 @@ async function withStore<T>(
     }),
   );
   try {
-    return await use(await NatsCheckpointStore.open({ nc, cluster: config.cluster }));
+    const existing = (cluster: string) => NatsCheckpointStore.openExisting({ nc, cluster });
+    const named = namedGroupCluster(config.cluster, group);
+    const store = await existing(named);
+    if (store !== undefined) return await use(store);
+    const bucket = checkpointBucketName(named);
+    if (group !== undefined && (await existing(config.cluster)) !== undefined) {
+      throw new CheckpointUsageError(
+        `cluster ${config.cluster} has one group: leave --group out (there is no bucket ${bucket})`,
+      );
+    }
+    if (
+      group === undefined &&
+      (await existing(namedGroupCluster(config.cluster, 0))) !== undefined
+    ) {
+      throw new CheckpointUsageError(
+        `cluster ${config.cluster} has several groups: name one with --group N`,
+      );
+    }
+    throw new CheckpointUsageError(
+      `there is no checkpoint bucket ${bucket} on this NATS: no node of cluster ${named} has run here (check --cluster and --nats)`,
+    );
   } finally {
     await nc.close();
   }
@@ -189,7 +217,8 @@ Examples:
   understudy checkpoint verify --cluster main --nats nats://127.0.0.1:4222 --json
   understudy checkpoint create --cluster main --etcd http://127.0.0.1:2379 --node n2
   understudy checkpoint create --cluster main --etcd http://127.0.0.1:2379 --group 2
-Exit codes: 0 ok; 1 the store or a node could not be reached, or the write failed; 2 usage;
+Exit codes: 0 ok; 1 the store or a node could not be reached, or the write failed; 2 usage
+(also: list and verify found no bucket of that cluster or group);
 3 (verify) a checkpoint is corrupt.`;
 
 function fail(err: unknown): never {
@@ -201,14 +230,6 @@ function fail(err: unknown): never {
     `understudy checkpoint: ${err instanceof Error ? err.message : String(err)}\n`,
   );
   process.exit(CHECKPOINT_EXIT.failed);
-}
-
-/**
- * The source of group `--group N`'s checkpoints (its bucket is named after `<cluster>-gN`); the
- * cluster's own without the flag.
- */
-function ofGroup(config: NatsSourceConfig, flags: Record<string, unknown>): NatsSourceConfig {
-  return { ...config, cluster: namedGroupCluster(config.cluster, groupFlag(flags['group'])) };
 }
 
 export function registerCheckpointCommand(program: Command): void {
@@ -224,8 +245,10 @@ export function registerCheckpointCommand(program: Command): void {
     .option('--group <n>', GROUP_OPTION_HELP)
     .action(async (flags: Record<string, unknown>) => {
       try {
-        const listed = await withStore(ofGroup(loadNatsSourceConfig(flags), flags), (store) =>
-          store.list(),
+        const listed = await withStore(
+          loadNatsSourceConfig(flags),
+          groupFlag(flags['group']),
+          (store) => store.list(),
         );
         process.stdout.write(
           flags['json'] === true
@@ -246,8 +269,10 @@ export function registerCheckpointCommand(program: Command): void {
     .option('--group <n>', GROUP_OPTION_HELP)
     .action(async (name: string | undefined, flags: Record<string, unknown>) => {
       try {
-        const results = await withStore(ofGroup(loadNatsSourceConfig(flags), flags), (store) =>
-          verifyCheckpoints(store, name),
+        const results = await withStore(
+          loadNatsSourceConfig(flags),
+          groupFlag(flags['group']),
+          (store) => verifyCheckpoints(store, name),
         );
         process.stdout.write(
           flags['json'] === true

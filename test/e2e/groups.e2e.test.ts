@@ -230,6 +230,9 @@ describe('groups on the node side (real etcd and nats-server, node processes)', 
     const verified = await runCli(['checkpoint', 'verify', ...nats, '--group', '1', '--json']);
     expect(verified.code, verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject([{ name: written.name, ok: true }]);
+    const unlisted = await runCli(['checkpoint', 'list', ...nats]);
+    expect(unlisted.code).toBe(2);
+    expect(unlisted.stderr).toContain('cluster grp has several groups: name one with --group N');
     const unnamed = await runCli(['checkpoint', 'create', ...access]);
     expect(unnamed.code).toBe(2);
     expect(unnamed.stderr).toContain('cluster grp has 4 groups: name one with --group N (0..3)');

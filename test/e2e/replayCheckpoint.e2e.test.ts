@@ -111,6 +111,22 @@ describe('replay and export across checkpoints (real cluster, trimmed stream)', 
     );
   });
 
+  it('checkpoint list and verify never create a bucket: a wrong --cluster or --group is refused, naming what exists', async () => {
+    // Regression: list and verify created the bucket they were asked about, so `--group 0` on a
+    // cluster of one group (or a mistyped --cluster) answered an empty list and left a bucket.
+    const grouped = await cli(['checkpoint', 'list', ...live, '--group', '0']);
+    expect(grouped.code).toBe(2);
+    expect(grouped.stderr).toContain(`cluster ${CLUSTER} has one group: leave --group out`);
+    const nats = live.slice(2);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const typo = await cli(['checkpoint', 'verify', '--cluster', 'no-such', ...nats]);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toContain(
+        'there is no checkpoint bucket understudy_no-such on this NATS: no node of cluster no-such has run here',
+      );
+    }
+  });
+
   it('replay --at a seq after a checkpoint, with --key: the state an independent fold has', async () => {
     const at = (seqs[1] ?? 0) + 5;
     const run = await cli(['replay', ...live, '--at', String(at), '--key', 'user/1', '--json']);
