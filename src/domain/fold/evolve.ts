@@ -47,20 +47,21 @@ export function evolve(working: WorkingState, event: MetadataEvent, seq: number)
       if (working.getObject(event.key, index) !== undefined)
         working.fail(`object ${JSON.stringify(event.key)} exists`);
       const nodes = new Set<string>();
+      const replicas: Replica[] = [];
       for (const replica of event.replicas) {
         if (replica.status !== 'processing') working.fail('a new replica must be processing');
         if (replica.length !== event.size)
           working.fail('replica length differs from the object size');
         if (nodes.has(replica.nodeId)) working.fail(`two replicas on node ${replica.nodeId}`);
         nodes.add(replica.nodeId);
-        allocateReplica(working, replica);
+        replicas.push(allocateReplica(working, replica));
       }
       if (event.replicas.length === 0) working.fail('an object needs a replica');
       working.setObject(
         {
           key: event.key,
           size: event.size,
-          replicas: event.replicas.map((r) => copyReplica(r)),
+          replicas,
           lastSeq: seq,
         },
         index,
