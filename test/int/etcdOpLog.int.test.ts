@@ -61,6 +61,29 @@ async function collect(
   return seqs;
 }
 
+/**
+ * A log on an etcd of its own holding `batches` messages of 2 entries (1-2, 3-4, ...), with
+ * stream message `deleted` removed as a trim removes it.
+ */
+async function logWithout(
+  pipelining: EtcdOpLogPipelining,
+  batches: number,
+  deleted: number,
+): Promise<OpLog> {
+  const etcd = await startEtcd();
+  cleanups.push(async () => {
+    await etcd[Symbol.asyncDispose]();
+  });
+  const cluster = `t${randomUUID().slice(0, 8)}`;
+  const log = openLog(etcd.endpoint, cluster, pipelining);
+  const writer = log.openWriter({ expectedLastStreamSeq: 0 });
+  for (let b = 0; b < batches; b++) await writer.append(entries(1 + 2 * b, 2));
+  const client = new Etcd3({ hosts: [etcd.endpoint] });
+  cleanups.push(() => client.close());
+  await client.delete().key(messageKey(cluster, deleted));
+  return log;
+}
+
 const range = (from: number, to: number): number[] =>
   Array.from({ length: to - from + 1 }, (_, index) => from + index);
 
@@ -160,15 +183,7 @@ describe.each(['coalesce', 'concurrent'] as const)(
     });
 
     it('refuses to follow from an entry the log no longer retains', async () => {
-      await using etcd = await startEtcd();
-      const cluster = `t${randomUUID().slice(0, 8)}`;
-      const log = openLog(etcd.endpoint, cluster, pipelining);
-      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
-      await writer.append(entries(1, 2));
-      await writer.append(entries(3, 2));
-      const client = new Etcd3({ hosts: [etcd.endpoint] });
-      cleanups.push(() => client.close());
-      await client.delete().key(messageKey(cluster, 1));
+      const log = await logWithout(pipelining, 2, 1);
       expect((await log.bounds()).firstSeq).toBe(3);
       const follower = log.follow(1);
       await expect(collect(follower, 4)).rejects.toBeInstanceOf(NotRetainedError);
@@ -177,16 +192,7 @@ describe.each(['coalesce', 'concurrent'] as const)(
     it('a gap in the messages it reads (trimmed under it) is NotRetainedError, so the node syncs at once', async () => {
       // Regression: the gap was a plain Error, which the node's follower retried (one retry
       // delay) before the next locate found the entry trimmed.
-      await using etcd = await startEtcd();
-      const cluster = `t${randomUUID().slice(0, 8)}`;
-      const log = openLog(etcd.endpoint, cluster, pipelining);
-      const writer = log.openWriter({ expectedLastStreamSeq: 0 });
-      await writer.append(entries(1, 2));
-      await writer.append(entries(3, 2));
-      await writer.append(entries(5, 2));
-      const client = new Etcd3({ hosts: [etcd.endpoint] });
-      cleanups.push(() => client.close());
-      await client.delete().key(messageKey(cluster, 2));
+      const log = await logWithout(pipelining, 3, 2);
       const failed = collect(log.follow(1), 6).then(
         () => undefined,
         (err: unknown) => err,
