@@ -125,8 +125,11 @@ async function createOrUpdateStream(
       await jsm.streams.add({ ...wanted, name: streamName });
       return;
     } catch (err) {
-      // Another node created it in the meantime: go round and check its settings.
-      if (attempt >= 3 || asStreamConfigError(streamName, err) !== err) throw err;
+      // Another node may have created it in the meantime: go round and check its settings. NATS
+      // 2.9 may refuse such a racing add as a configuration ("subjects overlap with an existing
+      // stream", seen with three nodes starting at once), so a refusal goes round too; one that
+      // stays after 3 rounds is the configuration's.
+      if (attempt >= 3) throw err;
     }
   }
 }
