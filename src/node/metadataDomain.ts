@@ -10,7 +10,11 @@ import { checkOrigin, fromEntry, toEntry } from '../domain/log/eventCodec.ts';
 import { invalidArgument, objectNotFound } from '../domain/model/errors.ts';
 import { getObject } from '../domain/model/state.ts';
 import type { Command, MetadataEvent, MetadataState } from '../domain/model/types.ts';
-import { CheckpointReader, checkpointFrames } from '../domain/snapshot/checkpoint.ts';
+import {
+  CheckpointReader,
+  checkpointFrames,
+  type CheckpointClaim,
+} from '../domain/snapshot/checkpoint.ts';
 import { createApiHandler, type ApiHandlerOptions } from '../api/handler.ts';
 import { API_OPS } from '../api/schema.ts';
 import { fetchFullSync, FullSyncSource } from '../admin/fullSync.ts';
@@ -44,12 +48,10 @@ export function metadataService(
   };
 }
 
-type Claim = { readonly appliedSeq: number; readonly stateDigest: number };
-
 /** A reader fed every one of `pieces` (`keep: false`: it can only check, not build). */
 async function fedReader(
   pieces: AsyncIterable<Uint8Array>,
-  claim: Claim,
+  claim: CheckpointClaim,
   keep: boolean,
 ): Promise<CheckpointReader> {
   const reader = new CheckpointReader(claim, { keep });
@@ -60,7 +62,7 @@ async function fedReader(
 /** Rebuilds the metadata a checkpoint's pieces hold, checking every chunk CRC and `claim`'s digest. */
 export async function readMetadataCheckpoint(
   pieces: AsyncIterable<Uint8Array>,
-  claim: Claim,
+  claim: CheckpointClaim,
 ): Promise<MetadataState> {
   return (await fedReader(pieces, claim, true)).finish();
 }
@@ -68,7 +70,7 @@ export async function readMetadataCheckpoint(
 /** Checks a checkpoint's pieces against `claim` without building its state. */
 export async function checkMetadataCheckpoint(
   pieces: AsyncIterable<Uint8Array>,
-  claim: Claim,
+  claim: CheckpointClaim,
 ): Promise<void> {
   (await fedReader(pieces, claim, false)).check();
 }

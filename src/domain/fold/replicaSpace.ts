@@ -1,5 +1,5 @@
 import { allocateInPlace, releaseInPlace } from '../decide/allocator.ts';
-import type { Replica } from '../model/types.ts';
+import type { Replica, Segment } from '../model/types.ts';
 import type { WorkingState } from './workingState.ts';
 
 // How a replica takes and gives back its range of a segment: the fold checks, through the
@@ -8,11 +8,9 @@ import type { WorkingState } from './workingState.ts';
 
 /**
  * Takes the replica's range out of its segment's free list; refuses a range not free. Returns
- * the replica as the state keeps it: naming its segment and node with the segment's own strings,
- * so a million replicas of one segment share two strings instead of each holding the copies
- * its event was decoded with (less heap per object, and digests read fewer cache lines).
+ * the segment, whose own id strings the state's replica names it with.
  */
-export function allocateReplica(working: WorkingState, replica: Replica): Replica {
+export function allocateReplica(working: WorkingState, replica: Replica): Segment {
   const segment = working.mutableSegment(replica.segmentId);
   if (segment === undefined) working.fail(`replica on unmounted segment ${replica.segmentId}`);
   if (segment.nodeId !== replica.nodeId)
@@ -22,13 +20,7 @@ export function allocateReplica(working: WorkingState, replica: Replica): Replic
   }
   segment.used += replica.length;
   working.root.used += replica.length;
-  return Object.freeze({
-    segmentId: segment.id,
-    nodeId: segment.nodeId,
-    offset: replica.offset,
-    length: replica.length,
-    status: replica.status === 'complete' ? 'complete' : 'processing',
-  });
+  return segment;
 }
 
 /** Gives the replica's range back to its segment's free list; refuses a range not allocated. */

@@ -220,24 +220,22 @@ export class NodeHandle {
   }
 
   /**
-   * Calls `probe` every 50 ms until it returns a value (not undefined), and returns that value.
-   * A probe that throws counts as a miss. After `timeoutMs` it fails with `what` and the last
-   * miss, which `probe` reports through `miss`.
+   * Calls `probe` every 50 ms until it returns `{ found }`, and returns that value. A probe that
+   * throws, or returns `{ miss }`, is a miss; after `timeoutMs` it fails with `what` and the last
+   * miss.
    */
   async #poll<T>(
     what: string,
     timeoutMs: number,
-    probe: (miss: (last: unknown) => void) => Promise<T | undefined>,
+    probe: () => Promise<{ found: T } | { miss: unknown }>,
   ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
-    const miss = (seen: unknown): void => {
-      last = seen;
-    };
     while (Date.now() < deadline) {
       try {
-        const found = await probe(miss);
-        if (found !== undefined) return found;
+        const result = await probe();
+        if ('found' in result) return result.found;
+        last = result.miss;
       } catch (err) {
         last = err;
       }
@@ -254,11 +252,9 @@ export class NodeHandle {
     timeoutMs: number,
     digest = false,
   ): Promise<NodeStatusJson> {
-    return this.#poll('status never matched', timeoutMs, async (miss) => {
+    return this.#poll('status never matched', timeoutMs, async () => {
       const status = await this.status(digest);
-      if (match(status)) return status;
-      miss(status);
-      return undefined;
+      return match(status) ? { found: status } : { miss: status };
     });
   }
 
@@ -269,11 +265,9 @@ export class NodeHandle {
    * Fails with the last reason after `timeoutMs`.
    */
   async waitForReady(timeoutMs: number): Promise<void> {
-    await this.#poll('never ready', timeoutMs, async (miss) => {
+    await this.#poll('never ready', timeoutMs, async () => {
       const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(5000) });
-      if (res.status === 200) return true;
-      miss(`${res.status} ${await res.text()}`);
-      return undefined;
+      return res.status === 200 ? { found: true } : { miss: `${res.status} ${await res.text()}` };
     });
   }
 
