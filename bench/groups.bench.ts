@@ -1,5 +1,7 @@
-// `npm run bench -- groups [--quick] [--groups 1,2,4,8] [--seconds S]`: many primaries on one
-// cluster. For each group count G, three node processes (each hosting a member of every group)
+// `npm run bench -- groups [--quick] [--groups 1,2,4,8] [--seconds S] [--threads main,worker]`:
+// many primaries on one cluster. For each group count G, three node processes (each hosting a
+// member of every group: in its main thread, and again for G > 1 each in a worker thread of its
+// own, `--group-threads worker`, whose figures carry the suffix `Workers`)
 // and a grouped client (256 writers in all, split evenly over the groups, each writing keys of its
 // own group, so a group failing over holds up only its own writers; coalescing):
 // - total writes/s over a window, and the CPU of all three processes per write (/proc);
@@ -86,6 +88,8 @@ function percentile(values: readonly number[], p: number): number {
 
 interface GroupRun {
   readonly groups: number;
+  /** Where each process runs its members (`--group-threads`). */
+  readonly threads: 'main' | 'worker';
   readonly writesPerSec: number;
   readonly cpuUsPerWrite: number;
   readonly lagP99Entries: number;
@@ -101,16 +105,18 @@ interface GroupRun {
 async function runGroups(
   servers: BenchServers,
   groups: number,
+  threads: 'main' | 'worker',
   windowMs: number,
   log: (line: string) => void,
 ): Promise<GroupRun> {
   const cluster = `groups${groups}x${randomUUID().slice(0, 6)}`;
+  const G = threads === 'main' ? `G=${groups}` : `G=${groups} (worker threads)`;
   await using fleet = await NodeFleet.start(NODE_IDS, {
     cluster,
     nats: [servers.nats.url],
     etcd: [servers.etcd.endpoint],
     leaseTtlMs: LEASE_TTL_MS,
-    extraArgs: ['--log-level', 'info', '--groups', String(groups)],
+    extraArgs: ['--log-level', 'info', '--groups', String(groups), '--group-threads', threads],
     echo: process.env['BENCH_ECHO'] === '1',
   });
   await settled(fleet, groups);
@@ -162,7 +168,7 @@ async function runGroups(
       const cpuUsPerWrite = writes === 0 ? Number.NaN : cpu / writes;
       const lagP99Entries = percentile(lags, 99);
       log(
-        `  G=${groups}: ${Math.round(writesPerSec).toLocaleString('en-US')} writes/s, ${cpuUsPerWrite.toFixed(1)} us CPU (3 processes) per write, lag p99 ${lagP99Entries} entries`,
+        `  ${G}: ${Math.round(writesPerSec).toLocaleString('en-US')} writes/s, ${cpuUsPerWrite.toFixed(1)} us CPU (3 processes) per write, lag p99 ${lagP99Entries} entries`,
       );
 
       // Kill -9 the process leading the most groups, under load.
@@ -191,7 +197,7 @@ async function runGroups(
         .map((l) => longestAckGap(l.acks, killedAt - 1000, back + 1000));
       const otherMaxAckGapMs = gaps.length === 0 ? undefined : Math.max(...gaps);
       log(
-        `  G=${groups}: kill -9 ${victim.id} (led ${[...dead].join(', ')}): back after ${rtoMs.join(', ')} ms; other groups' longest ack gap ${otherMaxAckGapMs ?? '-'} ms`,
+        `  ${G}: kill -9 ${victim.id} (led ${[...dead].join(', ')}): back after ${rtoMs.join(', ')} ms; other groups' longest ack gap ${otherMaxAckGapMs ?? '-'} ms`,
       );
       await stopAll();
       let lost = 0;
@@ -213,12 +219,13 @@ async function runGroups(
         lost += checked.lost.length;
         if (checked.lost.length > 0) {
           log(
-            `  G=${groups} group ${g}: ${checked.lost.length} lost (${checked.inLog} checked in the log from seq ${entries[0]?.seq ?? '-'}, ${checked.inState} in the state); first: ${JSON.stringify(checked.lost[0])}`,
+            `  ${G} group ${g}: ${checked.lost.length} lost (${checked.inLog} checked in the log from seq ${entries[0]?.seq ?? '-'}, ${checked.inState} in the state); first: ${JSON.stringify(checked.lost[0])}`,
           );
         }
       }
       return {
         groups,
+        threads,
         writesPerSec,
         cpuUsPerWrite,
         lagP99Entries,
@@ -247,37 +254,54 @@ export async function run(args: string[]): Promise<BenchOutcome> {
   const quick = args.includes('--quick');
   const counts = numberList(args, '--groups', [1, 2, 4, 8]);
   const windowMs = numberList(args, '--seconds', [quick ? 2 : 10])[0]! * 1000;
+  const at = args.indexOf('--threads');
+  const modes = (at >= 0 ? (args[at + 1] ?? '') : 'main,worker').split(',') as (
+    'main' | 'worker'
+  )[];
   const log = (line: string): void => console.log(line);
   log(
-    `groups benchmark: G = ${counts.join(', ')} on ${NODE_IDS.length} node processes, ${WRITERS} writers, ${windowMs / 1000} s windows, TTL ${LEASE_TTL_MS} ms${quick ? ' (--quick)' : ''}`,
+    `groups benchmark: G = ${counts.join(', ')} on ${NODE_IDS.length} node processes (members in: ${modes.join(', ')}), ${WRITERS} writers, ${windowMs / 1000} s windows, TTL ${LEASE_TTL_MS} ms${quick ? ' (--quick)' : ''}`,
   );
   await using servers = await BenchServers.start();
   const runs: GroupRun[] = [];
-  for (const groups of counts) runs.push(await runGroups(servers, groups, windowMs, log));
-  const at = (g: number): GroupRun | undefined => runs.find((r) => r.groups === g);
-  const rtos = runs.flatMap((r) => r.rtoMs);
-  const gaps = runs.flatMap((r) => (r.otherMaxAckGapMs === undefined ? [] : [r.otherMaxAckGapMs]));
+  for (const threads of modes) {
+    for (const groups of counts) {
+      // One group has one member per process: where it runs changes nothing, measured once.
+      if (groups === 1 && threads !== modes[0]) continue;
+      runs.push(await runGroups(servers, groups, threads, windowMs, log));
+    }
+  }
   const lost = runs.reduce((n, r) => n + r.lost, 0);
   const figures: Record<string, number> = {};
-  for (const r of runs) {
-    figures[`writesPerSecG${r.groups}`] = Math.round(r.writesPerSec);
-    figures[`cpuUsPerWriteG${r.groups}`] = Number(r.cpuUsPerWrite.toFixed(1));
-    figures[`lagP99EntriesG${r.groups}`] = r.lagP99Entries;
+  for (const threads of modes) {
+    const suffix = threads === 'main' ? '' : 'Workers';
+    const ofMode = runs.filter((r) => r.threads === threads || r.groups === 1);
+    for (const r of ofMode) {
+      if (r.groups === 1 && suffix !== '') continue;
+      figures[`writesPerSecG${r.groups}${suffix}`] = Math.round(r.writesPerSec);
+      figures[`cpuUsPerWriteG${r.groups}${suffix}`] = Number(r.cpuUsPerWrite.toFixed(1));
+      figures[`lagP99EntriesG${r.groups}${suffix}`] = r.lagP99Entries;
+    }
+    const rtos = ofMode.flatMap((r) => r.rtoMs);
+    const gaps = ofMode.flatMap((r) =>
+      r.otherMaxAckGapMs === undefined ? [] : [r.otherMaxAckGapMs],
+    );
+    figures[`deadGroupsRtoP99Ms${suffix}`] = percentile(rtos, 99);
+    if (gaps.length > 0) figures[`otherGroupsMaxAckGapMs${suffix}`] = Math.max(...gaps);
+    const g1 = ofMode.find((r) => r.groups === 1);
+    const top = ofMode.at(-1);
+    if (g1 !== undefined && top !== undefined && top.groups > 1) {
+      // A projection, not a measurement: a 16-core host running as many groups as cores would
+      // spend the measured CPU per write of the largest G on each write.
+      const projected = Math.round((16 * 1e6) / top.cpuUsPerWrite);
+      figures[`projectedWritesPerSec16Cores${suffix}`] = projected;
+      log(
+        `  projection (not measured): 16 cores at ${top.cpuUsPerWrite.toFixed(1)} us CPU per write (G=${top.groups}, members in ${threads}) = ${projected.toLocaleString('en-US')} writes/s`,
+      );
+    }
   }
-  figures['deadGroupsRtoP99Ms'] = percentile(rtos, 99);
-  if (gaps.length > 0) figures['otherGroupsMaxAckGapMs'] = Math.max(...gaps);
   figures['lostAckedWrites'] = lost;
   figures['ackedWrites'] = runs.reduce((n, r) => n + r.acked, 0);
-  const g1 = at(1);
-  const top = runs.at(-1);
-  if (g1 !== undefined && top !== undefined && top.groups > 1) {
-    // A projection, not a measurement: a 16-core host running as many groups as cores would
-    // spend the measured CPU per write of the largest G on each write.
-    figures['projectedWritesPerSec16Cores'] = Math.round((16 * 1e6) / top.cpuUsPerWrite);
-    log(
-      `  projection (not measured): 16 cores at ${top.cpuUsPerWrite.toFixed(1)} us CPU per write (G=${top.groups}) = ${figures['projectedWritesPerSec16Cores'].toLocaleString('en-US')} writes/s`,
-    );
-  }
   return {
     figures,
     verdicts: [
@@ -289,17 +313,17 @@ export async function run(args: string[]): Promise<BenchOutcome> {
       verdict(
         'one linear history in every group',
         runs.every((r) => r.breaks === 0),
-        runs.map((r) => `G=${r.groups}: ${r.breaks} breaks`).join(', '),
+        runs.map((r) => `G=${r.groups} ${r.threads}: ${r.breaks} breaks`).join(', '),
       ),
       verdict(
         'every group of the killed process came back',
         runs.every((r) => r.rtoMs.length === r.deadGroups && r.deadGroups > 0),
-        runs.map((r) => `G=${r.groups}: ${r.rtoMs.length}/${r.deadGroups}`).join(', '),
+        runs.map((r) => `G=${r.groups} ${r.threads}: ${r.rtoMs.length}/${r.deadGroups}`).join(', '),
       ),
       verdict(
         'every group count measured',
-        runs.length === counts.length && runs.every((r) => r.writesPerSec > 0),
-        counts.join(', '),
+        runs.length > 0 && runs.every((r) => r.writesPerSec > 0),
+        runs.map((r) => `G=${r.groups} ${r.threads}`).join(', '),
       ),
     ],
   };

@@ -153,18 +153,16 @@ export function registerNodeCommand(program: Command): void {
       }
       // Another live process runs with this id (say where), or the node's OpLog key is no longer
       // the cluster's (a runtime said so; any group's member): exit 2, a setting to fix.
-      for (const runtime of node.runtimes) {
-        void runtime.whenStopped().then(async () => {
-          const refusal = runtime.refusal;
-          if (refusal === undefined) return;
+      node.onRefused((refusal) => {
+        void (async () => {
           if (!(refusal instanceof OplogKeyMismatchError)) {
             logger.error({ event: 'refused', err: refusal.message }, refusal.message);
           }
           await node.stop().catch(() => undefined);
           fail(NODE_EXIT.usage, refusal.message);
           process.exit();
-        });
-      }
+        })();
+      });
       const onSignal = (signal: string): void => {
         logger.info({ event: 'signal', signal }, 'stopping');
         node.stop().then(

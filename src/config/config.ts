@@ -63,6 +63,11 @@ export const nodeSettings = {
     1,
     'groups the keyspace is split into, each its own primary (1-1024); fixed when the cluster is first created, a node started with another count refuses to start',
   ),
+  groupThreads: withDefault(
+    oneOf(['main', 'worker']),
+    'main',
+    "where a process runs its groups' members: main (all in the process's one thread) or worker (each in a worker thread of its own: its own heap, GC and event loop, so groups use every core and one group's GC cannot stall another's lease); no effect with one group",
+  ),
   nats: withDefault(
     list('<urls>', url(['nats:', 'tls:'])),
     ['nats://127.0.0.1:4222'],

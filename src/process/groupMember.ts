@@ -50,7 +50,7 @@ export interface MemberShared {
   readonly waiting: Waiting;
   readonly log: Logger;
   readonly httpAddress: string;
-  readonly inspector: NodeInspector | undefined;
+  readonly inspector: Pick<NodeInspector, 'send'> | undefined;
 }
 
 /**

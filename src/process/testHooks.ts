@@ -6,6 +6,9 @@
  * - `POST /test/corrupt` with JSON `{key, kind}` (`kind`: replica | size | missing | extra):
  *   corrupts one record of this node's committed state in memory. 200 `{ok: true}`, 400 on a
  *   bad body, 409 when the key does not fit the kind (absent, or present for `extra`).
+ * - `POST /test/block` with JSON `{ms}` (1..30000): blocks the event loop that answers it for
+ *   `ms`, as a long GC pause or fold would, then answers 200 `{blockedMs}`. With
+ *   `--group-threads worker` that is one group member's thread; otherwise the whole process.
  */
 import type { IncomingMessage } from 'node:http';
 import type { HttpRoute } from './httpServer.ts';
@@ -40,6 +43,9 @@ export function skipOplogKeyCheckForTest(
 
 /** The path of the corruption hook. */
 export const CORRUPT_PATH = '/test/corrupt';
+
+/** The path of the event-loop block hook. */
+export const BLOCK_PATH = '/test/block';
 
 /** Whether `env` enables the test hooks. */
 export function testHooksEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -88,6 +94,24 @@ export function testHookRoutes(
         throw err;
       }
       return send(res, 200, { ok: true, appliedSeq: runtime.store.appliedSeq });
+    },
+    [BLOCK_PATH]: async (req, res) => {
+      if (!allowMethods(req, res, ['POST'])) return;
+      let ms: unknown;
+      try {
+        ({ ms } = JSON.parse(await readBody(req)) as { ms?: unknown });
+      } catch {
+        return send(res, 400, { error: 'the body must be JSON {ms}' });
+      }
+      if (!Number.isInteger(ms) || (ms as number) < 1 || (ms as number) > 30_000) {
+        return send(res, 400, { error: 'ms must be an integer of 1..30000' });
+      }
+      logger.warn({ event: 'blocking', ms }, 'test hook blocks the event loop');
+      const started = performance.now();
+      while (performance.now() - started < (ms as number)) {
+        // Busy: nothing else runs on this loop meanwhile.
+      }
+      return send(res, 200, { blockedMs: Math.round(performance.now() - started) });
     },
   };
 }
