@@ -69,6 +69,20 @@ const description = {
 };
 
 describe('NatsCheckpointStore', () => {
+  it('members opening a new bucket at once each open it (on their own connections), and it is one bucket', async () => {
+    const { nats } = await setup();
+    for (let round = 0; round < 5; round++) {
+      const cluster = `race${round}${randomUUID().slice(0, 6)}`;
+      const ncs = await Promise.all(
+        Array.from({ length: 6 }, () => connect({ servers: nats.url })),
+      );
+      cleanups.push(() => Promise.all(ncs.map((nc) => nc.close())));
+      const stores = await Promise.all(ncs.map((nc) => NatsCheckpointStore.open({ nc, cluster })));
+      expect(new Set(stores.map((s) => s.bucket)).size).toBe(1);
+      await stores[0]!.write(checkpointFrames(state)).then((staged) => staged.discard());
+    }
+  });
+
   it('lists a checkpoint only once published, and reads back the state it holds', async () => {
     const { store } = await setup();
     const staged = await store.write(checkpointFrames(state, 7));

@@ -129,12 +129,21 @@ export class NatsCheckpointStore implements CheckpointStore {
   static async open(options: NatsCheckpointStoreOptions): Promise<NatsCheckpointStore> {
     const bucket = checkpointBucketName(options.cluster);
     hashNatively();
-    const os = await new Objm(options.nc)
-      .create(bucket, { storage: StorageType.File, replicas: options.replicas ?? 1 })
-      .catch((err: unknown) => {
-        throw asStreamConfigError(`the checkpoint bucket ${bucket}`, err);
-      });
-    return new NatsCheckpointStore(options.nc, os, bucket);
+    // The object store looks the bucket up and adds it when missing: members starting at once
+    // race to add it, and NATS 2.9 may refuse the loser's add as a configuration ("subjects
+    // overlap with an existing stream", as it did for the OpLog stream). A refusal goes round
+    // again, finding the bucket the winner made; one that stays after 3 rounds is the settings'.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const os = await new Objm(options.nc).create(bucket, {
+          storage: StorageType.File,
+          replicas: options.replicas ?? 1,
+        });
+        return new NatsCheckpointStore(options.nc, os, bucket);
+      } catch (err) {
+        if (attempt >= 3) throw asStreamConfigError(`the checkpoint bucket ${bucket}`, err);
+      }
+    }
   }
 
   /**
