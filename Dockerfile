@@ -25,5 +25,5 @@ RUN ln -s /app/bin/understudy.js /usr/local/bin/understudy
 USER node
 # The node's HTTP server (/healthz, /readyz, /metrics, /status) when run with --http 0.0.0.0:9100.
 EXPOSE 9100
-ENTRYPOINT ["node", "bin/understudy.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "bin/understudy.js"]
 CMD ["--help"]

@@ -11,6 +11,7 @@ import { parse } from 'yaml';
 import { NodeMetrics } from '../../src/observe/metrics.ts';
 import { renderPrometheus } from '../../src/observe/prometheusText.ts';
 import { NODE_ROLES } from '../../src/process/httpServer.ts';
+import { NODE_V8_FLAGS } from '../../src/process/packageInfo.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(root, path), 'utf8');
@@ -220,5 +221,15 @@ describe(`promtool${skipped}`, () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the V8 flags of a node process', () => {
+  it('bin/understudy.js (its #! line), the Dockerfile and the local cluster all give NODE_V8_FLAGS', () => {
+    const flags = NODE_V8_FLAGS.join(' ');
+    expect(read('bin/understudy.js').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+    const entrypoint = /^ENTRYPOINT (.*)$/m.exec(read('Dockerfile'))?.[1];
+    expect(JSON.parse(entrypoint ?? '[]')).toEqual(['node', ...NODE_V8_FLAGS, 'bin/understudy.js']);
+    expect(read('src/tools/localCluster/nodeFleet.ts')).toContain('...NODE_V8_FLAGS,');
   });
 });

@@ -3,7 +3,7 @@
 // their /status.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { cliEntry, packageRoot } from '../../process/packageInfo.ts';
+import { cliEntry, NODE_V8_FLAGS, packageRoot } from '../../process/packageInfo.ts';
 import { waitUntilStopped } from './childServer.ts';
 
 /** One JSON log line of a node (pino). */
@@ -116,6 +116,7 @@ export class NodeHandle {
 
   #spawn(): void {
     const args = [
+      ...NODE_V8_FLAGS,
       ...(this.options.runtimeArgs ?? []),
       cliEntry(),
       'node',
