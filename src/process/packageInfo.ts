@@ -38,7 +38,7 @@ export function packageVersion(): string {
  * (V8's default is 16 MiB on 64-bit). A primary keeps every write in flight alive until
  * JetStream acknowledges it; with the default, hundreds of writes in flight outlive two
  * scavenges, are promoted and leave through full collections (38 % of a primary's busy time
- * under 8 batches of 100 outstanding). Measured with the write bench's `--focus batch`, runs
+ * under 32 batches of 100 outstanding). Measured with the write bench's `--focus batch`, runs
  * alternating on one machine: +4 to +12 % coalesced putStart writes/s, +15 to +42 %
  * putStartBatch. Flags a running process cannot take: `bin/understudy.js` (its `#!` line) and
  * the Dockerfile give the same.
