@@ -109,27 +109,66 @@ async function pageNodes(url: string, done: (m: NodesMessage) => boolean): Promi
   }
 }
 
+/**
+ * etcd, nats-server and 3 node processes x 4 groups (`--group-threads threads`, `env` added to
+ * each node's), once every group is led by the process it prefers.
+ */
+async function startGroupFleet(
+  threads: string,
+  env?: Readonly<Record<string, string>>,
+): Promise<{
+  servers: { nats: string; etcd: string };
+  fleet: NodeFleet;
+  expected: (string | undefined)[];
+}> {
+  const servers = await startServers();
+  const fleet = await NodeFleet.start(IDS, {
+    cluster: 'grp',
+    nats: [servers.nats],
+    etcd: [servers.etcd],
+    leaseTtlMs: TTL,
+    extraArgs: ['--groups', String(GROUPS), '--group-threads', threads],
+    ...(env === undefined ? {} : { env }),
+  });
+  cleanups.push(() => fleet[Symbol.asyncDispose]());
+  const expected = preferredNodes(GROUPS, IDS);
+  await waitFor(
+    'each group led by the process it prefers',
+    () => primaries(fleet.nodes),
+    (p) => p.every((id, g) => id === expected[g]),
+    90_000,
+  );
+  return { servers, fleet, expected };
+}
+
+/**
+ * Two writers on each of `groups` through today's client, one per group pointed at the group's
+ * name; resolves once each has 100 acknowledgements.
+ */
+async function writing(nats: string, groups: readonly number[]): Promise<Workload[]> {
+  const loads: Workload[] = [];
+  for (const g of groups) {
+    const client = await createClient({
+      servers: nats,
+      cluster: groupCluster('grp', g, GROUPS),
+      requestTimeoutMs: 500,
+      deadlineMs: 30_000,
+      backoff: { initialMs: 10, maxMs: 100 },
+    });
+    cleanups.push(() => client.close());
+    for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
+    loads.push(new Workload(client, { concurrency: 2, keyPrefix: `g${g}` }).start());
+  }
+  await Promise.all(loads.map((l) => l.until(() => l.acks.length >= 100, 30_000, '100 acks')));
+  return loads;
+}
+
 // Every test twice: the members in the process's thread, and each in a worker thread of its own.
 describe.each(['main', 'worker'])(
   'groups on the node side (real etcd and nats-server, node processes), --group-threads %s',
   (threads) => {
     it('3 processes x 4 groups: every group has one primary, on the process it prefers (each leads 1 or 2); /status lists every group, /metrics labels every series with its group', async () => {
-      const servers = await startServers();
-      const fleet = await NodeFleet.start(IDS, {
-        cluster: 'grp',
-        nats: [servers.nats],
-        etcd: [servers.etcd],
-        leaseTtlMs: TTL,
-        extraArgs: ['--groups', String(GROUPS), '--group-threads', threads],
-      });
-      cleanups.push(() => fleet[Symbol.asyncDispose]());
-      const expected = preferredNodes(GROUPS, IDS);
-      await waitFor(
-        'each group led by the process it prefers',
-        () => primaries(fleet.nodes),
-        (p) => p.every((id, g) => id === expected[g]),
-        90_000,
-      );
+      const { servers, fleet, expected } = await startGroupFleet(threads);
       const counts = IDS.map((id) => expected.filter((e) => e === id).length).sort();
       expect(counts).toEqual([1, 1, 2]);
 
@@ -305,37 +344,11 @@ describe.each(['main', 'worker'])(
     });
 
     it('kill -9 of one of 3 processes x 4 groups under load: every acknowledged write kept, the groups it led serve again within 2 TTL + 1 s, the other groups keep answering (no gap of TTL / 2)', async () => {
-      const servers = await startServers();
-      const fleet = await NodeFleet.start(IDS, {
-        cluster: 'grp',
-        nats: [servers.nats],
-        etcd: [servers.etcd],
-        leaseTtlMs: TTL,
-        extraArgs: ['--groups', String(GROUPS), '--group-threads', threads],
-      });
-      cleanups.push(() => fleet[Symbol.asyncDispose]());
-      const expected = preferredNodes(GROUPS, IDS);
-      await waitFor(
-        'each group led by the process it prefers',
-        () => primaries(fleet.nodes),
-        (p) => p.every((id, g) => id === expected[g]),
-        90_000,
+      const { servers, fleet, expected } = await startGroupFleet(threads);
+      const loads = await writing(
+        servers.nats,
+        Array.from({ length: GROUPS }, (_, g) => g),
       );
-      // Today's client, one per group, pointed at the group's name.
-      const loads: Workload[] = [];
-      for (let g = 0; g < GROUPS; g++) {
-        const client = await createClient({
-          servers: servers.nats,
-          cluster: groupCluster('grp', g, GROUPS),
-          requestTimeoutMs: 500,
-          deadlineMs: 30_000,
-          backoff: { initialMs: 10, maxMs: 100 },
-        });
-        cleanups.push(() => client.close());
-        for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
-        loads.push(new Workload(client, { concurrency: 2, keyPrefix: `g${g}` }).start());
-      }
-      await Promise.all(loads.map((l) => l.until(() => l.acks.length >= 100, 30_000, '100 acks')));
 
       // The process leading two groups, if one does; else the first one leading any.
       const victimId =
@@ -414,23 +427,9 @@ describe.each(['main', 'worker'])(
     });
 
     it(`one group's member blocked for 1.5 TTL on a process leading two groups: the other group it leads ${threads === 'worker' ? 'keeps answering (its own thread)' : 'stalls with it (one thread)'}; every acknowledged write kept`, async () => {
-      const servers = await startServers();
-      const fleet = await NodeFleet.start(IDS, {
-        cluster: 'grp',
-        nats: [servers.nats],
-        etcd: [servers.etcd],
-        leaseTtlMs: TTL,
-        extraArgs: ['--groups', String(GROUPS), '--group-threads', threads],
-        env: { UNDERSTUDY_TEST_HOOKS: '1' },
+      const { servers, fleet, expected } = await startGroupFleet(threads, {
+        UNDERSTUDY_TEST_HOOKS: '1',
       });
-      cleanups.push(() => fleet[Symbol.asyncDispose]());
-      const expected = preferredNodes(GROUPS, IDS);
-      await waitFor(
-        'each group led by the process it prefers',
-        () => primaries(fleet.nodes),
-        (p) => p.every((id, g) => id === expected[g]),
-        90_000,
-      );
       const hostId = IDS.find((id) => expected.filter((e) => e === id).length === 2)!;
       const [blocked, other] = expected.flatMap((id, g) => (id === hostId ? [g] : []));
       const host = fleet.node(hostId);
@@ -442,20 +441,7 @@ describe.each(['main', 'worker'])(
         expect(ids.size).toBe(GROUPS);
         expect(ids.has(0)).toBe(false);
       }
-      const loads: Workload[] = [];
-      for (const g of [blocked!, other!]) {
-        const client = await createClient({
-          servers: servers.nats,
-          cluster: groupCluster('grp', g, GROUPS),
-          requestTimeoutMs: 500,
-          deadlineMs: 30_000,
-          backoff: { initialMs: 10, maxMs: 100 },
-        });
-        cleanups.push(() => client.close());
-        for (const node of ['s1', 's2']) await client.mountSegment(`${node}-seg`, node, 1 << 30);
-        loads.push(new Workload(client, { concurrency: 2, keyPrefix: `g${g}` }).start());
-      }
-      await Promise.all(loads.map((l) => l.until(() => l.acks.length >= 100, 30_000, '100 acks')));
+      const loads = await writing(servers.nats, [blocked!, other!]);
       const blockMs = (3 * TTL) / 2;
       const blockedAt = Date.now();
       const answer = await fetch(`${host.url}/test/block?group=${blocked}`, {

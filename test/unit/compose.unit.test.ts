@@ -282,7 +282,9 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^RUN npm run build$/m);
     expect(dockerfile).toMatch(/^RUN npm ci --omit=dev\b/m);
     expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "bin\/understudy\.js"\]$/m);
+    expect(dockerfile).toMatch(
+      /^ENTRYPOINT \["node", "--max-semi-space-size=64", "bin\/understudy\.js"\]$/m,
+    );
     const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap(
       ([, args]) => (args ?? '').split(/\s+/).slice(0, -1), // the last one is the destination
     );
