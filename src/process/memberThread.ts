@@ -31,15 +31,9 @@ export interface MemberThreadSinks {
   readonly crashed: (err: unknown) => void;
 }
 
+/** The worker of one member: memberWorker.js beside this module (nodes run from dist/). */
 function memberWorker(data: MemberWorkerData): Worker {
-  const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    // Run from the sources (tsx): its loader is not active in a worker until registered there.
-    const entry = JSON.stringify(new URL('./memberWorker.ts', here).href);
-    const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${entry}); })`;
-    return new Worker(bootstrap, { eval: true, workerData: data });
-  }
-  return new Worker(new URL('./memberWorker.js', here), { workerData: data });
+  return new Worker(new URL('./memberWorker.js', import.meta.url), { workerData: data });
 }
 
 /** A group's member in a worker thread, as the process's HTTP server asks it. */

@@ -8,7 +8,7 @@
 import { parentPort, threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { pino } from 'pino';
 import { Waiting } from '../node/waitingFor.ts';
-import { hosted, startMember } from './groupMember.ts';
+import { hosted, startMember, type StartedMember } from './groupMember.ts';
 import { NodeHttpServer } from './httpServer.ts';
 import {
   toThreadError,
@@ -54,11 +54,25 @@ async function runMember(port: MessagePort, data: MemberWorkerData): Promise<voi
     return;
   }
   clearInterval(sayWaiting);
-  const answers = hosted(member, config.maxLagForPromotion);
   http.serveRequests(member.requests);
+  answerMain(port, member, http, config.maxLagForPromotion);
+  log.info(
+    { event: 'memberThreadStarted', group, threadId },
+    `group ${group}'s member runs in worker thread ${threadId}`,
+  );
+  post({ type: 'started', url: http.url });
+}
+
+/** Answers the main thread's messages for the started `member`, served by `http`. */
+function answerMain(
+  port: MessagePort,
+  member: StartedMember,
+  http: NodeHttpServer,
+  maxLagForPromotion: number,
+): void {
+  const post = (message: FromMember): void => port.postMessage(message);
+  const answers = hosted(member, maxLagForPromotion);
   const { runtime } = member;
-  const started = member;
-  const server = http;
   port.on('message', (message: ToMember) => {
     switch (message.type) {
       case 'start':
@@ -76,19 +90,14 @@ async function runMember(port: MessagePort, data: MemberWorkerData): Promise<voi
         return;
       case 'stop':
         void (async () => {
-          await started.stop();
-          await server.close();
+          await member.stop();
+          await http.close();
           post({ type: 'stopped' });
           port.close();
         })();
         return;
     }
   });
-  log.info(
-    { event: 'memberThreadStarted', group, threadId },
-    `group ${group}'s member runs in worker thread ${threadId}`,
-  );
-  post({ type: 'started', url: http.url });
 }
 
 const data = workerData as MemberWorkerData | null;

@@ -10,7 +10,7 @@
 import { JetStreamApiError, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import { nuid, type NatsConnection } from '@nats-io/nats-core';
 import { Objm, setSha256Backend, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
-import { asStreamConfigError } from './streamRefusal.ts';
+import { asStreamConfigError, goRoundRacingCreates } from './streamRefusal.ts';
 import {
   checkpointName,
   CheckpointMissingError,
@@ -130,20 +130,18 @@ export class NatsCheckpointStore implements CheckpointStore {
     const bucket = checkpointBucketName(options.cluster);
     hashNatively();
     // The object store looks the bucket up and adds it when missing: members starting at once
-    // race to add it, and NATS 2.9 may refuse the loser's add as a configuration ("subjects
-    // overlap with an existing stream", as it did for the OpLog stream). A refusal goes round
-    // again, finding the bucket the winner made; one that stays after 3 rounds is the settings'.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const os = await new Objm(options.nc).create(bucket, {
+    // race to add it (see goRoundRacingCreates).
+    const os = await goRoundRacingCreates(
+      () =>
+        new Objm(options.nc).create(bucket, {
           storage: StorageType.File,
           replicas: options.replicas ?? 1,
-        });
-        return new NatsCheckpointStore(options.nc, os, bucket);
-      } catch (err) {
-        if (attempt >= 3) throw asStreamConfigError(`the checkpoint bucket ${bucket}`, err);
-      }
-    }
+        }),
+      3,
+    ).catch((err: unknown) => {
+      throw asStreamConfigError(`the checkpoint bucket ${bucket}`, err);
+    });
+    return new NatsCheckpointStore(options.nc, os, bucket);
   }
 
   /**

@@ -14,7 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { minDuplicateWindowMs, StreamConfigError } from './streamLimits.ts';
-import { asStreamConfigError } from './streamRefusal.ts';
+import { asStreamConfigError, goRoundRacingCreates } from './streamRefusal.ts';
 
 /** `understudy.<cluster>.oplog`, with the cluster name made a single subject token. */
 export function opLogSubject(cluster: string): string {
@@ -98,7 +98,10 @@ async function createOrUpdateStream(
   streamName: string,
   wanted: Partial<StreamConfig>,
 ): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
+  // Only a failed add goes round: a lookup or an update that fails is thrown at once.
+  let adding = false;
+  const round = async (): Promise<void> => {
+    adding = false;
     try {
       const info = await jsm.streams.info(streamName);
       const current = info.config;
@@ -121,15 +124,9 @@ async function createOrUpdateStream(
         throw err;
       }
     }
-    try {
-      await jsm.streams.add({ ...wanted, name: streamName });
-      return;
-    } catch (err) {
-      // Another node may have created it in the meantime: go round and check its settings. NATS
-      // 2.9 may refuse such a racing add as a configuration ("subjects overlap with an existing
-      // stream", seen with three nodes starting at once), so a refusal goes round too; one that
-      // stays after 3 rounds is the configuration's.
-      if (attempt >= 3) throw err;
-    }
-  }
+    // Not there: add it (another node may be adding it now; see goRoundRacingCreates).
+    adding = true;
+    await jsm.streams.add({ ...wanted, name: streamName });
+  };
+  await goRoundRacingCreates(round, 4, () => adding);
 }
