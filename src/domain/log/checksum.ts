@@ -1,5 +1,5 @@
 import CRC32 from 'crc-32';
-import { addChar, addJsonString, addNumber, addString, crcDone, crcText } from './crc32Text.ts';
+import { CrcText } from './crc32Text.ts';
 import { allSegments, allSessions, shardRecords } from '../model/state.ts';
 import { SHARD_COUNT } from '../model/shard.ts';
 import type {
@@ -32,22 +32,22 @@ export function prefixHash(key: string): number {
  * the same log agree on it. Hashed piece by piece (see crc32Text.ts), the text is never built.
  */
 export function objectChecksum(record: ObjectRecord): number {
-  return crcDone(addObject(crcText, record));
+  return addReplicas(recordText.start().number(record.size), record.replicas).done();
 }
 
-function addObject(c: number, record: ObjectRecord): number {
-  return addReplicas(addNumber(c, record.size), record.replicas);
-}
+/** One text per nesting level (a CrcText is not re-entrant): a record's, a digest's, a hash's. */
+const recordText = new CrcText();
+const digestText = new CrcText();
+const hashText = new CrcText();
 
-function addReplicas(c: number, replicas: readonly Replica[]): number {
-  for (const r of replicas) {
-    c = addJsonString(addChar(c, PIPE), r.segmentId);
-    c = addJsonString(addChar(c, COMMA), r.nodeId);
-    c = addNumber(addChar(c, COMMA), r.offset);
-    c = addNumber(addChar(c, COMMA), r.length);
-    c = addChar(addChar(c, COMMA), r.status === 'complete' ? 99 /* c */ : 112 /* p */);
+function addReplicas(text: CrcText, replicas: readonly Replica[]): CrcText {
+  for (let i = 0; i < replicas.length; i++) {
+    const r = replicas[i] as Replica;
+    text.char(PIPE).jsonString(r.segmentId).char(COMMA).jsonString(r.nodeId);
+    text.char(COMMA).number(r.offset).char(COMMA).number(r.length).char(COMMA);
+    text.char(r.status === 'complete' ? 99 /* c */ : 112 /* p */);
   }
-  return c;
+  return text;
 }
 
 /**
@@ -55,7 +55,7 @@ function addReplicas(c: number, replicas: readonly Replica[]): number {
  * seeded with its {@link objectChecksum}.
  */
 export function recordVerifyHash(record: ObjectRecord): number {
-  return CRC32.str(record.key, objectChecksum(record)) >>> 0;
+  return hashText.start(objectChecksum(record)).string(record.key).done();
 }
 
 /**
@@ -109,19 +109,19 @@ export function digestAndSummarise(
   if (records.length === 0)
     return { digest: 0, summary: Object.freeze({ keyCount: 0, sum: 0, xor: 0, changedSeq }) };
   records.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  let c = crcText;
+  const digest = digestText.start();
   let sum = 0;
   let xor = 0;
-  for (const record of records) {
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as ObjectRecord;
     const checksum = objectChecksum(record);
-    c = addChar(addJsonString(c, record.key), EQUALS);
-    c = addChar(addNumber(c, checksum), SEMICOLON);
-    const hash = CRC32.str(record.key, checksum) >>> 0;
+    digest.jsonString(record.key).char(EQUALS).number(checksum).char(SEMICOLON);
+    const hash = hashText.start(checksum).string(record.key).done();
     sum = (sum + hash) >>> 0;
     xor = (xor ^ hash) >>> 0;
   }
   const summary = Object.freeze({ keyCount: records.length, sum, xor, changedSeq });
-  return { digest: crcDone(c), summary };
+  return { digest: digest.done(), summary };
 }
 
 /**
@@ -139,18 +139,16 @@ export function digestHex(digest: number): string {
  * {@link objectChecksum}. Two nodes that folded the same log agree on it.
  */
 export function sessionChecksum(session: SessionRecord): number {
-  let c = addJsonString(crcText, session.sessionId);
-  c = addNumber(addChar(c, PIPE), session.oldestPending);
-  c = addNumber(addChar(c, PIPE), session.lastSeq);
-  c = addNumber(addChar(c, PIPE), session.lastTs);
+  const text = recordText.start().jsonString(session.sessionId);
+  text.char(PIPE).number(session.oldestPending);
+  text.char(PIPE).number(session.lastSeq);
+  text.char(PIPE).number(session.lastTs);
   for (const r of session.results) {
-    c = addNumber(addChar(c, SEMICOLON), r.requestNo);
-    c = addNumber(addChar(c, COMMA), r.seq);
-    c = addString(addChar(c, COMMA), r.op);
-    c = addJsonString(addChar(c, COMMA), r.key);
-    if (r.replicas !== undefined) c = addReplicas(c, r.replicas);
+    text.char(SEMICOLON).number(r.requestNo).char(COMMA).number(r.seq);
+    text.char(COMMA).string(r.op).char(COMMA).jsonString(r.key);
+    if (r.replicas !== undefined) addReplicas(text, r.replicas);
   }
-  return crcDone(c);
+  return text.done();
 }
 
 /**
@@ -174,9 +172,9 @@ export function sortedSessions(sessions: Iterable<SessionRecord>): SessionRecord
  */
 export function combineSessionChecksums(checksums: readonly number[]): number {
   if (checksums.length === 0) return 0;
-  let c = crcText;
-  for (const checksum of checksums) c = addChar(addNumber(c, checksum), SEMICOLON);
-  return crcDone(c);
+  const text = digestText.start();
+  for (const checksum of checksums) text.number(checksum).char(SEMICOLON);
+  return text.done();
 }
 
 /**

@@ -1,69 +1,182 @@
 import CRC32 from 'crc-32';
 
 /**
- * CRC32 over text built piece by piece, without building the text: `crcText` then a chain of
- * `add*` calls gives exactly `CRC32.str(text of the pieces)` (UTF-8, the `crc-32` package's
- * result). Digests of a whole state call this a few million times; composing the text first
- * and hashing it costs about twice as much (measured: 0.7 against 0.35 us per object record).
+ * CRC32 over text written piece by piece, without building the text as a string: a
+ * {@link CrcText} gives exactly `CRC32.str(text of the pieces, seed)` (UTF-8, the `crc-32`
+ * package's result). Digests of a whole state hash a few million short texts (one per object
+ * record), so this is a hot path of checkpoints, full sync, verification and the fold.
  *
- * The running value is the CRC register (the inverted CRC); `crcDone` turns it into the
- * unsigned CRC32.
+ * ASCII is written to a byte buffer and hashed eight bytes a step (slicing-by-8) when the
+ * caller asks for the CRC or the buffer is full; the rest of a string from its first non-ASCII
+ * character goes through the package, which encodes UTF-8. Measured on an object record's text
+ * (2 replicas, one offset above 2^31): 660 ns hashed a character a step from `charCodeAt`, 350
+ * ns through the buffer.
+ *
+ * Not re-entrant: one text at a time per instance. Callers keep one instance per nesting level.
  */
+export class CrcText {
+  /** The CRC register (inverted CRC) of what was hashed out of the buffer so far. */
+  #register = -1;
+  #buffer = new Uint8Array(1024);
+  #length = 0;
 
-const TABLE = new Int32Array(256);
-for (let n = 0; n < 256; n++) {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? -306674912 ^ (c >>> 1) : c >>> 1;
-  TABLE[n] = c;
-}
-
-/** The register after hashing nothing (CRC seed 0). */
-export const crcText = -1;
-
-/** Adds one ASCII character (a code < 0x80). */
-export function addChar(c: number, code: number): number {
-  return (c >>> 8) ^ (TABLE[(c ^ code) & 0xff] as number);
-}
-
-/** Adds the UTF-8 bytes of `s`. */
-export function addString(c: number, s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const code = s.charCodeAt(i);
-    // The rest goes through the package, which encodes UTF-8 (a code >= 0x80 never splits a
-    // surrogate pair from an ASCII character before it).
-    if (code >= 0x80) return ~CRC32.str(s.slice(i), ~c);
-    c = (c >>> 8) ^ (TABLE[(c ^ code) & 0xff] as number);
+  /** Starts a new text, as `CRC32.str(text, seed)` would (seed 0: a plain CRC32). */
+  start(seed = 0): this {
+    this.#register = ~seed;
+    this.#length = 0;
+    return this;
   }
-  return c;
-}
 
-const digits = new Uint8Array(16);
+  /** Adds one ASCII character (a code < 0x80). */
+  char(code: number): this {
+    if (this.#length === this.#buffer.length) this.#flush();
+    this.#buffer[this.#length++] = code;
+    return this;
+  }
 
-/** Adds the decimal text of `n` (what `${n}` prints). */
-export function addNumber(c: number, n: number): number {
-  if (!Number.isSafeInteger(n) || n < 0) return addString(c, `${n}`);
-  let k = 0;
-  do {
-    digits[k++] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
-  while (k > 0) c = (c >>> 8) ^ (TABLE[(c ^ (digits[--k] as number)) & 0xff] as number);
-  return c;
-}
-
-/** Adds `JSON.stringify(s)`. */
-export function addJsonString(c: number, s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const code = s.charCodeAt(i);
-    // Quotes, backslashes, control characters and non-ASCII: let JSON.stringify escape them.
-    if (code < 0x20 || code === 34 || code === 92 || code >= 0x80) {
-      return addString(c, JSON.stringify(s));
+  /** Adds the UTF-8 bytes of `s`. */
+  string(s: string): this {
+    this.#room(s.length);
+    const buffer = this.#buffer;
+    let n = this.#length;
+    for (let i = 0; i < s.length; i++) {
+      const code = s.charCodeAt(i);
+      if (code >= 0x80) {
+        // The rest goes through the package (a code >= 0x80 never splits a surrogate pair from
+        // an ASCII character before it).
+        this.#length = n;
+        this.#flush();
+        this.#register = ~CRC32.str(s.slice(i), ~this.#register);
+        return this;
+      }
+      buffer[n++] = code;
     }
+    this.#length = n;
+    return this;
   }
-  return addChar(addString(addChar(c, 34), s), 34);
+
+  /** Adds `JSON.stringify(s)`. */
+  jsonString(s: string): this {
+    this.#room(s.length + 2);
+    const buffer = this.#buffer;
+    const start = this.#length;
+    let n = start;
+    buffer[n++] = 34;
+    for (let i = 0; i < s.length; i++) {
+      const code = s.charCodeAt(i);
+      // Quotes, backslashes, control characters and non-ASCII: let JSON.stringify escape them.
+      if (code < 0x20 || code === 34 || code === 92 || code >= 0x80) {
+        this.#length = start;
+        return this.string(JSON.stringify(s));
+      }
+      buffer[n++] = code;
+    }
+    buffer[n++] = 34;
+    this.#length = n;
+    return this;
+  }
+
+  /** Adds the decimal text of `n` (what `${n}` prints). */
+  number(n: number): this {
+    if (n >= 0 && n <= 0x7fffffff && (n | 0) === n) return this.#digits(n, digitCount(n));
+    if (!Number.isSafeInteger(n) || n < 0) return this.string(`${n}`);
+    // Above 2^31: two integer halves, since a double's `%` and division cost tens of ns a
+    // digit (offsets in segments of more than 2 GiB are such numbers).
+    let high = Math.floor(n / 1e9);
+    let low = n - high * 1e9;
+    // The division may round across a multiple of 1e9: one step back or on.
+    if (low < 0) {
+      high--;
+      low += 1e9;
+    } else if (low >= 1e9) {
+      high++;
+      low -= 1e9;
+    }
+    return this.#digits(high | 0, digitCount(high | 0)).#digits(low | 0, 9);
+  }
+
+  /** Adds the last `count` decimal digits of `v` (0 <= v < 2^31), zero-padded. */
+  #digits(v: number, count: number): this {
+    this.#room(count);
+    const buffer = this.#buffer;
+    const end = this.#length + count;
+    for (let at = end - 1; at >= this.#length; at--) {
+      const q = (v / 10) | 0;
+      buffer[at] = 48 + v - q * 10;
+      v = q;
+    }
+    this.#length = end;
+    return this;
+  }
+
+  /** The unsigned CRC32 of everything added since `start`. */
+  done(): number {
+    this.#flush();
+    return ~this.#register >>> 0;
+  }
+
+  /** Makes room for `n` more bytes in the buffer (hashing what it holds, growing it if small). */
+  #room(n: number): void {
+    if (this.#length + n <= this.#buffer.length) return;
+    this.#flush();
+    if (n > this.#buffer.length) this.#buffer = new Uint8Array(2 ** Math.ceil(Math.log2(n)));
+  }
+
+  #flush(): void {
+    this.#register = crcBytes(this.#register, this.#buffer, this.#length);
+    this.#length = 0;
+  }
 }
 
-/** The unsigned CRC32 of everything added. */
-export function crcDone(c: number): number {
-  return ~c >>> 0;
+/** How many decimal digits `v` (0 <= v < 2^31) has. */
+function digitCount(v: number): number {
+  if (v < 100_000) return v < 100 ? (v < 10 ? 1 : 2) : v < 1000 ? 3 : v < 10_000 ? 4 : 5;
+  return v < 10_000_000
+    ? v < 1_000_000
+      ? 6
+      : 7
+    : v < 100_000_000
+      ? 8
+      : v < 1_000_000_000
+        ? 9
+        : 10;
+}
+
+/** T[k * 256 + b]: the CRC register change of byte b followed by k zero bytes. */
+const T = new Int32Array(8 * 256);
+for (let b = 0; b < 256; b++) {
+  let c = b;
+  for (let k = 0; k < 8; k++) c = c & 1 ? -306674912 ^ (c >>> 1) : c >>> 1;
+  T[b] = c;
+}
+for (let b = 0; b < 256; b++) {
+  let c = T[b] as number;
+  for (let k = 1; k < 8; k++) {
+    c = (c >>> 8) ^ (T[c & 0xff] as number);
+    T[k * 256 + b] = c;
+  }
+}
+
+/** The register after hashing the first `length` bytes of `bytes` from `register`. */
+function crcBytes(register: number, bytes: Uint8Array, length: number): number {
+  let c = register;
+  let i = 0;
+  for (const end = length - 7; i < end; i += 8) {
+    c ^=
+      (bytes[i] as number) |
+      ((bytes[i + 1] as number) << 8) |
+      ((bytes[i + 2] as number) << 16) |
+      ((bytes[i + 3] as number) << 24);
+    c =
+      (T[1792 + (c & 0xff)] as number) ^
+      (T[1536 + ((c >>> 8) & 0xff)] as number) ^
+      (T[1280 + ((c >>> 16) & 0xff)] as number) ^
+      (T[1024 + (c >>> 24)] as number) ^
+      (T[768 + (bytes[i + 4] as number)] as number) ^
+      (T[512 + (bytes[i + 5] as number)] as number) ^
+      (T[256 + (bytes[i + 6] as number)] as number) ^
+      (T[bytes[i + 7] as number] as number);
+  }
+  for (; i < length; i++) c = (c >>> 8) ^ (T[(c ^ (bytes[i] as number)) & 0xff] as number);
+  return c;
 }
