@@ -10,7 +10,8 @@ import {
   type SnapshotChunk,
 } from '../../src/domain/snapshot/chunks.ts';
 import { allObjects, allSegments, emptyState, getObject } from '../../src/domain/model/state.ts';
-import type { MetadataEvent, MetadataState } from '../../src/domain/model/types.ts';
+import { shardOf } from '../../src/domain/model/shard.ts';
+import type { MetadataEvent, MetadataState, ObjectRecord } from '../../src/domain/model/types.ts';
 
 function build(events: readonly MetadataEvent[]): MetadataState {
   let state = emptyState();
@@ -21,8 +22,8 @@ function build(events: readonly MetadataEvent[]): MetadataState {
 
 function sample(objects = 7): MetadataState {
   const events: MetadataEvent[] = [
-    { op: 'MOUNT_SEGMENT', segmentId: 's1', nodeId: 'n1', size: 1000 },
-    { op: 'MOUNT_SEGMENT', segmentId: 's0', nodeId: 'n0', size: 1000 },
+    { op: 'MOUNT_SEGMENT', segmentId: 's1', nodeId: 'n1', size: Math.max(1000, objects * 10) },
+    { op: 'MOUNT_SEGMENT', segmentId: 's0', nodeId: 'n0', size: Math.max(1000, objects * 10) },
     { op: 'EPOCH', epoch: 7, nodeId: 'n9' },
   ];
   for (let i = 0; i < objects; i++) {
@@ -80,6 +81,17 @@ describe('snapshotChunks', () => {
     expect(stateDigest(rebuild(chunks))).toBe(stateDigest(emptyState()));
   });
 
+  it("sends each shard's objects in key order", () => {
+    const state = sample(3000); // about 3 objects a shard
+    const objects = [...snapshotChunks(state, 500)].flatMap((c) => c.objects);
+    expect(objects).toHaveLength(3000);
+    const byShard = new Map<number, string[]>();
+    for (const o of objects)
+      byShard.set(shardOf(o.key), [...(byShard.get(shardOf(o.key)) ?? []), o.key]);
+    expect([...byShard.keys()]).toEqual([...byShard.keys()].sort((a, b) => a - b));
+    for (const keys of byShard.values()) expect(keys).toEqual([...keys].sort());
+  });
+
   it('refuses a chunk size below 1', () => {
     expect(() => [...snapshotChunks(emptyState(), 0)]).toThrow(RangeError);
   });
@@ -117,6 +129,20 @@ describe('SnapshotBuilder', () => {
       event: { op: 'PUT_END', key: 'key-3' },
     } as const;
     expect(stateDigest(fold(rebuilt, next))).toBe(stateDigest(fold(state, next)));
+  });
+
+  it("rebuilds the same state from a shard's objects in another order (checkpoints written before key order)", () => {
+    const state = sample(3000);
+    const [chunk] = [...snapshotChunks(state, 10_000)];
+    if (chunk === undefined) throw new Error('no chunk');
+    const byShard = new Map<number, ObjectRecord[]>();
+    for (const o of chunk.objects)
+      byShard.set(shardOf(o.key), [...(byShard.get(shardOf(o.key)) ?? []), o]);
+    const reordered = [...byShard.values()].flatMap((records) => [...records].reverse());
+    expect(reordered.map((o) => o.key)).not.toEqual(chunk.objects.map((o) => o.key));
+    const rebuilt = rebuild([{ ...chunk, objects: reordered }]);
+    expect(stateDigest(rebuilt)).toBe(stateDigest(state));
+    for (const o of chunk.objects) expect(getObject(rebuilt, o.key)).toEqual(o);
   });
 
   it('refuses chunks out of order, from another snapshot, or missing', () => {
