@@ -225,11 +225,15 @@ describe(`promtool${skipped}`, () => {
 });
 
 describe('the V8 flags of a node process', () => {
-  it('bin/understudy.js (its #! line), the Dockerfile and the local cluster all give NODE_V8_FLAGS', () => {
+  it('bin/understudy.js (its #! line), the Dockerfile, the local cluster and `npm run bench` all give NODE_V8_FLAGS', () => {
     const flags = NODE_V8_FLAGS.join(' ');
     expect(read('bin/understudy.js').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
     const entrypoint = /^ENTRYPOINT (.*)$/m.exec(read('Dockerfile'))?.[1];
     expect(JSON.parse(entrypoint ?? '[]')).toEqual(['node', ...NODE_V8_FLAGS, 'bin/understudy.js']);
     expect(read('src/tools/localCluster/nodeFleet.ts')).toContain('...NODE_V8_FLAGS,');
+    // The benches run the node's code in their own process too (fold, sync, chunk codec).
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> })
+      .scripts;
+    expect(scripts.bench).toContain(`node ${flags} `);
   });
 });
