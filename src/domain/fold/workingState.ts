@@ -124,9 +124,9 @@ export class WorkingState {
       Object.freeze(segment.free);
       Object.freeze(segment);
     }
-    // A written bucket is copied to its length (a bucket grown by push keeps spare slots: 17
-    // for 1 to 17 records, about 25 B of heap per object at 1M). `slice` of an array not yet
-    // frozen is fast.
+    // A written bucket is copied to its length (a bucket grown by push keeps spare slots: half
+    // its length and 16 more at each growth, about 25 B of heap per object at 1M). `slice` of an
+    // array not yet frozen is fast.
     for (const [index, bucket] of this.#buckets) {
       const shard = this.#shardCopies.get(index % SHARD_COUNT) as Bucket[];
       shard[Math.floor(index / SHARD_COUNT)] = Object.freeze(bucket.slice()) as Bucket;

@@ -77,10 +77,9 @@ export function snapshotChunkCount(state: MetadataState, chunkSize = 10_000): nu
 /**
  * Cuts `state` into chunks of at most `chunkSize` items (segments first, then objects shard by
  * shard in shard order, each shard's in key order; a chunk may hold the last segments and the
- * first objects). Every chunk
- * carries index/total and the state's appliedSeq/epoch; the last carries `stateDigest(state)`.
- * Reads `state` only; since it is frozen, the primary may keep folding while the chunks are
- * produced.
+ * first objects). Every chunk carries index/total and the state's appliedSeq/epoch; the last
+ * carries `stateDigest(state)`. Reads `state` only; since it is frozen, the primary may keep
+ * folding while the chunks are produced.
  */
 export function* snapshotChunks(
   state: MetadataState,

@@ -207,8 +207,8 @@ export class SnapshotBuilder {
         shards.push(EMPTY_SHARD);
         continue;
       }
-      // Copied to their length: a bucket grown by push keeps spare slots (17 for 1 to 17
-      // records), about 25 B of heap per object at 1M.
+      // Copied to their length: a bucket grown by push keeps spare slots (half its length and
+      // 16 more at each growth; 16 for a bucket of 1), about 25 B of heap per object at 1M.
       for (let b = 0; b < buckets.length; b++) {
         const bucket = buckets[b] as Bucket;
         if (bucket !== EMPTY_BUCKET) buckets[b] = Object.freeze(bucket.slice()) as Bucket;
