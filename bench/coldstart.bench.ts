@@ -17,7 +17,9 @@
 //    first one trims the stream below it;
 // 3. a 10k-entry tail written through the client (putStartBatch of 100), then n2 killed -9 and
 //    started again, loading the newest checkpoint and folding the tail: spawn to eligible, and
-//    spawn to its `checkpointLoaded` log line;
+//    spawn to its `checkpointLoaded` log line. After a kill -9 the new process waits for the
+//    dead one's registration lease (TTL 5 s here) while it loads; the same cold start is also
+//    measured after a clean stop (SIGTERM), where the stopped node gave its id back;
 // 4. the primary's write throughput (putStart, 64 outstanding) while n2 writes a checkpoint,
 //    against the same load's rate outside that window (the window is the writer's own, from its
 //    log line), as a ratio.
@@ -124,11 +126,17 @@ interface ColdStart {
 }
 
 /**
- * Spawns `node` (killed first if running) and waits until it is eligible: /readyz 200 as a
- * standby with its applied seq within MAX_LAG of `targetSeq`.
+ * Spawns `node` (stopped first if running: kill -9, or SIGTERM with `stop: 'SIGTERM'`) and
+ * waits until it is eligible: /readyz 200 as a standby with its applied seq within MAX_LAG of
+ * `targetSeq`.
  */
-async function coldStart(node: NodeHandle, targetSeq: number): Promise<ColdStart> {
-  await node.kill();
+async function coldStart(
+  node: NodeHandle,
+  targetSeq: number,
+  stop: 'kill -9' | 'SIGTERM' = 'kill -9',
+): Promise<ColdStart> {
+  if (stop === 'SIGTERM') await node.terminate();
+  else await node.kill();
   const from = node.logs.length;
   const started = Date.now();
   await node.restart();
@@ -476,6 +484,14 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         `checkpoint cold start run ${r + 1}: loaded after ${c?.loadedMs} ms, eligible after ${c?.eligibleMs} ms (load ${c?.load})`,
       );
     }
+    const afterStop: ColdStart[] = [];
+    for (let r = 0; r < runs; r++) {
+      afterStop.push(await coldStart(standby, tailSeq, 'SIGTERM'));
+      const c = afterStop[r];
+      log(
+        `checkpoint cold start after a clean stop, run ${r + 1}: loaded after ${c?.loadedMs} ms, eligible after ${c?.eligibleMs} ms (load ${c?.load})`,
+      );
+    }
     const digests = await digestsAt(primary, standby);
 
     const ratios: RatioRun[] = [];
@@ -511,6 +527,18 @@ export async function run(args: string[]): Promise<BenchOutcome> {
           '  of which to checkpointLoaded (ms)',
           round(median(fromCheckpoint.map((c) => c.loadedMs ?? 0))),
           fromCheckpoint.map((c) => c.loadedMs).join(' / '),
+          '',
+        ],
+        [
+          `  the same after a clean stop (SIGTERM), not kill -9 (ms)`,
+          round(median(afterStop.map((c) => c.eligibleMs))),
+          afterStop.map((c) => c.eligibleMs).join(' / '),
+          loads(afterStop),
+        ],
+        [
+          '  of which to checkpointLoaded (ms)',
+          round(median(afterStop.map((c) => c.loadedMs ?? 0))),
+          afterStop.map((c) => c.loadedMs).join(' / '),
           '',
         ],
         [
@@ -567,6 +595,7 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     const m = {
       coldStartCheckpointMs: round(median(fromCheckpoint.map((c) => c.eligibleMs))),
       checkpointLoadMs: round(median(fromCheckpoint.map((c) => c.loadedMs ?? NaN))),
+      coldStartCheckpointAfterStopMs: round(median(afterStop.map((c) => c.eligibleMs))),
       coldStartRefoldMs: round(median(refold.map((c) => c.eligibleMs))),
       checkpointWriteMs: round(median(quiet.map((q) => q.writeMs))),
       checkpointBytes: median(quiet.map((q) => q.info.bytes)),
@@ -581,6 +610,7 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         ...m,
         [`coldStartCheckpoint${size}Ms`]: m.coldStartCheckpointMs,
         [`checkpointLoad${size}Ms`]: m.checkpointLoadMs,
+        [`coldStartCheckpointAfterStop${size}Ms`]: m.coldStartCheckpointAfterStopMs,
         [`coldStartRefold${size}Ms`]: m.coldStartRefoldMs,
         [`checkpointWrite${size}Ms`]: m.checkpointWriteMs,
         [`checkpointBytes${size}`]: m.checkpointBytes,
@@ -603,6 +633,7 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         load: {
           refold: refold.map((c) => c.load),
           checkpointColdStart: fromCheckpoint.map((c) => c.load),
+          checkpointColdStartAfterStop: afterStop.map((c) => c.load),
           checkpointWrite: quiet.map((q) => q.load),
           ratio: ratios.map((x) => x.checkpoint.load),
         },
@@ -620,8 +651,8 @@ export async function run(args: string[]): Promise<BenchOutcome> {
         ),
         verdict(
           'the cold starts loaded a checkpoint',
-          fromCheckpoint.every((c) => c.loadedMs !== undefined),
-          fromCheckpoint.map((c) => String(c.loadedMs)).join(' / '),
+          [...fromCheckpoint, ...afterStop].every((c) => c.loadedMs !== undefined),
+          [...fromCheckpoint, ...afterStop].map((c) => String(c.loadedMs)).join(' / '),
         ),
         ...(huge === undefined
           ? []
