@@ -36,6 +36,9 @@ import { emptyVerificationStats, type VerificationStats } from '../admin/verific
 import { verifyStandby } from './actors/verifyStandby.ts';
 import { Waiting } from './waitingFor.ts';
 import type { NodeContext, NodeMachine } from './nodeContext.ts';
+
+/** How long a stopping node waits to give its lease back before it leaves it to expire (ms). */
+const RELEASE_NODE_ID_MS = 1000;
 import { checkStreamTail, StreamTailLostError } from './streamTail.ts';
 
 export {
@@ -369,6 +372,25 @@ export class NodeRuntime<S extends LogState = MetadataState> {
   async #shutdown(): Promise<void> {
     await this.checkpointer?.stop();
     this.#ctx.members.stop();
+    await this.#releaseNodeId();
     await this.deps.elector.close();
+  }
+
+  /**
+   * Gives the lease back (a stopping primary already did, handing over): the member record, and
+   * with it the node id, goes now instead of when the lease expires, so a node restarted under
+   * the same id claims it at once rather than waiting up to a TTL (measured: a standby stopped
+   * with SIGTERM and started again waited for its old lease as after a kill -9). Best effort,
+   * bounded: unreachable, the lease expires as before.
+   */
+  async #releaseNodeId(): Promise<void> {
+    let timer: TimerHandle | undefined;
+    await Promise.race([
+      this.deps.elector.resign().catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = this.deps.clock.setTimeout(resolve, RELEASE_NODE_ID_MS);
+      }),
+    ]);
+    timer?.clear();
   }
 }

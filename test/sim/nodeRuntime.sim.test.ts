@@ -57,4 +57,17 @@ describe('node runtime over the memory adapters (simulated clock)', () => {
     expect(c.primaries()).toHaveLength(1);
     expect(tookMs).toBeLessThan(TTL);
   });
+
+  it('a standby stopped gracefully gives its node id back at once, not when its lease expires', async () => {
+    const c = cluster();
+    await c.run(3000);
+    const standby = c.nodes.find((n) => n.role === 'standby')!;
+    const id = standby.status().nodeId;
+    const observer = c.nodes.find((n) => n !== standby)!.status().nodeId;
+    expect(c.coord.members(observer).map((m) => m.nodeId)).toContain(id);
+    await c.settle(standby.stop());
+    // Before this, the member record stayed until the lease expired (a TTL), and a node
+    // restarted under the same id waited for it (the coldstart bench: SIGTERM then start).
+    expect(c.coord.members(observer).map((m) => m.nodeId)).not.toContain(id);
+  });
 });
