@@ -36,10 +36,10 @@ import { emptyVerificationStats, type VerificationStats } from '../admin/verific
 import { verifyStandby } from './actors/verifyStandby.ts';
 import { Waiting } from './waitingFor.ts';
 import type { NodeContext, NodeMachine } from './nodeContext.ts';
+import { checkStreamTail, StreamTailLostError } from './streamTail.ts';
 
 /** How long a stopping node waits to give its lease back before it leaves it to expire (ms). */
 const RELEASE_NODE_ID_MS = 1000;
-import { checkStreamTail, StreamTailLostError } from './streamTail.ts';
 
 export {
   DEFAULT_RUNTIME_CONFIG,
