@@ -92,7 +92,8 @@ export interface Elector {
   onLeaseLost(handler: (reason: string) => void): () => void;
   /**
    * Deletes the leader key if this node holds it and revokes the lease. With `handoverTo`,
-   * first rewrites the key's value with that hint (see {@link LeaderView.handoverTo}).
+   * first rewrites the key's value with that hint (see {@link LeaderView.handoverTo}). Once
+   * the lease is revoked, resigning again does nothing.
    */
   resign(options?: ResignOptions): Promise<void>;
   /**

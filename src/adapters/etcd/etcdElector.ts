@@ -67,6 +67,8 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
   const key = leaderKey(cluster);
 
   let leaseId: string | null = null;
+  /** The lease a resign revoked: resigning again (a stop after a handover) has nothing to do. */
+  let revokedId: string | null = null;
   /** Every lease this elector was granted: a member record on one of them is its own. */
   const granted = new Set<string>();
   let starting: Promise<void> | null = null;
@@ -247,7 +249,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
 
     async resign(options?: ResignOptions) {
       const id = leaseId;
-      if (id === null || closed) return;
+      if (id === null || closed || id === revokedId) return;
       try {
         const revision = await withTimeout(client.get(key).exec(), callTimeoutMs, 'resign');
         const kv = revision.kvs[0];
@@ -279,6 +281,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
           );
         }
         await withTimeout(client.leaseClient.leaseRevoke({ ID: id }), callTimeoutMs, 'revoke');
+        revokedId = id;
       } finally {
         // Given up locally whatever etcd answered: keep-alives stop, so even when etcd cannot be
         // reached now the lease (and a leader key bound to it) expires within one TTL.

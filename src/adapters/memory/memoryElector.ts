@@ -41,6 +41,8 @@ export function createMemoryElector(
   const callTimeoutMs = options.callTimeoutMs ?? Math.min(3000, ttlMs);
   const latency = options.latencyMs;
   let leaseId: number | undefined;
+  /** The lease a resign revoked: resigning again (a stop after a handover) has nothing to do. */
+  let revokedId: number | undefined;
   /** Every lease this elector was granted: a member record on one of them is its own. */
   const ownLeases = new Set<number>();
   let starting: Promise<void> | undefined;
@@ -195,13 +197,14 @@ export function createMemoryElector(
     async resign(options?: ResignOptions) {
       await Promise.resolve();
       const id = leaseId;
-      if (id === undefined || closed) return;
+      if (id === undefined || closed || id === revokedId) return;
       try {
         await call('resign', () => {
           coord.resign(nodeId, id, options?.handoverTo);
           coord.forget(id);
           coord.revoke(nodeId, id);
         });
+        revokedId = id;
       } finally {
         // Given up locally whatever the coordinator answered: keep-alives stop, so the lease
         // expires within one TTL even when the coordinator cannot be reached now.
