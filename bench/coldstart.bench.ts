@@ -50,7 +50,7 @@ import { BenchServers } from './lib/cluster.ts';
 import { closedLoop } from './lib/load.ts';
 import { median, round } from './lib/stats.ts';
 import { SyntheticWrites } from './lib/syntheticWrites.ts';
-import { printTable } from './lib/table.ts';
+import { printTable, type Cell } from './lib/table.ts';
 
 const CLUSTER = 'coldstartbench';
 const MAX_LAG = 1000;
@@ -125,6 +125,9 @@ interface ColdStart {
   readonly load: number;
 }
 
+/** How a cold start's node is stopped first. */
+type Stop = 'kill -9' | 'SIGTERM';
+
 /**
  * Spawns `node` (stopped first if running: kill -9, or SIGTERM with `stop: 'SIGTERM'`) and
  * waits until it is eligible: /readyz 200 as a standby with its applied seq within MAX_LAG of
@@ -133,7 +136,7 @@ interface ColdStart {
 async function coldStart(
   node: NodeHandle,
   targetSeq: number,
-  stop: 'kill -9' | 'SIGTERM' = 'kill -9',
+  stop: Stop = 'kill -9',
 ): Promise<ColdStart> {
   if (stop === 'SIGTERM') await node.terminate();
   else await node.kill();
@@ -161,6 +164,24 @@ async function coldStart(
     loadedMs: loaded === undefined ? undefined : loaded.time - started,
     load: load1(),
   };
+}
+
+/** The table rows of checkpoint cold starts: to eligible (with the loads), then to loaded. */
+function checkpointColdStartRows(label: string, starts: readonly ColdStart[]): Cell[][] {
+  return [
+    [
+      label,
+      round(median(starts.map((c) => c.eligibleMs))),
+      starts.map((c) => c.eligibleMs).join(' / '),
+      starts.map((c) => c.load).join(' / '),
+    ],
+    [
+      '  of which to checkpointLoaded (ms)',
+      round(median(starts.map((c) => c.loadedMs ?? 0))),
+      starts.map((c) => c.loadedMs).join(' / '),
+      '',
+    ],
+  ];
 }
 
 interface CheckpointWrite {
@@ -476,22 +497,22 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     await writeBatches(client, 'tail', tailEntries);
     const tailSeq = (await primary.status()).appliedSeq;
     log(`tail: ${tailSeq - newest.appliedSeq} entries after ${newest.name}`);
-    const fromCheckpoint: ColdStart[] = [];
-    for (let r = 0; r < runs; r++) {
-      fromCheckpoint.push(await coldStart(standby, tailSeq));
-      const c = fromCheckpoint[r];
-      log(
-        `checkpoint cold start run ${r + 1}: loaded after ${c?.loadedMs} ms, eligible after ${c?.eligibleMs} ms (load ${c?.load})`,
-      );
-    }
-    const afterStop: ColdStart[] = [];
-    for (let r = 0; r < runs; r++) {
-      afterStop.push(await coldStart(standby, tailSeq, 'SIGTERM'));
-      const c = afterStop[r];
-      log(
-        `checkpoint cold start after a clean stop, run ${r + 1}: loaded after ${c?.loadedMs} ms, eligible after ${c?.eligibleMs} ms (load ${c?.load})`,
-      );
-    }
+    const checkpointColdStarts = async (stop: Stop, what: string): Promise<ColdStart[]> => {
+      const starts: ColdStart[] = [];
+      for (let r = 0; r < runs; r++) {
+        const c = await coldStart(standby, tailSeq, stop);
+        starts.push(c);
+        log(
+          `${what} ${r + 1}: loaded after ${c.loadedMs} ms, eligible after ${c.eligibleMs} ms (load ${c.load})`,
+        );
+      }
+      return starts;
+    };
+    const fromCheckpoint = await checkpointColdStarts('kill -9', 'checkpoint cold start run');
+    const afterStop = await checkpointColdStarts(
+      'SIGTERM',
+      'checkpoint cold start after a clean stop, run',
+    );
     const digests = await digestsAt(primary, standby);
 
     const ratios: RatioRun[] = [];
@@ -517,30 +538,14 @@ export async function run(args: string[]): Promise<BenchOutcome> {
           refold.map((c) => c.eligibleMs).join(' / '),
           loads(refold),
         ],
-        [
+        ...checkpointColdStartRows(
           `cold start, checkpoint + ${tailSeq - newest.appliedSeq} tail (ms)`,
-          round(median(fromCheckpoint.map((c) => c.eligibleMs))),
-          fromCheckpoint.map((c) => c.eligibleMs).join(' / '),
-          loads(fromCheckpoint),
-        ],
-        [
-          '  of which to checkpointLoaded (ms)',
-          round(median(fromCheckpoint.map((c) => c.loadedMs ?? 0))),
-          fromCheckpoint.map((c) => c.loadedMs).join(' / '),
-          '',
-        ],
-        [
-          `  the same after a clean stop (SIGTERM), not kill -9 (ms)`,
-          round(median(afterStop.map((c) => c.eligibleMs))),
-          afterStop.map((c) => c.eligibleMs).join(' / '),
-          loads(afterStop),
-        ],
-        [
-          '  of which to checkpointLoaded (ms)',
-          round(median(afterStop.map((c) => c.loadedMs ?? 0))),
-          afterStop.map((c) => c.loadedMs).join(' / '),
-          '',
-        ],
+          fromCheckpoint,
+        ),
+        ...checkpointColdStartRows(
+          '  the same after a clean stop (SIGTERM), not kill -9 (ms)',
+          afterStop,
+        ),
         [
           'checkpoint write, quiet (ms)',
           round(median(quiet.map((q) => q.writeMs))),

@@ -8,19 +8,25 @@ import {
   sessionChecksum,
 } from '../../src/domain/log/checksum.ts';
 import { CrcText } from '../../src/domain/log/crc32Text.ts';
-import type { ObjectRecord, SessionRecord } from '../../src/domain/model/types.ts';
+import type { ObjectRecord, Replica, SessionRecord } from '../../src/domain/model/types.ts';
 import { propRuns } from './runs.ts';
 
 // The checksum is defined as CRC32 of a canonical text (DESIGN.md: verification); the code
 // hashes the pieces without building the text. These properties hold it to the definition.
 
+/** A placement's canonical text, as objectChecksum and sessionChecksum document it. */
+function replicasText(replicas: readonly Replica[]): string {
+  return replicas
+    .map(
+      (r) =>
+        `|${JSON.stringify(r.segmentId)},${JSON.stringify(r.nodeId)},${r.offset},${r.length},${r.status === 'complete' ? 'c' : 'p'}`,
+    )
+    .join('');
+}
+
 /** The definition, built as text and hashed by the `crc-32` package. */
 function checksumByText(record: ObjectRecord): number {
-  let text = `${record.size}`;
-  for (const r of record.replicas) {
-    text += `|${JSON.stringify(r.segmentId)},${JSON.stringify(r.nodeId)},${r.offset},${r.length},${r.status === 'complete' ? 'c' : 'p'}`;
-  }
-  return CRC32.str(text, 0) >>> 0;
+  return CRC32.str(`${record.size}${replicasText(record.replicas)}`, 0) >>> 0;
 }
 
 const textArb = fc.oneof(
@@ -56,9 +62,7 @@ function sessionByText(session: SessionRecord): number {
   let text = `${JSON.stringify(session.sessionId)}|${session.oldestPending}|${session.lastSeq}|${session.lastTs}`;
   for (const r of session.results) {
     text += `;${r.requestNo},${r.seq},${r.op},${JSON.stringify(r.key)}`;
-    for (const p of r.replicas ?? []) {
-      text += `|${JSON.stringify(p.segmentId)},${JSON.stringify(p.nodeId)},${p.offset},${p.length},${p.status === 'complete' ? 'c' : 'p'}`;
-    }
+    text += replicasText(r.replicas ?? []);
   }
   return CRC32.str(text, 0) >>> 0;
 }

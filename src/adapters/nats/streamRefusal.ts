@@ -15,10 +15,11 @@ export function asStreamConfigError(stream: string, err: unknown): unknown {
 
 /**
  * Runs `create` (look a stream or bucket up, add it when missing) up to `rounds` times, until
- * one does not throw; the last failure, or one `goesRound` refuses, is thrown. Nodes starting at once race to add the same
- * stream, and NATS 2.9 may refuse the loser's add as a configuration ("subjects overlap with an
- * existing stream", seen with three nodes starting at once): the next round finds the stream
- * the winner made. A refusal that stays after every round is the configuration's.
+ * one does not throw; the last failure, or one `goesRound` refuses, is thrown. Nodes starting
+ * at once race to add the same stream, and NATS 2.9 may refuse the loser's add as a
+ * configuration ("subjects overlap with an existing stream", seen with three nodes starting at
+ * once): the next round finds the stream the winner made. A refusal that stays after every
+ * round is the configuration's.
  */
 export async function goRoundRacingCreates<T>(
   create: () => Promise<T>,
