@@ -17,9 +17,10 @@
 //    first one trims the stream below it;
 // 3. a 10k-entry tail written through the client (putStartBatch of 100), then n2 killed -9 and
 //    started again, loading the newest checkpoint and folding the tail: spawn to eligible, and
-//    spawn to its `checkpointLoaded` log line. After a kill -9 the new process waits for the
-//    dead one's registration lease (TTL 5 s here) while it loads; the same cold start is also
-//    measured after a clean stop (SIGTERM), where the stopped node gave its id back;
+//    spawn to its `checkpointLoaded` log line. After a kill -9 the new process finds the dead
+//    one gone (same host, pid free) and revokes its registration lease (TTL 5 s here) instead of
+//    waiting for it; the same cold start is also measured after a clean stop (SIGTERM), where
+//    the stopped node gave its id back;
 // 4. the primary's write throughput (putStart, 64 outstanding) while n2 writes a checkpoint,
 //    against the same load's rate outside that window (the window is the writer's own, from its
 //    log line), as a ratio.

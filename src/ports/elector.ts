@@ -100,9 +100,12 @@ export interface Elector {
    * Registers this node's member record, bound to its lease: creates the key only when no member
    * holds the id, and updates it when this elector holds it (on its current lease or one it had
    * before). Rejects with {@link MemberIdTakenError} when another lease holds it: another
-   * process runs with this id (or one that died has a lease that has not expired yet).
+   * process runs with this id (or one that died has a lease that has not expired yet). A holder
+   * the adapter can prove gone (etcd: a process of this host, boot and pid namespace whose pid no
+   * process has) holds nothing: its lease is revoked and the id taken at once, and the call
+   * resolves with the gone holder's record (undefined otherwise).
    */
-  publishMember(record: MemberRecord): Promise<void>;
+  publishMember(record: MemberRecord): Promise<MemberRecord | undefined>;
   /** Every registered member. */
   members(): Promise<MemberRecord[]>;
   /** Stops keep-alives and closes connections, without revoking. */

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { electionsPrefix, leaderKey } from '../../src/adapters/etcd/etcdElection.ts';
 import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
 import { readMasterView } from '../../src/adapters/etcd/etcdMembers.ts';
-import type { Elector, LeaderView } from '../../src/ports/elector.ts';
+import { MemberIdTakenError, type Elector, type LeaderView } from '../../src/ports/elector.ts';
 import { startEtcd, startTcpProxy } from '../harness/index.ts';
 
 const TTL_MS = 2_000;
@@ -124,7 +124,13 @@ class LeaseHolder {
     });
   }
 
-  static start(endpoint: string, cluster: string, nodeId: string, appendKey: string): LeaseHolder {
+  static start(
+    endpoint: string,
+    cluster: string,
+    nodeId: string,
+    appendKey: string,
+    ttlMs = TTL_MS,
+  ): LeaseHolder {
     const script = fileURLToPath(new URL('../fixtures/leaseHolder.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', script], {
       env: {
@@ -132,7 +138,7 @@ class LeaseHolder {
         ETCD_ENDPOINT: endpoint,
         CLUSTER: cluster,
         NODE_ID: nodeId,
-        TTL_MS: String(TTL_MS),
+        TTL_MS: String(ttlMs),
         APPEND_KEY: appendKey,
       },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -315,6 +321,58 @@ describe('EtcdElector against a real etcd', () => {
     const result = await contender.campaign({ nodeId: 'contender', address: '' });
     expect(result.won).toBe(true);
     if (result.won) expect(result.epoch).toBeGreaterThan(Number(won['epoch']));
+  });
+
+  it('takes the node id of a holder of this host that is gone (kill -9) at once, revoking its lease and leader key; a paused holder keeps its id', async () => {
+    await using etcd = await startEtcd();
+    const cluster = newCluster();
+    // Leases far longer than the test: only a revocation frees these ids in time.
+    const longTtlMs = 60_000;
+    const dead = LeaseHolder.start(etcd.endpoint, cluster, 'dead', `/${cluster}/a`, longTtlMs);
+    await dead.event('won', 30_000);
+    const paused = LeaseHolder.start(etcd.endpoint, cluster, 'paused', `/${cluster}/b`, longTtlMs);
+    await paused.event('lost', 30_000);
+    for (const holder of [dead, paused]) {
+      holder.send('member');
+      await holder.event('member', 10_000);
+    }
+    const deadPid = dead.pid;
+    dead.signal('SIGKILL');
+    await dead.exited;
+    paused.signal('SIGSTOP');
+
+    const record = (nodeId: string) => ({
+      nodeId,
+      role: 'starting',
+      epoch: 0,
+      appliedSeq: 0,
+      address: 'http://restarted',
+      updatedAt: Date.now(),
+    });
+    const restarted = elector(etcd.endpoint, cluster, 'dead');
+    await restarted.start();
+    const startedAt = performance.now();
+    const gone = await restarted.publishMember(record('dead'));
+    expect(performance.now() - startedAt).toBeLessThan(TTL_MS);
+    expect(gone?.address).toBe(`pid:${deadPid}`);
+    const client = new Etcd3({ hosts: [etcd.endpoint] });
+    cleanups.push(() => client.close());
+    const view = await readMasterView(client, cluster);
+    // The dead holder's lease held the leader key too: the cluster elects now, not in a minute.
+    expect(view.leader).toBeNull();
+    expect(view.members.find((m) => m.nodeId === 'dead')?.address).toBe('http://restarted');
+    const result = await restarted.campaign({ nodeId: 'dead', address: 'http://restarted' });
+    expect(result.won).toBe(true);
+
+    // Stopped is not gone: its process still exists, so its id stays taken.
+    const twin = elector(etcd.endpoint, cluster, 'paused');
+    await twin.start();
+    const refused = await twin.publishMember(record('paused')).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(MemberIdTakenError);
+    expect((refused as MemberIdTakenError).holder.address).toBe(`pid:${paused.pid}`);
   });
 
   it('a holder paused for 2 x TTL finds its deadline passed before it acts, and appends nothing', async () => {

@@ -291,7 +291,7 @@ export function createEtcdElector(options: EtcdElectorOptions): Elector {
 
     async publishMember(record: MemberRecord) {
       const id = requireLease('publishMember');
-      await publishMemberRecord(client, cluster, callTimeoutMs, { id, granted }, record);
+      return publishMemberRecord(client, cluster, callTimeoutMs, { id, granted }, record);
     },
 
     members() {

@@ -7,6 +7,7 @@ import {
   withTimeout,
 } from './etcdClient.ts';
 import { readLeader } from './etcdElection.ts';
+import { asHostProcess, processGone, thisProcess, type HostProcess } from '../hostProcess.ts';
 
 // The member registry: one record per node, bound to the node's lease.
 
@@ -102,10 +103,14 @@ async function leaseRemainingMs(
 }
 
 /**
- * Publishes `record` on lease `id`: creates its key if absent; else updates it only if one of
- * the elector's leases (`id` or one in `granted`) holds it (compare-and-set on its mod
- * revision, so a holder that changed meanwhile is seen). Throws {@link MemberIdTakenError} when
- * another lease holds it, {@link EtcdUnavailableError} when the key keeps changing.
+ * Publishes `record` on lease `id`, with this process's {@link thisProcess} identity beside it:
+ * creates its key if absent; else updates it only if one of the elector's leases (`id` or one in
+ * `granted`) holds it (compare-and-set on its mod revision, so a holder that changed meanwhile
+ * is seen). Another lease's holder that was a process of this host now gone (killed, crashed) is
+ * no process at all: its lease is revoked (with the leader key, if it held it) and the key
+ * created; resolves with that holder's record then. Throws {@link MemberIdTakenError} when
+ * another lease holds it (a live process, or one on another host, whose lease only expiry
+ * ends), {@link EtcdUnavailableError} when the key keeps changing.
  */
 export async function publishMemberRecord(
   client: Etcd3,
@@ -113,12 +118,11 @@ export async function publishMemberRecord(
   callTimeoutMs: number,
   lease: { readonly id: string; readonly granted: ReadonlySet<string> },
   record: MemberRecord,
-): Promise<void> {
+): Promise<MemberRecord | undefined> {
   const { id, granted } = lease;
   const memberKey = `${membersPrefix(cluster)}${record.nodeId}`;
-  const value = JSON.stringify(record);
-  // Create the key if absent; else update it only if one of this elector's leases holds it
-  // (compare-and-set on its mod revision, so a holder that changed meanwhile is seen).
+  const value = JSON.stringify({ ...record, process: thisProcess });
+  let tookOverFrom: MemberRecord | undefined;
   for (let attempt = 0; ; attempt++) {
     const created = await withTimeout(
       client
@@ -129,12 +133,24 @@ export async function publishMemberRecord(
       callTimeoutMs,
       'publishMember',
     );
-    if (created.succeeded) return;
+    if (created.succeeded) return tookOverFrom;
     const kv = created.responses[0]?.response_range.kvs[0];
     if (kv !== undefined && kv.lease !== id && !granted.has(kv.lease)) {
+      const holder = parseMember(kv.value) ?? holderless(kv.value);
+      if (attempt < 3 && processGone(holderProcess(kv.value))) {
+        // Lease ids are never reused: this revokes the dead process's lease and nothing newer.
+        // Failing (expired meanwhile, etcd slow), the next attempt reads the key again.
+        await withTimeout(
+          client.leaseClient.leaseRevoke({ ID: kv.lease }),
+          callTimeoutMs,
+          "revoke a gone process's lease",
+        ).catch(() => undefined);
+        tookOverFrom = holder;
+        continue;
+      }
       throw new MemberIdTakenError(
         record.nodeId,
-        parseMember(kv.value) ?? holderless(kv.value),
+        holder,
         await leaseRemainingMs(client, kv.lease, callTimeoutMs),
       );
     }
@@ -147,10 +163,19 @@ export async function publishMemberRecord(
         callTimeoutMs,
         'publishMember',
       );
-      if (updated.succeeded) return;
+      if (updated.succeeded) return tookOverFrom;
     }
     if (attempt >= 3) {
       throw new EtcdUnavailableError('publishMember (the member key keeps changing)', undefined);
     }
+  }
+}
+
+/** The process a member value says published it, if it says. */
+function holderProcess(value: Buffer): HostProcess | undefined {
+  try {
+    return asHostProcess((JSON.parse(value.toString('utf8')) as { process?: unknown }).process);
+  } catch {
+    return undefined;
   }
 }

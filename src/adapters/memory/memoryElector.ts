@@ -216,6 +216,7 @@ export function createMemoryElector(
       await Promise.resolve();
       const id = requireLease('publishMember');
       await call('publishMember', () => coord.putMember(nodeId, id, record, ownLeases));
+      return undefined;
     },
 
     members() {

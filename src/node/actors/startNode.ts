@@ -42,7 +42,9 @@ function claimWaitMs(leaseTtlMs: number): number {
  * held by another lease is another process: if that process refreshes its record, or its lease
  * is still unexpired in etcd two TTLs (+1 s) after this node first saw it, it is live and this
  * node refuses to start ({@link DuplicateNodeIdError}); if its lease expires (a process that
- * died), the id is this node's. Each wait is logged within a second and shown in `/status`
+ * died), the id is this node's. A holder the elector proves gone (a process of this host that no
+ * longer exists: a restart after kill -9 or a crash) is not waited for: the elector revokes its
+ * lease and the id is taken at once. Each wait is logged within a second and shown in `/status`
  * (`waiting`).
  */
 export async function startNode({
@@ -64,11 +66,17 @@ export async function startNode({
   let saidExpired = false;
   for (;;) {
     try {
-      await waiting.for(
+      const gone = await waiting.for(
         ctx,
         `${coordinator} (the member record)`,
         elector.publishMember(members.record('starting')),
       );
+      if (gone !== undefined) {
+        logger.info(
+          { event: 'nodeIdTakenOver', holder: gone.address },
+          `node id ${nodeId} was registered at ${gone.address} by a process of this host that is gone: its lease revoked, the id taken without waiting for it to expire`,
+        );
+      }
       return;
     } catch (err) {
       if (!(err instanceof MemberIdTakenError)) throw err;
