@@ -34,9 +34,9 @@
 // Each phase runs on a fresh cluster (fresh nodes and stream), on one etcd and one nats-server.
 // Verdicts: every phase committed writes. `--quick` (CI): 2 s windows, 1 run, c = 256 only.
 //
-// `--cpu-prof DIR [--profile-load single|batch]` runs only a profile: the nodes run under
-// `node --cpu-prof`, a closed-loop load at 256 single requests (or 32 batches) outstanding runs
-// for `--seconds`, the nodes stop gracefully (so they write their profiles to DIR), and the
+// `--cpu-prof DIR [--profile-load single|batch|rate:N]` runs only a profile: the nodes run under
+// `node --cpu-prof`, a closed-loop load at 256 single requests (or 32 batches) outstanding, or
+// an open loop of N single requests a second (as `--focus cpu` measures), runs for `--seconds`, the nodes stop gracefully (so they write their profiles to DIR), and the
 // top of the primary's profile is printed.
 //
 // `--focus batch|cpu|lag` runs one focused comparison and publishes nothing (lib/writeFocus.ts):
@@ -55,7 +55,7 @@ import { withoutSessions } from '../test/harness/withoutSessions.ts';
 import { numberFlag } from './lib/args.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
-import { type BenchCall } from './lib/load.ts';
+import { openLoop, type BenchCall } from './lib/load.ts';
 import { lagRun, type LagRun } from './lib/lagRun.ts';
 import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
 import { median, ms, ratio1, round } from './lib/stats.ts';
@@ -398,7 +398,7 @@ async function uncoalesced(
 async function profilePrimary(
   servers: BenchServers,
   dir: string,
-  load: 'single' | 'batch',
+  load: string,
   seconds: number,
 ): Promise<void> {
   const profileDir = resolve(dir);
@@ -411,14 +411,25 @@ async function profilePrimary(
   });
   const pid = cluster.primary.pid ?? 0;
   const fromUs = monotonicUs();
-  const f =
-    load === 'single'
-      ? await measure(cluster.primary, singleCall(cluster.client, 'profile'), 256, seconds)
-      : await measure(cluster.primary, batchCall(cluster.client, 'profile'), 32, seconds);
+  if (load.startsWith('rate:')) {
+    const result = await openLoop(
+      singleCall(cluster.client, 'profile'),
+      Number(load.slice(5)),
+      seconds,
+    );
+    console.log(
+      `profiled ${load} load: ${round(result.writes / result.seconds)} writes/s, ${result.failures + result.skipped} failed or skipped`,
+    );
+  } else {
+    const f =
+      load === 'batch'
+        ? await measure(cluster.primary, batchCall(cluster.client, 'profile'), 32, seconds)
+        : await measure(cluster.primary, singleCall(cluster.client, 'profile'), 256, seconds);
+    console.log(
+      `profiled ${load} load: ${round(f.perSec)} writes/s, p99 ${ms(f.p99Ms)} ms, primary CPU ${round(f.primaryCpuPct)} %, client CPU ${round(f.clientCpuPct)} %`,
+    );
+  }
   const window = { fromUs, toUs: monotonicUs() };
-  console.log(
-    `profiled ${load} load: ${round(f.perSec)} writes/s, p99 ${ms(f.p99Ms)} ms, primary CPU ${round(f.primaryCpuPct)} %, client CPU ${round(f.clientCpuPct)} %`,
-  );
   // A graceful stop writes the profile (the primary hands over first).
   await cluster.primary.terminate();
   for (const standby of cluster.standbys) await standby.terminate();
@@ -435,7 +446,12 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
   if (profileAt >= 0) {
     const dir = args[profileAt + 1];
     if (dir === undefined) throw new Error('--cpu-prof needs a directory');
-    const load = args[args.indexOf('--profile-load') + 1] === 'batch' ? 'batch' : 'single';
+    const load = args.includes('--profile-load')
+      ? (args[args.indexOf('--profile-load') + 1] ?? 'single')
+      : 'single';
+    if (!/^(single|batch|rate:\d+)$/.test(load)) {
+      throw new Error(`--profile-load ${load}: expected single, batch or rate:N`);
+    }
     await using servers = await BenchServers.start();
     await profilePrimary(servers, dir, load, numberFlag(args, '--seconds', 10));
     return undefined;
