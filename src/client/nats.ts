@@ -47,6 +47,9 @@ export async function createClient(options: ClientOptions): Promise<UnderstudyCl
     // A hung server accepts TCP and never answers: do not wait the default 20 s to dial it.
     timeout: Math.max(500, 2 * pingInterval),
     reconnectToServer: notTheLastDialled,
+    // No Error built up front for every request (its stack shown only if the request fails):
+    // the client's own errors carry the caller's stack, with the NATS error as their cause.
+    noAsyncTraces: true,
   });
   if (groups > 1) {
     // One connection for every group: each group's transport borrows it; closing the client

@@ -54,6 +54,9 @@ export async function connectDependencies(
         name: `understudy-${config.cluster}-${config.id}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        // Without it every request (each JetStream append) builds an Error and a timer's Error up
+        // front, for a stack to show if it fails: 3 % of a primary's CPU at 2,000 writes/s.
+        noAsyncTraces: true,
         ...liveness.connection,
         ...natsConnectionOptions(config),
       }),
