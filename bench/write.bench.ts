@@ -343,7 +343,7 @@ async function replicationLag(
         );
         log(
           `  primary p99 ${ms(loopDelay.primary.p99Ms)} ms, max ${ms(loopDelay.primary.maxMs)} ms; ` +
-            `standby max ${ms(loopDelay.standby.maxMs)} ms; checkpoint ${round(loopDelay.checkpointMs)} ms`,
+            `standby max ${ms(loopDelay.standby.maxMs)} ms (longest GC pause ${ms(loopDelay.standby.gcMaxMs)} ms); checkpoint ${round(loopDelay.checkpointMs)} ms`,
         );
         return { ...run, peakPerSec: peakRun.perSec, overloadedAt, loopDelay };
       }
@@ -574,10 +574,16 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
       `event-loop delay, last 10 s, at ${round(d.load.writes / d.load.seconds)} writes/s with a checkpoint (${round(d.checkpointMs)} ms) on the standby`,
       'p99 ms',
       'max ms',
+      'longest GC pause ms',
     ],
     [
-      ['primary', ms(d.primary.p99Ms), ms(d.primary.maxMs)],
-      ['standby (writing the checkpoint)', ms(d.standby.p99Ms), ms(d.standby.maxMs)],
+      ['primary', ms(d.primary.p99Ms), ms(d.primary.maxMs), ms(d.primary.gcMaxMs)],
+      [
+        'standby (writing the checkpoint)',
+        ms(d.standby.p99Ms),
+        ms(d.standby.maxMs),
+        ms(d.standby.gcMaxMs),
+      ],
     ],
   );
   console.log('');
@@ -664,6 +670,8 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
       eventLoopDelayMaxMs: ms(lag.loopDelay.primary.maxMs),
       standbyEventLoopDelayMaxMs: ms(lag.loopDelay.standby.maxMs),
       standbyEventLoopDelayP99Ms: ms(lag.loopDelay.standby.p99Ms),
+      gcPauseMaxMs: ms(lag.loopDelay.primary.gcMaxMs),
+      standbyGcPauseMaxMs: ms(lag.loopDelay.standby.gcMaxMs),
       eventLoopDelayRatePerSec: round(lag.loopDelay.load.writes / lag.loopDelay.load.seconds),
       eventLoopDelayCheckpointMs: round(lag.loopDelay.checkpointMs),
       primaryCpuUsPerWrite1: ms(cpu1.usPerWrite),

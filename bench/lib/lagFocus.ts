@@ -198,6 +198,7 @@ export async function lagFocus(servers: BenchServers, args: readonly string[]): 
       'checkpoint ms',
       'full syncs',
       'standby loop max ms',
+      'standby GC max ms',
       'load',
     ],
     results.map((x) => [
@@ -213,6 +214,7 @@ export async function lagFocus(servers: BenchServers, args: readonly string[]): 
       round(x.checkpointMs),
       x.fullSyncs,
       ms(x.standbyLoopDelay.maxMs),
+      ms(x.standbyLoopDelay.gcMaxMs),
       x.loadAverage,
     ]),
   );

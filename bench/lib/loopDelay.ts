@@ -6,10 +6,11 @@ import { runCli } from '../../test/harness/cli.ts';
 import type { NodeHandle } from '../../src/tools/localCluster/nodeFleet.ts';
 import { openLoop, type BenchCall, type LoadResult } from './load.ts';
 
-/** A node's event-loop delay over its last 10 s, in ms. */
+/** A node's event-loop delay over its last 10 s, and its longest GC pause, in ms. */
 export interface LoopDelay {
   readonly p99Ms: number;
   readonly maxMs: number;
+  readonly gcMaxMs: number;
 }
 
 /** The event-loop delay `node`'s /metrics shows now. */
@@ -24,6 +25,7 @@ export async function loopDelayOf(node: NodeHandle): Promise<LoopDelay> {
   return {
     p99Ms: seconds('understudy_event_loop_delay_p99_seconds') * 1000,
     maxMs: seconds('understudy_event_loop_delay_max_seconds') * 1000,
+    gcMaxMs: seconds('understudy_gc_pause_max_seconds') * 1000,
   };
 }
 

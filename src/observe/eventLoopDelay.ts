@@ -2,15 +2,23 @@
  * The event loop's delay over a rolling window, from `perf_hooks.monitorEventLoopDelay`: how
  * late a timer of the loop fires, which is how long the loop was kept from answering anything
  * (a lease keep-alive, a request, a fold). A node whose loop stalls past its lease margin
- * loses its lease, so `/metrics` shows the p99 and the max over the last window.
+ * loses its lease, so `/metrics` shows the p99 and the max over the last window, and beside them
+ * the longest garbage-collection pause (`PerformanceObserver` 'gc' entries): a stall as long as
+ * a GC pause was the collector, one longer was the node's own work.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import {
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  type IntervalHistogram,
+} from 'node:perf_hooks';
 
 /** The delay over a window, in milliseconds (0 when nothing was sampled yet). */
 export interface LoopDelaySummary {
   /** The highest p99 of a slice of the window (an upper bound of the window's p99). */
   readonly p99Ms: number;
   readonly maxMs: number;
+  /** The longest garbage-collection pause. */
+  readonly gcMaxMs: number;
   /** Delay samples the figures are made of. */
   readonly samples: number;
 }
@@ -24,6 +32,9 @@ const NS_PER_MS = 1e6;
  */
 export class EventLoopDelay {
   readonly #monitor: IntervalHistogram;
+  readonly #gc: PerformanceObserver;
+  /** The longest GC pause of the slice in progress. */
+  #gcMaxMs = 0;
   readonly #slices: { readonly endAt: number; readonly summary: LoopDelaySummary }[] = [];
   #sliceStart: number;
 
@@ -35,33 +46,47 @@ export class EventLoopDelay {
   ) {
     this.#monitor = monitorEventLoopDelay({ resolution: resolutionMs });
     this.#monitor.enable();
+    this.#gc = new PerformanceObserver((entries) => {
+      for (const entry of entries.getEntries())
+        this.#gcMaxMs = Math.max(this.#gcMaxMs, entry.duration);
+    });
+    this.#gc.observe({ entryTypes: ['gc'] });
     this.#sliceStart = now();
   }
 
-  /** The delay's p99 (the worst slice's) and max over the window ending now. */
+  /** The delay's p99 (the worst slice's) and max, and the longest GC pause, over the window ending now. */
   summary(): LoopDelaySummary {
     this.#rotate();
     let p99Ms = 0;
     let maxMs = 0;
+    let gcMaxMs = 0;
     let samples = 0;
     for (const { summary } of [...this.#slices, { summary: this.#current() }]) {
       p99Ms = Math.max(p99Ms, summary.p99Ms);
       maxMs = Math.max(maxMs, summary.maxMs);
+      gcMaxMs = Math.max(gcMaxMs, summary.gcMaxMs);
       samples += summary.samples;
     }
-    return { p99Ms, maxMs, samples };
+    return { p99Ms, maxMs, gcMaxMs, samples };
   }
 
   /** The slice in progress. */
   #current(): LoopDelaySummary {
     const m = this.#monitor;
-    if (m.count === 0) return { p99Ms: 0, maxMs: 0, samples: 0 };
-    return { p99Ms: m.percentile(99) / NS_PER_MS, maxMs: m.max / NS_PER_MS, samples: m.count };
+    const gcMaxMs = this.#gcMaxMs;
+    if (m.count === 0) return { p99Ms: 0, maxMs: 0, gcMaxMs, samples: 0 };
+    return {
+      p99Ms: m.percentile(99) / NS_PER_MS,
+      maxMs: m.max / NS_PER_MS,
+      gcMaxMs,
+      samples: m.count,
+    };
   }
 
   /** Stops sampling. */
   stop(): void {
     this.#monitor.disable();
+    this.#gc.disconnect();
   }
 
   /** Closes the slice in progress once `sliceMs` old, and forgets slices out of the window. */
@@ -70,6 +95,7 @@ export class EventLoopDelay {
     if (now - this.#sliceStart >= this.sliceMs) {
       this.#slices.push({ endAt: now, summary: this.#current() });
       this.#monitor.reset();
+      this.#gcMaxMs = 0;
       this.#sliceStart = now;
     }
     while ((this.#slices[0]?.endAt ?? now) <= now - this.windowMs) this.#slices.shift();

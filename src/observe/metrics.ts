@@ -303,7 +303,7 @@ type FamilyOf = (name: string, help: string, value: number) => MetricFamily;
 
 function loopDelayFamilies(loop: EventLoopDelay | undefined, gauge: FamilyOf): MetricFamily[] {
   if (loop === undefined) return [];
-  const { p99Ms, maxMs } = loop.summary();
+  const { p99Ms, maxMs, gcMaxMs } = loop.summary();
   const window = `${Math.round(loop.windowMs / 1000)} s`;
   return [
     gauge(
@@ -315,6 +315,11 @@ function loopDelayFamilies(loop: EventLoopDelay | undefined, gauge: FamilyOf): M
       'understudy_event_loop_delay_max_seconds',
       `The longest the event loop was kept from running a timer over the last ${window}: a stall of the node (a lease keep-alive waits as long).`,
       maxMs / 1000,
+    ),
+    gauge(
+      'understudy_gc_pause_max_seconds',
+      `The longest garbage-collection pause (perf_hooks 'gc' entries) over the last ${window}: a loop stall about as long was the collector's.`,
+      gcMaxMs / 1000,
     ),
   ];
 }

@@ -30,6 +30,26 @@ describe('EventLoopDelay', () => {
     }
   });
 
+  it('shows the longest garbage-collection pause beside the stall', async () => {
+    const loop = new EventLoopDelay(10_000, 1000, 10);
+    try {
+      expect(loop.summary().gcMaxMs).toBe(0);
+      // Enough short-lived garbage for the young generation to be collected a few times.
+      let kept = 0;
+      for (let round = 0; round < 20; round++) {
+        const garbage = Array.from({ length: 200_000 }, (_, i) => ({ i }));
+        kept += garbage.length;
+      }
+      expect(kept).toBe(4_000_000);
+      // The observer hears of GCs after them, from the loop.
+      const until = performance.now() + 5000;
+      while (loop.summary().gcMaxMs === 0 && performance.now() < until) await tick(10);
+      expect(loop.summary().gcMaxMs).toBeGreaterThan(0);
+    } finally {
+      loop.stop();
+    }
+  });
+
   it('forgets a stall once it is older than the window', async () => {
     let now = 0;
     const loop = new EventLoopDelay(2000, 1000, 10, () => now);
@@ -74,6 +94,7 @@ describe('EventLoopDelay', () => {
       expect(Number(max)).toBeGreaterThanOrEqual(0.08);
       expect(Number(p99)).toBeGreaterThan(0);
       expect(text).toContain('# TYPE understudy_event_loop_delay_max_seconds gauge');
+      expect(text).toMatch(/^understudy_gc_pause_max_seconds \S+$/m);
     } finally {
       loop.stop();
     }
