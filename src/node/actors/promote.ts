@@ -2,7 +2,7 @@ import type { MasterNodeEvent } from '../../../machines/masterNode.machine.ts';
 import type { Logged } from '../../domain/decider.ts';
 import type { CampaignResult } from '../../ports/elector.ts';
 import type { LogBounds, OpLogWriter } from '../../ports/opLog.ts';
-import { foldBatch } from './followLog.ts';
+import { FoldSlices, foldBatch } from './followLog.ts';
 import type { ActorContext } from '../nodeContext.ts';
 import { LoggedClock } from '../state/loggedClock.ts';
 import { UnderstudyError } from '../../domain/model/understudyError.ts';
@@ -189,10 +189,13 @@ export async function promote({
       const closeFollower = (): void => follower.close();
       wakers.add(closeFollower);
       try {
+        // The lease's keep-alives run between slices.
+        const slices = new FoldSlices(clock);
         for await (const batch of follower) {
           if (stopped !== undefined) break;
           await foldBatch(ctx, batch, () => stopped !== undefined);
           if (store.lastStreamSeq >= bounds.lastStreamSeq) break;
+          await slices.yieldIfDue();
         }
       } finally {
         wakers.delete(closeFollower);
