@@ -54,7 +54,10 @@ export class EventLoopDelay {
     this.#sliceStart = now();
   }
 
-  /** The delay's p99 (the worst slice's) and max, and the longest GC pause, over the window ending now. */
+  /**
+   * The delay's p99 (the worst slice's) and max, and the longest GC pause, over the window
+   * ending now.
+   */
   summary(): LoopDelaySummary {
     this.#rotate();
     let p99Ms = 0;
