@@ -64,7 +64,7 @@ export interface NodeContext extends Omit<NodeRuntimeDeps, 'config' | 'inspect' 
   /** What the node waits for while it starts (`/status` `waitingFor`). */
   readonly waiting: Waiting;
   /** Watches for messages signed under another OpLog key. */
-  readonly keyWatch: Pick<OtherKeyWatch, 'passedOver' | 'beforePromotion'>;
+  readonly keyWatch: Pick<OtherKeyWatch, 'passedOver' | 'beforePromotion' | 'stop'>;
   /** Keeps the member record published. */
   readonly members: MemberPublisher;
   /** The machine running the actors. */

@@ -372,6 +372,7 @@ export class NodeRuntime<S extends LogState = MetadataState> {
   async #shutdown(): Promise<void> {
     await this.checkpointer?.stop();
     this.#ctx.members.stop();
+    this.#ctx.keyWatch.stop();
     await this.#releaseNodeId();
     await this.deps.elector.close();
   }

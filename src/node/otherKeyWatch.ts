@@ -2,21 +2,34 @@
 // publish to the subject can claim any key id), or the cluster moved to another key and this
 // node can read nothing more. The cluster's record (etcd) tells which.
 import { OplogKeyMismatchError } from './oplogKeyCheck.ts';
+import type { TimerHandle } from '../ports/clock.ts';
 import type { LogBatch } from '../ports/opLog.ts';
 import type { NodeRuntimeDeps } from './nodeRuntimeConfig.ts';
 
 /** How often at most the record is read again after it said the cluster's key is this node's. */
 const RECHECK_MS = 5_000;
 
+/** How soon a read of the record that failed (etcd unreachable) is tried again. */
+export const KEY_CHECK_RETRY_MS = 1_000;
+
 /**
  * Reads the cluster's recorded key id when a passed-over message names another key, at most one
- * read at a time and one every {@link RECHECK_MS} (a forger's flood costs one read each); calls
- * `onMismatch` once when the record is not this node's key id.
+ * read at a time and one every {@link RECHECK_MS} after a read that found this node's key (a
+ * forger's flood costs one read each); calls `onMismatch` once when the record is not this node's
+ * key id. A read that fails is tried again every {@link KEY_CHECK_RETRY_MS} until one answers:
+ * the message that raised the question may be the last for a while, and a node that cannot read
+ * the cluster's messages must not wait for the next one to learn it (found by the simulation: a
+ * wrong-key standby passed over the new primary's fence while etcd was cut off, and stayed a
+ * standby one entry behind for good).
  */
 export class OtherKeyWatch {
   #reading = false;
   #readAt = Number.NEGATIVE_INFINITY;
   #mismatch: OplogKeyMismatchError | undefined;
+  #retry: TimerHandle | undefined;
+  /** The last read failed: the next failure is not logged again. */
+  #failing = false;
+  #stopped = false;
 
   constructor(
     private readonly deps: Pick<NodeRuntimeDeps, 'clusterKey' | 'clock' | 'logger'>,
@@ -56,16 +69,29 @@ export class OtherKeyWatch {
 
   /** Called with every batch a follower passed over (once each). */
   passedOver(batch: LogBatch): void {
+    if (batch.signedUnder === undefined) return;
+    this.#check();
+  }
+
+  /** Stops the retries (the node stops). */
+  stop(): void {
+    this.#stopped = true;
+    this.#retry?.clear();
+    this.#retry = undefined;
+  }
+
+  #check(): void {
     const check = this.deps.clusterKey;
-    if (batch.signedUnder === undefined || check === undefined) return;
-    if (this.#reading || this.#mismatch !== undefined) return;
+    if (check === undefined || this.#stopped) return;
+    if (this.#reading || this.#retry !== undefined || this.#mismatch !== undefined) return;
     const now = this.deps.clock.monotonicNow();
     if (now - this.#readAt < RECHECK_MS) return;
     this.#reading = true;
-    this.#readAt = now;
     check.clusterKeyId().then(
       (recorded) => {
         this.#reading = false;
+        this.#failing = false;
+        this.#readAt = this.deps.clock.monotonicNow();
         if (recorded === undefined || recorded === check.keyId) return;
         this.#mismatch = new OplogKeyMismatchError(
           check.cluster,
@@ -77,10 +103,18 @@ export class OtherKeyWatch {
       },
       (err: unknown) => {
         this.#reading = false;
-        this.deps.logger.warn(
-          { event: 'oplogKeyCheckFailed', err: String(err) },
-          "cannot read the cluster's OpLog key id; checking again at the next such message",
-        );
+        if (this.#stopped) return;
+        if (!this.#failing) {
+          this.deps.logger.warn(
+            { event: 'oplogKeyCheckFailed', err: String(err) },
+            `cannot read the cluster's OpLog key id; trying again every ${KEY_CHECK_RETRY_MS} ms`,
+          );
+        }
+        this.#failing = true;
+        this.#retry = this.deps.clock.setTimeout(() => {
+          this.#retry = undefined;
+          this.#check();
+        }, KEY_CHECK_RETRY_MS);
       },
     );
   }

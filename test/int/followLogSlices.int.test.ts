@@ -70,7 +70,11 @@ describe('followLog on the real clock', () => {
           100,
           METADATA_DOMAIN.log,
         ),
-        keyWatch: { passedOver: () => undefined, beforePromotion: () => Promise.resolve() },
+        keyWatch: {
+          passedOver: () => undefined,
+          beforePromotion: () => Promise.resolve(),
+          stop: () => undefined,
+        },
         config: { progressIntervalMs: 200, retryDelayMs: 100, followStallMs: 60_000 },
       };
       // Turns of the event loop's check phase while the backlog is folded.
