@@ -62,6 +62,18 @@ async function readLeader(client: Etcd3, cluster: string): Promise<LeaderView | 
   return (await readMasterView(client, cluster)).leader;
 }
 
+/** The first election won after `afterEpoch`, at most at `throughEpoch` (null: none found). */
+async function firstElectionAfter(
+  client: Etcd3,
+  cluster: string,
+  afterEpoch: number,
+  throughEpoch: number,
+): Promise<{ readonly nodeId: string; readonly epoch: number } | null> {
+  const { readFirstElectionAfter } = await import('../adapters/etcd/etcdElection.ts');
+  const { DEFAULT_CALL_TIMEOUT_MS } = await import('../adapters/etcd/etcdClient.ts');
+  return readFirstElectionAfter(client, cluster, afterEpoch, throughEpoch, DEFAULT_CALL_TIMEOUT_MS);
+}
+
 /**
  * True when the node at `address` says it is a primary whose API listener is up (its member of
  * `group`, when its process hosts several).
@@ -158,17 +170,25 @@ export async function switchover(
       (await servingPrimary(next.address, 1000, options.group))
     ) {
       const tookMs = Math.round(performance.now() - started);
-      if (options.to !== undefined && next.nodeId !== options.to) {
+      // The handover made the first election after it; the group may have moved on since (a
+      // group's primary hands back to the node it prefers), and the leader read now says so.
+      const made =
+        next.nodeId === options.to
+          ? next
+          : ((await firstElectionAfter(client, cluster, leader.epoch, next.epoch).catch(
+              () => null,
+            )) ?? next);
+      if (options.to !== undefined && made.nodeId !== options.to) {
         throw new SwitchoverCommandError(
           SWITCHOVER_EXIT.failed,
-          `${next.nodeId} became primary (epoch ${next.epoch}), not ${options.to}, in ${tookMs} ms`,
+          `${made.nodeId} became primary (epoch ${made.epoch}), not ${options.to}, in ${tookMs} ms`,
         );
       }
       return {
         from: leader.nodeId,
         fromEpoch: leader.epoch,
-        to: next.nodeId,
-        toEpoch: next.epoch,
+        to: made.nodeId,
+        toEpoch: made.epoch,
         handedOverAtSeq: typeof body.appliedSeq === 'number' ? body.appliedSeq : null,
         handoverMs,
         tookMs,

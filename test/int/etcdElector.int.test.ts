@@ -4,7 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { systemClock } from '../../src/adapters/systemClock.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import { electionsPrefix, leaderKey } from '../../src/adapters/etcd/etcdElection.ts';
+import {
+  electionsPrefix,
+  leaderKey,
+  readFirstElectionAfter,
+} from '../../src/adapters/etcd/etcdElection.ts';
 import { createEtcdElector } from '../../src/adapters/etcd/etcdElector.ts';
 import { readMasterView } from '../../src/adapters/etcd/etcdMembers.ts';
 import { MemberIdTakenError, type Elector, type LeaderView } from '../../src/ports/elector.ts';
@@ -291,6 +295,32 @@ describe('EtcdElector against a real etcd', () => {
     if (forged.kind === 'notElected') expect(forged.why).toMatch(/no election record.*compacted/);
     // A win without a record, once its history is compacted, is not confirmed either.
     expect((await observer.election(legacy, 'old')).kind).toBe('notElected');
+  });
+
+  it('names the first election after an epoch (what a switchover made, however the group moved on since)', async () => {
+    await using etcd = await startEtcd();
+    const cluster = newCluster();
+    const client = new Etcd3({ hosts: [etcd.endpoint] });
+    cleanups.push(() => client.close());
+    const epochs: number[] = [];
+    for (const id of ['a', 'b', 'a']) {
+      const e = elector(etcd.endpoint, cluster, `${id}${epochs.length}`);
+      await e.start();
+      const won = await e.campaign({ nodeId: id, address: '' });
+      if (!won.won) throw new Error(`${id} should win after the last resigned`);
+      epochs.push(won.epoch);
+      await e.resign();
+    }
+    const [first, second, third] = epochs as [number, number, number];
+    expect(await readFirstElectionAfter(client, cluster, first, third, 3000)).toEqual({
+      nodeId: 'b',
+      epoch: second,
+    });
+    expect(await readFirstElectionAfter(client, cluster, second, third, 3000)).toEqual({
+      nodeId: 'a',
+      epoch: third,
+    });
+    expect(await readFirstElectionAfter(client, cluster, third, third + 10, 3000)).toBeNull();
   });
 
   it('frees the leader key within TTL + 1 s of a kill -9 of its holder, and a contender wins with a larger epoch', async () => {

@@ -45,6 +45,38 @@ function parseRecord(value: Buffer): string | null {
 }
 
 /**
+ * The first election won after `afterEpoch` and at most at `throughEpoch` (its holder and epoch),
+ * from the election records; null when there is none or it does not parse.
+ */
+export async function readFirstElectionAfter(
+  client: Etcd3,
+  cluster: string,
+  afterEpoch: number,
+  throughEpoch: number,
+  timeoutMs: number,
+): Promise<{ readonly nodeId: string; readonly epoch: number } | null> {
+  const records = await withTimeout(
+    client
+      .getAll()
+      .prefix(electionsPrefix(cluster))
+      .minCreateRevision(afterEpoch + 1)
+      .maxCreateRevision(throughEpoch)
+      .exec(),
+    timeoutMs,
+    'get election records',
+  );
+  let first: IKeyValue | undefined;
+  for (const kv of records.kvs) {
+    if (first === undefined || Number(kv.create_revision) < Number(first.create_revision))
+      first = kv;
+  }
+  const holder = first === undefined ? null : parseRecord(first.value);
+  return first === undefined || holder === null
+    ? null
+    : { nodeId: holder, epoch: Number(first.create_revision) };
+}
+
+/**
  * Whether `nodeId` won the leader key at revision `epoch`: the election record created at that
  * revision names it (a live key, so compaction changes nothing). A revision without a record is no
  * election, except for a win of a version that wrote none: then the leader key as it is now, or as
