@@ -36,8 +36,9 @@
 //
 // `--cpu-prof DIR [--profile-load single|batch|rate:N]` runs only a profile: the nodes run under
 // `node --cpu-prof`, a closed-loop load at 256 single requests (or 32 batches) outstanding, or
-// an open loop of N single requests a second (as `--focus cpu` measures), runs for `--seconds`, the nodes stop gracefully (so they write their profiles to DIR), and the
-// top of the primary's profile is printed.
+// an open loop of N single requests a second (as `--focus cpu` measures), runs for
+// `--seconds`, the nodes stop gracefully (so they write their profiles to DIR), and the top of
+// the primary's profile is printed.
 //
 // `--focus batch|cpu|lag` runs one focused comparison and publishes nothing (lib/writeFocus.ts):
 // coalesced putStart calls against putStartBatch requests alternating on one cluster, or the
@@ -446,9 +447,8 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
   if (profileAt >= 0) {
     const dir = args[profileAt + 1];
     if (dir === undefined) throw new Error('--cpu-prof needs a directory');
-    const load = args.includes('--profile-load')
-      ? (args[args.indexOf('--profile-load') + 1] ?? 'single')
-      : 'single';
+    const loadAt = args.indexOf('--profile-load');
+    const load = loadAt >= 0 ? (args[loadAt + 1] ?? '') : 'single';
     if (!/^(single|batch|rate:\d+)$/.test(load)) {
       throw new Error(`--profile-load ${load}: expected single, batch or rate:N`);
     }

@@ -70,8 +70,7 @@ async function firstElectionAfter(
   throughEpoch: number,
 ): Promise<{ readonly nodeId: string; readonly epoch: number } | null> {
   const { readFirstElectionAfter } = await import('../adapters/etcd/etcdElection.ts');
-  const { DEFAULT_CALL_TIMEOUT_MS } = await import('../adapters/etcd/etcdClient.ts');
-  return readFirstElectionAfter(client, cluster, afterEpoch, throughEpoch, DEFAULT_CALL_TIMEOUT_MS);
+  return readFirstElectionAfter(client, cluster, afterEpoch, throughEpoch);
 }
 
 /**

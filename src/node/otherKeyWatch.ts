@@ -55,16 +55,27 @@ export class OtherKeyWatch {
     if (check === undefined) return;
     const known = this.#mismatch;
     if (known !== undefined) throw known;
-    const recorded = await check.clusterKeyId();
-    if (recorded === undefined || recorded === check.keyId) return;
-    const mismatch =
-      this.#mismatch ??
-      new OplogKeyMismatchError(check.cluster, check.keyId, recorded, check.recordedAt);
+    const mismatch = this.#judge(await check.clusterKeyId());
+    if (mismatch !== undefined) throw mismatch;
+  }
+
+  /**
+   * The mismatch when the cluster's `recorded` key id is not this node's (found once: the first
+   * one calls `onMismatch`); undefined when it is, or when nothing is recorded.
+   */
+  #judge(recorded: string | undefined): OplogKeyMismatchError | undefined {
+    const check = this.deps.clusterKey;
+    if (check === undefined || recorded === undefined || recorded === check.keyId) return undefined;
     if (this.#mismatch === undefined) {
-      this.#mismatch = mismatch;
-      this.onMismatch(mismatch);
+      this.#mismatch = new OplogKeyMismatchError(
+        check.cluster,
+        check.keyId,
+        recorded,
+        check.recordedAt,
+      );
+      this.onMismatch(this.#mismatch);
     }
-    throw mismatch;
+    return this.#mismatch;
   }
 
   /** Called with every batch a follower passed over (once each). */
@@ -92,14 +103,7 @@ export class OtherKeyWatch {
         this.#reading = false;
         this.#failing = false;
         this.#readAt = this.deps.clock.monotonicNow();
-        if (recorded === undefined || recorded === check.keyId) return;
-        this.#mismatch = new OplogKeyMismatchError(
-          check.cluster,
-          check.keyId,
-          recorded,
-          check.recordedAt,
-        );
-        this.onMismatch(this.#mismatch);
+        this.#judge(recorded);
       },
       (err: unknown) => {
         this.#reading = false;

@@ -1,6 +1,6 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { ElectionVerdict, LeaderView } from '../../ports/elector.ts';
-import { clusterPrefix, withTimeout } from './etcdClient.ts';
+import { clusterPrefix, DEFAULT_CALL_TIMEOUT_MS, withTimeout } from './etcdClient.ts';
 
 // The keys of an election and how a fence's claim is checked against them.
 
@@ -45,6 +45,32 @@ function parseRecord(value: Buffer): string | null {
 }
 
 /**
+ * The oldest election record created at a revision in `[from, to]`, read within `timeoutMs`.
+ * `from` must be at least 1 (etcd reads a create-revision bound of 0 as none).
+ */
+async function firstRecordIn(
+  client: Etcd3,
+  cluster: string,
+  from: number,
+  to: number,
+  timeoutMs: number,
+): Promise<IKeyValue | undefined> {
+  const records = await withTimeout(
+    client
+      .getAll()
+      .prefix(electionsPrefix(cluster))
+      .minCreateRevision(from)
+      .maxCreateRevision(to)
+      .sort('Create', 'Ascend')
+      .limit(1)
+      .exec(),
+    timeoutMs,
+    'get election record',
+  );
+  return records.kvs[0];
+}
+
+/**
  * The first election won after `afterEpoch` and at most at `throughEpoch` (its holder and epoch),
  * from the election records; null when there is none or it does not parse.
  */
@@ -53,23 +79,9 @@ export async function readFirstElectionAfter(
   cluster: string,
   afterEpoch: number,
   throughEpoch: number,
-  timeoutMs: number,
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
 ): Promise<{ readonly nodeId: string; readonly epoch: number } | null> {
-  const records = await withTimeout(
-    client
-      .getAll()
-      .prefix(electionsPrefix(cluster))
-      .minCreateRevision(afterEpoch + 1)
-      .maxCreateRevision(throughEpoch)
-      .exec(),
-    timeoutMs,
-    'get election records',
-  );
-  let first: IKeyValue | undefined;
-  for (const kv of records.kvs) {
-    if (first === undefined || Number(kv.create_revision) < Number(first.create_revision))
-      first = kv;
-  }
+  const first = await firstRecordIn(client, cluster, afterEpoch + 1, throughEpoch, timeoutMs);
   const holder = first === undefined ? null : parseRecord(first.value);
   return first === undefined || holder === null
     ? null
@@ -93,17 +105,7 @@ export async function readElection(
   if (!Number.isSafeInteger(epoch) || epoch < 1) {
     return { kind: 'notElected', why: `${epoch} is not a revision` };
   }
-  const records = await withTimeout(
-    client
-      .getAll()
-      .prefix(electionsPrefix(cluster))
-      .minCreateRevision(epoch)
-      .maxCreateRevision(epoch)
-      .exec(),
-    timeoutMs,
-    'get election record',
-  );
-  const record = records.kvs[0];
+  const record = await firstRecordIn(client, cluster, epoch, epoch, timeoutMs);
   if (record !== undefined) {
     const holder = parseRecord(record.value);
     return holder === nodeId
