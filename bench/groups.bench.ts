@@ -5,8 +5,10 @@
 // and a grouped client (256 writers in all, split evenly over the groups, each writing keys of its
 // own group, so a group failing over holds up only its own writers; coalescing):
 // - total writes/s over a window, and the CPU of all three processes per write (/proc);
-// - replication lag per group: how far the group's standbys are behind its primary, sampled
-//   every 200 ms through the window (p99 of the worst group);
+// - replication lag per group: how far the group's standbys are behind its primary, in entries
+//   and in ms (from a write's ack at the client to the first sample of a standby that shows its
+//   seq applied: an upper bound, within the 100 ms between samples), every member's /status
+//   sampled every 100 ms through the window (p99 over every group's standbys);
 // - kill -9 of the process leading the most groups, under load: the RTO of each group it led
 //   (kill to the first acknowledged write of a key of that group) and the longest gap between
 //   acknowledgements of the other groups around it;
@@ -22,6 +24,7 @@ import { readLoggedEvents } from '../src/tools/localCluster/readLoggedEvents.ts'
 import { longestAckGap, Workload, type AckRecord } from '../src/tools/localCluster/workload.ts';
 import { historyBreaks, lostAcks } from './lib/ackCheck.ts';
 import { BenchServers } from './lib/cluster.ts';
+import { ackToApplied } from './lib/lagRun.ts';
 import { cpuTimeUs } from './lib/proc.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 
@@ -93,6 +96,7 @@ interface GroupRun {
   readonly writesPerSec: number;
   readonly cpuUsPerWrite: number;
   readonly lagP99Entries: number;
+  readonly lagP99Ms: number;
   readonly deadGroups: number;
   readonly rtoMs: readonly number[];
   readonly otherMaxAckGapMs: number | undefined;
@@ -147,28 +151,45 @@ async function runGroups(
       const cpuBefore = pids.reduce((sum, pid) => sum + cpuTimeUs(pid), 0);
       const acksBefore = ackCount();
       const started = performance.now();
+      const windowStart = Date.now();
       const lags: number[] = [];
+      /** Each standby's samples, by group and node: when its answer came, what it had applied. */
+      const standbySamples = new Map<string, { at: number; appliedSeq: number }[]>();
       while (performance.now() - started < windowMs) {
         const all = await census(fleet);
+        const at = Date.now();
         for (let g = 0; g < groups; g++) {
-          const ms = [...all.values()].map((m) => m.find((x) => x.group === g));
-          const primary = ms.find((m) => m?.role === 'primary');
+          const ms = [...all].map(([node, m]) => [node, m.find((x) => x.group === g)] as const);
+          const primary = ms.find(([, m]) => m?.role === 'primary')?.[1];
           if (primary === undefined) continue;
-          for (const m of ms) {
-            if (m !== undefined && m.role === 'standby')
-              lags.push(Math.max(0, primary.appliedSeq - m.appliedSeq));
+          for (const [node, m] of ms) {
+            if (m === undefined || m.role !== 'standby') continue;
+            lags.push(Math.max(0, primary.appliedSeq - m.appliedSeq));
+            const key = `${g}/${node.id}`;
+            const samples = standbySamples.get(key) ?? [];
+            samples.push({ at, appliedSeq: m.appliedSeq });
+            standbySamples.set(key, samples);
           }
         }
-        await sleep(200);
+        await sleep(100);
       }
       const seconds = (performance.now() - started) / 1000;
       const writes = ackCount() - acksBefore;
       const cpu = pids.reduce((sum, pid) => sum + cpuTimeUs(pid), 0) - cpuBefore;
+      const windowEnd = Date.now();
       const writesPerSec = writes / seconds;
       const cpuUsPerWrite = writes === 0 ? Number.NaN : cpu / writes;
       const lagP99Entries = percentile(lags, 99);
+      const lagMs: number[] = [];
+      for (const [key, samples] of standbySamples) {
+        const acks = loads[Number(key.split('/')[0])]!.acks.filter(
+          (a) => a.ackedAt >= windowStart && a.ackedAt <= windowEnd,
+        );
+        lagMs.push(...ackToApplied(acks, samples));
+      }
+      const lagP99Ms = percentile(lagMs, 99);
       log(
-        `  ${G}: ${Math.round(writesPerSec).toLocaleString('en-US')} writes/s, ${cpuUsPerWrite.toFixed(1)} us CPU (3 processes) per write, lag p99 ${lagP99Entries} entries`,
+        `  ${G}: ${Math.round(writesPerSec).toLocaleString('en-US')} writes/s, ${cpuUsPerWrite.toFixed(1)} us CPU (3 processes) per write, lag p99 ${lagP99Entries} entries, ${lagP99Ms} ms`,
       );
 
       // Kill -9 the process leading the most groups, under load.
@@ -229,6 +250,7 @@ async function runGroups(
         writesPerSec,
         cpuUsPerWrite,
         lagP99Entries,
+        lagP99Ms,
         deadGroups: dead.size,
         rtoMs,
         otherMaxAckGapMs,
@@ -281,6 +303,7 @@ export async function run(args: string[]): Promise<BenchOutcome> {
       figures[`writesPerSecG${r.groups}${suffix}`] = Math.round(r.writesPerSec);
       figures[`cpuUsPerWriteG${r.groups}${suffix}`] = Number(r.cpuUsPerWrite.toFixed(1));
       figures[`lagP99EntriesG${r.groups}${suffix}`] = r.lagP99Entries;
+      figures[`lagP99MsG${r.groups}${suffix}`] = r.lagP99Ms;
     }
     const rtos = ofMode.flatMap((r) => r.rtoMs);
     const gaps = ofMode.flatMap((r) =>

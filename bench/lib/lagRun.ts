@@ -85,14 +85,7 @@ export async function lagRun(
   await Promise.all(samplers);
   const after = await countersOf(standby);
 
-  // For each acknowledged write: the first standby sample showing its seq applied.
-  const lagMs: number[] = [];
-  let i = 0;
-  for (const call of [...result.calls].sort((a, b) => a.seq - b.seq)) {
-    while (i < standbySamples.length && (standbySamples[i]?.appliedSeq ?? 0) < call.seq) i++;
-    const sample = standbySamples[i];
-    if (sample !== undefined) lagMs.push(Math.max(0, sample.at - call.ackedAt));
-  }
+  const lagMs = ackToApplied(result.calls, standbySamples);
   const entries = distribution(entrySamples);
   const lagMsDist = distribution(lagMs);
   const acks = distribution(result.calls.map((c) => c.ackedAt - c.sentAt));
@@ -108,4 +101,24 @@ export async function lagRun(
     standbyFullSyncs: after.fullSyncs - before.fullSyncs,
     standbyCheckpoints: after.checkpoints - before.checkpoints,
   };
+}
+
+/**
+ * For each acknowledged write the standby's samples saw applied: from its ack to the first
+ * sample (in time) showing its seq applied, 0 when that sample came before the ack. An upper
+ * bound, within the time between samples. Writes no sample saw applied are left out.
+ */
+export function ackToApplied(
+  acks: readonly { seq: number; ackedAt: number }[],
+  samples: readonly { at: number; appliedSeq: number }[],
+): number[] {
+  const out: number[] = [];
+  let i = 0;
+  for (const ack of [...acks].sort((a, b) => a.seq - b.seq)) {
+    while (i < samples.length && samples[i]!.appliedSeq < ack.seq) i++;
+    const sample = samples[i];
+    if (sample === undefined) break;
+    out.push(Math.max(0, sample.at - ack.ackedAt));
+  }
+  return out;
 }
