@@ -185,7 +185,7 @@ async function runGroups(
         const acks = loads[Number(key.split('/')[0])]!.acks.filter(
           (a) => a.ackedAt >= windowStart && a.ackedAt <= windowEnd,
         );
-        lagMs.push(...ackToApplied(acks, samples));
+        for (const ms of ackToApplied(acks, samples)) lagMs.push(ms);
       }
       const lagP99Ms = percentile(lagMs, 99);
       log(
