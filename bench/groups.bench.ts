@@ -11,7 +11,8 @@
 //   sampled every 100 ms through the window (p99 over every group's standbys);
 // - kill -9 of the process leading the most groups, under load: the RTO of each group it led
 //   (kill to the first acknowledged write of a key of that group) and the longest gap between
-//   acknowledgements of the other groups around it;
+//   acknowledgements of the other groups around it, and as a control the same groups' longest
+//   gap in a window as long just before the kill;
 // - every acknowledged write checked in its group's log (or state): none lost.
 // `--quick` (CI): 2 s windows. Its last line is one JSON object.
 import { randomUUID } from 'node:crypto';
@@ -100,6 +101,8 @@ interface GroupRun {
   readonly deadGroups: number;
   readonly rtoMs: readonly number[];
   readonly otherMaxAckGapMs: number | undefined;
+  /** The same groups' longest ack gap in a window as long just before it, with no kill. */
+  readonly otherMaxAckGapBeforeMs: number | undefined;
   readonly acked: number;
   readonly lost: number;
   /** Breaks of the one linear history, summed over the groups' logs. */
@@ -217,8 +220,15 @@ async function runGroups(
         .filter((_, g) => !dead.has(g))
         .map((l) => longestAckGap(l.acks, killedAt - 1000, back + 1000));
       const otherMaxAckGapMs = gaps.length === 0 ? undefined : Math.max(...gaps);
+      // The control: how long the same groups go without an ack anyway, under this load on
+      // this machine, in a window as long that ends where the kill's window starts.
+      const span = back + 1000 - (killedAt - 1000);
+      const before = loads
+        .filter((_, g) => !dead.has(g))
+        .map((l) => longestAckGap(l.acks, killedAt - 1000 - span, killedAt - 1000));
+      const otherMaxAckGapBeforeMs = before.length === 0 ? undefined : Math.max(...before);
       log(
-        `  ${G}: kill -9 ${victim.id} (led ${[...dead].join(', ')}): back after ${rtoMs.join(', ')} ms; other groups' longest ack gap ${otherMaxAckGapMs ?? '-'} ms`,
+        `  ${G}: kill -9 ${victim.id} (led ${[...dead].join(', ')}): back after ${rtoMs.join(', ')} ms; other groups' longest ack gap ${otherMaxAckGapMs ?? '-'} ms (${otherMaxAckGapBeforeMs ?? '-'} ms in as long a window before the kill)`,
       );
       await stopAll();
       let lost = 0;
@@ -254,6 +264,7 @@ async function runGroups(
         deadGroups: dead.size,
         rtoMs,
         otherMaxAckGapMs,
+        otherMaxAckGapBeforeMs,
         acked: ackCount(),
         lost,
         breaks,
@@ -311,6 +322,11 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     );
     figures[`deadGroupsRtoP99Ms${suffix}`] = percentile(rtos, 99);
     if (gaps.length > 0) figures[`otherGroupsMaxAckGapMs${suffix}`] = Math.max(...gaps);
+    const controls = ofMode.flatMap((r) =>
+      r.otherMaxAckGapBeforeMs === undefined ? [] : [r.otherMaxAckGapBeforeMs],
+    );
+    if (controls.length > 0)
+      figures[`otherGroupsMaxAckGapBeforeKillMs${suffix}`] = Math.max(...controls);
     const g1 = ofMode.find((r) => r.groups === 1);
     const top = ofMode.at(-1);
     if (g1 !== undefined && top !== undefined && top.groups > 1) {
