@@ -15,7 +15,11 @@
 //   gap in a window as long just before the kill;
 // - every acknowledged write checked in its group's log (or state): none lost.
 // `--quick` (CI): 2 s windows. Its last line is one JSON object.
+// `--cpu-prof DIR` profiles instead: the processes run under `node --cpu-prof` (a directory per
+// G under DIR), nothing is killed, and each process's profile over the window is summarised.
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { groupCluster } from '../src/api/subjects.ts';
 import { ApiError, type UnderstudyClient } from '../src/client/client.ts';
 import { createClient } from '../src/client/nats.ts';
@@ -26,6 +30,7 @@ import { longestAckGap, Workload, type AckRecord } from '../src/tools/localClust
 import { historyBreaks, lostAcks } from './lib/ackCheck.ts';
 import { BenchServers } from './lib/cluster.ts';
 import { ackToApplied } from './lib/lagRun.ts';
+import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
 import { cpuTimeUs } from './lib/proc.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 
@@ -115,8 +120,12 @@ async function runGroups(
   threads: 'main' | 'worker',
   windowMs: number,
   log: (line: string) => void,
+  /** Profile the processes (`node --cpu-prof` into this directory) instead of killing one. */
+  profileDir?: string,
 ): Promise<GroupRun> {
   const cluster = `groups${groups}x${randomUUID().slice(0, 6)}`;
+  const profiles =
+    profileDir === undefined ? undefined : resolve(profileDir, `G${groups}-${threads}`);
   const G = threads === 'main' ? `G=${groups}` : `G=${groups} (worker threads)`;
   await using fleet = await NodeFleet.start(NODE_IDS, {
     cluster,
@@ -125,6 +134,7 @@ async function runGroups(
     leaseTtlMs: LEASE_TTL_MS,
     extraArgs: ['--log-level', 'info', '--groups', String(groups), '--group-threads', threads],
     echo: process.env['BENCH_ECHO'] === '1',
+    ...(profiles === undefined ? {} : { runtimeArgs: ['--cpu-prof', '--cpu-prof-dir', profiles] }),
   });
   await settled(fleet, groups);
   const client: UnderstudyClient = await createClient({
@@ -154,6 +164,7 @@ async function runGroups(
       const cpuBefore = pids.reduce((sum, pid) => sum + cpuTimeUs(pid), 0);
       const acksBefore = ackCount();
       const started = performance.now();
+      const fromUs = monotonicUs();
       const windowStart = Date.now();
       const lags: number[] = [];
       /** Each standby's samples, by group and node: when its answer came, what it had applied. */
@@ -180,6 +191,7 @@ async function runGroups(
       const writes = ackCount() - acksBefore;
       const cpu = pids.reduce((sum, pid) => sum + cpuTimeUs(pid), 0) - cpuBefore;
       const windowEnd = Date.now();
+      const toUs = monotonicUs();
       const writesPerSec = writes / seconds;
       const cpuUsPerWrite = writes === 0 ? Number.NaN : cpu / writes;
       const lagP99Entries = percentile(lags, 99);
@@ -194,6 +206,38 @@ async function runGroups(
       log(
         `  ${G}: ${Math.round(writesPerSec).toLocaleString('en-US')} writes/s, ${cpuUsPerWrite.toFixed(1)} us CPU (3 processes) per write, lag p99 ${lagP99Entries} entries, ${lagP99Ms} ms`,
       );
+
+      if (profiles !== undefined) {
+        await stopAll();
+        // A graceful stop writes each process's profile.
+        await Promise.all(fleet.nodes.map((n) => n.terminate()));
+        for (const node of fleet.nodes) {
+          const file = readdirSync(profiles).find(
+            (n) => n.includes(`.${node.pid}.`) && n.endsWith('.cpuprofile'),
+          );
+          if (file === undefined) throw new Error(`no profile of ${node.id} in ${profiles}`);
+          const summary = summariseProfile(join(profiles, file), process.cwd(), { fromUs, toUs });
+          log(
+            `  ${G} ${node.id}: ${join(profiles, file)}, ${writes} writes in the window (${fromUs}..${toUs} us)`,
+          );
+          log(formatProfile(summary, 15));
+        }
+        return {
+          groups,
+          threads,
+          writesPerSec,
+          cpuUsPerWrite,
+          lagP99Entries,
+          lagP99Ms,
+          deadGroups: 0,
+          rtoMs: [],
+          otherMaxAckGapMs: undefined,
+          otherMaxAckGapBeforeMs: undefined,
+          acked: ackCount(),
+          lost: 0,
+          breaks: 0,
+        };
+      }
 
       // Kill -9 the process leading the most groups, under load.
       const all = await census(fleet);
@@ -283,8 +327,11 @@ function numberList(args: readonly string[], flag: string, fallback: number[]): 
   return raw === undefined ? fallback : raw.split(',').map(Number);
 }
 
-export async function run(args: string[]): Promise<BenchOutcome> {
+export async function run(args: string[]): Promise<BenchOutcome | undefined> {
   const quick = args.includes('--quick');
+  const profileAt = args.indexOf('--cpu-prof');
+  const profileDir = profileAt >= 0 ? args[profileAt + 1] : undefined;
+  if (profileAt >= 0 && profileDir === undefined) throw new Error('--cpu-prof needs a directory');
   const counts = numberList(args, '--groups', [1, 2, 4, 8]);
   const windowMs = numberList(args, '--seconds', [quick ? 2 : 10])[0]! * 1000;
   const at = args.indexOf('--threads');
@@ -301,9 +348,11 @@ export async function run(args: string[]): Promise<BenchOutcome> {
     for (const groups of counts) {
       // One group has one member per process: where it runs changes nothing, measured once.
       if (groups === 1 && threads !== modes[0]) continue;
-      runs.push(await runGroups(servers, groups, threads, windowMs, log));
+      runs.push(await runGroups(servers, groups, threads, windowMs, log, profileDir));
     }
   }
+  // A profile run measures nothing to publish.
+  if (profileDir !== undefined) return undefined;
   const lost = runs.reduce((n, r) => n + r.lost, 0);
   const figures: Record<string, number> = {};
   for (const threads of modes) {
