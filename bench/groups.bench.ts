@@ -207,6 +207,7 @@ async function runGroups(
         `  ${G}: ${Math.round(writesPerSec).toLocaleString('en-US')} writes/s, ${cpuUsPerWrite.toFixed(1)} us CPU (3 processes) per write, lag p99 ${lagP99Entries} entries, ${lagP99Ms} ms`,
       );
 
+      const steady = { groups, threads, writesPerSec, cpuUsPerWrite, lagP99Entries, lagP99Ms };
       if (profiles !== undefined) {
         await stopAll();
         // A graceful stop writes each process's profile.
@@ -223,12 +224,7 @@ async function runGroups(
           log(formatProfile(summary, 15));
         }
         return {
-          groups,
-          threads,
-          writesPerSec,
-          cpuUsPerWrite,
-          lagP99Entries,
-          lagP99Ms,
+          ...steady,
           deadGroups: 0,
           rtoMs: [],
           otherMaxAckGapMs: undefined,
@@ -299,12 +295,7 @@ async function runGroups(
         }
       }
       return {
-        groups,
-        threads,
-        writesPerSec,
-        cpuUsPerWrite,
-        lagP99Entries,
-        lagP99Ms,
+        ...steady,
         deadGroups: dead.size,
         rtoMs,
         otherMaxAckGapMs,
