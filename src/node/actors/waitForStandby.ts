@@ -2,9 +2,18 @@ import type { MemberRecord } from '../../ports/elector.ts';
 import type { ActorContext } from '../nodeContext.ts';
 
 /**
+ * How long no other node (no node `target` when one is named) may be registered before the wait
+ * gives up, on the node's clock: nobody can catch up then, and a node that starts registers its
+ * member record before it loads its state, so it shows up well within this.
+ */
+export const ALONE_GIVE_UP_MS = 500;
+
+/**
  * Polls until a standby (`input.target`, or any other node when undefined) is within
  * `maxLagForPromotion` of `input.seq()`, asking it through `probePeer` when there is one;
- * false after `handoverTimeoutMs` or once `signal` aborts.
+ * false after `handoverTimeoutMs`, once `signal` aborts, or once no such node has been
+ * registered for {@link ALONE_GIVE_UP_MS} (a list of members that cannot be read is not taken
+ * as empty).
  */
 export async function waitForStandby({
   input,
@@ -29,9 +38,19 @@ export async function waitForStandby({
       probePeer === undefined ? m : await probePeer(m).catch(() => ({ role: '', appliedSeq: 0 }));
     return seen.role === 'standby' && seq() - seen.appliedSeq <= config.maxLagForPromotion;
   };
+  const candidate = (m: MemberRecord): boolean =>
+    m.nodeId !== ctx.nodeId && (target === undefined || m.nodeId === target);
+  /** Since when the members read showed no candidate. */
+  let aloneSince: number | undefined;
   while (clock.monotonicNow() < deadline && signal?.aborted !== true) {
-    const members = await elector.members().catch(() => []);
-    if (await anyOf(members.map(isReady))) return true;
+    const members = await elector.members().catch(() => undefined);
+    if (members !== undefined && !members.some(candidate)) {
+      aloneSince ??= clock.monotonicNow();
+      if (clock.monotonicNow() - aloneSince >= ALONE_GIVE_UP_MS) return false;
+    } else {
+      aloneSince = undefined;
+    }
+    if (await anyOf((members ?? []).map(isReady))) return true;
     await new Promise<void>((resolve) => clock.setTimeout(resolve, 20));
   }
   return false;
