@@ -3,8 +3,9 @@ import type { ActorContext } from '../nodeContext.ts';
 
 /**
  * How long no other node (no node `target` when one is named) may be registered before the wait
- * gives up, on the node's clock: nobody can catch up then, and a node that starts registers its
- * member record before it loads its state, so it shows up well within this.
+ * gives up, on the node's clock: nobody can catch up then. A node's runtime registers its member
+ * record first, while it reads its state; a process still connecting to NATS and etcd is not
+ * waited for: it takes over by election once it has caught up.
  */
 export const ALONE_GIVE_UP_MS = 500;
 
