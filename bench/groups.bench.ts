@@ -18,8 +18,7 @@
 // `--cpu-prof DIR` profiles instead: the processes run under `node --cpu-prof` (a directory per
 // G under DIR), nothing is killed, and each process's profile over the window is summarised.
 import { randomUUID } from 'node:crypto';
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { groupCluster } from '../src/api/subjects.ts';
 import { ApiError, type UnderstudyClient } from '../src/client/client.ts';
 import { createClient } from '../src/client/nats.ts';
@@ -30,7 +29,7 @@ import { longestAckGap, Workload, type AckRecord } from '../src/tools/localClust
 import { historyBreaks, lostAcks } from './lib/ackCheck.ts';
 import { BenchServers } from './lib/cluster.ts';
 import { ackToApplied } from './lib/lagRun.ts';
-import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
+import { formatProfile, monotonicUs, profileOfPid, summariseProfile } from './lib/cpuProfile.ts';
 import { cpuTimeUs } from './lib/proc.ts';
 import { verdict, type BenchOutcome } from './lib/report.ts';
 
@@ -120,9 +119,12 @@ async function runGroups(
   threads: 'main' | 'worker',
   windowMs: number,
   log: (line: string) => void,
-  /** Profile the processes (`node --cpu-prof` into this directory) instead of killing one. */
+  /**
+   * Profile the processes (`node --cpu-prof` into this directory) instead of killing one: the
+   * run publishes nothing (undefined).
+   */
   profileDir?: string,
-): Promise<GroupRun> {
+): Promise<GroupRun | undefined> {
   const cluster = `groups${groups}x${randomUUID().slice(0, 6)}`;
   const profiles =
     profileDir === undefined ? undefined : resolve(profileDir, `G${groups}-${threads}`);
@@ -167,8 +169,11 @@ async function runGroups(
       const fromUs = monotonicUs();
       const windowStart = Date.now();
       const lags: number[] = [];
-      /** Each standby's samples, by group and node: when its answer came, what it had applied. */
-      const standbySamples = new Map<string, { at: number; appliedSeq: number }[]>();
+      /** Each standby's samples, by group, then node: when its answer came, what it had applied. */
+      const standbySamples = Array.from(
+        { length: groups },
+        () => new Map<string, { at: number; appliedSeq: number }[]>(),
+      );
       while (performance.now() - started < windowMs) {
         const all = await census(fleet);
         const at = Date.now();
@@ -179,10 +184,10 @@ async function runGroups(
           for (const [node, m] of ms) {
             if (m === undefined || m.role !== 'standby') continue;
             lags.push(Math.max(0, primary.appliedSeq - m.appliedSeq));
-            const key = `${g}/${node.id}`;
-            const samples = standbySamples.get(key) ?? [];
+            const byNode = standbySamples[g]!;
+            const samples = byNode.get(node.id) ?? [];
             samples.push({ at, appliedSeq: m.appliedSeq });
-            standbySamples.set(key, samples);
+            byNode.set(node.id, samples);
           }
         }
         await sleep(100);
@@ -196,43 +201,30 @@ async function runGroups(
       const cpuUsPerWrite = writes === 0 ? Number.NaN : cpu / writes;
       const lagP99Entries = percentile(lags, 99);
       const lagMs: number[] = [];
-      for (const [key, samples] of standbySamples) {
-        const acks = loads[Number(key.split('/')[0])]!.acks.filter(
+      standbySamples.forEach((byNode, g) => {
+        const acks = loads[g]!.acks.filter(
           (a) => a.ackedAt >= windowStart && a.ackedAt <= windowEnd,
         );
-        for (const ms of ackToApplied(acks, samples)) lagMs.push(ms);
-      }
+        for (const samples of byNode.values()) {
+          for (const ms of ackToApplied(acks, samples)) lagMs.push(ms);
+        }
+      });
       const lagP99Ms = percentile(lagMs, 99);
       log(
         `  ${G}: ${Math.round(writesPerSec).toLocaleString('en-US')} writes/s, ${cpuUsPerWrite.toFixed(1)} us CPU (3 processes) per write, lag p99 ${lagP99Entries} entries, ${lagP99Ms} ms`,
       );
 
-      const steady = { groups, threads, writesPerSec, cpuUsPerWrite, lagP99Entries, lagP99Ms };
       if (profiles !== undefined) {
         await stopAll();
         // A graceful stop writes each process's profile.
         await Promise.all(fleet.nodes.map((n) => n.terminate()));
         for (const node of fleet.nodes) {
-          const file = readdirSync(profiles).find(
-            (n) => n.includes(`.${node.pid}.`) && n.endsWith('.cpuprofile'),
-          );
-          if (file === undefined) throw new Error(`no profile of ${node.id} in ${profiles}`);
-          const summary = summariseProfile(join(profiles, file), process.cwd(), { fromUs, toUs });
-          log(
-            `  ${G} ${node.id}: ${join(profiles, file)}, ${writes} writes in the window (${fromUs}..${toUs} us)`,
-          );
+          const file = profileOfPid(profiles, node.pid ?? 0);
+          const summary = summariseProfile(file, process.cwd(), { fromUs, toUs });
+          log(`  ${G} ${node.id}: ${file}, ${writes} writes in the window (${fromUs}..${toUs} us)`);
           log(formatProfile(summary, 15));
         }
-        return {
-          ...steady,
-          deadGroups: 0,
-          rtoMs: [],
-          otherMaxAckGapMs: undefined,
-          otherMaxAckGapBeforeMs: undefined,
-          acked: ackCount(),
-          lost: 0,
-          breaks: 0,
-        };
+        return undefined;
       }
 
       // Kill -9 the process leading the most groups, under load.
@@ -256,16 +248,15 @@ async function runGroups(
       }
       const back = killedAt + Math.max(0, ...rtoMs);
       await sleep(1000);
-      const gaps = loads
-        .filter((_, g) => !dead.has(g))
-        .map((l) => longestAckGap(l.acks, killedAt - 1000, back + 1000));
+      const others = loads.filter((_, g) => !dead.has(g));
+      const gaps = others.map((l) => longestAckGap(l.acks, killedAt - 1000, back + 1000));
       const otherMaxAckGapMs = gaps.length === 0 ? undefined : Math.max(...gaps);
       // The control: how long the same groups go without an ack anyway, under this load on
       // this machine, in a window as long that ends where the kill's window starts.
       const span = back + 1000 - (killedAt - 1000);
-      const before = loads
-        .filter((_, g) => !dead.has(g))
-        .map((l) => longestAckGap(l.acks, killedAt - 1000 - span, killedAt - 1000));
+      const before = others.map((l) =>
+        longestAckGap(l.acks, killedAt - 1000 - span, killedAt - 1000),
+      );
       const otherMaxAckGapBeforeMs = before.length === 0 ? undefined : Math.max(...before);
       log(
         `  ${G}: kill -9 ${victim.id} (led ${[...dead].join(', ')}): back after ${rtoMs.join(', ')} ms; other groups' longest ack gap ${otherMaxAckGapMs ?? '-'} ms (${otherMaxAckGapBeforeMs ?? '-'} ms in as long a window before the kill)`,
@@ -295,7 +286,12 @@ async function runGroups(
         }
       }
       return {
-        ...steady,
+        groups,
+        threads,
+        writesPerSec,
+        cpuUsPerWrite,
+        lagP99Entries,
+        lagP99Ms,
         deadGroups: dead.size,
         rtoMs,
         otherMaxAckGapMs,
@@ -339,7 +335,8 @@ export async function run(args: string[]): Promise<BenchOutcome | undefined> {
     for (const groups of counts) {
       // One group has one member per process: where it runs changes nothing, measured once.
       if (groups === 1 && threads !== modes[0]) continue;
-      runs.push(await runGroups(servers, groups, threads, windowMs, log, profileDir));
+      const r = await runGroups(servers, groups, threads, windowMs, log, profileDir);
+      if (r !== undefined) runs.push(r);
     }
   }
   // A profile run measures nothing to publish.

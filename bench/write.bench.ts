@@ -44,8 +44,7 @@
 // coalesced putStart calls against putStartBatch requests alternating on one cluster, or the
 // primary's CPU per write at the fixed rates.
 import { randomUUID } from 'node:crypto';
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { createNatsApiClientTransport } from '../src/adapters/nats/natsApiTransport.ts';
 import { createClient } from '../src/client/nats.ts';
@@ -58,7 +57,7 @@ import { verdict, type BenchOutcome } from './lib/report.ts';
 import { BenchCluster, BenchServers } from './lib/cluster.ts';
 import { openLoop, type BenchCall } from './lib/load.ts';
 import { lagRun, type LagRun } from './lib/lagRun.ts';
-import { formatProfile, monotonicUs, summariseProfile } from './lib/cpuProfile.ts';
+import { formatProfile, monotonicUs, profileOfPid, summariseProfile } from './lib/cpuProfile.ts';
 import { median, ms, ratio1, round } from './lib/stats.ts';
 import {
   BATCH_ITEMS,
@@ -434,12 +433,9 @@ async function profilePrimary(
   // A graceful stop writes the profile (the primary hands over first).
   await cluster.primary.terminate();
   for (const standby of cluster.standbys) await standby.terminate();
-  const file = readdirSync(profileDir).find(
-    (n) => n.includes(`.${pid}.`) && n.endsWith('.cpuprofile'),
-  );
-  if (file === undefined) throw new Error(`no profile of pid ${pid} in ${profileDir}`);
-  console.log(`primary profile: ${join(profileDir, file)}`);
-  console.log(formatProfile(summariseProfile(join(profileDir, file), process.cwd(), window)));
+  const file = profileOfPid(profileDir, pid);
+  console.log(`primary profile: ${file}`);
+  console.log(formatProfile(summariseProfile(file, process.cwd(), window)));
 }
 
 export async function run(args: string[]): Promise<BenchOutcome | undefined> {

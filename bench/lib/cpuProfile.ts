@@ -1,7 +1,7 @@
 // Reads a V8 CPU profile (`node --cpu-prof`) and says where the time went: per function, the
 // time it ran itself (self) and the time it was on the stack (total), as shares of the samples.
-import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 
 interface ProfileNode {
   readonly id: number;
@@ -55,6 +55,13 @@ export interface ProfileWindow {
 /** Now on the clock a profile's timestamps use (CLOCK_MONOTONIC), in microseconds. */
 export function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** The path of the profile process `pid` wrote into `dir` (`node --cpu-prof --cpu-prof-dir`). */
+export function profileOfPid(dir: string, pid: number): string {
+  const file = readdirSync(dir).find((n) => n.includes(`.${pid}.`) && n.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`no profile of pid ${pid} in ${dir}`);
+  return join(dir, file);
 }
 
 /**

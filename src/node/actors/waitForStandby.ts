@@ -31,27 +31,25 @@ export async function waitForStandby({
   const { elector, clock, probePeer, config } = ctx;
   const { target, seq } = input;
   const deadline = clock.monotonicNow() + config.handoverTimeoutMs;
+  /** A member that could take over: another node, the target when one is named. */
+  const candidate = (m: MemberRecord): boolean =>
+    m.nodeId !== ctx.nodeId && (target === undefined || m.nodeId === target);
   const isReady = async (m: MemberRecord): Promise<boolean> => {
-    if (m.nodeId === ctx.nodeId || (target !== undefined && m.nodeId !== target)) {
-      return false;
-    }
     const seen =
       probePeer === undefined ? m : await probePeer(m).catch(() => ({ role: '', appliedSeq: 0 }));
     return seen.role === 'standby' && seq() - seen.appliedSeq <= config.maxLagForPromotion;
   };
-  const candidate = (m: MemberRecord): boolean =>
-    m.nodeId !== ctx.nodeId && (target === undefined || m.nodeId === target);
   /** Since when the members read showed no candidate. */
   let aloneSince: number | undefined;
   while (clock.monotonicNow() < deadline && signal?.aborted !== true) {
-    const members = await elector.members().catch(() => undefined);
-    if (members !== undefined && !members.some(candidate)) {
+    const candidates = (await elector.members().catch(() => undefined))?.filter(candidate);
+    if (candidates?.length === 0) {
       aloneSince ??= clock.monotonicNow();
       if (clock.monotonicNow() - aloneSince >= ALONE_GIVE_UP_MS) return false;
     } else {
       aloneSince = undefined;
     }
-    if (await anyOf((members ?? []).map(isReady))) return true;
+    if (await anyOf((candidates ?? []).map(isReady))) return true;
     await new Promise<void>((resolve) => clock.setTimeout(resolve, 20));
   }
   return false;
